@@ -1,0 +1,139 @@
+//! Apply: carries out a plan in one store transaction, with an audit row for
+//! every change and the run's final record, so a crash at any moment leaves
+//! the previous state or the new one. It first checks that the store is still
+//! at the generation the plan was made from (optimistic concurrency).
+
+use crate::history::{AuditRecord, RunRecord};
+use crate::model::Status;
+use crate::plan::{Member, Plan, Ref, RemovalKind};
+use crate::store::{Store, StoreError, StoreTx, UserPatch};
+
+/// Applies `plan` (made from a snapshot at `generation`) and records `run`.
+pub fn apply(store: &mut dyn Store, plan: &Plan, generation: i64, run: &RunRecord, now: &str) -> Result<(), StoreError> {
+    store.transaction(&mut |tx| apply_in(tx, plan, generation, run, now))
+}
+
+fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord, now: &str) -> Result<(), StoreError> {
+    let found = tx.generation()?;
+    if found != generation {
+        return Err(StoreError::Conflict { expected: generation, found });
+    }
+    tx.set_generation(generation + 1)?;
+    let audit = |tx: &mut dyn StoreTx, user_id: Option<i64>, name: &str, action: &str, field: Option<&str>, old: Option<&str>, new: Option<&str>| {
+        tx.audit(&AuditRecord {
+            run_id: Some(run.id),
+            at: now.to_string(),
+            user_id,
+            name: name.to_string(),
+            action: action.to_string(),
+            field: field.map(str::to_string),
+            old: old.map(str::to_string),
+            new: new.map(str::to_string),
+        })
+    };
+
+    for g in &plan.group_deletes {
+        tx.delete_group(g.id)?;
+        audit(tx, None, &g.name, "group_delete", None, None, None)?;
+    }
+    for r in &plan.removals {
+        match r.kind {
+            RemovalKind::Disable => {
+                tx.update_user(r.id, &UserPatch { status: Some(Status::Disabled), ..UserPatch::default() }, now)?;
+                audit(tx, Some(r.id), &r.username, "disable", Some("status"), Some("active"), Some("disabled"))?;
+            }
+            RemovalKind::Delete => {
+                tx.delete_user(r.id)?;
+                audit(tx, Some(r.id), &r.username, "delete", None, None, None)?;
+            }
+        }
+    }
+
+    let mut group_ids = Vec::with_capacity(plan.group_creates.len());
+    for g in &plan.group_creates {
+        group_ids.push(tx.insert_group(g, now)?);
+    }
+    for g in &plan.group_updates {
+        tx.update_group(g.id, &g.new_name, &g.new_dn, now)?;
+        if g.name != g.new_name {
+            audit(tx, None, &g.new_name, "group_update", Some("name"), Some(&g.name), Some(&g.new_name))?;
+        }
+    }
+
+    // Renames go through a placeholder first, so two users may swap names.
+    for u in plan.updates.iter().filter(|u| u.rename_to.is_some()) {
+        let placeholder = format!("\u{1}renaming:{}", u.id);
+        tx.update_user(u.id, &UserPatch { username: Some(&placeholder), ..UserPatch::default() }, now)?;
+    }
+    for u in &plan.updates {
+        let mut patch = UserPatch {
+            username: u.rename_to.as_deref(),
+            external_id: u.relink_to.as_deref(),
+            status: u.enable.then_some(Status::Active),
+            ..UserPatch::default()
+        };
+        for c in &u.changes {
+            match c.field.as_str() {
+                "username" => patch.username = c.new.as_deref(),
+                "dn" => patch.dn = c.new.as_deref(),
+                f => patch.fields.push((f, c.new.as_deref())),
+            }
+        }
+        tx.update_user(u.id, &patch, now)?;
+        let name = u.rename_to.as_deref().unwrap_or(&u.username);
+        if let Some(to) = &u.rename_to {
+            audit(tx, Some(u.id), name, "rename", Some("username"), Some(&u.username), Some(to))?;
+        }
+        if let Some(ext) = &u.relink_to {
+            audit(tx, Some(u.id), name, "relink", Some("external_id"), None, Some(ext))?;
+        }
+        if u.enable {
+            audit(tx, Some(u.id), name, "enable", Some("status"), Some("disabled"), Some("active"))?;
+        }
+        for c in &u.changes {
+            audit(tx, Some(u.id), name, "update", Some(&c.field), c.old.as_deref(), c.new.as_deref())?;
+        }
+    }
+
+    let mut user_ids = Vec::with_capacity(plan.creates.len());
+    for u in &plan.creates {
+        let id = tx.insert_user(u, now)?;
+        user_ids.push(id);
+        let summary = serde_json::to_string(&u.fields).unwrap_or_default();
+        audit(tx, Some(id), &u.username, "create", None, None, Some(&summary))?;
+    }
+
+    let resolve_user = |r: Ref| match r {
+        Ref::Existing(id) => id,
+        Ref::New(i) => user_ids[i],
+    };
+    let resolve_group = |r: Ref| match r {
+        Ref::Existing(id) => id,
+        Ref::New(i) => group_ids[i],
+    };
+    for m in &plan.member_removes {
+        let g = resolve_group(m.group);
+        match m.member {
+            Member::User(u) => {
+                let uid = resolve_user(u);
+                tx.remove_user_member(uid, g)?;
+                audit(tx, Some(uid), &m.member_name, "group_remove", Some("group"), Some(&m.group_name), None)?;
+            }
+            Member::Group(c) => tx.remove_group_member(resolve_group(c), g)?,
+        }
+    }
+    for m in &plan.member_adds {
+        let g = resolve_group(m.group);
+        match m.member {
+            Member::User(u) => {
+                let uid = resolve_user(u);
+                tx.add_user_member(uid, g)?;
+                if matches!(u, Ref::Existing(_)) {
+                    audit(tx, Some(uid), &m.member_name, "group_add", Some("group"), None, Some(&m.group_name))?;
+                }
+            }
+            Member::Group(c) => tx.add_group_member(resolve_group(c), g)?,
+        }
+    }
+    tx.finish_run(run)
+}

@@ -1,0 +1,226 @@
+//! Batch assembly: collects one source's mapped entries into a
+//! [`SourceBatch`]: finds duplicate usernames and identities (both entries are
+//! skipped, every run, so nothing flip-flops), and resolves group members
+//! (DNs or usernames) to direct user and nested-group memberships. A member
+//! that points nowhere is ignored.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::config::SourceConfig;
+use crate::mapping::{map_group, map_user, UserOutcome};
+use crate::model::{normalize_dn, EntryError, EntryKind, RawEntry, SourceBatch};
+
+/// Builds a [`SourceBatch`] from raw entries, one at a time.
+pub struct Collector<'a> {
+    cfg: &'a SourceConfig,
+    batch: SourceBatch,
+}
+
+impl<'a> Collector<'a> {
+    pub fn new(cfg: &'a SourceConfig) -> Self {
+        Collector {
+            cfg,
+            batch: SourceBatch {
+                source: cfg.name.clone(),
+                ..SourceBatch::default()
+            },
+        }
+    }
+
+    pub fn add(&mut self, kind: EntryKind, entry: RawEntry) {
+        match kind {
+            EntryKind::User => {
+                self.batch.user_entries += 1;
+                match map_user(self.cfg, &entry) {
+                    UserOutcome::Mapped(u, warnings) => {
+                        self.batch.seen_user_ids.insert(u.external_id.clone());
+                        self.batch.warnings.extend(warnings);
+                        self.batch.users.push(u);
+                    }
+                    UserOutcome::Skipped(err, id) => {
+                        if let Some(id) = id {
+                            self.batch.seen_user_ids.insert(id);
+                        }
+                        self.batch.errors.push(err);
+                    }
+                }
+            }
+            EntryKind::Group => {
+                self.batch.group_entries += 1;
+                if let Ok(id) = crate::mapping::external_id(&entry, &self.cfg.id_attribute) {
+                    self.batch.seen_group_ids.insert(id);
+                }
+                match map_group(self.cfg, &entry) {
+                    Ok(g) => self.batch.groups.push(g),
+                    Err(e) => self.batch.errors.push(e),
+                }
+            }
+        }
+    }
+
+    /// Resolves duplicates and memberships.
+    pub fn finish(mut self) -> SourceBatch {
+        let b = &mut self.batch;
+        drop_duplicates(&mut b.users, &mut b.errors, |u| u.username.key().to_string(), |u| &u.dn, "username");
+        drop_duplicates(&mut b.users, &mut b.errors, |u| u.external_id.clone(), |u| &u.dn, "identity");
+        drop_duplicates(&mut b.groups, &mut b.errors, |g| g.external_id.clone(), |g| &g.dn, "identity");
+        b.users.sort_by(|a, c| a.username.key().cmp(c.username.key()));
+        b.groups.sort_by(|a, c| a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id)));
+
+        enum Target<'x> {
+            User(&'x str),
+            Group(&'x str),
+        }
+        let mut by_dn: HashMap<String, Target> = HashMap::with_capacity(b.users.len() + b.groups.len());
+        let mut by_username: HashMap<&str, &str> = HashMap::new();
+        let usernames = self.cfg.members_are_usernames();
+        for u in &b.users {
+            if usernames {
+                by_username.insert(u.username.key(), &u.external_id);
+            } else {
+                by_dn.insert(normalize_dn(&u.dn), Target::User(&u.external_id));
+            }
+        }
+        for g in &b.groups {
+            by_dn.insert(normalize_dn(&g.dn), Target::Group(&g.external_id));
+        }
+        let mut user_groups = HashSet::new();
+        let mut group_groups = HashSet::new();
+        for g in &b.groups {
+            for m in &g.members {
+                let target = if usernames {
+                    by_username.get(m.to_lowercase().as_str()).map(|id| Target::User(id))
+                } else {
+                    by_dn.get(&normalize_dn(m)).map(|t| match t {
+                        Target::User(id) => Target::User(id),
+                        Target::Group(id) => Target::Group(id),
+                    })
+                };
+                match target {
+                    Some(Target::User(uid)) => {
+                        user_groups.insert((uid.to_string(), g.external_id.clone()));
+                    }
+                    Some(Target::Group(child)) if child != g.external_id => {
+                        group_groups.insert((child.to_string(), g.external_id.clone()));
+                    }
+                    _ => {} // points nowhere (or to itself): ignored
+                }
+            }
+        }
+        let mut ug: Vec<_> = user_groups.into_iter().collect();
+        ug.sort();
+        let mut gg: Vec<_> = group_groups.into_iter().collect();
+        gg.sort();
+        b.user_groups = ug;
+        b.group_groups = gg;
+        for g in &mut b.groups {
+            g.members = Vec::new(); // resolved; free the memory
+        }
+        self.batch
+    }
+}
+
+/// Removes every item whose key is shared with another, reporting each with
+/// the DNs of the others. Deterministic: all claimants are skipped.
+fn drop_duplicates<T>(
+    items: &mut Vec<T>,
+    errors: &mut Vec<EntryError>,
+    key: impl Fn(&T) -> String,
+    dn: impl Fn(&T) -> &String,
+    what: &str,
+) {
+    let mut by_key: HashMap<String, Vec<usize>> = HashMap::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        by_key.entry(key(it)).or_default().push(i);
+    }
+    if by_key.len() == items.len() {
+        return;
+    }
+    let mut drop = vec![false; items.len()];
+    let mut dups: Vec<_> = by_key.into_iter().filter(|(_, v)| v.len() > 1).collect();
+    dups.sort();
+    for (k, idxs) in dups {
+        for &i in &idxs {
+            drop[i] = true;
+            let others: Vec<&str> = idxs.iter().filter(|&&j| j != i).map(|&j| dn(&items[j]).as_str()).collect();
+            errors.push(EntryError::new(
+                dn(&items[i]),
+                format!("duplicate {what} \"{k}\": also claimed by {}; both skipped until one is fixed", others.join("; ")),
+            ));
+        }
+    }
+    let mut i = 0;
+    items.retain(|_| {
+        i += 1;
+        !drop[i - 1]
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::AttrValue;
+    use std::path::Path;
+
+    fn cfg(member_attr: &str) -> SourceConfig {
+        let text = format!(
+            "[[sources]]\nname = \"s\"\ntype = \"ldif\"\npath = \"x\"\nmember_attribute = \"{member_attr}\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n"
+        );
+        Config::parse(&text, Path::new("/t.toml")).unwrap().sources.remove(0)
+    }
+
+    fn user(uid: &str, id: &str) -> RawEntry {
+        let mut e = RawEntry::new(format!("uid={uid},ou=People,dc=t"));
+        e.push("uid", AttrValue::Text(uid.into()));
+        e.push("cn", AttrValue::Text(uid.into()));
+        e.push("entryUUID", AttrValue::Text(id.into()));
+        e
+    }
+
+    fn group(cn: &str, id: &str, attr: &str, members: &[&str]) -> RawEntry {
+        let mut e = RawEntry::new(format!("cn={cn},ou=groups,dc=t"));
+        e.push("cn", AttrValue::Text(cn.into()));
+        e.push("entryUUID", AttrValue::Text(id.into()));
+        for m in members {
+            e.push(attr, AttrValue::Text(m.to_string()));
+        }
+        e
+    }
+
+    #[test]
+    fn duplicates_are_all_skipped_and_reported() {
+        let c = cfg("member");
+        let mut col = Collector::new(&c);
+        col.add(EntryKind::User, user("JSmith", "1"));
+        col.add(EntryKind::User, user("jsmith", "2"));
+        col.add(EntryKind::User, user("other", "3"));
+        let b = col.finish();
+        assert_eq!(b.users.len(), 1);
+        assert_eq!(b.errors.len(), 2);
+        assert!(b.errors[0].reason.contains("duplicate username \"jsmith\""));
+        assert!(b.seen_user_ids.contains("1") && b.seen_user_ids.contains("2"));
+    }
+
+    #[test]
+    fn resolves_dn_members_nested_groups_and_ignores_dangling() {
+        let c = cfg("member");
+        let mut col = Collector::new(&c);
+        col.add(EntryKind::User, user("a", "u1"));
+        col.add(EntryKind::Group, group("Staff", "g1", "member", &["UID=a, ou=people,dc=t", "uid=ghost,dc=t", "cn=Teachers,ou=groups,dc=t"]));
+        col.add(EntryKind::Group, group("Teachers", "g2", "member", &["cn=Teachers,ou=groups,dc=t"]));
+        let b = col.finish();
+        assert_eq!(b.user_groups, vec![("u1".to_string(), "g1".to_string())]);
+        assert_eq!(b.group_groups, vec![("g2".to_string(), "g1".to_string())]);
+    }
+
+    #[test]
+    fn resolves_memberuid_by_username() {
+        let c = cfg("memberUid");
+        let mut col = Collector::new(&c);
+        col.add(EntryKind::User, user("Alice", "u1"));
+        col.add(EntryKind::Group, group("g", "g1", "memberUid", &["alice", "nobody"]));
+        let b = col.finish();
+        assert_eq!(b.user_groups, vec![("u1".to_string(), "g1".to_string())]);
+    }
+}

@@ -1,0 +1,114 @@
+//! CLI helpers: exit-code carrying failures, `init`, `check`, the progress bar.
+//! Rendering of results lives in [`render`].
+
+mod render;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use render::{print_groups, print_outcome, print_runs, print_user, print_users};
+
+use dirsync::config::{Config, SourceKind};
+use dirsync::sync::fetch_source;
+
+/// The example config `dirsync init` writes.
+pub const EXAMPLE_CONFIG: &str = include_str!("../../examples/dirsync.example.toml");
+
+/// An error with the exit code it maps to.
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// The run failed (source unreachable, bind refused, store error): exit 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Failure { code: 1, message: message.into() }
+    }
+    /// Usage or config error: exit 2.
+    pub fn config(message: impl Into<String>) -> Self {
+        Failure { code: 2, message: message.into() }
+    }
+}
+
+pub fn init(path: &Path, force: bool) -> Result<u8, Failure> {
+    if path.exists() && !force {
+        return Err(Failure::config(format!("{} exists already (use --force to overwrite it)", path.display())));
+    }
+    std::fs::write(path, EXAMPLE_CONFIG).map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+    println!("wrote {}; edit it, then run `dirsync check`", path.display());
+    Ok(0)
+}
+
+/// Validates the config (already done by loading it), then reads each source.
+pub async fn check(cfg: &Config) -> Result<u8, Failure> {
+    println!("config {}: ok ({} source(s), store {})", cfg.file.display(), cfg.sources.len(), cfg.store.path.display());
+    let mut failed = 0;
+    for s in &cfg.sources {
+        let place = match &s.kind {
+            SourceKind::Ldap(l) => l.url.clone(),
+            SourceKind::Ldif(l) => l.path.display().to_string(),
+        };
+        match fetch_source(s, Arc::new(AtomicU64::new(0))).await {
+            Ok(b) => {
+                println!(
+                    "source {} ({} {}): {} users, {} groups, {} skipped entries, {} warnings",
+                    s.name,
+                    s.kind.type_name(),
+                    place,
+                    b.users.len(),
+                    b.groups.len(),
+                    b.errors.len(),
+                    b.warnings.len()
+                );
+                for e in b.errors.iter().take(20) {
+                    println!("  skipped {}: {}", e.dn, e.reason);
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("source {} ({} {}): FAILED: {}", s.name, s.kind.type_name(), place, e.message);
+            }
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// A progress line on stderr while entries are read, only on a terminal.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    pub fn start(rt: &tokio::runtime::Runtime, read: Arc<AtomicU64>) -> Progress {
+        if !std::io::stderr().is_terminal() {
+            return Progress { bar: None };
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+        let b = bar.clone();
+        rt.spawn(async move {
+            let t0 = Instant::now();
+            loop {
+                let n = read.load(Ordering::Relaxed);
+                let rate = n as f64 / t0.elapsed().as_secs_f64().max(0.001);
+                b.set_message(format!("read {n} entries ({rate:.0}/s)"));
+                b.tick();
+                if b.is_finished() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Progress { bar: Some(bar) }
+    }
+
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Field mappings: how one application field is computed from a directory
+//! entry (an attribute or a template, transforms, a default, when it applies).
+//! Parsed once from `[sources.fields]`; the mapping step only evaluates them.
+
+use regex::Regex;
+
+use super::ConfigError;
+
+/// Where a field's value comes from.
+#[derive(Debug, Clone)]
+pub enum FieldSource {
+    /// The first value of one attribute (lower-case name).
+    Attribute(String),
+    /// A template such as `"{l} {roomNumber}"`.
+    Template(Vec<TemplatePart>),
+    /// No directory value: only `default` (useful with `on = ["create"]`).
+    Constant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Literal(String),
+    Attribute(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Transform {
+    Lower,
+    Upper,
+    Trim,
+    Digits,
+    Replace { regex: Regex, with: String },
+}
+
+/// One application field's mapping.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    pub name: String,
+    pub source: FieldSource,
+    pub on_create: bool,
+    pub on_update: bool,
+    pub required: bool,
+    pub default: Option<String>,
+    pub transforms: Vec<Transform>,
+}
+
+impl FieldSpec {
+    /// The attributes this field reads (lower-case), so a source fetches only those.
+    pub fn attributes(&self) -> Vec<String> {
+        match &self.source {
+            FieldSource::Attribute(a) => vec![a.clone()],
+            FieldSource::Template(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    TemplatePart::Attribute(a) => Some(a.clone()),
+                    TemplatePart::Literal(_) => None,
+                })
+                .collect(),
+            FieldSource::Constant => vec![],
+        }
+    }
+}
+
+/// Parses a template: `{attr}` inserts an attribute's first value, `{{` and
+/// `}}` are literal braces.
+pub fn parse_template(s: &str) -> Result<Vec<TemplatePart>, String> {
+    let mut parts = Vec::new();
+    let mut lit = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                lit.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                lit.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) if c.is_ascii_alphanumeric() || c == '-' || c == ';' => name.push(c),
+                        Some(c) => return Err(format!("unexpected '{c}' inside {{...}}")),
+                        None => return Err("unclosed '{'".into()),
+                    }
+                }
+                if name.is_empty() {
+                    return Err("empty '{}' (expected an attribute name)".into());
+                }
+                if !lit.is_empty() {
+                    parts.push(TemplatePart::Literal(std::mem::take(&mut lit)));
+                }
+                parts.push(TemplatePart::Attribute(name.to_ascii_lowercase()));
+            }
+            '}' => return Err("single '}' (write '}}' for a literal brace)".into()),
+            c => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        parts.push(TemplatePart::Literal(lit));
+    }
+    if !parts.iter().any(|p| matches!(p, TemplatePart::Attribute(_))) {
+        return Err("names no attribute (expected e.g. \"{l} {roomNumber}\")".into());
+    }
+    Ok(parts)
+}
+
+fn parse_transform(name: &str) -> Option<Transform> {
+    Some(match name {
+        "lower" => Transform::Lower,
+        "upper" => Transform::Upper,
+        "trim" => Transform::Trim,
+        "digits" => Transform::Digits,
+        _ => return None,
+    })
+}
+
+const TRANSFORMS: &str = "\"lower\", \"upper\", \"trim\" or \"digits\"";
+
+/// Parses one entry of `[sources.fields]`: a plain attribute name, or a table
+/// with `attribute` or `template` and optional `on`, `required`, `default`,
+/// `transform`, `regex` + `replace`.
+pub fn parse_field(
+    name: &str,
+    value: &toml::Value,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<FieldSpec, ConfigError> {
+    let mut spec = FieldSpec {
+        name: name.to_string(),
+        source: FieldSource::Constant,
+        on_create: true,
+        on_update: true,
+        required: name == "username",
+        default: None,
+        transforms: Vec::new(),
+    };
+    let table = match value {
+        toml::Value::String(attr) => {
+            check_attr_name(attr).map_err(|m| err("", m))?;
+            spec.source = FieldSource::Attribute(attr.to_ascii_lowercase());
+            return Ok(spec);
+        }
+        toml::Value::Table(t) => t,
+        other => {
+            return Err(err(
+                "",
+                format!(
+                    "expected an attribute name (string) or a table like {{ attribute = \"mail\" }}, got {}",
+                    other.type_str()
+                ),
+            ))
+        }
+    };
+    let mut regex = None;
+    let mut replace = None;
+    for (key, v) in table {
+        let want_str = |v: &toml::Value| -> Result<String, ConfigError> {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| err(key, format!("expected a string, got {}", v.type_str())))
+        };
+        match key.as_str() {
+            "attribute" => {
+                let a = want_str(v)?;
+                check_attr_name(&a).map_err(|m| err(key, m))?;
+                spec.source = FieldSource::Attribute(a.to_ascii_lowercase());
+            }
+            "template" => {
+                let t = want_str(v)?;
+                spec.source = FieldSource::Template(parse_template(&t).map_err(|m| err(key, m))?);
+            }
+            "required" => {
+                spec.required = v
+                    .as_bool()
+                    .ok_or_else(|| err(key, format!("expected true or false, got {}", v.type_str())))?
+            }
+            "default" => spec.default = Some(want_str(v)?),
+            "on" => {
+                let list = v.as_array().ok_or_else(|| {
+                    err(key, "expected a list such as [\"create\"] or [\"create\", \"update\"]".into())
+                })?;
+                spec.on_create = false;
+                spec.on_update = false;
+                for item in list {
+                    match item.as_str() {
+                        Some("create") => spec.on_create = true,
+                        Some("update") => spec.on_update = true,
+                        _ => return Err(err(key, format!("expected \"create\" or \"update\", got {item}"))),
+                    }
+                }
+                if !spec.on_create && !spec.on_update {
+                    return Err(err(key, "is empty: the field would never be set".into()));
+                }
+            }
+            "transform" => {
+                let names: Vec<&toml::Value> = match v {
+                    toml::Value::Array(a) => a.iter().collect(),
+                    other => vec![other],
+                };
+                for n in names {
+                    let t = n
+                        .as_str()
+                        .and_then(parse_transform)
+                        .ok_or_else(|| err(key, format!("expected {TRANSFORMS} (or a list of them), got {n}")))?;
+                    spec.transforms.push(t);
+                }
+            }
+            "regex" => {
+                let r = want_str(v)?;
+                regex = Some(Regex::new(&r).map_err(|e| err(key, format!("invalid regular expression: {e}")))?);
+            }
+            "replace" => replace = Some(want_str(v)?),
+            other => {
+                return Err(err(
+                    other,
+                    "unknown key (expected attribute, template, on, required, default, transform, regex, replace)".into(),
+                ))
+            }
+        }
+    }
+    match (regex, replace) {
+        (Some(regex), Some(with)) => spec.transforms.push(Transform::Replace { regex, with }),
+        (Some(_), None) => return Err(err("replace", "missing: `regex` needs `replace` (e.g. replace = \"$1\")".into())),
+        (None, Some(_)) => return Err(err("regex", "missing: `replace` needs `regex`".into())),
+        (None, None) => {}
+    }
+    if table.contains_key("attribute") && table.contains_key("template") {
+        return Err(err("template", "give either `attribute` or `template`, not both".into()));
+    }
+    if matches!(spec.source, FieldSource::Constant) && spec.default.is_none() {
+        return Err(err("attribute", "missing: give `attribute`, `template` or `default`".into()));
+    }
+    Ok(spec)
+}
+
+fn check_attr_name(a: &str) -> Result<(), String> {
+    let ok = !a.is_empty()
+        && a.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("\"{a}\" is not an LDAP attribute name (letters, digits and '-', starting with a letter)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(key: &str, m: String) -> ConfigError {
+        ConfigError::new("t.toml", format!("fields.x.{key}"), m)
+    }
+
+    fn parse(v: &str) -> Result<FieldSpec, ConfigError> {
+        let t: toml::Table = toml::from_str(&format!("x = {v}")).unwrap();
+        parse_field("x", &t["x"], &e)
+    }
+
+    #[test]
+    fn template_parts() {
+        assert_eq!(
+            parse_template("{l} {roomNumber}").unwrap(),
+            vec![
+                TemplatePart::Attribute("l".into()),
+                TemplatePart::Literal(" ".into()),
+                TemplatePart::Attribute("roomnumber".into())
+            ]
+        );
+        assert!(parse_template("{l").is_err());
+        assert!(parse_template("no attrs").is_err());
+        assert_eq!(
+            parse_template("{{{a}}}").unwrap(),
+            vec![
+                TemplatePart::Literal("{".into()),
+                TemplatePart::Attribute("a".into()),
+                TemplatePart::Literal("}".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_and_table_fields() {
+        let f = parse("\"mail\"").unwrap();
+        assert!(matches!(f.source, FieldSource::Attribute(ref a) if a == "mail"));
+        assert!(f.on_create && f.on_update && !f.required);
+        let f = parse("{ attribute = \"employeeNumber\", on = [\"create\"] }").unwrap();
+        assert!(f.on_create && !f.on_update);
+        let f = parse("{ attribute = \"t\", transform = [\"trim\", \"digits\"] }").unwrap();
+        assert_eq!(f.transforms.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_what_is_expected() {
+        let err = parse("{ attribute = \"t\", transform = \"shout\" }").unwrap_err().to_string();
+        assert!(err.contains("fields.x.transform"), "{err}");
+        assert!(err.contains("\"lower\""), "{err}");
+        let err = parse("{ attribute = \"t\", on = [\"never\"] }").unwrap_err().to_string();
+        assert!(err.contains("fields.x.on"), "{err}");
+        let err = parse("{ attribute = \"t\", regex = \"(\" , replace = \"\"}").unwrap_err().to_string();
+        assert!(err.contains("invalid regular expression"), "{err}");
+        let err = parse("{ attribut = \"t\" }").unwrap_err().to_string();
+        assert!(err.contains("unknown key"), "{err}");
+        assert!(parse("42").is_err());
+        assert!(parse("\"bad name\"").is_err());
+    }
+}

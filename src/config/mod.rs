@@ -1,0 +1,605 @@
+//! The configuration file (TOML), read in two stages: the raw values as the
+//! admin typed them, then one validated [`Config`] that nothing re-checks.
+//! Every error names the file, the key and what is expected; every path is
+//! relative to the config file; secrets are read here into [`Secret`]s.
+
+pub mod fields;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use fields::{FieldSource, FieldSpec, TemplatePart, Transform};
+
+use crate::model::Name;
+use crate::secret::Secret;
+
+/// A configuration mistake: which file, which key, what is expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: impl Into<PathBuf>, key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    pub store: StoreConfig,
+    pub sources: Vec<SourceConfig>,
+    pub rules: Vec<Rule>,
+    pub safety: Safety,
+    /// Things that work but deserve attention (e.g. a literal password).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    pub user_filter: String,
+    pub group_filter: Option<String>,
+    pub group_name_attribute: String,
+    pub member_attribute: String,
+    pub id_attribute: String,
+    pub fields: Vec<FieldSpec>,
+}
+
+impl SourceConfig {
+    /// Whether group members are usernames (`memberUid`) rather than DNs.
+    pub fn members_are_usernames(&self) -> bool {
+        self.member_attribute == "memberuid"
+    }
+
+    /// The attributes a user search must return (lower-case, de-duplicated).
+    pub fn user_attributes(&self) -> Vec<String> {
+        let mut attrs = vec![self.id_attribute.clone()];
+        for f in &self.fields {
+            attrs.extend(f.attributes());
+        }
+        dedup(attrs)
+    }
+
+    /// The attributes a group search must return.
+    pub fn group_attributes(&self) -> Vec<String> {
+        dedup(vec![
+            self.id_attribute.clone(),
+            self.group_name_attribute.clone(),
+            self.member_attribute.clone(),
+        ])
+    }
+}
+
+fn dedup(v: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    v.into_iter().filter(|a| seen.insert(a.clone())).collect()
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    Ldap(LdapConfig),
+    Ldif(LdifConfig),
+}
+
+impl SourceKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::Ldap(_) => "ldap",
+            SourceKind::Ldif(_) => "ldif",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapConfig {
+    pub url: String,
+    pub starttls: bool,
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<Secret>,
+    pub base_dn: String,
+    pub page_size: i32,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LdifConfig {
+    pub path: PathBuf,
+    pub base_dn: Option<String>,
+}
+
+/// A provisioning rule, applied when a user is created.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Effective membership (nested groups included); `None`: every new user.
+    pub when_member_of: Option<Name>,
+    /// Only users from this source; `None`: any source.
+    pub source: Option<String>,
+    pub set: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMissing {
+    Disable,
+    Delete,
+    Keep,
+}
+
+#[derive(Debug, Clone)]
+pub struct Safety {
+    pub on_missing: OnMissing,
+    pub max_delete_percent: f64,
+    pub max_delete_count: u64,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            on_missing: OnMissing::Disable,
+            max_delete_percent: 20.0,
+            max_delete_count: 500,
+        }
+    }
+}
+
+// ---- raw stage --------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    store: Option<RawStore>,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    safety: Option<RawSafety>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    url: Option<String>,
+    starttls: Option<bool>,
+    ca_file: Option<String>,
+    bind_dn: Option<String>,
+    bind_password: Option<String>,
+    bind_password_file: Option<String>,
+    bind_password_env: Option<String>,
+    base_dn: Option<String>,
+    path: Option<String>,
+    user_filter: Option<String>,
+    group_filter: Option<String>,
+    group_name_attribute: Option<String>,
+    member_attribute: Option<String>,
+    id_attribute: Option<String>,
+    page_size: Option<i64>,
+    timeout_secs: Option<u64>,
+    fields: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    when_member_of: Option<String>,
+    source: Option<String>,
+    set: toml::Table,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSafety {
+    on_missing: Option<String>,
+    max_delete_percent: Option<f64>,
+    max_delete_count: Option<i64>,
+}
+
+// ---- loading -----------------------------------------------------------------
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, "", format!("cannot read the config file: {e}")))?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config text as if read from `path` (relative paths resolve
+    /// against its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::new(path, "", e.to_string().trim_end().to_string()))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.join(p)
+            }
+        };
+        let err = |key: String, msg: String| ConfigError::new(path, key, msg);
+        let mut warnings = Vec::new();
+
+        let store = StoreConfig {
+            path: resolve(raw.store.and_then(|s| s.path).as_deref().unwrap_or("dirsync.db")),
+        };
+
+        if raw.sources.is_empty() {
+            return Err(err("sources".into(), "no [[sources]] configured (expected at least one)".into()));
+        }
+        let mut names = HashSet::new();
+        let mut sources = Vec::new();
+        for (i, rs) in raw.sources.into_iter().enumerate() {
+            let key = |k: &str| format!("sources[{i}].{k}");
+            if rs.name.trim().is_empty() || rs.name.chars().any(char::is_control) {
+                return Err(err(key("name"), "expected a non-empty name".into()));
+            }
+            if !names.insert(rs.name.clone()) {
+                return Err(err(key("name"), format!("\"{}\" is used by two sources (names must be unique)", rs.name)));
+            }
+            let kind = match rs.kind.as_str() {
+                "ldap" => {
+                    for (k, present) in [("path", rs.path.is_some())] {
+                        if present {
+                            return Err(err(key(k), "is not used by type = \"ldap\"".into()));
+                        }
+                    }
+                    let url = rs
+                        .url
+                        .clone()
+                        .ok_or_else(|| err(key("url"), "missing (expected ldap://host:port or ldaps://host:port)".into()))?;
+                    if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+                        return Err(err(key("url"), format!("expected ldap://host:port or ldaps://host:port, got \"{url}\"")));
+                    }
+                    let starttls = rs.starttls.unwrap_or(false);
+                    if starttls && url.starts_with("ldaps://") {
+                        return Err(err(key("starttls"), "cannot be used with an ldaps:// url (TLS is already on)".into()));
+                    }
+                    let ca_file = rs.ca_file.as_deref().map(resolve);
+                    if let Some(ca) = &ca_file {
+                        if !ca.is_file() {
+                            return Err(err(key("ca_file"), format!("{} does not exist or is not a file", ca.display())));
+                        }
+                    }
+                    let bind_password = read_password(&rs, &resolve, &|k, m| err(key(k), m), &mut warnings, i)?;
+                    if bind_password.is_some() && rs.bind_dn.is_none() {
+                        return Err(err(key("bind_dn"), "missing: a bind password is given but no bind_dn".into()));
+                    }
+                    if rs.bind_dn.is_some() && bind_password.is_none() {
+                        return Err(err(
+                            key("bind_password_file"),
+                            "missing: bind_dn is given without a password (set bind_password_file or bind_password_env)".into(),
+                        ));
+                    }
+                    let base_dn = rs
+                        .base_dn
+                        .clone()
+                        .ok_or_else(|| err(key("base_dn"), "missing (expected e.g. \"dc=example,dc=com\")".into()))?;
+                    let page_size = rs.page_size.unwrap_or(500);
+                    if !(1..=100_000).contains(&page_size) {
+                        return Err(err(key("page_size"), format!("expected 1 to 100000, got {page_size}")));
+                    }
+                    SourceKind::Ldap(LdapConfig {
+                        url,
+                        starttls,
+                        ca_file,
+                        bind_dn: rs.bind_dn.clone(),
+                        bind_password,
+                        base_dn,
+                        page_size: page_size as i32,
+                        timeout_secs: rs.timeout_secs.unwrap_or(60).max(1),
+                    })
+                }
+                "ldif" => {
+                    for (k, present) in [
+                        ("url", rs.url.is_some()),
+                        ("starttls", rs.starttls.is_some()),
+                        ("ca_file", rs.ca_file.is_some()),
+                        ("bind_dn", rs.bind_dn.is_some()),
+                        ("bind_password", rs.bind_password.is_some()),
+                        ("bind_password_file", rs.bind_password_file.is_some()),
+                        ("bind_password_env", rs.bind_password_env.is_some()),
+                        ("page_size", rs.page_size.is_some()),
+                    ] {
+                        if present {
+                            return Err(err(key(k), "is not used by type = \"ldif\"".into()));
+                        }
+                    }
+                    let p = rs.path.as_deref().ok_or_else(|| err(key("path"), "missing (expected the LDIF file's path)".into()))?;
+                    SourceKind::Ldif(LdifConfig {
+                        path: resolve(p),
+                        base_dn: rs.base_dn.clone(),
+                    })
+                }
+                other => return Err(err(key("type"), format!("expected \"ldap\" or \"ldif\", got \"{other}\""))),
+            };
+            let user_filter = rs.user_filter.clone().unwrap_or_else(|| "(objectClass=inetOrgPerson)".into());
+            crate::filter::Filter::parse(&user_filter).map_err(|m| err(key("user_filter"), m))?;
+            let group_filter = match rs.group_filter.as_deref() {
+                Some("") => None,
+                Some(f) => Some(f.to_string()),
+                None => Some("(objectClass=groupOfNames)".into()),
+            };
+            if let Some(f) = &group_filter {
+                crate::filter::Filter::parse(f).map_err(|m| err(key("group_filter"), m))?;
+            }
+            let member_attribute = rs.member_attribute.clone().unwrap_or_else(|| "member".into()).to_ascii_lowercase();
+            if !["member", "uniquemember", "memberuid"].contains(&member_attribute.as_str()) {
+                return Err(err(
+                    key("member_attribute"),
+                    format!("expected \"member\", \"uniqueMember\" or \"memberUid\", got \"{member_attribute}\""),
+                ));
+            }
+            let fields_table = rs.fields.clone().ok_or_else(|| {
+                err(key("fields"), "missing: add [sources.fields] with at least username and full_name".into())
+            })?;
+            let mut fields = Vec::new();
+            for (fname, fval) in &fields_table {
+                if !fname.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || fname.is_empty() {
+                    return Err(err(key(&format!("fields.{fname}")), "field names use letters, digits and '_'".into()));
+                }
+                let ferr = |k: &str, m: String| {
+                    let full = if k.is_empty() { format!("fields.{fname}") } else { format!("fields.{fname}.{k}") };
+                    err(key(&full), m)
+                };
+                let spec = fields::parse_field(fname, fval, &ferr)?;
+                if fname == "username" && (!spec.required || !spec.on_update || !spec.on_create) {
+                    return Err(err(key("fields.username"), "username is always required and always mapped (drop `required`/`on`)".into()));
+                }
+                fields.push(spec);
+            }
+            for needed in ["username", "full_name"] {
+                if !fields.iter().any(|f| f.name == needed) {
+                    return Err(err(key(&format!("fields.{needed}")), "missing: every source must map username and full_name".into()));
+                }
+            }
+            // username first, so mapping can name the user in messages.
+            fields.sort_by_key(|f| f.name != "username");
+            if let Some(f) = fields.iter_mut().find(|f| f.name == "full_name") {
+                if !fields_table.get("full_name").and_then(|v| v.as_table()).is_some_and(|t| t.contains_key("required")) {
+                    f.required = true;
+                }
+            }
+            sources.push(SourceConfig {
+                name: rs.name.clone(),
+                kind,
+                user_filter,
+                group_filter,
+                group_name_attribute: rs.group_name_attribute.clone().unwrap_or_else(|| "cn".into()).to_ascii_lowercase(),
+                member_attribute,
+                id_attribute: rs.id_attribute.clone().unwrap_or_else(|| "entryUUID".into()).to_ascii_lowercase(),
+                fields,
+            });
+        }
+
+        let mut rules = Vec::new();
+        for (i, rr) in raw.rules.into_iter().enumerate() {
+            let mut set = BTreeMap::new();
+            for (k, v) in rr.set {
+                let s = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(n) => n.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(err(format!("rules[{i}].set.{k}"), format!("expected a string or number, got {}", other.type_str())))
+                    }
+                };
+                if k == "username" {
+                    return Err(err(format!("rules[{i}].set.username"), "rules cannot set the username".into()));
+                }
+                set.insert(k, s);
+            }
+            if let Some(s) = &rr.source {
+                if !names.contains(s) {
+                    return Err(err(format!("rules[{i}].source"), format!("no source is named \"{s}\"")));
+                }
+            }
+            rules.push(Rule {
+                when_member_of: rr.when_member_of.map(Name::new),
+                source: rr.source,
+                set,
+            });
+        }
+
+        let mut safety = Safety::default();
+        if let Some(rs) = raw.safety {
+            if let Some(m) = rs.on_missing {
+                safety.on_missing = match m.as_str() {
+                    "disable" => OnMissing::Disable,
+                    "delete" => OnMissing::Delete,
+                    "keep" => OnMissing::Keep,
+                    other => {
+                        return Err(err("safety.on_missing".into(), format!("expected \"disable\", \"delete\" or \"keep\", got \"{other}\"")))
+                    }
+                };
+            }
+            if let Some(p) = rs.max_delete_percent {
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(err("safety.max_delete_percent".into(), format!("expected 0 to 100, got {p}")));
+                }
+                safety.max_delete_percent = p;
+            }
+            if let Some(c) = rs.max_delete_count {
+                if c < 0 {
+                    return Err(err("safety.max_delete_count".into(), format!("expected 0 or more, got {c}")));
+                }
+                safety.max_delete_count = c as u64;
+            }
+        }
+
+        Ok(Config {
+            file: path.to_path_buf(),
+            store,
+            sources,
+            rules,
+            safety,
+            warnings,
+        })
+    }
+}
+
+fn read_password(
+    rs: &RawSource,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    err: &dyn Fn(&str, String) -> ConfigError,
+    warnings: &mut Vec<String>,
+    i: usize,
+) -> Result<Option<Secret>, ConfigError> {
+    let given = [
+        rs.bind_password.is_some(),
+        rs.bind_password_file.is_some(),
+        rs.bind_password_env.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if given > 1 {
+        return Err(err(
+            "bind_password_file",
+            "give only one of bind_password_file, bind_password_env and bind_password".into(),
+        ));
+    }
+    if let Some(f) = &rs.bind_password_file {
+        let p = resolve(f);
+        let text = std::fs::read_to_string(&p).map_err(|e| err("bind_password_file", format!("cannot read {}: {e}", p.display())))?;
+        let pw = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+        if pw.is_empty() {
+            return Err(err("bind_password_file", format!("{} is empty", p.display())));
+        }
+        return Ok(Some(Secret::new(pw)));
+    }
+    if let Some(var) = &rs.bind_password_env {
+        let pw = std::env::var(var).map_err(|_| err("bind_password_env", format!("the environment variable {var} is not set")))?;
+        if pw.is_empty() {
+            return Err(err("bind_password_env", format!("the environment variable {var} is empty")));
+        }
+        return Ok(Some(Secret::new(pw)));
+    }
+    if let Some(pw) = &rs.bind_password {
+        warnings.push(format!(
+            "sources[{i}].bind_password: the password is written in the config file; prefer bind_password_file or bind_password_env"
+        ));
+        return Ok(Some(Secret::new(pw.clone())));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[[sources]]
+name = "corp"
+type = "ldif"
+path = "d.ldif"
+[sources.fields]
+username = "uid"
+full_name = "cn"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/dirsync/dirsync.toml"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_relative_paths() {
+        let c = parse(MIN).unwrap();
+        assert_eq!(c.store.path, Path::new("/etc/dirsync/dirsync.db"));
+        let s = &c.sources[0];
+        assert_eq!(s.id_attribute, "entryuuid");
+        assert_eq!(s.member_attribute, "member");
+        assert_eq!(s.fields[0].name, "username");
+        assert!(s.fields.iter().find(|f| f.name == "full_name").unwrap().required);
+        match &s.kind {
+            SourceKind::Ldif(l) => assert_eq!(l.path, Path::new("/etc/dirsync/d.ldif")),
+            _ => panic!("expected ldif"),
+        }
+        assert_eq!(c.safety.on_missing, OnMissing::Disable);
+    }
+
+    #[test]
+    fn errors_name_file_key_and_expectation() {
+        let e = parse(&MIN.replace("type = \"ldif\"", "type = \"ldiff\"")).unwrap_err().to_string();
+        assert!(e.starts_with("/etc/dirsync/dirsync.toml: sources[0].type: expected"), "{e}");
+        let e = parse(&format!("{MIN}\n[safety]\non_missing = \"nuke\"\n")).unwrap_err().to_string();
+        assert!(e.contains("safety.on_missing") && e.contains("\"disable\""), "{e}");
+        let e = parse(&MIN.replace("full_name = \"cn\"", "")).unwrap_err().to_string();
+        assert!(e.contains("sources[0].fields.full_name: missing"), "{e}");
+        let e = parse(&format!("{MIN}\nbogus = 1\n")).unwrap_err().to_string();
+        assert!(e.contains("dirsync.toml") && e.contains("bogus"), "{e}");
+        let e = parse(&MIN.replace("path = \"d.ldif\"", "path = \"d.ldif\"\nurl = \"ldap://x\"")).unwrap_err().to_string();
+        assert!(e.contains("sources[0].url: is not used by type = \"ldif\""), "{e}");
+    }
+
+    #[test]
+    fn ldap_source_requires_its_keys_and_reads_password_from_env() {
+        let base = r#"
+[[sources]]
+name = "corp"
+type = "ldap"
+url = "ldap://127.0.0.1:389"
+base_dn = "dc=example,dc=com"
+bind_dn = "cn=admin,dc=example,dc=com"
+bind_password_env = "DIRSYNC_TEST_PW_XYZ"
+[sources.fields]
+username = "uid"
+full_name = "cn"
+"#;
+        std::env::remove_var("DIRSYNC_TEST_PW_XYZ");
+        let e = parse(base).unwrap_err().to_string();
+        assert!(e.contains("bind_password_env: the environment variable DIRSYNC_TEST_PW_XYZ is not set"), "{e}");
+        std::env::set_var("DIRSYNC_TEST_PW_XYZ", "s3cret");
+        let c = parse(base).unwrap();
+        let SourceKind::Ldap(l) = &c.sources[0].kind else { panic!() };
+        assert_eq!(l.bind_password.as_ref().unwrap().expose(), "s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let e = parse(&base.replace("ldap://", "http://")).unwrap_err().to_string();
+        assert!(e.contains("sources[0].url: expected ldap://"), "{e}");
+        let lit = base.replace("bind_password_env = \"DIRSYNC_TEST_PW_XYZ\"", "bind_password = \"pw\"");
+        assert_eq!(parse(&lit).unwrap().warnings.len(), 1);
+    }
+}

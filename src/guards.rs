@@ -1,0 +1,109 @@
+//! Guards: the checks between a plan and its apply. A source that returned no
+//! users never removes anybody (this cannot be forced); a plan that would
+//! disable or delete more than `max_delete_percent` of a source's users, or
+//! more than `max_delete_count` in all, is blocked unless forced.
+
+use serde::Serialize;
+
+use crate::config::Safety;
+use crate::plan::Plan;
+
+/// Why a plan was blocked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Block {
+    pub reason: String,
+    /// Whether `--force` lifts it.
+    pub forceable: bool,
+}
+
+/// Checks a plan; returns every reason to block it (empty: go ahead).
+pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for s in &plan.sources {
+        if s.users_returned == 0 && s.removals > 0 {
+            blocks.push(Block {
+                reason: format!(
+                    "source \"{}\" returned no users; refusing to disable or delete its {} user(s) (a source that returns nothing never removes anybody, even with --force)",
+                    s.source, s.removals
+                ),
+                forceable: false,
+            });
+            continue;
+        }
+        if s.groups_returned == 0 && s.group_deletes > 0 {
+            blocks.push(Block {
+                reason: format!(
+                    "source \"{}\" returned no groups; refusing to delete its {} group(s) (check group_filter; --force allows it)",
+                    s.source, s.group_deletes
+                ),
+                forceable: true,
+            });
+        }
+        if s.active_before > 0 && s.removals > 0 {
+            let pct = 100.0 * s.removals as f64 / s.active_before as f64;
+            if pct > safety.max_delete_percent {
+                blocks.push(Block {
+                    reason: format!(
+                        "source \"{}\": {} of {} users ({pct:.1}%) would be disabled or deleted, above max_delete_percent = {}",
+                        s.source, s.removals, s.active_before, safety.max_delete_percent
+                    ),
+                    forceable: true,
+                });
+            }
+        }
+    }
+    let total = plan.removals.len() as u64;
+    if total > safety.max_delete_count {
+        blocks.push(Block {
+            reason: format!("{total} users would be disabled or deleted, above max_delete_count = {}", safety.max_delete_count),
+            forceable: true,
+        });
+    }
+    if force {
+        blocks.retain(|b| !b.forceable);
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Removal, RemovalKind, SourceSummary};
+
+    fn plan(returned: usize, before: usize, removals: usize) -> Plan {
+        Plan {
+            removals: (0..removals)
+                .map(|i| Removal { id: i as i64, source: "s".into(), username: format!("u{i}"), kind: RemovalKind::Disable })
+                .collect(),
+            sources: vec![SourceSummary {
+                source: "s".into(),
+                users_returned: returned,
+                groups_returned: 1,
+                active_before: before,
+                removals,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn empty_source_never_removes_even_forced() {
+        let b = check(&plan(0, 10, 10), &Safety::default(), true);
+        assert_eq!(b.len(), 1);
+        assert!(!b[0].forceable);
+        assert!(check(&plan(0, 0, 0), &Safety::default(), false).is_empty());
+    }
+
+    #[test]
+    fn percent_and_count_thresholds_block_unless_forced() {
+        let safety = Safety { max_delete_percent: 20.0, max_delete_count: 3, ..Safety::default() };
+        assert!(check(&plan(8, 10, 2), &safety, false).is_empty());
+        let b = check(&plan(7, 10, 3), &safety, false);
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(b[0].reason.contains("30.0%"));
+        let b = check(&plan(96, 100, 4), &safety, false);
+        assert!(b[0].reason.contains("max_delete_count = 3"), "{b:?}");
+        assert!(check(&plan(7, 10, 3), &safety, true).is_empty());
+    }
+}

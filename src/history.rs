@@ -1,0 +1,132 @@
+//! History: the record of a run (when, which sources, status, counts, the
+//! entries it skipped and why) and of every change to a user (the audit
+//! trail). Failed and blocked runs are recorded too; dry runs are not, since
+//! they change nothing.
+
+use serde::Serialize;
+
+use crate::model::{EntryError, SourceBatch};
+use crate::plan::{Plan, RemovalKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Started and not finished; after a crash it is marked `interrupted`.
+    Running,
+    Ok,
+    Failed,
+    Blocked,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+            RunStatus::Blocked => "blocked",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+    pub fn parse(s: &str) -> RunStatus {
+        match s {
+            "running" => RunStatus::Running,
+            "ok" => RunStatus::Ok,
+            "blocked" => RunStatus::Blocked,
+            "interrupted" => RunStatus::Interrupted,
+            _ => RunStatus::Failed,
+        }
+    }
+}
+
+/// What a run did (or, when blocked or dry, would have done).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub created: u64,
+    pub updated: u64,
+    pub renamed: u64,
+    pub disabled: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub groups_created: u64,
+    pub groups_updated: u64,
+    pub groups_deleted: u64,
+    pub memberships_added: u64,
+    pub memberships_removed: u64,
+}
+
+impl Counts {
+    pub fn from_plan(plan: &Plan, batches: &[SourceBatch]) -> Counts {
+        Counts {
+            created: plan.creates.len() as u64,
+            updated: plan.updated() as u64,
+            renamed: plan.renamed() as u64,
+            disabled: plan.count(RemovalKind::Disable) as u64,
+            deleted: plan.count(RemovalKind::Delete) as u64,
+            unchanged: plan.unchanged as u64,
+            skipped: (plan.errors.len() + batches.iter().map(|b| b.user_entries - b.users.len()).sum::<usize>()) as u64,
+            groups_created: plan.group_creates.len() as u64,
+            groups_updated: plan.group_updates.len() as u64,
+            groups_deleted: plan.group_deletes.len() as u64,
+            memberships_added: plan.member_adds.len() as u64,
+            memberships_removed: plan.member_removes.len() as u64,
+        }
+    }
+
+    /// Changes to users, groups or memberships.
+    pub fn changes(&self) -> u64 {
+        self.created
+            + self.updated
+            + self.renamed
+            + self.disabled
+            + self.deleted
+            + self.groups_created
+            + self.groups_updated
+            + self.groups_deleted
+            + self.memberships_added
+            + self.memberships_removed
+    }
+}
+
+/// One run in the history.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// Source names, comma-separated (one run covers every source it synced).
+    pub source: String,
+    pub status: RunStatus,
+    pub forced: bool,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Skipped entries and other per-entry errors.
+    pub errors: Vec<EntryError>,
+    /// Dropped optional values and other notes that did not skip an entry.
+    pub warnings: Vec<EntryError>,
+    /// Why the run failed or was blocked.
+    pub message: Option<String>,
+}
+
+/// One change to a user, group membership or group, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub run_id: Option<i64>,
+    pub at: String,
+    pub user_id: Option<i64>,
+    /// The user's (or group's) name at the time of the change.
+    pub name: String,
+    /// create, update, rename, relink, enable, disable, delete, group_add,
+    /// group_remove, group_create, group_update, group_delete.
+    pub action: String,
+    pub field: Option<String>,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// The current time as RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}

@@ -1,0 +1,35 @@
+//! dirsync keeps an application's users and groups in step with the directory
+//! where people really live.
+//!
+//! # Layout
+//! One data flow, one module per step:
+//!
+//! | step | module | what it owns |
+//! |---|---|---|
+//! | config | [`config`] | the TOML file, read once into a validated [`config::Config`] |
+//! | sources | [`sources`] | LDAP and LDIF readers behind one trait, streaming [`model::RawEntry`]s |
+//! | mapping | [`mapping`], [`batch`] | entry → mapped user/group, validation, duplicates, memberships |
+//! | plan | [`plan`] | pure diff of mapped entries against a store [`model::Snapshot`] |
+//! | guards | [`guards`] | safety checks between plan and apply |
+//! | apply | [`apply`] | the plan in one store transaction, with audit rows |
+//! | store | [`store`] | the storage trait and its SQLite backend |
+//! | history | [`history`] | run records, counts, audit records |
+//! | pipeline | [`sync`] | wires the steps together |
+//! | views | [`views`] | users and groups as the CLI and API show them |
+//!
+//! The types that flow between steps are plain data in [`model`].
+
+pub mod apply;
+pub mod batch;
+pub mod config;
+pub mod filter;
+pub mod guards;
+pub mod history;
+pub mod mapping;
+pub mod model;
+pub mod plan;
+pub mod secret;
+pub mod sources;
+pub mod store;
+pub mod sync;
+pub mod views;

@@ -1,0 +1,249 @@
+//! The `dirsync` command: a thin CLI over the library. It parses arguments,
+//! loads the config, calls the library and renders results; `main` maps
+//! errors to the documented exit codes (0 ok, 1 run failed, 2 usage or
+//! config error, 3 blocked by a safety guard).
+
+mod cli;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use dirsync::config::Config;
+use dirsync::history::RunStatus;
+use dirsync::store::sqlite::SqliteStore;
+use dirsync::store::Store;
+use dirsync::sync::{self, SyncOptions};
+use dirsync::views::Directory;
+
+use cli::Failure;
+
+#[derive(Parser)]
+#[command(name = "dirsync", version, about = "Keep an application's users and groups in step with a directory")]
+struct Args {
+    /// The config file.
+    #[arg(long, short = 'c', global = true, env = "DIRSYNC_CONFIG", default_value = "dirsync.toml")]
+    config: PathBuf,
+    /// More log output on stderr (-v info, -vv debug); DIRSYNC_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a commented example config file.
+    Init {
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate the config, connect to each source and count what it returns.
+    Check,
+    /// Plan, check the guards, apply in one transaction and record the run.
+    Sync {
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Lift the max_delete_percent / max_delete_count thresholds for this run.
+        #[arg(long)]
+        force: bool,
+        /// One JSON object on stdout (logs go to stderr).
+        #[arg(long)]
+        json: bool,
+        /// Sync only this source (repeatable).
+        #[arg(long = "source", value_name = "NAME")]
+        sources: Vec<String>,
+    },
+    /// Users in the store.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Groups in the store.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Run history, newest first.
+    Runs {
+        #[arg(long)]
+        json: bool,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// List users (sorted by username).
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Only effective members of this group (nested groups included).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// One user, with recent changes.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsCommand {
+    /// List groups.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging(args.verbose);
+    match run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("dirsync: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn load(path: &std::path::Path) -> Result<Config, Failure> {
+    let cfg = Config::load(path).map_err(|e| Failure::config(e.to_string()))?;
+    for w in &cfg.warnings {
+        tracing::warn!("{}: {w}", cfg.file.display());
+    }
+    Ok(cfg)
+}
+
+fn open_store(cfg: &Config) -> Result<SqliteStore, Failure> {
+    SqliteStore::open(&cfg.store.path).map_err(|e| Failure::failed(e.to_string()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))
+}
+
+fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Ok => 0,
+        RunStatus::Blocked => 3,
+        _ => 1,
+    }
+}
+
+fn run(args: Args) -> Result<u8, Failure> {
+    match args.command {
+        Command::Init { force } => cli::init(&args.config, force),
+        Command::Check => {
+            let cfg = load(&args.config)?;
+            runtime()?.block_on(cli::check(&cfg))
+        }
+        Command::Sync { dry_run, force, json, sources } => {
+            let cfg = load(&args.config)?;
+            let mut store = open_store(&cfg)?;
+            let opts = SyncOptions { dry_run, force, sources };
+            let progress = Arc::new(AtomicU64::new(0));
+            let rt = runtime()?;
+            let bar = cli::Progress::start(&rt, progress.clone());
+            let result = rt.block_on(sync::run(&cfg, &mut store, &opts, progress));
+            bar.finish();
+            let outcome = result.map_err(|e| match e {
+                sync::SyncError::UnknownSource(_) => Failure::config(e.to_string()),
+                other => Failure::failed(other.to_string()),
+            })?;
+            if json {
+                let mut outcome = outcome;
+                if !dry_run && outcome.status != RunStatus::Blocked {
+                    outcome.plan = None; // applied: the history has it
+                }
+                println!("{}", serde_json::to_string_pretty(&outcome).expect("serializable"));
+                return Ok(exit_code(outcome.status));
+            }
+            cli::print_outcome(&outcome);
+            Ok(exit_code(outcome.status))
+        }
+        Command::Users { command } => {
+            let cfg = load(&args.config)?;
+            let snap = open_store(&cfg)?.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
+            let dir = Directory::new(&snap);
+            match command {
+                UsersCommand::List { json, group } => {
+                    let users = dir.users(group.as_deref());
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&users).expect("serializable"));
+                    } else {
+                        cli::print_users(&users);
+                    }
+                    Ok(0)
+                }
+                UsersCommand::Show { name, json } => {
+                    let user = dir.find_user(&name).ok_or_else(|| Failure::failed(format!("no user named \"{name}\"")))?;
+                    let history = open_store(&cfg)?.audit_of(user.id, 50).map_err(|e| Failure::failed(e.to_string()))?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&user).expect("serializable"));
+                    } else {
+                        cli::print_user(&user, &history);
+                    }
+                    Ok(0)
+                }
+            }
+        }
+        Command::Groups { command: GroupsCommand::List { json } } => {
+            let cfg = load(&args.config)?;
+            let snap = open_store(&cfg)?.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
+            let groups = Directory::new(&snap).groups();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&groups).expect("serializable"));
+            } else {
+                cli::print_groups(&groups);
+            }
+            Ok(0)
+        }
+        Command::Runs { json, limit } => {
+            let cfg = load(&args.config)?;
+            let runs = open_store(&cfg)?.runs(limit).map_err(|e| Failure::failed(e.to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs).expect("serializable"));
+            } else {
+                cli::print_runs(&runs);
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Mapping & validation: turns one raw directory entry into a [`MappedUser`]
+//! or [`MappedGroup`] per the source's field specs (attribute or template,
+//! transforms, default), then validates the values. An invalid required value
+//! skips the entry with its DN and the reason; an invalid optional value is
+//! dropped with a warning.
+
+use std::collections::BTreeMap;
+
+use crate::config::{FieldSource, FieldSpec, SourceConfig, TemplatePart, Transform};
+use crate::model::{AttrValue, EntryError, MappedGroup, MappedUser, Name, RawEntry};
+
+/// Longest value accepted for any field.
+pub const MAX_VALUE_LEN: usize = 1024;
+
+/// The result of mapping one user entry.
+#[derive(Debug)]
+pub enum UserOutcome {
+    Mapped(MappedUser, Vec<EntryError>),
+    /// Skipped; the external id is kept when it could be read, so a skipped
+    /// user is never mistaken for a missing one.
+    Skipped(EntryError, Option<String>),
+}
+
+/// Reads the stable identity of an entry (binary ids are hex-encoded).
+pub fn external_id(entry: &RawEntry, id_attribute: &str) -> Result<String, String> {
+    if id_attribute == "dn" {
+        return Ok(crate::model::normalize_dn(&entry.dn));
+    }
+    match entry.first(id_attribute) {
+        Some(AttrValue::Text(t)) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        Some(AttrValue::Binary(b)) => Ok(b.iter().map(|x| format!("{x:02x}")).collect()),
+        _ => Err(format!("missing identity attribute {id_attribute}")),
+    }
+}
+
+/// Maps one user entry.
+pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
+    let id = match external_id(entry, &cfg.id_attribute) {
+        Ok(id) => id,
+        Err(reason) => return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), None),
+    };
+    let mut warnings = Vec::new();
+    let mut username = None;
+    let mut fields = BTreeMap::new();
+    for spec in &cfg.fields {
+        let value = match evaluate(spec, entry).and_then(|v| validate(&spec.name, v)) {
+            Ok(v) => v,
+            Err(reason) => {
+                let reason = format!("field {}{}: {reason}", spec.name, describe_source(spec));
+                if spec.required {
+                    return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), Some(id));
+                }
+                warnings.push(EntryError::new(&entry.dn, format!("{reason} (value dropped)")));
+                None
+            }
+        };
+        if spec.required && value.is_none() {
+            let reason = format!("missing required field {}{}", spec.name, describe_source(spec));
+            return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), Some(id));
+        }
+        if spec.name == "username" {
+            username = value;
+        } else {
+            fields.insert(spec.name.clone(), value);
+        }
+    }
+    let Some(username) = username else {
+        return UserOutcome::Skipped(EntryError::new(&entry.dn, "missing required field username"), Some(id));
+    };
+    UserOutcome::Mapped(
+        MappedUser {
+            dn: entry.dn.clone(),
+            external_id: id,
+            username: Name::new(username),
+            fields,
+        },
+        warnings,
+    )
+}
+
+/// Maps one group entry: its name and raw member values.
+pub fn map_group(cfg: &SourceConfig, entry: &RawEntry) -> Result<MappedGroup, EntryError> {
+    let err = |r: String| EntryError::new(&entry.dn, r);
+    let id = external_id(entry, &cfg.id_attribute).map_err(err)?;
+    let name = match entry.first(&cfg.group_name_attribute) {
+        Some(AttrValue::Text(t)) if !t.trim().is_empty() => t.trim().to_string(),
+        Some(AttrValue::Binary(_)) => return Err(err(format!("group name ({}) is not valid UTF-8", cfg.group_name_attribute))),
+        _ => return Err(err(format!("missing group name attribute {}", cfg.group_name_attribute))),
+    };
+    if name.chars().any(char::is_control) {
+        return Err(err("group name contains control characters".into()));
+    }
+    let members = entry
+        .values(&cfg.member_attribute)
+        .iter()
+        .filter_map(|v| match v {
+            AttrValue::Text(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            _ => None,
+        })
+        .collect();
+    Ok(MappedGroup {
+        dn: entry.dn.clone(),
+        external_id: id,
+        name: Name::new(name),
+        members,
+    })
+}
+
+fn describe_source(spec: &FieldSpec) -> String {
+    match &spec.source {
+        FieldSource::Attribute(a) => format!(" (attribute {a})"),
+        FieldSource::Template(_) => " (template)".into(),
+        FieldSource::Constant => String::new(),
+    }
+}
+
+fn text<'a>(entry: &'a RawEntry, attr: &str) -> Result<Option<&'a str>, String> {
+    match entry.first(attr) {
+        None => Ok(None),
+        Some(AttrValue::Text(t)) => Ok(Some(t)),
+        Some(AttrValue::Binary(_)) => Err(format!("attribute {attr} is not valid UTF-8")),
+    }
+}
+
+/// Computes a field's value: source, transforms, then the default for an
+/// empty result.
+pub fn evaluate(spec: &FieldSpec, entry: &RawEntry) -> Result<Option<String>, String> {
+    let raw = match &spec.source {
+        FieldSource::Attribute(a) => text(entry, a)?.map(str::to_string),
+        FieldSource::Template(parts) => {
+            let mut out = String::new();
+            let mut any = false;
+            for p in parts {
+                match p {
+                    TemplatePart::Literal(l) => out.push_str(l),
+                    TemplatePart::Attribute(a) => {
+                        if let Some(v) = text(entry, a)? {
+                            any = true;
+                            out.push_str(v);
+                        }
+                    }
+                }
+            }
+            any.then(|| out.trim().to_string())
+        }
+        FieldSource::Constant => None,
+    };
+    let mut value = raw;
+    if let Some(v) = value.as_mut() {
+        for t in &spec.transforms {
+            *v = apply_transform(t, v);
+        }
+    }
+    let value = value.filter(|v| !v.is_empty());
+    Ok(value.or_else(|| spec.default.clone()))
+}
+
+fn apply_transform(t: &Transform, v: &str) -> String {
+    match t {
+        Transform::Lower => v.to_lowercase(),
+        Transform::Upper => v.to_uppercase(),
+        Transform::Trim => v.trim().to_string(),
+        Transform::Digits => v.chars().filter(char::is_ascii_digit).collect(),
+        Transform::Replace { regex, with } => regex.replace_all(v, with.as_str()).into_owned(),
+    }
+}
+
+/// Validates a field value; `Ok(None)` passes an absent value through.
+pub fn validate(field: &str, value: Option<String>) -> Result<Option<String>, String> {
+    let Some(v) = value else { return Ok(None) };
+    if v.len() > MAX_VALUE_LEN {
+        return Err(format!("value is longer than {MAX_VALUE_LEN} bytes"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err("value contains control characters".into());
+    }
+    match field {
+        "username" => {
+            let t = v.trim();
+            if t.is_empty() {
+                return Err("username is empty".into());
+            }
+            if t.len() != v.len() {
+                return Err(format!("username {v:?} has leading or trailing blanks (add transform = \"trim\")"));
+            }
+        }
+        "email" if !is_email(&v) => return Err(format!("{v:?} is not an email address")),
+        _ => {}
+    }
+    Ok(Some(v))
+}
+
+fn is_email(v: &str) -> bool {
+    let Some((local, domain)) = v.rsplit_once('@') else { return false };
+    !local.is_empty()
+        && !v.contains(char::is_whitespace)
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn cfg(fields: &str) -> SourceConfig {
+        let text = format!("[[sources]]\nname = \"s\"\ntype = \"ldif\"\npath = \"x\"\n[sources.fields]\n{fields}\n");
+        Config::parse(&text, Path::new("/t.toml")).unwrap().sources.remove(0)
+    }
+
+    fn entry(attrs: &[(&str, &str)]) -> RawEntry {
+        let mut e = RawEntry::new("uid=x,dc=t");
+        e.push("entryUUID", AttrValue::Text("id-1".into()));
+        for (a, v) in attrs {
+            e.push(a, AttrValue::Text(v.to_string()));
+        }
+        e
+    }
+
+    #[test]
+    fn maps_attributes_templates_transforms_and_defaults() {
+        let c = cfg(
+            "username = { attribute = \"uid\", transform = \"lower\" }\nfull_name = \"cn\"\noffice = { template = \"{l} {roomNumber}\" }\nextension = { attribute = \"telephoneNumber\", transform = \"digits\" }\ndepartment = { attribute = \"ou\", default = \"General\" }\ncode = { attribute = \"employeeNumber\", regex = \"^E(\\\\d+)$\", replace = \"$1\" }",
+        );
+        let e = entry(&[("uid", "JSmith"), ("cn", "J Smith"), ("l", "Paris"), ("telephoneNumber", "+33 (1) 234"), ("employeeNumber", "E042")]);
+        let UserOutcome::Mapped(u, w) = map_user(&c, &e) else { panic!() };
+        assert!(w.is_empty());
+        assert_eq!(u.username.as_str(), "jsmith");
+        assert_eq!(u.external_id, "id-1");
+        assert_eq!(u.fields["office"].as_deref(), Some("Paris"));
+        assert_eq!(u.fields["extension"].as_deref(), Some("331234"));
+        assert_eq!(u.fields["department"].as_deref(), Some("General"));
+        assert_eq!(u.fields["code"].as_deref(), Some("042"));
+    }
+
+    #[test]
+    fn invalid_required_skips_and_invalid_optional_warns() {
+        let c = cfg("username = \"uid\"\nfull_name = \"cn\"\nemail = \"mail\"");
+        match map_user(&c, &entry(&[("cn", "No Uid")])) {
+            UserOutcome::Skipped(e, Some(id)) => {
+                assert!(e.reason.contains("missing required field username (attribute uid)"), "{}", e.reason);
+                assert_eq!(id, "id-1");
+            }
+            other => panic!("{other:?}"),
+        }
+        match map_user(&c, &entry(&[("uid", "a\u{7}b"), ("cn", "x")])) {
+            UserOutcome::Skipped(e, _) => assert!(e.reason.contains("control characters")),
+            other => panic!("{other:?}"),
+        }
+        let UserOutcome::Mapped(u, w) = map_user(&c, &entry(&[("uid", "a"), ("cn", "A"), ("mail", "not-an-email")])) else {
+            panic!()
+        };
+        assert_eq!(u.fields["email"], None);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].reason.contains("not an email address"));
+    }
+
+    #[test]
+    fn binary_values_and_missing_ids_are_reported() {
+        let c = cfg("username = \"uid\"\nfull_name = \"cn\"");
+        let mut e = entry(&[("cn", "x")]);
+        e.push("uid", AttrValue::Binary(vec![0xff, 0xfe]));
+        match map_user(&c, &e) {
+            UserOutcome::Skipped(err, _) => assert!(err.reason.contains("not valid UTF-8"), "{}", err.reason),
+            other => panic!("{other:?}"),
+        }
+        let mut e = RawEntry::new("uid=y");
+        e.push("uid", AttrValue::Text("y".into()));
+        assert!(matches!(map_user(&c, &e), UserOutcome::Skipped(_, None)));
+    }
+
+    #[test]
+    fn email_shapes() {
+        assert!(is_email("a@b.co"));
+        for bad in ["a@b", "@b.co", "a b@c.d", "a@.b", "ab.co"] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The plain data that flows between the steps of a sync: raw directory
+//! entries, mapped users and groups, what the store holds, and the names that
+//! compare case-insensitively by construction.
+//!
+//! Nothing in here does I/O; every step takes one of these and returns another.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// One attribute value as the directory sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttrValue {
+    Text(String),
+    /// Bytes that are not valid UTF-8 (a binary attribute or a broken value).
+    Binary(Vec<u8>),
+}
+
+/// A directory entry before mapping: its DN and its attributes, with
+/// attribute names lower-cased (LDAP attribute names are case-insensitive).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawEntry {
+    pub dn: String,
+    pub attrs: Vec<(String, Vec<AttrValue>)>,
+}
+
+impl RawEntry {
+    pub fn new(dn: impl Into<String>) -> Self {
+        RawEntry {
+            dn: dn.into(),
+            attrs: Vec::new(),
+        }
+    }
+
+    /// Adds a value; `name` may be in any case.
+    pub fn push(&mut self, name: &str, value: AttrValue) {
+        let name = name.to_ascii_lowercase();
+        match self.attrs.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, vs)) => vs.push(value),
+            None => self.attrs.push((name, vec![value])),
+        }
+    }
+
+    /// All values of an attribute (`name` lower-case), or an empty slice.
+    pub fn values(&self, name: &str) -> &[AttrValue] {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The first value of an attribute, if any.
+    pub fn first(&self, name: &str) -> Option<&AttrValue> {
+        self.values(name).first()
+    }
+}
+
+/// Which kind of object a source entry describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    User,
+    Group,
+}
+
+/// A name that compares case-insensitively: usernames (as PaperCut does) and
+/// group names. `key` is the lower-cased form used for comparison.
+#[derive(Debug, Clone)]
+pub struct Name {
+    display: String,
+    key: String,
+}
+
+impl Name {
+    pub fn new(s: impl Into<String>) -> Self {
+        let display = s.into();
+        let key = display.to_lowercase();
+        Name { display, key }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Name {}
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state)
+    }
+}
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// Normalizes a DN for comparison: lower-case, no blanks around `,` and `=`.
+/// Escaped characters are decoded so `\2c` and `\,` compare equal.
+pub fn normalize_dn(dn: &str) -> String {
+    let mut out = String::with_capacity(dn.len());
+    let mut chars = dn.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let a = chars.next();
+                let b = chars.peek().copied();
+                match (a, b) {
+                    (Some(h1), Some(h2)) if h1.is_ascii_hexdigit() && h2.is_ascii_hexdigit() => {
+                        chars.next();
+                        let byte = u8::from_str_radix(&format!("{h1}{h2}"), 16).unwrap_or(b'?');
+                        out.push('\\');
+                        out.push_str(&format!("{byte:02x}"));
+                    }
+                    (Some(ch), _) => {
+                        if ch.is_ascii() && !ch.is_ascii_alphanumeric() {
+                            out.push_str(&format!("\\{:02x}", ch as u8));
+                        } else {
+                            out.extend(ch.to_lowercase());
+                        }
+                    }
+                    (None, _) => out.push('\\'),
+                }
+            }
+            ',' | '=' | '+' => {
+                while out.ends_with(' ') {
+                    out.pop();
+                }
+                out.push(c);
+                while chars.peek() == Some(&' ') {
+                    chars.next();
+                }
+            }
+            _ => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
+/// Whether a user may log in to the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "active" => Some(Status::Active),
+            "disabled" => Some(Status::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// The application fields with their own column; any other field name is a
+/// custom field.
+pub const CORE_FIELDS: [&str; 6] = [
+    "full_name",
+    "email",
+    "department",
+    "office",
+    "card_number",
+    "card_number2",
+];
+
+/// A user entry after mapping and validation: what the source says the user
+/// should look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedUser {
+    pub dn: String,
+    pub external_id: String,
+    pub username: Name,
+    /// Field name → value, for the fields that the mapping produced; a field
+    /// whose attribute is absent maps to `None` (it clears the field on update).
+    pub fields: BTreeMap<String, Option<String>>,
+}
+
+/// A group entry after mapping: members are still raw values (DNs or
+/// usernames, depending on the member attribute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedGroup {
+    pub dn: String,
+    pub external_id: String,
+    pub name: Name,
+    pub members: Vec<String>,
+}
+
+/// A directory entry that was skipped or a value that was dropped, with the
+/// reason. Recorded in the run's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryError {
+    pub dn: String,
+    pub reason: String,
+}
+
+impl EntryError {
+    pub fn new(dn: impl Into<String>, reason: impl Into<String>) -> Self {
+        EntryError {
+            dn: dn.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Everything one source delivered in one run, mapped and with memberships
+/// resolved to external ids.
+#[derive(Debug, Default)]
+pub struct SourceBatch {
+    pub source: String,
+    pub users: Vec<MappedUser>,
+    pub groups: Vec<MappedGroup>,
+    /// (user external id, group external id): direct memberships.
+    pub user_groups: Vec<(String, String)>,
+    /// (child group external id, parent group external id).
+    pub group_groups: Vec<(String, String)>,
+    /// External ids of every user entry the source returned, including the
+    /// skipped ones: a skipped user is not a missing user.
+    pub seen_user_ids: std::collections::HashSet<String>,
+    /// The same for groups: a skipped group is not deleted.
+    pub seen_group_ids: std::collections::HashSet<String>,
+    pub errors: Vec<EntryError>,
+    pub warnings: Vec<EntryError>,
+    /// How many user entries the source returned (before skipping).
+    pub user_entries: usize,
+    pub group_entries: usize,
+}
+
+/// A user as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredUser {
+    pub id: i64,
+    pub source: String,
+    pub external_id: String,
+    pub username: String,
+    pub dn: String,
+    pub status: Status,
+    /// Core and custom field values (non-empty only).
+    pub fields: BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A group as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredGroup {
+    pub id: i64,
+    pub source: String,
+    pub external_id: String,
+    pub name: String,
+    pub dn: String,
+}
+
+/// The whole store, read in one transaction, for planning and for listing.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    /// Bumped by every applied run; the apply checks it is unchanged since
+    /// this snapshot was read (optimistic concurrency).
+    pub generation: i64,
+    pub users: Vec<StoredUser>,
+    pub groups: Vec<StoredGroup>,
+    /// (user id, group id)
+    pub user_groups: Vec<(i64, i64)>,
+    /// (child group id, parent group id)
+    pub group_groups: Vec<(i64, i64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_case_insensitively() {
+        assert_eq!(Name::new("JSmith"), Name::new("jsmith"));
+        assert_ne!(Name::new("jsmith"), Name::new("jsmith2"));
+        assert_eq!(Name::new("JSmith").as_str(), "JSmith");
+    }
+
+    #[test]
+    fn dn_normalization_folds_case_blanks_and_escapes() {
+        assert_eq!(
+            normalize_dn("CN=Smith\\, John , OU=People,DC=Example"),
+            normalize_dn("cn=smith\\2C john,ou=people,dc=example")
+        );
+        assert_eq!(normalize_dn("uid=a, ou=x"), "uid=a,ou=x");
+        assert_ne!(normalize_dn("uid=a,ou=x"), normalize_dn("uid=b,ou=x"));
+    }
+
+    #[test]
+    fn raw_entry_lowercases_attribute_names() {
+        let mut e = RawEntry::new("uid=a");
+        e.push("entryUUID", AttrValue::Text("1".into()));
+        e.push("ENTRYUUID", AttrValue::Text("2".into()));
+        assert_eq!(e.values("entryuuid").len(), 2);
+        assert!(e.first("missing").is_none());
+    }
+}

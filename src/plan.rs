@@ -1,0 +1,534 @@
+//! The plan: a pure diff between what the sources say (their [`SourceBatch`]es)
+//! and what the store holds (a [`Snapshot`]). It decides creates, updates,
+//! renames (same identity, new username), re-links (same username, new
+//! identity, old one gone), disables/deletes of missing users, group changes
+//! and membership changes, and applies provisioning rules to new users.
+//! No I/O: it is tested without any server.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::config::{Config, OnMissing, SourceConfig};
+use crate::model::{EntryError, MappedUser, Snapshot, SourceBatch, Status};
+
+/// A user or group the plan refers to: already stored, or created by this plan
+/// (index into [`Plan::creates`] / [`Plan::group_creates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ref {
+    Existing(i64),
+    New(usize),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewUser {
+    pub source: String,
+    pub external_id: String,
+    pub dn: String,
+    pub username: String,
+    pub fields: BTreeMap<String, String>,
+    /// Names of the rules' groups that matched (for the plan display).
+    pub rules_applied: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserUpdate {
+    pub id: i64,
+    pub source: String,
+    /// The username before this run.
+    pub username: String,
+    /// Set when the username changes to another name (a rename).
+    pub rename_to: Option<String>,
+    /// Set when a new directory identity takes over this record (re-link).
+    pub relink_to: Option<String>,
+    pub enable: bool,
+    /// Field changes; `username` (case only) and `dn` appear here too.
+    pub changes: Vec<FieldChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemovalKind {
+    Disable,
+    Delete,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Removal {
+    pub id: i64,
+    pub source: String,
+    pub username: String,
+    pub kind: RemovalKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewGroup {
+    pub source: String,
+    pub external_id: String,
+    pub name: String,
+    pub dn: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupUpdate {
+    pub id: i64,
+    pub name: String,
+    pub new_name: String,
+    pub new_dn: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRemoval {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", content = "ref", rename_all = "lowercase")]
+pub enum Member {
+    User(Ref),
+    Group(Ref),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberChange {
+    pub member: Member,
+    pub group: Ref,
+    /// For display: the member's and the group's names.
+    pub member_name: String,
+    pub group_name: String,
+}
+
+/// Per-source figures the guards look at.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceSummary {
+    pub source: String,
+    pub users_returned: usize,
+    pub groups_returned: usize,
+    pub active_before: usize,
+    pub groups_before: usize,
+    pub removals: usize,
+    pub group_deletes: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub creates: Vec<NewUser>,
+    pub updates: Vec<UserUpdate>,
+    pub removals: Vec<Removal>,
+    pub group_creates: Vec<NewGroup>,
+    pub group_updates: Vec<GroupUpdate>,
+    pub group_deletes: Vec<GroupRemoval>,
+    pub member_adds: Vec<MemberChange>,
+    pub member_removes: Vec<MemberChange>,
+    pub unchanged: usize,
+    /// Entries skipped by the planner (username conflicts); mapping skips are in the batches.
+    pub errors: Vec<EntryError>,
+    pub sources: Vec<SourceSummary>,
+}
+
+impl Plan {
+    pub fn renamed(&self) -> usize {
+        self.updates.iter().filter(|u| u.rename_to.is_some()).count()
+    }
+    pub fn updated(&self) -> usize {
+        self.updates.len() - self.renamed()
+    }
+    pub fn count(&self, kind: RemovalKind) -> usize {
+        self.removals.iter().filter(|r| r.kind == kind).count()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.creates.is_empty()
+            && self.updates.is_empty()
+            && self.removals.is_empty()
+            && self.group_creates.is_empty()
+            && self.group_updates.is_empty()
+            && self.group_deletes.is_empty()
+            && self.member_adds.is_empty()
+            && self.member_removes.is_empty()
+    }
+}
+
+struct Candidate<'a> {
+    batch: usize,
+    user: &'a MappedUser,
+    /// Index into snapshot.users of the record this entry updates.
+    target: Option<usize>,
+    relink: bool,
+    skipped: bool,
+}
+
+/// Builds the plan for `batches` against `snap`.
+pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
+    let mut plan = Plan::default();
+    let source_cfg = |name: &str| -> &SourceConfig { cfg.sources.iter().find(|s| s.name == name).expect("batch of a configured source") };
+
+    let mut by_ext: HashMap<(&str, &str), usize> = HashMap::with_capacity(snap.users.len());
+    let stored_keys: Vec<String> = snap.users.iter().map(|u| u.username.to_lowercase()).collect();
+    let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(snap.users.len());
+    for (i, u) in snap.users.iter().enumerate() {
+        by_ext.insert((&u.source, &u.external_id), i);
+        by_key.insert(&stored_keys[i], i);
+    }
+
+    // 1. Which stored record does each entry update?
+    let mut cands: Vec<Candidate> = Vec::new();
+    let mut targeted: HashSet<usize> = HashSet::new();
+    for (bi, b) in batches.iter().enumerate() {
+        for u in &b.users {
+            let target = by_ext.get(&(b.source.as_str(), u.external_id.as_str())).copied();
+            if let Some(t) = target {
+                targeted.insert(t);
+            }
+            cands.push(Candidate { batch: bi, user: u, target, relink: false, skipped: false });
+        }
+    }
+    // 2. Re-link: a new identity with the username of a record whose identity is gone.
+    for c in cands.iter_mut().filter(|c| c.target.is_none()) {
+        let b = &batches[c.batch];
+        if let Some(&i) = by_key.get(c.user.username.key()) {
+            let s = &snap.users[i];
+            if s.source == b.source && !b.seen_user_ids.contains(&s.external_id) && targeted.insert(i) {
+                c.target = Some(i);
+                c.relink = true;
+            }
+        }
+    }
+    // 3. Final usernames must be unique; every claimant of a contested name is
+    //    skipped (repeat: a skip can leave an old name in place).
+    loop {
+        let mut holders: HashMap<&str, (Option<usize>, Vec<usize>)> = HashMap::new();
+        let live: HashSet<usize> = cands.iter().filter(|c| !c.skipped).filter_map(|c| c.target).collect();
+        for (i, key) in stored_keys.iter().enumerate() {
+            if !live.contains(&i) {
+                holders.entry(key).or_default().0 = Some(i);
+            }
+        }
+        for (ci, c) in cands.iter().enumerate().filter(|(_, c)| !c.skipped) {
+            holders.entry(c.user.username.key()).or_default().1.push(ci);
+        }
+        let mut newly = Vec::new();
+        for (key, (stored, cs)) in &holders {
+            if cs.len() + stored.is_some() as usize > 1 {
+                for &ci in cs {
+                    let other = match stored {
+                        Some(i) => format!("user {} (source {}, {})", snap.users[*i].username, snap.users[*i].source, snap.users[*i].dn),
+                        None => cs
+                            .iter()
+                            .filter(|&&o| o != ci)
+                            .map(|&o| format!("{} (source {})", cands[o].user.dn, batches[cands[o].batch].source))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    };
+                    newly.push((ci, format!("username \"{key}\" is already used by {other}; skipped")));
+                }
+            }
+        }
+        if newly.is_empty() {
+            break;
+        }
+        newly.sort();
+        for (ci, reason) in newly {
+            cands[ci].skipped = true;
+            plan.errors.push(EntryError::new(&cands[ci].user.dn, reason));
+        }
+    }
+    let live_targets: HashSet<usize> = cands.iter().filter(|c| !c.skipped).filter_map(|c| c.target).collect();
+
+    // 4. Users: creates and updates.
+    let mut user_ref: Vec<HashMap<&str, Ref>> = vec![HashMap::new(); batches.len()];
+    for c in cands.iter().filter(|c| !c.skipped) {
+        let b = &batches[c.batch];
+        let scfg = source_cfg(&b.source);
+        match c.target {
+            None => {
+                let mut fields: BTreeMap<String, String> = BTreeMap::new();
+                for spec in scfg.fields.iter().filter(|f| f.on_create && f.name != "username") {
+                    if let Some(Some(v)) = c.user.fields.get(&spec.name) {
+                        fields.insert(spec.name.clone(), v.clone());
+                    }
+                }
+                user_ref[c.batch].insert(&c.user.external_id, Ref::New(plan.creates.len()));
+                plan.creates.push(NewUser {
+                    source: b.source.clone(),
+                    external_id: c.user.external_id.clone(),
+                    dn: c.user.dn.clone(),
+                    username: c.user.username.as_str().to_string(),
+                    fields,
+                    rules_applied: Vec::new(),
+                });
+            }
+            Some(i) => {
+                let s = &snap.users[i];
+                user_ref[c.batch].insert(&c.user.external_id, Ref::Existing(s.id));
+                let mut changes = Vec::new();
+                let new_name = c.user.username.as_str();
+                let rename_to = (s.username.to_lowercase() != c.user.username.key()).then(|| new_name.to_string());
+                if rename_to.is_none() && s.username != new_name {
+                    changes.push(FieldChange { field: "username".into(), old: Some(s.username.clone()), new: Some(new_name.into()) });
+                }
+                for spec in scfg.fields.iter().filter(|f| f.on_update && f.name != "username") {
+                    let new = c.user.fields.get(&spec.name).cloned().flatten();
+                    let old = s.fields.get(&spec.name).cloned();
+                    if new != old {
+                        changes.push(FieldChange { field: spec.name.clone(), old, new });
+                    }
+                }
+                if s.dn != c.user.dn {
+                    changes.push(FieldChange { field: "dn".into(), old: Some(s.dn.clone()), new: Some(c.user.dn.clone()) });
+                }
+                let enable = s.status == Status::Disabled;
+                if changes.is_empty() && rename_to.is_none() && !enable && !c.relink {
+                    plan.unchanged += 1;
+                    continue;
+                }
+                plan.updates.push(UserUpdate {
+                    id: s.id,
+                    source: b.source.clone(),
+                    username: s.username.clone(),
+                    rename_to,
+                    relink_to: c.relink.then(|| c.user.external_id.clone()),
+                    enable,
+                    changes,
+                });
+            }
+        }
+    }
+
+    // 5. Users gone from their source.
+    let mut removed: HashSet<i64> = HashSet::new();
+    for b in batches {
+        let on_missing = cfg.safety.on_missing;
+        let mut summary = SourceSummary {
+            source: b.source.clone(),
+            users_returned: b.user_entries,
+            groups_returned: b.group_entries,
+            ..Default::default()
+        };
+        for (i, s) in snap.users.iter().enumerate().filter(|(_, s)| s.source == b.source) {
+            if s.status == Status::Active {
+                summary.active_before += 1;
+            }
+            if b.seen_user_ids.contains(&s.external_id) || live_targets.contains(&i) {
+                continue;
+            }
+            let kind = match (on_missing, s.status) {
+                (OnMissing::Keep, _) | (OnMissing::Disable, Status::Disabled) => continue,
+                (OnMissing::Disable, Status::Active) => RemovalKind::Disable,
+                (OnMissing::Delete, _) => RemovalKind::Delete,
+            };
+            if kind == RemovalKind::Delete {
+                removed.insert(s.id);
+            }
+            summary.removals += 1;
+            plan.removals.push(Removal { id: s.id, source: s.source.clone(), username: s.username.clone(), kind });
+        }
+        plan.sources.push(summary);
+    }
+
+    // 6. Groups, memberships and rules, per source.
+    for (bi, b) in batches.iter().enumerate() {
+        groups_and_members(cfg, snap, b, &user_ref[bi], &removed, &mut plan, bi);
+    }
+    plan
+}
+
+fn groups_and_members(
+    cfg: &Config,
+    snap: &Snapshot,
+    b: &SourceBatch,
+    user_ref: &HashMap<&str, Ref>,
+    removed_users: &HashSet<i64>,
+    plan: &mut Plan,
+    bi: usize,
+) {
+    let stored: HashMap<&str, &crate::model::StoredGroup> =
+        snap.groups.iter().filter(|g| g.source == b.source).map(|g| (g.external_id.as_str(), g)).collect();
+    let mut group_ref: HashMap<&str, (Ref, &str)> = HashMap::new();
+    for g in &b.groups {
+        match stored.get(g.external_id.as_str()) {
+            None => {
+                group_ref.insert(&g.external_id, (Ref::New(plan.group_creates.len()), g.name.as_str()));
+                plan.group_creates.push(NewGroup {
+                    source: b.source.clone(),
+                    external_id: g.external_id.clone(),
+                    name: g.name.as_str().to_string(),
+                    dn: g.dn.clone(),
+                });
+            }
+            Some(s) => {
+                group_ref.insert(&g.external_id, (Ref::Existing(s.id), g.name.as_str()));
+                if s.name != g.name.as_str() || s.dn != g.dn {
+                    plan.group_updates.push(GroupUpdate { id: s.id, name: s.name.clone(), new_name: g.name.as_str().into(), new_dn: g.dn.clone() });
+                }
+            }
+        }
+    }
+    let mut removed_groups = HashSet::new();
+    for s in stored.values() {
+        if !group_ref.contains_key(s.external_id.as_str()) && !b.seen_group_ids.contains(&s.external_id) {
+            removed_groups.insert(s.id);
+            plan.group_deletes.push(GroupRemoval { id: s.id, name: s.name.clone() });
+        }
+    }
+    plan.group_deletes.sort_by(|a, c| a.name.cmp(&c.name));
+    plan.sources[bi].groups_before = stored.len();
+    plan.sources[bi].group_deletes = removed_groups.len();
+
+    // Names for display.
+    let user_names: HashMap<Ref, &str> = b
+        .users
+        .iter()
+        .filter_map(|u| user_ref.get(u.external_id.as_str()).map(|r| (*r, u.username.as_str())))
+        .collect();
+    let stored_user_name: HashMap<i64, &str> = snap.users.iter().map(|u| (u.id, u.username.as_str())).collect();
+    let stored_group_name: HashMap<i64, &str> = snap.groups.iter().map(|g| (g.id, g.name.as_str())).collect();
+    let source_group_ids: HashSet<i64> = stored.values().map(|g| g.id).collect();
+    // Users and groups whose entries were skipped keep their memberships as they are.
+    let source_users: HashMap<&str, i64> =
+        snap.users.iter().filter(|u| u.source == b.source).map(|u| (u.external_id.as_str(), u.id)).collect();
+    let mapped_user_ids: HashSet<i64> = user_ref.values().filter_map(|r| if let Ref::Existing(id) = r { Some(*id) } else { None }).collect();
+    let frozen_users: HashSet<i64> = b
+        .seen_user_ids
+        .iter()
+        .filter_map(|ext| source_users.get(ext.as_str()))
+        .filter(|id| !mapped_user_ids.contains(id))
+        .copied()
+        .collect();
+    let frozen_groups: HashSet<i64> = b
+        .seen_group_ids
+        .iter()
+        .filter(|ext| !group_ref.contains_key(ext.as_str()))
+        .filter_map(|ext| stored.get(ext.as_str()).map(|g| g.id))
+        .collect();
+
+    // Direct user memberships.
+    let mut desired: HashSet<(Ref, Ref)> = HashSet::new();
+    for (uext, gext) in &b.user_groups {
+        if let (Some(u), Some((g, _))) = (user_ref.get(uext.as_str()), group_ref.get(gext.as_str())) {
+            desired.insert((*u, *g));
+        }
+    }
+    let current: HashSet<(Ref, Ref)> = snap
+        .user_groups
+        .iter()
+        .filter(|(_, g)| source_group_ids.contains(g))
+        .map(|(u, g)| (Ref::Existing(*u), Ref::Existing(*g)))
+        .collect();
+    let gname = |r: &Ref| -> String {
+        match r {
+            Ref::Existing(id) => stored_group_name.get(id).copied().unwrap_or("?").to_string(),
+            Ref::New(i) => plan_group_name(plan, *i),
+        }
+    };
+    let uname = |r: &Ref| -> String {
+        user_names
+            .get(r)
+            .copied()
+            .or_else(|| if let Ref::Existing(id) = r { stored_user_name.get(id).copied() } else { None })
+            .unwrap_or("?")
+            .to_string()
+    };
+    let mut adds: Vec<MemberChange> = desired
+        .difference(&current)
+        .map(|(u, g)| MemberChange { member: Member::User(*u), group: *g, member_name: uname(u), group_name: gname(g) })
+        .collect();
+    let mut removes: Vec<MemberChange> = current
+        .difference(&desired)
+        .filter(|(u, g)| {
+            let (Ref::Existing(uid), Ref::Existing(gid)) = (u, g) else { return false };
+            !frozen_users.contains(uid) && !frozen_groups.contains(gid) && !removed_users.contains(uid) && !removed_groups.contains(gid)
+        })
+        .map(|(u, g)| MemberChange { member: Member::User(*u), group: *g, member_name: uname(u), group_name: gname(g) })
+        .collect();
+
+    // Nested groups.
+    let mut desired_gg: HashSet<(Ref, Ref)> = HashSet::new();
+    for (cext, pext) in &b.group_groups {
+        if let (Some((c, _)), Some((p, _))) = (group_ref.get(cext.as_str()), group_ref.get(pext.as_str())) {
+            desired_gg.insert((*c, *p));
+        }
+    }
+    let current_gg: HashSet<(Ref, Ref)> = snap
+        .group_groups
+        .iter()
+        .filter(|(_, p)| source_group_ids.contains(p))
+        .map(|(c, p)| (Ref::Existing(*c), Ref::Existing(*p)))
+        .collect();
+    adds.extend(
+        desired_gg
+            .difference(&current_gg)
+            .map(|(c, p)| MemberChange { member: Member::Group(*c), group: *p, member_name: gname(c), group_name: gname(p) }),
+    );
+    removes.extend(
+        current_gg
+            .difference(&desired_gg)
+            .filter(|(c, p)| {
+                let (Ref::Existing(cid), Ref::Existing(pid)) = (c, p) else { return false };
+                !frozen_groups.contains(cid) && !frozen_groups.contains(pid) && !removed_groups.contains(cid) && !removed_groups.contains(pid)
+            })
+            .map(|(c, p)| MemberChange { member: Member::Group(*c), group: *p, member_name: gname(c), group_name: gname(p) }),
+    );
+    let order = |a: &MemberChange, c: &MemberChange| (&a.group_name, &a.member_name).cmp(&(&c.group_name, &c.member_name));
+    adds.sort_by(order);
+    removes.sort_by(order);
+    plan.member_adds.extend(adds);
+    plan.member_removes.extend(removes);
+
+    apply_rules(cfg, b, &group_ref, plan);
+}
+
+fn plan_group_name(plan: &Plan, i: usize) -> String {
+    plan.group_creates.get(i).map(|g| g.name.clone()).unwrap_or_default()
+}
+
+/// Provisioning rules, on create only: effective membership (nested groups
+/// included, cycles tolerated) decides which rules match.
+fn apply_rules(cfg: &Config, b: &SourceBatch, group_ref: &HashMap<&str, (Ref, &str)>, plan: &mut Plan) {
+    let rules: Vec<_> = cfg.rules.iter().filter(|r| r.source.as_deref().is_none_or(|s| s == b.source)).collect();
+    if rules.is_empty() {
+        return;
+    }
+    let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (c, p) in &b.group_groups {
+        parents.entry(c.as_str()).or_default().push(p.as_str());
+    }
+    let mut direct: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (u, g) in &b.user_groups {
+        direct.entry(u.as_str()).or_default().push(g.as_str());
+    }
+    for nu in plan.creates.iter_mut().filter(|u| u.source == b.source) {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut stack: Vec<&str> = direct.get(nu.external_id.as_str()).cloned().unwrap_or_default();
+        while let Some(g) = stack.pop() {
+            if seen.insert(g) {
+                stack.extend(parents.get(g).into_iter().flatten().copied());
+            }
+        }
+        let names: HashSet<String> = seen.iter().filter_map(|g| group_ref.get(g)).map(|(_, n)| n.to_lowercase()).collect();
+        for r in &rules {
+            let matched = match &r.when_member_of {
+                None => true,
+                Some(n) => names.contains(n.key()),
+            };
+            if matched {
+                for (k, v) in &r.set {
+                    nu.fields.insert(k.clone(), v.clone());
+                }
+                nu.rules_applied.push(r.when_member_of.as_ref().map(|n| n.as_str().to_string()).unwrap_or_else(|| "*".into()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,232 @@
+//! The LDAP source: binds (plain, StartTLS or LDAPS, with an optional private
+//! CA), then reads users and groups with RFC 2696 paged searches on two
+//! connections at once (a paging cookie belongs to one search on one
+//! connection). Only the attributes the mapping needs are requested. A search
+//! that ends with anything but success (size or time limit, a dropped
+//! connection) is an error, never "fewer users".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ldap3::adapters::PagedResults;
+use ldap3::asn1::{StructureTag, PL};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, ResultEntry, Scope};
+use tracing::{debug, instrument};
+
+use super::{EntrySink, FetchCounts, Source, SourceError};
+use crate::config::{LdapConfig, SourceConfig};
+use crate::model::{AttrValue, EntryKind, RawEntry};
+
+pub struct LdapSource {
+    name: String,
+    cfg: LdapConfig,
+    user_filter: String,
+    group_filter: Option<String>,
+    user_attrs: Vec<String>,
+    group_attrs: Vec<String>,
+}
+
+impl LdapSource {
+    pub fn new(cfg: &SourceConfig, l: &LdapConfig) -> Self {
+        LdapSource {
+            name: cfg.name.clone(),
+            cfg: l.clone(),
+            user_filter: cfg.user_filter.clone(),
+            group_filter: cfg.group_filter.clone(),
+            user_attrs: cfg.user_attributes(),
+            group_attrs: cfg.group_attributes(),
+        }
+    }
+
+    fn err(&self, msg: impl Into<String>) -> SourceError {
+        SourceError::new(&self.name, msg)
+    }
+
+    /// Connects and binds; the error says which step failed and why, never the password.
+    pub async fn connect(&self) -> Result<Ldap, SourceError> {
+        connect(&self.name, &self.cfg).await
+    }
+
+    #[instrument(skip(self, sink), fields(source = %self.name))]
+    async fn search(&self, kind: EntryKind, filter: &str, attrs: &[String], sink: &EntrySink) -> Result<u64, SourceError> {
+        let what = match kind {
+            EntryKind::User => "users",
+            EntryKind::Group => "groups",
+        };
+        let mut ldap = self.connect().await?;
+        let search_err = |e: LdapError| self.err(format!("searching {what} under {} with {filter}: {}", self.cfg.base_dn, describe(&e)));
+        let mut stream = ldap
+            .streaming_search_with(PagedResults::new(self.cfg.page_size), &self.cfg.base_dn, Scope::Subtree, filter, attrs.to_vec())
+            .await
+            .map_err(search_err)?;
+        let mut batcher = sink.batcher();
+        let mut n = 0u64;
+        while let Some(re) = stream.next().await.map_err(search_err)? {
+            if re.is_ref() || re.is_intermediate() {
+                continue;
+            }
+            let entry = parse_entry(re).map_err(|m| self.err(format!("malformed entry from the server: {m}")))?;
+            n += 1;
+            batcher.push(kind, entry).await.map_err(|m| self.err(m))?;
+        }
+        let res = stream.finish().await;
+        if res.rc != 0 {
+            let hint = match res.rc {
+                4 => "; the server stopped at its size limit: raise it for the bind account (OpenLDAP: olcLimits size=unlimited; AD: MaxPageSize) — a truncated read never counts as the whole directory",
+                3 => "; the server stopped at its time limit",
+                32 => "; check base_dn",
+                _ => "",
+            };
+            return Err(self.err(format!(
+                "searching {what} under {} failed after {n} entries: {}{hint}",
+                self.cfg.base_dn,
+                result_text(res.rc, &res.text)
+            )));
+        }
+        batcher.flush().await.map_err(|m| self.err(m))?;
+        let _ = ldap.unbind().await;
+        debug!(what, n, "search done");
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl Source for LdapSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn fetch(&self, sink: EntrySink) -> Result<FetchCounts, SourceError> {
+        let users = self.search(EntryKind::User, &self.user_filter, &self.user_attrs, &sink);
+        let groups = async {
+            match &self.group_filter {
+                Some(f) => self.search(EntryKind::Group, f, &self.group_attrs, &sink).await,
+                None => Ok(0),
+            }
+        };
+        let (users, groups) = tokio::try_join!(users, groups)?;
+        Ok(FetchCounts { users, groups })
+    }
+}
+
+/// Opens a connection per the config and binds.
+pub async fn connect(name: &str, cfg: &LdapConfig) -> Result<Ldap, SourceError> {
+    let err = |m: String| SourceError::new(name, m);
+    let mut settings = LdapConnSettings::new()
+        .set_conn_timeout(Duration::from_secs(cfg.timeout_secs))
+        .set_starttls(cfg.starttls);
+    if let Some(ca) = &cfg.ca_file {
+        settings = settings.set_config(Arc::new(tls_config(ca).map_err(err)?));
+    }
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &cfg.url)
+        .await
+        .map_err(|e| err(format!("cannot connect to {}: {}", cfg.url, describe(&e))))?;
+    ldap3::drive!(conn);
+    ldap.with_timeout(Duration::from_secs(cfg.timeout_secs));
+    if let (Some(dn), Some(pw)) = (&cfg.bind_dn, &cfg.bind_password) {
+        // An empty password would be an unauthenticated bind; config refuses it.
+        let res = ldap
+            .simple_bind(dn, pw.expose())
+            .await
+            .map_err(|e| err(format!("bind as {dn} at {}: {}", cfg.url, describe(&e))))?;
+        if res.rc != 0 {
+            return Err(err(format!("bind as {dn} refused by {}: {}", cfg.url, result_text(res.rc, &res.text))));
+        }
+    }
+    Ok(ldap)
+}
+
+fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+        roots.add(cert).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("ca_file {}: no PEM certificate found", ca.display()));
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// An LDAP result code with its name and the server's text.
+pub fn result_text(rc: u32, text: &str) -> String {
+    let name = match rc {
+        1 => "operationsError",
+        2 => "protocolError",
+        3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
+        8 => "strongerAuthRequired",
+        11 => "adminLimitExceeded",
+        32 => "noSuchObject",
+        34 => "invalidDNSyntax",
+        48 => "inappropriateAuthentication",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        _ => "error",
+    };
+    if text.is_empty() {
+        format!("{name} (rc={rc})")
+    } else {
+        format!("{name} (rc={rc}): {text}")
+    }
+}
+
+/// A readable reason for an ldap3 error (connection, TLS, timeout, result).
+fn describe(e: &LdapError) -> String {
+    match e {
+        LdapError::LdapResult { result } => result_text(result.rc, &result.text),
+        LdapError::Timeout { .. } => "timed out".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Turns a SearchResultEntry into a [`RawEntry`] without panicking on
+/// malformed data (ldap3's `SearchEntry::construct` panics).
+fn parse_entry(re: ResultEntry) -> Result<RawEntry, String> {
+    let tags = match re.0.match_id(4).and_then(|t| t.expect_constructed()) {
+        Some(t) => t,
+        None => return Err("not a SearchResultEntry".into()),
+    };
+    let mut tags = tags.into_iter();
+    let dn = prim(tags.next()).ok_or("missing DN")?;
+    let dn = String::from_utf8(dn).map_err(|_| "DN is not UTF-8".to_string())?;
+    let mut entry = RawEntry::new(dn);
+    let attrs = tags.next().and_then(|t| t.expect_constructed()).ok_or("missing attribute list")?;
+    for pa in attrs {
+        let mut parts = pa.expect_constructed().ok_or("bad attribute")?.into_iter();
+        let name = prim(parts.next()).ok_or("bad attribute name")?;
+        let name = String::from_utf8(name).map_err(|_| "attribute name is not UTF-8".to_string())?;
+        let vals = parts.next().and_then(|t| t.expect_constructed()).ok_or("bad attribute values")?;
+        let name = name.to_ascii_lowercase();
+        let mut values = Vec::with_capacity(vals.len());
+        for v in vals {
+            let bytes = prim(Some(v)).ok_or("bad attribute value")?;
+            values.push(match String::from_utf8(bytes) {
+                Ok(s) => AttrValue::Text(s),
+                Err(e) => AttrValue::Binary(e.into_bytes()),
+            });
+        }
+        match entry.attrs.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, vs)) => vs.extend(values),
+            None => entry.attrs.push((name, values)),
+        }
+    }
+    Ok(entry)
+}
+
+fn prim(t: Option<StructureTag>) -> Option<Vec<u8>> {
+    match t?.payload {
+        PL::P(bytes) => Some(bytes),
+        PL::C(_) => None,
+    }
+}

@@ -1,0 +1,66 @@
+//! The store: where the application's users, groups, memberships, run
+//! history and audit trail live. A small trait so backends can differ
+//! (SQLite now, PostgreSQL later); SQL dialects stay inside each backend.
+//! Every write of a run happens inside one [`Store::transaction`].
+
+pub mod sqlite;
+
+use crate::history::{AuditRecord, RunRecord};
+use crate::model::{Snapshot, Status};
+use crate::plan::{NewGroup, NewUser};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {message}")]
+    Backend { path: String, message: String },
+    #[error("the store was changed by another run since this run read it (generation {expected} → {found}); run the sync again")]
+    Conflict { expected: i64, found: i64 },
+    #[error("another sync is running on this store (lock {0} is held)")]
+    Locked(String),
+}
+
+/// Changes to one user record; `None` leaves a column as it is.
+#[derive(Debug, Default)]
+pub struct UserPatch<'a> {
+    pub username: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+    pub dn: Option<&'a str>,
+    pub status: Option<Status>,
+    /// Field → new value (`None` clears it).
+    pub fields: Vec<(&'a str, Option<&'a str>)>,
+}
+
+/// The write operations of one transaction.
+pub trait StoreTx {
+    fn generation(&mut self) -> Result<i64, StoreError>;
+    fn set_generation(&mut self, generation: i64) -> Result<(), StoreError>;
+    fn insert_user(&mut self, user: &NewUser, now: &str) -> Result<i64, StoreError>;
+    fn update_user(&mut self, id: i64, patch: &UserPatch, now: &str) -> Result<(), StoreError>;
+    fn delete_user(&mut self, id: i64) -> Result<(), StoreError>;
+    fn insert_group(&mut self, group: &NewGroup, now: &str) -> Result<i64, StoreError>;
+    fn update_group(&mut self, id: i64, name: &str, dn: &str, now: &str) -> Result<(), StoreError>;
+    fn delete_group(&mut self, id: i64) -> Result<(), StoreError>;
+    fn add_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError>;
+    fn remove_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError>;
+    fn add_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError>;
+    fn remove_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError>;
+    fn audit(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Writes the run's final record (status, counts, errors).
+    fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
+}
+
+pub trait Store: Send {
+    /// Everything, read consistently (for planning and listing).
+    fn snapshot(&mut self) -> Result<Snapshot, StoreError>;
+    /// Records a run as started and returns its id.
+    fn start_run(&mut self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError>;
+    /// Runs `f` in one transaction: all of its writes land, or none.
+    fn transaction(&mut self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    /// Run history, newest first.
+    fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    /// Audit trail of one user (by id), newest first.
+    fn audit_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Marks runs left `running` by a crashed process as `interrupted`; call
+    /// only while holding the sync lock.
+    fn mark_interrupted(&mut self, now: &str) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,477 @@
+//! The SQLite store (the embedded default): one file, WAL journal, numbered
+//! migrations run in a transaction, every run's writes in one transaction.
+//! All SQL lives here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, Transaction};
+
+use super::{Store, StoreError, StoreTx, UserPatch};
+use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
+use crate::model::{EntryError, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
+use crate::plan::{NewGroup, NewUser};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta (key, value) VALUES ('generation', '0');
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    username TEXT NOT NULL,
+    username_key TEXT NOT NULL UNIQUE,
+    dn TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    full_name TEXT, email TEXT, department TEXT, office TEXT, card_number TEXT, card_number2 TEXT,
+    fields TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (source, external_id)
+);
+CREATE TABLE groups (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    dn TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (source, external_id)
+);
+CREATE INDEX groups_name ON groups (name_key);
+CREATE TABLE user_groups (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    group_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, group_id)
+) WITHOUT ROWID;
+CREATE INDEX user_groups_group ON user_groups (group_id);
+CREATE TABLE group_groups (
+    child_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    parent_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    PRIMARY KEY (child_id, parent_id)
+) WITHOUT ROWID;
+CREATE INDEX group_groups_parent ON group_groups (parent_id);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    forced INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0,
+    renamed INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    groups_created INTEGER NOT NULL DEFAULT 0, groups_updated INTEGER NOT NULL DEFAULT 0,
+    groups_deleted INTEGER NOT NULL DEFAULT 0,
+    memberships_added INTEGER NOT NULL DEFAULT 0, memberships_removed INTEGER NOT NULL DEFAULT 0,
+    message TEXT
+);
+CREATE TABLE run_errors (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('error', 'warning')),
+    dn TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX run_errors_run ON run_errors (run_id);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs (id),
+    at TEXT NOT NULL,
+    user_id INTEGER,
+    name TEXT NOT NULL,
+    action TEXT NOT NULL,
+    field TEXT,
+    old TEXT,
+    new TEXT
+);
+CREATE INDEX audit_user ON audit (user_id);
+"#,
+];
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn backend(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Backend {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the store file.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend {
+                path: path.display().to_string(),
+                message: format!("cannot create folder {}: {e}", dir.display()),
+            })?;
+        }
+        let err = backend(path);
+        let mut conn = Connection::open(path).map_err(&err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(&err)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(&err)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(&err)?;
+        let version = version.max(0) as usize;
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Backend {
+                path: path.display().to_string(),
+                message: format!("schema version {version} is newer than this dirsync knows ({}); upgrade dirsync", MIGRATIONS.len()),
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction().map_err(&err)?;
+            tx.execute_batch(m).map_err(&err)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(&err)?;
+            tx.commit().map_err(&err)?;
+        }
+        Ok(SqliteStore { conn, path: path.to_path_buf() })
+    }
+
+    /// The path of the lock file that serializes syncs on this store.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".lock");
+        PathBuf::from(p)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        backend(&self.path)
+    }
+}
+
+fn read_user(r: &rusqlite::Row) -> rusqlite::Result<StoredUser> {
+    let mut fields = BTreeMap::new();
+    for (i, name) in CORE_FIELDS.iter().enumerate() {
+        if let Some(v) = r.get::<_, Option<String>>(6 + i)? {
+            fields.insert(name.to_string(), v);
+        }
+    }
+    let custom: String = r.get(12)?;
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&custom) {
+        for (k, v) in m {
+            if let serde_json::Value::String(s) = v {
+                fields.insert(k, s);
+            }
+        }
+    }
+    let status: String = r.get(5)?;
+    Ok(StoredUser {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        external_id: r.get(2)?,
+        username: r.get(3)?,
+        dn: r.get(4)?,
+        status: Status::parse(&status).unwrap_or(Status::Disabled),
+        fields,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn snapshot(&mut self) -> Result<Snapshot, StoreError> {
+        let path = self.path.clone();
+        let err = backend(&path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        let generation: i64 = tx
+            .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'", [], |r| r.get(0))
+            .map_err(&err)?;
+        let mut snap = Snapshot { generation, ..Snapshot::default() };
+        {
+            let mut st = tx
+                .prepare(
+                    "SELECT id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at FROM users ORDER BY id",
+                )
+                .map_err(&err)?;
+            snap.users = st.query_map([], read_user).map_err(&err)?.collect::<Result<_, _>>().map_err(&err)?;
+            let mut st = tx.prepare("SELECT id, source, external_id, name, dn FROM groups ORDER BY id").map_err(&err)?;
+            snap.groups = st
+                .query_map([], |r| {
+                    Ok(StoredGroup { id: r.get(0)?, source: r.get(1)?, external_id: r.get(2)?, name: r.get(3)?, dn: r.get(4)? })
+                })
+                .map_err(&err)?
+                .collect::<Result<_, _>>()
+                .map_err(&err)?;
+            let mut st = tx.prepare("SELECT user_id, group_id FROM user_groups").map_err(&err)?;
+            snap.user_groups = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&err)?.collect::<Result<_, _>>().map_err(&err)?;
+            let mut st = tx.prepare("SELECT child_id, parent_id FROM group_groups").map_err(&err)?;
+            snap.group_groups = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&err)?.collect::<Result<_, _>>().map_err(&err)?;
+        }
+        tx.commit().map_err(&err)?;
+        Ok(snap)
+    }
+
+    fn start_run(&mut self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError> {
+        let err = backend(&self.path);
+        self.conn
+            .execute(
+                "INSERT INTO runs (started_at, source, status, forced) VALUES (?1, ?2, 'running', ?3)",
+                params![started_at, source, forced],
+            )
+            .map_err(err)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn transaction(&mut self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = backend(&path);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        let mut stx = SqliteTx { tx, path: &path };
+        f(&mut stx)?; // dropping an uncommitted transaction rolls it back
+        stx.tx.commit().map_err(&err)
+    }
+
+    fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let err = self.err();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message FROM runs ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(&err)?;
+        let mut runs: Vec<RunRecord> = st
+            .query_map([limit as i64], |r| {
+                let c = |i| r.get::<_, i64>(i).map(|v| v as u64);
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    source: r.get(3)?,
+                    status: RunStatus::parse(&r.get::<_, String>(4)?),
+                    forced: r.get(5)?,
+                    counts: Counts {
+                        created: c(6)?,
+                        updated: c(7)?,
+                        renamed: c(8)?,
+                        disabled: c(9)?,
+                        deleted: c(10)?,
+                        unchanged: c(11)?,
+                        skipped: c(12)?,
+                        groups_created: c(13)?,
+                        groups_updated: c(14)?,
+                        groups_deleted: c(15)?,
+                        memberships_added: c(16)?,
+                        memberships_removed: c(17)?,
+                    },
+                    errors: vec![],
+                    warnings: vec![],
+                    message: r.get(18)?,
+                })
+            })
+            .map_err(&err)?
+            .collect::<Result<_, _>>()
+            .map_err(&err)?;
+        let mut st = self.conn.prepare("SELECT kind, dn, reason FROM run_errors WHERE run_id = ?1 ORDER BY rowid").map_err(&err)?;
+        for run in &mut runs {
+            let rows = st
+                .query_map([run.id], |r| Ok((r.get::<_, String>(0)?, EntryError::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?))))
+                .map_err(&err)?;
+            for row in rows {
+                let (kind, e) = row.map_err(&err)?;
+                if kind == "warning" {
+                    run.warnings.push(e);
+                } else {
+                    run.errors.push(e);
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    fn audit_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let err = self.err();
+        let mut st = self
+            .conn
+            .prepare("SELECT run_id, at, user_id, name, action, field, old, new FROM audit WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2")
+            .map_err(&err)?;
+        let rows = st
+            .query_map(params![user_id, limit as i64], |r| {
+                Ok(AuditRecord {
+                    run_id: r.get(0)?,
+                    at: r.get(1)?,
+                    user_id: r.get(2)?,
+                    name: r.get(3)?,
+                    action: r.get(4)?,
+                    field: r.get(5)?,
+                    old: r.get(6)?,
+                    new: r.get(7)?,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn mark_interrupted(&mut self, now: &str) -> Result<usize, StoreError> {
+        let err = self.err();
+        self.conn
+            .execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?1, message = 'the process stopped before the run finished; nothing of it was applied' WHERE status = 'running'",
+                [now],
+            )
+            .map_err(err)
+    }
+}
+
+struct SqliteTx<'c> {
+    tx: Transaction<'c>,
+    path: &'c Path,
+}
+
+impl SqliteTx<'_> {
+    fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize, StoreError> {
+        let mut st = self.tx.prepare_cached(sql).map_err(backend(self.path))?;
+        st.execute(p).map_err(backend(self.path))
+    }
+}
+
+fn split_fields(fields: &BTreeMap<String, String>) -> ([Option<&str>; 6], String) {
+    let mut core = [None; 6];
+    let mut custom = serde_json::Map::new();
+    for (k, v) in fields {
+        match CORE_FIELDS.iter().position(|c| c == k) {
+            Some(i) => core[i] = Some(v.as_str()),
+            None => {
+                custom.insert(k.clone(), serde_json::Value::String(v.clone()));
+            }
+        }
+    }
+    (core, serde_json::Value::Object(custom).to_string())
+}
+
+impl StoreTx for SqliteTx<'_> {
+    fn generation(&mut self) -> Result<i64, StoreError> {
+        self.tx
+            .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'", [], |r| r.get(0))
+            .map_err(backend(self.path))
+    }
+
+    fn set_generation(&mut self, generation: i64) -> Result<(), StoreError> {
+        self.exec("UPDATE meta SET value = ?1 WHERE key = 'generation'", [generation.to_string()]).map(drop)
+    }
+
+    fn insert_user(&mut self, u: &NewUser, now: &str) -> Result<i64, StoreError> {
+        let (core, custom) = split_fields(&u.fields);
+        self.exec(
+            "INSERT INTO users (source, external_id, username, username_key, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+            params![u.source, u.external_id, u.username, u.username.to_lowercase(), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn update_user(&mut self, id: i64, p: &UserPatch, now: &str) -> Result<(), StoreError> {
+        if let Some(name) = p.username {
+            self.exec("UPDATE users SET username = ?2, username_key = ?3 WHERE id = ?1", params![id, name, name.to_lowercase()])?;
+        }
+        if let Some(ext) = p.external_id {
+            self.exec("UPDATE users SET external_id = ?2 WHERE id = ?1", params![id, ext])?;
+        }
+        if let Some(dn) = p.dn {
+            self.exec("UPDATE users SET dn = ?2 WHERE id = ?1", params![id, dn])?;
+        }
+        if let Some(status) = p.status {
+            self.exec("UPDATE users SET status = ?2 WHERE id = ?1", params![id, status.as_str()])?;
+        }
+        for (field, value) in &p.fields {
+            if CORE_FIELDS.contains(field) {
+                // Column names come from the fixed CORE_FIELDS list, never from input.
+                self.exec(&format!("UPDATE users SET {field} = ?2 WHERE id = ?1"), params![id, value])?;
+            } else {
+                let path = format!("$.\"{field}\"");
+                match value {
+                    Some(v) => self.exec("UPDATE users SET fields = json_set(fields, ?2, ?3) WHERE id = ?1", params![id, path, v])?,
+                    None => self.exec("UPDATE users SET fields = json_remove(fields, ?2) WHERE id = ?1", params![id, path])?,
+                };
+            }
+        }
+        self.exec("UPDATE users SET updated_at = ?2 WHERE id = ?1", params![id, now]).map(drop)
+    }
+
+    fn delete_user(&mut self, id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM users WHERE id = ?1", [id]).map(drop)
+    }
+
+    fn insert_group(&mut self, g: &NewGroup, now: &str) -> Result<i64, StoreError> {
+        self.exec(
+            "INSERT INTO groups (source, external_id, name, name_key, dn, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![g.source, g.external_id, g.name, g.name.to_lowercase(), g.dn, now],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn update_group(&mut self, id: i64, name: &str, dn: &str, now: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE groups SET name = ?2, name_key = ?3, dn = ?4, updated_at = ?5 WHERE id = ?1",
+            params![id, name, name.to_lowercase(), dn, now],
+        )
+        .map(drop)
+    }
+
+    fn delete_group(&mut self, id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM groups WHERE id = ?1", [id]).map(drop)
+    }
+
+    fn add_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError> {
+        self.exec("INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?1, ?2)", [user_id, group_id]).map(drop)
+    }
+
+    fn remove_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM user_groups WHERE user_id = ?1 AND group_id = ?2", [user_id, group_id]).map(drop)
+    }
+
+    fn add_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError> {
+        self.exec("INSERT OR IGNORE INTO group_groups (child_id, parent_id) VALUES (?1, ?2)", [child_id, parent_id]).map(drop)
+    }
+
+    fn remove_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM group_groups WHERE child_id = ?1 AND parent_id = ?2", [child_id, parent_id]).map(drop)
+    }
+
+    fn audit(&mut self, a: &AuditRecord) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO audit (run_id, at, user_id, name, action, field, old, new) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![a.run_id, a.at, a.user_id, a.name, a.action, a.field, a.old, a.new],
+        )
+        .map(drop)
+    }
+
+    fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
+        let c = &run.counts;
+        let n = |v: u64| v as i64;
+        self.exec(
+            "UPDATE runs SET finished_at = ?2, status = ?3, created = ?4, updated = ?5, renamed = ?6, disabled = ?7, deleted = ?8, unchanged = ?9, skipped = ?10, groups_created = ?11, groups_updated = ?12, groups_deleted = ?13, memberships_added = ?14, memberships_removed = ?15, message = ?16 WHERE id = ?1",
+            params![
+                run.id,
+                run.finished_at,
+                run.status.as_str(),
+                n(c.created),
+                n(c.updated),
+                n(c.renamed),
+                n(c.disabled),
+                n(c.deleted),
+                n(c.unchanged),
+                n(c.skipped),
+                n(c.groups_created),
+                n(c.groups_updated),
+                n(c.groups_deleted),
+                n(c.memberships_added),
+                n(c.memberships_removed),
+                run.message
+            ],
+        )?;
+        for (kind, list) in [("error", &run.errors), ("warning", &run.warnings)] {
+            for e in list {
+                self.exec("INSERT INTO run_errors (run_id, kind, dn, reason) VALUES (?1, ?2, ?3, ?4)", params![run.id, kind, e.dn, e.reason])?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The sync pipeline, end to end: sources → mapping → plan → guards → apply →
+//! history. Sources stream entries into a mapping thread while the store's
+//! snapshot is read; a source that fails fails the run before anything is
+//! planned, let alone applied. A dry run stops after the guards.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::batch::Collector;
+use crate::config::{Config, SourceConfig};
+use crate::guards::{self, Block};
+use crate::history::{now, Counts, RunRecord, RunStatus};
+use crate::model::{EntryError, SourceBatch};
+use crate::plan::{self, Plan};
+use crate::sources::{self, EntrySink, SourceError};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Plan and check, change nothing.
+    pub dry_run: bool,
+    /// Lift the forceable guards (thresholds), never the empty-source rule.
+    pub force: bool,
+    /// Only these sources (empty: all).
+    pub sources: Vec<String>,
+}
+
+/// What a sync did; also the `sync --json` output.
+#[derive(Debug, Serialize)]
+pub struct SyncOutcome {
+    pub run_id: Option<i64>,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub source: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub errors: Vec<EntryError>,
+    pub warnings: Vec<EntryError>,
+    /// Why the run failed or was blocked.
+    pub message: Option<String>,
+    pub blocked_by: Vec<Block>,
+    /// The plan (dry runs and blocked runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no source named \"{0}\" in the config")]
+    UnknownSource(String),
+}
+
+/// Reads one source whole and maps it. Entries are mapped on a blocking thread
+/// while the source is still reading.
+pub async fn fetch_source(cfg: &SourceConfig, progress: Arc<AtomicU64>) -> Result<SourceBatch, SourceError> {
+    let (sink, mut rx) = EntrySink::channel(progress);
+    let scfg = cfg.clone();
+    let mapper = tokio::task::spawn_blocking(move || {
+        let mut c = Collector::new(&scfg);
+        while let Some(batch) = rx.blocking_recv() {
+            for (kind, entry) in batch {
+                c.add(kind, entry);
+            }
+        }
+        c.finish()
+    });
+    let source = sources::open(cfg);
+    let fetched = source.fetch(sink).await;
+    let batch = mapper.await.map_err(|e| SourceError::new(&cfg.name, format!("mapping failed: {e}")))?;
+    let counts = fetched?;
+    info!(source = %cfg.name, users = counts.users, groups = counts.groups, skipped = batch.errors.len(), "source read");
+    Ok(batch)
+}
+
+/// Holds the sync lock of a store (a file beside it) for its lifetime.
+pub struct SyncLock {
+    _file: File,
+}
+
+/// Takes the lock that serializes syncs on one store file.
+pub fn lock(store_path: &Path) -> Result<SyncLock, StoreError> {
+    let mut p = store_path.as_os_str().to_owned();
+    p.push(".lock");
+    let path = PathBuf::from(p);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Backend { path: path.display().to_string(), message: format!("cannot open lock file: {e}") })?;
+    match file.try_lock() {
+        Ok(()) => Ok(SyncLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(path.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::Backend { path: path.display().to_string(), message: format!("cannot lock: {e}") })
+        }
+    }
+}
+
+/// Runs one sync of the configured sources into `store`.
+pub async fn run(cfg: &Config, store: &mut dyn Store, opts: &SyncOptions, progress: Arc<AtomicU64>) -> Result<SyncOutcome, SyncError> {
+    let selected: Vec<&SourceConfig> = if opts.sources.is_empty() {
+        cfg.sources.iter().collect()
+    } else {
+        let mut v = Vec::new();
+        for name in &opts.sources {
+            v.push(cfg.sources.iter().find(|s| &s.name == name).ok_or_else(|| SyncError::UnknownSource(name.clone()))?);
+        }
+        v
+    };
+    let source_names = selected.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(",");
+    let started = now();
+    let _lock = if opts.dry_run { None } else { Some(lock(&cfg.store.path)?) };
+    let run_id = if opts.dry_run {
+        None
+    } else {
+        let n = store.mark_interrupted(&started)?;
+        if n > 0 {
+            warn!(runs = n, "marked runs left unfinished by a stopped process as interrupted");
+        }
+        Some(store.start_run(&source_names, &started, opts.force)?)
+    };
+    let mut outcome = SyncOutcome {
+        run_id,
+        status: RunStatus::Ok,
+        dry_run: opts.dry_run,
+        source: source_names.clone(),
+        counts: Counts::default(),
+        errors: vec![],
+        warnings: vec![],
+        message: None,
+        blocked_by: vec![],
+        plan: None,
+    };
+
+    // Read every source (concurrently) while the snapshot is loaded.
+    let handles: Vec<_> = selected
+        .iter()
+        .map(|s| {
+            let s = (*s).clone();
+            let p = progress.clone();
+            tokio::spawn(async move { fetch_source(&s, p).await })
+        })
+        .collect();
+    let snap = tokio::task::block_in_place(|| store.snapshot())?;
+    let mut batches = Vec::new();
+    let mut failures = Vec::new();
+    for (h, s) in handles.into_iter().zip(&selected) {
+        match h.await {
+            Ok(Ok(b)) => batches.push(b),
+            Ok(Err(e)) => failures.push(e.to_string()),
+            Err(e) => failures.push(format!("source \"{}\": reading stopped: {e}", s.name)),
+        }
+    }
+    for b in &batches {
+        outcome.errors.extend(b.errors.iter().cloned());
+        outcome.warnings.extend(b.warnings.iter().cloned());
+    }
+    if !failures.is_empty() {
+        outcome.status = RunStatus::Failed;
+        outcome.message = Some(format!("{}; nothing was changed", failures.join("; ")));
+        return finish_without_changes(store, outcome, &started, opts.force);
+    }
+
+    let plan = tokio::task::block_in_place(|| plan::build(cfg, &snap, &batches));
+    outcome.errors.extend(plan.errors.iter().cloned());
+    outcome.counts = Counts::from_plan(&plan, &batches);
+    outcome.blocked_by = guards::check(&plan, &cfg.safety, opts.force);
+    if !outcome.blocked_by.is_empty() {
+        outcome.status = RunStatus::Blocked;
+        outcome.message = Some(format!(
+            "blocked by the safety guards: {}; nothing was changed",
+            outcome.blocked_by.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>().join("; ")
+        ));
+    }
+    if opts.dry_run {
+        outcome.plan = Some(plan);
+        return Ok(outcome);
+    }
+    if outcome.status == RunStatus::Blocked {
+        outcome.plan = Some(plan);
+        return finish_without_changes(store, outcome, &started, opts.force);
+    }
+    let record = record_of(&outcome, &started, opts.force);
+    let finished = record.finished_at.clone().unwrap_or_default();
+    tokio::task::block_in_place(|| crate::apply::apply(store, &plan, snap.generation, &record, &finished))?;
+    info!(run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
+    outcome.plan = Some(plan);
+    Ok(outcome)
+}
+
+fn record_of(o: &SyncOutcome, started: &str, forced: bool) -> RunRecord {
+    RunRecord {
+        id: o.run_id.unwrap_or_default(),
+        started_at: started.to_string(),
+        finished_at: Some(now()),
+        source: o.source.clone(),
+        status: o.status,
+        forced,
+        counts: o.counts,
+        errors: o.errors.clone(),
+        warnings: o.warnings.clone(),
+        message: o.message.clone(),
+    }
+}
+
+/// Records a failed or blocked run (no data changes).
+fn finish_without_changes(store: &mut dyn Store, o: SyncOutcome, started: &str, forced: bool) -> Result<SyncOutcome, SyncError> {
+    if o.run_id.is_some() {
+        let record = record_of(&o, started, forced);
+        store.transaction(&mut |tx| tx.finish_run(&record))?;
+    }
+    Ok(o)
+}
