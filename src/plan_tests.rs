@@ -1,0 +1,237 @@
+//! Planner tests: every decision of the plan, without any server.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+use crate::batch::Collector;
+use crate::config::Config;
+use crate::model::{AttrValue, EntryKind, RawEntry, StoredGroup, StoredUser};
+
+fn config(extra: &str) -> Config {
+    let text = format!(
+        "[[sources]]\nname = \"s\"\ntype = \"ldif\"\npath = \"x\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\nemail = \"mail\"\ncard_number = {{ attribute = \"employeeNumber\", on = [\"create\"] }}\n{extra}"
+    );
+    Config::parse(&text, Path::new("/t.toml")).unwrap()
+}
+
+fn user(uid: &str, id: &str, extra: &[(&str, &str)]) -> RawEntry {
+    let mut e = RawEntry::new(format!("uid={uid},ou=people,dc=t"));
+    e.push("uid", AttrValue::Text(uid.into()));
+    e.push("cn", AttrValue::Text(format!("{uid} name")));
+    e.push("entryUUID", AttrValue::Text(id.into()));
+    for (a, v) in extra {
+        e.push(a, AttrValue::Text(v.to_string()));
+    }
+    e
+}
+
+fn group(cn: &str, id: &str, members: &[&str]) -> RawEntry {
+    let mut e = RawEntry::new(format!("cn={cn},ou=groups,dc=t"));
+    e.push("cn", AttrValue::Text(cn.into()));
+    e.push("entryUUID", AttrValue::Text(id.into()));
+    for m in members {
+        e.push("member", AttrValue::Text(m.to_string()));
+    }
+    e
+}
+
+fn batch(cfg: &Config, entries: Vec<(EntryKind, RawEntry)>) -> SourceBatch {
+    let mut c = Collector::new(&cfg.sources[0]);
+    for (k, e) in entries {
+        c.add(k, e);
+    }
+    c.finish()
+}
+
+fn stored(id: i64, uid: &str, ext: &str, status: Status, fields: &[(&str, &str)]) -> StoredUser {
+    StoredUser {
+        id,
+        source: "s".into(),
+        external_id: ext.into(),
+        username: uid.into(),
+        dn: format!("uid={uid},ou=people,dc=t"),
+        status,
+        fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        created_at: String::new(),
+        updated_at: String::new(),
+    }
+}
+
+fn full(uid: &str) -> String {
+    format!("{uid} name")
+}
+
+#[test]
+fn first_sync_creates_everything_with_rules_through_nested_groups() {
+    let cfg = config("[[rules]]\nwhen_member_of = \"Students\"\nset = { credit = \"10.00\" }\n");
+    let b = batch(
+        &cfg,
+        vec![
+            (EntryKind::User, user("amy", "u1", &[("employeeNumber", "7")])),
+            (EntryKind::User, user("bob", "u2", &[])),
+            (EntryKind::Group, group("Class 5A", "g1", &["uid=amy,ou=people,dc=t"])),
+            (EntryKind::Group, group("Students", "g2", &["cn=Class 5A,ou=groups,dc=t"])),
+        ],
+    );
+    let plan = build(&cfg, &Snapshot::default(), &[b]);
+    assert_eq!(plan.creates.len(), 2);
+    let amy = plan.creates.iter().find(|u| u.username == "amy").unwrap();
+    assert_eq!(amy.fields.get("credit").map(String::as_str), Some("10.00"));
+    assert_eq!(amy.fields.get("card_number").map(String::as_str), Some("7"));
+    let bob = plan.creates.iter().find(|u| u.username == "bob").unwrap();
+    assert!(!bob.fields.contains_key("credit"));
+    assert_eq!(plan.group_creates.len(), 2);
+    assert_eq!(plan.member_adds.len(), 2, "amy→Class 5A and Class 5A→Students");
+}
+
+#[test]
+fn unchanged_entries_plan_nothing() {
+    let cfg = config("");
+    let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[]))]);
+    let snap = Snapshot { users: vec![stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))])], ..Default::default() };
+    let plan = build(&cfg, &snap, &[b]);
+    assert!(plan.is_empty(), "{plan:?}");
+    assert_eq!(plan.unchanged, 1);
+}
+
+#[test]
+fn rename_keeps_the_record_and_create_only_fields_are_not_overwritten() {
+    let cfg = config("");
+    let b = batch(&cfg, vec![(EntryKind::User, user("amy.new", "u1", &[("employeeNumber", "999")]))]);
+    let snap = Snapshot {
+        users: vec![stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy")), ("card_number", "7"), ("credit", "5")])],
+        ..Default::default()
+    };
+    let plan = build(&cfg, &snap, &[b]);
+    assert!(plan.creates.is_empty() && plan.removals.is_empty());
+    let u = &plan.updates[0];
+    assert_eq!(u.id, 1);
+    assert_eq!(u.rename_to.as_deref(), Some("amy.new"));
+    assert!(u.changes.iter().all(|c| c.field != "card_number" && c.field != "credit"), "{:?}", u.changes);
+    assert_eq!(plan.renamed(), 1);
+    assert_eq!(plan.updated(), 0);
+}
+
+#[test]
+fn case_only_username_change_is_an_update_not_a_rename() {
+    let cfg = config("");
+    let b = batch(&cfg, vec![(EntryKind::User, user("Amy", "u1", &[]))]);
+    let snap = Snapshot { users: vec![stored(1, "amy", "u1", Status::Active, &[("full_name", "Amy name")])], ..Default::default() };
+    let plan = build(&cfg, &snap, &[b]);
+    assert_eq!(plan.renamed(), 0);
+    assert_eq!(plan.updates[0].changes[0].field, "username");
+}
+
+#[test]
+fn missing_users_follow_on_missing_and_skipped_users_are_not_missing() {
+    for (policy, expect) in [("disable", Some(RemovalKind::Disable)), ("delete", Some(RemovalKind::Delete)), ("keep", None)] {
+        let cfg = config(&format!("[safety]\non_missing = \"{policy}\"\n"));
+        let mut bad = user("carl", "u3", &[]);
+        bad.attrs.retain(|(n, _)| n != "cn"); // missing required full_name: skipped
+        let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[])), (EntryKind::User, bad)]);
+        let snap = Snapshot {
+            users: vec![
+                stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))]),
+                stored(2, "bob", "u2", Status::Active, &[]),
+                stored(3, "carl", "u3", Status::Active, &[]),
+            ],
+            ..Default::default()
+        };
+        let plan = build(&cfg, &snap, &[b]);
+        match expect {
+            Some(kind) => {
+                assert_eq!(plan.removals.len(), 1, "{policy}");
+                assert_eq!((plan.removals[0].id, plan.removals[0].kind), (2, kind));
+            }
+            None => assert!(plan.removals.is_empty()),
+        }
+        assert_eq!(plan.sources[0].active_before, 3);
+    }
+}
+
+#[test]
+fn returning_user_is_enabled() {
+    let cfg = config("");
+    let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[]))]);
+    let snap = Snapshot { users: vec![stored(1, "amy", "u1", Status::Disabled, &[("full_name", &full("amy"))])], ..Default::default() };
+    let plan = build(&cfg, &snap, &[b]);
+    assert!(plan.updates[0].enable);
+}
+
+#[test]
+fn recreated_entry_with_same_username_relinks_the_old_record() {
+    let cfg = config("");
+    let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u-new", &[]))]);
+    let snap = Snapshot { users: vec![stored(1, "amy", "u-old", Status::Active, &[("full_name", &full("amy"))])], ..Default::default() };
+    let plan = build(&cfg, &snap, &[b]);
+    assert!(plan.creates.is_empty() && plan.removals.is_empty(), "{plan:?}");
+    assert_eq!(plan.updates[0].relink_to.as_deref(), Some("u-new"));
+}
+
+#[test]
+fn username_taken_by_a_live_user_skips_the_newcomer_and_two_users_may_swap() {
+    let cfg = config("");
+    // bob (u2) still exists with his name; a new entry u3 also claims "bob".
+    let b = batch(&cfg, vec![(EntryKind::User, user("bob", "u2", &[])), (EntryKind::User, user("Bob2", "u3", &[]))]);
+    let mut b = b;
+    b.users[1].username = crate::model::Name::new("BOB");
+    let snap = Snapshot { users: vec![stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))])], ..Default::default() };
+    let plan = build(&cfg, &snap, &[b]);
+    assert!(plan.creates.is_empty());
+    assert_eq!(plan.errors.len(), 2, "both claimants of \"bob\" are reported: {:?}", plan.errors);
+
+    // amy and bob swap usernames: two renames, no conflict.
+    let b = batch(&cfg, vec![(EntryKind::User, user("bob", "u1", &[])), (EntryKind::User, user("amy", "u2", &[]))]);
+    let snap = Snapshot {
+        users: vec![stored(1, "amy", "u1", Status::Active, &[]), stored(2, "bob", "u2", Status::Active, &[])],
+        ..Default::default()
+    };
+    let plan = build(&cfg, &snap, &[b]);
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    assert_eq!(plan.renamed(), 2);
+}
+
+#[test]
+fn membership_changes_and_skipped_users_keep_theirs() {
+    let cfg = config("");
+    let mut bad = user("carl", "u3", &[]);
+    bad.attrs.retain(|(n, _)| n != "cn");
+    let b = batch(
+        &cfg,
+        vec![
+            (EntryKind::User, user("amy", "u1", &[])),
+            (EntryKind::User, user("bob", "u2", &[])),
+            (EntryKind::User, bad),
+            (EntryKind::Group, group("Staff", "g1", &["uid=bob,ou=people,dc=t", "uid=carl,ou=people,dc=t"])),
+        ],
+    );
+    let snap = Snapshot {
+        users: vec![
+            stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))]),
+            stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))]),
+            stored(3, "carl", "u3", Status::Active, &[("full_name", &full("carl"))]),
+        ],
+        groups: vec![StoredGroup { id: 10, source: "s".into(), external_id: "g1".into(), name: "Staff".into(), dn: "cn=Staff,ou=groups,dc=t".into() }],
+        user_groups: vec![(1, 10), (3, 10)],
+        ..Default::default()
+    };
+    let plan = build(&cfg, &snap, &[b]);
+    assert_eq!(plan.member_adds.len(), 1);
+    assert_eq!(plan.member_adds[0].member_name, "bob");
+    assert_eq!(plan.member_removes.len(), 1, "amy leaves; skipped carl keeps his membership");
+    assert_eq!(plan.member_removes[0].member_name, "amy");
+}
+
+#[test]
+fn groups_gone_are_deleted_but_skipped_groups_stay() {
+    let cfg = config("");
+    let mut bad = group("Broken", "g2", &[]);
+    bad.attrs.retain(|(n, _)| n != "cn");
+    let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[])), (EntryKind::Group, bad)]);
+    let g = |id, ext: &str, name: &str| StoredGroup { id, source: "s".into(), external_id: ext.into(), name: name.into(), dn: format!("cn={name}") };
+    let snap = Snapshot { groups: vec![g(10, "g1", "Gone"), g(11, "g2", "Broken")], ..Default::default() };
+    let plan = build(&cfg, &snap, &[b]);
+    assert_eq!(plan.group_deletes.len(), 1);
+    assert_eq!(plan.group_deletes[0].name, "Gone");
+}

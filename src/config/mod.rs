@@ -430,6 +430,19 @@ impl Config {
                 if k == "username" {
                     return Err(err(format!("rules[{i}].set.username"), "rules cannot set the username".into()));
                 }
+                // A rule's value for a field the directory updates would be
+                // overwritten at the next sync: every run would flip it back.
+                for (si, src) in sources.iter().enumerate() {
+                    if rr.source.as_ref().is_some_and(|s| *s != src.name) {
+                        continue;
+                    }
+                    if src.fields.iter().any(|f| f.name == k && f.on_update) {
+                        return Err(err(
+                            format!("rules[{i}].set.{k}"),
+                            format!("sources[{si}].fields.{k} is mapped from the directory on update, so the rule's value would be overwritten at the next sync; map it with on = [\"create\"] or drop it from the rule"),
+                        ));
+                    }
+                }
                 set.insert(k, s);
             }
             if let Some(s) = &rr.source {
@@ -573,6 +586,16 @@ full_name = "cn"
         assert!(e.contains("dirsync.toml") && e.contains("bogus"), "{e}");
         let e = parse(&MIN.replace("path = \"d.ldif\"", "path = \"d.ldif\"\nurl = \"ldap://x\"")).unwrap_err().to_string();
         assert!(e.contains("sources[0].url: is not used by type = \"ldif\""), "{e}");
+    }
+
+    #[test]
+    fn rules_cannot_set_fields_the_directory_updates() {
+        let e = parse(&format!("{MIN}email = \"mail\"\n[[rules]]\nset = {{ email = \"x@y.z\" }}\n")).unwrap_err().to_string();
+        assert!(e.contains("rules[0].set.email") && e.contains("on update"), "{e}");
+        let ok = format!("{MIN}card_number = {{ attribute = \"employeeNumber\", on = [\"create\"] }}\n[[rules]]\nwhen_member_of = \"Students\"\nset = {{ card_number = \"0\", credit = 10.0 }}\n");
+        let c = parse(&ok).unwrap();
+        assert_eq!(c.rules[0].set["credit"], "10");
+        assert_eq!(c.rules[0].when_member_of.as_ref().unwrap().key(), "students");
     }
 
     #[test]
