@@ -9,7 +9,13 @@ use crate::plan::{Member, Plan, Ref, RemovalKind};
 use crate::store::{Store, StoreError, StoreTx, UserPatch};
 
 /// Applies `plan` (made from a snapshot at `generation`) and records `run`.
-pub fn apply(store: &mut dyn Store, plan: &Plan, generation: i64, run: &RunRecord, now: &str) -> Result<(), StoreError> {
+pub fn apply(
+    store: &mut dyn Store,
+    plan: &Plan,
+    generation: i64,
+    run: &RunRecord,
+    now: &str,
+) -> Result<(), StoreError> {
     store.transaction(&mut |tx| apply_in(tx, plan, generation, run, now))
 }
 
@@ -19,7 +25,13 @@ fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord,
         return Err(StoreError::Conflict { expected: generation, found });
     }
     tx.set_generation(generation + 1)?;
-    let audit = |tx: &mut dyn StoreTx, user_id: Option<i64>, name: &str, action: &str, field: Option<&str>, old: Option<&str>, new: Option<&str>| {
+    let audit = |tx: &mut dyn StoreTx,
+                 user_id: Option<i64>,
+                 name: &str,
+                 action: &str,
+                 field: Option<&str>,
+                 old: Option<&str>,
+                 new: Option<&str>| {
         tx.audit(&AuditRecord {
             run_id: Some(run.id),
             at: now.to_string(),

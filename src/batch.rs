@@ -18,13 +18,7 @@ pub struct Collector<'a> {
 
 impl<'a> Collector<'a> {
     pub fn new(cfg: &'a SourceConfig) -> Self {
-        Collector {
-            cfg,
-            batch: SourceBatch {
-                source: cfg.name.clone(),
-                ..SourceBatch::default()
-            },
-        }
+        Collector { cfg, batch: SourceBatch { source: cfg.name.clone(), ..SourceBatch::default() } }
     }
 
     pub fn add(&mut self, kind: EntryKind, entry: RawEntry) {
@@ -145,7 +139,10 @@ fn drop_duplicates<T>(
             let others: Vec<&str> = idxs.iter().filter(|&&j| j != i).map(|&j| dn(&items[j]).as_str()).collect();
             errors.push(EntryError::new(
                 dn(&items[i]),
-                format!("duplicate {what} \"{k}\": also claimed by {}; both skipped until one is fixed", others.join("; ")),
+                format!(
+                    "duplicate {what} \"{k}\": also claimed by {}; both skipped until one is fixed",
+                    others.join("; ")
+                ),
             ));
         }
     }
@@ -207,7 +204,10 @@ mod tests {
         let c = cfg("member");
         let mut col = Collector::new(&c);
         col.add(EntryKind::User, user("a", "u1"));
-        col.add(EntryKind::Group, group("Staff", "g1", "member", &["UID=a, ou=people,dc=t", "uid=ghost,dc=t", "cn=Teachers,ou=groups,dc=t"]));
+        col.add(
+            EntryKind::Group,
+            group("Staff", "g1", "member", &["UID=a, ou=people,dc=t", "uid=ghost,dc=t", "cn=Teachers,ou=groups,dc=t"]),
+        );
         col.add(EntryKind::Group, group("Teachers", "g2", "member", &["cn=Teachers,ou=groups,dc=t"]));
         let b = col.finish();
         assert_eq!(b.user_groups, vec![("u1".to_string(), "g1".to_string())]);

@@ -13,12 +13,7 @@ pub enum Filter {
     Not(Box<Filter>),
     Equal(String, String),
     Present(String),
-    Substring {
-        attr: String,
-        initial: Option<String>,
-        any: Vec<String>,
-        fin: Option<String>,
-    },
+    Substring { attr: String, initial: Option<String>, any: Vec<String>, fin: Option<String> },
     GreaterOrEqual(String, String),
     LessOrEqual(String, String),
     Approx(String, String),
@@ -142,11 +137,7 @@ impl Parser<'_> {
 
     /// Position of the ')' closing the current item (items have no parentheses inside; escaped ones are `\28`/`\29`).
     fn closing(&self) -> Result<usize, String> {
-        self.s[self.pos..]
-            .iter()
-            .position(|&c| c == b')')
-            .map(|i| self.pos + i)
-            .ok_or_else(|| "missing ')'".into())
+        self.s[self.pos..].iter().position(|&c| c == b')').map(|i| self.pos + i).ok_or_else(|| "missing ')'".into())
     }
 
     fn item(&mut self, end: usize) -> Result<Filter, String> {

@@ -55,7 +55,10 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
     let total = plan.removals.len() as u64;
     if total > safety.max_delete_count {
         blocks.push(Block {
-            reason: format!("{total} users would be disabled or deleted, above max_delete_count = {}", safety.max_delete_count),
+            reason: format!(
+                "{total} users would be disabled or deleted, above max_delete_count = {}",
+                safety.max_delete_count
+            ),
             forceable: true,
         });
     }
@@ -73,7 +76,12 @@ mod tests {
     fn plan(returned: usize, before: usize, removals: usize) -> Plan {
         Plan {
             removals: (0..removals)
-                .map(|i| Removal { id: i as i64, source: "s".into(), username: format!("u{i}"), kind: RemovalKind::Disable })
+                .map(|i| Removal {
+                    id: i as i64,
+                    source: "s".into(),
+                    username: format!("u{i}"),
+                    kind: RemovalKind::Disable,
+                })
                 .collect(),
             sources: vec![SourceSummary {
                 source: "s".into(),

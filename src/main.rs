@@ -131,7 +131,8 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -213,8 +214,10 @@ fn run(args: Args) -> Result<u8, Failure> {
                     Ok(0)
                 }
                 UsersCommand::Show { name, json } => {
-                    let user = dir.find_user(&name).ok_or_else(|| Failure::failed(format!("no user named \"{name}\"")))?;
-                    let history = open_store(&cfg)?.audit_of(user.id, 50).map_err(|e| Failure::failed(e.to_string()))?;
+                    let user =
+                        dir.find_user(&name).ok_or_else(|| Failure::failed(format!("no user named \"{name}\"")))?;
+                    let history =
+                        open_store(&cfg)?.audit_of(user.id, 50).map_err(|e| Failure::failed(e.to_string()))?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&user).expect("serializable"));
                     } else {

@@ -68,12 +68,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
         return UserOutcome::Skipped(EntryError::new(&entry.dn, "missing required field username"), Some(id));
     };
     UserOutcome::Mapped(
-        MappedUser {
-            dn: entry.dn.clone(),
-            external_id: id,
-            username: Name::new(username),
-            fields,
-        },
+        MappedUser { dn: entry.dn.clone(), external_id: id, username: Name::new(username), fields },
         warnings,
     )
 }
@@ -84,7 +79,9 @@ pub fn map_group(cfg: &SourceConfig, entry: &RawEntry) -> Result<MappedGroup, En
     let id = external_id(entry, &cfg.id_attribute).map_err(err)?;
     let name = match entry.first(&cfg.group_name_attribute) {
         Some(AttrValue::Text(t)) if !t.trim().is_empty() => t.trim().to_string(),
-        Some(AttrValue::Binary(_)) => return Err(err(format!("group name ({}) is not valid UTF-8", cfg.group_name_attribute))),
+        Some(AttrValue::Binary(_)) => {
+            return Err(err(format!("group name ({}) is not valid UTF-8", cfg.group_name_attribute)))
+        }
         _ => return Err(err(format!("missing group name attribute {}", cfg.group_name_attribute))),
     };
     if name.chars().any(char::is_control) {
@@ -98,12 +95,7 @@ pub fn map_group(cfg: &SourceConfig, entry: &RawEntry) -> Result<MappedGroup, En
             _ => None,
         })
         .collect();
-    Ok(MappedGroup {
-        dn: entry.dn.clone(),
-        external_id: id,
-        name: Name::new(name),
-        members,
-    })
+    Ok(MappedGroup { dn: entry.dn.clone(), external_id: id, name: Name::new(name), members })
 }
 
 fn describe_source(spec: &FieldSpec) -> String {
@@ -225,7 +217,13 @@ mod tests {
         let c = cfg(
             "username = { attribute = \"uid\", transform = \"lower\" }\nfull_name = \"cn\"\noffice = { template = \"{l} {roomNumber}\" }\nextension = { attribute = \"telephoneNumber\", transform = \"digits\" }\ndepartment = { attribute = \"ou\", default = \"General\" }\ncode = { attribute = \"employeeNumber\", regex = \"^E(\\\\d+)$\", replace = \"$1\" }",
         );
-        let e = entry(&[("uid", "JSmith"), ("cn", "J Smith"), ("l", "Paris"), ("telephoneNumber", "+33 (1) 234"), ("employeeNumber", "E042")]);
+        let e = entry(&[
+            ("uid", "JSmith"),
+            ("cn", "J Smith"),
+            ("l", "Paris"),
+            ("telephoneNumber", "+33 (1) 234"),
+            ("employeeNumber", "E042"),
+        ]);
         let UserOutcome::Mapped(u, w) = map_user(&c, &e) else { panic!() };
         assert!(w.is_empty());
         assert_eq!(u.username.as_str(), "jsmith");
@@ -250,7 +248,8 @@ mod tests {
             UserOutcome::Skipped(e, _) => assert!(e.reason.contains("control characters")),
             other => panic!("{other:?}"),
         }
-        let UserOutcome::Mapped(u, w) = map_user(&c, &entry(&[("uid", "a"), ("cn", "A"), ("mail", "not-an-email")])) else {
+        let UserOutcome::Mapped(u, w) = map_user(&c, &entry(&[("uid", "a"), ("cn", "A"), ("mail", "not-an-email")]))
+        else {
             panic!()
         };
         assert_eq!(u.fields["email"], None);

@@ -27,10 +27,7 @@ pub struct RawEntry {
 
 impl RawEntry {
     pub fn new(dn: impl Into<String>) -> Self {
-        RawEntry {
-            dn: dn.into(),
-            attrs: Vec::new(),
-        }
+        RawEntry { dn: dn.into(), attrs: Vec::new() }
     }
 
     /// Adds a value; `name` may be in any case.
@@ -44,11 +41,7 @@ impl RawEntry {
 
     /// All values of an attribute (`name` lower-case), or an empty slice.
     pub fn values(&self, name: &str) -> &[AttrValue] {
-        self.attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
-            .unwrap_or(&[])
+        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice()).unwrap_or(&[])
     }
 
     /// The first value of an attribute, if any.
@@ -171,14 +164,7 @@ impl Status {
 
 /// The application fields with their own column; any other field name is a
 /// custom field.
-pub const CORE_FIELDS: [&str; 6] = [
-    "full_name",
-    "email",
-    "department",
-    "office",
-    "card_number",
-    "card_number2",
-];
+pub const CORE_FIELDS: [&str; 6] = ["full_name", "email", "department", "office", "card_number", "card_number2"];
 
 /// A user entry after mapping and validation: what the source says the user
 /// should look like.
@@ -212,10 +198,7 @@ pub struct EntryError {
 
 impl EntryError {
     pub fn new(dn: impl Into<String>, reason: impl Into<String>) -> Self {
-        EntryError {
-            dn: dn.into(),
-            reason: reason.into(),
-        }
+        EntryError { dn: dn.into(), reason: reason.into() }
     }
 }
 

@@ -169,7 +169,9 @@ struct Candidate<'a> {
 /// Builds the plan for `batches` against `snap`.
 pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     let mut plan = Plan::default();
-    let source_cfg = |name: &str| -> &SourceConfig { cfg.sources.iter().find(|s| s.name == name).expect("batch of a configured source") };
+    let source_cfg = |name: &str| -> &SourceConfig {
+        cfg.sources.iter().find(|s| s.name == name).expect("batch of a configured source")
+    };
 
     let mut by_ext: HashMap<(&str, &str), usize> = HashMap::with_capacity(snap.users.len());
     let stored_keys: Vec<String> = snap.users.iter().map(|u| u.username.to_lowercase()).collect();
@@ -220,7 +222,10 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             if cs.len() + stored.is_some() as usize > 1 {
                 for &ci in cs {
                     let other = match stored {
-                        Some(i) => format!("user {} (source {}, {})", snap.users[*i].username, snap.users[*i].source, snap.users[*i].dn),
+                        Some(i) => format!(
+                            "user {} (source {}, {})",
+                            snap.users[*i].username, snap.users[*i].source, snap.users[*i].dn
+                        ),
                         None => cs
                             .iter()
                             .filter(|&&o| o != ci)
@@ -273,7 +278,11 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 let new_name = c.user.username.as_str();
                 let rename_to = (s.username.to_lowercase() != c.user.username.key()).then(|| new_name.to_string());
                 if rename_to.is_none() && s.username != new_name {
-                    changes.push(FieldChange { field: "username".into(), old: Some(s.username.clone()), new: Some(new_name.into()) });
+                    changes.push(FieldChange {
+                        field: "username".into(),
+                        old: Some(s.username.clone()),
+                        new: Some(new_name.into()),
+                    });
                 }
                 for spec in scfg.fields.iter().filter(|f| f.on_update && f.name != "username") {
                     let new = c.user.fields.get(&spec.name).cloned().flatten();
@@ -283,7 +292,11 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     }
                 }
                 if s.dn != c.user.dn {
-                    changes.push(FieldChange { field: "dn".into(), old: Some(s.dn.clone()), new: Some(c.user.dn.clone()) });
+                    changes.push(FieldChange {
+                        field: "dn".into(),
+                        old: Some(s.dn.clone()),
+                        new: Some(c.user.dn.clone()),
+                    });
                 }
                 let enable = s.status == Status::Disabled;
                 if changes.is_empty() && rename_to.is_none() && !enable && !c.relink {
@@ -367,7 +380,12 @@ fn groups_and_members(
             Some(s) => {
                 group_ref.insert(&g.external_id, (Ref::Existing(s.id), g.name.as_str()));
                 if s.name != g.name.as_str() || s.dn != g.dn {
-                    plan.group_updates.push(GroupUpdate { id: s.id, name: s.name.clone(), new_name: g.name.as_str().into(), new_dn: g.dn.clone() });
+                    plan.group_updates.push(GroupUpdate {
+                        id: s.id,
+                        name: s.name.clone(),
+                        new_name: g.name.as_str().into(),
+                        new_dn: g.dn.clone(),
+                    });
                 }
             }
         }
@@ -395,7 +413,8 @@ fn groups_and_members(
     // Users and groups whose entries were skipped keep their memberships as they are.
     let source_users: HashMap<&str, i64> =
         snap.users.iter().filter(|u| u.source == b.source).map(|u| (u.external_id.as_str(), u.id)).collect();
-    let mapped_user_ids: HashSet<i64> = user_ref.values().filter_map(|r| if let Ref::Existing(id) = r { Some(*id) } else { None }).collect();
+    let mapped_user_ids: HashSet<i64> =
+        user_ref.values().filter_map(|r| if let Ref::Existing(id) = r { Some(*id) } else { None }).collect();
     let frozen_users: HashSet<i64> = b
         .seen_user_ids
         .iter()
@@ -445,7 +464,10 @@ fn groups_and_members(
         .difference(&desired)
         .filter(|(u, g)| {
             let (Ref::Existing(uid), Ref::Existing(gid)) = (u, g) else { return false };
-            !frozen_users.contains(uid) && !frozen_groups.contains(gid) && !removed_users.contains(uid) && !removed_groups.contains(gid)
+            !frozen_users.contains(uid)
+                && !frozen_groups.contains(gid)
+                && !removed_users.contains(uid)
+                && !removed_groups.contains(gid)
         })
         .map(|(u, g)| MemberChange { member: Member::User(*u), group: *g, member_name: uname(u), group_name: gname(g) })
         .collect();
@@ -463,21 +485,31 @@ fn groups_and_members(
         .filter(|(_, p)| source_group_ids.contains(p))
         .map(|(c, p)| (Ref::Existing(*c), Ref::Existing(*p)))
         .collect();
-    adds.extend(
-        desired_gg
-            .difference(&current_gg)
-            .map(|(c, p)| MemberChange { member: Member::Group(*c), group: *p, member_name: gname(c), group_name: gname(p) }),
-    );
+    adds.extend(desired_gg.difference(&current_gg).map(|(c, p)| MemberChange {
+        member: Member::Group(*c),
+        group: *p,
+        member_name: gname(c),
+        group_name: gname(p),
+    }));
     removes.extend(
         current_gg
             .difference(&desired_gg)
             .filter(|(c, p)| {
                 let (Ref::Existing(cid), Ref::Existing(pid)) = (c, p) else { return false };
-                !frozen_groups.contains(cid) && !frozen_groups.contains(pid) && !removed_groups.contains(cid) && !removed_groups.contains(pid)
+                !frozen_groups.contains(cid)
+                    && !frozen_groups.contains(pid)
+                    && !removed_groups.contains(cid)
+                    && !removed_groups.contains(pid)
             })
-            .map(|(c, p)| MemberChange { member: Member::Group(*c), group: *p, member_name: gname(c), group_name: gname(p) }),
+            .map(|(c, p)| MemberChange {
+                member: Member::Group(*c),
+                group: *p,
+                member_name: gname(c),
+                group_name: gname(p),
+            }),
     );
-    let order = |a: &MemberChange, c: &MemberChange| (&a.group_name, &a.member_name).cmp(&(&c.group_name, &c.member_name));
+    let order =
+        |a: &MemberChange, c: &MemberChange| (&a.group_name, &a.member_name).cmp(&(&c.group_name, &c.member_name));
     adds.sort_by(order);
     removes.sort_by(order);
     plan.member_adds.extend(adds);
@@ -513,7 +545,8 @@ fn apply_rules(cfg: &Config, b: &SourceBatch, group_ref: &HashMap<&str, (Ref, &s
                 stack.extend(parents.get(g).into_iter().flatten().copied());
             }
         }
-        let names: HashSet<String> = seen.iter().filter_map(|g| group_ref.get(g)).map(|(_, n)| n.to_lowercase()).collect();
+        let names: HashSet<String> =
+            seen.iter().filter_map(|g| group_ref.get(g)).map(|(_, n)| n.to_lowercase()).collect();
         for r in &rules {
             let matched = match &r.when_member_of {
                 None => true,
@@ -523,7 +556,8 @@ fn apply_rules(cfg: &Config, b: &SourceBatch, group_ref: &HashMap<&str, (Ref, &s
                 for (k, v) in &r.set {
                     nu.fields.insert(k.clone(), v.clone());
                 }
-                nu.rules_applied.push(r.when_member_of.as_ref().map(|n| n.as_str().to_string()).unwrap_or_else(|| "*".into()));
+                nu.rules_applied
+                    .push(r.when_member_of.as_ref().map(|n| n.as_str().to_string()).unwrap_or_else(|| "*".into()));
             }
         }
     }

@@ -89,7 +89,10 @@ fn first_sync_creates_everything_with_rules_through_nested_groups() {
 fn unchanged_entries_plan_nothing() {
     let cfg = config("");
     let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[]))]);
-    let snap = Snapshot { users: vec![stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))])], ..Default::default() };
+    let snap = Snapshot {
+        users: vec![stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))])],
+        ..Default::default()
+    };
     let plan = build(&cfg, &snap, &[b]);
     assert!(plan.is_empty(), "{plan:?}");
     assert_eq!(plan.unchanged, 1);
@@ -100,7 +103,13 @@ fn rename_keeps_the_record_and_create_only_fields_are_not_overwritten() {
     let cfg = config("");
     let b = batch(&cfg, vec![(EntryKind::User, user("amy.new", "u1", &[("employeeNumber", "999")]))]);
     let snap = Snapshot {
-        users: vec![stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy")), ("card_number", "7"), ("credit", "5")])],
+        users: vec![stored(
+            1,
+            "amy",
+            "u1",
+            Status::Active,
+            &[("full_name", &full("amy")), ("card_number", "7"), ("credit", "5")],
+        )],
         ..Default::default()
     };
     let plan = build(&cfg, &snap, &[b]);
@@ -117,7 +126,10 @@ fn rename_keeps_the_record_and_create_only_fields_are_not_overwritten() {
 fn case_only_username_change_is_an_update_not_a_rename() {
     let cfg = config("");
     let b = batch(&cfg, vec![(EntryKind::User, user("Amy", "u1", &[]))]);
-    let snap = Snapshot { users: vec![stored(1, "amy", "u1", Status::Active, &[("full_name", "Amy name")])], ..Default::default() };
+    let snap = Snapshot {
+        users: vec![stored(1, "amy", "u1", Status::Active, &[("full_name", "Amy name")])],
+        ..Default::default()
+    };
     let plan = build(&cfg, &snap, &[b]);
     assert_eq!(plan.renamed(), 0);
     assert_eq!(plan.updates[0].changes[0].field, "username");
@@ -125,7 +137,9 @@ fn case_only_username_change_is_an_update_not_a_rename() {
 
 #[test]
 fn missing_users_follow_on_missing_and_skipped_users_are_not_missing() {
-    for (policy, expect) in [("disable", Some(RemovalKind::Disable)), ("delete", Some(RemovalKind::Delete)), ("keep", None)] {
+    for (policy, expect) in
+        [("disable", Some(RemovalKind::Disable)), ("delete", Some(RemovalKind::Delete)), ("keep", None)]
+    {
         let cfg = config(&format!("[safety]\non_missing = \"{policy}\"\n"));
         let mut bad = user("carl", "u3", &[]);
         bad.attrs.retain(|(n, _)| n != "cn"); // missing required full_name: skipped
@@ -154,7 +168,10 @@ fn missing_users_follow_on_missing_and_skipped_users_are_not_missing() {
 fn returning_user_is_enabled() {
     let cfg = config("");
     let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[]))]);
-    let snap = Snapshot { users: vec![stored(1, "amy", "u1", Status::Disabled, &[("full_name", &full("amy"))])], ..Default::default() };
+    let snap = Snapshot {
+        users: vec![stored(1, "amy", "u1", Status::Disabled, &[("full_name", &full("amy"))])],
+        ..Default::default()
+    };
     let plan = build(&cfg, &snap, &[b]);
     assert!(plan.updates[0].enable);
 }
@@ -163,7 +180,10 @@ fn returning_user_is_enabled() {
 fn recreated_entry_with_same_username_relinks_the_old_record() {
     let cfg = config("");
     let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u-new", &[]))]);
-    let snap = Snapshot { users: vec![stored(1, "amy", "u-old", Status::Active, &[("full_name", &full("amy"))])], ..Default::default() };
+    let snap = Snapshot {
+        users: vec![stored(1, "amy", "u-old", Status::Active, &[("full_name", &full("amy"))])],
+        ..Default::default()
+    };
     let plan = build(&cfg, &snap, &[b]);
     assert!(plan.creates.is_empty() && plan.removals.is_empty(), "{plan:?}");
     assert_eq!(plan.updates[0].relink_to.as_deref(), Some("u-new"));
@@ -176,7 +196,10 @@ fn username_taken_by_a_live_user_skips_the_newcomer_and_two_users_may_swap() {
     let b = batch(&cfg, vec![(EntryKind::User, user("bob", "u2", &[])), (EntryKind::User, user("Bob2", "u3", &[]))]);
     let mut b = b;
     b.users[1].username = crate::model::Name::new("BOB");
-    let snap = Snapshot { users: vec![stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))])], ..Default::default() };
+    let snap = Snapshot {
+        users: vec![stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))])],
+        ..Default::default()
+    };
     let plan = build(&cfg, &snap, &[b]);
     assert!(plan.creates.is_empty());
     assert_eq!(plan.errors.len(), 2, "both claimants of \"bob\" are reported: {:?}", plan.errors);
@@ -212,7 +235,13 @@ fn membership_changes_and_skipped_users_keep_theirs() {
             stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))]),
             stored(3, "carl", "u3", Status::Active, &[("full_name", &full("carl"))]),
         ],
-        groups: vec![StoredGroup { id: 10, source: "s".into(), external_id: "g1".into(), name: "Staff".into(), dn: "cn=Staff,ou=groups,dc=t".into() }],
+        groups: vec![StoredGroup {
+            id: 10,
+            source: "s".into(),
+            external_id: "g1".into(),
+            name: "Staff".into(),
+            dn: "cn=Staff,ou=groups,dc=t".into(),
+        }],
         user_groups: vec![(1, 10), (3, 10)],
         ..Default::default()
     };
@@ -229,7 +258,13 @@ fn groups_gone_are_deleted_but_skipped_groups_stay() {
     let mut bad = group("Broken", "g2", &[]);
     bad.attrs.retain(|(n, _)| n != "cn");
     let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[])), (EntryKind::Group, bad)]);
-    let g = |id, ext: &str, name: &str| StoredGroup { id, source: "s".into(), external_id: ext.into(), name: name.into(), dn: format!("cn={name}") };
+    let g = |id, ext: &str, name: &str| StoredGroup {
+        id,
+        source: "s".into(),
+        external_id: ext.into(),
+        name: name.into(),
+        dn: format!("cn={name}"),
+    };
     let snap = Snapshot { groups: vec![g(10, "g1", "Gone"), g(11, "g2", "Broken")], ..Default::default() };
     let plan = build(&cfg, &snap, &[b]);
     assert_eq!(plan.group_deletes.len(), 1);

@@ -89,12 +89,9 @@ pub fn lock(store_path: &Path) -> Result<SyncLock, StoreError> {
     let mut p = store_path.as_os_str().to_owned();
     p.push(".lock");
     let path = PathBuf::from(p);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StoreError::Backend { path: path.display().to_string(), message: format!("cannot open lock file: {e}") })?;
+    let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| {
+        StoreError::Backend { path: path.display().to_string(), message: format!("cannot open lock file: {e}") }
+    })?;
     match file.try_lock() {
         Ok(()) => Ok(SyncLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(path.display().to_string())),
@@ -105,7 +102,12 @@ pub fn lock(store_path: &Path) -> Result<SyncLock, StoreError> {
 }
 
 /// Runs one sync of the configured sources into `store`.
-pub async fn run(cfg: &Config, store: &mut dyn Store, opts: &SyncOptions, progress: Arc<AtomicU64>) -> Result<SyncOutcome, SyncError> {
+pub async fn run(
+    cfg: &Config,
+    store: &mut dyn Store,
+    opts: &SyncOptions,
+    progress: Arc<AtomicU64>,
+) -> Result<SyncOutcome, SyncError> {
     let selected: Vec<&SourceConfig> = if opts.sources.is_empty() {
         cfg.sources.iter().collect()
     } else {
@@ -212,7 +214,12 @@ fn record_of(o: &SyncOutcome, started: &str, forced: bool) -> RunRecord {
 }
 
 /// Records a failed or blocked run (no data changes).
-fn finish_without_changes(store: &mut dyn Store, o: SyncOutcome, started: &str, forced: bool) -> Result<SyncOutcome, SyncError> {
+fn finish_without_changes(
+    store: &mut dyn Store,
+    o: SyncOutcome,
+    started: &str,
+    forced: bool,
+) -> Result<SyncOutcome, SyncError> {
     if o.run_id.is_some() {
         let record = record_of(&o, started, forced);
         store.transaction(&mut |tx| tx.finish_run(&record))?;

@@ -114,7 +114,12 @@ impl<'a> Directory<'a> {
             office: core("office"),
             card_number: core("card_number"),
             card_number2: core("card_number2"),
-            fields: u.fields.iter().filter(|(k, _)| !CORE_FIELDS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            fields: u
+                .fields
+                .iter()
+                .filter(|(k, _)| !CORE_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             groups: self.names(self.direct.get(&u.id).into_iter().flatten().copied()),
             all_groups: self.names(self.effective(u.id).into_iter()),
             created_at: u.created_at.clone(),
@@ -124,8 +129,9 @@ impl<'a> Directory<'a> {
 
     /// Users sorted by username; with `group`, only its effective members.
     pub fn users(&self, group: Option<&str>) -> Vec<UserView> {
-        let wanted: Option<HashSet<i64>> =
-            group.map(|n| self.snap.groups.iter().filter(|g| g.name.to_lowercase() == n.to_lowercase()).map(|g| g.id).collect());
+        let wanted: Option<HashSet<i64>> = group.map(|n| {
+            self.snap.groups.iter().filter(|g| g.name.to_lowercase() == n.to_lowercase()).map(|g| g.id).collect()
+        });
         let mut v: Vec<UserView> = self
             .snap
             .users
@@ -136,7 +142,7 @@ impl<'a> Directory<'a> {
             })
             .map(|u| self.user(u))
             .collect();
-        v.sort_by(|a, b| a.username.to_lowercase().cmp(&b.username.to_lowercase()));
+        v.sort_by_key(|u| u.username.to_lowercase());
         v
     }
 

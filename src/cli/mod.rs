@@ -38,7 +38,8 @@ pub fn init(path: &Path, force: bool) -> Result<u8, Failure> {
     if path.exists() && !force {
         return Err(Failure::config(format!("{} exists already (use --force to overwrite it)", path.display())));
     }
-    std::fs::write(path, EXAMPLE_CONFIG).map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::write(path, EXAMPLE_CONFIG)
+        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
     println!("wrote {}; edit it, then run `dirsync check`", path.display());
     Ok(0)
 }

@@ -23,7 +23,11 @@ fn show(v: &Option<String>) -> String {
 
 pub fn print_plan(plan: &Plan) {
     capped(&plan.creates, |u| {
-        let rules = if u.rules_applied.is_empty() { String::new() } else { format!(" [rules: {}]", u.rules_applied.join(", ")) };
+        let rules = if u.rules_applied.is_empty() {
+            String::new()
+        } else {
+            format!(" [rules: {}]", u.rules_applied.join(", "))
+        };
         println!("  + create   {} ({}){rules}", u.username, u.dn);
     });
     capped(&plan.updates, |u| {
@@ -69,7 +73,11 @@ pub fn print_outcome(o: &SyncOutcome) {
             }
         }
     }
-    let what = if o.dry_run { "dry run (nothing changed)".to_string() } else { format!("run {}", o.run_id.unwrap_or_default()) };
+    let what = if o.dry_run {
+        "dry run (nothing changed)".to_string()
+    } else {
+        format!("run {}", o.run_id.unwrap_or_default())
+    };
     println!(
         "{what}: {} — created {}, updated {}, renamed {}, disabled {}, deleted {}, unchanged {}, skipped {}; groups +{} ~{} -{}; memberships +{} -{}",
         o.status.as_str(),
@@ -147,7 +155,12 @@ pub fn print_user(u: &UserView, history: &[AuditRecord]) {
                 (None, _, Some(n)) => n.clone(),
                 _ => String::new(),
             };
-            println!("  {} run {} {:<12} {detail}", a.at, a.run_id.map(|r| r.to_string()).unwrap_or_default(), a.action);
+            println!(
+                "  {} run {} {:<12} {detail}",
+                a.at,
+                a.run_id.map(|r| r.to_string()).unwrap_or_default(),
+                a.action
+            );
         }
     }
 }

@@ -158,9 +158,7 @@ pub fn parse_field(
     let mut replace = None;
     for (key, v) in table {
         let want_str = |v: &toml::Value| -> Result<String, ConfigError> {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| err(key, format!("expected a string, got {}", v.type_str())))
+            v.as_str().map(str::to_string).ok_or_else(|| err(key, format!("expected a string, got {}", v.type_str())))
         };
         match key.as_str() {
             "attribute" => {
@@ -173,9 +171,8 @@ pub fn parse_field(
                 spec.source = FieldSource::Template(parse_template(&t).map_err(|m| err(key, m))?);
             }
             "required" => {
-                spec.required = v
-                    .as_bool()
-                    .ok_or_else(|| err(key, format!("expected true or false, got {}", v.type_str())))?
+                spec.required =
+                    v.as_bool().ok_or_else(|| err(key, format!("expected true or false, got {}", v.type_str())))?
             }
             "default" => spec.default = Some(want_str(v)?),
             "on" => {
@@ -216,14 +213,17 @@ pub fn parse_field(
             other => {
                 return Err(err(
                     other,
-                    "unknown key (expected attribute, template, on, required, default, transform, regex, replace)".into(),
+                    "unknown key (expected attribute, template, on, required, default, transform, regex, replace)"
+                        .into(),
                 ))
             }
         }
     }
     match (regex, replace) {
         (Some(regex), Some(with)) => spec.transforms.push(Transform::Replace { regex, with }),
-        (Some(_), None) => return Err(err("replace", "missing: `regex` needs `replace` (e.g. replace = \"$1\")".into())),
+        (Some(_), None) => {
+            return Err(err("replace", "missing: `regex` needs `replace` (e.g. replace = \"$1\")".into()))
+        }
         (None, Some(_)) => return Err(err("regex", "missing: `replace` needs `regex`".into())),
         (None, None) => {}
     }

@@ -26,11 +26,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(file: impl Into<PathBuf>, key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.into(),
-            key: key.into(),
-            message: message.into(),
-        }
+        ConfigError { file: file.into(), key: key.into(), message: message.into() }
     }
 }
 
@@ -93,11 +89,7 @@ impl SourceConfig {
 
     /// The attributes a group search must return.
     pub fn group_attributes(&self) -> Vec<String> {
-        dedup(vec![
-            self.id_attribute.clone(),
-            self.group_name_attribute.clone(),
-            self.member_attribute.clone(),
-        ])
+        dedup(vec![self.id_attribute.clone(), self.group_name_attribute.clone(), self.member_attribute.clone()])
     }
 }
 
@@ -165,11 +157,7 @@ pub struct Safety {
 
 impl Default for Safety {
     fn default() -> Self {
-        Safety {
-            on_missing: OnMissing::Disable,
-            max_delete_percent: 20.0,
-            max_delete_count: 500,
-        }
+        Safety { on_missing: OnMissing::Disable, max_delete_percent: 20.0, max_delete_count: 500 }
     }
 }
 
@@ -262,9 +250,7 @@ impl Config {
         let err = |key: String, msg: String| ConfigError::new(path, key, msg);
         let mut warnings = Vec::new();
 
-        let store = StoreConfig {
-            path: resolve(raw.store.and_then(|s| s.path).as_deref().unwrap_or("dirsync.db")),
-        };
+        let store = StoreConfig { path: resolve(raw.store.and_then(|s| s.path).as_deref().unwrap_or("dirsync.db")) };
 
         if raw.sources.is_empty() {
             return Err(err("sources".into(), "no [[sources]] configured (expected at least one)".into()));
@@ -286,21 +272,29 @@ impl Config {
                             return Err(err(key(k), "is not used by type = \"ldap\"".into()));
                         }
                     }
-                    let url = rs
-                        .url
-                        .clone()
-                        .ok_or_else(|| err(key("url"), "missing (expected ldap://host:port or ldaps://host:port)".into()))?;
+                    let url = rs.url.clone().ok_or_else(|| {
+                        err(key("url"), "missing (expected ldap://host:port or ldaps://host:port)".into())
+                    })?;
                     if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
-                        return Err(err(key("url"), format!("expected ldap://host:port or ldaps://host:port, got \"{url}\"")));
+                        return Err(err(
+                            key("url"),
+                            format!("expected ldap://host:port or ldaps://host:port, got \"{url}\""),
+                        ));
                     }
                     let starttls = rs.starttls.unwrap_or(false);
                     if starttls && url.starts_with("ldaps://") {
-                        return Err(err(key("starttls"), "cannot be used with an ldaps:// url (TLS is already on)".into()));
+                        return Err(err(
+                            key("starttls"),
+                            "cannot be used with an ldaps:// url (TLS is already on)".into(),
+                        ));
                     }
                     let ca_file = rs.ca_file.as_deref().map(resolve);
                     if let Some(ca) = &ca_file {
                         if !ca.is_file() {
-                            return Err(err(key("ca_file"), format!("{} does not exist or is not a file", ca.display())));
+                            return Err(err(
+                                key("ca_file"),
+                                format!("{} does not exist or is not a file", ca.display()),
+                            ));
                         }
                     }
                     let bind_password = read_password(&rs, &resolve, &|k, m| err(key(k), m), &mut warnings, i)?;
@@ -347,11 +341,11 @@ impl Config {
                             return Err(err(key(k), "is not used by type = \"ldif\"".into()));
                         }
                     }
-                    let p = rs.path.as_deref().ok_or_else(|| err(key("path"), "missing (expected the LDIF file's path)".into()))?;
-                    SourceKind::Ldif(LdifConfig {
-                        path: resolve(p),
-                        base_dn: rs.base_dn.clone(),
-                    })
+                    let p = rs
+                        .path
+                        .as_deref()
+                        .ok_or_else(|| err(key("path"), "missing (expected the LDIF file's path)".into()))?;
+                    SourceKind::Ldif(LdifConfig { path: resolve(p), base_dn: rs.base_dn.clone() })
                 }
                 other => return Err(err(key("type"), format!("expected \"ldap\" or \"ldif\", got \"{other}\""))),
             };
@@ -386,19 +380,26 @@ impl Config {
                 };
                 let spec = fields::parse_field(fname, fval, &ferr)?;
                 if fname == "username" && (!spec.required || !spec.on_update || !spec.on_create) {
-                    return Err(err(key("fields.username"), "username is always required and always mapped (drop `required`/`on`)".into()));
+                    return Err(err(
+                        key("fields.username"),
+                        "username is always required and always mapped (drop `required`/`on`)".into(),
+                    ));
                 }
                 fields.push(spec);
             }
             for needed in ["username", "full_name"] {
                 if !fields.iter().any(|f| f.name == needed) {
-                    return Err(err(key(&format!("fields.{needed}")), "missing: every source must map username and full_name".into()));
+                    return Err(err(
+                        key(&format!("fields.{needed}")),
+                        "missing: every source must map username and full_name".into(),
+                    ));
                 }
             }
             // username first, so mapping can name the user in messages.
             fields.sort_by_key(|f| f.name != "username");
             if let Some(f) = fields.iter_mut().find(|f| f.name == "full_name") {
-                if !fields_table.get("full_name").and_then(|v| v.as_table()).is_some_and(|t| t.contains_key("required")) {
+                if !fields_table.get("full_name").and_then(|v| v.as_table()).is_some_and(|t| t.contains_key("required"))
+                {
                     f.required = true;
                 }
             }
@@ -407,7 +408,11 @@ impl Config {
                 kind,
                 user_filter,
                 group_filter,
-                group_name_attribute: rs.group_name_attribute.clone().unwrap_or_else(|| "cn".into()).to_ascii_lowercase(),
+                group_name_attribute: rs
+                    .group_name_attribute
+                    .clone()
+                    .unwrap_or_else(|| "cn".into())
+                    .to_ascii_lowercase(),
                 member_attribute,
                 id_attribute: rs.id_attribute.clone().unwrap_or_else(|| "entryUUID".into()).to_ascii_lowercase(),
                 fields,
@@ -424,7 +429,10 @@ impl Config {
                     toml::Value::Float(f) => f.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
                     other => {
-                        return Err(err(format!("rules[{i}].set.{k}"), format!("expected a string or number, got {}", other.type_str())))
+                        return Err(err(
+                            format!("rules[{i}].set.{k}"),
+                            format!("expected a string or number, got {}", other.type_str()),
+                        ))
                     }
                 };
                 if k == "username" {
@@ -450,11 +458,7 @@ impl Config {
                     return Err(err(format!("rules[{i}].source"), format!("no source is named \"{s}\"")));
                 }
             }
-            rules.push(Rule {
-                when_member_of: rr.when_member_of.map(Name::new),
-                source: rr.source,
-                set,
-            });
+            rules.push(Rule { when_member_of: rr.when_member_of.map(Name::new), source: rr.source, set });
         }
 
         let mut safety = Safety::default();
@@ -465,7 +469,10 @@ impl Config {
                     "delete" => OnMissing::Delete,
                     "keep" => OnMissing::Keep,
                     other => {
-                        return Err(err("safety.on_missing".into(), format!("expected \"disable\", \"delete\" or \"keep\", got \"{other}\"")))
+                        return Err(err(
+                            "safety.on_missing".into(),
+                            format!("expected \"disable\", \"delete\" or \"keep\", got \"{other}\""),
+                        ))
                     }
                 };
             }
@@ -483,14 +490,7 @@ impl Config {
             }
         }
 
-        Ok(Config {
-            file: path.to_path_buf(),
-            store,
-            sources,
-            rules,
-            safety,
-            warnings,
-        })
+        Ok(Config { file: path.to_path_buf(), store, sources, rules, safety, warnings })
     }
 }
 
@@ -501,14 +501,10 @@ fn read_password(
     warnings: &mut Vec<String>,
     i: usize,
 ) -> Result<Option<Secret>, ConfigError> {
-    let given = [
-        rs.bind_password.is_some(),
-        rs.bind_password_file.is_some(),
-        rs.bind_password_env.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
+    let given = [rs.bind_password.is_some(), rs.bind_password_file.is_some(), rs.bind_password_env.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if given > 1 {
         return Err(err(
             "bind_password_file",
@@ -517,7 +513,8 @@ fn read_password(
     }
     if let Some(f) = &rs.bind_password_file {
         let p = resolve(f);
-        let text = std::fs::read_to_string(&p).map_err(|e| err("bind_password_file", format!("cannot read {}: {e}", p.display())))?;
+        let text = std::fs::read_to_string(&p)
+            .map_err(|e| err("bind_password_file", format!("cannot read {}: {e}", p.display())))?;
         let pw = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
         if pw.is_empty() {
             return Err(err("bind_password_file", format!("{} is empty", p.display())));
@@ -525,7 +522,8 @@ fn read_password(
         return Ok(Some(Secret::new(pw)));
     }
     if let Some(var) = &rs.bind_password_env {
-        let pw = std::env::var(var).map_err(|_| err("bind_password_env", format!("the environment variable {var} is not set")))?;
+        let pw = std::env::var(var)
+            .map_err(|_| err("bind_password_env", format!("the environment variable {var} is not set")))?;
         if pw.is_empty() {
             return Err(err("bind_password_env", format!("the environment variable {var} is empty")));
         }
@@ -584,13 +582,16 @@ full_name = "cn"
         assert!(e.contains("sources[0].fields.full_name: missing"), "{e}");
         let e = parse(&format!("{MIN}\nbogus = 1\n")).unwrap_err().to_string();
         assert!(e.contains("dirsync.toml") && e.contains("bogus"), "{e}");
-        let e = parse(&MIN.replace("path = \"d.ldif\"", "path = \"d.ldif\"\nurl = \"ldap://x\"")).unwrap_err().to_string();
+        let e =
+            parse(&MIN.replace("path = \"d.ldif\"", "path = \"d.ldif\"\nurl = \"ldap://x\"")).unwrap_err().to_string();
         assert!(e.contains("sources[0].url: is not used by type = \"ldif\""), "{e}");
     }
 
     #[test]
     fn rules_cannot_set_fields_the_directory_updates() {
-        let e = parse(&format!("{MIN}email = \"mail\"\n[[rules]]\nset = {{ email = \"x@y.z\" }}\n")).unwrap_err().to_string();
+        let e = parse(&format!("{MIN}email = \"mail\"\n[[rules]]\nset = {{ email = \"x@y.z\" }}\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("rules[0].set.email") && e.contains("on update"), "{e}");
         let ok = format!("{MIN}card_number = {{ attribute = \"employeeNumber\", on = [\"create\"] }}\n[[rules]]\nwhen_member_of = \"Students\"\nset = {{ card_number = \"0\", credit = 10.0 }}\n");
         let c = parse(&ok).unwrap();

@@ -49,15 +49,29 @@ impl LdapSource {
     }
 
     #[instrument(skip(self, sink), fields(source = %self.name))]
-    async fn search(&self, kind: EntryKind, filter: &str, attrs: &[String], sink: &EntrySink) -> Result<u64, SourceError> {
+    async fn search(
+        &self,
+        kind: EntryKind,
+        filter: &str,
+        attrs: &[String],
+        sink: &EntrySink,
+    ) -> Result<u64, SourceError> {
         let what = match kind {
             EntryKind::User => "users",
             EntryKind::Group => "groups",
         };
         let mut ldap = self.connect().await?;
-        let search_err = |e: LdapError| self.err(format!("searching {what} under {} with {filter}: {}", self.cfg.base_dn, describe(&e)));
+        let search_err = |e: LdapError| {
+            self.err(format!("searching {what} under {} with {filter}: {}", self.cfg.base_dn, describe(&e)))
+        };
         let mut stream = ldap
-            .streaming_search_with(PagedResults::new(self.cfg.page_size), &self.cfg.base_dn, Scope::Subtree, filter, attrs.to_vec())
+            .streaming_search_with(
+                PagedResults::new(self.cfg.page_size),
+                &self.cfg.base_dn,
+                Scope::Subtree,
+                filter,
+                attrs.to_vec(),
+            )
             .await
             .map_err(search_err)?;
         let mut batcher = sink.batcher();
@@ -113,9 +127,8 @@ impl Source for LdapSource {
 /// Opens a connection per the config and binds.
 pub async fn connect(name: &str, cfg: &LdapConfig) -> Result<Ldap, SourceError> {
     let err = |m: String| SourceError::new(name, m);
-    let mut settings = LdapConnSettings::new()
-        .set_conn_timeout(Duration::from_secs(cfg.timeout_secs))
-        .set_starttls(cfg.starttls);
+    let mut settings =
+        LdapConnSettings::new().set_conn_timeout(Duration::from_secs(cfg.timeout_secs)).set_starttls(cfg.starttls);
     if let Some(ca) = &cfg.ca_file {
         settings = settings.set_config(Arc::new(tls_config(ca).map_err(err)?));
     }

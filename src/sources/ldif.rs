@@ -99,12 +99,7 @@ pub struct Reader<R> {
 
 impl<R: BufRead> Reader<R> {
     pub fn new(input: R) -> Self {
-        Reader {
-            input,
-            line_no: 0,
-            record_line: 0,
-            pending: None,
-        }
+        Reader { input, line_no: 0, record_line: 0, pending: None }
     }
 
     fn raw_line(&mut self) -> Result<Option<String>, String> {
@@ -176,7 +171,12 @@ impl<R: BufRead> Reader<R> {
                     if attr.eq_ignore_ascii_case("changetype") {
                         match &value {
                             AttrValue::Text(t) if t == "add" => continue,
-                            _ => return Err(format!("record {}: only content records (or changetype: add) can be imported", e.dn)),
+                            _ => {
+                                return Err(format!(
+                                    "record {}: only content records (or changetype: add) can be imported",
+                                    e.dn
+                                ))
+                            }
                         }
                     }
                     if attr.eq_ignore_ascii_case("control") {

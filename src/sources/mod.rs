@@ -25,10 +25,7 @@ pub struct SourceError {
 
 impl SourceError {
     pub fn new(source_name: &str, message: impl Into<String>) -> Self {
-        SourceError {
-            source_name: source_name.to_string(),
-            message: message.into(),
-        }
+        SourceError { source_name: source_name.to_string(), message: message.into() }
     }
 }
 
@@ -61,10 +58,7 @@ impl EntrySink {
 
     /// A buffer that sends entries in batches.
     pub fn batcher(&self) -> Batcher {
-        Batcher {
-            sink: self.clone(),
-            buf: Vec::with_capacity(BATCH),
-        }
+        Batcher { sink: self.clone(), buf: Vec::with_capacity(BATCH) }
     }
 }
 
@@ -89,11 +83,7 @@ impl Batcher {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
-        self.sink
-            .tx
-            .send(batch)
-            .await
-            .map_err(|_| "the sync stopped reading entries".to_string())
+        self.sink.tx.send(batch).await.map_err(|_| "the sync stopped reading entries".to_string())
     }
 }
 

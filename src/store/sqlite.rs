@@ -99,10 +99,7 @@ pub struct SqliteStore {
 }
 
 fn backend(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError::Backend {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    move |e| StoreError::Backend { path: path.display().to_string(), message: e.to_string() }
 }
 
 impl SqliteStore {
@@ -124,7 +121,10 @@ impl SqliteStore {
         if version > MIGRATIONS.len() {
             return Err(StoreError::Backend {
                 path: path.display().to_string(),
-                message: format!("schema version {version} is newer than this dirsync knows ({}); upgrade dirsync", MIGRATIONS.len()),
+                message: format!(
+                    "schema version {version} is newer than this dirsync knows ({}); upgrade dirsync",
+                    MIGRATIONS.len()
+                ),
             });
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
@@ -193,18 +193,33 @@ impl Store for SqliteStore {
                 )
                 .map_err(&err)?;
             snap.users = st.query_map([], read_user).map_err(&err)?.collect::<Result<_, _>>().map_err(&err)?;
-            let mut st = tx.prepare("SELECT id, source, external_id, name, dn FROM groups ORDER BY id").map_err(&err)?;
+            let mut st =
+                tx.prepare("SELECT id, source, external_id, name, dn FROM groups ORDER BY id").map_err(&err)?;
             snap.groups = st
                 .query_map([], |r| {
-                    Ok(StoredGroup { id: r.get(0)?, source: r.get(1)?, external_id: r.get(2)?, name: r.get(3)?, dn: r.get(4)? })
+                    Ok(StoredGroup {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        external_id: r.get(2)?,
+                        name: r.get(3)?,
+                        dn: r.get(4)?,
+                    })
                 })
                 .map_err(&err)?
                 .collect::<Result<_, _>>()
                 .map_err(&err)?;
             let mut st = tx.prepare("SELECT user_id, group_id FROM user_groups").map_err(&err)?;
-            snap.user_groups = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&err)?.collect::<Result<_, _>>().map_err(&err)?;
+            snap.user_groups = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(&err)?
+                .collect::<Result<_, _>>()
+                .map_err(&err)?;
             let mut st = tx.prepare("SELECT child_id, parent_id FROM group_groups").map_err(&err)?;
-            snap.group_groups = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&err)?.collect::<Result<_, _>>().map_err(&err)?;
+            snap.group_groups = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(&err)?
+                .collect::<Result<_, _>>()
+                .map_err(&err)?;
         }
         tx.commit().map_err(&err)?;
         Ok(snap)
@@ -270,10 +285,15 @@ impl Store for SqliteStore {
             .map_err(&err)?
             .collect::<Result<_, _>>()
             .map_err(&err)?;
-        let mut st = self.conn.prepare("SELECT kind, dn, reason FROM run_errors WHERE run_id = ?1 ORDER BY rowid").map_err(&err)?;
+        let mut st = self
+            .conn
+            .prepare("SELECT kind, dn, reason FROM run_errors WHERE run_id = ?1 ORDER BY rowid")
+            .map_err(&err)?;
         for run in &mut runs {
             let rows = st
-                .query_map([run.id], |r| Ok((r.get::<_, String>(0)?, EntryError::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?))))
+                .query_map([run.id], |r| {
+                    Ok((r.get::<_, String>(0)?, EntryError::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+                })
                 .map_err(&err)?;
             for row in rows {
                 let (kind, e) = row.map_err(&err)?;
@@ -369,7 +389,10 @@ impl StoreTx for SqliteTx<'_> {
 
     fn update_user(&mut self, id: i64, p: &UserPatch, now: &str) -> Result<(), StoreError> {
         if let Some(name) = p.username {
-            self.exec("UPDATE users SET username = ?2, username_key = ?3 WHERE id = ?1", params![id, name, name.to_lowercase()])?;
+            self.exec(
+                "UPDATE users SET username = ?2, username_key = ?3 WHERE id = ?1",
+                params![id, name, name.to_lowercase()],
+            )?;
         }
         if let Some(ext) = p.external_id {
             self.exec("UPDATE users SET external_id = ?2 WHERE id = ?1", params![id, ext])?;
@@ -387,8 +410,13 @@ impl StoreTx for SqliteTx<'_> {
             } else {
                 let path = format!("$.\"{field}\"");
                 match value {
-                    Some(v) => self.exec("UPDATE users SET fields = json_set(fields, ?2, ?3) WHERE id = ?1", params![id, path, v])?,
-                    None => self.exec("UPDATE users SET fields = json_remove(fields, ?2) WHERE id = ?1", params![id, path])?,
+                    Some(v) => self.exec(
+                        "UPDATE users SET fields = json_set(fields, ?2, ?3) WHERE id = ?1",
+                        params![id, path, v],
+                    )?,
+                    None => {
+                        self.exec("UPDATE users SET fields = json_remove(fields, ?2) WHERE id = ?1", params![id, path])?
+                    }
                 };
             }
         }
@@ -420,7 +448,8 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn add_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError> {
-        self.exec("INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?1, ?2)", [user_id, group_id]).map(drop)
+        self.exec("INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?1, ?2)", [user_id, group_id])
+            .map(drop)
     }
 
     fn remove_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError> {
@@ -428,7 +457,8 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn add_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError> {
-        self.exec("INSERT OR IGNORE INTO group_groups (child_id, parent_id) VALUES (?1, ?2)", [child_id, parent_id]).map(drop)
+        self.exec("INSERT OR IGNORE INTO group_groups (child_id, parent_id) VALUES (?1, ?2)", [child_id, parent_id])
+            .map(drop)
     }
 
     fn remove_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError> {
@@ -469,7 +499,10 @@ impl StoreTx for SqliteTx<'_> {
         )?;
         for (kind, list) in [("error", &run.errors), ("warning", &run.warnings)] {
             for e in list {
-                self.exec("INSERT INTO run_errors (run_id, kind, dn, reason) VALUES (?1, ?2, ?3, ?4)", params![run.id, kind, e.dn, e.reason])?;
+                self.exec(
+                    "INSERT INTO run_errors (run_id, kind, dn, reason) VALUES (?1, ?2, ?3, ?4)",
+                    params![run.id, kind, e.dn, e.reason],
+                )?;
             }
         }
         Ok(())

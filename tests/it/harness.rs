@@ -1,0 +1,301 @@
+//! Test harness: real slapd servers on loopback (started by
+//! scripts/slapd-test-server.sh in a temp dir, on free ports, stopped on
+//! drop), dirsync config folders, the real binary, and a TCP proxy that cuts
+//! connections to simulate a server dying mid-search.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const SUFFIX: &str = "dc=example,dc=com";
+pub const ADMIN: &str = "cn=admin,dc=example,dc=com";
+pub const PASSWORD: &str = "secret";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running slapd.
+pub struct Slapd {
+    pub dir: TempDir,
+    pub port: u16,
+    pub tls_port: u16,
+}
+
+impl Slapd {
+    pub fn start() -> Slapd {
+        Slapd::start_with(None, "")
+    }
+
+    /// `data`: an LDIF bulk-loaded before start (must include the suffix);
+    /// `extra`: more olc* lines for the database config.
+    pub fn start_with(data: Option<&Path>, extra: &str) -> Slapd {
+        let dir = tempfile::tempdir().unwrap();
+        for attempt in 0..5 {
+            let (port, tls_port) = (free_port(), free_port());
+            let mut cmd = Command::new("bash");
+            cmd.arg(repo().join("scripts/slapd-test-server.sh"))
+                .env("BASE", dir.path().join(format!("slapd{attempt}")))
+                .env("PORT", port.to_string())
+                .env("TLSPORT", tls_port.to_string())
+                .env("EXTRA_DB_CONFIG", extra);
+            if let Some(d) = data {
+                cmd.env("DATA_LDIF", d);
+            }
+            let out = cmd.output().expect("bash runs");
+            if out.status.success() {
+                let s = Slapd { dir, port, tls_port };
+                std::fs::write(s.dir.path().join("current"), format!("slapd{attempt}")).unwrap();
+                return s;
+            }
+            eprintln!("slapd start attempt {attempt} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        panic!("slapd did not start (is it installed? the test command installs slapd and ldap-utils)");
+    }
+
+    fn base(&self) -> PathBuf {
+        let cur = std::fs::read_to_string(self.dir.path().join("current")).unwrap();
+        self.dir.path().join(cur.trim())
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.tls_port)
+    }
+    pub fn ca(&self) -> PathBuf {
+        self.base().join("tls/ca.pem")
+    }
+
+    /// Applies LDIF change records with ldapmodify as the admin (`-a`: plain records are adds).
+    pub fn modify(&self, ldif: &str) {
+        let mut child = Command::new("ldapmodify")
+            .args(["-x", "-a", "-H", &self.url(), "-D", ADMIN, "-w", PASSWORD])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ldapmodify runs");
+        child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "ldapmodify failed: {}\n{ldif}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn stop(&self) {
+        let pidfile = self.base().join("run/slapd.pid");
+        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+            let t0 = Instant::now();
+            while pidfile.exists() && t0.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An inetOrgPerson entry under ou=people.
+pub fn person(uid: &str, cn: &str, extra: &str) -> String {
+    let sn = cn.split_whitespace().last().unwrap_or(cn);
+    let extra = extra.trim_end();
+    let extra = if extra.is_empty() { String::new() } else { format!("{extra}\n") };
+    format!("dn: uid={uid},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {sn}\nmail: {uid}@example.com\n{extra}\n")
+}
+
+/// A groupOfNames under ou=groups; members are "uid=x" (people) or "cn=y" (groups).
+pub fn group(cn: &str, members: &[&str]) -> String {
+    let mut s = format!("dn: cn={cn},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {cn}\n");
+    for m in members {
+        let ou = if m.starts_with("uid=") { "people" } else { "groups" };
+        s.push_str(&format!("member: {m},ou={ou},{SUFFIX}\n"));
+    }
+    s.push('\n');
+    s
+}
+
+/// A dirsync config folder and the real binary.
+pub struct Env {
+    pub dir: TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+pub const FIELDS: &str = r#"[sources.fields]
+username = "uid"
+full_name = "cn"
+email = "mail"
+department = "departmentNumber"
+office = { template = "{l} {roomNumber}" }
+card_number = { attribute = "employeeNumber", on = ["create"] }
+extension = { attribute = "telephoneNumber", transform = "digits" }
+"#;
+
+impl Env {
+    /// A config with one LDAP source on `slapd`. `source_extra` goes into the
+    /// [[sources]] table, `rest` after the field mappings ([[rules]], [safety]).
+    pub fn ldap(slapd: &Slapd, source_extra: &str, rest: &str) -> Env {
+        Env::ldap_at(&slapd.url(), source_extra, rest)
+    }
+
+    pub fn ldap_at(url: &str, source_extra: &str, rest: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret.txt"), format!("{PASSWORD}\n")).unwrap();
+        let page = if source_extra.contains("page_size") { "" } else { "page_size = 50\n" };
+        let text = format!(
+            "[store]\npath = \"dirsync.db\"\n\n[[sources]]\nname = \"corp\"\ntype = \"ldap\"\nurl = \"{url}\"\nbind_dn = \"{ADMIN}\"\nbind_password_file = \"secret.txt\"\nbase_dn = \"{SUFFIX}\"\n{page}timeout_secs = 10\n{source_extra}\n{FIELDS}\n{rest}\n"
+        );
+        let env = Env { dir };
+        env.write_config(&text);
+        env
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config(), text).unwrap();
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("dirsync.toml")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("dirsync.db")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dirsync"));
+        cmd.arg("--config").arg(self.config()).args(args).env_remove("DIRSYNC_CONFIG").env("DIRSYNC_LOG", "warn");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out: Output = self.command(args).output().expect("dirsync runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `sync --json` plus extra args; returns (exit code, JSON).
+    pub fn sync(&self, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["sync", "--json"];
+        args.extend_from_slice(extra);
+        let r = self.run(&args);
+        (r.code, r.json())
+    }
+
+    pub fn users(&self) -> Vec<Value> {
+        let r = self.run(&["users", "list", "--json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json().as_array().unwrap().clone()
+    }
+
+    pub fn user(&self, name: &str) -> Value {
+        let r = self.run(&["users", "show", name, "--json"]);
+        assert_eq!(r.code, 0, "users show {name}: {}", r.stderr);
+        r.json()
+    }
+
+    pub fn runs(&self) -> Vec<Value> {
+        let r = self.run(&["runs", "--json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json().as_array().unwrap().clone()
+    }
+}
+
+/// Counts in a sync JSON object.
+pub fn count(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no count {key} in {v}"))
+}
+
+/// Usernames in `users list --json`.
+pub fn usernames(users: &[Value]) -> Vec<String> {
+    users.iter().map(|u| u["username"].as_str().unwrap().to_string()).collect()
+}
+
+/// A TCP proxy to `target` that closes each connection after forwarding
+/// `cut_after` bytes from the server: a server dying mid-search.
+pub struct CutProxy {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl CutProxy {
+    pub fn start(target: u16, cut_after: usize) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
+                        let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut c_read, &mut s_write);
+                        });
+                        let (mut s_read, mut c_write) = (server, client);
+                        std::thread::spawn(move || {
+                            let mut sent = 0;
+                            let mut buf = [0u8; 4096];
+                            while let Ok(n) = s_read.read(&mut buf) {
+                                if n == 0 {
+                                    break;
+                                }
+                                let n = n.min(cut_after - sent);
+                                if c_write.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                                sent += n;
+                                if sent >= cut_after {
+                                    break;
+                                }
+                            }
+                            let _ = c_write.shutdown(Shutdown::Both);
+                            let _ = s_read.shutdown(Shutdown::Both);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        CutProxy { port, stop }
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

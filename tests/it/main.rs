@@ -1,0 +1,8 @@
+//! Integration tests: the real binary against real servers. One test binary,
+//! modules by topic.
+
+mod cli;
+mod harness;
+mod safety;
+mod sync;
+mod tls;
