@@ -142,6 +142,7 @@ pub async fn run(
         plan: None,
     };
 
+    let t0 = std::time::Instant::now();
     // Read every source (concurrently) while the snapshot is loaded.
     let handles: Vec<_> = selected
         .iter()
@@ -152,6 +153,7 @@ pub async fn run(
         })
         .collect();
     let snap = tokio::task::block_in_place(|| store.snapshot())?;
+    info!(elapsed_ms = t0.elapsed().as_millis() as u64, users = snap.users.len(), "store snapshot read");
     let mut batches = Vec::new();
     let mut failures = Vec::new();
     for (h, s) in handles.into_iter().zip(&selected) {
@@ -171,7 +173,9 @@ pub async fn run(
         return finish_without_changes(store, outcome, &started, opts.force);
     }
 
+    info!(elapsed_ms = t0.elapsed().as_millis() as u64, "sources read");
     let plan = tokio::task::block_in_place(|| plan::build(cfg, &snap, &batches));
+    info!(elapsed_ms = t0.elapsed().as_millis() as u64, "plan built");
     outcome.errors.extend(plan.errors.iter().cloned());
     outcome.counts = Counts::from_plan(&plan, &batches);
     outcome.blocked_by = guards::check(&plan, &cfg.safety, opts.force);
@@ -193,7 +197,7 @@ pub async fn run(
     let record = record_of(&outcome, &started, opts.force);
     let finished = record.finished_at.clone().unwrap_or_default();
     tokio::task::block_in_place(|| crate::apply::apply(store, &plan, snap.generation, &record, &finished))?;
-    info!(run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
+    info!(elapsed_ms = t0.elapsed().as_millis() as u64, run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
     Ok(outcome)
 }

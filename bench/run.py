@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""dirsync benchmark: sync N users / G groups from a real slapd into SQLite,
+against the floor of reading the same directory with OpenLDAP's ldapsearch.
+
+Usage: python3 bench/run.py [--users 100000] [--groups 1000] [--reps 3]
+
+Everything runs in this one script, on this machine: it generates the data,
+loads it into a throwaway slapd (scripts/slapd-test-server.sh), builds the
+release binary, then times each step as whole processes (wall clock, median
+of --reps) and reads each dirsync process's peak RSS from wait4().
+Results go to stdout as a Markdown table (paste into BENCHMARKS.md)."""
+import argparse, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUFFIX = "dc=example,dc=com"
+ADMIN = "cn=admin," + SUFFIX
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def timed(cmd, **kw):
+    """(seconds, peak RSS in MiB, returncode) of one process."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=kw.pop("stdout", subprocess.DEVNULL), stderr=subprocess.PIPE, **kw)
+    _, status, ru = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode(errors="replace")
+    if p.returncode != 0:
+        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{err}")
+    return dt, ru.ru_maxrss / 1024.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--groups", type=int, default=1_000)
+    ap.add_argument("--per-user", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    binary = os.path.join(ROOT, "target", "release", "dirsync")
+    work = tempfile.mkdtemp(prefix="dirsync-bench-")
+    port, tls = free_port(), free_port()
+    base = os.path.join(work, "slapd")
+    data = os.path.join(work, "data.ldif")
+    try:
+        with open(data, "w") as f:
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_ldif.py"), str(a.users), str(a.groups), str(a.per_user)], stdout=f, check=True)
+        t0 = time.perf_counter()
+        subprocess.run(["bash", os.path.join(ROOT, "scripts", "slapd-test-server.sh")], check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, BASE=base, PORT=str(port), TLSPORT=str(tls), DATA_LDIF=data,
+                                EXTRA_DB_CONFIG='olcLimits: {0}dn.exact="%s" size=unlimited time=unlimited' % ADMIN))
+        load = time.perf_counter() - t0
+        url = f"ldap://127.0.0.1:{port}"
+        with open(os.path.join(work, "secret.txt"), "w") as f:
+            f.write("secret\n")
+        cfg = os.path.join(work, "dirsync.toml")
+        with open(cfg, "w") as f:
+            f.write(f'''[store]
+path = "dirsync.db"
+[[sources]]
+name = "bench"
+type = "ldap"
+url = "{url}"
+bind_dn = "{ADMIN}"
+bind_password_file = "secret.txt"
+base_dn = "{SUFFIX}"
+page_size = 1000
+[sources.fields]
+username = "uid"
+full_name = "cn"
+email = "mail"
+department = "departmentNumber"
+office = {{ template = "{{l}} {{roomNumber}}" }}
+card_number = {{ attribute = "employeeNumber", on = ["create"] }}
+extension = {{ attribute = "telephoneNumber", transform = "digits" }}
+[safety]
+max_delete_percent = 100
+max_delete_count = 1000000
+''')
+        db = os.path.join(work, "dirsync.db")
+        ldapsearch = ["ldapsearch", "-x", "-LLL", "-H", url, "-D", ADMIN, "-w", "secret", "-b", SUFFIX, "-E", "pr=1000/noprompt"]
+        users_f, groups_f = "(objectClass=inetOrgPerson)", "(objectClass=groupOfNames)"
+        attrs = ["entryUUID", "uid", "cn", "mail", "departmentNumber", "l", "roomNumber", "employeeNumber", "telephoneNumber"]
+
+        def raw_all():
+            return timed(ldapsearch + [f"(|{users_f}{groups_f})"])[0]
+
+        def raw_same():
+            return timed(ldapsearch + [users_f] + attrs)[0] + timed(ldapsearch + [groups_f, "entryUUID", "cn", "member"])[0]
+
+        def sync():
+            return timed([binary, "--config", cfg, "sync"])
+
+        def reset():
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(db + suffix):
+                    os.remove(db + suffix)
+
+        raw_all(); raw_same()  # warm slapd's caches
+        rows = {}
+        rows["raw_all"] = [raw_all() for _ in range(a.reps)]
+        rows["raw_same"] = [raw_same() for _ in range(a.reps)]
+        first, first_rss = [], []
+        for _ in range(a.reps):
+            reset()
+            dt, rss = sync(); first.append(dt); first_rss.append(rss)
+        nochange, nochange_rss = [], []
+        for _ in range(a.reps):
+            dt, rss = sync(); nochange.append(dt); nochange_rss.append(rss)
+        changed, changed_rss = [], []
+        step = 100  # 1% of users: every 100th
+        for rep in range(a.reps):
+            mods = "".join(f"dn: uid=user{i:06d},ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\nmail: changed{rep}.user{i:06d}@example.com\n\n"
+                           for i in range(rep, a.users, step))
+            subprocess.run(["ldapmodify", "-x", "-H", url, "-D", ADMIN, "-w", "secret"], input=mods.encode(), check=True, stdout=subprocess.DEVNULL)
+            dt, rss = sync(); changed.append(dt); changed_rss.append(rss)
+        ra, rs = statistics.median(rows["raw_all"]), statistics.median(rows["raw_same"])
+        med = statistics.median
+        print(f"users={a.users} groups={a.groups} per_user={a.per_user} reps={a.reps} (medians; slapadd load {load:.1f} s)\n")
+        print("| step | time (s) | × raw ldapsearch, all attributes | × raw ldapsearch, dirsync's attributes | peak RSS (MiB) |")
+        print("|---|---:|---:|---:|---:|")
+        print(f"| raw paged ldapsearch of all entries, all attributes (floor) | {ra:.2f} | 1.00 | {ra/rs:.2f} | – |")
+        print(f"| raw paged ldapsearch, the attributes dirsync requests | {rs:.2f} | {rs/ra:.2f} | 1.00 | – |")
+        for name, t, m in [("first sync (empty store)", first, first_rss), ("second sync, no changes", nochange, nochange_rss),
+                           ("sync after changing 1% of users", changed, changed_rss)]:
+            print(f"| {name} | {med(t):.2f} | {med(t)/ra:.2f} | {med(t)/rs:.2f} | {max(m):.0f} |")
+    finally:
+        pid = os.path.join(base, "run", "slapd.pid")
+        if os.path.exists(pid):
+            subprocess.run(["kill", open(pid).read().strip()])
+            for _ in range(100):
+                if not os.path.exists(pid):
+                    break
+                time.sleep(0.05)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
