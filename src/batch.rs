@@ -4,7 +4,7 @@
 //! (DNs or usernames) to direct user and nested-group memberships. A member
 //! that points nowhere is ignored.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::SourceConfig;
 use crate::mapping::{map_group, map_user, UserOutcome};
@@ -61,52 +61,49 @@ impl<'a> Collector<'a> {
         b.users.sort_by(|a, c| a.username.key().cmp(c.username.key()));
         b.groups.sort_by(|a, c| a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id)));
 
-        enum Target<'x> {
-            User(&'x str),
-            Group(&'x str),
+        #[derive(Clone, Copy)]
+        enum Target {
+            User(u32),
+            Group(u32),
         }
-        let mut by_dn: HashMap<String, Target> = HashMap::with_capacity(b.users.len() + b.groups.len());
-        let mut by_username: HashMap<&str, &str> = HashMap::new();
         let usernames = self.cfg.members_are_usernames();
-        for u in &b.users {
+        let mut by_dn: HashMap<String, Target> =
+            HashMap::with_capacity_and_hasher(b.users.len() + b.groups.len(), Default::default());
+        let mut by_username: HashMap<&str, u32> = HashMap::default();
+        for (i, u) in b.users.iter().enumerate() {
             if usernames {
-                by_username.insert(u.username.key(), &u.external_id);
+                by_username.insert(u.username.key(), i as u32);
             } else {
-                by_dn.insert(normalize_dn(&u.dn), Target::User(&u.external_id));
+                by_dn.insert(normalize_dn(&u.dn), Target::User(i as u32));
             }
         }
-        for g in &b.groups {
-            by_dn.insert(normalize_dn(&g.dn), Target::Group(&g.external_id));
+        for (i, g) in b.groups.iter().enumerate() {
+            by_dn.insert(normalize_dn(&g.dn), Target::Group(i as u32));
         }
-        let mut user_groups = HashSet::new();
-        let mut group_groups = HashSet::new();
-        for g in &b.groups {
+        let mut user_groups = Vec::new();
+        let mut group_groups = Vec::new();
+        for (gi, g) in b.groups.iter().enumerate() {
+            let gi = gi as u32;
             for m in &g.members {
                 let target = if usernames {
-                    by_username.get(m.to_lowercase().as_str()).map(|id| Target::User(id))
+                    by_username.get(m.to_lowercase().as_str()).map(|&i| Target::User(i))
                 } else {
-                    by_dn.get(&normalize_dn(m)).map(|t| match t {
-                        Target::User(id) => Target::User(id),
-                        Target::Group(id) => Target::Group(id),
-                    })
+                    by_dn.get(&normalize_dn(m)).copied()
                 };
                 match target {
-                    Some(Target::User(uid)) => {
-                        user_groups.insert((uid.to_string(), g.external_id.clone()));
-                    }
-                    Some(Target::Group(child)) if child != g.external_id => {
-                        group_groups.insert((child.to_string(), g.external_id.clone()));
-                    }
+                    Some(Target::User(u)) => user_groups.push((u, gi)),
+                    Some(Target::Group(child)) if child != gi => group_groups.push((child, gi)),
                     _ => {} // points nowhere (or to itself): ignored
                 }
             }
         }
-        let mut ug: Vec<_> = user_groups.into_iter().collect();
-        ug.sort();
-        let mut gg: Vec<_> = group_groups.into_iter().collect();
-        gg.sort();
-        b.user_groups = ug;
-        b.group_groups = gg;
+        user_groups.sort_unstable();
+        user_groups.dedup();
+        group_groups.sort_unstable();
+        group_groups.dedup();
+        drop(by_username);
+        b.user_groups = user_groups;
+        b.group_groups = group_groups;
         for g in &mut b.groups {
             g.members = Vec::new(); // resolved; free the memory
         }
@@ -123,7 +120,7 @@ fn drop_duplicates<T>(
     dn: impl Fn(&T) -> &String,
     what: &str,
 ) {
-    let mut by_key: HashMap<String, Vec<usize>> = HashMap::with_capacity(items.len());
+    let mut by_key: HashMap<String, Vec<usize>> = HashMap::with_capacity_and_hasher(items.len(), Default::default());
     for (i, it) in items.iter().enumerate() {
         by_key.entry(key(it)).or_default().push(i);
     }
@@ -210,8 +207,12 @@ mod tests {
         );
         col.add(EntryKind::Group, group("Teachers", "g2", "member", &["cn=Teachers,ou=groups,dc=t"]));
         let b = col.finish();
-        assert_eq!(b.user_groups, vec![("u1".to_string(), "g1".to_string())]);
-        assert_eq!(b.group_groups, vec![("g2".to_string(), "g1".to_string())]);
+        let ids =
+            |u: u32, g: u32| (b.users[u as usize].external_id.as_str(), b.groups[g as usize].external_id.as_str());
+        assert_eq!(b.user_groups.iter().map(|&(u, g)| ids(u, g)).collect::<Vec<_>>(), [("u1", "g1")]);
+        let gids =
+            |c: u32, p: u32| (b.groups[c as usize].external_id.as_str(), b.groups[p as usize].external_id.as_str());
+        assert_eq!(b.group_groups.iter().map(|&(c, p)| gids(c, p)).collect::<Vec<_>>(), [("g2", "g1")]);
     }
 
     #[test]
@@ -221,6 +222,7 @@ mod tests {
         col.add(EntryKind::User, user("Alice", "u1"));
         col.add(EntryKind::Group, group("g", "g1", "memberUid", &["alice", "nobody"]));
         let b = col.finish();
-        assert_eq!(b.user_groups, vec![("u1".to_string(), "g1".to_string())]);
+        assert_eq!(b.user_groups, [(0, 0)]);
+        assert_eq!(b.users[0].external_id, "u1");
     }
 }

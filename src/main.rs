@@ -22,6 +22,11 @@ use dirsync::views::Directory;
 
 use cli::Failure;
 
+// Syncs allocate many small strings across two threads; mimalloc measured
+// faster than glibc's allocator here (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "dirsync", version, about = "Keep an application's users and groups in step with a directory")]
 struct Args {

@@ -4,8 +4,6 @@
 //! skips the entry with its DN and the reason; an invalid optional value is
 //! dropped with a warning.
 
-use std::collections::BTreeMap;
-
 use crate::config::{FieldSource, FieldSpec, SourceConfig, TemplatePart, Transform};
 use crate::model::{AttrValue, EntryError, MappedGroup, MappedUser, Name, RawEntry};
 
@@ -41,7 +39,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
     };
     let mut warnings = Vec::new();
     let mut username = None;
-    let mut fields = BTreeMap::new();
+    let mut fields = Vec::with_capacity(cfg.fields.len());
     for spec in &cfg.fields {
         let value = match evaluate(spec, entry).and_then(|v| validate(&spec.name, v)) {
             Ok(v) => v,
@@ -58,10 +56,10 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
             let reason = format!("missing required field {}{}", spec.name, describe_source(spec));
             return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), Some(id));
         }
-        if spec.name == "username" {
+        if &*spec.name == "username" {
             username = value;
         } else {
-            fields.insert(spec.name.clone(), value);
+            fields.push((spec.name.clone(), value));
         }
     }
     let Some(username) = username else {
@@ -112,6 +110,11 @@ fn text<'a>(entry: &'a RawEntry, attr: &str) -> Result<Option<&'a str>, String> 
         Some(AttrValue::Text(t)) => Ok(Some(t)),
         Some(AttrValue::Binary(_)) => Err(format!("attribute {attr} is not valid UTF-8")),
     }
+}
+
+/// A mapped field's value by name (tests and display).
+pub fn field<'a>(u: &'a MappedUser, name: &str) -> Option<&'a str> {
+    u.fields.iter().find(|(k, _)| &**k == name).and_then(|(_, v)| v.as_deref())
 }
 
 /// Computes a field's value: source, transforms, then the default for an
@@ -228,10 +231,10 @@ mod tests {
         assert!(w.is_empty());
         assert_eq!(u.username.as_str(), "jsmith");
         assert_eq!(u.external_id, "id-1");
-        assert_eq!(u.fields["office"].as_deref(), Some("Paris"));
-        assert_eq!(u.fields["extension"].as_deref(), Some("331234"));
-        assert_eq!(u.fields["department"].as_deref(), Some("General"));
-        assert_eq!(u.fields["code"].as_deref(), Some("042"));
+        assert_eq!(field(&u, "office"), Some("Paris"));
+        assert_eq!(field(&u, "extension"), Some("331234"));
+        assert_eq!(field(&u, "department"), Some("General"));
+        assert_eq!(field(&u, "code"), Some("042"));
     }
 
     #[test]
@@ -252,7 +255,8 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(u.fields["email"], None);
+        assert_eq!(field(&u, "email"), None);
+        assert!(u.fields.iter().any(|(k, v)| &**k == "email" && v.is_none()));
         assert_eq!(w.len(), 1);
         assert!(w[0].reason.contains("not an email address"));
     }

@@ -5,12 +5,14 @@
 //! and membership changes, and applies provisioning rules to new users.
 //! No I/O: it is tested without any server.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::Serialize;
 
 use crate::config::{Config, OnMissing, SourceConfig};
-use crate::model::{EntryError, MappedUser, Snapshot, SourceBatch, Status};
+use crate::model::{EntryError, Fields, MappedUser, Snapshot, SourceBatch, Status};
 
 /// A user or group the plan refers to: already stored, or created by this plan
 /// (index into [`Plan::creates`] / [`Plan::group_creates`]).
@@ -27,7 +29,7 @@ pub struct NewUser {
     pub external_id: String,
     pub dn: String,
     pub username: String,
-    pub fields: BTreeMap<String, String>,
+    pub fields: Fields,
     /// Names of the rules' groups that matched (for the plan display).
     pub rules_applied: Vec<String>,
 }
@@ -103,8 +105,8 @@ pub struct MemberChange {
     pub member: Member,
     pub group: Ref,
     /// For display: the member's and the group's names.
-    pub member_name: String,
-    pub group_name: String,
+    pub member_name: Arc<str>,
+    pub group_name: Arc<str>,
 }
 
 /// Per-source figures the guards look at.
@@ -159,6 +161,8 @@ impl Plan {
 
 struct Candidate<'a> {
     batch: usize,
+    /// Index into the batch's users.
+    index: usize,
     user: &'a MappedUser,
     /// Index into snapshot.users of the record this entry updates.
     target: Option<usize>,
@@ -173,9 +177,10 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         cfg.sources.iter().find(|s| s.name == name).expect("batch of a configured source")
     };
 
-    let mut by_ext: HashMap<(&str, &str), usize> = HashMap::with_capacity(snap.users.len());
+    let mut by_ext: HashMap<(&str, &str), usize> =
+        HashMap::with_capacity_and_hasher(snap.users.len(), Default::default());
     let stored_keys: Vec<String> = snap.users.iter().map(|u| u.username.to_lowercase()).collect();
-    let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(snap.users.len());
+    let mut by_key: HashMap<&str, usize> = HashMap::with_capacity_and_hasher(snap.users.len(), Default::default());
     for (i, u) in snap.users.iter().enumerate() {
         by_ext.insert((&u.source, &u.external_id), i);
         by_key.insert(&stored_keys[i], i);
@@ -183,14 +188,14 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
 
     // 1. Which stored record does each entry update?
     let mut cands: Vec<Candidate> = Vec::new();
-    let mut targeted: HashSet<usize> = HashSet::new();
+    let mut targeted: HashSet<usize> = HashSet::default();
     for (bi, b) in batches.iter().enumerate() {
-        for u in &b.users {
+        for (index, u) in b.users.iter().enumerate() {
             let target = by_ext.get(&(b.source.as_str(), u.external_id.as_str())).copied();
             if let Some(t) = target {
                 targeted.insert(t);
             }
-            cands.push(Candidate { batch: bi, user: u, target, relink: false, skipped: false });
+            cands.push(Candidate { batch: bi, index, user: u, target, relink: false, skipped: false });
         }
     }
     // 2. Re-link: a new identity with the username of a record whose identity is gone.
@@ -207,7 +212,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     // 3. Final usernames must be unique; every claimant of a contested name is
     //    skipped (repeat: a skip can leave an old name in place).
     loop {
-        let mut holders: HashMap<&str, (Option<usize>, Vec<usize>)> = HashMap::new();
+        let mut holders: HashMap<&str, (Option<usize>, Vec<usize>)> = HashMap::default();
         let live: HashSet<usize> = cands.iter().filter(|c| !c.skipped).filter_map(|c| c.target).collect();
         for (i, key) in stored_keys.iter().enumerate() {
             if !live.contains(&i) {
@@ -249,19 +254,21 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     let live_targets: HashSet<usize> = cands.iter().filter(|c| !c.skipped).filter_map(|c| c.target).collect();
 
     // 4. Users: creates and updates.
-    let mut user_ref: Vec<HashMap<&str, Ref>> = vec![HashMap::new(); batches.len()];
+    // Per batch, per user index: the record the entry maps to (None: skipped).
+    let mut user_ref: Vec<Vec<Option<Ref>>> = batches.iter().map(|b| vec![None; b.users.len()]).collect();
     for c in cands.iter().filter(|c| !c.skipped) {
         let b = &batches[c.batch];
         let scfg = source_cfg(&b.source);
         match c.target {
             None => {
-                let mut fields: BTreeMap<String, String> = BTreeMap::new();
-                for spec in scfg.fields.iter().filter(|f| f.on_create && f.name != "username") {
-                    if let Some(Some(v)) = c.user.fields.get(&spec.name) {
-                        fields.insert(spec.name.clone(), v.clone());
+                let mut fields = Fields::default();
+                // Mapped fields are in spec order, username (spec 0) left out.
+                for ((name, value), spec) in c.user.fields.iter().zip(scfg.fields.iter().skip(1)) {
+                    if let (Some(v), true) = (value, spec.on_create) {
+                        fields.insert(name.clone(), v.clone());
                     }
                 }
-                user_ref[c.batch].insert(&c.user.external_id, Ref::New(plan.creates.len()));
+                user_ref[c.batch][c.index] = Some(Ref::New(plan.creates.len()));
                 plan.creates.push(NewUser {
                     source: b.source.clone(),
                     external_id: c.user.external_id.clone(),
@@ -273,7 +280,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             }
             Some(i) => {
                 let s = &snap.users[i];
-                user_ref[c.batch].insert(&c.user.external_id, Ref::Existing(s.id));
+                user_ref[c.batch][c.index] = Some(Ref::Existing(s.id));
                 let mut changes = Vec::new();
                 let new_name = c.user.username.as_str();
                 let rename_to = (s.username.to_lowercase() != c.user.username.key()).then(|| new_name.to_string());
@@ -284,11 +291,14 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                         new: Some(new_name.into()),
                     });
                 }
-                for spec in scfg.fields.iter().filter(|f| f.on_update && f.name != "username") {
-                    let new = c.user.fields.get(&spec.name).cloned().flatten();
-                    let old = s.fields.get(&spec.name).cloned();
-                    if new != old {
-                        changes.push(FieldChange { field: spec.name.clone(), old, new });
+                for ((name, new), spec) in c.user.fields.iter().zip(scfg.fields.iter().skip(1)) {
+                    let old = s.fields.get(name);
+                    if spec.on_update && new.as_deref() != old {
+                        changes.push(FieldChange {
+                            field: name.to_string(),
+                            old: old.map(str::to_string),
+                            new: new.clone(),
+                        });
                     }
                 }
                 if s.dn != c.user.dn {
@@ -317,7 +327,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     }
 
     // 5. Users gone from their source.
-    let mut removed: HashSet<i64> = HashSet::new();
+    let mut removed: HashSet<i64> = HashSet::default();
     for b in batches {
         let on_missing = cfg.safety.on_missing;
         let mut summary = SourceSummary {
@@ -358,18 +368,20 @@ fn groups_and_members(
     cfg: &Config,
     snap: &Snapshot,
     b: &SourceBatch,
-    user_ref: &HashMap<&str, Ref>,
+    user_ref: &[Option<Ref>],
     removed_users: &HashSet<i64>,
     plan: &mut Plan,
     bi: usize,
 ) {
     let stored: HashMap<&str, &crate::model::StoredGroup> =
         snap.groups.iter().filter(|g| g.source == b.source).map(|g| (g.external_id.as_str(), g)).collect();
-    let mut group_ref: HashMap<&str, (Ref, &str)> = HashMap::new();
+    let mut group_ref: Vec<Ref> = Vec::with_capacity(b.groups.len());
+    let mut seen_ext: HashSet<&str> = HashSet::default();
     for g in &b.groups {
+        seen_ext.insert(&g.external_id);
         match stored.get(g.external_id.as_str()) {
             None => {
-                group_ref.insert(&g.external_id, (Ref::New(plan.group_creates.len()), g.name.as_str()));
+                group_ref.push(Ref::New(plan.group_creates.len()));
                 plan.group_creates.push(NewGroup {
                     source: b.source.clone(),
                     external_id: g.external_id.clone(),
@@ -378,7 +390,7 @@ fn groups_and_members(
                 });
             }
             Some(s) => {
-                group_ref.insert(&g.external_id, (Ref::Existing(s.id), g.name.as_str()));
+                group_ref.push(Ref::Existing(s.id));
                 if s.name != g.name.as_str() || s.dn != g.dn {
                     plan.group_updates.push(GroupUpdate {
                         id: s.id,
@@ -390,9 +402,9 @@ fn groups_and_members(
             }
         }
     }
-    let mut removed_groups = HashSet::new();
+    let mut removed_groups = HashSet::default();
     for s in stored.values() {
-        if !group_ref.contains_key(s.external_id.as_str()) && !b.seen_group_ids.contains(&s.external_id) {
+        if !seen_ext.contains(s.external_id.as_str()) && !b.seen_group_ids.contains(&s.external_id) {
             removed_groups.insert(s.id);
             plan.group_deletes.push(GroupRemoval { id: s.id, name: s.name.clone() });
         }
@@ -401,39 +413,43 @@ fn groups_and_members(
     plan.sources[bi].groups_before = stored.len();
     plan.sources[bi].group_deletes = removed_groups.len();
 
-    // Names for display.
-    let user_names: HashMap<Ref, &str> = b
-        .users
-        .iter()
-        .filter_map(|u| user_ref.get(u.external_id.as_str()).map(|r| (*r, u.username.as_str())))
-        .collect();
+    // Names for display, shared between the changes that mention them.
+    let batch_group_name: Vec<Arc<str>> = b.groups.iter().map(|g| Arc::from(g.name.as_str())).collect();
+    let stored_group_name: HashMap<i64, Arc<str>> =
+        snap.groups.iter().map(|g| (g.id, Arc::from(g.name.as_str()))).collect();
+    let gname = |r: &Ref, batch_index: Option<u32>| -> Arc<str> {
+        match (batch_index, r) {
+            (Some(i), _) => batch_group_name[i as usize].clone(),
+            (None, Ref::Existing(id)) => stored_group_name.get(id).cloned().unwrap_or_else(|| Arc::from("?")),
+            (None, Ref::New(_)) => Arc::from("?"),
+        }
+    };
     let stored_user_name: HashMap<i64, &str> = snap.users.iter().map(|u| (u.id, u.username.as_str())).collect();
-    let stored_group_name: HashMap<i64, &str> = snap.groups.iter().map(|g| (g.id, g.name.as_str())).collect();
     let source_group_ids: HashSet<i64> = stored.values().map(|g| g.id).collect();
     // Users and groups whose entries were skipped keep their memberships as they are.
-    let source_users: HashMap<&str, i64> =
-        snap.users.iter().filter(|u| u.source == b.source).map(|u| (u.external_id.as_str(), u.id)).collect();
     let mapped_user_ids: HashSet<i64> =
-        user_ref.values().filter_map(|r| if let Ref::Existing(id) = r { Some(*id) } else { None }).collect();
-    let frozen_users: HashSet<i64> = b
-        .seen_user_ids
+        user_ref.iter().filter_map(|r| if let Some(Ref::Existing(id)) = r { Some(*id) } else { None }).collect();
+    let frozen_users: HashSet<i64> = snap
+        .users
         .iter()
-        .filter_map(|ext| source_users.get(ext.as_str()))
-        .filter(|id| !mapped_user_ids.contains(id))
-        .copied()
+        .filter(|u| {
+            u.source == b.source && b.seen_user_ids.contains(&u.external_id) && !mapped_user_ids.contains(&u.id)
+        })
+        .map(|u| u.id)
         .collect();
     let frozen_groups: HashSet<i64> = b
         .seen_group_ids
         .iter()
-        .filter(|ext| !group_ref.contains_key(ext.as_str()))
+        .filter(|ext| !seen_ext.contains(ext.as_str()))
         .filter_map(|ext| stored.get(ext.as_str()).map(|g| g.id))
         .collect();
 
-    // Direct user memberships.
-    let mut desired: HashSet<(Ref, Ref)> = HashSet::new();
-    for (uext, gext) in &b.user_groups {
-        if let (Some(u), Some((g, _))) = (user_ref.get(uext.as_str()), group_ref.get(gext.as_str())) {
-            desired.insert((*u, *g));
+    // Direct user memberships: desired (from the batch) against current (in the store).
+    let mut desired: HashMap<(Ref, Ref), (u32, u32)> =
+        HashMap::with_capacity_and_hasher(b.user_groups.len(), Default::default());
+    for &(ui, gi) in &b.user_groups {
+        if let Some(u) = user_ref[ui as usize] {
+            desired.insert((u, group_ref[gi as usize]), (ui, gi));
         }
     }
     let current: HashSet<(Ref, Ref)> = snap
@@ -442,26 +458,19 @@ fn groups_and_members(
         .filter(|(_, g)| source_group_ids.contains(g))
         .map(|(u, g)| (Ref::Existing(*u), Ref::Existing(*g)))
         .collect();
-    let gname = |r: &Ref| -> String {
-        match r {
-            Ref::Existing(id) => stored_group_name.get(id).copied().unwrap_or("?").to_string(),
-            Ref::New(i) => plan_group_name(plan, *i),
-        }
-    };
-    let uname = |r: &Ref| -> String {
-        user_names
-            .get(r)
-            .copied()
-            .or_else(|| if let Ref::Existing(id) = r { stored_user_name.get(id).copied() } else { None })
-            .unwrap_or("?")
-            .to_string()
-    };
     let mut adds: Vec<MemberChange> = desired
-        .difference(&current)
-        .map(|(u, g)| MemberChange { member: Member::User(*u), group: *g, member_name: uname(u), group_name: gname(g) })
+        .iter()
+        .filter(|(k, _)| !current.contains(k))
+        .map(|(&(u, g), &(ui, gi))| MemberChange {
+            member: Member::User(u),
+            group: g,
+            member_name: Arc::from(b.users[ui as usize].username.as_str()),
+            group_name: gname(&g, Some(gi)),
+        })
         .collect();
     let mut removes: Vec<MemberChange> = current
-        .difference(&desired)
+        .iter()
+        .filter(|k| !desired.contains_key(k))
         .filter(|(u, g)| {
             let (Ref::Existing(uid), Ref::Existing(gid)) = (u, g) else { return false };
             !frozen_users.contains(uid)
@@ -469,15 +478,21 @@ fn groups_and_members(
                 && !removed_users.contains(uid)
                 && !removed_groups.contains(gid)
         })
-        .map(|(u, g)| MemberChange { member: Member::User(*u), group: *g, member_name: uname(u), group_name: gname(g) })
+        .map(|&(u, g)| {
+            let name = if let Ref::Existing(id) = u { stored_user_name.get(&id).copied() } else { None };
+            MemberChange {
+                member: Member::User(u),
+                group: g,
+                member_name: Arc::from(name.unwrap_or("?")),
+                group_name: gname(&g, None),
+            }
+        })
         .collect();
 
     // Nested groups.
-    let mut desired_gg: HashSet<(Ref, Ref)> = HashSet::new();
-    for (cext, pext) in &b.group_groups {
-        if let (Some((c, _)), Some((p, _))) = (group_ref.get(cext.as_str()), group_ref.get(pext.as_str())) {
-            desired_gg.insert((*c, *p));
-        }
+    let mut desired_gg: HashMap<(Ref, Ref), (u32, u32)> = HashMap::default();
+    for &(ci, pi) in &b.group_groups {
+        desired_gg.insert((group_ref[ci as usize], group_ref[pi as usize]), (ci, pi));
     }
     let current_gg: HashSet<(Ref, Ref)> = snap
         .group_groups
@@ -485,15 +500,16 @@ fn groups_and_members(
         .filter(|(_, p)| source_group_ids.contains(p))
         .map(|(c, p)| (Ref::Existing(*c), Ref::Existing(*p)))
         .collect();
-    adds.extend(desired_gg.difference(&current_gg).map(|(c, p)| MemberChange {
-        member: Member::Group(*c),
-        group: *p,
-        member_name: gname(c),
-        group_name: gname(p),
+    adds.extend(desired_gg.iter().filter(|(k, _)| !current_gg.contains(k)).map(|(&(c, p), &(ci, pi))| MemberChange {
+        member: Member::Group(c),
+        group: p,
+        member_name: gname(&c, Some(ci)),
+        group_name: gname(&p, Some(pi)),
     }));
     removes.extend(
         current_gg
-            .difference(&desired_gg)
+            .iter()
+            .filter(|k| !desired_gg.contains_key(k))
             .filter(|(c, p)| {
                 let (Ref::Existing(cid), Ref::Existing(pid)) = (c, p) else { return false };
                 !frozen_groups.contains(cid)
@@ -501,52 +517,49 @@ fn groups_and_members(
                     && !removed_groups.contains(cid)
                     && !removed_groups.contains(pid)
             })
-            .map(|(c, p)| MemberChange {
-                member: Member::Group(*c),
-                group: *p,
-                member_name: gname(c),
-                group_name: gname(p),
+            .map(|&(c, p)| MemberChange {
+                member: Member::Group(c),
+                group: p,
+                member_name: gname(&c, None),
+                group_name: gname(&p, None),
             }),
     );
     let order =
         |a: &MemberChange, c: &MemberChange| (&a.group_name, &a.member_name).cmp(&(&c.group_name, &c.member_name));
-    adds.sort_by(order);
-    removes.sort_by(order);
+    adds.sort_unstable_by(order);
+    removes.sort_unstable_by(order);
     plan.member_adds.extend(adds);
     plan.member_removes.extend(removes);
 
-    apply_rules(cfg, b, &group_ref, plan);
-}
-
-fn plan_group_name(plan: &Plan, i: usize) -> String {
-    plan.group_creates.get(i).map(|g| g.name.clone()).unwrap_or_default()
+    apply_rules(cfg, b, plan);
 }
 
 /// Provisioning rules, on create only: effective membership (nested groups
 /// included, cycles tolerated) decides which rules match.
-fn apply_rules(cfg: &Config, b: &SourceBatch, group_ref: &HashMap<&str, (Ref, &str)>, plan: &mut Plan) {
+fn apply_rules(cfg: &Config, b: &SourceBatch, plan: &mut Plan) {
     let rules: Vec<_> = cfg.rules.iter().filter(|r| r.source.as_deref().is_none_or(|s| s == b.source)).collect();
     if rules.is_empty() {
         return;
     }
-    let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (c, p) in &b.group_groups {
-        parents.entry(c.as_str()).or_default().push(p.as_str());
+    let mut parents: Vec<Vec<u32>> = vec![Vec::new(); b.groups.len()];
+    for &(c, p) in &b.group_groups {
+        parents[c as usize].push(p);
     }
-    let mut direct: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (u, g) in &b.user_groups {
-        direct.entry(u.as_str()).or_default().push(g.as_str());
+    let by_ext: HashMap<&str, usize> = b.users.iter().enumerate().map(|(i, u)| (u.external_id.as_str(), i)).collect();
+    let mut direct: Vec<Vec<u32>> = vec![Vec::new(); b.users.len()];
+    for &(u, g) in &b.user_groups {
+        direct[u as usize].push(g);
     }
     for nu in plan.creates.iter_mut().filter(|u| u.source == b.source) {
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut stack: Vec<&str> = direct.get(nu.external_id.as_str()).cloned().unwrap_or_default();
+        let Some(&ui) = by_ext.get(nu.external_id.as_str()) else { continue };
+        let mut seen: HashSet<u32> = HashSet::default();
+        let mut stack: Vec<u32> = direct[ui].clone();
         while let Some(g) = stack.pop() {
             if seen.insert(g) {
-                stack.extend(parents.get(g).into_iter().flatten().copied());
+                stack.extend(parents[g as usize].iter().copied());
             }
         }
-        let names: HashSet<String> =
-            seen.iter().filter_map(|g| group_ref.get(g)).map(|(_, n)| n.to_lowercase()).collect();
+        let names: HashSet<&str> = seen.iter().map(|&g| b.groups[g as usize].name.key()).collect();
         for r in &rules {
             let matched = match &r.when_member_of {
                 None => true,
@@ -554,10 +567,10 @@ fn apply_rules(cfg: &Config, b: &SourceBatch, group_ref: &HashMap<&str, (Ref, &s
             };
             if matched {
                 for (k, v) in &r.set {
-                    nu.fields.insert(k.clone(), v.clone());
+                    nu.fields.insert(Arc::from(k.as_str()), v.clone());
                 }
-                nu.rules_applied
-                    .push(r.when_member_of.as_ref().map(|n| n.as_str().to_string()).unwrap_or_else(|| "*".into()));
+                let name = r.when_member_of.as_ref().map(|n| n.as_str().to_string());
+                nu.rules_applied.push(name.unwrap_or_else(|| "*".into()));
             }
         }
     }

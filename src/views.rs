@@ -2,7 +2,9 @@
 //! computed from a store snapshot: direct groups, effective groups (nested
 //! groups followed to any depth, cycles tolerated), custom fields.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::Serialize;
 
@@ -61,13 +63,13 @@ pub struct Directory<'a> {
 impl<'a> Directory<'a> {
     pub fn new(snap: &'a Snapshot) -> Self {
         let group_name = snap.groups.iter().map(|g| (g.id, g.name.as_str())).collect();
-        let mut parents: HashMap<i64, Vec<i64>> = HashMap::new();
+        let mut parents: HashMap<i64, Vec<i64>> = HashMap::default();
         for (c, p) in &snap.group_groups {
             parents.entry(*c).or_default().push(*p);
         }
-        let mut ancestors = HashMap::new();
+        let mut ancestors = HashMap::default();
         for g in &snap.groups {
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::default();
             let mut stack = vec![g.id];
             while let Some(x) = stack.pop() {
                 if seen.insert(x) {
@@ -76,7 +78,7 @@ impl<'a> Directory<'a> {
             }
             ancestors.insert(g.id, seen);
         }
-        let mut direct: HashMap<i64, Vec<i64>> = HashMap::new();
+        let mut direct: HashMap<i64, Vec<i64>> = HashMap::default();
         for (u, g) in &snap.user_groups {
             direct.entry(*u).or_default().push(*g);
         }
@@ -90,7 +92,7 @@ impl<'a> Directory<'a> {
 
     /// Effective group ids of a user.
     pub fn effective(&self, user_id: i64) -> HashSet<i64> {
-        let mut all = HashSet::new();
+        let mut all = HashSet::default();
         for g in self.direct.get(&user_id).into_iter().flatten() {
             if let Some(a) = self.ancestors.get(g) {
                 all.extend(a.iter().copied());
@@ -100,7 +102,7 @@ impl<'a> Directory<'a> {
     }
 
     pub fn user(&self, u: &StoredUser) -> UserView {
-        let core = |name: &str| u.fields.get(name).cloned();
+        let core = |name: &str| u.fields.get(name).map(str::to_string);
         UserView {
             id: u.id,
             username: u.username.clone(),
@@ -117,8 +119,8 @@ impl<'a> Directory<'a> {
             fields: u
                 .fields
                 .iter()
-                .filter(|(k, _)| !CORE_FIELDS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .filter(|(k, _)| !CORE_FIELDS.contains(k))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             groups: self.names(self.direct.get(&u.id).into_iter().flatten().copied()),
             all_groups: self.names(self.effective(u.id).into_iter()),
@@ -153,11 +155,11 @@ impl<'a> Directory<'a> {
     }
 
     pub fn groups(&self) -> Vec<GroupView> {
-        let mut direct_count: HashMap<i64, usize> = HashMap::new();
+        let mut direct_count: HashMap<i64, usize> = HashMap::default();
         for (_, g) in &self.snap.user_groups {
             *direct_count.entry(*g).or_default() += 1;
         }
-        let mut all_count: HashMap<i64, usize> = HashMap::new();
+        let mut all_count: HashMap<i64, usize> = HashMap::default();
         for u in &self.snap.users {
             for g in self.effective(u.id) {
                 *all_count.entry(g).or_default() += 1;

@@ -35,7 +35,7 @@ pub enum Transform {
 /// One application field's mapping.
 #[derive(Debug, Clone)]
 pub struct FieldSpec {
-    pub name: String,
+    pub name: crate::model::FieldName,
     pub source: FieldSource,
     pub on_create: bool,
     pub on_update: bool,
@@ -129,7 +129,7 @@ pub fn parse_field(
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<FieldSpec, ConfigError> {
     let mut spec = FieldSpec {
-        name: name.to_string(),
+        name: name.into(),
         source: FieldSource::Constant,
         on_create: true,
         on_update: true,

@@ -388,7 +388,7 @@ impl Config {
                 fields.push(spec);
             }
             for needed in ["username", "full_name"] {
-                if !fields.iter().any(|f| f.name == needed) {
+                if !fields.iter().any(|f| &*f.name == needed) {
                     return Err(err(
                         key(&format!("fields.{needed}")),
                         "missing: every source must map username and full_name".into(),
@@ -396,8 +396,8 @@ impl Config {
                 }
             }
             // username first, so mapping can name the user in messages.
-            fields.sort_by_key(|f| f.name != "username");
-            if let Some(f) = fields.iter_mut().find(|f| f.name == "full_name") {
+            fields.sort_by_key(|f| &*f.name != "username");
+            if let Some(f) = fields.iter_mut().find(|f| &*f.name == "full_name") {
                 if !fields_table.get("full_name").and_then(|v| v.as_table()).is_some_and(|t| t.contains_key("required"))
                 {
                     f.required = true;
@@ -444,7 +444,7 @@ impl Config {
                     if rr.source.as_ref().is_some_and(|s| *s != src.name) {
                         continue;
                     }
-                    if src.fields.iter().any(|f| f.name == k && f.on_update) {
+                    if src.fields.iter().any(|f| *f.name == *k && f.on_update) {
                         return Err(err(
                             format!("rules[{i}].set.{k}"),
                             format!("sources[{si}].fields.{k} is mapped from the directory on update, so the rule's value would be overwritten at the next sync; map it with on = [\"create\"] or drop it from the rule"),
@@ -563,8 +563,8 @@ full_name = "cn"
         let s = &c.sources[0];
         assert_eq!(s.id_attribute, "entryuuid");
         assert_eq!(s.member_attribute, "member");
-        assert_eq!(s.fields[0].name, "username");
-        assert!(s.fields.iter().find(|f| f.name == "full_name").unwrap().required);
+        assert_eq!(&*s.fields[0].name, "username");
+        assert!(s.fields.iter().find(|f| &*f.name == "full_name").unwrap().required);
         match &s.kind {
             SourceKind::Ldif(l) => assert_eq!(l.path, Path::new("/etc/dirsync/d.ldif")),
             _ => panic!("expected ldif"),

@@ -2,14 +2,14 @@
 //! migrations run in a transaction, every run's writes in one transaction.
 //! All SQL lives here.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, Transaction};
 
 use super::{Store, StoreError, StoreTx, UserPatch};
 use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
-use crate::model::{EntryError, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
+use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
 use crate::plan::{NewGroup, NewUser};
 
 const MIGRATIONS: &[&str] = &[
@@ -114,7 +114,7 @@ impl SqliteStore {
         let err = backend(path);
         let mut conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(&err)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
             .map_err(&err)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(&err)?;
         let version = version.max(0) as usize;
@@ -148,18 +148,35 @@ impl SqliteStore {
     }
 }
 
-fn read_user(r: &rusqlite::Row) -> rusqlite::Result<StoredUser> {
-    let mut fields = BTreeMap::new();
+/// Shares field names between the users of one snapshot.
+#[derive(Default)]
+struct Interner(HashMap<String, FieldName>);
+
+impl Interner {
+    fn get(&mut self, name: &str) -> FieldName {
+        if let Some(n) = self.0.get(name) {
+            return n.clone();
+        }
+        let n: FieldName = name.into();
+        self.0.insert(name.to_string(), n.clone());
+        n
+    }
+}
+
+fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<StoredUser> {
+    let mut fields = Fields::default();
     for (i, name) in CORE_FIELDS.iter().enumerate() {
         if let Some(v) = r.get::<_, Option<String>>(6 + i)? {
-            fields.insert(name.to_string(), v);
+            fields.insert(names.get(name), v);
         }
     }
     let custom: String = r.get(12)?;
-    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&custom) {
-        for (k, v) in m {
-            if let serde_json::Value::String(s) = v {
-                fields.insert(k, s);
+    if custom != "{}" {
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&custom) {
+            for (k, v) in m {
+                if let serde_json::Value::String(s) = v {
+                    fields.insert(names.get(&k), s);
+                }
             }
         }
     }
@@ -192,7 +209,12 @@ impl Store for SqliteStore {
                     "SELECT id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at FROM users ORDER BY id",
                 )
                 .map_err(&err)?;
-            snap.users = st.query_map([], read_user).map_err(&err)?.collect::<Result<_, _>>().map_err(&err)?;
+            let mut names = Interner::default();
+            snap.users = st
+                .query_map([], |r| read_user(r, &mut names))
+                .map_err(&err)?
+                .collect::<Result<_, _>>()
+                .map_err(&err)?;
             let mut st =
                 tx.prepare("SELECT id, source, external_id, name, dn FROM groups ORDER BY id").map_err(&err)?;
             snap.groups = st
@@ -353,14 +375,14 @@ impl SqliteTx<'_> {
     }
 }
 
-fn split_fields(fields: &BTreeMap<String, String>) -> ([Option<&str>; 6], String) {
+fn split_fields(fields: &Fields) -> ([Option<&str>; 6], String) {
     let mut core = [None; 6];
     let mut custom = serde_json::Map::new();
-    for (k, v) in fields {
-        match CORE_FIELDS.iter().position(|c| c == k) {
-            Some(i) => core[i] = Some(v.as_str()),
+    for (k, v) in fields.iter() {
+        match CORE_FIELDS.iter().position(|c| *c == k) {
+            Some(i) => core[i] = Some(v),
             None => {
-                custom.insert(k.clone(), serde_json::Value::String(v.clone()));
+                custom.insert(k.to_string(), serde_json::Value::String(v.to_string()));
             }
         }
     }
