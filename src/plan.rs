@@ -179,71 +179,88 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
 
     let mut by_ext: HashMap<(&str, &str), usize> =
         HashMap::with_capacity_and_hasher(snap.users.len(), Default::default());
-    let stored_keys: Vec<String> = snap.users.iter().map(|u| u.username.to_lowercase()).collect();
-    let mut by_key: HashMap<&str, usize> = HashMap::with_capacity_and_hasher(snap.users.len(), Default::default());
     for (i, u) in snap.users.iter().enumerate() {
         by_ext.insert((&u.source, &u.external_id), i);
-        by_key.insert(&stored_keys[i], i);
     }
 
     // 1. Which stored record does each entry update?
     let mut cands: Vec<Candidate> = Vec::new();
-    let mut targeted: HashSet<usize> = HashSet::default();
+    let mut targeted = vec![false; snap.users.len()];
     for (bi, b) in batches.iter().enumerate() {
         for (index, u) in b.users.iter().enumerate() {
             let target = by_ext.get(&(b.source.as_str(), u.external_id.as_str())).copied();
             if let Some(t) = target {
-                targeted.insert(t);
+                targeted[t] = true;
             }
             cands.push(Candidate { batch: bi, index, user: u, target, relink: false, skipped: false });
         }
     }
+    drop(by_ext);
     // 2. Re-link: a new identity with the username of a record whose identity is gone.
-    for c in cands.iter_mut().filter(|c| c.target.is_none()) {
-        let b = &batches[c.batch];
-        if let Some(&i) = by_key.get(c.user.username.key()) {
-            let s = &snap.users[i];
-            if s.source == b.source && !b.seen_user_ids.contains(&s.external_id) && targeted.insert(i) {
-                c.target = Some(i);
-                c.relink = true;
+    if cands.iter().any(|c| c.target.is_none()) && !snap.users.is_empty() {
+        let keys: Vec<String> = snap.users.iter().map(|u| u.username.to_lowercase()).collect();
+        let by_key: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+        for c in cands.iter_mut().filter(|c| c.target.is_none()) {
+            let b = &batches[c.batch];
+            if let Some(&i) = by_key.get(c.user.username.key()) {
+                let s = &snap.users[i];
+                if s.source == b.source && !b.seen_user_ids.contains(&s.external_id) && !targeted[i] {
+                    targeted[i] = true;
+                    c.target = Some(i);
+                    c.relink = true;
+                }
             }
         }
     }
     // 3. Final usernames must be unique; every claimant of a contested name is
     //    skipped (repeat: a skip can leave an old name in place).
+    let mut live = vec![false; snap.users.len()];
     loop {
-        let mut holders: HashMap<&str, (Option<usize>, Vec<usize>)> = HashMap::default();
-        let live: HashSet<usize> = cands.iter().filter(|c| !c.skipped).filter_map(|c| c.target).collect();
-        for (i, key) in stored_keys.iter().enumerate() {
-            if !live.contains(&i) {
-                holders.entry(key).or_default().0 = Some(i);
-            }
+        live.iter_mut().for_each(|l| *l = false);
+        for t in cands.iter().filter(|c| !c.skipped).filter_map(|c| c.target) {
+            live[t] = true;
         }
+        // Stored users that keep their name, and everybody's claims.
+        let kept: Vec<(usize, String)> =
+            (0..snap.users.len()).filter(|&i| !live[i]).map(|i| (i, snap.users[i].username.to_lowercase())).collect();
+        let mut claims: HashMap<&str, (Option<usize>, u32)> =
+            HashMap::with_capacity_and_hasher(cands.len() + kept.len(), Default::default());
+        for (i, k) in &kept {
+            claims.entry(k.as_str()).or_default().0 = Some(*i);
+        }
+        for c in cands.iter().filter(|c| !c.skipped) {
+            let user: &MappedUser = c.user;
+            claims.entry(user.username.key()).or_default().1 += 1;
+        }
+        claims.retain(|_, (stored, n)| *n as usize + stored.is_some() as usize > 1);
+        if claims.is_empty() {
+            break;
+        }
+        let mut claimants: HashMap<&str, Vec<usize>> = HashMap::default();
         for (ci, c) in cands.iter().enumerate().filter(|(_, c)| !c.skipped) {
-            holders.entry(c.user.username.key()).or_default().1.push(ci);
+            let user: &MappedUser = c.user;
+            if claims.contains_key(user.username.key()) {
+                claimants.entry(user.username.key()).or_default().push(ci);
+            }
         }
         let mut newly = Vec::new();
-        for (key, (stored, cs)) in &holders {
-            if cs.len() + stored.is_some() as usize > 1 {
-                for &ci in cs {
-                    let other = match stored {
-                        Some(i) => format!(
-                            "user {} (source {}, {})",
-                            snap.users[*i].username, snap.users[*i].source, snap.users[*i].dn
-                        ),
-                        None => cs
-                            .iter()
-                            .filter(|&&o| o != ci)
-                            .map(|&o| format!("{} (source {})", cands[o].user.dn, batches[cands[o].batch].source))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    };
-                    newly.push((ci, format!("username \"{key}\" is already used by {other}; skipped")));
-                }
+        for (key, cs) in &claimants {
+            let stored = claims[key].0;
+            for &ci in cs {
+                let other = match stored {
+                    Some(i) => {
+                        let u = &snap.users[i];
+                        format!("user {} (source {}, {})", u.username, u.source, u.dn)
+                    }
+                    None => cs
+                        .iter()
+                        .filter(|&&o| o != ci)
+                        .map(|&o| format!("{} (source {})", cands[o].user.dn, batches[cands[o].batch].source))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                };
+                newly.push((ci, format!("username \"{key}\" is already used by {other}; skipped")));
             }
-        }
-        if newly.is_empty() {
-            break;
         }
         newly.sort();
         for (ci, reason) in newly {
@@ -251,7 +268,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             plan.errors.push(EntryError::new(&cands[ci].user.dn, reason));
         }
     }
-    let live_targets: HashSet<usize> = cands.iter().filter(|c| !c.skipped).filter_map(|c| c.target).collect();
+    let live_targets = live;
 
     // 4. Users: creates and updates.
     // Per batch, per user index: the record the entry maps to (None: skipped).
@@ -340,7 +357,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             if s.status == Status::Active {
                 summary.active_before += 1;
             }
-            if b.seen_user_ids.contains(&s.external_id) || live_targets.contains(&i) {
+            if b.seen_user_ids.contains(&s.external_id) || live_targets[i] {
                 continue;
             }
             let kind = match (on_missing, s.status) {
@@ -359,7 +376,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
 
     // 6. Groups, memberships and rules, per source.
     for (bi, b) in batches.iter().enumerate() {
-        groups_and_members(cfg, snap, b, &user_ref[bi], &removed, &mut plan, bi);
+        groups_and_members(cfg, snap, b, &user_ref[bi], &live_targets, &removed, &mut plan);
     }
     plan
 }
@@ -369,9 +386,9 @@ fn groups_and_members(
     snap: &Snapshot,
     b: &SourceBatch,
     user_ref: &[Option<Ref>],
+    live: &[bool],
     removed_users: &HashSet<i64>,
     plan: &mut Plan,
-    bi: usize,
 ) {
     let stored: HashMap<&str, &crate::model::StoredGroup> =
         snap.groups.iter().filter(|g| g.source == b.source).map(|g| (g.external_id.as_str(), g)).collect();
@@ -410,8 +427,10 @@ fn groups_and_members(
         }
     }
     plan.group_deletes.sort_by(|a, c| a.name.cmp(&c.name));
-    plan.sources[bi].groups_before = stored.len();
-    plan.sources[bi].group_deletes = removed_groups.len();
+    if let Some(summary) = plan.sources.iter_mut().find(|s| s.source == b.source) {
+        summary.groups_before = stored.len();
+        summary.group_deletes = removed_groups.len();
+    }
 
     // Names for display, shared between the changes that mention them.
     let batch_group_name: Vec<Arc<str>> = b.groups.iter().map(|g| Arc::from(g.name.as_str())).collect();
@@ -424,18 +443,14 @@ fn groups_and_members(
             (None, Ref::New(_)) => Arc::from("?"),
         }
     };
-    let stored_user_name: HashMap<i64, &str> = snap.users.iter().map(|u| (u.id, u.username.as_str())).collect();
     let source_group_ids: HashSet<i64> = stored.values().map(|g| g.id).collect();
     // Users and groups whose entries were skipped keep their memberships as they are.
-    let mapped_user_ids: HashSet<i64> =
-        user_ref.iter().filter_map(|r| if let Some(Ref::Existing(id)) = r { Some(*id) } else { None }).collect();
     let frozen_users: HashSet<i64> = snap
         .users
         .iter()
-        .filter(|u| {
-            u.source == b.source && b.seen_user_ids.contains(&u.external_id) && !mapped_user_ids.contains(&u.id)
-        })
-        .map(|u| u.id)
+        .enumerate()
+        .filter(|(i, u)| !live[*i] && u.source == b.source && b.seen_user_ids.contains(&u.external_id))
+        .map(|(_, u)| u.id)
         .collect();
     let frozen_groups: HashSet<i64> = b
         .seen_group_ids
@@ -444,84 +459,109 @@ fn groups_and_members(
         .filter_map(|ext| stored.get(ext.as_str()).map(|g| g.id))
         .collect();
 
-    // Direct user memberships: desired (from the batch) against current (in the store).
-    let mut desired: HashMap<(Ref, Ref), (u32, u32)> =
-        HashMap::with_capacity_and_hasher(b.user_groups.len(), Default::default());
+    // Direct user memberships: desired (from the batch) against current (in
+    // the store), as sorted id pairs; pairs with a new user or group are adds.
+    let mut adds: Vec<MemberChange> = Vec::new();
+    let mut desired: Vec<((i64, i64), (u32, u32))> = Vec::with_capacity(b.user_groups.len());
+    let mut user_arc: Vec<Option<Arc<str>>> = vec![None; b.users.len()];
+    let mut uname = |ui: u32| -> Arc<str> {
+        user_arc[ui as usize].get_or_insert_with(|| Arc::from(b.users[ui as usize].username.as_str())).clone()
+    };
     for &(ui, gi) in &b.user_groups {
-        if let Some(u) = user_ref[ui as usize] {
-            desired.insert((u, group_ref[gi as usize]), (ui, gi));
+        let Some(u) = user_ref[ui as usize] else { continue };
+        let g = group_ref[gi as usize];
+        match (u, g) {
+            (Ref::Existing(uid), Ref::Existing(gid)) => desired.push(((uid, gid), (ui, gi))),
+            _ => adds.push(MemberChange {
+                member: Member::User(u),
+                group: g,
+                member_name: uname(ui),
+                group_name: gname(&g, Some(gi)),
+            }),
         }
     }
-    let current: HashSet<(Ref, Ref)> = snap
-        .user_groups
-        .iter()
-        .filter(|(_, g)| source_group_ids.contains(g))
-        .map(|(u, g)| (Ref::Existing(*u), Ref::Existing(*g)))
-        .collect();
-    let mut adds: Vec<MemberChange> = desired
-        .iter()
-        .filter(|(k, _)| !current.contains(k))
-        .map(|(&(u, g), &(ui, gi))| MemberChange {
-            member: Member::User(u),
+    let current: Vec<(i64, i64)> =
+        snap.user_groups.iter().filter(|(_, g)| source_group_ids.contains(g)).copied().collect();
+    let (new_pairs, gone_pairs) = diff_pairs(desired, current);
+    for ((uid, gid), (ui, gi)) in new_pairs {
+        let g = Ref::Existing(gid);
+        adds.push(MemberChange {
+            member: Member::User(Ref::Existing(uid)),
             group: g,
-            member_name: Arc::from(b.users[ui as usize].username.as_str()),
+            member_name: uname(ui),
             group_name: gname(&g, Some(gi)),
-        })
-        .collect();
-    let mut removes: Vec<MemberChange> = current
-        .iter()
-        .filter(|k| !desired.contains_key(k))
-        .filter(|(u, g)| {
-            let (Ref::Existing(uid), Ref::Existing(gid)) = (u, g) else { return false };
+        });
+    }
+    let gone_pairs: Vec<(i64, i64)> = gone_pairs
+        .into_iter()
+        .filter(|(uid, gid)| {
             !frozen_users.contains(uid)
                 && !frozen_groups.contains(gid)
                 && !removed_users.contains(uid)
                 && !removed_groups.contains(gid)
         })
-        .map(|&(u, g)| {
-            let name = if let Ref::Existing(id) = u { stored_user_name.get(&id).copied() } else { None };
+        .collect();
+    let stored_user_name: HashMap<i64, &str> = if gone_pairs.is_empty() {
+        HashMap::default()
+    } else {
+        snap.users.iter().map(|u| (u.id, u.username.as_str())).collect()
+    };
+    let mut removes: Vec<MemberChange> = gone_pairs
+        .into_iter()
+        .map(|(uid, gid)| {
+            let g = Ref::Existing(gid);
             MemberChange {
-                member: Member::User(u),
+                member: Member::User(Ref::Existing(uid)),
                 group: g,
-                member_name: Arc::from(name.unwrap_or("?")),
+                member_name: Arc::from(stored_user_name.get(&uid).copied().unwrap_or("?")),
                 group_name: gname(&g, None),
             }
         })
         .collect();
 
-    // Nested groups.
-    let mut desired_gg: HashMap<(Ref, Ref), (u32, u32)> = HashMap::default();
+    // Nested groups, the same way.
+    let mut desired_gg: Vec<((i64, i64), (u32, u32))> = Vec::new();
     for &(ci, pi) in &b.group_groups {
-        desired_gg.insert((group_ref[ci as usize], group_ref[pi as usize]), (ci, pi));
+        let (c, p) = (group_ref[ci as usize], group_ref[pi as usize]);
+        match (c, p) {
+            (Ref::Existing(cid), Ref::Existing(pid)) => desired_gg.push(((cid, pid), (ci, pi))),
+            _ => adds.push(MemberChange {
+                member: Member::Group(c),
+                group: p,
+                member_name: gname(&c, Some(ci)),
+                group_name: gname(&p, Some(pi)),
+            }),
+        }
     }
-    let current_gg: HashSet<(Ref, Ref)> = snap
-        .group_groups
-        .iter()
-        .filter(|(_, p)| source_group_ids.contains(p))
-        .map(|(c, p)| (Ref::Existing(*c), Ref::Existing(*p)))
-        .collect();
-    adds.extend(desired_gg.iter().filter(|(k, _)| !current_gg.contains(k)).map(|(&(c, p), &(ci, pi))| MemberChange {
-        member: Member::Group(c),
-        group: p,
-        member_name: gname(&c, Some(ci)),
-        group_name: gname(&p, Some(pi)),
-    }));
+    let current_gg: Vec<(i64, i64)> =
+        snap.group_groups.iter().filter(|(_, p)| source_group_ids.contains(p)).copied().collect();
+    let (new_pairs, gone_pairs) = diff_pairs(desired_gg, current_gg);
+    for ((cid, pid), (ci, pi)) in new_pairs {
+        let (c, p) = (Ref::Existing(cid), Ref::Existing(pid));
+        adds.push(MemberChange {
+            member: Member::Group(c),
+            group: p,
+            member_name: gname(&c, Some(ci)),
+            group_name: gname(&p, Some(pi)),
+        });
+    }
     removes.extend(
-        current_gg
-            .iter()
-            .filter(|k| !desired_gg.contains_key(k))
-            .filter(|(c, p)| {
-                let (Ref::Existing(cid), Ref::Existing(pid)) = (c, p) else { return false };
+        gone_pairs
+            .into_iter()
+            .filter(|(cid, pid)| {
                 !frozen_groups.contains(cid)
                     && !frozen_groups.contains(pid)
                     && !removed_groups.contains(cid)
                     && !removed_groups.contains(pid)
             })
-            .map(|&(c, p)| MemberChange {
-                member: Member::Group(c),
-                group: p,
-                member_name: gname(&c, None),
-                group_name: gname(&p, None),
+            .map(|(cid, pid)| {
+                let (c, p) = (Ref::Existing(cid), Ref::Existing(pid));
+                MemberChange {
+                    member: Member::Group(c),
+                    group: p,
+                    member_name: gname(&c, None),
+                    group_name: gname(&p, None),
+                }
             }),
     );
     let order =
@@ -532,6 +572,42 @@ fn groups_and_members(
     plan.member_removes.extend(removes);
 
     apply_rules(cfg, b, plan);
+}
+
+/// Compares desired id pairs (with a payload) against current ones: returns
+/// the desired pairs that are missing and the current pairs that are not
+/// desired. Sorted merge: no hash sets of 300,000 pairs.
+type Pair = (i64, i64);
+
+fn diff_pairs<T: Copy>(mut desired: Vec<(Pair, T)>, mut current: Vec<Pair>) -> (Vec<(Pair, T)>, Vec<Pair>) {
+    desired.sort_unstable_by_key(|(k, _)| *k);
+    desired.dedup_by_key(|(k, _)| *k);
+    current.sort_unstable();
+    current.dedup();
+    let (mut new, mut gone) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < desired.len() || j < current.len() {
+        match (desired.get(i), current.get(j)) {
+            (Some(d), Some(c)) if d.0 == *c => {
+                i += 1;
+                j += 1;
+            }
+            (Some(d), Some(c)) if d.0 < *c => {
+                new.push(*d);
+                i += 1;
+            }
+            (Some(d), None) => {
+                new.push(*d);
+                i += 1;
+            }
+            (_, Some(c)) => {
+                gone.push(*c);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (new, gone)
 }
 
 /// Provisioning rules, on create only: effective membership (nested groups

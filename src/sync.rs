@@ -101,6 +101,13 @@ pub fn lock(store_path: &Path) -> Result<SyncLock, StoreError> {
     }
 }
 
+/// Resident memory of this process in MiB (Linux; 0 elsewhere), for the log.
+fn rss_mib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096 / (1024 * 1024)
+}
+
 /// Runs one sync of the configured sources into `store`.
 pub async fn run(
     cfg: &Config,
@@ -153,7 +160,12 @@ pub async fn run(
         })
         .collect();
     let snap = tokio::task::block_in_place(|| store.snapshot())?;
-    info!(elapsed_ms = t0.elapsed().as_millis() as u64, users = snap.users.len(), "store snapshot read");
+    info!(
+        elapsed_ms = t0.elapsed().as_millis() as u64,
+        rss_mib = rss_mib(),
+        users = snap.users.len(),
+        "store snapshot read"
+    );
     let mut batches = Vec::new();
     let mut failures = Vec::new();
     for (h, s) in handles.into_iter().zip(&selected) {
@@ -173,9 +185,9 @@ pub async fn run(
         return finish_without_changes(store, outcome, &started, opts.force);
     }
 
-    info!(elapsed_ms = t0.elapsed().as_millis() as u64, "sources read");
+    info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "sources read");
     let plan = tokio::task::block_in_place(|| plan::build(cfg, &snap, &batches));
-    info!(elapsed_ms = t0.elapsed().as_millis() as u64, "plan built");
+    info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
     outcome.errors.extend(plan.errors.iter().cloned());
     outcome.counts = Counts::from_plan(&plan, &batches);
     outcome.blocked_by = guards::check(&plan, &cfg.safety, opts.force);
@@ -197,7 +209,7 @@ pub async fn run(
     let record = record_of(&outcome, &started, opts.force);
     let finished = record.finished_at.clone().unwrap_or_default();
     tokio::task::block_in_place(|| crate::apply::apply(store, &plan, snap.generation, &record, &finished))?;
-    info!(elapsed_ms = t0.elapsed().as_millis() as u64, run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
+    info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
     Ok(outcome)
 }

@@ -52,7 +52,7 @@ pub struct EntrySink {
 impl EntrySink {
     /// A sink and the receiving end; `read` counts entries for progress display.
     pub fn channel(read: Arc<AtomicU64>) -> (EntrySink, mpsc::Receiver<EntryBatch>) {
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = mpsc::channel(8);
         (EntrySink { tx, read }, rx)
     }
 
