@@ -189,10 +189,21 @@ fn run(args: Args) -> Result<u8, Failure> {
             let bar = cli::Progress::start(&rt, progress.clone());
             let result = rt.block_on(sync::run(&cfg, &mut store, &opts, progress));
             bar.finish();
-            let outcome = result.map_err(|e| match e {
-                sync::SyncError::UnknownSource(_) => Failure::config(e.to_string()),
-                other => Failure::failed(other.to_string()),
-            })?;
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e @ sync::SyncError::UnknownSource(_)) => return Err(Failure::config(e.to_string())),
+                Err(e) => {
+                    if json {
+                        // `sync --json` prints one object, also when the store fails.
+                        let failed = serde_json::json!({
+                            "run_id": null, "status": "failed", "dry_run": dry_run, "message": e.to_string(),
+                            "errors": [], "warnings": [],
+                        });
+                        println!("{failed:#}");
+                    }
+                    return Err(Failure::failed(e.to_string()));
+                }
+            };
             if json {
                 let mut outcome = outcome;
                 if !dry_run && outcome.status != RunStatus::Blocked {

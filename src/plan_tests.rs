@@ -68,6 +68,17 @@ fn full(uid: &str) -> String {
 }
 
 #[test]
+fn diff_pairs_finds_missing_and_surplus_pairs() {
+    let desired = vec![((1, 10), 'a'), ((2, 10), 'b'), ((1, 10), 'a'), ((3, 30), 'c')];
+    let current = vec![(3, 30), (1, 10), (4, 40), (2, 20)];
+    let (new, gone) = diff_pairs(desired, current);
+    assert_eq!(new, vec![((2, 10), 'b')]);
+    assert_eq!(gone, vec![(2, 20), (4, 40)]);
+    let (new, gone) = diff_pairs::<()>(vec![], vec![]);
+    assert!(new.is_empty() && gone.is_empty());
+}
+
+#[test]
 fn first_sync_creates_everything_with_rules_through_nested_groups() {
     let cfg = config("[[rules]]\nwhen_member_of = \"Students\"\nset = { credit = \"10.00\" }\n");
     let b = batch(

@@ -61,6 +61,9 @@ impl LdapSource {
             EntryKind::Group => "groups",
         };
         let mut ldap = self.connect().await?;
+        // Per received entry (ldap3 applies it to each read of the stream), so a
+        // server that stops answering mid-search fails the run instead of hanging.
+        ldap.with_timeout(Duration::from_secs(self.cfg.timeout_secs));
         let search_err = |e: LdapError| {
             self.err(format!("searching {what} under {} with {filter}: {}", self.cfg.base_dn, describe(&e)))
         };

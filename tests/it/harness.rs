@@ -241,8 +241,9 @@ pub fn usernames(users: &[Value]) -> Vec<String> {
     users.iter().map(|u| u["username"].as_str().unwrap().to_string()).collect()
 }
 
-/// A TCP proxy to `target` that closes each connection after forwarding
-/// `cut_after` bytes from the server: a server dying mid-search.
+/// A TCP proxy to `target` that, after forwarding `cut_after` bytes from the
+/// server, closes the connection (a server dying mid-search) or, with
+/// `stall`, keeps it open and silent (a server that stops answering).
 pub struct CutProxy {
     pub port: u16,
     stop: Arc<AtomicBool>,
@@ -250,6 +251,14 @@ pub struct CutProxy {
 
 impl CutProxy {
     pub fn start(target: u16, cut_after: usize) -> CutProxy {
+        CutProxy::with_mode(target, cut_after, false)
+    }
+
+    pub fn stalling(target: u16, cut_after: usize) -> CutProxy {
+        CutProxy::with_mode(target, cut_after, true)
+    }
+
+    fn with_mode(target: u16, cut_after: usize, stall: bool) -> CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
@@ -279,6 +288,9 @@ impl CutProxy {
                                 }
                                 sent += n;
                                 if sent >= cut_after {
+                                    if stall {
+                                        std::thread::sleep(Duration::from_secs(30));
+                                    }
                                     break;
                                 }
                             }

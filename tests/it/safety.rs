@@ -149,6 +149,46 @@ fn a_server_dying_mid_search_fails_the_run_and_changes_nothing() {
 }
 
 #[test]
+fn a_server_that_stops_answering_times_out_and_changes_nothing() {
+    let slapd = Slapd::start();
+    people(&slapd, 300);
+    let env = Env::ldap(&slapd, "", "[safety]\nmax_delete_percent = 100\n");
+    assert_eq!(env.sync(&[]).0, 0);
+    let proxy = CutProxy::stalling(slapd.port, 20_000);
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    let cfg = cfg.replace(&slapd.url(), &format!("ldap://127.0.0.1:{}", proxy.port));
+    env.write_config(&cfg.replace("timeout_secs = 10", "timeout_secs = 1"));
+    let t0 = std::time::Instant::now();
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out["message"].as_str().unwrap().contains("timed out"), "{out}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(15), "the timeout was not applied");
+    assert_eq!(active(&env), 300);
+}
+
+#[test]
+fn a_second_sync_while_one_runs_is_refused() {
+    let slapd = Slapd::start();
+    people(&slapd, 3);
+    let env = Env::ldap(&slapd, "", "");
+    assert_eq!(env.sync(&[]).0, 0);
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.dir.path().join("dirsync.db.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out["message"].as_str().unwrap().contains("another sync is running"), "{out}");
+    // A dry run reads only: it does not need the lock.
+    assert_eq!(env.sync(&["--dry-run"]).0, 0);
+    drop(lock);
+    assert_eq!(env.sync(&[]).0, 0);
+}
+
+#[test]
 fn killing_the_process_at_any_moment_leaves_the_old_or_the_new_state() {
     let slapd = Slapd::start();
     people(&slapd, 1500);
