@@ -20,10 +20,15 @@ pub struct Block {
 pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
     let mut blocks = Vec::new();
     for s in &plan.sources {
-        if s.users_returned == 0 && s.removals > 0 {
+        if s.users_usable == 0 && s.removals > 0 {
+            let what = if s.users_returned == 0 {
+                "returned no users".to_string()
+            } else {
+                format!("returned no usable users ({} entries, all skipped)", s.users_returned)
+            };
             blocks.push(Block {
                 reason: format!(
-                    "source \"{}\" returned no users; refusing to disable or delete its {} user(s) (a source that returns nothing never removes anybody, even with --force)",
+                    "source \"{}\" {what}; refusing to disable or delete its {} user(s) (a source that returns nothing never removes anybody, even with --force)",
                     s.source, s.removals
                 ),
                 forceable: false,
@@ -86,6 +91,7 @@ mod tests {
             sources: vec![SourceSummary {
                 source: "s".into(),
                 users_returned: returned,
+                users_usable: returned,
                 groups_returned: 1,
                 active_before: before,
                 removals,
@@ -101,6 +107,16 @@ mod tests {
         assert_eq!(b.len(), 1);
         assert!(!b[0].forceable);
         assert!(check(&plan(0, 0, 0), &Safety::default(), false).is_empty());
+    }
+
+    #[test]
+    fn a_source_whose_entries_are_all_skipped_counts_as_empty() {
+        let mut p = plan(10, 10, 10);
+        p.sources[0].users_usable = 0;
+        let b = check(&p, &Safety::default(), true);
+        assert_eq!(b.len(), 1);
+        assert!(!b[0].forceable);
+        assert!(b[0].reason.contains("no usable users (10 entries, all skipped)"), "{}", b[0].reason);
     }
 
     #[test]

@@ -114,6 +114,8 @@ pub struct MemberChange {
 pub struct SourceSummary {
     pub source: String,
     pub users_returned: usize,
+    /// Users that mapped and validated (entries minus skipped ones).
+    pub users_usable: usize,
     pub groups_returned: usize,
     pub active_before: usize,
     pub groups_before: usize,
@@ -350,6 +352,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         let mut summary = SourceSummary {
             source: b.source.clone(),
             users_returned: b.user_entries,
+            users_usable: b.users.len(),
             groups_returned: b.group_entries,
             ..Default::default()
         };

@@ -136,7 +136,7 @@ pub async fn run(
         }
         Some(store.start_run(&source_names, &started, opts.force)?)
     };
-    let mut outcome = SyncOutcome {
+    let blank = || SyncOutcome {
         run_id,
         status: RunStatus::Ok,
         dry_run: opts.dry_run,
@@ -148,7 +148,29 @@ pub async fn run(
         blocked_by: vec![],
         plan: None,
     };
+    match pipeline(cfg, store, opts, progress, &selected, blank(), &started).await {
+        Ok(outcome) => Ok(outcome),
+        // The store failed under a recorded run (a conflict, a full disk):
+        // the transaction rolled back; record the run as failed if we can.
+        Err(SyncError::Store(e)) if run_id.is_some() => {
+            let mut outcome = blank();
+            outcome.status = RunStatus::Failed;
+            outcome.message = Some(format!("{e}; nothing was changed"));
+            finish_without_changes(store, outcome, &started, opts.force)
+        }
+        Err(e) => Err(e),
+    }
+}
 
+async fn pipeline(
+    cfg: &Config,
+    store: &mut dyn Store,
+    opts: &SyncOptions,
+    progress: Arc<AtomicU64>,
+    selected: &[&SourceConfig],
+    mut outcome: SyncOutcome,
+    started: &str,
+) -> Result<SyncOutcome, SyncError> {
     let t0 = std::time::Instant::now();
     // Read every source (concurrently) while the snapshot is loaded.
     let handles: Vec<_> = selected
@@ -168,7 +190,7 @@ pub async fn run(
     );
     let mut batches = Vec::new();
     let mut failures = Vec::new();
-    for (h, s) in handles.into_iter().zip(&selected) {
+    for (h, s) in handles.into_iter().zip(selected) {
         match h.await {
             Ok(Ok(b)) => batches.push(b),
             Ok(Err(e)) => failures.push(e.to_string()),
@@ -182,7 +204,7 @@ pub async fn run(
     if !failures.is_empty() {
         outcome.status = RunStatus::Failed;
         outcome.message = Some(format!("{}; nothing was changed", failures.join("; ")));
-        return finish_without_changes(store, outcome, &started, opts.force);
+        return finish_without_changes(store, outcome, started, opts.force);
     }
 
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "sources read");
@@ -204,9 +226,9 @@ pub async fn run(
     }
     if outcome.status == RunStatus::Blocked {
         outcome.plan = Some(plan);
-        return finish_without_changes(store, outcome, &started, opts.force);
+        return finish_without_changes(store, outcome, started, opts.force);
     }
-    let record = record_of(&outcome, &started, opts.force);
+    let record = record_of(&outcome, started, opts.force);
     let finished = record.finished_at.clone().unwrap_or_default();
     tokio::task::block_in_place(|| crate::apply::apply(store, &plan, snap.generation, &record, &finished))?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
