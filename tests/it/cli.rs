@@ -86,4 +86,18 @@ fn the_bundled_demo_syncs() {
     let students = students.as_array().unwrap();
     assert_eq!(students.len(), 10, "Students holds two nested classes");
     assert!(students.iter().all(|s| s["fields"]["credit"] == "10.00"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("entries ("), "no progress output when piped");
+
+    // A broken export fails the run with the line number and changes nothing.
+    let ldif = std::fs::read_to_string(dir.path().join("demo.ldif")).unwrap();
+    let broken = ldif.replacen("uid: tlee", "uid:: !!not-base64", 1);
+    std::fs::write(dir.path().join("demo.ldif"), broken).unwrap();
+    let out = std::process::Command::new(bin).arg("-c").arg(&cfg).args(["sync", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("demo.ldif:") && msg.contains("bad base64"), "{msg}");
+    let out = std::process::Command::new(bin).arg("-c").arg(&cfg).args(["users", "list", "--json"]).output().unwrap();
+    let users: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(users.as_array().unwrap().iter().all(|u| u["status"] == "active"), "a failed source disabled users");
 }

@@ -241,3 +241,30 @@ fn memberuid_groups_resolve_by_username() {
     assert_eq!(env.user("amy")["groups"], serde_json::json!(["devs"]));
     assert_eq!(env.user("ben")["groups"], serde_json::json!([]));
 }
+
+#[test]
+fn rules_apply_on_create_only() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let env = Env::ldap(&slapd, "", RULES);
+    assert_eq!(env.sync(&[]).0, 0);
+    assert_eq!(env.user("carol")["fields"]["credit"], "10.00");
+    // carol moves from Students to Staff, dave is new in Staff.
+    slapd.modify(&format!(
+        "dn: cn=Students,ou=groups,{SUFFIX}\nchangetype: modify\ndelete: member\nmember: uid=carol,ou=people,{SUFFIX}\n\n\
+         dn: cn=Staff,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\nmember: uid=carol,ou=people,{SUFFIX}\n\n"
+    ));
+    slapd.modify(&person("dave", "Dave Dunn", ""));
+    slapd.modify(&format!(
+        "dn: cn=Staff,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\nmember: uid=dave,ou=people,{SUFFIX}\n"
+    ));
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(count(&out, "created"), 1);
+    assert_eq!(count(&out, "memberships_added"), 2);
+    assert_eq!(count(&out, "memberships_removed"), 1);
+    let carol = env.user("carol");
+    assert_eq!(carol["all_groups"], serde_json::json!(["Staff"]));
+    assert_eq!(carol["fields"]["credit"], "10.00", "rules do not run again on update");
+    assert_eq!(env.user("dave")["fields"]["credit"], "50.00");
+}
