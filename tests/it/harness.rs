@@ -181,6 +181,17 @@ impl Env {
         std::fs::write(self.config(), text).unwrap();
     }
 
+    /// Rewrites the config file.
+    pub fn edit_config(&self, f: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        self.write_config(&f(text));
+    }
+
+    /// Points the LDAP source at another URL (a proxy, say).
+    pub fn point_at(&self, from: &str, port: u16) {
+        self.edit_config(|c| c.replace(from, &format!("ldap://127.0.0.1:{port}")));
+    }
+
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("dirsync.toml")
     }

@@ -76,7 +76,9 @@ fn a_source_that_returns_no_users_never_removes_anybody_even_forced() {
     people(&slapd, 5);
     let env = Env::ldap(&slapd, "", "[safety]\nmax_delete_percent = 100\n");
     assert_eq!(env.sync(&[]).0, 0);
-    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    env.edit_config(|c| {
+        c.replace("timeout_secs = 10", "timeout_secs = 10\nuser_filter = \"(objectClass=noSuchClass)\"")
+    });
     env.write_config(
         &cfg.replace("timeout_secs = 10", "timeout_secs = 10\nuser_filter = \"(objectClass=noSuchClass)\""),
     );
@@ -121,8 +123,7 @@ fn a_size_limit_is_an_error_not_fewer_users() {
     slapd.modify(&format!("dn: {limited}\nobjectClass: person\nobjectClass: simpleSecurityObject\ncn: limited\nsn: limited\nuserPassword: {PASSWORD}\n"));
     let env = Env::ldap(&slapd, "", "[safety]\nmax_delete_percent = 100\n");
     assert_eq!(env.sync(&[]).0, 0);
-    let cfg = std::fs::read_to_string(env.config()).unwrap();
-    env.write_config(&cfg.replace(&format!("bind_dn = \"{ADMIN}\""), &format!("bind_dn = \"{limited}\"")));
+    env.edit_config(|c| c.replace(&format!("bind_dn = \"{ADMIN}\""), &format!("bind_dn = \"{limited}\"")));
     let (code, out) = env.sync(&[]);
     assert_eq!(code, 1, "{out}");
     assert!(out["message"].as_str().unwrap().contains("sizeLimitExceeded"), "{out}");
@@ -138,8 +139,7 @@ fn a_server_dying_mid_search_fails_the_run_and_changes_nothing() {
     // Cut every connection after ~20 KB of server data: the bind succeeds, the
     // searches die part way through (300 users are ~60 KB).
     let proxy = CutProxy::start(slapd.port, 20_000);
-    let cfg = std::fs::read_to_string(env.config()).unwrap();
-    env.write_config(&cfg.replace(&slapd.url(), &format!("ldap://127.0.0.1:{}", proxy.port)));
+    env.point_at(&slapd.url(), proxy.port);
     let (code, out) = env.sync(&[]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(out["status"], "failed");
@@ -155,9 +155,8 @@ fn a_server_that_stops_answering_times_out_and_changes_nothing() {
     let env = Env::ldap(&slapd, "", "[safety]\nmax_delete_percent = 100\n");
     assert_eq!(env.sync(&[]).0, 0);
     let proxy = CutProxy::stalling(slapd.port, 20_000);
-    let cfg = std::fs::read_to_string(env.config()).unwrap();
-    let cfg = cfg.replace(&slapd.url(), &format!("ldap://127.0.0.1:{}", proxy.port));
-    env.write_config(&cfg.replace("timeout_secs = 10", "timeout_secs = 1"));
+    env.point_at(&slapd.url(), proxy.port);
+    env.edit_config(|c| c.replace("timeout_secs = 10", "timeout_secs = 1"));
     let t0 = std::time::Instant::now();
     let (code, out) = env.sync(&[]);
     assert_eq!(code, 1, "{out}");
