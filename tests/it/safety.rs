@@ -79,9 +79,6 @@ fn a_source_that_returns_no_users_never_removes_anybody_even_forced() {
     env.edit_config(|c| {
         c.replace("timeout_secs = 10", "timeout_secs = 10\nuser_filter = \"(objectClass=noSuchClass)\"")
     });
-    env.write_config(
-        &cfg.replace("timeout_secs = 10", "timeout_secs = 10\nuser_filter = \"(objectClass=noSuchClass)\""),
-    );
     for args in [&[][..], &["--force"][..]] {
         let (code, out) = env.sync(args);
         assert_eq!(code, 3, "{out}");
