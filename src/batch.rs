@@ -82,18 +82,21 @@ impl<'a> Collector<'a> {
         }
         let mut user_groups = Vec::new();
         let mut group_groups = Vec::new();
+        let mut unresolved = Vec::new();
         for (gi, g) in b.groups.iter().enumerate() {
             let gi = gi as u32;
             for m in &g.members {
+                let key = if usernames { m.to_lowercase() } else { normalize_dn(m) };
                 let target = if usernames {
-                    by_username.get(m.to_lowercase().as_str()).map(|&i| Target::User(i))
+                    by_username.get(key.as_str()).map(|&i| Target::User(i))
                 } else {
-                    by_dn.get(&normalize_dn(m)).copied()
+                    by_dn.get(&key).copied()
                 };
                 match target {
                     Some(Target::User(u)) => user_groups.push((u, gi)),
                     Some(Target::Group(child)) if child != gi => group_groups.push((child, gi)),
-                    _ => {} // points nowhere (or to itself): ignored
+                    Some(Target::Group(_)) => {} // itself: ignored
+                    None => unresolved.push((gi, key)),
                 }
             }
         }
@@ -104,6 +107,7 @@ impl<'a> Collector<'a> {
         drop(by_username);
         b.user_groups = user_groups;
         b.group_groups = group_groups;
+        b.unresolved = unresolved;
         for g in &mut b.groups {
             g.members = Vec::new(); // resolved; free the memory
         }

@@ -20,7 +20,9 @@ pub struct Block {
 pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
     let mut blocks = Vec::new();
     for s in &plan.sources {
-        if s.users_usable == 0 && s.removals > 0 {
+        // A delta with no entries is normal (nothing changed); its deletions
+        // are explicit and meet the thresholds below.
+        if !s.incremental && s.users_usable == 0 && s.removals > 0 {
             let what = if s.users_returned == 0 {
                 "returned no users".to_string()
             } else {
@@ -35,7 +37,7 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
             });
             continue;
         }
-        if s.groups_returned == 0 && s.group_deletes > 0 {
+        if !s.incremental && s.groups_returned == 0 && s.group_deletes > 0 {
             blocks.push(Block {
                 reason: format!(
                     "source \"{}\" returned no groups; refusing to delete its {} group(s) (check group_filter; --force allows it)",
@@ -117,6 +119,18 @@ mod tests {
         assert_eq!(b.len(), 1);
         assert!(!b[0].forceable);
         assert!(b[0].reason.contains("no usable users (10 entries, all skipped)"), "{}", b[0].reason);
+    }
+
+    #[test]
+    fn deltas_meet_the_thresholds_but_not_the_empty_rule() {
+        let mut p = plan(0, 10, 1);
+        p.sources[0].incremental = true;
+        assert!(check(&p, &Safety::default(), false).is_empty(), "one deletion in ten, nothing else changed");
+        let mut p = plan(0, 10, 6);
+        p.sources[0].incremental = true;
+        let b = check(&p, &Safety::default(), false);
+        assert_eq!(b.len(), 1);
+        assert!(b[0].forceable && b[0].reason.contains("60.0%"), "{b:?}");
     }
 
     #[test]

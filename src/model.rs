@@ -269,8 +269,22 @@ impl EntryError {
     }
 }
 
+/// What an incremental read says beyond its entries. Without it a batch is
+/// complete: whatever is not in it is gone from the source.
+#[derive(Debug, Default, Clone)]
+pub struct Delta {
+    /// Identities the source reported deleted (or moved out of scope).
+    pub deleted_users: rustc_hash::FxHashSet<String>,
+    pub deleted_groups: rustc_hash::FxHashSet<String>,
+    /// Set when the source answered with a present phase (RFC 4533): the
+    /// identities still there; stored ones neither present nor in the batch
+    /// are deleted.
+    pub present_users: Option<rustc_hash::FxHashSet<String>>,
+    pub present_groups: Option<rustc_hash::FxHashSet<String>>,
+}
+
 /// Everything one source delivered in one run, mapped and with memberships
-/// resolved to external ids.
+/// resolved to indices.
 #[derive(Debug, Default)]
 pub struct SourceBatch {
     pub source: String,
@@ -280,6 +294,14 @@ pub struct SourceBatch {
     pub user_groups: Vec<(u32, u32)>,
     /// (child index, parent index) into `groups`: nested groups.
     pub group_groups: Vec<(u32, u32)>,
+    /// Members not found in this batch: (group index, normalized DN, or the
+    /// lower-cased username for memberUid). A full batch ignores them; a delta
+    /// resolves them against the store.
+    pub unresolved: Vec<(u32, String)>,
+    /// `Some` for an incremental read.
+    pub delta: Option<Delta>,
+    /// The source's position after this read, saved with the applied run.
+    pub next_state: Option<String>,
     /// External ids of every user entry the source returned, including the
     /// skipped ones: a skipped user is not a missing user.
     pub seen_user_ids: rustc_hash::FxHashSet<String>,

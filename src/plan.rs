@@ -113,6 +113,8 @@ pub struct MemberChange {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SourceSummary {
     pub source: String,
+    /// Whether this source's read was incremental (a delta).
+    pub incremental: bool,
     pub users_returned: usize,
     /// Users that mapped and validated (entries minus skipped ones).
     pub users_usable: usize,
@@ -185,6 +187,8 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         by_ext.insert((&u.source, &u.external_id), i);
     }
 
+    let gone: Vec<Gone> = batches.iter().map(|b| gone(snap, b)).collect();
+
     // 1. Which stored record does each entry update?
     let mut cands: Vec<Candidate> = Vec::new();
     let mut targeted = vec![false; snap.users.len()];
@@ -206,7 +210,11 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             let b = &batches[c.batch];
             if let Some(&i) = by_key.get(c.user.username.key()) {
                 let s = &snap.users[i];
-                if s.source == b.source && !b.seen_user_ids.contains(&s.external_id) && !targeted[i] {
+                let old_gone = match &gone[c.batch].0 {
+                    Some(deleted) => deleted.contains(&s.external_id), // a delta: only if reported deleted
+                    None => !b.seen_user_ids.contains(&s.external_id),
+                };
+                if s.source == b.source && old_gone && !targeted[i] {
                     targeted[i] = true;
                     c.target = Some(i);
                     c.relink = true;
@@ -347,10 +355,11 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
 
     // 5. Users gone from their source.
     let mut removed: HashSet<i64> = HashSet::default();
-    for b in batches {
+    for (bi, b) in batches.iter().enumerate() {
         let on_missing = cfg.safety.on_missing;
         let mut summary = SourceSummary {
             source: b.source.clone(),
+            incremental: b.delta.is_some(),
             users_returned: b.user_entries,
             users_usable: b.users.len(),
             groups_returned: b.group_entries,
@@ -360,7 +369,11 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             if s.status == Status::Active {
                 summary.active_before += 1;
             }
-            if b.seen_user_ids.contains(&s.external_id) || live_targets[i] {
+            let missing = match &gone[bi].0 {
+                Some(deleted) => deleted.contains(&s.external_id),
+                None => !b.seen_user_ids.contains(&s.external_id),
+            };
+            if !missing || live_targets[i] {
                 continue;
             }
             let kind = match (on_missing, s.status) {
@@ -379,20 +392,66 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
 
     // 6. Groups, memberships and rules, per source.
     for (bi, b) in batches.iter().enumerate() {
-        groups_and_members(cfg, snap, b, &user_ref[bi], &live_targets, &removed, &mut plan);
+        let ctx = SourceCtx {
+            b,
+            user_ref: &user_ref[bi],
+            live: &live_targets,
+            removed_users: &removed,
+            gone_groups: gone[bi].1.as_ref(),
+        };
+        groups_and_members(cfg, snap, &ctx, &mut plan);
     }
     plan
 }
 
-fn groups_and_members(
-    cfg: &Config,
-    snap: &Snapshot,
-    b: &SourceBatch,
-    user_ref: &[Option<Ref>],
-    live: &[bool],
-    removed_users: &HashSet<i64>,
-    plan: &mut Plan,
-) {
+/// What is gone from a delta batch's source: (users, groups) identities, the
+/// reported deletions plus, after a present phase, every stored identity that
+/// was neither present nor sent. `None` for a full batch.
+type Gone = (Option<HashSet<String>>, Option<HashSet<String>>);
+
+fn gone(snap: &Snapshot, b: &SourceBatch) -> Gone {
+    let Some(d) = &b.delta else { return (None, None) };
+    let mut users: HashSet<String> = d.deleted_users.iter().cloned().collect();
+    if let Some(present) = &d.present_users {
+        users.extend(
+            snap.users
+                .iter()
+                .filter(|u| {
+                    u.source == b.source
+                        && !present.contains(&u.external_id)
+                        && !b.seen_user_ids.contains(&u.external_id)
+                })
+                .map(|u| u.external_id.clone()),
+        );
+    }
+    let mut groups: HashSet<String> = d.deleted_groups.iter().cloned().collect();
+    if let Some(present) = &d.present_groups {
+        groups.extend(
+            snap.groups
+                .iter()
+                .filter(|g| {
+                    g.source == b.source
+                        && !present.contains(&g.external_id)
+                        && !b.seen_group_ids.contains(&g.external_id)
+                })
+                .map(|g| g.external_id.clone()),
+        );
+    }
+    (Some(users), Some(groups))
+}
+
+/// One source's part of the plan, for the group and membership step.
+struct SourceCtx<'a> {
+    b: &'a SourceBatch,
+    user_ref: &'a [Option<Ref>],
+    live: &'a [bool],
+    removed_users: &'a HashSet<i64>,
+    /// `Some` for a delta batch: the groups reported gone.
+    gone_groups: Option<&'a HashSet<String>>,
+}
+
+fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx, plan: &mut Plan) {
+    let SourceCtx { b, user_ref, live, removed_users, gone_groups } = *ctx;
     let stored: HashMap<&str, &crate::model::StoredGroup> =
         snap.groups.iter().filter(|g| g.source == b.source).map(|g| (g.external_id.as_str(), g)).collect();
     let mut group_ref: Vec<Ref> = Vec::with_capacity(b.groups.len());
@@ -424,7 +483,11 @@ fn groups_and_members(
     }
     let mut removed_groups = HashSet::default();
     for s in stored.values() {
-        if !seen_ext.contains(s.external_id.as_str()) && !b.seen_group_ids.contains(&s.external_id) {
+        let missing = match gone_groups {
+            Some(g) => g.contains(&s.external_id),
+            None => !seen_ext.contains(s.external_id.as_str()) && !b.seen_group_ids.contains(&s.external_id),
+        };
+        if missing {
             removed_groups.insert(s.id);
             plan.group_deletes.push(GroupRemoval { id: s.id, name: s.name.clone() });
         }
@@ -446,7 +509,12 @@ fn groups_and_members(
             (None, Ref::New(_)) => Arc::from("?"),
         }
     };
-    let source_group_ids: HashSet<i64> = stored.values().map(|g| g.id).collect();
+    // The groups whose member lists this batch states: all of the source's
+    // for a full batch, only the groups in it for a delta.
+    let source_group_ids: HashSet<i64> = match gone_groups {
+        None => stored.values().map(|g| g.id).collect(),
+        Some(_) => group_ref.iter().filter_map(|r| if let Ref::Existing(id) = r { Some(*id) } else { None }).collect(),
+    };
     // Users and groups whose entries were skipped keep their memberships as they are.
     let frozen_users: HashSet<i64> = snap
         .users
@@ -483,6 +551,46 @@ fn groups_and_members(
             }),
         }
     }
+    // A delta names members that did not change: find them in the store.
+    let mut stored_members: Vec<(Member, u32)> = Vec::new();
+    if gone_groups.is_some() && !b.unresolved.is_empty() {
+        let by_usernames = cfg.sources.iter().any(|s| s.name == b.source && s.members_are_usernames());
+        let mut index: HashMap<String, Member> = HashMap::default();
+        for u in snap.users.iter().filter(|u| u.source == b.source && !removed_users.contains(&u.id)) {
+            let key = if by_usernames { u.username.to_lowercase() } else { crate::model::normalize_dn(&u.dn) };
+            index.insert(key, Member::User(Ref::Existing(u.id)));
+        }
+        for g in snap.groups.iter().filter(|g| g.source == b.source) {
+            index.entry(crate::model::normalize_dn(&g.dn)).or_insert(Member::Group(Ref::Existing(g.id)));
+        }
+        for (gi, key) in &b.unresolved {
+            if let Some(m) = index.get(key) {
+                stored_members.push((*m, *gi));
+            }
+        }
+    }
+    let stored_user_names: HashMap<i64, &str> = if stored_members.is_empty() {
+        HashMap::default()
+    } else {
+        snap.users.iter().map(|u| (u.id, u.username.as_str())).collect()
+    };
+    let stored_name = |id: i64| -> Arc<str> { Arc::from(stored_user_names.get(&id).copied().unwrap_or("?")) };
+    // Payload u32::MAX: a stored member, not a batch user.
+    let mut stored_nested: Vec<(i64, u32)> = Vec::new();
+    for &(m, gi) in &stored_members {
+        let g = group_ref[gi as usize];
+        match (m, g) {
+            (Member::User(Ref::Existing(uid)), Ref::Existing(gid)) => desired.push(((uid, gid), (u32::MAX, gi))),
+            (Member::User(u @ Ref::Existing(uid)), Ref::New(_)) => adds.push(MemberChange {
+                member: Member::User(u),
+                group: g,
+                member_name: stored_name(uid),
+                group_name: gname(&g, Some(gi)),
+            }),
+            (Member::Group(Ref::Existing(cid)), _) => stored_nested.push((cid, gi)),
+            _ => {}
+        }
+    }
     let current: Vec<(i64, i64)> =
         snap.user_groups.iter().filter(|(_, g)| source_group_ids.contains(g)).copied().collect();
     let (new_pairs, gone_pairs) = diff_pairs(desired, current);
@@ -491,7 +599,7 @@ fn groups_and_members(
         adds.push(MemberChange {
             member: Member::User(Ref::Existing(uid)),
             group: g,
-            member_name: uname(ui),
+            member_name: if ui == u32::MAX { stored_name(uid) } else { uname(ui) },
             group_name: gname(&g, Some(gi)),
         });
     }
@@ -536,6 +644,18 @@ fn groups_and_members(
             }),
         }
     }
+    for &(cid, pi) in &stored_nested {
+        let (c, p) = (Ref::Existing(cid), group_ref[pi as usize]);
+        match p {
+            Ref::Existing(pid) => desired_gg.push(((cid, pid), (u32::MAX, pi))),
+            Ref::New(_) => adds.push(MemberChange {
+                member: Member::Group(c),
+                group: p,
+                member_name: gname(&c, None),
+                group_name: gname(&p, Some(pi)),
+            }),
+        }
+    }
     let current_gg: Vec<(i64, i64)> =
         snap.group_groups.iter().filter(|(_, p)| source_group_ids.contains(p)).copied().collect();
     let (new_pairs, gone_pairs) = diff_pairs(desired_gg, current_gg);
@@ -544,7 +664,7 @@ fn groups_and_members(
         adds.push(MemberChange {
             member: Member::Group(c),
             group: p,
-            member_name: gname(&c, Some(ci)),
+            member_name: gname(&c, (ci != u32::MAX).then_some(ci)),
             group_name: gname(&p, Some(pi)),
         });
     }

@@ -286,3 +286,94 @@ fn groups_gone_are_deleted_but_skipped_groups_stay() {
     assert_eq!(plan.group_deletes.len(), 1);
     assert_eq!(plan.group_deletes[0].name, "Gone");
 }
+
+fn delta(deleted_users: &[&str], deleted_groups: &[&str]) -> Option<crate::model::Delta> {
+    Some(crate::model::Delta {
+        deleted_users: deleted_users.iter().map(|s| s.to_string()).collect(),
+        deleted_groups: deleted_groups.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    })
+}
+
+fn three_users_in_staff() -> Snapshot {
+    Snapshot {
+        users: vec![
+            stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))]),
+            stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))]),
+            stored(3, "cat", "u3", Status::Active, &[("full_name", &full("cat"))]),
+        ],
+        groups: vec![StoredGroup {
+            id: 10,
+            source: "s".into(),
+            external_id: "g1".into(),
+            name: "Staff".into(),
+            dn: "cn=Staff,ou=groups,dc=t".into(),
+        }],
+        user_groups: vec![(1, 10), (2, 10)],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_delta_touches_only_what_it_names() {
+    let cfg = config("");
+    // amy got an email address; cat was deleted; bob is not mentioned at all.
+    let mut b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[("mail", "amy@example.com")]))]);
+    b.delta = delta(&["u3"], &[]);
+    let plan = build(&cfg, &three_users_in_staff(), &[b]);
+    assert_eq!(plan.updates.len(), 1, "{plan:?}");
+    assert_eq!(plan.removals.len(), 1);
+    assert_eq!(plan.removals[0].username, "cat");
+    assert!(plan.member_removes.is_empty() && plan.group_deletes.is_empty(), "bob and Staff are untouched: {plan:?}");
+    assert!(plan.sources[0].incremental);
+}
+
+#[test]
+fn a_changed_group_in_a_delta_resolves_unchanged_members_from_the_store() {
+    let cfg = config("");
+    // Staff now lists bob (unchanged, only in the store) and cat; amy left.
+    let b = {
+        let mut b = batch(
+            &cfg,
+            vec![(EntryKind::Group, group("Staff", "g1", &["uid=bob,ou=people,dc=t", "uid=cat,ou=people,dc=t"]))],
+        );
+        b.delta = delta(&[], &[]);
+        b
+    };
+    let plan = build(&cfg, &three_users_in_staff(), &[b]);
+    let adds: Vec<&str> = plan.member_adds.iter().map(|m| &*m.member_name).collect();
+    let removes: Vec<&str> = plan.member_removes.iter().map(|m| &*m.member_name).collect();
+    assert_eq!(adds, ["cat"]);
+    assert_eq!(removes, ["amy"]);
+    assert!(plan.removals.is_empty());
+}
+
+#[test]
+fn a_present_phase_removes_what_is_not_present() {
+    let cfg = config("");
+    let mut b = batch(&cfg, vec![]);
+    let mut d = delta(&[], &[]).unwrap();
+    d.present_users = Some(["u1".to_string(), "u2".to_string()].into_iter().collect());
+    d.present_groups = Some(["g1".to_string()].into_iter().collect());
+    b.delta = Some(d);
+    let plan = build(&cfg, &three_users_in_staff(), &[b]);
+    assert_eq!(plan.removals.iter().map(|r| r.username.as_str()).collect::<Vec<_>>(), ["cat"]);
+    assert!(plan.group_deletes.is_empty());
+}
+
+#[test]
+fn in_a_delta_a_new_identity_relinks_only_a_reported_deletion() {
+    let cfg = config("");
+    // A new entry "bob" while the old bob was not reported deleted: a conflict.
+    let mut b = batch(&cfg, vec![(EntryKind::User, user("bob", "u9", &[]))]);
+    b.delta = delta(&[], &[]);
+    let plan = build(&cfg, &three_users_in_staff(), &[b]);
+    assert!(plan.creates.is_empty() && plan.updates.is_empty());
+    assert_eq!(plan.errors.len(), 1, "{plan:?}");
+    // Reported deleted: re-linked.
+    let mut b = batch(&cfg, vec![(EntryKind::User, user("bob", "u9", &[]))]);
+    b.delta = delta(&["u2"], &[]);
+    let plan = build(&cfg, &three_users_in_staff(), &[b]);
+    assert_eq!(plan.updates[0].relink_to.as_deref(), Some("u9"));
+    assert!(plan.removals.is_empty());
+}
