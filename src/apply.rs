@@ -8,15 +8,32 @@ use crate::model::Status;
 use crate::plan::{Member, Plan, Ref, RemovalKind};
 use crate::store::{Store, StoreError, StoreTx, UserPatch};
 
-/// Applies `plan` (made from a snapshot at `generation`) and records `run`.
+/// Where a source's read left off, saved with the data it describes.
+pub struct Cursor<'a> {
+    pub source: &'a str,
+    pub state: Option<&'a str>,
+    /// Whether the read was a full one.
+    pub full: bool,
+}
+
+/// Applies `plan` (made from a snapshot at `generation`), records `run` and
+/// saves the sources' cursors, all in one transaction: a failed run never
+/// advances a cursor.
 pub fn apply(
     store: &mut dyn Store,
     plan: &Plan,
     generation: i64,
     run: &RunRecord,
     now: &str,
+    cursors: &[Cursor],
 ) -> Result<(), StoreError> {
-    store.transaction(&mut |tx| apply_in(tx, plan, generation, run, now))
+    store.transaction(&mut |tx| {
+        apply_in(tx, plan, generation, run, now)?;
+        for c in cursors {
+            tx.set_sync_state(c.source, c.state, c.full, now)?;
+        }
+        Ok(())
+    })
 }
 
 fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord, now: &str) -> Result<(), StoreError> {

@@ -108,6 +108,8 @@ pub struct RunRecord {
     pub warnings: Vec<EntryError>,
     /// Why the run failed or was blocked.
     pub message: Option<String>,
+    /// `full`, `incremental`, or `mixed` (several sources, both kinds).
+    pub mode: String,
 }
 
 /// One change to a user, group membership or group, as recorded.

@@ -61,6 +61,10 @@ enum Command {
         /// One JSON object on stdout (logs go to stderr).
         #[arg(long)]
         json: bool,
+        /// Read every source in full (a full comparison), even where an
+        /// incremental read is possible.
+        #[arg(long)]
+        full: bool,
         /// Sync only this source (repeatable).
         #[arg(long = "source", value_name = "NAME")]
         sources: Vec<String>,
@@ -180,10 +184,10 @@ fn run(args: Args) -> Result<u8, Failure> {
             let cfg = load(&args.config)?;
             runtime()?.block_on(cli::check(&cfg))
         }
-        Command::Sync { dry_run, force, json, sources } => {
+        Command::Sync { dry_run, force, json, full, sources } => {
             let cfg = load(&args.config)?;
             let mut store = open_store(&cfg)?;
-            let opts = SyncOptions { dry_run, force, sources };
+            let opts = SyncOptions { dry_run, force, sources, full };
             let progress = Arc::new(AtomicU64::new(0));
             let rt = runtime()?;
             let bar = cli::Progress::start(&rt, progress.clone());

@@ -28,6 +28,8 @@ pub struct SyncOptions {
     pub force: bool,
     /// Only these sources (empty: all).
     pub sources: Vec<String>,
+    /// Read every source in full, even where an incremental read is possible.
+    pub full: bool,
 }
 
 /// What a sync did; also the `sync --json` output.
@@ -37,6 +39,8 @@ pub struct SyncOutcome {
     pub status: RunStatus,
     pub dry_run: bool,
     pub source: String,
+    /// `full`, `incremental`, or `mixed` (several sources, both kinds).
+    pub mode: String,
     #[serde(flatten)]
     pub counts: Counts,
     pub errors: Vec<EntryError>,
@@ -57,9 +61,29 @@ pub enum SyncError {
     UnknownSource(String),
 }
 
-/// Reads one source whole and maps it. Entries are mapped on a blocking thread
-/// while the source is still reading.
-pub async fn fetch_source(cfg: &SourceConfig, progress: Arc<AtomicU64>) -> Result<SourceBatch, SourceError> {
+/// Reads one source and maps it: in full, or since `since` when the source can
+/// (falling back to a full read when the saved position is no longer valid).
+pub async fn fetch_source(
+    cfg: &SourceConfig,
+    progress: Arc<AtomicU64>,
+    since: Option<String>,
+) -> Result<SourceBatch, SourceError> {
+    match read_source(cfg, progress.clone(), since.as_deref()).await {
+        Err(e) if e.refresh_required && since.is_some() => {
+            warn!(source = %cfg.name, reason = %e.message, "the saved position is no longer valid; reading in full");
+            read_source(cfg, progress, None).await
+        }
+        other => other,
+    }
+}
+
+/// One read of a source; entries are mapped on a blocking thread while the
+/// source is still reading.
+async fn read_source(
+    cfg: &SourceConfig,
+    progress: Arc<AtomicU64>,
+    since: Option<&str>,
+) -> Result<SourceBatch, SourceError> {
     let (sink, mut rx) = EntrySink::channel(progress);
     let scfg = cfg.clone();
     let mapper = tokio::task::spawn_blocking(move || {
@@ -72,10 +96,14 @@ pub async fn fetch_source(cfg: &SourceConfig, progress: Arc<AtomicU64>) -> Resul
         c.finish()
     });
     let source = sources::open(cfg);
-    let fetched = source.fetch(sink).await;
-    let batch = mapper.await.map_err(|e| SourceError::new(&cfg.name, format!("mapping failed: {e}")))?;
-    let counts = fetched?;
-    info!(source = %cfg.name, users = counts.users, groups = counts.groups, skipped = batch.errors.len(), "source read");
+    let fetched = source.fetch(sink, since).await;
+    let mut batch = mapper.await.map_err(|e| SourceError::new(&cfg.name, format!("mapping failed: {e}")))?;
+    let fetched = fetched?;
+    let c = fetched.counts;
+    let incremental = fetched.delta.is_some();
+    info!(source = %cfg.name, users = c.users, groups = c.groups, skipped = batch.errors.len(), incremental, "source read");
+    batch.delta = fetched.delta;
+    batch.next_state = fetched.next_state;
     Ok(batch)
 }
 
@@ -141,6 +169,7 @@ pub async fn run(
         status: RunStatus::Ok,
         dry_run: opts.dry_run,
         source: source_names.clone(),
+        mode: "full".into(),
         counts: Counts::default(),
         errors: vec![],
         warnings: vec![],
@@ -172,13 +201,19 @@ async fn pipeline(
     started: &str,
 ) -> Result<SyncOutcome, SyncError> {
     let t0 = std::time::Instant::now();
+    // Where each source left off, unless a full read is asked for or due.
+    let mut since = Vec::with_capacity(selected.len());
+    for s in selected {
+        since.push(if opts.full { None } else { resume_point(store, s)? });
+    }
     // Read every source (concurrently) while the snapshot is loaded.
     let handles: Vec<_> = selected
         .iter()
-        .map(|s| {
+        .zip(since)
+        .map(|(s, since)| {
             let s = (*s).clone();
             let p = progress.clone();
-            tokio::spawn(async move { fetch_source(&s, p).await })
+            tokio::spawn(async move { fetch_source(&s, p, since).await })
         })
         .collect();
     let snap = tokio::task::block_in_place(|| store.snapshot())?;
@@ -208,6 +243,13 @@ async fn pipeline(
     }
 
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "sources read");
+    let deltas = batches.iter().filter(|b| b.delta.is_some()).count();
+    outcome.mode = match deltas {
+        0 => "full",
+        n if n == batches.len() => "incremental",
+        _ => "mixed",
+    }
+    .into();
     let plan = tokio::task::block_in_place(|| plan::build(cfg, &snap, &batches));
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
     outcome.errors.extend(plan.errors.iter().cloned());
@@ -230,7 +272,11 @@ async fn pipeline(
     }
     let record = record_of(&outcome, started, opts.force);
     let finished = record.finished_at.clone().unwrap_or_default();
-    tokio::task::block_in_place(|| crate::apply::apply(store, &plan, snap.generation, &record, &finished))?;
+    let cursors: Vec<crate::apply::Cursor> = batches
+        .iter()
+        .map(|b| crate::apply::Cursor { source: &b.source, state: b.next_state.as_deref(), full: b.delta.is_none() })
+        .collect();
+    tokio::task::block_in_place(|| crate::apply::apply(store, &plan, snap.generation, &record, &finished, &cursors))?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
     Ok(outcome)
@@ -248,7 +294,30 @@ fn record_of(o: &SyncOutcome, started: &str, forced: bool) -> RunRecord {
         errors: o.errors.clone(),
         warnings: o.warnings.clone(),
         message: o.message.clone(),
+        mode: o.mode.clone(),
     }
+}
+
+/// The saved position to continue a source from, or `None` for a full read:
+/// incremental off, never synced, or a periodic full read due.
+fn resume_point(store: &mut dyn Store, s: &SourceConfig) -> Result<Option<String>, StoreError> {
+    if !s.incremental.enabled {
+        return Ok(None);
+    }
+    let Some(saved) = store.sync_state(&s.name)? else { return Ok(None) };
+    let Some(state) = saved.state else { return Ok(None) };
+    if let Some(every) = s.incremental.full_every {
+        let last = saved.last_full_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let due = match last {
+            Some(at) => chrono::Utc::now().signed_duration_since(at).to_std().unwrap_or_default() >= every,
+            None => true,
+        };
+        if due {
+            info!(source = %s.name, "periodic full read due (full_every)");
+            return Ok(None);
+        }
+    }
+    Ok(Some(state))
 }
 
 /// Records a failed or blocked run (no data changes).

@@ -53,7 +53,7 @@ pub async fn check(cfg: &Config) -> Result<u8, Failure> {
             SourceKind::Ldap(l) => l.url.clone(),
             SourceKind::Ldif(l) => l.path.display().to_string(),
         };
-        match fetch_source(s, Arc::new(AtomicU64::new(0))).await {
+        match fetch_source(s, Arc::new(AtomicU64::new(0)), None).await {
             Ok(b) => {
                 println!(
                     "source {} ({} {}): {} users, {} groups, {} skipped entries, {} warnings",

@@ -70,6 +70,53 @@ pub struct SourceConfig {
     pub member_attribute: String,
     pub id_attribute: String,
     pub fields: Vec<FieldSpec>,
+    pub incremental: Incremental,
+}
+
+/// `[sources.incremental]`: read only what changed, when the source can say.
+#[derive(Debug, Clone)]
+pub struct Incremental {
+    /// Default true: incremental whenever the source supports it.
+    pub enabled: bool,
+    /// A full read at least this often, so drift cannot accumulate (`None`: never).
+    pub full_every: Option<std::time::Duration>,
+}
+
+impl Default for Incremental {
+    fn default() -> Self {
+        Incremental { enabled: true, full_every: Some(std::time::Duration::from_secs(24 * 3600)) }
+    }
+}
+
+/// Parses "24h", "90m", "7d", "1h30m", "3600s"; "never" or "0" for none.
+pub fn parse_duration(s: &str) -> Result<Option<std::time::Duration>, String> {
+    let t = s.trim();
+    if t == "never" || t == "0" {
+        return Ok(None);
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(format!("expected a duration such as \"24h\", \"90m\" or \"7d\", got \"{s}\"")),
+        };
+        let n: u64 =
+            num.parse().map_err(|_| format!("expected a duration such as \"24h\", \"90m\" or \"7d\", got \"{s}\""))?;
+        total += n * unit;
+        num.clear();
+    }
+    if !num.is_empty() || total == 0 {
+        return Err(format!("expected a duration such as \"24h\", \"90m\" or \"7d\" (with a unit), got \"{s}\""));
+    }
+    Ok(Some(std::time::Duration::from_secs(total)))
 }
 
 impl SourceConfig {
@@ -205,6 +252,14 @@ struct RawSource {
     page_size: Option<i64>,
     timeout_secs: Option<u64>,
     fields: Option<toml::Table>,
+    incremental: Option<RawIncremental>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncremental {
+    enabled: Option<bool>,
+    full_every: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -328,6 +383,7 @@ impl Config {
                 }
                 "ldif" => {
                     for (k, present) in [
+                        ("incremental", rs.incremental.is_some()),
                         ("url", rs.url.is_some()),
                         ("starttls", rs.starttls.is_some()),
                         ("ca_file", rs.ca_file.is_some()),
@@ -416,6 +472,16 @@ impl Config {
                 member_attribute,
                 id_attribute: rs.id_attribute.clone().unwrap_or_else(|| "entryUUID".into()).to_ascii_lowercase(),
                 fields,
+                incremental: match &rs.incremental {
+                    None => Incremental::default(),
+                    Some(ri) => Incremental {
+                        enabled: ri.enabled.unwrap_or(true),
+                        full_every: match &ri.full_every {
+                            None => Incremental::default().full_every,
+                            Some(s) => parse_duration(s).map_err(|m| err(key("incremental.full_every"), m))?,
+                        },
+                    },
+                },
             });
         }
 
@@ -585,6 +651,23 @@ full_name = "cn"
         let e =
             parse(&MIN.replace("path = \"d.ldif\"", "path = \"d.ldif\"\nurl = \"ldap://x\"")).unwrap_err().to_string();
         assert!(e.contains("sources[0].url: is not used by type = \"ldif\""), "{e}");
+    }
+
+    #[test]
+    fn durations_and_incremental_settings() {
+        assert_eq!(parse_duration("24h").unwrap(), Some(std::time::Duration::from_secs(86400)));
+        assert_eq!(parse_duration("1h30m").unwrap(), Some(std::time::Duration::from_secs(5400)));
+        assert_eq!(parse_duration("never").unwrap(), None);
+        for bad in ["24", "h", "1y", ""] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let c = parse(MIN).unwrap();
+        assert!(c.sources[0].incremental.enabled);
+        let ldap = "[[sources]]\nname = \"l\"\ntype = \"ldap\"\nurl = \"ldap://h\"\nbase_dn = \"dc=x\"\n[sources.incremental]\nfull_every = \"2d\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n";
+        let c = parse(ldap).unwrap();
+        assert_eq!(c.sources[0].incremental.full_every, Some(std::time::Duration::from_secs(172800)));
+        let e = parse(&ldap.replace("\"2d\"", "\"soon\"")).unwrap_err().to_string();
+        assert!(e.contains("sources[0].incremental.full_every: expected a duration"), "{e}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ldap3::asn1::{StructureTag, PL};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, ResultEntry, Scope};
 use tracing::{debug, instrument};
 
-use super::{EntrySink, FetchCounts, Source, SourceError};
+use super::{EntrySink, FetchCounts, Fetched, Source, SourceError};
 use crate::config::{LdapConfig, SourceConfig};
 use crate::model::{AttrValue, EntryKind, RawEntry};
 
@@ -114,7 +114,7 @@ impl Source for LdapSource {
         &self.name
     }
 
-    async fn fetch(&self, sink: EntrySink) -> Result<FetchCounts, SourceError> {
+    async fn fetch(&self, sink: EntrySink, _since: Option<&str>) -> Result<Fetched, SourceError> {
         let users = self.search(EntryKind::User, &self.user_filter, &self.user_attrs, &sink);
         let groups = async {
             match &self.group_filter {
@@ -123,7 +123,7 @@ impl Source for LdapSource {
             }
         };
         let (users, groups) = tokio::try_join!(users, groups)?;
-        Ok(FetchCounts { users, groups })
+        Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None })
     }
 }
 

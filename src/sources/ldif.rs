@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use base64::Engine;
 
-use super::{EntrySink, FetchCounts, Source, SourceError};
+use super::{EntrySink, FetchCounts, Fetched, Source, SourceError};
 use crate::config::{LdifConfig, SourceConfig};
 use crate::filter::Filter;
 use crate::model::{normalize_dn, AttrValue, EntryKind, RawEntry};
@@ -52,7 +52,7 @@ impl Source for LdifSource {
         &self.name
     }
 
-    async fn fetch(&self, sink: EntrySink) -> Result<FetchCounts, SourceError> {
+    async fn fetch(&self, sink: EntrySink, _since: Option<&str>) -> Result<Fetched, SourceError> {
         let file = std::fs::File::open(&self.path)
             .map_err(|e| SourceError::new(&self.name, format!("cannot open {}: {e}", self.path.display())))?;
         let mut batcher = sink.batcher();
@@ -84,7 +84,7 @@ impl Source for LdifSource {
             batcher.push(kind, entry).await.map_err(|m| SourceError::new(&self.name, m))?;
         }
         batcher.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
-        Ok(counts)
+        Ok(Fetched { counts, delta: None, next_state: None })
     }
 }
 

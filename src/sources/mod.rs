@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::config::{SourceConfig, SourceKind};
-use crate::model::{EntryKind, RawEntry};
+use crate::model::{Delta, EntryKind, RawEntry};
 
 /// A source failed: the run that uses it changes nothing.
 #[derive(Debug, thiserror::Error)]
@@ -21,12 +21,29 @@ use crate::model::{EntryKind, RawEntry};
 pub struct SourceError {
     pub source_name: String,
     pub message: String,
+    /// The saved position is no longer valid (RFC 4533 e-syncRefreshRequired,
+    /// another domain controller): read again in full.
+    pub refresh_required: bool,
 }
 
 impl SourceError {
     pub fn new(source_name: &str, message: impl Into<String>) -> Self {
-        SourceError { source_name: source_name.to_string(), message: message.into() }
+        SourceError { source_name: source_name.to_string(), message: message.into(), refresh_required: false }
     }
+
+    pub fn refresh_required(source_name: &str, message: impl Into<String>) -> Self {
+        SourceError { refresh_required: true, ..SourceError::new(source_name, message) }
+    }
+}
+
+/// What a read produced besides its entries.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub counts: FetchCounts,
+    /// `Some` when the read was incremental.
+    pub delta: Option<Delta>,
+    /// The position to continue from next time (`None`: the source cannot).
+    pub next_state: Option<String>,
 }
 
 /// How many entries a source delivered.
@@ -93,9 +110,12 @@ pub trait Source: Send + Sync {
     /// The source's configured name.
     fn name(&self) -> &str;
 
-    /// Reads every user and group entry in scope into `sink`. An `Err` means
-    /// the read is incomplete and must not be used to remove anybody.
-    async fn fetch(&self, sink: EntrySink) -> Result<FetchCounts, SourceError>;
+    /// Reads the user and group entries in scope into `sink`: all of them, or,
+    /// given the position `since` a previous read returned and when the source
+    /// can, only what changed since (with the deletions in
+    /// [`Fetched::delta`]). An `Err` means the read is incomplete and must not
+    /// be used to remove anybody.
+    async fn fetch(&self, sink: EntrySink, since: Option<&str>) -> Result<Fetched, SourceError>;
 }
 
 /// Opens the source a config section describes.

@@ -19,6 +19,14 @@ pub enum StoreError {
     Locked(String),
 }
 
+/// Where a source left off: its opaque position (a cookie, a USN) and when
+/// it was last read in full.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedState {
+    pub state: Option<String>,
+    pub last_full_at: Option<String>,
+}
+
 /// Changes to one user record; `None` leaves a column as it is.
 #[derive(Debug, Default)]
 pub struct UserPatch<'a> {
@@ -45,6 +53,8 @@ pub trait StoreTx {
     fn add_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError>;
     fn remove_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError>;
     fn audit(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Saves where a source left off (`full`: this read was a full one).
+    fn set_sync_state(&mut self, source: &str, state: Option<&str>, full: bool, now: &str) -> Result<(), StoreError>;
     /// Writes the run's final record (status, counts, errors).
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
 }
@@ -60,6 +70,8 @@ pub trait Store: Send {
     fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
     /// Audit trail of one user (by id), newest first.
     fn audit_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Where a source left off, if it was ever synced.
+    fn sync_state(&mut self, source: &str) -> Result<Option<SavedState>, StoreError>;
     /// Marks runs left `running` by a crashed process as `interrupted`; call
     /// only while holding the sync lock.
     fn mark_interrupted(&mut self, now: &str) -> Result<usize, StoreError>;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::{Store, StoreError, StoreTx, UserPatch};
+use super::{SavedState, Store, StoreError, StoreTx, UserPatch};
 use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
 use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
 use crate::plan::{NewGroup, NewUser};
@@ -90,6 +90,16 @@ CREATE TABLE audit (
     new TEXT
 );
 CREATE INDEX audit_user ON audit (user_id);
+"#,
+    // 2: incremental sync: where each source left off, and each run's mode
+    r#"
+CREATE TABLE sync_state (
+    source TEXT PRIMARY KEY,
+    state TEXT,
+    last_full_at TEXT,
+    updated_at TEXT NOT NULL
+);
+ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'full';
 "#,
 ];
 
@@ -272,7 +282,7 @@ impl Store for SqliteStore {
         let mut st = self
             .conn
             .prepare(
-                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message FROM runs ORDER BY id DESC LIMIT ?1",
+                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode FROM runs ORDER BY id DESC LIMIT ?1",
             )
             .map_err(&err)?;
         let mut runs: Vec<RunRecord> = st
@@ -302,6 +312,7 @@ impl Store for SqliteStore {
                     errors: vec![],
                     warnings: vec![],
                     message: r.get(18)?,
+                    mode: r.get(19)?,
                 })
             })
             .map_err(&err)?
@@ -350,6 +361,16 @@ impl Store for SqliteStore {
             })
             .map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn sync_state(&mut self, source: &str) -> Result<Option<SavedState>, StoreError> {
+        let err = self.err();
+        let mut st = self.conn.prepare("SELECT state, last_full_at FROM sync_state WHERE source = ?1").map_err(&err)?;
+        let mut rows = st.query([source]).map_err(&err)?;
+        match rows.next().map_err(&err)? {
+            Some(r) => Ok(Some(SavedState { state: r.get(0).map_err(&err)?, last_full_at: r.get(1).map_err(&err)? })),
+            None => Ok(None),
+        }
     }
 
     fn mark_interrupted(&mut self, now: &str) -> Result<usize, StoreError> {
@@ -495,11 +516,21 @@ impl StoreTx for SqliteTx<'_> {
         .map(drop)
     }
 
+    fn set_sync_state(&mut self, source: &str, state: Option<&str>, full: bool, now: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO sync_state (source, state, last_full_at, updated_at) VALUES (?1, ?2, CASE WHEN ?3 THEN ?4 END, ?4) \
+             ON CONFLICT (source) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, \
+             last_full_at = CASE WHEN ?3 THEN ?4 ELSE sync_state.last_full_at END",
+            params![source, state, full, now],
+        )
+        .map(drop)
+    }
+
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
         let c = &run.counts;
         let n = |v: u64| v as i64;
         self.exec(
-            "UPDATE runs SET finished_at = ?2, status = ?3, created = ?4, updated = ?5, renamed = ?6, disabled = ?7, deleted = ?8, unchanged = ?9, skipped = ?10, groups_created = ?11, groups_updated = ?12, groups_deleted = ?13, memberships_added = ?14, memberships_removed = ?15, message = ?16 WHERE id = ?1",
+            "UPDATE runs SET finished_at = ?2, status = ?3, created = ?4, updated = ?5, renamed = ?6, disabled = ?7, deleted = ?8, unchanged = ?9, skipped = ?10, groups_created = ?11, groups_updated = ?12, groups_deleted = ?13, memberships_added = ?14, memberships_removed = ?15, message = ?16, mode = ?17 WHERE id = ?1",
             params![
                 run.id,
                 run.finished_at,
@@ -516,7 +547,8 @@ impl StoreTx for SqliteTx<'_> {
                 n(c.groups_deleted),
                 n(c.memberships_added),
                 n(c.memberships_removed),
-                run.message
+                run.message,
+                run.mode
             ],
         )?;
         for (kind, list) in [("error", &run.errors), ("warning", &run.warnings)] {
@@ -550,6 +582,7 @@ mod tests {
             errors: vec![EntryError::new("uid=x", "why")],
             warnings: vec![],
             message: None,
+            mode: "full".into(),
         }
     }
 
@@ -573,12 +606,12 @@ mod tests {
         let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
         let snap = store.snapshot().unwrap();
         let r = run(&mut store);
-        crate::apply::apply(&mut store, &plan_with("amy"), snap.generation, &r, &now()).unwrap();
+        crate::apply::apply(&mut store, &plan_with("amy"), snap.generation, &r, &now(), &[]).unwrap();
         assert_eq!(store.snapshot().unwrap().generation, snap.generation + 1);
 
         // A plan made from the old snapshot is refused, and nothing of it lands.
         let r2 = run(&mut store);
-        let err = crate::apply::apply(&mut store, &plan_with("bob"), snap.generation, &r2, &now()).unwrap_err();
+        let err = crate::apply::apply(&mut store, &plan_with("bob"), snap.generation, &r2, &now(), &[]).unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
         let names: Vec<String> = store.snapshot().unwrap().users.into_iter().map(|u| u.username).collect();
         assert_eq!(names, ["amy"]);
@@ -587,7 +620,7 @@ mod tests {
         let gen = store.snapshot().unwrap().generation;
         let mut plan = plan_with("cat");
         plan.creates.extend(plan_with("AMY").creates);
-        assert!(crate::apply::apply(&mut store, &plan, gen, &r2, &now()).is_err());
+        assert!(crate::apply::apply(&mut store, &plan, gen, &r2, &now(), &[]).is_err());
         let snap = store.snapshot().unwrap();
         assert_eq!(snap.users.len(), 1, "cat was rolled back with the failed run");
         assert_eq!(snap.generation, gen);
@@ -605,7 +638,7 @@ mod tests {
         {
             let mut store = SqliteStore::open(&path).unwrap();
             let r = run(&mut store);
-            crate::apply::apply(&mut store, &plan_with("amy"), 0, &r, &now()).unwrap();
+            crate::apply::apply(&mut store, &plan_with("amy"), 0, &r, &now(), &[]).unwrap();
         }
         let mut store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.snapshot().unwrap().users.len(), 1);
