@@ -11,7 +11,7 @@ use crate::store::{Store, StoreError, StoreTx, UserPatch};
 /// Where a source's read left off, saved with the data it describes.
 pub struct Cursor<'a> {
     pub source: &'a str,
-    pub state: Option<&'a str>,
+    pub saved: crate::store::SavedState,
     /// Whether the read was a full one.
     pub full: bool,
 }
@@ -30,7 +30,7 @@ pub fn apply(
     store.transaction(&mut |tx| {
         apply_in(tx, plan, generation, run, now)?;
         for c in cursors {
-            tx.set_sync_state(c.source, c.state, c.full, now)?;
+            tx.set_sync_state(c.source, &c.saved, c.full, now)?;
         }
         Ok(())
     })
@@ -68,7 +68,12 @@ fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord,
     for r in &plan.removals {
         match r.kind {
             RemovalKind::Disable => {
-                tx.update_user(r.id, &UserPatch { status: Some(Status::Disabled), ..UserPatch::default() }, now)?;
+                let patch = UserPatch {
+                    status: Some(Status::Disabled),
+                    missing_since: Some(Some(now)),
+                    ..UserPatch::default()
+                };
+                tx.update_user(r.id, &patch, now)?;
                 audit(tx, Some(r.id), &r.username, "disable", Some("status"), Some("active"), Some("disabled"))?;
             }
             RemovalKind::Delete => {
@@ -99,6 +104,7 @@ fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord,
             username: u.rename_to.as_deref(),
             external_id: u.relink_to.as_deref(),
             status: u.enable.then_some(Status::Active),
+            missing_since: (u.enable || u.relink_to.is_some()).then_some(None),
             ..UserPatch::default()
         };
         for c in &u.changes {

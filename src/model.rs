@@ -323,6 +323,9 @@ pub struct StoredUser {
     pub username: String,
     pub dn: String,
     pub status: Status,
+    /// Set (to when) while the user is gone from its source and was disabled
+    /// for it; a user disabled in the directory itself is not missing.
+    pub missing_since: Option<String>,
     /// Core and custom field values (non-empty only).
     pub fields: Fields,
     pub created_at: String,

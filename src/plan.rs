@@ -211,7 +211,8 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             if let Some(&i) = by_key.get(c.user.username.key()) {
                 let s = &snap.users[i];
                 let old_gone = match &gone[c.batch].0 {
-                    Some(deleted) => deleted.contains(&s.external_id), // a delta: only if reported deleted
+                    // A delta: only if reported deleted now, or gone since an earlier run.
+                    Some(deleted) => deleted.contains(&s.external_id) || s.missing_since.is_some(),
                     None => !b.seen_user_ids.contains(&s.external_id),
                 };
                 if s.source == b.source && old_gone && !targeted[i] {

@@ -51,6 +51,7 @@ fn stored(id: i64, uid: &str, ext: &str, status: Status, fields: &[(&str, &str)]
         username: uid.into(),
         dn: format!("uid={uid},ou=people,dc=t"),
         status,
+        missing_since: None,
         fields: {
             let mut f = crate::model::Fields::default();
             for (k, v) in fields {

@@ -274,7 +274,16 @@ async fn pipeline(
     let finished = record.finished_at.clone().unwrap_or_default();
     let cursors: Vec<crate::apply::Cursor> = batches
         .iter()
-        .map(|b| crate::apply::Cursor { source: &b.source, state: b.next_state.as_deref(), full: b.delta.is_none() })
+        .zip(selected)
+        .map(|(b, s)| crate::apply::Cursor {
+            source: &b.source,
+            saved: crate::store::SavedState {
+                state: b.next_state.clone(),
+                fingerprint: Some(s.fingerprint()),
+                last_full_at: None,
+            },
+            full: b.delta.is_none(),
+        })
         .collect();
     tokio::task::block_in_place(|| crate::apply::apply(store, &plan, snap.generation, &record, &finished, &cursors))?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
@@ -306,6 +315,10 @@ fn resume_point(store: &mut dyn Store, s: &SourceConfig) -> Result<Option<String
     }
     let Some(saved) = store.sync_state(&s.name)? else { return Ok(None) };
     let Some(state) = saved.state else { return Ok(None) };
+    if saved.fingerprint.as_deref() != Some(s.fingerprint().as_str()) {
+        info!(source = %s.name, "the source's query or mapping changed since the last read: reading in full");
+        return Ok(None);
+    }
     if let Some(every) = s.incremental.full_every {
         let last = saved.last_full_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
         let due = match last {

@@ -120,6 +120,32 @@ pub fn parse_duration(s: &str) -> Result<Option<std::time::Duration>, String> {
 }
 
 impl SourceConfig {
+    /// A stable digest of what the source is asked and how its entries are
+    /// mapped. A saved incremental position is only valid for the same one:
+    /// a new filter, base or field mapping needs a full read.
+    pub fn fingerprint(&self) -> String {
+        let place = match &self.kind {
+            SourceKind::Ldap(l) => format!("{}|{}", l.url, l.base_dn),
+            SourceKind::Ldif(l) => format!("{}|{:?}", l.path.display(), l.base_dn),
+        };
+        let text = format!(
+            "{place}|{}|{:?}|{}|{}|{}|{:?}",
+            self.user_filter,
+            self.group_filter,
+            self.group_name_attribute,
+            self.member_attribute,
+            self.id_attribute,
+            self.fields
+        );
+        // FNV-1a, 64 bits: stable across builds, unlike std's hasher.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in text.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        format!("{h:016x}")
+    }
+
     /// Whether group members are usernames (`memberUid`) rather than DNs.
     pub fn members_are_usernames(&self) -> bool {
         self.member_attribute == "memberuid"

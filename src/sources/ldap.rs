@@ -14,13 +14,16 @@ use ldap3::asn1::{StructureTag, PL};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, ResultEntry, Scope};
 use tracing::{debug, instrument};
 
+use super::ldap_sync::{self, Cookies, RefreshError};
 use super::{EntrySink, FetchCounts, Fetched, Source, SourceError};
 use crate::config::{LdapConfig, SourceConfig};
-use crate::model::{AttrValue, EntryKind, RawEntry};
+use crate::model::{AttrValue, Delta, EntryKind, RawEntry};
 
 pub struct LdapSource {
     name: String,
     cfg: LdapConfig,
+    /// RFC 4533 when the server offers it (needs entryUUID as the identity).
+    incremental: bool,
     user_filter: String,
     group_filter: Option<String>,
     user_attrs: Vec<String>,
@@ -32,6 +35,7 @@ impl LdapSource {
         LdapSource {
             name: cfg.name.clone(),
             cfg: l.clone(),
+            incremental: cfg.incremental.enabled && cfg.id_attribute == "entryuuid",
             user_filter: cfg.user_filter.clone(),
             group_filter: cfg.group_filter.clone(),
             user_attrs: cfg.user_attributes(),
@@ -114,7 +118,17 @@ impl Source for LdapSource {
         &self.name
     }
 
-    async fn fetch(&self, sink: EntrySink, _since: Option<&str>) -> Result<Fetched, SourceError> {
+    async fn fetch(&self, sink: EntrySink, since: Option<&str>) -> Result<Fetched, SourceError> {
+        if self.incremental {
+            let mut probe = self.connect().await?;
+            let timeout = Duration::from_secs(self.cfg.timeout_secs);
+            let supported = ldap_sync::supported(&mut probe, timeout).await.map_err(|m| self.err(m))?;
+            let _ = probe.unbind().await;
+            if supported {
+                return self.fetch_sync(sink, since).await;
+            }
+            debug!(source = %self.name, "no RFC 4533 support on the server: paged full read");
+        }
         let users = self.search(EntryKind::User, &self.user_filter, &self.user_attrs, &sink);
         let groups = async {
             match &self.group_filter {
@@ -124,6 +138,75 @@ impl Source for LdapSource {
         };
         let (users, groups) = tokio::try_join!(users, groups)?;
         Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None })
+    }
+}
+
+impl LdapSource {
+    /// Reads through RFC 4533 refreshes: in full without cookies, else what
+    /// changed since them.
+    async fn fetch_sync(&self, sink: EntrySink, since: Option<&str>) -> Result<Fetched, SourceError> {
+        let saved = since.and_then(Cookies::parse).unwrap_or_default();
+        let users_cookie = saved.users.as_deref().and_then(Cookies::decode);
+        let groups_cookie = saved.groups.as_deref().and_then(Cookies::decode);
+        // Incremental only when every search has its cookie; else both start over.
+        let incremental = users_cookie.is_some() && (self.group_filter.is_none() || groups_cookie.is_some());
+        let (uc, gc) = if incremental { (users_cookie, groups_cookie) } else { (None, None) };
+        let timeout = Duration::from_secs(self.cfg.timeout_secs);
+        let map_err = |e: RefreshError| match e {
+            RefreshError::RefreshRequired(m) => SourceError::refresh_required(&self.name, m),
+            RefreshError::Failed(m) => self.err(m),
+        };
+        let users = async {
+            let mut ldap = self.connect().await?;
+            let r = ldap_sync::refresh(
+                &mut ldap,
+                &self.cfg.base_dn,
+                &self.user_filter,
+                &self.user_attrs,
+                uc,
+                EntryKind::User,
+                &sink,
+                timeout,
+            )
+            .await
+            .map_err(map_err)?;
+            let _ = ldap.unbind().await;
+            Ok::<_, SourceError>(r)
+        };
+        let groups = async {
+            let Some(filter) = &self.group_filter else { return Ok(None) };
+            let mut ldap = self.connect().await?;
+            let r = ldap_sync::refresh(
+                &mut ldap,
+                &self.cfg.base_dn,
+                filter,
+                &self.group_attrs,
+                gc,
+                EntryKind::Group,
+                &sink,
+                timeout,
+            )
+            .await
+            .map_err(map_err)?;
+            let _ = ldap.unbind().await;
+            Ok(Some(r))
+        };
+        let (u, g) = tokio::try_join!(users, groups)?;
+        let g = g.unwrap_or_default();
+        // A refresh with nothing new may carry no cookie: keep the old one.
+        let next = Cookies {
+            users: u.cookie.as_deref().map(Cookies::encode).or(if incremental { saved.users.clone() } else { None }),
+            groups: g.cookie.as_deref().map(Cookies::encode).or(if incremental { saved.groups.clone() } else { None }),
+        };
+        let next_state = next.users.is_some().then(|| serde_json::to_string(&next).expect("serializable"));
+        let delta = incremental.then(|| Delta {
+            deleted_users: u.deleted.into_iter().collect(),
+            deleted_groups: g.deleted.into_iter().collect(),
+            present_users: u.present,
+            present_groups: g.present,
+        });
+        debug!(source = %self.name, incremental, users = u.entries, groups = g.entries, "sync refresh done");
+        Ok(Fetched { counts: FetchCounts { users: u.entries, groups: g.entries }, delta, next_state })
     }
 }
 
@@ -198,7 +281,7 @@ pub fn result_text(rc: u32, text: &str) -> String {
 }
 
 /// A readable reason for an ldap3 error (connection, TLS, timeout, result).
-fn describe(e: &LdapError) -> String {
+pub(super) fn describe(e: &LdapError) -> String {
     match e {
         LdapError::LdapResult { result } => result_text(result.rc, &result.text),
         LdapError::Timeout { .. } => "timed out".into(),
@@ -208,7 +291,7 @@ fn describe(e: &LdapError) -> String {
 
 /// Turns a SearchResultEntry into a [`RawEntry`] without panicking on
 /// malformed data (ldap3's `SearchEntry::construct` panics).
-fn parse_entry(re: ResultEntry) -> Result<RawEntry, String> {
+pub(super) fn parse_entry(re: ResultEntry) -> Result<RawEntry, String> {
     let tags = match re.0.match_id(4).and_then(|t| t.expect_constructed()) {
         Some(t) => t,
         None => return Err("not a SearchResultEntry".into()),

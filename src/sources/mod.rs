@@ -4,6 +4,7 @@
 //! Adding a source touches its module and one line in [`open`].
 
 pub mod ldap;
+pub mod ldap_sync;
 pub mod ldif;
 
 use std::sync::atomic::{AtomicU64, Ordering};

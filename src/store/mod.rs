@@ -25,6 +25,9 @@ pub enum StoreError {
 pub struct SavedState {
     pub state: Option<String>,
     pub last_full_at: Option<String>,
+    /// What the source was asked (query and mapping) when the state was saved;
+    /// a different one makes the state useless.
+    pub fingerprint: Option<String>,
 }
 
 /// Changes to one user record; `None` leaves a column as it is.
@@ -34,6 +37,8 @@ pub struct UserPatch<'a> {
     pub external_id: Option<&'a str>,
     pub dn: Option<&'a str>,
     pub status: Option<Status>,
+    /// `Some(Some(t))`: gone from the source since `t`; `Some(None)`: back.
+    pub missing_since: Option<Option<&'a str>>,
     /// Field → new value (`None` clears it).
     pub fields: Vec<(&'a str, Option<&'a str>)>,
 }
@@ -54,7 +59,7 @@ pub trait StoreTx {
     fn remove_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError>;
     fn audit(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
     /// Saves where a source left off (`full`: this read was a full one).
-    fn set_sync_state(&mut self, source: &str, state: Option<&str>, full: bool, now: &str) -> Result<(), StoreError>;
+    fn set_sync_state(&mut self, source: &str, saved: &SavedState, full: bool, now: &str) -> Result<(), StoreError>;
     /// Writes the run's final record (status, counts, errors).
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
 }

@@ -96,10 +96,12 @@ CREATE INDEX audit_user ON audit (user_id);
 CREATE TABLE sync_state (
     source TEXT PRIMARY KEY,
     state TEXT,
+    fingerprint TEXT,
     last_full_at TEXT,
     updated_at TEXT NOT NULL
 );
 ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'full';
+ALTER TABLE users ADD COLUMN missing_since TEXT;
 "#,
 ];
 
@@ -198,6 +200,7 @@ fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<Stored
         username: r.get(3)?,
         dn: r.get(4)?,
         status: Status::parse(&status).unwrap_or(Status::Disabled),
+        missing_since: r.get(15)?,
         fields,
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
@@ -216,7 +219,7 @@ impl Store for SqliteStore {
         {
             let mut st = tx
                 .prepare(
-                    "SELECT id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at FROM users ORDER BY id",
+                    "SELECT id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since FROM users ORDER BY id",
                 )
                 .map_err(&err)?;
             let mut names = Interner::default();
@@ -365,10 +368,17 @@ impl Store for SqliteStore {
 
     fn sync_state(&mut self, source: &str) -> Result<Option<SavedState>, StoreError> {
         let err = self.err();
-        let mut st = self.conn.prepare("SELECT state, last_full_at FROM sync_state WHERE source = ?1").map_err(&err)?;
+        let mut st = self
+            .conn
+            .prepare("SELECT state, last_full_at, fingerprint FROM sync_state WHERE source = ?1")
+            .map_err(&err)?;
         let mut rows = st.query([source]).map_err(&err)?;
         match rows.next().map_err(&err)? {
-            Some(r) => Ok(Some(SavedState { state: r.get(0).map_err(&err)?, last_full_at: r.get(1).map_err(&err)? })),
+            Some(r) => Ok(Some(SavedState {
+                state: r.get(0).map_err(&err)?,
+                last_full_at: r.get(1).map_err(&err)?,
+                fingerprint: r.get(2).map_err(&err)?,
+            })),
             None => Ok(None),
         }
     }
@@ -446,6 +456,9 @@ impl StoreTx for SqliteTx<'_> {
         if let Some(status) = p.status {
             self.exec("UPDATE users SET status = ?2 WHERE id = ?1", params![id, status.as_str()])?;
         }
+        if let Some(missing) = p.missing_since {
+            self.exec("UPDATE users SET missing_since = ?2 WHERE id = ?1", params![id, missing])?;
+        }
         for (field, value) in &p.fields {
             if CORE_FIELDS.contains(field) {
                 // Column names come from the fixed CORE_FIELDS list, never from input.
@@ -516,12 +529,13 @@ impl StoreTx for SqliteTx<'_> {
         .map(drop)
     }
 
-    fn set_sync_state(&mut self, source: &str, state: Option<&str>, full: bool, now: &str) -> Result<(), StoreError> {
+    fn set_sync_state(&mut self, source: &str, saved: &SavedState, full: bool, now: &str) -> Result<(), StoreError> {
         self.exec(
-            "INSERT INTO sync_state (source, state, last_full_at, updated_at) VALUES (?1, ?2, CASE WHEN ?3 THEN ?4 END, ?4) \
-             ON CONFLICT (source) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, \
-             last_full_at = CASE WHEN ?3 THEN ?4 ELSE sync_state.last_full_at END",
-            params![source, state, full, now],
+            "INSERT INTO sync_state (source, state, fingerprint, last_full_at, updated_at) \
+             VALUES (?1, ?2, ?3, CASE WHEN ?4 THEN ?5 END, ?5) \
+             ON CONFLICT (source) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint, \
+             updated_at = excluded.updated_at, last_full_at = CASE WHEN ?4 THEN ?5 ELSE sync_state.last_full_at END",
+            params![source, saved.state, saved.fingerprint, full, now],
         )
         .map(drop)
     }

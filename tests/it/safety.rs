@@ -121,7 +121,7 @@ fn a_size_limit_is_an_error_not_fewer_users() {
     let env = Env::ldap(&slapd, "", "[safety]\nmax_delete_percent = 100\n");
     assert_eq!(env.sync(&[]).0, 0);
     env.edit_config(|c| c.replace(&format!("bind_dn = \"{ADMIN}\""), &format!("bind_dn = \"{limited}\"")));
-    let (code, out) = env.sync(&[]);
+    let (code, out) = env.sync(&["--full"]);
     assert_eq!(code, 1, "{out}");
     assert!(out["message"].as_str().unwrap().contains("sizeLimitExceeded"), "{out}");
     assert_eq!(active(&env), 12);
@@ -137,7 +137,7 @@ fn a_server_dying_mid_search_fails_the_run_and_changes_nothing() {
     // searches die part way through (300 users are ~60 KB).
     let proxy = CutProxy::start(slapd.port, 20_000);
     env.point_at(&slapd.url(), proxy.port);
-    let (code, out) = env.sync(&[]);
+    let (code, out) = env.sync(&["--full"]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(out["status"], "failed");
     assert_eq!(count(&out, "disabled"), 0);
@@ -155,7 +155,7 @@ fn a_server_that_stops_answering_times_out_and_changes_nothing() {
     env.point_at(&slapd.url(), proxy.port);
     env.edit_config(|c| c.replace("timeout_secs = 10", "timeout_secs = 1"));
     let t0 = std::time::Instant::now();
-    let (code, out) = env.sync(&[]);
+    let (code, out) = env.sync(&["--full"]);
     assert_eq!(code, 1, "{out}");
     assert!(out["message"].as_str().unwrap().contains("timed out"), "{out}");
     assert!(t0.elapsed() < std::time::Duration::from_secs(15), "the timeout was not applied");
