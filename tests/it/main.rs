@@ -3,6 +3,7 @@
 
 mod cli;
 mod harness;
+mod incremental;
 mod safety;
 mod sync;
 mod tls;
