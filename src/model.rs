@@ -354,6 +354,9 @@ pub struct Snapshot {
     pub user_groups: Vec<(i64, i64)>,
     /// (child group id, parent group id)
     pub group_groups: Vec<(i64, i64)>,
+    /// For a partial snapshot: active users per source (the guards' base),
+    /// since `users` then holds only some of them.
+    pub active_by_source: Option<std::collections::HashMap<String, usize>>,
 }
 
 #[cfg(test)]

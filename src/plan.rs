@@ -388,6 +388,10 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             summary.removals += 1;
             plan.removals.push(Removal { id: s.id, source: s.source.clone(), username: s.username.clone(), kind });
         }
+        if let Some(active) = &snap.active_by_source {
+            // A partial snapshot holds only some users: the store counted them.
+            summary.active_before = active.get(&b.source).copied().unwrap_or(0);
+        }
         plan.sources.push(summary);
     }
 

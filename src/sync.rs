@@ -18,7 +18,7 @@ use crate::history::{now, Counts, RunRecord, RunStatus};
 use crate::model::{EntryError, SourceBatch};
 use crate::plan::{self, Plan};
 use crate::sources::{self, EntrySink, SourceError};
-use crate::store::{Store, StoreError};
+use crate::store::{SnapshotQuery, Store, StoreError};
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
@@ -206,6 +206,7 @@ async fn pipeline(
     for s in selected {
         since.push(if opts.full { None } else { resume_point(store, s)? });
     }
+    let all_resume = since.iter().all(Option::is_some);
     // Read every source (concurrently) while the snapshot is loaded.
     let handles: Vec<_> = selected
         .iter()
@@ -216,13 +217,10 @@ async fn pipeline(
             tokio::spawn(async move { fetch_source(&s, p, since).await })
         })
         .collect();
-    let snap = tokio::task::block_in_place(|| store.snapshot())?;
-    info!(
-        elapsed_ms = t0.elapsed().as_millis() as u64,
-        rss_mib = rss_mib(),
-        users = snap.users.len(),
-        "store snapshot read"
-    );
+    // With a full read somewhere, the whole store is needed: read it while the
+    // sources are read. If every source resumes, wait and read only what the
+    // deltas touch.
+    let early = if all_resume { None } else { Some(tokio::task::block_in_place(|| store.snapshot())?) };
     let mut batches = Vec::new();
     let mut failures = Vec::new();
     for (h, s) in handles.into_iter().zip(selected) {
@@ -243,6 +241,20 @@ async fn pipeline(
     }
 
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "sources read");
+    let snap = match early {
+        Some(s) => s,
+        None if batches.iter().all(is_plain_delta) => {
+            tokio::task::block_in_place(|| store.partial_snapshot(&snapshot_query(&batches)))?
+        }
+        None => tokio::task::block_in_place(|| store.snapshot())?,
+    };
+    info!(
+        elapsed_ms = t0.elapsed().as_millis() as u64,
+        rss_mib = rss_mib(),
+        users = snap.users.len(),
+        partial = snap.active_by_source.is_some(),
+        "store snapshot read"
+    );
     let deltas = batches.iter().filter(|b| b.delta.is_some()).count();
     outcome.mode = match deltas {
         0 => "full",
@@ -305,6 +317,27 @@ fn record_of(o: &SyncOutcome, started: &str, forced: bool) -> RunRecord {
         message: o.message.clone(),
         mode: o.mode.clone(),
     }
+}
+
+/// A delta without a present phase: it names everything it touches.
+fn is_plain_delta(b: &SourceBatch) -> bool {
+    b.delta.as_ref().is_some_and(|d| d.present_users.is_none() && d.present_groups.is_none())
+}
+
+/// The store rows the deltas can touch.
+fn snapshot_query(batches: &[SourceBatch]) -> SnapshotQuery {
+    let mut q = SnapshotQuery::default();
+    for b in batches {
+        let src = || b.source.clone();
+        let d = b.delta.as_ref();
+        let users = b.users.iter().map(|u| &u.external_id).chain(&b.seen_user_ids);
+        q.user_ids.extend(users.chain(d.into_iter().flat_map(|d| &d.deleted_users)).map(|e| (src(), e.clone())));
+        let groups = b.groups.iter().map(|g| &g.external_id).chain(&b.seen_group_ids);
+        q.group_ids.extend(groups.chain(d.into_iter().flat_map(|d| &d.deleted_groups)).map(|e| (src(), e.clone())));
+        q.username_keys.extend(b.users.iter().map(|u| u.username.key().to_string()));
+        q.dn_keys.extend(b.unresolved.iter().map(|(_, k)| k.clone()));
+    }
+    q
 }
 
 /// The saved position to continue a source from, or `None` for a full read:

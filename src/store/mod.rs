@@ -30,6 +30,19 @@ pub struct SavedState {
     pub fingerprint: Option<String>,
 }
 
+/// The store rows a delta can touch: users by identity, by username key (for
+/// conflicts and re-links) and by normalized DN (unchanged members of changed
+/// groups), the changed groups' memberships, and every group.
+#[derive(Debug, Default)]
+pub struct SnapshotQuery {
+    /// (source, external id) of users, including deleted ones.
+    pub user_ids: Vec<(String, String)>,
+    /// (source, external id) of the groups whose member lists changed.
+    pub group_ids: Vec<(String, String)>,
+    pub username_keys: Vec<String>,
+    pub dn_keys: Vec<String>,
+}
+
 /// Changes to one user record; `None` leaves a column as it is.
 #[derive(Debug, Default)]
 pub struct UserPatch<'a> {
@@ -67,6 +80,9 @@ pub trait StoreTx {
 pub trait Store: Send {
     /// Everything, read consistently (for planning and listing).
     fn snapshot(&mut self) -> Result<Snapshot, StoreError>;
+    /// Only what a delta can touch (see [`SnapshotQuery`]), with
+    /// [`Snapshot::active_by_source`] set: the cost follows the changes.
+    fn partial_snapshot(&mut self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;
     /// Records a run as started and returns its id.
     fn start_run(&mut self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError>;
     /// Runs `f` in one transaction: all of its writes land, or none.

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::{SavedState, Store, StoreError, StoreTx, UserPatch};
+use super::{SavedState, SnapshotQuery, Store, StoreError, StoreTx, UserPatch};
 use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
-use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
+use crate::model::{
+    normalize_dn, EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS,
+};
 use crate::plan::{NewGroup, NewUser};
 
 const MIGRATIONS: &[&str] = &[
@@ -102,6 +104,8 @@ CREATE TABLE sync_state (
 );
 ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'full';
 ALTER TABLE users ADD COLUMN missing_since TEXT;
+ALTER TABLE users ADD COLUMN dn_key TEXT;
+CREATE INDEX users_dn_key ON users (dn_key);
 "#,
 ];
 
@@ -145,6 +149,20 @@ impl SqliteStore {
             tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(&err)?;
             tx.commit().map_err(&err)?;
         }
+        // Users stored before dn_key existed get theirs (normalization is Rust's).
+        let missing: Vec<(i64, String)> = {
+            let mut st = conn.prepare("SELECT id, dn FROM users WHERE dn_key IS NULL").map_err(&err)?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&err)?;
+            rows.collect::<Result<_, _>>().map_err(&err)?
+        };
+        if !missing.is_empty() {
+            let tx = conn.transaction().map_err(&err)?;
+            for (id, dn) in &missing {
+                tx.execute("UPDATE users SET dn_key = ?2 WHERE id = ?1", params![id, normalize_dn(dn)])
+                    .map_err(&err)?;
+            }
+            tx.commit().map_err(&err)?;
+        }
         Ok(SqliteStore { conn, path: path.to_path_buf() })
     }
 
@@ -157,6 +175,113 @@ impl SqliteStore {
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         backend(&self.path)
+    }
+
+    /// Reads everything, or with `q` only the rows a delta touches, in one
+    /// read transaction.
+    fn read_snapshot(&mut self, q: Option<&SnapshotQuery>) -> Result<Snapshot, StoreError> {
+        let path = self.path.clone();
+        let err = backend(&path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        let generation: i64 = tx
+            .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'", [], |r| r.get(0))
+            .map_err(&err)?;
+        let mut snap = Snapshot { generation, ..Snapshot::default() };
+        const USER_COLUMNS: &str = "id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since";
+        let (users_sql, edges_sql, nested_sql) = match q {
+            None => (
+                format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"),
+                "SELECT user_id, group_id FROM user_groups".to_string(),
+                "SELECT child_id, parent_id FROM group_groups".to_string(),
+            ),
+            Some(q) => {
+                // The query's keys go into temporary tables and are joined.
+                tx.execute_batch(
+                    "CREATE TEMP TABLE IF NOT EXISTS q_user (source TEXT, ext TEXT);
+                     CREATE TEMP TABLE IF NOT EXISTS q_group (source TEXT, ext TEXT);
+                     CREATE TEMP TABLE IF NOT EXISTS q_key (k TEXT);
+                     DELETE FROM q_user; DELETE FROM q_group; DELETE FROM q_key;",
+                )
+                .map_err(&err)?;
+                {
+                    let mut ins = tx.prepare("INSERT INTO q_user VALUES (?1, ?2)").map_err(&err)?;
+                    for (s, e) in &q.user_ids {
+                        ins.execute([s, e]).map_err(&err)?;
+                    }
+                    let mut ins = tx.prepare("INSERT INTO q_group VALUES (?1, ?2)").map_err(&err)?;
+                    for (s, e) in &q.group_ids {
+                        ins.execute([s, e]).map_err(&err)?;
+                    }
+                    let mut ins = tx.prepare("INSERT INTO q_key VALUES (?1)").map_err(&err)?;
+                    for k in q.username_keys.iter().chain(&q.dn_keys) {
+                        ins.execute([k]).map_err(&err)?;
+                    }
+                }
+                let changed_groups =
+                    "SELECT g.id FROM groups g JOIN q_group q ON g.source = q.source AND g.external_id = q.ext";
+                (
+                    format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE id IN (
+                           SELECT u.id FROM users u JOIN q_user q ON u.source = q.source AND u.external_id = q.ext
+                           UNION SELECT u.id FROM users u JOIN q_key q ON u.username_key = q.k
+                           UNION SELECT u.id FROM users u JOIN q_key q ON u.dn_key = q.k
+                           UNION SELECT user_id FROM user_groups WHERE group_id IN ({changed_groups}))
+                         ORDER BY id"
+                    ),
+                    format!("SELECT user_id, group_id FROM user_groups WHERE group_id IN ({changed_groups})"),
+                    format!("SELECT child_id, parent_id FROM group_groups WHERE parent_id IN ({changed_groups})"),
+                )
+            }
+        };
+        {
+            let mut st = tx.prepare(&users_sql).map_err(&err)?;
+            let mut names = Interner::default();
+            snap.users = st
+                .query_map([], |r| read_user(r, &mut names))
+                .map_err(&err)?
+                .collect::<Result<_, _>>()
+                .map_err(&err)?;
+            let mut st =
+                tx.prepare("SELECT id, source, external_id, name, dn FROM groups ORDER BY id").map_err(&err)?;
+            snap.groups = st
+                .query_map([], |r| {
+                    Ok(StoredGroup {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        external_id: r.get(2)?,
+                        name: r.get(3)?,
+                        dn: r.get(4)?,
+                    })
+                })
+                .map_err(&err)?
+                .collect::<Result<_, _>>()
+                .map_err(&err)?;
+            let mut st = tx.prepare(&edges_sql).map_err(&err)?;
+            snap.user_groups = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(&err)?
+                .collect::<Result<_, _>>()
+                .map_err(&err)?;
+            let mut st = tx.prepare(&nested_sql).map_err(&err)?;
+            snap.group_groups = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(&err)?
+                .collect::<Result<_, _>>()
+                .map_err(&err)?;
+            if q.is_some() {
+                let mut st = tx
+                    .prepare("SELECT source, count(*) FROM users WHERE status = 'active' GROUP BY source")
+                    .map_err(&err)?;
+                let counts = st
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize)))
+                    .map_err(&err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(&err)?;
+                snap.active_by_source = Some(counts);
+            }
+        }
+        tx.commit().map_err(&err)?;
+        Ok(snap)
     }
 }
 
@@ -209,55 +334,11 @@ fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<Stored
 
 impl Store for SqliteStore {
     fn snapshot(&mut self) -> Result<Snapshot, StoreError> {
-        let path = self.path.clone();
-        let err = backend(&path);
-        let tx = self.conn.transaction().map_err(&err)?;
-        let generation: i64 = tx
-            .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'", [], |r| r.get(0))
-            .map_err(&err)?;
-        let mut snap = Snapshot { generation, ..Snapshot::default() };
-        {
-            let mut st = tx
-                .prepare(
-                    "SELECT id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since FROM users ORDER BY id",
-                )
-                .map_err(&err)?;
-            let mut names = Interner::default();
-            snap.users = st
-                .query_map([], |r| read_user(r, &mut names))
-                .map_err(&err)?
-                .collect::<Result<_, _>>()
-                .map_err(&err)?;
-            let mut st =
-                tx.prepare("SELECT id, source, external_id, name, dn FROM groups ORDER BY id").map_err(&err)?;
-            snap.groups = st
-                .query_map([], |r| {
-                    Ok(StoredGroup {
-                        id: r.get(0)?,
-                        source: r.get(1)?,
-                        external_id: r.get(2)?,
-                        name: r.get(3)?,
-                        dn: r.get(4)?,
-                    })
-                })
-                .map_err(&err)?
-                .collect::<Result<_, _>>()
-                .map_err(&err)?;
-            let mut st = tx.prepare("SELECT user_id, group_id FROM user_groups").map_err(&err)?;
-            snap.user_groups = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(&err)?
-                .collect::<Result<_, _>>()
-                .map_err(&err)?;
-            let mut st = tx.prepare("SELECT child_id, parent_id FROM group_groups").map_err(&err)?;
-            snap.group_groups = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(&err)?
-                .collect::<Result<_, _>>()
-                .map_err(&err)?;
-        }
-        tx.commit().map_err(&err)?;
-        Ok(snap)
+        self.read_snapshot(None)
+    }
+
+    fn partial_snapshot(&mut self, q: &SnapshotQuery) -> Result<Snapshot, StoreError> {
+        self.read_snapshot(Some(q))
     }
 
     fn start_run(&mut self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError> {
@@ -434,8 +515,8 @@ impl StoreTx for SqliteTx<'_> {
     fn insert_user(&mut self, u: &NewUser, now: &str) -> Result<i64, StoreError> {
         let (core, custom) = split_fields(&u.fields);
         self.exec(
-            "INSERT INTO users (source, external_id, username, username_key, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
-            params![u.source, u.external_id, u.username, u.username.to_lowercase(), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now],
+            "INSERT INTO users (source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?14, 'active', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+            params![u.source, u.external_id, u.username, u.username.to_lowercase(), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now, normalize_dn(&u.dn)],
         )?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -451,7 +532,7 @@ impl StoreTx for SqliteTx<'_> {
             self.exec("UPDATE users SET external_id = ?2 WHERE id = ?1", params![id, ext])?;
         }
         if let Some(dn) = p.dn {
-            self.exec("UPDATE users SET dn = ?2 WHERE id = ?1", params![id, dn])?;
+            self.exec("UPDATE users SET dn = ?2, dn_key = ?3 WHERE id = ?1", params![id, dn, normalize_dn(dn)])?;
         }
         if let Some(status) = p.status {
             self.exec("UPDATE users SET status = ?2 WHERE id = ?1", params![id, status.as_str()])?;
