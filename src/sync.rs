@@ -282,6 +282,16 @@ async fn pipeline(
         outcome.plan = Some(plan);
         return finish_without_changes(store, outcome, started, opts.force);
     }
+    // The plan holds what the apply needs; the mapped entries and the stored
+    // users can go before the store's own memory grows (peak RSS).
+    for b in &mut batches {
+        b.users = Vec::new();
+        b.groups = Vec::new();
+        b.user_groups = Vec::new();
+        b.unresolved = Vec::new();
+    }
+    let generation = snap.generation;
+    drop(snap);
     let record = record_of(&outcome, started, opts.force);
     let finished = record.finished_at.clone().unwrap_or_default();
     let cursors: Vec<crate::apply::Cursor> = batches
@@ -297,7 +307,7 @@ async fn pipeline(
             full: b.delta.is_none(),
         })
         .collect();
-    tokio::task::block_in_place(|| crate::apply::apply(store, &plan, snap.generation, &record, &finished, &cursors))?;
+    tokio::task::block_in_place(|| crate::apply::apply(store, &plan, generation, &record, &finished, &cursors))?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
     Ok(outcome)

@@ -130,7 +130,7 @@ impl SqliteStore {
         let err = backend(path);
         let mut conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(&err)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
             .map_err(&err)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(&err)?;
         let version = version.max(0) as usize;
