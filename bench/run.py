@@ -93,8 +93,8 @@ max_delete_count = 1000000
         def raw_same():
             return timed(ldapsearch + [users_f] + attrs)[0] + timed(ldapsearch + [groups_f, "entryUUID", "cn", "member"])[0]
 
-        def sync():
-            return timed([binary, "--config", cfg, "sync"])
+        def sync(*extra):
+            return timed([binary, "--config", cfg, "sync", *extra])
 
         def reset():
             for suffix in ("", "-wal", "-shm"):
@@ -109,26 +109,39 @@ max_delete_count = 1000000
         for _ in range(a.reps):
             reset()
             dt, rss = sync(); first.append(dt); first_rss.append(rss)
+        # Full reads of an unchanged directory (--full: a full comparison).
         nochange, nochange_rss = [], []
         for _ in range(a.reps):
-            dt, rss = sync(); nochange.append(dt); nochange_rss.append(rss)
-        changed, changed_rss = [], []
+            dt, rss = sync("--full"); nochange.append(dt); nochange_rss.append(rss)
+        # Incremental reads (RFC 4533) of an unchanged directory.
+        inc_none, inc_none_rss = [], []
+        for _ in range(a.reps):
+            dt, rss = sync(); inc_none.append(dt); inc_none_rss.append(rss)
         step = 100  # 1% of users: every 100th
-        for rep in range(a.reps):
-            mods = "".join(f"dn: uid=user{i:06d},ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\nmail: changed{rep}.user{i:06d}@example.com\n\n"
-                           for i in range(rep, a.users, step))
+        def change(tag):
+            mods = "".join(f"dn: uid=user{i:06d},ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\nmail: {tag}.user{i:06d}@example.com\n\n"
+                           for i in range(0, a.users, step))
             subprocess.run(["ldapmodify", "-x", "-H", url, "-D", ADMIN, "-w", "secret"], input=mods.encode(), check=True, stdout=subprocess.DEVNULL)
-            dt, rss = sync(); changed.append(dt); changed_rss.append(rss)
+        changed, changed_rss, inc, inc_rss = [], [], [], []
+        for rep in range(a.reps):
+            change(f"full{rep}")
+            dt, rss = sync("--full"); changed.append(dt); changed_rss.append(rss)
+            change(f"inc{rep}")
+            dt, rss = sync(); inc.append(dt); inc_rss.append(rss)
         ra, rs = statistics.median(rows["raw_all"]), statistics.median(rows["raw_same"])
         med = statistics.median
         print(f"users={a.users} groups={a.groups} per_user={a.per_user} reps={a.reps} (medians; slapadd load {load:.1f} s)\n")
-        print("| step | time (s) | × raw ldapsearch, all attributes | × raw ldapsearch, dirsync's attributes | peak RSS (MiB) |")
-        print("|---|---:|---:|---:|---:|")
-        print(f"| raw paged ldapsearch of all entries, all attributes (floor) | {ra:.2f} | 1.00 | {ra/rs:.2f} | – |")
-        print(f"| raw paged ldapsearch, the attributes dirsync requests | {rs:.2f} | {rs/ra:.2f} | 1.00 | – |")
-        for name, t, m in [("first sync (empty store)", first, first_rss), ("second sync, no changes", nochange, nochange_rss),
-                           ("sync after changing 1% of users", changed, changed_rss)]:
-            print(f"| {name} | {med(t):.2f} | {med(t)/ra:.2f} | {med(t)/rs:.2f} | {max(m):.0f} |")
+        print("| step | time (s) | × raw ldapsearch, all attributes | × raw ldapsearch, dirsync's attributes | × first sync | peak RSS (MiB) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        print(f"| raw paged ldapsearch of all entries, all attributes (floor) | {ra:.2f} | 1.00 | {ra/rs:.2f} | – | – |")
+        print(f"| raw paged ldapsearch, the attributes dirsync requests | {rs:.2f} | {rs/ra:.2f} | 1.00 | – | – |")
+        f0 = med(first)
+        for name, t, m in [("first sync (empty store, full read)", first, first_rss),
+                           ("full read, no changes (`sync --full`)", nochange, nochange_rss),
+                           ("full read after changing 1% of users (`sync --full`)", changed, changed_rss),
+                           ("incremental, no changes (`sync`)", inc_none, inc_none_rss),
+                           ("incremental after changing 1% of users (`sync`)", inc, inc_rss)]:
+            print(f"| {name} | {med(t):.2f} | {med(t)/ra:.2f} | {med(t)/rs:.2f} | {med(t)/f0:.3f} | {max(m):.0f} |")
     finally:
         pid = os.path.join(base, "run", "slapd.pid")
         if os.path.exists(pid):

@@ -106,6 +106,8 @@ ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'full';
 ALTER TABLE users ADD COLUMN missing_since TEXT;
 ALTER TABLE users ADD COLUMN dn_key TEXT;
 CREATE INDEX users_dn_key ON users (dn_key);
+-- the guards' base for a delta, counted without reading every user row
+CREATE INDEX users_source_status ON users (source, status);
 "#,
 ];
 
