@@ -103,7 +103,13 @@ fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord,
         let mut patch = UserPatch {
             username: u.rename_to.as_deref(),
             external_id: u.relink_to.as_deref(),
-            status: u.enable.then_some(Status::Active),
+            status: if u.enable {
+                Some(Status::Active)
+            } else if u.disable {
+                Some(Status::Disabled)
+            } else {
+                None
+            },
             missing_since: (u.enable || u.relink_to.is_some()).then_some(None),
             ..UserPatch::default()
         };
@@ -124,6 +130,9 @@ fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord,
         }
         if u.enable {
             audit(tx, Some(u.id), name, "enable", Some("status"), Some("disabled"), Some("active"))?;
+        }
+        if u.disable {
+            audit(tx, Some(u.id), name, "disable", Some("status"), Some("active"), Some("disabled"))?;
         }
         for c in &u.changes {
             audit(tx, Some(u.id), name, "update", Some(&c.field), c.old.as_deref(), c.new.as_deref())?;

@@ -100,6 +100,14 @@ impl<'a> Collector<'a> {
                 }
             }
         }
+        // AD: a user's primary group is not in its `member` list.
+        let by_rid: HashMap<u32, u32> =
+            b.groups.iter().enumerate().filter_map(|(i, g)| g.rid.map(|r| (r, i as u32))).collect();
+        for (ui, u) in b.users.iter().enumerate() {
+            if let Some(gi) = u.primary_group.and_then(|r| by_rid.get(&r)) {
+                user_groups.push((ui as u32, *gi));
+            }
+        }
         user_groups.sort_unstable();
         user_groups.dedup();
         group_groups.sort_unstable();
@@ -111,8 +119,69 @@ impl<'a> Collector<'a> {
         for g in &mut b.groups {
             g.members = Vec::new(); // resolved; free the memory
         }
+        if !self.cfg.scope_groups.is_empty() {
+            restrict_to_scope(b, &self.cfg.scope_groups);
+        }
         self.batch
     }
+}
+
+/// Keeps only the effective members (nested groups included) of the scope
+/// groups, named by name or DN. Users outside are not seen: they count as
+/// gone. A scope group that does not exist is an error for the whole read.
+fn restrict_to_scope(b: &mut SourceBatch, scope: &[String]) {
+    let mut wanted: Vec<u32> = Vec::new();
+    for s in scope {
+        let key = s.to_lowercase();
+        let dn = normalize_dn(s);
+        let found: Vec<u32> = (0..b.groups.len() as u32)
+            .filter(|&i| {
+                let g = &b.groups[i as usize];
+                g.name.key() == key || normalize_dn(&g.dn) == dn
+            })
+            .collect();
+        if found.is_empty() {
+            b.scope_error = Some(format!("scope group \"{s}\" was not found among the source's groups"));
+            return;
+        }
+        wanted.extend(found);
+    }
+    // The scope groups and every group nested in them.
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::default();
+    for &(c, p) in &b.group_groups {
+        children.entry(p).or_default().push(c);
+    }
+    let mut in_scope = vec![false; b.groups.len()];
+    while let Some(g) = wanted.pop() {
+        if !std::mem::replace(&mut in_scope[g as usize], true) {
+            wanted.extend(children.get(&g).into_iter().flatten().copied());
+        }
+    }
+    let mut keep = vec![false; b.users.len()];
+    for &(u, g) in &b.user_groups {
+        if in_scope[g as usize] {
+            keep[u as usize] = true;
+        }
+    }
+    let mut new_index = vec![u32::MAX; b.users.len()];
+    let mut next = 0u32;
+    for (i, k) in keep.iter().enumerate() {
+        if *k {
+            new_index[i] = next;
+            next += 1;
+        } else {
+            b.seen_user_ids.remove(&b.users[i].external_id);
+        }
+    }
+    let mut i = 0;
+    b.users.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    b.user_groups.retain_mut(|(u, _)| {
+        *u = new_index[*u as usize];
+        *u != u32::MAX
+    });
 }
 
 /// Removes every item whose key is shared with another, reporting each with

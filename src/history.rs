@@ -63,7 +63,7 @@ impl Counts {
             created: plan.creates.len() as u64,
             updated: plan.updated() as u64,
             renamed: plan.renamed() as u64,
-            disabled: plan.count(RemovalKind::Disable) as u64,
+            disabled: (plan.count(RemovalKind::Disable) + plan.disabled_in_source()) as u64,
             deleted: plan.count(RemovalKind::Delete) as u64,
             unchanged: plan.unchanged as u64,
             skipped: (plan.errors.len() + batches.iter().map(|b| b.user_entries - b.users.len()).sum::<usize>()) as u64,

@@ -18,6 +18,16 @@ pub enum AttrValue {
     Binary(Vec<u8>),
 }
 
+impl AttrValue {
+    /// The raw bytes (binary attributes can happen to be valid UTF-8).
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            AttrValue::Text(t) => t.as_bytes(),
+            AttrValue::Binary(b) => b,
+        }
+    }
+}
+
 /// A directory entry before mapping: its DN and its attributes, with
 /// attribute names lower-cased (LDAP attribute names are case-insensitive).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -240,6 +250,10 @@ pub struct MappedUser {
     pub dn: String,
     pub external_id: String,
     pub username: Name,
+    /// Disabled in the directory (AD: userAccountControl bit 0x2).
+    pub disabled: bool,
+    /// AD: the RID of the user's primary group (primaryGroupID).
+    pub primary_group: Option<u32>,
     /// Every mapped field but username, in the source's field order; a field
     /// whose attribute is absent maps to `None` (it clears the field on update).
     pub fields: Vec<(FieldName, Option<String>)>,
@@ -253,6 +267,8 @@ pub struct MappedGroup {
     pub external_id: String,
     pub name: Name,
     pub members: Vec<String>,
+    /// AD: the group's RID (last part of its objectSid), for primary groups.
+    pub rid: Option<u32>,
 }
 
 /// A directory entry that was skipped or a value that was dropped, with the
@@ -302,6 +318,8 @@ pub struct SourceBatch {
     pub delta: Option<Delta>,
     /// The source's position after this read, saved with the applied run.
     pub next_state: Option<String>,
+    /// Set when the read cannot be used as it is (a scope group is missing).
+    pub scope_error: Option<String>,
     /// External ids of every user entry the source returned, including the
     /// skipped ones: a skipped user is not a missing user.
     pub seen_user_ids: rustc_hash::FxHashSet<String>,

@@ -30,6 +30,8 @@ pub struct NewUser {
     pub dn: String,
     pub username: String,
     pub fields: Fields,
+    /// `Disabled` for an AD user disabled in the directory (with import_disabled).
+    pub status: Status,
     /// Names of the rules' groups that matched (for the plan display).
     pub rules_applied: Vec<String>,
 }
@@ -52,6 +54,8 @@ pub struct UserUpdate {
     /// Set when a new directory identity takes over this record (re-link).
     pub relink_to: Option<String>,
     pub enable: bool,
+    /// Disabled in the directory (AD userAccountControl) while active here.
+    pub disable: bool,
     /// Field changes; `username` (case only) and `dn` appear here too.
     pub changes: Vec<FieldChange>,
 }
@@ -145,8 +149,12 @@ impl Plan {
     pub fn renamed(&self) -> usize {
         self.updates.iter().filter(|u| u.rename_to.is_some()).count()
     }
+    /// Updates that only disable a user the directory disabled (not renames).
+    pub fn disabled_in_source(&self) -> usize {
+        self.updates.iter().filter(|u| u.disable && u.rename_to.is_none()).count()
+    }
     pub fn updated(&self) -> usize {
-        self.updates.len() - self.renamed()
+        self.updates.len() - self.renamed() - self.disabled_in_source()
     }
     pub fn count(&self, kind: RemovalKind) -> usize {
         self.removals.iter().filter(|r| r.kind == kind).count()
@@ -288,6 +296,8 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         let b = &batches[c.batch];
         let scfg = source_cfg(&b.source);
         match c.target {
+            // Disabled in the directory and never synced: not imported by default.
+            None if c.user.disabled && !scfg.import_disabled => continue,
             None => {
                 let mut fields = Fields::default();
                 // Mapped fields are in spec order, username (spec 0) left out.
@@ -303,6 +313,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     dn: c.user.dn.clone(),
                     username: c.user.username.as_str().to_string(),
                     fields,
+                    status: if c.user.disabled { Status::Disabled } else { Status::Active },
                     rules_applied: Vec::new(),
                 });
             }
@@ -336,8 +347,9 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                         new: Some(c.user.dn.clone()),
                     });
                 }
-                let enable = s.status == Status::Disabled;
-                if changes.is_empty() && rename_to.is_none() && !enable && !c.relink {
+                let enable = s.status == Status::Disabled && !c.user.disabled;
+                let disable = s.status == Status::Active && c.user.disabled;
+                if changes.is_empty() && rename_to.is_none() && !enable && !disable && !c.relink {
                     plan.unchanged += 1;
                     continue;
                 }
@@ -348,6 +360,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     rename_to,
                     relink_to: c.relink.then(|| c.user.external_id.clone()),
                     enable,
+                    disable,
                     changes,
                 });
             }
@@ -388,6 +401,8 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             summary.removals += 1;
             plan.removals.push(Removal { id: s.id, source: s.source.clone(), username: s.username.clone(), kind });
         }
+        // Users the directory disabled count toward the thresholds too.
+        summary.removals += plan.updates.iter().filter(|u| u.disable && u.source == b.source).count();
         if let Some(active) = &snap.active_by_source {
             // A partial snapshot holds only some users: the store counted them.
             summary.active_before = active.get(&b.source).copied().unwrap_or(0);

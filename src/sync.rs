@@ -99,6 +99,9 @@ async fn read_source(
     let fetched = source.fetch(sink, since).await;
     let mut batch = mapper.await.map_err(|e| SourceError::new(&cfg.name, format!("mapping failed: {e}")))?;
     let fetched = fetched?;
+    if let Some(e) = batch.scope_error.take() {
+        return Err(SourceError::new(&cfg.name, e));
+    }
     let c = fetched.counts;
     let incremental = fetched.delta.is_some();
     info!(source = %cfg.name, users = c.users, groups = c.groups, skipped = batch.errors.len(), incremental, "source read");
@@ -353,7 +356,8 @@ fn snapshot_query(batches: &[SourceBatch]) -> SnapshotQuery {
 /// The saved position to continue a source from, or `None` for a full read:
 /// incremental off, never synced, or a periodic full read due.
 fn resume_point(store: &mut dyn Store, s: &SourceConfig) -> Result<Option<String>, StoreError> {
-    if !s.incremental.enabled {
+    // A delta cannot tell who entered or left a scope group's nested members.
+    if !s.incremental.enabled || !s.scope_groups.is_empty() {
         return Ok(None);
     }
     let Some(saved) = store.sync_state(&s.name)? else { return Ok(None) };

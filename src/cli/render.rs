@@ -41,10 +41,19 @@ pub fn print_plan(plan: &Plan) {
         if u.enable {
             parts.push("enable".into());
         }
+        if u.disable {
+            parts.push("disabled in the directory".into());
+        }
         for c in &u.changes {
             parts.push(format!("{}: {} → {}", c.field, show(&c.old), show(&c.new)));
         }
-        let verb = if u.rename_to.is_some() { "rename" } else { "update" };
+        let verb = if u.rename_to.is_some() {
+            "rename"
+        } else if u.disable {
+            "disable"
+        } else {
+            "update"
+        };
         println!("  ~ {verb:<8} {}: {}", u.username, parts.join("; "));
     });
     capped(&plan.removals, |r| {

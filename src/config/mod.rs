@@ -71,7 +71,25 @@ pub struct SourceConfig {
     pub id_attribute: String,
     pub fields: Vec<FieldSpec>,
     pub incremental: Incremental,
+    /// Active Directory: userAccountControl, primaryGroupID, objectGUID.
+    pub ad: bool,
+    /// AD: create users that are disabled in the directory (default false).
+    pub import_disabled: bool,
+    /// Only effective members of these groups (names or DNs) are synced.
+    pub scope_groups: Vec<String>,
 }
+
+/// Active Directory's user filter: people, not computers.
+pub const AD_USER_FILTER: &str = "(&(objectCategory=person)(objectClass=user)(!(objectClass=computer)))";
+
+/// Field mappings for `type = "ad"` without a [sources.fields] table.
+const AD_FIELDS: &str = r#"
+username = "sAMAccountName"
+full_name = "cn"
+email = "mail"
+department = "department"
+office = "physicalDeliveryOfficeName"
+"#;
 
 /// `[sources.incremental]`: read only what changed, when the source can say.
 #[derive(Debug, Clone)]
@@ -154,6 +172,9 @@ impl SourceConfig {
     /// The attributes a user search must return (lower-case, de-duplicated).
     pub fn user_attributes(&self) -> Vec<String> {
         let mut attrs = vec![self.id_attribute.clone()];
+        if self.ad {
+            attrs.extend(["useraccountcontrol".to_string(), "primarygroupid".to_string()]);
+        }
         for f in &self.fields {
             attrs.extend(f.attributes());
         }
@@ -162,7 +183,12 @@ impl SourceConfig {
 
     /// The attributes a group search must return.
     pub fn group_attributes(&self) -> Vec<String> {
-        dedup(vec![self.id_attribute.clone(), self.group_name_attribute.clone(), self.member_attribute.clone()])
+        let mut attrs =
+            vec![self.id_attribute.clone(), self.group_name_attribute.clone(), self.member_attribute.clone()];
+        if self.ad {
+            attrs.push("objectsid".into());
+        }
+        dedup(attrs)
     }
 }
 
@@ -180,6 +206,7 @@ pub enum SourceKind {
 impl SourceKind {
     pub fn type_name(&self) -> &'static str {
         match self {
+            SourceKind::Ldap(l) if l.ad => "ad",
             SourceKind::Ldap(_) => "ldap",
             SourceKind::Ldif(_) => "ldif",
         }
@@ -193,7 +220,12 @@ pub struct LdapConfig {
     pub ca_file: Option<PathBuf>,
     pub bind_dn: Option<String>,
     pub bind_password: Option<Secret>,
+    /// The first search base (for messages).
     pub base_dn: String,
+    /// Every search base (users and groups are read under each).
+    pub base_dns: Vec<String>,
+    /// Active Directory (`type = "ad"`).
+    pub ad: bool,
     pub page_size: i32,
     pub timeout_secs: u64,
 }
@@ -279,6 +311,9 @@ struct RawSource {
     timeout_secs: Option<u64>,
     fields: Option<toml::Table>,
     incremental: Option<RawIncremental>,
+    base_dns: Option<Vec<String>>,
+    import_disabled: Option<bool>,
+    scope_groups: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -347,11 +382,14 @@ impl Config {
                 return Err(err(key("name"), format!("\"{}\" is used by two sources (names must be unique)", rs.name)));
             }
             let kind = match rs.kind.as_str() {
-                "ldap" => {
+                "ldap" | "ad" => {
                     for (k, present) in [("path", rs.path.is_some())] {
                         if present {
-                            return Err(err(key(k), "is not used by type = \"ldap\"".into()));
+                            return Err(err(key(k), format!("is not used by type = \"{}\"", rs.kind)));
                         }
+                    }
+                    if rs.kind != "ad" && rs.import_disabled.is_some() {
+                        return Err(err(key("import_disabled"), "is only used by type = \"ad\"".into()));
                     }
                     let url = rs.url.clone().ok_or_else(|| {
                         err(key("url"), "missing (expected ldap://host:port or ldaps://host:port)".into())
@@ -388,10 +426,20 @@ impl Config {
                             "missing: bind_dn is given without a password (set bind_password_file or bind_password_env)".into(),
                         ));
                     }
-                    let base_dn = rs
-                        .base_dn
-                        .clone()
-                        .ok_or_else(|| err(key("base_dn"), "missing (expected e.g. \"dc=example,dc=com\")".into()))?;
+                    let base_dns = match (&rs.base_dn, &rs.base_dns) {
+                        (Some(b), None) => vec![b.clone()],
+                        (None, Some(bs)) if !bs.is_empty() => bs.clone(),
+                        (Some(_), Some(_)) => {
+                            return Err(err(key("base_dns"), "give either base_dn or base_dns, not both".into()))
+                        }
+                        _ => {
+                            return Err(err(
+                                key("base_dn"),
+                                "missing (expected e.g. \"dc=example,dc=com\", or base_dns = [...] for several)".into(),
+                            ))
+                        }
+                    };
+                    let base_dn = base_dns[0].clone();
                     let page_size = rs.page_size.unwrap_or(500);
                     if !(1..=100_000).contains(&page_size) {
                         return Err(err(key("page_size"), format!("expected 1 to 100000, got {page_size}")));
@@ -403,6 +451,8 @@ impl Config {
                         bind_dn: rs.bind_dn.clone(),
                         bind_password,
                         base_dn,
+                        base_dns,
+                        ad: rs.kind == "ad",
                         page_size: page_size as i32,
                         timeout_secs: rs.timeout_secs.unwrap_or(60).max(1),
                     })
@@ -418,6 +468,8 @@ impl Config {
                         ("bind_password_file", rs.bind_password_file.is_some()),
                         ("bind_password_env", rs.bind_password_env.is_some()),
                         ("page_size", rs.page_size.is_some()),
+                        ("base_dns", rs.base_dns.is_some()),
+                        ("import_disabled", rs.import_disabled.is_some()),
                     ] {
                         if present {
                             return Err(err(key(k), "is not used by type = \"ldif\"".into()));
@@ -429,14 +481,20 @@ impl Config {
                         .ok_or_else(|| err(key("path"), "missing (expected the LDIF file's path)".into()))?;
                     SourceKind::Ldif(LdifConfig { path: resolve(p), base_dn: rs.base_dn.clone() })
                 }
-                other => return Err(err(key("type"), format!("expected \"ldap\" or \"ldif\", got \"{other}\""))),
+                other => {
+                    return Err(err(key("type"), format!("expected \"ldap\", \"ad\" or \"ldif\", got \"{other}\"")))
+                }
             };
-            let user_filter = rs.user_filter.clone().unwrap_or_else(|| "(objectClass=inetOrgPerson)".into());
+            let ad = rs.kind == "ad";
+            let user_filter = rs
+                .user_filter
+                .clone()
+                .unwrap_or_else(|| if ad { AD_USER_FILTER } else { "(objectClass=inetOrgPerson)" }.into());
             crate::filter::Filter::parse(&user_filter).map_err(|m| err(key("user_filter"), m))?;
             let group_filter = match rs.group_filter.as_deref() {
                 Some("") => None,
                 Some(f) => Some(f.to_string()),
-                None => Some("(objectClass=groupOfNames)".into()),
+                None => Some(if ad { "(objectClass=group)" } else { "(objectClass=groupOfNames)" }.into()),
             };
             if let Some(f) = &group_filter {
                 crate::filter::Filter::parse(f).map_err(|m| err(key("group_filter"), m))?;
@@ -448,9 +506,16 @@ impl Config {
                     format!("expected \"member\", \"uniqueMember\" or \"memberUid\", got \"{member_attribute}\""),
                 ));
             }
-            let fields_table = rs.fields.clone().ok_or_else(|| {
-                err(key("fields"), "missing: add [sources.fields] with at least username and full_name".into())
-            })?;
+            let fields_table = match (rs.fields.clone(), ad) {
+                (Some(t), _) => t,
+                (None, true) => toml::from_str(AD_FIELDS).expect("valid default AD fields"),
+                (None, false) => {
+                    return Err(err(
+                        key("fields"),
+                        "missing: add [sources.fields] with at least username and full_name".into(),
+                    ))
+                }
+            };
             let mut fields = Vec::new();
             for (fname, fval) in &fields_table {
                 if !fname.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || fname.is_empty() {
@@ -496,7 +561,14 @@ impl Config {
                     .unwrap_or_else(|| "cn".into())
                     .to_ascii_lowercase(),
                 member_attribute,
-                id_attribute: rs.id_attribute.clone().unwrap_or_else(|| "entryUUID".into()).to_ascii_lowercase(),
+                id_attribute: rs
+                    .id_attribute
+                    .clone()
+                    .unwrap_or_else(|| if ad { "objectGUID" } else { "entryUUID" }.into())
+                    .to_ascii_lowercase(),
+                ad,
+                import_disabled: rs.import_disabled.unwrap_or(false),
+                scope_groups: rs.scope_groups.clone().unwrap_or_default(),
                 fields,
                 incremental: match &rs.incremental {
                     None => Incremental::default(),

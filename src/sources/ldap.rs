@@ -15,6 +15,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, ResultEntry, Scope
 use tracing::{debug, instrument};
 
 use super::ldap_sync::{self, Cookies, RefreshError};
+use super::range;
 use super::{EntrySink, FetchCounts, Fetched, Source, SourceError};
 use crate::config::{LdapConfig, SourceConfig};
 use crate::model::{AttrValue, Delta, EntryKind, RawEntry};
@@ -28,6 +29,7 @@ pub struct LdapSource {
     group_filter: Option<String>,
     user_attrs: Vec<String>,
     group_attrs: Vec<String>,
+    member_attribute: String,
 }
 
 impl LdapSource {
@@ -35,11 +37,13 @@ impl LdapSource {
         LdapSource {
             name: cfg.name.clone(),
             cfg: l.clone(),
-            incremental: cfg.incremental.enabled && cfg.id_attribute == "entryuuid",
+            // RFC 4533 needs entryUUID as the identity and one search base.
+            incremental: cfg.incremental.enabled && cfg.id_attribute == "entryuuid" && l.base_dns.len() == 1,
             user_filter: cfg.user_filter.clone(),
             group_filter: cfg.group_filter.clone(),
             user_attrs: cfg.user_attributes(),
             group_attrs: cfg.group_attributes(),
+            member_attribute: cfg.member_attribute.clone(),
         }
     }
 
@@ -53,6 +57,9 @@ impl LdapSource {
     }
 
     #[instrument(skip(self, sink), fields(source = %self.name))]
+    /// One paged search per base DN; entries under two bases are sent once.
+    /// Groups whose members come in ranges (AD) are completed after the paged
+    /// search, on the same connection, before they are sent.
     async fn search(
         &self,
         kind: EntryKind,
@@ -65,45 +72,67 @@ impl LdapSource {
             EntryKind::Group => "groups",
         };
         let mut ldap = self.connect().await?;
-        // Per received entry (ldap3 applies it to each read of the stream), so a
-        // server that stops answering mid-search fails the run instead of hanging.
-        ldap.with_timeout(Duration::from_secs(self.cfg.timeout_secs));
-        let search_err = |e: LdapError| {
-            self.err(format!("searching {what} under {} with {filter}: {}", self.cfg.base_dn, describe(&e)))
-        };
-        let mut stream = ldap
-            .streaming_search_with(
-                PagedResults::new(self.cfg.page_size),
-                &self.cfg.base_dn,
-                Scope::Subtree,
-                filter,
-                attrs.to_vec(),
-            )
-            .await
-            .map_err(search_err)?;
+        let timeout = Duration::from_secs(self.cfg.timeout_secs);
         let mut batcher = sink.batcher();
+        let mut seen: rustc_hash::FxHashSet<String> = Default::default();
         let mut n = 0u64;
-        while let Some(re) = stream.next().await.map_err(search_err)? {
-            if re.is_ref() || re.is_intermediate() {
-                continue;
+        for base in &self.cfg.base_dns {
+            // Per received entry (ldap3 applies it to each read of the stream), so a
+            // server that stops answering mid-search fails the run instead of hanging.
+            ldap.with_timeout(timeout);
+            let search_err =
+                |e: LdapError| self.err(format!("searching {what} under {base} with {filter}: {}", describe(&e)));
+            let mut stream = ldap
+                .streaming_search_with(
+                    PagedResults::new(self.cfg.page_size),
+                    base,
+                    Scope::Subtree,
+                    filter,
+                    attrs.to_vec(),
+                )
+                .await
+                .map_err(search_err)?;
+            let mut ranged: Vec<(RawEntry, u32)> = Vec::new();
+            let mut count = 0u64;
+            while let Some(re) = stream.next().await.map_err(search_err)? {
+                if re.is_ref() || re.is_intermediate() {
+                    continue;
+                }
+                let mut entry =
+                    parse_entry(re).map_err(|m| self.err(format!("malformed entry from the server: {m}")))?;
+                count += 1;
+                if self.cfg.base_dns.len() > 1 && !seen.insert(crate::model::normalize_dn(&entry.dn)) {
+                    continue; // under two of the bases
+                }
+                if kind == EntryKind::Group {
+                    if let Some(next) = range::collect(&mut entry, &self.member_attribute) {
+                        ranged.push((entry, next));
+                        continue;
+                    }
+                }
+                n += 1;
+                batcher.push(kind, entry).await.map_err(|m| self.err(m))?;
             }
-            let entry = parse_entry(re).map_err(|m| self.err(format!("malformed entry from the server: {m}")))?;
-            n += 1;
-            batcher.push(kind, entry).await.map_err(|m| self.err(m))?;
-        }
-        let res = stream.finish().await;
-        if res.rc != 0 {
-            let hint = match res.rc {
-                4 => "; the server stopped at its size limit: raise it for the bind account (OpenLDAP: olcLimits size=unlimited; AD: MaxPageSize) — a truncated read never counts as the whole directory",
-                3 => "; the server stopped at its time limit",
-                32 => "; check base_dn",
-                _ => "",
-            };
-            return Err(self.err(format!(
-                "searching {what} under {} failed after {n} entries: {}{hint}",
-                self.cfg.base_dn,
-                result_text(res.rc, &res.text)
-            )));
+            let res = stream.finish().await;
+            if res.rc != 0 {
+                let hint = match res.rc {
+                    4 => "; the server stopped at its size limit: raise it for the bind account (OpenLDAP: olcLimits size=unlimited; AD: MaxPageSize) — a truncated read never counts as the whole directory",
+                    3 => "; the server stopped at its time limit",
+                    32 => "; check base_dn",
+                    _ => "",
+                };
+                return Err(self.err(format!(
+                    "searching {what} under {base} failed after {count} entries: {}{hint}",
+                    result_text(res.rc, &res.text)
+                )));
+            }
+            for (mut entry, next) in ranged {
+                range::complete(&mut ldap, &mut entry, &self.member_attribute, next, timeout)
+                    .await
+                    .map_err(|m| self.err(format!("reading the members of {}: {m}", entry.dn)))?;
+                n += 1;
+                batcher.push(kind, entry).await.map_err(|m| self.err(m))?;
+            }
         }
         batcher.flush().await.map_err(|m| self.err(m))?;
         let _ = ldap.unbind().await;

@@ -6,6 +6,7 @@
 pub mod ldap;
 pub mod ldap_sync;
 pub mod ldif;
+pub mod range;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

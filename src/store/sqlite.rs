@@ -517,8 +517,8 @@ impl StoreTx for SqliteTx<'_> {
     fn insert_user(&mut self, u: &NewUser, now: &str) -> Result<i64, StoreError> {
         let (core, custom) = split_fields(&u.fields);
         self.exec(
-            "INSERT INTO users (source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?14, 'active', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
-            params![u.source, u.external_id, u.username, u.username.to_lowercase(), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now, normalize_dn(&u.dn)],
+            "INSERT INTO users (source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?14, ?15, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+            params![u.source, u.external_id, u.username, u.username.to_lowercase(), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now, normalize_dn(&u.dn), u.status.as_str()],
         )?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -691,6 +691,7 @@ mod tests {
                 dn: format!("uid={username}"),
                 username: username.into(),
                 fields: Fields::default(),
+                status: Status::Active,
                 rules_applied: vec![],
             }],
             ..Plan::default()
