@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need first (OpenLDAP's slapd and
-# ldap-utils, openssl) from Debian's packages when missing; the tests start
-# their own servers on loopback, on free ports, in temp dirs, and stop them.
+# ldap-utils, Samba's AD DC, openssl) from Debian's packages when missing; the
+# tests start their own servers on loopback, in temp dirs, and stop them
+# (slapd on free ports; one Samba AD DC on its fixed ports 389/636/88).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/sbin/slapd ] || command -v slapd >/dev/null 2>&1 || need+=(slapd)
 command -v ldapmodify >/dev/null 2>&1 || need+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v samba-tool >/dev/null 2>&1 || need+=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules ldb-tools)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo

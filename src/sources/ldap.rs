@@ -259,7 +259,8 @@ pub async fn connect(name: &str, cfg: &LdapConfig) -> Result<Ldap, SourceError> 
             .await
             .map_err(|e| err(format!("bind as {dn} at {}: {}", cfg.url, describe(&e))))?;
         if res.rc != 0 {
-            return Err(err(format!("bind as {dn} refused by {}: {}", cfg.url, result_text(res.rc, &res.text))));
+            let why = ad_bind_reason(&res.text).map(|r| format!(" — {r}")).unwrap_or_default();
+            return Err(err(format!("bind as {dn} refused by {}: {}{why}", cfg.url, result_text(res.rc, &res.text))));
         }
     }
     Ok(ldap)
@@ -281,6 +282,24 @@ fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// Active Directory explains a refused bind with `data NNN` in its text.
+pub fn ad_bind_reason(text: &str) -> Option<&'static str> {
+    let code = text.split("data ").nth(1)?.split(|c: char| !c.is_ascii_hexdigit()).next()?;
+    Some(match code.to_ascii_lowercase().as_str() {
+        "525" => "AD: no such user (data 525)",
+        "52e" => "AD: invalid credentials (data 52e)",
+        "530" => "AD: logon not permitted at this time (data 530)",
+        "531" => "AD: logon not permitted from this workstation (data 531)",
+        "532" => "AD: password expired (data 532)",
+        "533" => "AD: account disabled (data 533)",
+        "568" => "AD: too many security IDs (data 568)",
+        "701" => "AD: account expired (data 701)",
+        "773" => "AD: the password must be reset (data 773)",
+        "775" => "AD: account locked out (data 775)",
+        _ => return None,
+    })
 }
 
 /// An LDAP result code with its name and the server's text.
@@ -356,5 +375,18 @@ fn prim(t: Option<StructureTag>) -> Option<Vec<u8>> {
     match t?.payload {
         PL::P(bytes) => Some(bytes),
         PL::C(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ad_bind_reasons_are_named() {
+        let t = "80090308: LdapErr: DSID-0C09041C, comment: AcceptSecurityContext error, data 52e, v4563";
+        assert_eq!(ad_bind_reason(t), Some("AD: invalid credentials (data 52e)"));
+        assert_eq!(ad_bind_reason("... data 775, v893"), Some("AD: account locked out (data 775)"));
+        assert_eq!(ad_bind_reason("invalid credentials"), None);
     }
 }

@@ -322,3 +322,90 @@ impl Drop for CutProxy {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+// ---- Samba AD ------------------------------------------------------------
+
+pub const AD_PASSWORD: &str = "Passw0rd!Test";
+pub const AD_DOMAIN: &str = "DC=example,DC=com";
+pub const AD_ADMIN: &str = "Administrator@example.com";
+
+static SAMBA: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+
+/// Starts the one Samba AD DC this test run shares (its ports are fixed), or
+/// fails the calling test saying why. It stops when the test process exits.
+pub fn samba() {
+    let r = SAMBA.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("dirsync-samba-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/samba-test-server.sh"))
+            .env("D", &dir)
+            .env("PW", AD_PASSWORD)
+            .env("WATCH_PID", std::process::id().to_string())
+            .output()
+            .map_err(|e| format!("cannot run scripts/samba-test-server.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    });
+    if let Err(e) = r {
+        panic!("Samba AD could not start, so this AD test cannot run: {e}");
+    }
+}
+
+/// Applies LDIF records to Samba as Administrator (`-a`: plain records are adds).
+pub fn ad_modify(ldif: &str) {
+    let mut child = Command::new("ldapmodify")
+        .args(["-x", "-a", "-H", "ldap://127.0.0.1:389", "-D", AD_ADMIN, "-w", AD_PASSWORD])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ldapmodify runs");
+    child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ldapmodify (AD) failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An OU of its own for one test, with users (sAMAccountName, cn,
+/// userAccountControl: 544 enabled, 546 disabled) and groups (cn, member cns).
+pub fn ad_ou(ou: &str, users: &[(&str, &str, u32)], groups: &[(&str, &[&str])]) -> String {
+    let base = format!("OU={ou},{AD_DOMAIN}");
+    let mut ldif = format!("dn: {base}\nobjectClass: organizationalUnit\nou: {ou}\n\n");
+    for (sam, cn, uac) in users {
+        ldif += &format!(
+            "dn: CN={cn},{base}\nobjectClass: user\nsAMAccountName: {sam}\nuserPrincipalName: {sam}@example.com\nmail: {sam}@example.com\nuserAccountControl: {uac}\n\n"
+        );
+    }
+    // Groups first without members (a group may list another), then members.
+    for (cn, _) in groups {
+        ldif += &format!("dn: CN={cn},{base}\nobjectClass: group\nsAMAccountName: {ou}-{cn}\n\n");
+    }
+    for (cn, members) in groups {
+        if members.is_empty() {
+            continue;
+        }
+        ldif += &format!("dn: CN={cn},{base}\nchangetype: modify\nadd: member\n");
+        for m in *members {
+            ldif += &format!("member: CN={m},{base}\n");
+        }
+        ldif += "\n";
+    }
+    ad_modify(&ldif);
+    base
+}
+
+/// A config with one AD source reading `bases` (defaults for everything else).
+pub fn ad_env(bases: &[&str], source_extra: &str, rest: &str) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ad-secret.txt"), format!("{AD_PASSWORD}\n")).unwrap();
+    let bases = bases.iter().map(|b| format!("\"{b}\"")).collect::<Vec<_>>().join(", ");
+    let text = format!(
+        "[store]\npath = \"dirsync.db\"\n\n[[sources]]\nname = \"ad\"\ntype = \"ad\"\nurl = \"ldap://127.0.0.1:389\"\nbind_dn = \"{AD_ADMIN}\"\nbind_password_file = \"ad-secret.txt\"\nbase_dns = [{bases}]\ntimeout_secs = 20\n{source_extra}\n{rest}\n"
+    );
+    let env = Env { dir };
+    env.write_config(&text);
+    env
+}

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary against real servers. One test binary,
 //! modules by topic.
 
+mod ad;
 mod cli;
 mod harness;
 mod incremental;

@@ -1,0 +1,106 @@
+//! Active Directory against a real Samba AD DC (one per test run; each test
+//! has its own OU): defaults, objectGUID, disabled accounts, primary groups,
+//! nested groups with a cycle, a 2,000-member group, scope groups, bind errors.
+
+use crate::harness::*;
+
+#[test]
+fn ad_defaults_disabled_accounts_primary_group_and_a_nesting_cycle() {
+    samba();
+    let ou = ad_ou(
+        "adt1",
+        &[("t1ann", "Ann Archer", 544), ("t1ben", "Ben Baker", 544), ("t1cid", "Cid Clark", 546)],
+        &[("t1A", &["Ann Archer", "t1B"]), ("t1B", &["Ben Baker", "t1A"])],
+    );
+    let users_cn = format!("CN=Users,{AD_DOMAIN}");
+    let env = ad_env(&[&ou, &users_cn], "", "[safety]\nmax_delete_percent = 100\n");
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    let names = usernames(&env.users());
+    assert!(names.contains(&"t1ann".to_string()) && names.contains(&"t1ben".to_string()), "{names:?}");
+    assert!(!names.contains(&"t1cid".to_string()), "disabled accounts are not imported by default: {names:?}");
+    assert!(names.iter().any(|n| n == "Administrator"), "a second base DN (CN=Users) is read: {names:?}");
+
+    let ann = env.user("t1ann");
+    let guid = ann["external_id"].as_str().unwrap();
+    assert!(
+        guid.len() == 36 && guid.chars().filter(|c| *c == '-').count() == 4 && guid == guid.to_lowercase(),
+        "objectGUID as a GUID string: {guid}"
+    );
+    assert_eq!(ann["full_name"], "Ann Archer");
+    assert_eq!(ann["email"], "t1ann@example.com");
+    let all: Vec<&str> = ann["all_groups"].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
+    assert!(all.contains(&"Domain Users"), "primary group (primaryGroupID 513) counts: {all:?}");
+    assert!(all.contains(&"t1A") && all.contains(&"t1B"), "A ∈ B ∈ A resolves without hanging: {all:?}");
+
+    // Disabled in AD → disabled here; enabled again → active.
+    ad_modify(&format!(
+        "dn: CN=Ben Baker,{ou}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 546\n"
+    ));
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, count(&out, "disabled")), (0, 1), "{out}");
+    assert_eq!(env.user("t1ben")["status"], "disabled");
+    ad_modify(&format!(
+        "dn: CN=Ben Baker,{ou}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 544\n"
+    ));
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, count(&out, "updated")), (0, 1), "{out}");
+    assert_eq!(env.user("t1ben")["status"], "active");
+    let (_, out) = env.sync(&["--full"]);
+    for k in ["created", "updated", "renamed", "disabled", "deleted", "memberships_added", "memberships_removed"] {
+        assert_eq!(count(&out, k), 0, "{k}: {out}");
+    }
+}
+
+#[test]
+fn ad_group_of_2000_members_is_read_whole() {
+    samba();
+    let users: Vec<(String, String)> = (0..2000).map(|i| (format!("t2u{i:04}"), format!("User {i:04}"))).collect();
+    let user_refs: Vec<(&str, &str, u32)> = users.iter().map(|(s, c)| (s.as_str(), c.as_str(), 544)).collect();
+    let members: Vec<&str> = users.iter().map(|(_, c)| c.as_str()).collect();
+    let ou = ad_ou("adt2", &user_refs, &[("Big", &members)]);
+    let env = ad_env(&[&ou], "page_size = 500", "");
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(count(&out, "created"), 2000);
+    let groups = env.run(&["groups", "list", "--json"]).json();
+    let big = groups.as_array().unwrap().iter().find(|g| g["name"] == "Big").expect("group Big");
+    assert_eq!(big["members"], 2000, "every member of a 2,000-member group");
+}
+
+#[test]
+fn ad_import_disabled_and_scope_groups() {
+    samba();
+    let ou = ad_ou(
+        "adt3",
+        &[("t3amy", "Amy Adams", 544), ("t3bob", "Bob Burns", 544), ("t3cat", "Cat Cole", 546)],
+        &[("Printing", &["Amy Adams", "Cat Cole"])],
+    );
+    let env =
+        ad_env(&[&ou], "import_disabled = true\nscope_groups = [\"Printing\"]", "[safety]\nmax_delete_percent = 100\n");
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(usernames(&env.users()), ["t3amy", "t3cat"], "only members of Printing");
+    assert_eq!(env.user("t3cat")["status"], "disabled", "import_disabled creates it disabled");
+    ad_modify(&format!("dn: CN=Printing,{ou}\nchangetype: modify\ndelete: member\nmember: CN=Amy Adams,{ou}\n"));
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, count(&out, "disabled")), (0, 1), "leaving the scope group is leaving: {out}");
+    assert_eq!(out["mode"], "full", "scope groups always read in full");
+
+    let bad = ad_env(&[&ou], "scope_groups = [\"No Such Group\"]", "");
+    let (code, out) = bad.sync(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out["message"].as_str().unwrap().contains("scope group \"No Such Group\" was not found"), "{out}");
+}
+
+#[test]
+fn ad_bind_errors_name_the_ad_reason_without_the_password() {
+    samba();
+    let env = ad_env(&[AD_DOMAIN], "", "");
+    std::fs::write(env.dir.path().join("ad-secret.txt"), "Not-The-Pa55word\n").unwrap();
+    let r = env.run(&["-vv", "sync", "--json"]);
+    assert_eq!(r.code, 1);
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("AD: invalid credentials (data 52e)") && msg.contains(AD_ADMIN), "{msg}");
+    assert!(!r.stdout.contains("Not-The-Pa55word") && !r.stderr.contains("Not-The-Pa55word"));
+}
