@@ -650,6 +650,35 @@ fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx, plan: &mut
         })
         .collect();
 
+    // A user gone from a delta's source is a member of nothing any more (AD
+    // drops the links without touching the groups' uSNChanged).
+    if gone_groups.is_some() {
+        let gone_users: HashSet<i64> = plan
+            .removals
+            .iter()
+            .filter(|r| r.source == b.source && r.kind == RemovalKind::Disable)
+            .map(|r| r.id)
+            .collect();
+        let already: HashSet<(i64, i64)> = removes
+            .iter()
+            .filter_map(|m| match (m.member, m.group) {
+                (Member::User(Ref::Existing(u)), Ref::Existing(g)) => Some((u, g)),
+                _ => None,
+            })
+            .collect();
+        let names: HashMap<i64, &str> = plan.removals.iter().map(|r| (r.id, r.username.as_str())).collect();
+        for &(u, g) in &snap.user_groups {
+            if gone_users.contains(&u) && !already.contains(&(u, g)) && !removed_groups.contains(&g) {
+                removes.push(MemberChange {
+                    member: Member::User(Ref::Existing(u)),
+                    group: Ref::Existing(g),
+                    member_name: Arc::from(names.get(&u).copied().unwrap_or("?")),
+                    group_name: gname(&Ref::Existing(g), None),
+                });
+            }
+        }
+    }
+
     // Nested groups, the same way.
     let mut desired_gg: Vec<((i64, i64), (u32, u32))> = Vec::new();
     for &(ci, pi) in &b.group_groups {

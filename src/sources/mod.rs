@@ -3,6 +3,7 @@
 //! either finishes cleanly or returns an error (never "fewer entries").
 //! Adding a source touches its module and one line in [`open`].
 
+pub mod ad_usn;
 pub mod ldap;
 pub mod ldap_sync;
 pub mod ldif;

@@ -230,7 +230,13 @@ impl SqliteStore {
                            UNION SELECT user_id FROM user_groups WHERE group_id IN ({changed_groups}))
                          ORDER BY id"
                     ),
-                    format!("SELECT user_id, group_id FROM user_groups WHERE group_id IN ({changed_groups})"),
+                    // The changed groups' edges, and the named users' (a deleted user
+                    // leaves every group).
+                    format!(
+                        "SELECT user_id, group_id FROM user_groups WHERE group_id IN ({changed_groups})
+                         UNION SELECT ug.user_id, ug.group_id FROM user_groups ug JOIN users u ON u.id = ug.user_id
+                           JOIN q_user q ON u.source = q.source AND u.external_id = q.ext"
+                    ),
                     format!("SELECT child_id, parent_id FROM group_groups WHERE parent_id IN ({changed_groups})"),
                 )
             }

@@ -104,3 +104,51 @@ fn ad_bind_errors_name_the_ad_reason_without_the_password() {
     assert!(msg.contains("AD: invalid credentials (data 52e)") && msg.contains(AD_ADMIN), "{msg}");
     assert!(!r.stdout.contains("Not-The-Pa55word") && !r.stderr.contains("Not-The-Pa55word"));
 }
+
+#[test]
+fn ad_incremental_by_usn_sees_exactly_what_changed() {
+    samba();
+    let ou = ad_ou(
+        "adt4",
+        &[("t4amy", "Amy Ames", 544), ("t4bob", "Bob Best", 544), ("t4cal", "Cal Cruz", 544)],
+        &[("Team", &["Amy Ames", "Bob Best"])],
+    );
+    let env = ad_env(&[&ou], "", "[safety]\nmax_delete_percent = 50\n");
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, out["mode"].as_str(), count(&out, "created")), (0, Some("full"), 3), "{out}");
+    let changes = |v: &serde_json::Value| {
+        ["created", "updated", "renamed", "disabled", "memberships_added", "memberships_removed"].map(|k| count(v, k))
+    };
+    let inc = |env: &Env| {
+        let (code, out) = env.sync(&[]);
+        assert_eq!((code, out["mode"].as_str()), (0, Some("incremental")), "{out}");
+        out
+    };
+    assert_eq!(changes(&inc(&env)), [0; 6], "nothing changed");
+
+    ad_modify(&format!(
+        "dn: CN=Dan Dale,{ou}\nobjectClass: user\nsAMAccountName: t4dan\nuserAccountControl: 544\n\n\
+         dn: CN=Bob Best,{ou}\nchangetype: modify\nreplace: mail\nmail: bob@new.example\n\n\
+         dn: CN=Cal Cruz,{ou}\nchangetype: modify\nreplace: sAMAccountName\nsAMAccountName: t4cally\n\n\
+         dn: CN=Team,{ou}\nchangetype: modify\nadd: member\nmember: CN=Dan Dale,{ou}\n"
+    ));
+    let out = inc(&env);
+    assert_eq!(changes(&out), [1, 1, 1, 0, 1, 0], "add, modify, rename, membership: {out}");
+    assert_eq!(env.user("t4bob")["email"], "bob@new.example");
+    assert_eq!(env.user("t4amy")["groups"], serde_json::json!(["Team"]), "unchanged member kept");
+
+    ad_modify(&format!("dn: CN=Amy Ames,{ou}\nchangetype: delete\n"));
+    let out = inc(&env);
+    assert_eq!(changes(&out), [0, 0, 0, 1, 0, 1], "deletion found in Deleted Objects, and she leaves Team: {out}");
+    assert_eq!(env.user("t4amy")["status"], "disabled");
+
+    // Another DC (or a restore): the saved USN means nothing there.
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    let state: String = conn.query_row("SELECT state FROM sync_state", [], |r| r.get(0)).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&state).unwrap();
+    v["invocation_id"] = "00000000-0000-0000-0000-000000000000".into();
+    conn.execute("UPDATE sync_state SET state = ?1", [v.to_string()]).unwrap();
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, out["mode"].as_str()), (0, Some("full")), "{out}");
+    assert_eq!(changes(&out), [0; 6], "the full read agrees with the increments: {out}");
+}
