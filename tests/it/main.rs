@@ -3,6 +3,7 @@
 
 mod ad;
 mod cli;
+mod fake_ad;
 mod harness;
 mod incremental;
 mod safety;
