@@ -165,6 +165,13 @@ impl Source for LdapSource {
             }
             debug!(source = %self.name, "no RFC 4533 support on the server: paged full read");
         }
+        self.fetch_paged(sink).await
+    }
+}
+
+impl LdapSource {
+    /// Everything, by paged searches (users and groups on two connections).
+    async fn fetch_paged(&self, sink: EntrySink) -> Result<Fetched, SourceError> {
         let users = self.search(EntryKind::User, &self.user_filter, &self.user_attrs, &sink);
         let groups = async {
             match &self.group_filter {
@@ -175,9 +182,7 @@ impl Source for LdapSource {
         let (users, groups) = tokio::try_join!(users, groups)?;
         Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None })
     }
-}
 
-impl LdapSource {
     /// Active Directory: everything, or what changed after the saved USN on
     /// the same DC, plus the deletions since; then the DC's position as of
     /// before the read.
@@ -238,12 +243,42 @@ impl LdapSource {
         let groups_cookie = saved.groups.as_deref().and_then(Cookies::decode);
         // Incremental only when every search has its cookie; else both start over.
         let incremental = users_cookie.is_some() && (self.group_filter.is_none() || groups_cookie.is_some());
-        let (uc, gc) = if incremental { (users_cookie, groups_cookie) } else { (None, None) };
         let timeout = Duration::from_secs(self.cfg.timeout_secs);
         let map_err = |e: RefreshError| match e {
             RefreshError::RefreshRequired(m) => SourceError::refresh_required(&self.name, m),
             RefreshError::Failed(m) => self.err(m),
         };
+        if !incremental {
+            // A full read stays paged (bounded memory, size-limit friendly). Its
+            // cookie comes first, from a refresh that matches nothing: slapd's
+            // cookie is the database's contextCSN whatever the filter, and what
+            // changes during the read is sent again next time. A server whose
+            // cookies depend on the filter answers refresh-required next time,
+            // which means another full read, never a wrong one.
+            let mut ldap = self.connect().await?;
+            // Whatever the probe returns is thrown away, not synced.
+            let (discard, mut rx) = EntrySink::channel(Default::default());
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            let probe = ldap_sync::refresh(
+                &mut ldap,
+                &self.cfg.base_dn,
+                "(!(objectClass=*))",
+                &["1.1".to_string()],
+                None,
+                EntryKind::User,
+                &discard,
+                timeout,
+            )
+            .await
+            .map_err(map_err)?;
+            let _ = ldap.unbind().await;
+            let mut fetched = self.fetch_paged(sink).await?;
+            let cookie = probe.cookie.as_deref().map(Cookies::encode);
+            let next = Cookies { users: cookie.clone(), groups: cookie };
+            fetched.next_state = next.users.is_some().then(|| serde_json::to_string(&next).expect("serializable"));
+            return Ok(fetched);
+        }
+        let (uc, gc) = (users_cookie, groups_cookie);
         let users = async {
             let mut ldap = self.connect().await?;
             let r = ldap_sync::refresh(

@@ -4,6 +4,7 @@
 mod ad;
 mod cli;
 mod fake_ad;
+mod fake_sync;
 mod harness;
 mod incremental;
 mod safety;

@@ -1,0 +1,145 @@
+//! An in-process server speaking just enough RFC 4533 to test what slapd
+//! would not produce on demand: it answers every refresh *with* a cookie by
+//! `e-syncRefreshRequired` (4096), and a refresh without one with every entry
+//! and a new cookie. dirsync must then start over with a full read, in the
+//! same run, and change nothing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{
+    LdapBindResponse, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchResultEntry,
+    LdapSearchScope, SyncStateValue,
+};
+use ldap3_proto::LdapCodec;
+use tokio_util::codec::Framed;
+
+use crate::harness::{count, Env};
+
+const UUIDS: [&str; 3] = [
+    "11111111-1111-4111-8111-111111111111",
+    "22222222-2222-4222-8222-222222222222",
+    "33333333-3333-4333-8333-333333333333",
+];
+
+fn result(code: LdapResultCode) -> LdapResult {
+    LdapResult { code, matcheddn: String::new(), message: String::new(), referral: vec![] }
+}
+
+fn attr(name: &str, v: &str) -> LdapPartialAttribute {
+    LdapPartialAttribute { atype: name.into(), vals: vec![v.as_bytes().to_vec()] }
+}
+
+async fn serve(stream: tokio::net::TcpStream, refused: Arc<AtomicUsize>) {
+    let mut framed = Framed::new(stream, LdapCodec::default());
+    while let Some(Ok(msg)) = framed.next().await {
+        let id = msg.msgid;
+        let mut out = Vec::new();
+        match msg.op {
+            LdapOp::BindRequest(_) => out.push(LdapMsg::new(
+                id,
+                LdapOp::BindResponse(LdapBindResponse { res: result(LdapResultCode::Success), saslcreds: None }),
+            )),
+            LdapOp::UnbindRequest => return,
+            LdapOp::SearchRequest(req) if req.scope == LdapSearchScope::Base && req.base.is_empty() => {
+                out.push(LdapMsg::new(
+                    id,
+                    LdapOp::SearchResultEntry(LdapSearchResultEntry {
+                        dn: String::new(),
+                        attributes: vec![attr("supportedControl", "1.3.6.1.4.1.4203.1.9.1.1")],
+                    }),
+                ));
+                out.push(LdapMsg::new(id, LdapOp::SearchResultDone(result(LdapResultCode::Success))));
+            }
+            LdapOp::SearchRequest(req) => {
+                let cookie = msg.ctrl.iter().find_map(|c| match c {
+                    LdapControl::SyncRequest { cookie, .. } => Some(cookie.clone()),
+                    _ => None,
+                });
+                match cookie {
+                    Some(Some(_)) => {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                        out.push(LdapMsg::new(
+                            id,
+                            LdapOp::SearchResultDone(result(LdapResultCode::EsyncRefreshRequired)),
+                        ));
+                    }
+                    _ => {
+                        // dirsync's cookie probe filter, (!(objectClass=*)), matches nothing.
+                        let f = format!("{:?}", req.filter).to_lowercase();
+                        let users = !f.contains("groupofnames") && !f.starts_with("not");
+                        if users {
+                            for (i, u) in UUIDS.iter().enumerate() {
+                                let uid = format!("user{i}");
+                                out.push(LdapMsg::new_with_ctrls(
+                                    id,
+                                    LdapOp::SearchResultEntry(LdapSearchResultEntry {
+                                        dn: format!("uid={uid},ou=people,dc=fake"),
+                                        attributes: vec![
+                                            attr("entryUUID", u),
+                                            attr("uid", &uid),
+                                            attr("cn", &format!("User {i}")),
+                                        ],
+                                    }),
+                                    vec![LdapControl::SyncState {
+                                        state: SyncStateValue::Add,
+                                        entry_uuid: u.parse().unwrap(),
+                                        cookie: None,
+                                    }],
+                                ));
+                            }
+                        }
+                        out.push(LdapMsg::new_with_ctrls(
+                            id,
+                            LdapOp::SearchResultDone(result(LdapResultCode::Success)),
+                            vec![LdapControl::SyncDone {
+                                cookie: Some(b"rid=000,csn=1".to_vec()),
+                                refresh_deletes: false,
+                            }],
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for m in out {
+            if framed.send(m).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn refresh_required_starts_over_with_a_full_read_in_the_same_run() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let r = refused.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(serve(s, r.clone()));
+            }
+        });
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "x\n").unwrap();
+    let env = Env { dir };
+    env.write_config(&format!(
+        "[[sources]]\nname = \"fake\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:{port}\"\nbind_dn = \"cn=reader\"\nbind_password_file = \"pw\"\nbase_dn = \"dc=fake\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n"
+    ));
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, out["mode"].as_str(), count(&out, "created")), (0, Some("full"), 3), "{out}");
+    assert_eq!(refused.load(Ordering::SeqCst), 0);
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(refused.load(Ordering::SeqCst) >= 1, "the saved cookie was offered and refused");
+    assert_eq!(out["mode"], "full", "started over: {out}");
+    assert_eq!((count(&out, "unchanged"), count(&out, "disabled")), (3, 0), "{out}");
+}
