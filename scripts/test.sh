@@ -9,7 +9,11 @@ need=()
 [ -x /usr/sbin/slapd ] || command -v slapd >/dev/null 2>&1 || need+=(slapd)
 command -v ldapmodify >/dev/null 2>&1 || need+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v samba-tool >/dev/null 2>&1 || need+=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules ldb-tools)
+# samba-tool alone (samba-common-bin) is not enough: the AD DC daemon and its
+# provisioning data are what the AD tests run.
+if ! { [ -x /usr/sbin/samba ] && command -v samba-tool >/dev/null 2>&1 && [ -d /usr/share/samba/setup ]; }; then
+  need+=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules ldb-tools)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo
