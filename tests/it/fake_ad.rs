@@ -15,7 +15,7 @@ use ldap3_proto::proto::{
 use ldap3_proto::LdapCodec;
 use tokio_util::codec::Framed;
 
-use crate::harness::{count, Env};
+use crate::harness::{count, spawn_server, Env};
 
 const BASE: &str = "OU=fake,DC=example,DC=com";
 const CHUNK: usize = 1000;
@@ -51,22 +51,9 @@ fn done(msgid: i32) -> LdapMsg {
 impl FakeAd {
     /// `users` users, all members of one group "Everyone".
     pub fn start(users: usize) -> FakeAd {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
         let range_requests = Arc::new(AtomicUsize::new(0));
         let counter = range_requests.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else { return };
-                    let counter = counter.clone();
-                    tokio::spawn(async move { serve(stream, users, counter).await });
-                }
-            });
-        });
+        let port = spawn_server(move |stream| serve(stream, users, counter.clone()));
         FakeAd { port, range_requests }
     }
 }

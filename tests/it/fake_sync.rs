@@ -16,7 +16,7 @@ use ldap3_proto::proto::{
 use ldap3_proto::LdapCodec;
 use tokio_util::codec::Framed;
 
-use crate::harness::{count, Env};
+use crate::harness::{count, spawn_server, Env};
 
 const UUIDS: [&str; 3] = [
     "11111111-1111-4111-8111-111111111111",
@@ -114,20 +114,9 @@ async fn serve(stream: tokio::net::TcpStream, refused: Arc<AtomicUsize>) {
 
 #[test]
 fn refresh_required_starts_over_with_a_full_read_in_the_same_run() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
     let refused = Arc::new(AtomicUsize::new(0));
     let r = refused.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(serve(s, r.clone()));
-            }
-        });
-    });
+    let port = spawn_server(move |s| serve(s, r.clone()));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "x\n").unwrap();
     let env = Env { dir };

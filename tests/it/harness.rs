@@ -81,16 +81,7 @@ impl Slapd {
 
     /// Applies LDIF change records with ldapmodify as the admin (`-a`: plain records are adds).
     pub fn modify(&self, ldif: &str) {
-        let mut child = Command::new("ldapmodify")
-            .args(["-x", "-a", "-H", &self.url(), "-D", ADMIN, "-w", PASSWORD])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ldapmodify runs");
-        child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "ldapmodify failed: {}\n{ldif}", String::from_utf8_lossy(&out.stderr));
+        ldapmodify(&self.url(), ADMIN, PASSWORD, ldif);
     }
 
     pub fn stop(&self) {
@@ -357,8 +348,13 @@ pub fn samba() {
 
 /// Applies LDIF records to Samba as Administrator (`-a`: plain records are adds).
 pub fn ad_modify(ldif: &str) {
+    ldapmodify("ldap://127.0.0.1:389", AD_ADMIN, AD_PASSWORD, ldif);
+}
+
+/// Runs ldapmodify with `ldif` on stdin (`-a`: plain records are adds).
+fn ldapmodify(url: &str, bind: &str, password: &str, ldif: &str) {
     let mut child = Command::new("ldapmodify")
-        .args(["-x", "-a", "-H", "ldap://127.0.0.1:389", "-D", AD_ADMIN, "-w", AD_PASSWORD])
+        .args(["-x", "-a", "-H", url, "-D", bind, "-w", password])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -366,7 +362,29 @@ pub fn ad_modify(ldif: &str) {
         .expect("ldapmodify runs");
     child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "ldapmodify (AD) failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "ldapmodify on {url} failed: {}\n{ldif}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Serves connections on a free loopback port with `serve`, on a thread with
+/// its own runtime (for the in-process fake servers); returns the port.
+pub fn spawn_server<F, Fut>(serve: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream));
+            }
+        });
+    });
+    port
 }
 
 /// An OU of its own for one test, with users (sAMAccountName, cn,
