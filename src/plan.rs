@@ -431,33 +431,32 @@ type Gone = (Option<HashSet<String>>, Option<HashSet<String>>);
 
 fn gone(snap: &Snapshot, b: &SourceBatch) -> Gone {
     let Some(d) = &b.delta else { return (None, None) };
-    let mut users: HashSet<String> = d.deleted_users.iter().cloned().collect();
-    if let Some(present) = &d.present_users {
-        users.extend(
-            snap.users
-                .iter()
-                .filter(|u| {
-                    u.source == b.source
-                        && !present.contains(&u.external_id)
-                        && !b.seen_user_ids.contains(&u.external_id)
-                })
-                .map(|u| u.external_id.clone()),
+    let users = snap.users.iter().map(|u| (u.source.as_str(), &u.external_id));
+    let groups = snap.groups.iter().map(|g| (g.source.as_str(), &g.external_id));
+    (
+        Some(gone_ids(&d.deleted_users, d.present_users.as_ref(), users, &b.source, &b.seen_user_ids)),
+        Some(gone_ids(&d.deleted_groups, d.present_groups.as_ref(), groups, &b.source, &b.seen_group_ids)),
+    )
+}
+
+/// Reported deletions, plus after a present phase every stored identity of
+/// the source that was neither present nor sent.
+fn gone_ids<'a>(
+    deleted: &rustc_hash::FxHashSet<String>,
+    present: Option<&rustc_hash::FxHashSet<String>>,
+    stored: impl Iterator<Item = (&'a str, &'a String)>,
+    source: &str,
+    seen: &rustc_hash::FxHashSet<String>,
+) -> HashSet<String> {
+    let mut out: HashSet<String> = deleted.iter().cloned().collect();
+    if let Some(present) = present {
+        out.extend(
+            stored
+                .filter(|(s, id)| *s == source && !present.contains(*id) && !seen.contains(*id))
+                .map(|(_, id)| id.clone()),
         );
     }
-    let mut groups: HashSet<String> = d.deleted_groups.iter().cloned().collect();
-    if let Some(present) = &d.present_groups {
-        groups.extend(
-            snap.groups
-                .iter()
-                .filter(|g| {
-                    g.source == b.source
-                        && !present.contains(&g.external_id)
-                        && !b.seen_group_ids.contains(&g.external_id)
-                })
-                .map(|g| g.external_id.clone()),
-        );
-    }
-    (Some(users), Some(groups))
+    out
 }
 
 /// One source's part of the plan, for the group and membership step.

@@ -246,22 +246,7 @@ fn membership_changes_and_skipped_users_keep_theirs() {
             (EntryKind::Group, group("Staff", "g1", &["uid=bob,ou=people,dc=t", "uid=carl,ou=people,dc=t"])),
         ],
     );
-    let snap = Snapshot {
-        users: vec![
-            stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))]),
-            stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))]),
-            stored(3, "carl", "u3", Status::Active, &[("full_name", &full("carl"))]),
-        ],
-        groups: vec![StoredGroup {
-            id: 10,
-            source: "s".into(),
-            external_id: "g1".into(),
-            name: "Staff".into(),
-            dn: "cn=Staff,ou=groups,dc=t".into(),
-        }],
-        user_groups: vec![(1, 10), (3, 10)],
-        ..Default::default()
-    };
+    let snap = three_in_staff(["amy", "bob", "carl"], &[(1, 10), (3, 10)]);
     let plan = build(&cfg, &snap, &[b]);
     assert_eq!(plan.member_adds.len(), 1);
     assert_eq!(&*plan.member_adds[0].member_name, "bob");
@@ -297,12 +282,17 @@ fn delta(deleted_users: &[&str], deleted_groups: &[&str]) -> Option<crate::model
 }
 
 fn three_users_in_staff() -> Snapshot {
+    three_in_staff(["amy", "bob", "cat"], &[(1, 10), (2, 10)])
+}
+
+/// Three stored users (ids 1–3, identities u1–u3) and the group Staff (id 10).
+fn three_in_staff(names: [&str; 3], members: &[(i64, i64)]) -> Snapshot {
     Snapshot {
-        users: vec![
-            stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))]),
-            stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))]),
-            stored(3, "cat", "u3", Status::Active, &[("full_name", &full("cat"))]),
-        ],
+        users: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| stored(i as i64 + 1, n, &format!("u{}", i + 1), Status::Active, &[("full_name", &full(n))]))
+            .collect(),
         groups: vec![StoredGroup {
             id: 10,
             source: "s".into(),
@@ -310,7 +300,7 @@ fn three_users_in_staff() -> Snapshot {
             name: "Staff".into(),
             dn: "cn=Staff,ou=groups,dc=t".into(),
         }],
-        user_groups: vec![(1, 10), (2, 10)],
+        user_groups: members.to_vec(),
         ..Default::default()
     }
 }
