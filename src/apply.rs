@@ -8,6 +8,39 @@ use crate::model::Status;
 use crate::plan::{Member, Plan, Ref, RemovalKind};
 use crate::store::{Store, StoreError, StoreTx, UserPatch};
 
+/// What the apply needs to provision new users beyond the plan: generated
+/// codes, and which app-owned fields are written back (source → field →
+/// attribute).
+#[derive(Default)]
+pub struct Provisioning<'a> {
+    pub codes: Option<&'a std::collections::BTreeMap<String, crate::config::CodeSpec>>,
+    pub writeback: std::collections::HashMap<&'a str, Vec<(&'a str, &'a str)>>,
+}
+
+impl<'a> Provisioning<'a> {
+    pub fn from_config(cfg: &'a crate::config::Config) -> Self {
+        let mut writeback = std::collections::HashMap::new();
+        for s in cfg.sources.iter().filter(|s| s.writeback.is_some()) {
+            let fields: Vec<(&str, &str)> = s
+                .fields
+                .iter()
+                .filter(|f| f.app_owned)
+                .filter_map(|f| match &f.source {
+                    crate::config::FieldSource::Attribute(a) => Some((&*f.name, a.as_str())),
+                    _ => None,
+                })
+                .collect();
+            writeback.insert(s.name.as_str(), fields);
+        }
+        Provisioning { codes: Some(&cfg.codes), writeback }
+    }
+
+    /// The attribute an app-owned field of `source` is written back to.
+    pub fn writeback_attribute(&self, source: &str, field: &str) -> Option<&'a str> {
+        self.writeback.get(source)?.iter().find(|(f, _)| *f == field).map(|(_, a)| *a)
+    }
+}
+
 /// Where a source's read left off, saved with the data it describes.
 pub struct Cursor<'a> {
     pub source: &'a str,
@@ -26,9 +59,10 @@ pub fn apply(
     run: &RunRecord,
     now: &str,
     cursors: &[Cursor],
+    prov: &Provisioning,
 ) -> Result<(), StoreError> {
     store.transaction(&mut |tx| {
-        apply_in(tx, plan, generation, run, now)?;
+        apply_in(tx, plan, generation, run, now, prov)?;
         for c in cursors {
             tx.set_sync_state(c.source, &c.saved, c.full, now)?;
         }
@@ -36,7 +70,14 @@ pub fn apply(
     })
 }
 
-fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord, now: &str) -> Result<(), StoreError> {
+fn apply_in(
+    tx: &mut dyn StoreTx,
+    plan: &Plan,
+    generation: i64,
+    run: &RunRecord,
+    now: &str,
+    prov: &Provisioning,
+) -> Result<(), StoreError> {
     let found = tx.generation()?;
     if found != generation {
         return Err(StoreError::Conflict { expected: generation, found });
@@ -113,6 +154,7 @@ fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord,
             missing_since: (u.enable || u.relink_to.is_some()).then_some(None),
             ..UserPatch::default()
         };
+        patch.dir_values = u.dir_changes.iter().map(|c| (c.field.as_str(), c.new.as_deref())).collect();
         for c in &u.changes {
             match c.field.as_str() {
                 "username" => patch.username = c.new.as_deref(),
@@ -146,6 +188,8 @@ fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord,
         let summary = serde_json::to_string(&u.fields).unwrap_or_default();
         audit(tx, Some(id), &u.username, "create", None, None, Some(&summary))?;
     }
+
+    generate_codes(tx, plan, &user_ids, run, now, prov)?;
 
     let resolve_user = |r: Ref| match r {
         Ref::Existing(id) => id,
@@ -185,4 +229,56 @@ fn apply_in(tx: &mut dyn StoreTx, plan: &Plan, generation: i64, run: &RunRecord,
         }
     }
     tx.finish_run(run)
+}
+
+/// `[codes]` for new users who lack the field; a generated value of an
+/// app-owned field is queued for write-back in the same transaction.
+fn generate_codes(
+    tx: &mut dyn StoreTx,
+    plan: &Plan,
+    user_ids: &[i64],
+    run: &RunRecord,
+    now: &str,
+    prov: &Provisioning,
+) -> Result<(), StoreError> {
+    let Some(codes) = prov.codes else { return Ok(()) };
+    for (field, spec) in codes {
+        let lacking: Vec<usize> =
+            (0..plan.creates.len()).filter(|&i| !plan.creates[i].fields.contains_key(field)).collect();
+        if lacking.is_empty() {
+            continue;
+        }
+        let mut generator =
+            crate::codes::Generator::load(tx, field, spec).map_err(|e| StoreError::Provisioning(e.to_string()))?;
+        for i in lacking {
+            let u = &plan.creates[i];
+            let value = generator.next_value().map_err(|e| StoreError::Provisioning(e.to_string()))?;
+            let patch = UserPatch { fields: vec![(field, Some(&value))], ..UserPatch::default() };
+            tx.update_user(user_ids[i], &patch, now)?;
+            tx.audit(&AuditRecord {
+                run_id: Some(run.id),
+                at: now.to_string(),
+                user_id: Some(user_ids[i]),
+                name: u.username.clone(),
+                action: "generate".into(),
+                field: Some(field.clone()),
+                old: None,
+                new: Some(value.clone()),
+            })?;
+            if let Some(attribute) = prov.writeback_attribute(&u.source, field) {
+                tx.enqueue_writeback(
+                    &crate::store::NewWriteback {
+                        user_id: user_ids[i],
+                        field,
+                        attribute,
+                        value: Some(&value),
+                        old_value: None,
+                        base_value: u.dir_values.get(field),
+                    },
+                    now,
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

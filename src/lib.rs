@@ -21,6 +21,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod codes;
 pub mod config;
 pub mod filter;
 pub mod guards;

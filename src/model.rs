@@ -346,6 +346,8 @@ pub struct StoredUser {
     pub missing_since: Option<String>,
     /// Core and custom field values (non-empty only).
     pub fields: Fields,
+    /// App-owned fields: the directory's value as last read.
+    pub dir_values: Fields,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -30,6 +30,8 @@ pub struct NewUser {
     pub dn: String,
     pub username: String,
     pub fields: Fields,
+    /// App-owned fields: the directory's values as read.
+    pub dir_values: Fields,
     /// `Disabled` for an AD user disabled in the directory (with import_disabled).
     pub status: Status,
     /// Names of the rules' groups that matched (for the plan display).
@@ -58,6 +60,21 @@ pub struct UserUpdate {
     pub disable: bool,
     /// Field changes; `username` (case only) and `dn` appear here too.
     pub changes: Vec<FieldChange>,
+    /// App-owned fields whose directory value changed (kept for conflict
+    /// detection; the application's value stays).
+    pub dir_changes: Vec<FieldChange>,
+}
+
+impl UserUpdate {
+    /// Only the directory's copy of app-owned fields moved: nothing to count.
+    pub fn is_silent(&self) -> bool {
+        self.changes.is_empty()
+            && self.rename_to.is_none()
+            && self.relink_to.is_none()
+            && !self.enable
+            && !self.disable
+            && !self.dir_changes.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -154,7 +171,10 @@ impl Plan {
         self.updates.iter().filter(|u| u.disable && u.rename_to.is_none()).count()
     }
     pub fn updated(&self) -> usize {
-        self.updates.len() - self.renamed() - self.disabled_in_source()
+        self.updates.len()
+            - self.renamed()
+            - self.disabled_in_source()
+            - self.updates.iter().filter(|u| u.is_silent()).count()
     }
     pub fn count(&self, kind: RemovalKind) -> usize {
         self.removals.iter().filter(|r| r.kind == kind).count()
@@ -300,10 +320,14 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             None if c.user.disabled && !scfg.import_disabled => continue,
             None => {
                 let mut fields = Fields::default();
+                let mut dir_values = Fields::default();
                 // Mapped fields are in spec order, username (spec 0) left out.
                 for ((name, value), spec) in c.user.fields.iter().zip(scfg.fields.iter().skip(1)) {
                     if let (Some(v), true) = (value, spec.on_create) {
                         fields.insert(name.clone(), v.clone());
+                    }
+                    if let (Some(v), true) = (value, spec.app_owned) {
+                        dir_values.insert(name.clone(), v.clone());
                     }
                 }
                 user_ref[c.batch][c.index] = Some(Ref::New(plan.creates.len()));
@@ -313,6 +337,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     dn: c.user.dn.clone(),
                     username: c.user.username.as_str().to_string(),
                     fields,
+                    dir_values,
                     status: if c.user.disabled { Status::Disabled } else { Status::Active },
                     rules_applied: Vec::new(),
                 });
@@ -330,8 +355,24 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                         new: Some(new_name.into()),
                     });
                 }
+                let mut dir_changes = Vec::new();
                 for ((name, new), spec) in c.user.fields.iter().zip(scfg.fields.iter().skip(1)) {
                     let old = s.fields.get(name);
+                    if spec.app_owned {
+                        // The application owns it: the directory only fills it in.
+                        if old.is_none() && new.is_some() && spec.on_update {
+                            changes.push(FieldChange { field: name.to_string(), old: None, new: new.clone() });
+                        }
+                        let seen = s.dir_values.get(name);
+                        if new.as_deref() != seen {
+                            dir_changes.push(FieldChange {
+                                field: name.to_string(),
+                                old: seen.map(str::to_string),
+                                new: new.clone(),
+                            });
+                        }
+                        continue;
+                    }
                     if spec.on_update && new.as_deref() != old {
                         changes.push(FieldChange {
                             field: name.to_string(),
@@ -351,7 +392,9 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 let disable = s.status == Status::Active && c.user.disabled;
                 if changes.is_empty() && rename_to.is_none() && !enable && !disable && !c.relink {
                     plan.unchanged += 1;
-                    continue;
+                    if dir_changes.is_empty() {
+                        continue;
+                    }
                 }
                 plan.updates.push(UserUpdate {
                     id: s.id,
@@ -362,6 +405,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     enable,
                     disable,
                     changes,
+                    dir_changes,
                 });
             }
         }

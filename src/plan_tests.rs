@@ -52,6 +52,7 @@ fn stored(id: i64, uid: &str, ext: &str, status: Status, fields: &[(&str, &str)]
         dn: format!("uid={uid},ou=people,dc=t"),
         status,
         missing_since: None,
+        dir_values: Default::default(),
         fields: {
             let mut f = crate::model::Fields::default();
             for (k, v) in fields {

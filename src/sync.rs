@@ -310,7 +310,17 @@ async fn pipeline(
             full: b.delta.is_none(),
         })
         .collect();
-    tokio::task::block_in_place(|| crate::apply::apply(store, &plan, generation, &record, &finished, &cursors))?;
+    tokio::task::block_in_place(|| {
+        crate::apply::apply(
+            store,
+            &plan,
+            generation,
+            &record,
+            &finished,
+            &cursors,
+            &crate::apply::Provisioning::from_config(cfg),
+        )
+    })?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
     Ok(outcome)

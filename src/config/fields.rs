@@ -42,6 +42,9 @@ pub struct FieldSpec {
     pub required: bool,
     pub default: Option<String>,
     pub transforms: Vec<Transform>,
+    /// `owner = "app"`: the application owns the value; the directory gets a
+    /// copy by write-back and never overwrites it (except to fill it in).
+    pub app_owned: bool,
 }
 
 impl FieldSpec {
@@ -136,6 +139,7 @@ pub fn parse_field(
         required: name == "username",
         default: None,
         transforms: Vec::new(),
+        app_owned: false,
     };
     let table = match value {
         toml::Value::String(attr) => {
@@ -210,13 +214,16 @@ pub fn parse_field(
                 regex = Some(Regex::new(&r).map_err(|e| err(key, format!("invalid regular expression: {e}")))?);
             }
             "replace" => replace = Some(want_str(v)?),
-            other => {
-                return Err(err(
-                    other,
-                    "unknown key (expected attribute, template, on, required, default, transform, regex, replace)"
-                        .into(),
-                ))
-            }
+            "owner" => match want_str(v)?.as_str() {
+                "app" => spec.app_owned = true,
+                "directory" => spec.app_owned = false,
+                other => return Err(err(key, format!("expected \"app\" or \"directory\", got \"{other}\""))),
+            },
+            other => return Err(err(
+                other,
+                "unknown key (expected attribute, template, on, required, default, transform, regex, replace, owner)"
+                    .into(),
+            )),
         }
     }
     match (regex, replace) {
@@ -229,6 +236,12 @@ pub fn parse_field(
     }
     if table.contains_key("attribute") && table.contains_key("template") {
         return Err(err("template", "give either `attribute` or `template`, not both".into()));
+    }
+    if spec.app_owned && !matches!(spec.source, FieldSource::Attribute(_)) {
+        return Err(err(
+            "owner",
+            "owner = \"app\" needs `attribute`: the attribute the value is written back to".into(),
+        ));
     }
     if matches!(spec.source, FieldSource::Constant) && spec.default.is_none() {
         return Err(err("attribute", "missing: give `attribute`, `template` or `default`".into()));

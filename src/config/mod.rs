@@ -4,6 +4,7 @@
 //! relative to the config file; secrets are read here into [`Secret`]s.
 
 pub mod fields;
+pub mod writeback;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use fields::{FieldSource, FieldSpec, TemplatePart, Transform};
+pub use writeback::{Charset, CodeSpec, OnConflict, Writeback};
 
 use crate::model::Name;
 use crate::secret::Secret;
@@ -51,6 +53,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub rules: Vec<Rule>,
     pub safety: Safety,
+    /// `[codes]`: generated values per field name.
+    pub codes: BTreeMap<String, CodeSpec>,
     /// Things that work but deserve attention (e.g. a literal password).
     pub warnings: Vec<String>,
 }
@@ -77,6 +81,8 @@ pub struct SourceConfig {
     pub import_disabled: bool,
     /// Only effective members of these groups (names or DNs) are synced.
     pub scope_groups: Vec<String>,
+    /// `[sources.writeback]` when enabled (LDAP and AD sources).
+    pub writeback: Option<Writeback>,
 }
 
 /// Active Directory's user filter: people, not computers.
@@ -279,6 +285,8 @@ struct RawConfig {
     rules: Vec<RawRule>,
     #[serde(default)]
     safety: Option<RawSafety>,
+    #[serde(default)]
+    codes: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -314,6 +322,7 @@ struct RawSource {
     base_dns: Option<Vec<String>>,
     import_disabled: Option<bool>,
     scope_groups: Option<Vec<String>>,
+    writeback: Option<writeback::RawWriteback>,
 }
 
 #[derive(Deserialize)]
@@ -416,7 +425,13 @@ impl Config {
                             ));
                         }
                     }
-                    let bind_password = read_password(&rs, &resolve, &|k, m| err(key(k), m), &mut warnings, i)?;
+                    let keys = PasswordKeys {
+                        literal: rs.bind_password.as_deref(),
+                        file: rs.bind_password_file.as_deref(),
+                        env: rs.bind_password_env.as_deref(),
+                        where_: format!("sources[{i}]"),
+                    };
+                    let bind_password = read_password(&keys, &resolve, &|k, m| err(key(k), m), &mut warnings)?;
                     if bind_password.is_some() && rs.bind_dn.is_none() {
                         return Err(err(key("bind_dn"), "missing: a bind password is given but no bind_dn".into()));
                     }
@@ -470,6 +485,7 @@ impl Config {
                         ("page_size", rs.page_size.is_some()),
                         ("base_dns", rs.base_dns.is_some()),
                         ("import_disabled", rs.import_disabled.is_some()),
+                        ("writeback", rs.writeback.is_some()),
                     ] {
                         if present {
                             return Err(err(key(k), "is not used by type = \"ldif\"".into()));
@@ -569,6 +585,16 @@ impl Config {
                 ad,
                 import_disabled: rs.import_disabled.unwrap_or(false),
                 scope_groups: rs.scope_groups.clone().unwrap_or_default(),
+                writeback: match &rs.writeback {
+                    None => None,
+                    Some(w) => writeback::parse_writeback(
+                        w,
+                        &format!("sources[{i}].writeback"),
+                        &resolve,
+                        &|k, m| err(key(&format!("writeback.{k}")), m),
+                        &mut warnings,
+                    )?,
+                },
                 fields,
                 incremental: match &rs.incremental {
                     None => Incremental::default(),
@@ -654,28 +680,37 @@ impl Config {
             }
         }
 
-        Ok(Config { file: path.to_path_buf(), store, sources, rules, safety, warnings })
+        let codes = match &raw.codes {
+            Some(t) => writeback::parse_codes(t, &|k, m| err(k, m))?,
+            None => BTreeMap::new(),
+        };
+        Ok(Config { file: path.to_path_buf(), store, sources, rules, safety, codes, warnings })
     }
 }
 
-fn read_password(
-    rs: &RawSource,
+/// A bind password given as a literal, a file or an environment variable
+/// (at most one); `where_` names its table in the warning for a literal.
+pub(crate) struct PasswordKeys<'a> {
+    pub literal: Option<&'a str>,
+    pub file: Option<&'a str>,
+    pub env: Option<&'a str>,
+    pub where_: String,
+}
+
+pub(crate) fn read_password(
+    keys: &PasswordKeys,
     resolve: &dyn Fn(&str) -> PathBuf,
     err: &dyn Fn(&str, String) -> ConfigError,
     warnings: &mut Vec<String>,
-    i: usize,
 ) -> Result<Option<Secret>, ConfigError> {
-    let given = [rs.bind_password.is_some(), rs.bind_password_file.is_some(), rs.bind_password_env.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let given = [keys.literal.is_some(), keys.file.is_some(), keys.env.is_some()].iter().filter(|b| **b).count();
     if given > 1 {
         return Err(err(
             "bind_password_file",
             "give only one of bind_password_file, bind_password_env and bind_password".into(),
         ));
     }
-    if let Some(f) = &rs.bind_password_file {
+    if let Some(f) = keys.file {
         let p = resolve(f);
         let text = std::fs::read_to_string(&p)
             .map_err(|e| err("bind_password_file", format!("cannot read {}: {e}", p.display())))?;
@@ -685,7 +720,7 @@ fn read_password(
         }
         return Ok(Some(Secret::new(pw)));
     }
-    if let Some(var) = &rs.bind_password_env {
+    if let Some(var) = keys.env {
         let pw = std::env::var(var)
             .map_err(|_| err("bind_password_env", format!("the environment variable {var} is not set")))?;
         if pw.is_empty() {
@@ -693,11 +728,12 @@ fn read_password(
         }
         return Ok(Some(Secret::new(pw)));
     }
-    if let Some(pw) = &rs.bind_password {
+    if let Some(pw) = keys.literal {
         warnings.push(format!(
-            "sources[{i}].bind_password: the password is written in the config file; prefer bind_password_file or bind_password_env"
+            "{}.bind_password: the password is written in the config file; prefer bind_password_file or bind_password_env",
+            keys.where_
         ));
-        return Ok(Some(Secret::new(pw.clone())));
+        return Ok(Some(Secret::new(pw)));
     }
     Ok(None)
 }

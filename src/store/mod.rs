@@ -17,6 +17,9 @@ pub enum StoreError {
     Conflict { expected: i64, found: i64 },
     #[error("another sync is running on this store (lock {0} is held)")]
     Locked(String),
+    /// Provisioning could not complete (a code range is exhausted…); nothing was applied.
+    #[error("{0}")]
+    Provisioning(String),
 }
 
 /// Where a source left off: its opaque position (a cookie, a USN) and when
@@ -43,6 +46,58 @@ pub struct SnapshotQuery {
     pub dn_keys: Vec<String>,
 }
 
+/// One queued write-back of an application-owned field.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WritebackItem {
+    pub id: i64,
+    pub user_id: i64,
+    pub username: String,
+    pub source: String,
+    pub dn: String,
+    pub field: String,
+    pub attribute: String,
+    /// The application's value to write (`None`: clear the attribute).
+    pub value: Option<String>,
+    /// The application's value before the change.
+    pub old_value: Option<String>,
+    /// The directory's value when the change was made (for conflicts).
+    pub base_value: Option<String>,
+    /// `pending`, `failed` (retried with backoff), `conflict`, `done`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub done_at: Option<String>,
+}
+
+/// A local change of an app-owned field, to queue.
+#[derive(Debug)]
+pub struct NewWriteback<'a> {
+    pub user_id: i64,
+    pub field: &'a str,
+    pub attribute: &'a str,
+    pub value: Option<&'a str>,
+    pub old_value: Option<&'a str>,
+    pub base_value: Option<&'a str>,
+}
+
+/// How one push ended.
+#[derive(Debug)]
+pub enum PushOutcome {
+    /// The directory has the value (written now, or already there).
+    Done,
+    /// Refused or failed; retried after `retry_at`.
+    Failed { code: Option<u32>, error: String, retry_at: String },
+    /// The directory changed meanwhile; left for an admin (on_conflict = "report").
+    Conflict { error: String },
+    /// The directory changed meanwhile and its value was taken locally
+    /// (on_conflict = "directory").
+    TookDirectory { value: Option<String> },
+}
+
 /// Changes to one user record; `None` leaves a column as it is.
 #[derive(Debug, Default)]
 pub struct UserPatch<'a> {
@@ -54,6 +109,8 @@ pub struct UserPatch<'a> {
     pub missing_since: Option<Option<&'a str>>,
     /// Field → new value (`None` clears it).
     pub fields: Vec<(&'a str, Option<&'a str>)>,
+    /// App-owned field → the directory's value as last read.
+    pub dir_values: Vec<(&'a str, Option<&'a str>)>,
 }
 
 /// The write operations of one transaction.
@@ -73,6 +130,10 @@ pub trait StoreTx {
     fn audit(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
     /// Saves where a source left off (`full`: this read was a full one).
     fn set_sync_state(&mut self, source: &str, saved: &SavedState, full: bool, now: &str) -> Result<(), StoreError>;
+    /// Queues a write-back (replacing any earlier item for the same field).
+    fn enqueue_writeback(&mut self, w: &NewWriteback, now: &str) -> Result<(), StoreError>;
+    /// Every value users have in `field` (for unique codes and allocation).
+    fn field_values(&mut self, field: &str) -> Result<Vec<String>, StoreError>;
     /// Writes the run's final record (status, counts, errors).
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
 }
@@ -91,6 +152,20 @@ pub trait Store: Send {
     fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
     /// Audit trail of one user (by id), newest first.
     fn audit_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Write-back items with one of `statuses`, oldest first.
+    fn writeback_items(&mut self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError>;
+    /// Records how a push of `item` ended (and, when done, the directory's
+    /// value; when the directory's value was taken, the user's field).
+    fn finish_writeback(&mut self, item: &WritebackItem, outcome: &PushOutcome, now: &str) -> Result<(), StoreError>;
+    /// When a push last succeeded.
+    fn last_push_success(&mut self) -> Result<Option<String>, StoreError>;
+    /// Adds a push's counts and per-user errors to a run's record.
+    fn record_push(
+        &mut self,
+        run_id: i64,
+        counts: [u64; 3],
+        errors: &[crate::model::EntryError],
+    ) -> Result<(), StoreError>;
     /// Where a source left off, if it was ever synced.
     fn sync_state(&mut self, source: &str) -> Result<Option<SavedState>, StoreError>;
     /// Marks runs left `running` by a crashed process as `interrupted`; call

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::{SavedState, SnapshotQuery, Store, StoreError, StoreTx, UserPatch};
+use super::{
+    NewWriteback, PushOutcome, SavedState, SnapshotQuery, Store, StoreError, StoreTx, UserPatch, WritebackItem,
+};
 use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
 use crate::model::{
     normalize_dn, EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS,
@@ -109,6 +111,33 @@ CREATE INDEX users_dn_key ON users (dn_key);
 -- the guards' base for a delta, counted without reading every user row
 CREATE INDEX users_source_status ON users (source, status);
 "#,
+    // 3: write-back of application-owned fields
+    r#"
+-- The directory's value of each app-owned field as last read (for conflicts).
+ALTER TABLE users ADD COLUMN dir_values TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE writeback (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    field TEXT NOT NULL,
+    attribute TEXT NOT NULL,
+    value TEXT,
+    old_value TEXT,
+    base_value TEXT,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'conflict', 'done')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_code INTEGER,
+    last_error TEXT,
+    next_attempt_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    done_at TEXT,
+    UNIQUE (user_id, field)
+);
+CREATE INDEX writeback_status ON writeback (status);
+ALTER TABLE runs ADD COLUMN pushed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN push_failed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub struct SqliteStore {
@@ -189,7 +218,7 @@ impl SqliteStore {
             .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'", [], |r| r.get(0))
             .map_err(&err)?;
         let mut snap = Snapshot { generation, ..Snapshot::default() };
-        const USER_COLUMNS: &str = "id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since";
+        const USER_COLUMNS: &str = "id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since, dir_values";
         let (users_sql, edges_sql, nested_sql) = match q {
             None => (
                 format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"),
@@ -334,6 +363,20 @@ fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<Stored
         dn: r.get(4)?,
         status: Status::parse(&status).unwrap_or(Status::Disabled),
         missing_since: r.get(15)?,
+        dir_values: {
+            let text: String = r.get(16)?;
+            let mut dv = Fields::default();
+            if text != "{}" {
+                if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&text) {
+                    for (k, v) in m {
+                        if let serde_json::Value::String(s) = v {
+                            dv.insert(names.get(&k), s);
+                        }
+                    }
+                }
+            }
+            dv
+        },
         fields,
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
@@ -455,6 +498,121 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(&err)
     }
 
+    fn writeback_items(&mut self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError> {
+        let err = self.err();
+        let placeholders = (1..=statuses.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT w.id, w.user_id, u.username, u.source, u.dn, w.field, w.attribute, w.value, w.old_value, w.base_value, \
+             w.status, w.attempts, w.last_code, w.last_error, w.next_attempt_at, w.created_at, w.updated_at, w.done_at \
+             FROM writeback w JOIN users u ON u.id = w.user_id WHERE w.status IN ({placeholders}) ORDER BY w.id"
+        );
+        let mut st = self.conn.prepare(&sql).map_err(&err)?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(statuses), |r| {
+                Ok(WritebackItem {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    username: r.get(2)?,
+                    source: r.get(3)?,
+                    dn: r.get(4)?,
+                    field: r.get(5)?,
+                    attribute: r.get(6)?,
+                    value: r.get(7)?,
+                    old_value: r.get(8)?,
+                    base_value: r.get(9)?,
+                    status: r.get(10)?,
+                    attempts: r.get(11)?,
+                    last_code: r.get(12)?,
+                    last_error: r.get(13)?,
+                    next_attempt_at: r.get(14)?,
+                    created_at: r.get(15)?,
+                    updated_at: r.get(16)?,
+                    done_at: r.get(17)?,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn finish_writeback(&mut self, item: &WritebackItem, outcome: &PushOutcome, now: &str) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = backend(&path);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        let mut stx = SqliteTx { tx, path: &path };
+        match outcome {
+            PushOutcome::Done => {
+                let patch =
+                    UserPatch { dir_values: vec![(&item.field, item.value.as_deref())], ..UserPatch::default() };
+                stx.update_user(item.user_id, &patch, now)?;
+                stx.exec(
+                    "UPDATE writeback SET status = 'done', done_at = ?2, updated_at = ?2, last_error = NULL, last_code = NULL WHERE id = ?1",
+                    params![item.id, now],
+                )?;
+            }
+            PushOutcome::Failed { code, error, retry_at } => {
+                stx.exec(
+                    "UPDATE writeback SET status = 'failed', attempts = attempts + 1, last_code = ?2, last_error = ?3, \
+                     next_attempt_at = ?4, updated_at = ?5 WHERE id = ?1",
+                    params![item.id, code, error, retry_at, now],
+                )?;
+            }
+            PushOutcome::Conflict { error } => {
+                stx.exec(
+                    "UPDATE writeback SET status = 'conflict', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![item.id, error, now],
+                )?;
+            }
+            PushOutcome::TookDirectory { value } => {
+                let patch = UserPatch {
+                    fields: vec![(&item.field, value.as_deref())],
+                    dir_values: vec![(&item.field, value.as_deref())],
+                    ..UserPatch::default()
+                };
+                stx.update_user(item.user_id, &patch, now)?;
+                stx.audit(&AuditRecord {
+                    run_id: None,
+                    at: now.to_string(),
+                    user_id: Some(item.user_id),
+                    name: item.username.clone(),
+                    action: "conflict_directory_wins".into(),
+                    field: Some(item.field.clone()),
+                    old: item.value.clone(),
+                    new: value.clone(),
+                })?;
+                stx.exec(
+                    "UPDATE writeback SET status = 'done', done_at = ?2, updated_at = ?2, \
+                     last_error = 'conflict: the directory''s value was taken (on_conflict = \"directory\")' WHERE id = ?1",
+                    params![item.id, now],
+                )?;
+            }
+        }
+        stx.tx.commit().map_err(&err)
+    }
+
+    fn last_push_success(&mut self) -> Result<Option<String>, StoreError> {
+        let err = self.err();
+        self.conn.query_row("SELECT max(done_at) FROM writeback WHERE status = 'done'", [], |r| r.get(0)).map_err(err)
+    }
+
+    fn record_push(&mut self, run_id: i64, counts: [u64; 3], errors: &[EntryError]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = backend(&path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        tx.execute(
+            "UPDATE runs SET pushed = pushed + ?2, push_failed = push_failed + ?3, conflicts = conflicts + ?4 WHERE id = ?1",
+            params![run_id, counts[0] as i64, counts[1] as i64, counts[2] as i64],
+        )
+        .map_err(&err)?;
+        for e in errors {
+            tx.execute(
+                "INSERT INTO run_errors (run_id, kind, dn, reason) VALUES (?1, 'error', ?2, ?3)",
+                params![run_id, e.dn, e.reason],
+            )
+            .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)
+    }
+
     fn sync_state(&mut self, source: &str) -> Result<Option<SavedState>, StoreError> {
         let err = self.err();
         let mut st = self
@@ -523,8 +681,8 @@ impl StoreTx for SqliteTx<'_> {
     fn insert_user(&mut self, u: &NewUser, now: &str) -> Result<i64, StoreError> {
         let (core, custom) = split_fields(&u.fields);
         self.exec(
-            "INSERT INTO users (source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?14, ?15, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
-            params![u.source, u.external_id, u.username, u.username.to_lowercase(), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now, normalize_dn(&u.dn), u.status.as_str()],
+            "INSERT INTO users (source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, dir_values) VALUES (?1, ?2, ?3, ?4, ?5, ?14, ?15, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?16)",
+            params![u.source, u.external_id, u.username, u.username.to_lowercase(), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now, normalize_dn(&u.dn), u.status.as_str(), split_fields(&u.dir_values).1],
         )?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -547,6 +705,19 @@ impl StoreTx for SqliteTx<'_> {
         }
         if let Some(missing) = p.missing_since {
             self.exec("UPDATE users SET missing_since = ?2 WHERE id = ?1", params![id, missing])?;
+        }
+        for (field, value) in &p.dir_values {
+            let path = format!("$.\"{field}\"");
+            match value {
+                Some(v) => self.exec(
+                    "UPDATE users SET dir_values = json_set(dir_values, ?2, ?3) WHERE id = ?1",
+                    params![id, path, v],
+                )?,
+                None => self.exec(
+                    "UPDATE users SET dir_values = json_remove(dir_values, ?2) WHERE id = ?1",
+                    params![id, path],
+                )?,
+            };
         }
         for (field, value) in &p.fields {
             if CORE_FIELDS.contains(field) {
@@ -629,6 +800,33 @@ impl StoreTx for SqliteTx<'_> {
         .map(drop)
     }
 
+    fn enqueue_writeback(&mut self, w: &NewWriteback, now: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO writeback (user_id, field, attribute, value, old_value, base_value, status, attempts, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7) \
+             ON CONFLICT (user_id, field) DO UPDATE SET attribute = excluded.attribute, value = excluded.value, \
+             old_value = excluded.old_value, base_value = excluded.base_value, status = 'pending', attempts = 0, \
+             last_code = NULL, last_error = NULL, next_attempt_at = NULL, updated_at = excluded.updated_at, done_at = NULL",
+            params![w.user_id, w.field, w.attribute, w.value, w.old_value, w.base_value, now],
+        )
+        .map(drop)
+    }
+
+    fn field_values(&mut self, field: &str) -> Result<Vec<String>, StoreError> {
+        let core = CORE_FIELDS.contains(&field);
+        // A core column name comes from the fixed CORE_FIELDS list, never from input.
+        let value = if core { field.to_string() } else { "json_extract(fields, ?1)".to_string() };
+        let sql = format!("SELECT {value} FROM users WHERE {value} IS NOT NULL");
+        let mut st = self.tx.prepare_cached(&sql).map_err(backend(self.path))?;
+        let path = format!("$.\"{field}\"");
+        let values: rusqlite::Result<Vec<String>> = if core {
+            st.query_map([], |r| r.get(0)).map_err(backend(self.path))?.collect()
+        } else {
+            st.query_map([&path], |r| r.get(0)).map_err(backend(self.path))?.collect()
+        };
+        values.map_err(backend(self.path))
+    }
+
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
         let c = &run.counts;
         let n = |v: u64| v as i64;
@@ -697,6 +895,7 @@ mod tests {
                 dn: format!("uid={username}"),
                 username: username.into(),
                 fields: Fields::default(),
+                dir_values: Fields::default(),
                 status: Status::Active,
                 rules_applied: vec![],
             }],
@@ -710,12 +909,15 @@ mod tests {
         let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
         let snap = store.snapshot().unwrap();
         let r = run(&mut store);
-        crate::apply::apply(&mut store, &plan_with("amy"), snap.generation, &r, &now(), &[]).unwrap();
+        crate::apply::apply(&mut store, &plan_with("amy"), snap.generation, &r, &now(), &[], &Default::default())
+            .unwrap();
         assert_eq!(store.snapshot().unwrap().generation, snap.generation + 1);
 
         // A plan made from the old snapshot is refused, and nothing of it lands.
         let r2 = run(&mut store);
-        let err = crate::apply::apply(&mut store, &plan_with("bob"), snap.generation, &r2, &now(), &[]).unwrap_err();
+        let err =
+            crate::apply::apply(&mut store, &plan_with("bob"), snap.generation, &r2, &now(), &[], &Default::default())
+                .unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
         let names: Vec<String> = store.snapshot().unwrap().users.into_iter().map(|u| u.username).collect();
         assert_eq!(names, ["amy"]);
@@ -724,7 +926,7 @@ mod tests {
         let gen = store.snapshot().unwrap().generation;
         let mut plan = plan_with("cat");
         plan.creates.extend(plan_with("AMY").creates);
-        assert!(crate::apply::apply(&mut store, &plan, gen, &r2, &now(), &[]).is_err());
+        assert!(crate::apply::apply(&mut store, &plan, gen, &r2, &now(), &[], &Default::default()).is_err());
         let snap = store.snapshot().unwrap();
         assert_eq!(snap.users.len(), 1, "cat was rolled back with the failed run");
         assert_eq!(snap.generation, gen);
@@ -742,7 +944,7 @@ mod tests {
         {
             let mut store = SqliteStore::open(&path).unwrap();
             let r = run(&mut store);
-            crate::apply::apply(&mut store, &plan_with("amy"), 0, &r, &now(), &[]).unwrap();
+            crate::apply::apply(&mut store, &plan_with("amy"), 0, &r, &now(), &[], &Default::default()).unwrap();
         }
         let mut store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.snapshot().unwrap().users.len(), 1);
