@@ -16,6 +16,7 @@
 //! | history | [`history`] | run records, counts, audit records |
 //! | pipeline | [`sync`] | wires the steps together |
 //! | views | [`views`] | users and groups as the CLI and API show them |
+//! | write-back | [`writeback`], [`codes`] | app-owned fields pushed to the directory; generated codes |
 //!
 //! The types that flow between steps are plain data in [`model`].
 
@@ -34,3 +35,4 @@ pub mod sources;
 pub mod store;
 pub mod sync;
 pub mod views;
+pub mod writeback;

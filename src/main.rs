@@ -79,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         command: GroupsCommand,
     },
+    /// Write-back of application-owned fields to the directory.
+    Writeback {
+        #[command(subcommand)]
+        command: WritebackCommand,
+    },
     /// Run history, newest first.
     Runs {
         #[arg(long)]
@@ -102,6 +107,35 @@ enum UsersCommand {
     /// One user, with recent changes.
     Show {
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a field locally; an app-owned field is queued for write-back.
+    Set {
+        name: String,
+        field: String,
+        /// The new value (omit with --generate or --clear).
+        value: Option<String>,
+        /// A new value from the field's [codes] entry.
+        #[arg(long, conflicts_with_all = ["value", "clear"])]
+        generate: bool,
+        /// Remove the value.
+        #[arg(long, conflicts_with = "value")]
+        clear: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WritebackCommand {
+    /// Pending, failed (with the reason) and conflicting items; the last success.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Push the queue now (failed items too, without waiting for their backoff).
+    Push {
         #[arg(long)]
         json: bool,
     },
@@ -219,29 +253,83 @@ fn run(args: Args) -> Result<u8, Failure> {
             cli::print_outcome(&outcome);
             Ok(exit_code(outcome.status))
         }
-        Command::Users { command } => {
+        Command::Users { command: UsersCommand::Set { name, field, value, generate, clear, json } } => {
+            let cfg = load(&args.config)?;
+            let mut store = open_store(&cfg)?;
+            let v = match (value, generate, clear) {
+                (Some(v), false, false) => dirsync::writeback::SetValue::Value(v),
+                (None, true, false) => dirsync::writeback::SetValue::Generate,
+                (None, false, true) => dirsync::writeback::SetValue::Clear,
+                _ => return Err(Failure::config("give a value, --generate or --clear")),
+            };
+            let out = dirsync::writeback::set_field(&cfg, &mut store, &name, &field, v).map_err(|e| match e {
+                dirsync::writeback::WritebackError::Refused(m) => Failure::config(m),
+                other => Failure::failed(other.to_string()),
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out).expect("serializable"));
+            } else {
+                let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+                let queued =
+                    out.queued_for.as_ref().map(|a| format!("; queued for write-back to {a}")).unwrap_or_default();
+                println!("{} {}: {} → {}{queued}", out.username, out.field, show(&out.old), show(&out.new));
+            }
+            Ok(0)
+        }
+        Command::Users { command: UsersCommand::List { json, group } } => {
             let cfg = load(&args.config)?;
             let snap = open_store(&cfg)?.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
-            let dir = Directory::new(&snap);
+            let users = Directory::new(&snap).users(group.as_deref());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users).expect("serializable"));
+            } else {
+                cli::print_users(&users);
+            }
+            Ok(0)
+        }
+        Command::Users { command: UsersCommand::Show { name, json } } => {
+            let cfg = load(&args.config)?;
+            let mut store = open_store(&cfg)?;
+            let snap = store.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
+            let user = Directory::new(&snap)
+                .find_user(&name)
+                .ok_or_else(|| Failure::failed(format!("no user named \"{name}\"")))?;
+            let history = store.audit_of(user.id, 50).map_err(|e| Failure::failed(e.to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&user).expect("serializable"));
+            } else {
+                cli::print_user(&user, &history);
+            }
+            Ok(0)
+        }
+        Command::Writeback { command } => {
+            let cfg = load(&args.config)?;
+            let mut store = open_store(&cfg)?;
             match command {
-                UsersCommand::List { json, group } => {
-                    let users = dir.users(group.as_deref());
+                WritebackCommand::Status { json } => {
+                    let st = dirsync::writeback::status(&mut store).map_err(|e| Failure::failed(e.to_string()))?;
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&users).expect("serializable"));
+                        println!("{}", serde_json::to_string_pretty(&st).expect("serializable"));
                     } else {
-                        cli::print_users(&users);
+                        cli::print_writeback_status(&st);
                     }
                     Ok(0)
                 }
-                UsersCommand::Show { name, json } => {
-                    let user =
-                        dir.find_user(&name).ok_or_else(|| Failure::failed(format!("no user named \"{name}\"")))?;
-                    let history =
-                        open_store(&cfg)?.audit_of(user.id, 50).map_err(|e| Failure::failed(e.to_string()))?;
+                WritebackCommand::Push { json } => {
+                    let _lock = sync::lock(&cfg.store.path).map_err(|e| Failure::failed(e.to_string()))?;
+                    let report = runtime()?
+                        .block_on(dirsync::writeback::push(&cfg, &mut store, true))
+                        .map_err(|e| Failure::failed(e.to_string()))?;
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&user).expect("serializable"));
+                        println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
                     } else {
-                        cli::print_user(&user, &history);
+                        println!(
+                            "write-back: {} written, {} already there, {} failed, {} conflicts",
+                            report.pushed, report.already, report.failed, report.conflicts
+                        );
+                        for e in &report.errors {
+                            println!("  {}: {}", e.dn, e.reason);
+                        }
                     }
                     Ok(0)
                 }

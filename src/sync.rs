@@ -48,6 +48,9 @@ pub struct SyncOutcome {
     /// Why the run failed or was blocked.
     pub message: Option<String>,
     pub blocked_by: Vec<Block>,
+    /// Write-back at the end of the run (sources with write-back only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writeback: Option<crate::writeback::PushReport>,
     /// The plan (dry runs and blocked runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
@@ -178,6 +181,7 @@ pub async fn run(
         warnings: vec![],
         message: None,
         blocked_by: vec![],
+        writeback: None,
         plan: None,
     };
     match pipeline(cfg, store, opts, progress, &selected, blank(), &started).await {
@@ -323,6 +327,18 @@ async fn pipeline(
     })?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
+    // Then push what the application owns; per-item failures stay on the queue.
+    if cfg.sources.iter().any(|s| s.writeback.is_some()) {
+        let report = crate::writeback::push(cfg, store, false).await.map_err(|e| match e {
+            crate::writeback::WritebackError::Store(s) => SyncError::Store(s),
+            other => SyncError::Store(StoreError::Provisioning(other.to_string())),
+        })?;
+        if let Some(id) = outcome.run_id {
+            store.record_push(id, [report.pushed, report.failed, report.conflicts], &report.errors)?;
+        }
+        outcome.errors.extend(report.errors.iter().cloned());
+        outcome.writeback = Some(report);
+    }
     Ok(outcome)
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use render::{print_groups, print_outcome, print_runs, print_user, print_users};
+pub use render::{print_groups, print_outcome, print_runs, print_user, print_users, print_writeback_status};
 
 use dirsync::config::{Config, SourceKind};
 use dirsync::sync::fetch_source;

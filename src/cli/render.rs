@@ -203,3 +203,16 @@ pub fn print_runs(runs: &[RunRecord]) {
         );
     }
 }
+
+pub fn print_writeback_status(st: &dirsync::writeback::Status) {
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    for (title, items) in [("pending", &st.pending), ("failed", &st.failed), ("conflicts", &st.conflicts)] {
+        println!("{title}: {}", items.len());
+        for i in items.iter().take(MAX_LINES) {
+            let why = i.last_error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
+            let retry = i.next_attempt_at.as_deref().map(|t| format!(" (retry after {t})")).unwrap_or_default();
+            println!("  {} {} → {} = {}{why}{retry}", i.username, i.field, i.attribute, show(&i.value));
+        }
+    }
+    println!("last success: {}", st.last_success.as_deref().unwrap_or("never"));
+}

@@ -433,7 +433,7 @@ pub(super) fn describe(e: &LdapError) -> String {
 
 /// Turns a SearchResultEntry into a [`RawEntry`] without panicking on
 /// malformed data (ldap3's `SearchEntry::construct` panics).
-pub(super) fn parse_entry(re: ResultEntry) -> Result<RawEntry, String> {
+pub(crate) fn parse_entry(re: ResultEntry) -> Result<RawEntry, String> {
     let tags = match re.0.match_id(4).and_then(|t| t.expect_constructed()) {
         Some(t) => t,
         None => return Err("not a SearchResultEntry".into()),

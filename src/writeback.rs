@@ -1,0 +1,373 @@
+//! Write-back: application-owned fields (`owner = "app"`) are pushed to the
+//! directory. A local change (`users set`, a generated code) and its queue
+//! item are written in one transaction, so nothing is lost between the
+//! change and the push. A push reads the directory's current value first:
+//! equal means done (idempotent, no write); changed since the local change
+//! and different from both local values means a conflict, resolved by
+//! `on_conflict`; otherwise an LDAP modify (replace). Every item ends with its
+//! own outcome; a refused write is retried later with backoff, and the
+//! message says what to fix.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use ldap3::{Ldap, Mod, Scope};
+use serde::Serialize;
+
+use crate::apply::Provisioning;
+use crate::codes::{CodeError, Generator};
+use crate::config::{Config, OnConflict, SourceConfig, SourceKind};
+use crate::history::{now, AuditRecord};
+use crate::model::{AttrValue, EntryError};
+use crate::sources::ldap::{connect, result_text};
+use crate::store::{NewWriteback, PushOutcome, SnapshotQuery, Store, StoreError, UserPatch, WritebackItem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WritebackError {
+    #[error("no user named \"{0}\"")]
+    NoUser(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Code(#[from] CodeError),
+}
+
+/// What `users set` assigns.
+pub enum SetValue {
+    Value(String),
+    Clear,
+    /// A value from the field's `[codes]` entry.
+    Generate,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetOutcome {
+    pub username: String,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    /// Queued for write-back to this attribute.
+    pub queued_for: Option<String>,
+}
+
+/// Changes one field of one user locally, and queues it for write-back when
+/// the field is app-owned in a source with write-back, in one transaction.
+pub fn set_field(
+    cfg: &Config,
+    store: &mut dyn Store,
+    username: &str,
+    field: &str,
+    value: SetValue,
+) -> Result<SetOutcome, WritebackError> {
+    if field == "username" || field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(WritebackError::Refused(format!(
+            "\"{field}\" is not a field that can be set (letters, digits and '_'; not username)"
+        )));
+    }
+    let q = SnapshotQuery { username_keys: vec![username.to_lowercase()], ..SnapshotQuery::default() };
+    let snap = store.partial_snapshot(&q)?;
+    let user = snap
+        .users
+        .iter()
+        .find(|u| u.username.to_lowercase() == username.to_lowercase())
+        .ok_or_else(|| WritebackError::NoUser(username.to_string()))?;
+    if let Some((si, s)) = cfg.sources.iter().enumerate().find(|(_, s)| s.name == user.source) {
+        if s.fields.iter().any(|f| &*f.name == field && !f.app_owned && f.on_update) {
+            return Err(WritebackError::Refused(format!(
+                "field {field} of source \"{}\" is owned by the directory (sources[{si}].fields.{field}): the next sync would overwrite a local value; set owner = \"app\" there to own it here",
+                s.name
+            )));
+        }
+    }
+    if let SetValue::Value(v) = &value {
+        crate::mapping::validate(field, Some(v.clone()))
+            .map_err(|m| WritebackError::Refused(format!("{field}: {m}")))?;
+    }
+    let prov = Provisioning::from_config(cfg);
+    let attribute = prov.writeback_attribute(&user.source, field);
+    let old = user.fields.get(field).map(str::to_string);
+    let base = user.dir_values.get(field).map(str::to_string);
+    let at = now();
+    let mut new: Option<String> = None;
+    let mut failure: Option<WritebackError> = None;
+    store.transaction(&mut |tx| {
+        let v = match &value {
+            SetValue::Value(v) => Some(v.clone()),
+            SetValue::Clear => None,
+            SetValue::Generate => {
+                let Some(spec) = cfg.codes.get(field) else {
+                    failure = Some(WritebackError::Refused(format!(
+                        "--generate needs a [codes] entry for {field} (e.g. {field} = {{ length = 6, charset = \"digits\" }})"
+                    )));
+                    return Err(StoreError::Provisioning("no code spec".into()));
+                };
+                let mut generator = Generator::load(tx, field, spec).map_err(|e| StoreError::Provisioning(e.to_string()))?;
+                Some(generator.next_value().map_err(|e| StoreError::Provisioning(e.to_string()))?)
+            }
+        };
+        tx.update_user(user.id, &UserPatch { fields: vec![(field, v.as_deref())], ..UserPatch::default() }, &at)?;
+        tx.audit(&AuditRecord {
+            run_id: None,
+            at: at.clone(),
+            user_id: Some(user.id),
+            name: user.username.clone(),
+            action: "set".into(),
+            field: Some(field.to_string()),
+            old: old.clone(),
+            new: v.clone(),
+        })?;
+        if let Some(attribute) = attribute {
+            tx.enqueue_writeback(
+                &NewWriteback {
+                    user_id: user.id,
+                    field,
+                    attribute,
+                    value: v.as_deref(),
+                    old_value: old.as_deref(),
+                    base_value: base.as_deref(),
+                },
+                &at,
+            )?;
+        }
+        new = v;
+        Ok(())
+    })
+    .map_err(|e| failure.take().unwrap_or(WritebackError::Store(e)))?;
+    Ok(SetOutcome {
+        username: user.username.clone(),
+        field: field.to_string(),
+        old,
+        new,
+        queued_for: attribute.map(str::to_string),
+    })
+}
+
+/// What one push did.
+#[derive(Debug, Default, Serialize)]
+pub struct PushReport {
+    /// Written to the directory.
+    pub pushed: u64,
+    /// Already in the directory: nothing written.
+    pub already: u64,
+    pub failed: u64,
+    pub conflicts: u64,
+    /// Waiting for their backoff to pass.
+    pub deferred: u64,
+    /// One per failed or conflicting item: the entry and what to do.
+    pub errors: Vec<EntryError>,
+}
+
+/// Backoff after `attempts` failures: 1, 2, 4 … minutes, at most 6 hours.
+pub fn backoff(attempts: i64) -> Duration {
+    let minutes = 1u64 << attempts.clamp(0, 9);
+    Duration::from_secs((minutes * 60).min(6 * 3600))
+}
+
+/// Pushes the queue: pending items, and failed ones whose backoff has passed
+/// (all failed ones with `retry_now`).
+pub async fn push(cfg: &Config, store: &mut dyn Store, retry_now: bool) -> Result<PushReport, WritebackError> {
+    let mut report = PushReport::default();
+    let items = store.writeback_items(&["pending", "failed"])?;
+    let at = now();
+    let mut by_source: BTreeMap<&str, Vec<&WritebackItem>> = BTreeMap::new();
+    for item in &items {
+        let due =
+            retry_now || item.status == "pending" || item.next_attempt_at.as_deref().is_none_or(|t| t <= at.as_str());
+        if due {
+            by_source.entry(&item.source).or_default().push(item);
+        } else {
+            report.deferred += 1;
+        }
+    }
+    for (source, items) in by_source {
+        let Some(scfg) = cfg.sources.iter().find(|s| s.name == source && s.writeback.is_some()) else {
+            report.deferred += items.len() as u64; // write-back is off for this source now
+            continue;
+        };
+        push_source(scfg, store, &items, &mut report).await?;
+    }
+    Ok(report)
+}
+
+async fn push_source(
+    scfg: &SourceConfig,
+    store: &mut dyn Store,
+    items: &[&WritebackItem],
+    report: &mut PushReport,
+) -> Result<(), WritebackError> {
+    let wb = scfg.writeback.as_ref().expect("write-back source");
+    let SourceKind::Ldap(l) = &scfg.kind else { return Ok(()) };
+    let mut lcfg = l.clone();
+    if let Some(dn) = &wb.bind_dn {
+        lcfg.bind_dn = Some(dn.clone());
+        lcfg.bind_password = wb.bind_password.clone();
+    }
+    let bind = lcfg.bind_dn.clone().unwrap_or_else(|| "the anonymous bind".into());
+    let timeout = Duration::from_secs(lcfg.timeout_secs);
+    let mut ldap = match connect(&scfg.name, &lcfg).await {
+        Ok(l) => l,
+        Err(e) => {
+            // Nothing reached the directory: every item waits for the next try.
+            for item in items {
+                let outcome = failed(item, None, e.to_string());
+                record(store, item, &outcome, report)?;
+            }
+            return Ok(());
+        }
+    };
+    for item in items {
+        let (outcome, wrote) = push_one(&mut ldap, item, wb.on_conflict, &bind, timeout).await;
+        if matches!(outcome, PushOutcome::Done) {
+            if wrote {
+                report.pushed += 1;
+            } else {
+                report.already += 1;
+            }
+        }
+        record(store, item, &outcome, report)?;
+    }
+    let _ = ldap.unbind().await;
+    Ok(())
+}
+
+fn failed(item: &WritebackItem, code: Option<u32>, error: String) -> PushOutcome {
+    let retry = chrono::Utc::now() + backoff(item.attempts);
+    PushOutcome::Failed { code, error, retry_at: retry.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string() }
+}
+
+fn record(
+    store: &mut dyn Store,
+    item: &WritebackItem,
+    outcome: &PushOutcome,
+    report: &mut PushReport,
+) -> Result<(), StoreError> {
+    match outcome {
+        PushOutcome::Done => {}
+        PushOutcome::TookDirectory { value } => {
+            report.conflicts += 1;
+            let v = value.as_deref().unwrap_or("(none)");
+            report.errors.push(EntryError::new(
+                &item.dn,
+                format!("write-back of {}: conflict resolved by taking the directory's value \"{v}\" (on_conflict = \"directory\")", item.field),
+            ));
+        }
+        PushOutcome::Failed { error, .. } => {
+            report.failed += 1;
+            report.errors.push(EntryError::new(&item.dn, format!("write-back of {}: {error}", item.field)));
+        }
+        PushOutcome::Conflict { error } => {
+            report.conflicts += 1;
+            report.errors.push(EntryError::new(&item.dn, format!("write-back of {}: {error}", item.field)));
+        }
+    }
+    store.finish_writeback(item, outcome, &now())
+}
+
+/// One item: read, compare, write; the flag says whether it wrote.
+async fn push_one(
+    ldap: &mut Ldap,
+    item: &WritebackItem,
+    policy: OnConflict,
+    bind: &str,
+    timeout: Duration,
+) -> (PushOutcome, bool) {
+    let no = |o: PushOutcome| (o, false);
+    ldap.with_timeout(timeout);
+    let read = ldap.search(&item.dn, Scope::Base, "(objectClass=*)", vec![item.attribute.as_str()]).await;
+    let current = match read.map(|r| r.success()) {
+        Ok(Ok((entries, _))) => match entries.into_iter().next().map(crate::sources::ldap::parse_entry) {
+            Some(Ok(e)) => e.first(&item.attribute.to_ascii_lowercase()).map(|v| match v {
+                AttrValue::Text(t) => t.clone(),
+                AttrValue::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            }),
+            Some(Err(m)) => return no(failed(item, None, format!("reading {} on {}: {m}", item.attribute, item.dn))),
+            None => None,
+        },
+        Ok(Err(ldap3::LdapError::LdapResult { result })) => {
+            return no(failed(item, Some(result.rc), explain(result.rc, &result.text, item, bind)))
+        }
+        Ok(Err(e)) | Err(e) => {
+            return no(failed(item, None, format!("reading {} on {}: {e}", item.attribute, item.dn)))
+        }
+    };
+    if current == item.value {
+        return no(PushOutcome::Done); // already there: nothing to write
+    }
+    let changed_there = current != item.base_value;
+    if changed_there && current != item.old_value {
+        let show = |v: &Option<String>| v.as_deref().map(|s| format!("\"{s}\"")).unwrap_or_else(|| "(none)".into());
+        let what = format!(
+            "conflict: the directory's value changed to {} since the local change ({} → {})",
+            show(&current),
+            show(&item.old_value),
+            show(&item.value)
+        );
+        match policy {
+            OnConflict::Report => {
+                return no(PushOutcome::Conflict {
+                    error: format!(
+                        "{what}; not written (on_conflict = \"report\"): set the value again with `dirsync users set`, or choose on_conflict = \"app\" or \"directory\""
+                    ),
+                })
+            }
+            OnConflict::Directory => return no(PushOutcome::TookDirectory { value: current }),
+            OnConflict::App => {} // overwrite
+        }
+    }
+    let values: HashSet<String> = item.value.iter().cloned().collect();
+    ldap.with_timeout(timeout);
+    match ldap.modify(&item.dn, vec![Mod::Replace(item.attribute.clone(), values)]).await {
+        Ok(res) if res.rc == 0 => (PushOutcome::Done, true),
+        Ok(res) => no(failed(item, Some(res.rc), explain(res.rc, &res.text, item, bind))),
+        Err(e) => no(failed(item, None, format!("writing {} on {}: {e}", item.attribute, item.dn))),
+    }
+}
+
+/// A refused write, in words an admin can act on.
+fn explain(rc: u32, text: &str, item: &WritebackItem, bind: &str) -> String {
+    let server = result_text(rc, text);
+    match rc {
+        50 => format!(
+            "the write-back account {bind} lacks write access to attribute {} on entry {} ({server}); grant it, then it is retried",
+            item.attribute, item.dn
+        ),
+        32 => format!("entry {} no longer exists ({server})", item.dn),
+        16 | 17 | 19 | 21 | 65 => {
+            format!("the directory refused the value for {} on {} ({server})", item.attribute, item.dn)
+        }
+        _ => format!("writing {} on {} failed ({server})", item.attribute, item.dn),
+    }
+}
+
+/// What `writeback status` shows.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub pending: Vec<WritebackItem>,
+    pub failed: Vec<WritebackItem>,
+    pub conflicts: Vec<WritebackItem>,
+    pub last_success: Option<String>,
+}
+
+pub fn status(store: &mut dyn Store) -> Result<Status, StoreError> {
+    Ok(Status {
+        pending: store.writeback_items(&["pending"])?,
+        failed: store.writeback_items(&["failed"])?,
+        conflicts: store.writeback_items(&["conflict"])?,
+        last_success: store.last_push_success()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_six_hours() {
+        assert_eq!(backoff(0), Duration::from_secs(60));
+        assert_eq!(backoff(1), Duration::from_secs(120));
+        assert_eq!(backoff(3), Duration::from_secs(480));
+        assert_eq!(backoff(50), Duration::from_secs(6 * 3600));
+    }
+}
