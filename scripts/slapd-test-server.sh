@@ -90,8 +90,8 @@ olcDbIndex: entryCSN,entryUUID eq
 olcDbIndex: uid,cn,mail eq
 olcDbIndex: member,memberUid eq
 olcSizeLimit: 500
-${EXTRA}olcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none
-olcAccess: {1}to * by * read
+${EXTRA}olcAccess: to attrs=userPassword by self write by anonymous auth by * none
+olcAccess: to * by * read
 
 dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config
 objectClass: olcOverlayConfig

@@ -84,6 +84,40 @@ impl Slapd {
         ldapmodify(&self.url(), ADMIN, PASSWORD, ldif);
     }
 
+    /// Changes slapd's own configuration (cn=config), e.g. its ACLs.
+    pub fn config_modify(&self, ldif: &str) {
+        ldapmodify(&self.url(), "cn=admin,cn=config", PASSWORD, ldif);
+    }
+
+    /// One attribute's values on one entry (as the admin sees them).
+    pub fn values(&self, dn: &str, attr: &str) -> Vec<String> {
+        let out = Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-H",
+                &self.url(),
+                "-D",
+                ADMIN,
+                "-w",
+                PASSWORD,
+                "-s",
+                "base",
+                "-b",
+                dn,
+                attr,
+            ])
+            .output()
+            .expect("ldapsearch runs");
+        let prefix = format!("{attr}: ");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+            .collect()
+    }
+
     pub fn stop(&self) {
         let pidfile = self.base().join("run/slapd.pid");
         if let Ok(pid) = std::fs::read_to_string(&pidfile) {

@@ -10,3 +10,4 @@ mod incremental;
 mod safety;
 mod sync;
 mod tls;
+mod writeback;
