@@ -149,7 +149,7 @@ fn generated_codes_are_unique_and_pushed_and_ranges_say_when_they_run_out() {
     assert!(nia.len() == 6 && nia.chars().all(|c| c.is_ascii_digit()), "{nia}");
     assert_eq!(
         slapd.values(&format!("uid=nia,ou=staff,{SUFFIX}"), "pager"),
-        [nia.clone()],
+        std::slice::from_ref(&nia),
         "written back in the same sync"
     );
     let r = env.run(&["users", "set", "alice", "print_code", "--generate", "--json"]);
