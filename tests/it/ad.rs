@@ -152,3 +152,45 @@ fn ad_incremental_by_usn_sees_exactly_what_changed() {
     assert_eq!((code, out["mode"].as_str()), (0, Some("full")), "{out}");
     assert_eq!(changes(&out), [0; 6], "the full read agrees with the increments: {out}");
 }
+
+#[test]
+fn ad_write_back_of_an_app_owned_attribute() {
+    samba();
+    let ou = ad_ou("adt5", &[("t5eve", "Eve Evans", 544), ("t5fay", "Fay Ford", 544)], &[]);
+    let env = ad_env(
+        &[&ou],
+        "",
+        "[sources.fields]\nusername = \"sAMAccountName\"\nfull_name = \"cn\"\nprint_code = { attribute = \"employeeID\", owner = \"app\" }\n\n[sources.writeback]\nenabled = true\n",
+    );
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    let r = env.run(&["users", "set", "t5eve", "print_code", "E-4711"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, out["writeback"]["pushed"].as_u64()), (0, Some(1)), "{out}");
+    let found = std::process::Command::new("ldapsearch")
+        .args([
+            "-x",
+            "-LLL",
+            "-H",
+            "ldap://127.0.0.1:389",
+            "-D",
+            AD_ADMIN,
+            "-w",
+            AD_PASSWORD,
+            "-b",
+            &ou,
+            "(sAMAccountName=t5eve)",
+            "employeeID",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&found.stdout).contains("employeeID: E-4711"),
+        "{}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+    // The pull that follows sees its own value: nothing changes, nothing is pushed again.
+    let (_, out) = env.sync(&["--full"]);
+    assert_eq!((count(&out, "updated"), out["writeback"]["pushed"].as_u64()), (0, Some(0)), "{out}");
+}
