@@ -210,13 +210,13 @@ async fn push_source(
         Ok(l) => l,
         Err(e) => {
             // Nothing reached the directory: every item waits for the next try.
-            for item in items {
-                let outcome = failed(item, None, e.to_string());
-                record(store, item, &outcome, report)?;
-            }
-            return Ok(());
+            let outcomes: Vec<_> = items.iter().map(|item| (*item, failed(item, None, e.to_string()))).collect();
+            return record(store, outcomes, report).map_err(Into::into);
         }
     };
+    // Outcomes are recorded in batches: a write whose outcome a crash loses is
+    // found "already there" by the next push, so nothing is written twice.
+    let mut outcomes = Vec::with_capacity(RECORD_BATCH);
     for item in items {
         let (outcome, wrote) = push_one(&mut ldap, item, wb.on_conflict, &bind, timeout).await;
         if matches!(outcome, PushOutcome::Done) {
@@ -226,11 +226,18 @@ async fn push_source(
                 report.already += 1;
             }
         }
-        record(store, item, &outcome, report)?;
+        outcomes.push((*item, outcome));
+        if outcomes.len() >= RECORD_BATCH {
+            record(store, std::mem::take(&mut outcomes), report)?;
+        }
     }
+    record(store, outcomes, report)?;
     let _ = ldap.unbind().await;
     Ok(())
 }
+
+/// How many push outcomes one store transaction records.
+const RECORD_BATCH: usize = 500;
 
 fn failed(item: &WritebackItem, code: Option<u32>, error: String) -> PushOutcome {
     let retry = chrono::Utc::now() + backoff(item.attempts);
@@ -239,10 +246,17 @@ fn failed(item: &WritebackItem, code: Option<u32>, error: String) -> PushOutcome
 
 fn record(
     store: &mut dyn Store,
-    item: &WritebackItem,
-    outcome: &PushOutcome,
+    outcomes: Vec<(&WritebackItem, PushOutcome)>,
     report: &mut PushReport,
 ) -> Result<(), StoreError> {
+    for (item, outcome) in &outcomes {
+        note(item, outcome, report);
+    }
+    store.finish_writebacks(&outcomes, &now())
+}
+
+/// Counts an outcome and, for failures and conflicts, says why.
+fn note(item: &WritebackItem, outcome: &PushOutcome, report: &mut PushReport) {
     match outcome {
         PushOutcome::Done => {}
         PushOutcome::TookDirectory { value } => {
@@ -262,7 +276,6 @@ fn record(
             report.errors.push(EntryError::new(&item.dn, format!("write-back of {}: {error}", item.field)));
         }
     }
-    store.finish_writeback(item, outcome, &now())
 }
 
 /// One item: read, compare, write; the flag says whether it wrote.

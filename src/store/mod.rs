@@ -154,9 +154,9 @@ pub trait Store: Send {
     fn audit_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// Write-back items with one of `statuses`, oldest first.
     fn writeback_items(&mut self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError>;
-    /// Records how a push of `item` ended (and, when done, the directory's
-    /// value; when the directory's value was taken, the user's field).
-    fn finish_writeback(&mut self, item: &WritebackItem, outcome: &PushOutcome, now: &str) -> Result<(), StoreError>;
+    /// Records how pushes ended (and, when done, the directory's value; when
+    /// the directory's value was taken, the user's field), in one transaction.
+    fn finish_writebacks(&mut self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError>;
     /// When a push last succeeded.
     fn last_push_success(&mut self) -> Result<Option<String>, StoreError>;
     /// Adds a push's counts and per-user errors to a run's record.

@@ -534,57 +534,13 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(&err)
     }
 
-    fn finish_writeback(&mut self, item: &WritebackItem, outcome: &PushOutcome, now: &str) -> Result<(), StoreError> {
+    fn finish_writebacks(&mut self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = backend(&path);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
         let mut stx = SqliteTx { tx, path: &path };
-        match outcome {
-            PushOutcome::Done => {
-                let patch =
-                    UserPatch { dir_values: vec![(&item.field, item.value.as_deref())], ..UserPatch::default() };
-                stx.update_user(item.user_id, &patch, now)?;
-                stx.exec(
-                    "UPDATE writeback SET status = 'done', done_at = ?2, updated_at = ?2, last_error = NULL, last_code = NULL WHERE id = ?1",
-                    params![item.id, now],
-                )?;
-            }
-            PushOutcome::Failed { code, error, retry_at } => {
-                stx.exec(
-                    "UPDATE writeback SET status = 'failed', attempts = attempts + 1, last_code = ?2, last_error = ?3, \
-                     next_attempt_at = ?4, updated_at = ?5 WHERE id = ?1",
-                    params![item.id, code, error, retry_at, now],
-                )?;
-            }
-            PushOutcome::Conflict { error } => {
-                stx.exec(
-                    "UPDATE writeback SET status = 'conflict', last_error = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![item.id, error, now],
-                )?;
-            }
-            PushOutcome::TookDirectory { value } => {
-                let patch = UserPatch {
-                    fields: vec![(&item.field, value.as_deref())],
-                    dir_values: vec![(&item.field, value.as_deref())],
-                    ..UserPatch::default()
-                };
-                stx.update_user(item.user_id, &patch, now)?;
-                stx.audit(&AuditRecord {
-                    run_id: None,
-                    at: now.to_string(),
-                    user_id: Some(item.user_id),
-                    name: item.username.clone(),
-                    action: "conflict_directory_wins".into(),
-                    field: Some(item.field.clone()),
-                    old: item.value.clone(),
-                    new: value.clone(),
-                })?;
-                stx.exec(
-                    "UPDATE writeback SET status = 'done', done_at = ?2, updated_at = ?2, \
-                     last_error = 'conflict: the directory''s value was taken (on_conflict = \"directory\")' WHERE id = ?1",
-                    params![item.id, now],
-                )?;
-            }
+        for (item, outcome) in done {
+            finish_one(&mut stx, item, outcome, now)?;
         }
         stx.tx.commit().map_err(&err)
     }
@@ -639,6 +595,57 @@ impl Store for SqliteStore {
             )
             .map_err(err)
     }
+}
+
+/// Records one push outcome inside a write-back transaction.
+fn finish_one(stx: &mut SqliteTx, item: &WritebackItem, outcome: &PushOutcome, now: &str) -> Result<(), StoreError> {
+    match outcome {
+        PushOutcome::Done => {
+            let patch = UserPatch { dir_values: vec![(&item.field, item.value.as_deref())], ..UserPatch::default() };
+            stx.update_user(item.user_id, &patch, now)?;
+            stx.exec(
+                "UPDATE writeback SET status = 'done', done_at = ?2, updated_at = ?2, last_error = NULL, last_code = NULL WHERE id = ?1",
+                params![item.id, now],
+            )?;
+        }
+        PushOutcome::Failed { code, error, retry_at } => {
+            stx.exec(
+                "UPDATE writeback SET status = 'failed', attempts = attempts + 1, last_code = ?2, last_error = ?3, \
+                 next_attempt_at = ?4, updated_at = ?5 WHERE id = ?1",
+                params![item.id, code, error, retry_at, now],
+            )?;
+        }
+        PushOutcome::Conflict { error } => {
+            stx.exec(
+                "UPDATE writeback SET status = 'conflict', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                params![item.id, error, now],
+            )?;
+        }
+        PushOutcome::TookDirectory { value } => {
+            let patch = UserPatch {
+                fields: vec![(&item.field, value.as_deref())],
+                dir_values: vec![(&item.field, value.as_deref())],
+                ..UserPatch::default()
+            };
+            stx.update_user(item.user_id, &patch, now)?;
+            stx.audit(&AuditRecord {
+                run_id: None,
+                at: now.to_string(),
+                user_id: Some(item.user_id),
+                name: item.username.clone(),
+                action: "conflict_directory_wins".into(),
+                field: Some(item.field.clone()),
+                old: item.value.clone(),
+                new: value.clone(),
+            })?;
+            stx.exec(
+                "UPDATE writeback SET status = 'done', done_at = ?2, updated_at = ?2, \
+                 last_error = 'conflict: the directory''s value was taken (on_conflict = \"directory\")' WHERE id = ?1",
+                params![item.id, now],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 struct SqliteTx<'c> {

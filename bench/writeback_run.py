@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""dirsync write-back rate: push N changed app-owned values (pager) to slapd,
+against the raw rate of ldapmodify applying the same N changes.
+
+Usage: python3 bench/writeback_run.py [--users 10000] [--reps 3]
+
+The N queue items are what N `dirsync users set USER print_code VALUE` calls
+leave behind; they are written into the store with SQL here (one statement),
+so the benchmark measures the push, not N process starts. Each push reads the
+entry's current value, compares, writes (modify/replace) and records the
+outcome in SQLite, item by item."""
+import argparse, datetime, os, shutil, socket, sqlite3, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUFFIX = "dc=example,dc=com"
+ADMIN = "cn=admin," + SUFFIX
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def timed(cmd, stdin=None):
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr.decode()}")
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=10_000)
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    binary = os.path.join(ROOT, "target", "release", "dirsync")
+    work = tempfile.mkdtemp(prefix="dirsync-wbbench-")
+    base = os.path.join(work, "slapd")
+    port, tls = free_port(), free_port()
+    try:
+        data = os.path.join(work, "data.ldif")
+        with open(data, "w") as f:
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_ldif.py"), str(a.users), "10", "1"], stdout=f, check=True)
+        subprocess.run(["bash", os.path.join(ROOT, "scripts", "slapd-test-server.sh")], check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, BASE=base, PORT=str(port), TLSPORT=str(tls), DATA_LDIF=data,
+                                EXTRA_DB_CONFIG='olcLimits: {0}dn.exact="%s" size=unlimited time=unlimited' % ADMIN))
+        url = f"ldap://127.0.0.1:{port}"
+        open(os.path.join(work, "pw"), "w").write("secret\n")
+        cfg = os.path.join(work, "dirsync.toml")
+        open(cfg, "w").write(f'''[store]
+path = "dirsync.db"
+[[sources]]
+name = "bench"
+type = "ldap"
+url = "{url}"
+bind_dn = "{ADMIN}"
+bind_password_file = "pw"
+base_dn = "{SUFFIX}"
+page_size = 1000
+[sources.fields]
+username = "uid"
+full_name = "cn"
+print_code = {{ attribute = "pager", owner = "app" }}
+[sources.writeback]
+enabled = true
+''')
+        timed([binary, "--config", cfg, "sync"])
+        db = os.path.join(work, "dirsync.db")
+        push, again, raw = [], [], []
+        for rep in range(a.reps):
+            now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            con = sqlite3.connect(db)
+            with con:
+                con.execute("UPDATE users SET fields = json_set(fields, '$.print_code', printf('%d%06d', ?, id))", (rep + 1,))
+                con.execute("""INSERT INTO writeback (user_id, field, attribute, value, old_value, base_value, status, attempts, created_at, updated_at)
+                               SELECT id, 'print_code', 'pager', json_extract(fields, '$.print_code'), NULL, json_extract(dir_values, '$.print_code'),
+                                      'pending', 0, ?1, ?1 FROM users WHERE true
+                               ON CONFLICT (user_id, field) DO UPDATE SET value = excluded.value, base_value = excluded.base_value,
+                                      status = 'pending', attempts = 0, updated_at = excluded.updated_at""", (now,))
+            n = con.execute("SELECT count(*) FROM writeback WHERE status = 'pending'").fetchone()[0]
+            con.close()
+            push.append(timed([binary, "--config", cfg, "writeback", "push"]))
+            # Idempotence: the same values again are read and found there.
+            con = sqlite3.connect(db)
+            with con:
+                con.execute("UPDATE writeback SET status = 'pending'")
+            con.close()
+            again.append(timed([binary, "--config", cfg, "writeback", "push"]))
+            # The raw rate: ldapmodify applying the same number of changes.
+            ldif = "".join(f"dn: uid=user{i:06d},ou=people,{SUFFIX}\nchangetype: modify\nreplace: pager\npager: raw{rep}{i}\n\n"
+                           for i in range(a.users)).encode()
+            raw.append(timed(["ldapmodify", "-x", "-H", url, "-D", ADMIN, "-w", "secret"], stdin=ldif))
+        med = statistics.median
+        print(f"write-back of {n} values, reps={a.reps} (medians)\n")
+        print("| step | time (s) | values/s | × raw ldapmodify time |")
+        print("|---|---:|---:|---:|")
+        r = med(raw)
+        print(f"| raw `ldapmodify` of the same {n} changes (one connection) | {r:.2f} | {n/r:,.0f} | 1.00 |")
+        print(f"| `dirsync writeback push` ({n} changed values: read, compare, write, record) | {med(push):.2f} | {n/med(push):,.0f} | {med(push)/r:.2f} |")
+        print(f"| `dirsync writeback push` again (all already there: read, compare, record) | {med(again):.2f} | {n/med(again):,.0f} | {med(again)/r:.2f} |")
+    finally:
+        pid = os.path.join(base, "run", "slapd.pid")
+        if os.path.exists(pid):
+            subprocess.run(["kill", open(pid).read().strip()])
+            time.sleep(1)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
