@@ -55,6 +55,10 @@ pub struct Counts {
     pub groups_deleted: u64,
     pub memberships_added: u64,
     pub memberships_removed: u64,
+    /// Write-back: values written, failed, in conflict.
+    pub pushed: u64,
+    pub push_failed: u64,
+    pub conflicts: u64,
 }
 
 impl Counts {
@@ -72,6 +76,7 @@ impl Counts {
             groups_deleted: plan.group_deletes.len() as u64,
             memberships_added: plan.member_adds.len() as u64,
             memberships_removed: plan.member_removes.len() as u64,
+            ..Counts::default()
         }
     }
 

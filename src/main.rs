@@ -317,8 +317,8 @@ fn run(args: Args) -> Result<u8, Failure> {
                 }
                 WritebackCommand::Push { json } => {
                     let _lock = sync::lock(&cfg.store.path).map_err(|e| Failure::failed(e.to_string()))?;
-                    let report = runtime()?
-                        .block_on(dirsync::writeback::push(&cfg, &mut store, true))
+                    let (_, report) = runtime()?
+                        .block_on(dirsync::writeback::push_as_run(&cfg, &mut store))
                         .map_err(|e| Failure::failed(e.to_string()))?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));

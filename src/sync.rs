@@ -337,6 +337,8 @@ async fn pipeline(
             store.record_push(id, [report.pushed, report.failed, report.conflicts], &report.errors)?;
         }
         outcome.errors.extend(report.errors.iter().cloned());
+        (outcome.counts.pushed, outcome.counts.push_failed, outcome.counts.conflicts) =
+            (report.pushed, report.failed, report.conflicts);
         outcome.writeback = Some(report);
     }
     Ok(outcome)

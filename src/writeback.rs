@@ -191,6 +191,36 @@ pub async fn push(cfg: &Config, store: &mut dyn Store, retry_now: bool) -> Resul
     Ok(report)
 }
 
+/// `writeback push` on its own: a push recorded as a run (mode
+/// `writeback`) with its counts and per-item errors.
+pub async fn push_as_run(cfg: &Config, store: &mut dyn Store) -> Result<(i64, PushReport), WritebackError> {
+    let started = now();
+    let sources: Vec<&str> = cfg.sources.iter().filter(|s| s.writeback.is_some()).map(|s| s.name.as_str()).collect();
+    let run_id = store.start_run(&sources.join(","), &started, false)?;
+    let result = push(cfg, store, true).await;
+    let (status, message, errors) = match &result {
+        Ok(r) => (crate::history::RunStatus::Ok, None, r.errors.clone()),
+        Err(e) => (crate::history::RunStatus::Failed, Some(e.to_string()), vec![]),
+    };
+    let record = crate::history::RunRecord {
+        id: run_id,
+        started_at: started,
+        finished_at: Some(now()),
+        source: sources.join(","),
+        status,
+        forced: false,
+        counts: Default::default(),
+        errors,
+        warnings: vec![],
+        message,
+        mode: "writeback".into(),
+    };
+    store.transaction(&mut |tx| tx.finish_run(&record))?;
+    let report = result?;
+    store.record_push(run_id, [report.pushed, report.failed, report.conflicts], &[])?;
+    Ok((run_id, report))
+}
+
 async fn push_source(
     scfg: &SourceConfig,
     store: &mut dyn Store,

@@ -417,7 +417,7 @@ impl Store for SqliteStore {
         let mut st = self
             .conn
             .prepare(
-                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode FROM runs ORDER BY id DESC LIMIT ?1",
+                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts FROM runs ORDER BY id DESC LIMIT ?1",
             )
             .map_err(&err)?;
         let mut runs: Vec<RunRecord> = st
@@ -443,6 +443,9 @@ impl Store for SqliteStore {
                         groups_deleted: c(15)?,
                         memberships_added: c(16)?,
                         memberships_removed: c(17)?,
+                        pushed: c(20)?,
+                        push_failed: c(21)?,
+                        conflicts: c(22)?,
                     },
                     errors: vec![],
                     warnings: vec![],

@@ -82,6 +82,13 @@ fn values_arrive_refusals_are_recorded_retried_and_succeed_after_the_acl_is_fixe
     assert_eq!(slapd.values(&sam(), "pager"), ["1234"]);
     let st = env.run(&["writeback", "status", "--json"]).json();
     assert!(st["failed"].as_array().unwrap().is_empty() && st["pending"].as_array().unwrap().is_empty());
+    let runs = env.runs();
+    assert_eq!(
+        (runs[0]["mode"].as_str(), runs[0]["pushed"].as_u64()),
+        (Some("writeback"), Some(1)),
+        "the push is in the history"
+    );
+    assert_eq!(runs[2]["push_failed"], 1, "{:?}", runs[2]);
 
     // Idempotent: the same value again is not written again; the pull changes nothing.
     set(&env, "alice", "4711");
@@ -180,4 +187,18 @@ fn a_kill_between_the_local_change_and_the_push_loses_nothing() {
     assert_eq!(slapd.values(&alice(), "pager"), ["7777"]);
     let st = env.run(&["writeback", "status", "--json"]).json();
     assert!(st["pending"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn an_entry_gone_from_the_directory_is_a_recorded_failure() {
+    let (slapd, env) = setup("report", "");
+    set(&env, "alice", "3333");
+    slapd.modify(&format!("dn: {}\nchangetype: delete\n", alice()));
+    let r = env.run(&["writeback", "push", "--json"]).json();
+    assert_eq!(r["failed"], 1, "{r}");
+    let why = r["errors"][0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains(&format!("entry {} no longer exists", alice())) && why.contains("noSuchObject (rc=32)"),
+        "{why}"
+    );
 }
