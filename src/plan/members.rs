@@ -1,0 +1,412 @@
+//! The plan's second half, per source: groups (create, rename, delete),
+//! direct and nested memberships (a sorted-merge diff of id pairs; in a
+//! delta, unchanged members resolved from the store and users who left the
+//! source removed from their groups), what a delta reports gone, and the
+//! provisioning rules for new users.
+
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+use super::{GroupRemoval, GroupUpdate, Member, MemberChange, NewGroup, Plan, Ref, RemovalKind};
+use crate::config::Config;
+use crate::model::{Snapshot, SourceBatch};
+
+/// What is gone from a delta batch's source: (users, groups) identities, the
+/// reported deletions plus, after a present phase, every stored identity that
+/// was neither present nor sent. `None` for a full batch.
+pub(super) type Gone = (Option<HashSet<String>>, Option<HashSet<String>>);
+
+pub(super) fn gone(snap: &Snapshot, b: &SourceBatch) -> Gone {
+    let Some(d) = &b.delta else { return (None, None) };
+    let users = snap.users.iter().map(|u| (u.source.as_str(), &u.external_id));
+    let groups = snap.groups.iter().map(|g| (g.source.as_str(), &g.external_id));
+    (
+        Some(gone_ids(&d.deleted_users, d.present_users.as_ref(), users, &b.source, &b.seen_user_ids)),
+        Some(gone_ids(&d.deleted_groups, d.present_groups.as_ref(), groups, &b.source, &b.seen_group_ids)),
+    )
+}
+
+/// Reported deletions, plus after a present phase every stored identity of
+/// the source that was neither present nor sent.
+fn gone_ids<'a>(
+    deleted: &rustc_hash::FxHashSet<String>,
+    present: Option<&rustc_hash::FxHashSet<String>>,
+    stored: impl Iterator<Item = (&'a str, &'a String)>,
+    source: &str,
+    seen: &rustc_hash::FxHashSet<String>,
+) -> HashSet<String> {
+    let mut out: HashSet<String> = deleted.iter().cloned().collect();
+    if let Some(present) = present {
+        out.extend(
+            stored
+                .filter(|(s, id)| *s == source && !present.contains(*id) && !seen.contains(*id))
+                .map(|(_, id)| id.clone()),
+        );
+    }
+    out
+}
+
+/// One source's part of the plan, for the group and membership step.
+pub(super) struct SourceCtx<'a> {
+    pub(super) b: &'a SourceBatch,
+    pub(super) user_ref: &'a [Option<Ref>],
+    pub(super) live: &'a [bool],
+    pub(super) removed_users: &'a HashSet<i64>,
+    /// `Some` for a delta batch: the groups reported gone.
+    pub(super) gone_groups: Option<&'a HashSet<String>>,
+}
+
+pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx, plan: &mut Plan) {
+    let SourceCtx { b, user_ref, live, removed_users, gone_groups } = *ctx;
+    let stored: HashMap<&str, &crate::model::StoredGroup> =
+        snap.groups.iter().filter(|g| g.source == b.source).map(|g| (g.external_id.as_str(), g)).collect();
+    let mut group_ref: Vec<Ref> = Vec::with_capacity(b.groups.len());
+    let mut seen_ext: HashSet<&str> = HashSet::default();
+    for g in &b.groups {
+        seen_ext.insert(&g.external_id);
+        match stored.get(g.external_id.as_str()) {
+            None => {
+                group_ref.push(Ref::New(plan.group_creates.len()));
+                plan.group_creates.push(NewGroup {
+                    source: b.source.clone(),
+                    external_id: g.external_id.clone(),
+                    name: g.name.as_str().to_string(),
+                    dn: g.dn.clone(),
+                });
+            }
+            Some(s) => {
+                group_ref.push(Ref::Existing(s.id));
+                if s.name != g.name.as_str() || s.dn != g.dn {
+                    plan.group_updates.push(GroupUpdate {
+                        id: s.id,
+                        name: s.name.clone(),
+                        new_name: g.name.as_str().into(),
+                        new_dn: g.dn.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let mut removed_groups = HashSet::default();
+    for s in stored.values() {
+        let missing = match gone_groups {
+            Some(g) => g.contains(&s.external_id),
+            None => !seen_ext.contains(s.external_id.as_str()) && !b.seen_group_ids.contains(&s.external_id),
+        };
+        if missing {
+            removed_groups.insert(s.id);
+            plan.group_deletes.push(GroupRemoval { id: s.id, name: s.name.clone() });
+        }
+    }
+    plan.group_deletes.sort_by(|a, c| a.name.cmp(&c.name));
+    if let Some(summary) = plan.sources.iter_mut().find(|s| s.source == b.source) {
+        summary.groups_before = stored.len();
+        summary.group_deletes = removed_groups.len();
+    }
+
+    // Names for display, shared between the changes that mention them.
+    let batch_group_name: Vec<Arc<str>> = b.groups.iter().map(|g| Arc::from(g.name.as_str())).collect();
+    let stored_group_name: HashMap<i64, Arc<str>> =
+        snap.groups.iter().map(|g| (g.id, Arc::from(g.name.as_str()))).collect();
+    let gname = |r: &Ref, batch_index: Option<u32>| -> Arc<str> {
+        match (batch_index, r) {
+            (Some(i), _) => batch_group_name[i as usize].clone(),
+            (None, Ref::Existing(id)) => stored_group_name.get(id).cloned().unwrap_or_else(|| Arc::from("?")),
+            (None, Ref::New(_)) => Arc::from("?"),
+        }
+    };
+    // The groups whose member lists this batch states: all of the source's
+    // for a full batch, only the groups in it for a delta.
+    let source_group_ids: HashSet<i64> = match gone_groups {
+        None => stored.values().map(|g| g.id).collect(),
+        Some(_) => group_ref.iter().filter_map(|r| if let Ref::Existing(id) = r { Some(*id) } else { None }).collect(),
+    };
+    // Users and groups whose entries were skipped keep their memberships as they are.
+    let frozen_users: HashSet<i64> = snap
+        .users
+        .iter()
+        .enumerate()
+        .filter(|(i, u)| !live[*i] && u.source == b.source && b.seen_user_ids.contains(&u.external_id))
+        .map(|(_, u)| u.id)
+        .collect();
+    let frozen_groups: HashSet<i64> = b
+        .seen_group_ids
+        .iter()
+        .filter(|ext| !seen_ext.contains(ext.as_str()))
+        .filter_map(|ext| stored.get(ext.as_str()).map(|g| g.id))
+        .collect();
+
+    // Direct user memberships: desired (from the batch) against current (in
+    // the store), as sorted id pairs; pairs with a new user or group are adds.
+    let mut adds: Vec<MemberChange> = Vec::new();
+    let mut desired: Vec<((i64, i64), (u32, u32))> = Vec::with_capacity(b.user_groups.len());
+    let mut user_arc: Vec<Option<Arc<str>>> = vec![None; b.users.len()];
+    let mut uname = |ui: u32| -> Arc<str> {
+        user_arc[ui as usize].get_or_insert_with(|| Arc::from(b.users[ui as usize].username.as_str())).clone()
+    };
+    for &(ui, gi) in &b.user_groups {
+        let Some(u) = user_ref[ui as usize] else { continue };
+        let g = group_ref[gi as usize];
+        match (u, g) {
+            (Ref::Existing(uid), Ref::Existing(gid)) => desired.push(((uid, gid), (ui, gi))),
+            _ => adds.push(MemberChange {
+                member: Member::User(u),
+                group: g,
+                member_name: uname(ui),
+                group_name: gname(&g, Some(gi)),
+            }),
+        }
+    }
+    // A delta names members that did not change: find them in the store.
+    let mut stored_members: Vec<(Member, u32)> = Vec::new();
+    if gone_groups.is_some() && !b.unresolved.is_empty() {
+        let by_usernames = cfg.sources.iter().any(|s| s.name == b.source && s.members_are_usernames());
+        let mut index: HashMap<String, Member> = HashMap::default();
+        for u in snap.users.iter().filter(|u| u.source == b.source && !removed_users.contains(&u.id)) {
+            let key = if by_usernames { u.username.to_lowercase() } else { crate::model::normalize_dn(&u.dn) };
+            index.insert(key, Member::User(Ref::Existing(u.id)));
+        }
+        for g in snap.groups.iter().filter(|g| g.source == b.source) {
+            index.entry(crate::model::normalize_dn(&g.dn)).or_insert(Member::Group(Ref::Existing(g.id)));
+        }
+        for (gi, key) in &b.unresolved {
+            if let Some(m) = index.get(key) {
+                stored_members.push((*m, *gi));
+            }
+        }
+    }
+    let stored_user_names: HashMap<i64, &str> = if stored_members.is_empty() {
+        HashMap::default()
+    } else {
+        snap.users.iter().map(|u| (u.id, u.username.as_str())).collect()
+    };
+    let stored_name = |id: i64| -> Arc<str> { Arc::from(stored_user_names.get(&id).copied().unwrap_or("?")) };
+    // Payload u32::MAX: a stored member, not a batch user.
+    let mut stored_nested: Vec<(i64, u32)> = Vec::new();
+    for &(m, gi) in &stored_members {
+        let g = group_ref[gi as usize];
+        match (m, g) {
+            (Member::User(Ref::Existing(uid)), Ref::Existing(gid)) => desired.push(((uid, gid), (u32::MAX, gi))),
+            (Member::User(u @ Ref::Existing(uid)), Ref::New(_)) => adds.push(MemberChange {
+                member: Member::User(u),
+                group: g,
+                member_name: stored_name(uid),
+                group_name: gname(&g, Some(gi)),
+            }),
+            (Member::Group(Ref::Existing(cid)), _) => stored_nested.push((cid, gi)),
+            _ => {}
+        }
+    }
+    let current: Vec<(i64, i64)> =
+        snap.user_groups.iter().filter(|(_, g)| source_group_ids.contains(g)).copied().collect();
+    let (new_pairs, gone_pairs) = diff_pairs(desired, current);
+    for ((uid, gid), (ui, gi)) in new_pairs {
+        let g = Ref::Existing(gid);
+        adds.push(MemberChange {
+            member: Member::User(Ref::Existing(uid)),
+            group: g,
+            member_name: if ui == u32::MAX { stored_name(uid) } else { uname(ui) },
+            group_name: gname(&g, Some(gi)),
+        });
+    }
+    let gone_pairs: Vec<(i64, i64)> = gone_pairs
+        .into_iter()
+        .filter(|(uid, gid)| {
+            !frozen_users.contains(uid)
+                && !frozen_groups.contains(gid)
+                && !removed_users.contains(uid)
+                && !removed_groups.contains(gid)
+        })
+        .collect();
+    let stored_user_name: HashMap<i64, &str> = if gone_pairs.is_empty() {
+        HashMap::default()
+    } else {
+        snap.users.iter().map(|u| (u.id, u.username.as_str())).collect()
+    };
+    let mut removes: Vec<MemberChange> = gone_pairs
+        .into_iter()
+        .map(|(uid, gid)| {
+            let g = Ref::Existing(gid);
+            MemberChange {
+                member: Member::User(Ref::Existing(uid)),
+                group: g,
+                member_name: Arc::from(stored_user_name.get(&uid).copied().unwrap_or("?")),
+                group_name: gname(&g, None),
+            }
+        })
+        .collect();
+
+    // A user gone from a delta's source is a member of nothing any more (AD
+    // drops the links without touching the groups' uSNChanged).
+    if gone_groups.is_some() {
+        let gone_users: HashSet<i64> = plan
+            .removals
+            .iter()
+            .filter(|r| r.source == b.source && r.kind == RemovalKind::Disable)
+            .map(|r| r.id)
+            .collect();
+        let already: HashSet<(i64, i64)> = removes
+            .iter()
+            .filter_map(|m| match (m.member, m.group) {
+                (Member::User(Ref::Existing(u)), Ref::Existing(g)) => Some((u, g)),
+                _ => None,
+            })
+            .collect();
+        let names: HashMap<i64, &str> = plan.removals.iter().map(|r| (r.id, r.username.as_str())).collect();
+        for &(u, g) in &snap.user_groups {
+            if gone_users.contains(&u) && !already.contains(&(u, g)) && !removed_groups.contains(&g) {
+                removes.push(MemberChange {
+                    member: Member::User(Ref::Existing(u)),
+                    group: Ref::Existing(g),
+                    member_name: Arc::from(names.get(&u).copied().unwrap_or("?")),
+                    group_name: gname(&Ref::Existing(g), None),
+                });
+            }
+        }
+    }
+
+    // Nested groups, the same way.
+    let mut desired_gg: Vec<((i64, i64), (u32, u32))> = Vec::new();
+    for &(ci, pi) in &b.group_groups {
+        let (c, p) = (group_ref[ci as usize], group_ref[pi as usize]);
+        match (c, p) {
+            (Ref::Existing(cid), Ref::Existing(pid)) => desired_gg.push(((cid, pid), (ci, pi))),
+            _ => adds.push(MemberChange {
+                member: Member::Group(c),
+                group: p,
+                member_name: gname(&c, Some(ci)),
+                group_name: gname(&p, Some(pi)),
+            }),
+        }
+    }
+    for &(cid, pi) in &stored_nested {
+        let (c, p) = (Ref::Existing(cid), group_ref[pi as usize]);
+        match p {
+            Ref::Existing(pid) => desired_gg.push(((cid, pid), (u32::MAX, pi))),
+            Ref::New(_) => adds.push(MemberChange {
+                member: Member::Group(c),
+                group: p,
+                member_name: gname(&c, None),
+                group_name: gname(&p, Some(pi)),
+            }),
+        }
+    }
+    let current_gg: Vec<(i64, i64)> =
+        snap.group_groups.iter().filter(|(_, p)| source_group_ids.contains(p)).copied().collect();
+    let (new_pairs, gone_pairs) = diff_pairs(desired_gg, current_gg);
+    for ((cid, pid), (ci, pi)) in new_pairs {
+        let (c, p) = (Ref::Existing(cid), Ref::Existing(pid));
+        adds.push(MemberChange {
+            member: Member::Group(c),
+            group: p,
+            member_name: gname(&c, (ci != u32::MAX).then_some(ci)),
+            group_name: gname(&p, Some(pi)),
+        });
+    }
+    removes.extend(
+        gone_pairs
+            .into_iter()
+            .filter(|(cid, pid)| {
+                !frozen_groups.contains(cid)
+                    && !frozen_groups.contains(pid)
+                    && !removed_groups.contains(cid)
+                    && !removed_groups.contains(pid)
+            })
+            .map(|(cid, pid)| {
+                let (c, p) = (Ref::Existing(cid), Ref::Existing(pid));
+                MemberChange {
+                    member: Member::Group(c),
+                    group: p,
+                    member_name: gname(&c, None),
+                    group_name: gname(&p, None),
+                }
+            }),
+    );
+    let order =
+        |a: &MemberChange, c: &MemberChange| (&a.group_name, &a.member_name).cmp(&(&c.group_name, &c.member_name));
+    adds.sort_unstable_by(order);
+    removes.sort_unstable_by(order);
+    plan.member_adds.extend(adds);
+    plan.member_removes.extend(removes);
+
+    apply_rules(cfg, b, plan);
+}
+
+/// Compares desired id pairs (with a payload) against current ones: returns
+/// the desired pairs that are missing and the current pairs that are not
+/// desired. Sorted merge: no hash sets of 300,000 pairs.
+type Pair = (i64, i64);
+
+pub(super) fn diff_pairs<T: Copy>(mut desired: Vec<(Pair, T)>, mut current: Vec<Pair>) -> (Vec<(Pair, T)>, Vec<Pair>) {
+    desired.sort_unstable_by_key(|(k, _)| *k);
+    desired.dedup_by_key(|(k, _)| *k);
+    current.sort_unstable();
+    current.dedup();
+    let (mut new, mut gone) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < desired.len() || j < current.len() {
+        match (desired.get(i), current.get(j)) {
+            (Some(d), Some(c)) if d.0 == *c => {
+                i += 1;
+                j += 1;
+            }
+            (Some(d), Some(c)) if d.0 < *c => {
+                new.push(*d);
+                i += 1;
+            }
+            (Some(d), None) => {
+                new.push(*d);
+                i += 1;
+            }
+            (_, Some(c)) => {
+                gone.push(*c);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (new, gone)
+}
+
+/// Provisioning rules, on create only: effective membership (nested groups
+/// included, cycles tolerated) decides which rules match.
+fn apply_rules(cfg: &Config, b: &SourceBatch, plan: &mut Plan) {
+    let rules: Vec<_> = cfg.rules.iter().filter(|r| r.source.as_deref().is_none_or(|s| s == b.source)).collect();
+    if rules.is_empty() {
+        return;
+    }
+    let mut parents: Vec<Vec<u32>> = vec![Vec::new(); b.groups.len()];
+    for &(c, p) in &b.group_groups {
+        parents[c as usize].push(p);
+    }
+    let by_ext: HashMap<&str, usize> = b.users.iter().enumerate().map(|(i, u)| (u.external_id.as_str(), i)).collect();
+    let mut direct: Vec<Vec<u32>> = vec![Vec::new(); b.users.len()];
+    for &(u, g) in &b.user_groups {
+        direct[u as usize].push(g);
+    }
+    for nu in plan.creates.iter_mut().filter(|u| u.source == b.source) {
+        let Some(&ui) = by_ext.get(nu.external_id.as_str()) else { continue };
+        let mut seen: HashSet<u32> = HashSet::default();
+        let mut stack: Vec<u32> = direct[ui].clone();
+        while let Some(g) = stack.pop() {
+            if seen.insert(g) {
+                stack.extend(parents[g as usize].iter().copied());
+            }
+        }
+        let names: HashSet<&str> = seen.iter().map(|&g| b.groups[g as usize].name.key()).collect();
+        for r in &rules {
+            let matched = match &r.when_member_of {
+                None => true,
+                Some(n) => names.contains(n.key()),
+            };
+            if matched {
+                for (k, v) in &r.set {
+                    nu.fields.insert(Arc::from(k.as_str()), v.clone());
+                }
+                let name = r.when_member_of.as_ref().map(|n| n.as_str().to_string());
+                nu.rules_applied.push(name.unwrap_or_else(|| "*".into()));
+            }
+        }
+    }
+}
