@@ -16,129 +16,9 @@ use crate::model::{
 };
 use crate::plan::{NewGroup, NewUser};
 
-const MIGRATIONS: &[&str] = &[
-    // 1: the initial schema
-    r#"
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT INTO meta (key, value) VALUES ('generation', '0');
-CREATE TABLE users (
-    id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    username TEXT NOT NULL,
-    username_key TEXT NOT NULL UNIQUE,
-    dn TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
-    full_name TEXT, email TEXT, department TEXT, office TEXT, card_number TEXT, card_number2 TEXT,
-    fields TEXT NOT NULL DEFAULT '{}',
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    UNIQUE (source, external_id)
-);
-CREATE TABLE groups (
-    id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    name_key TEXT NOT NULL,
-    dn TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    UNIQUE (source, external_id)
-);
-CREATE INDEX groups_name ON groups (name_key);
-CREATE TABLE user_groups (
-    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    group_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
-    PRIMARY KEY (user_id, group_id)
-) WITHOUT ROWID;
-CREATE INDEX user_groups_group ON user_groups (group_id);
-CREATE TABLE group_groups (
-    child_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
-    parent_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
-    PRIMARY KEY (child_id, parent_id)
-) WITHOUT ROWID;
-CREATE INDEX group_groups_parent ON group_groups (parent_id);
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    source TEXT NOT NULL,
-    status TEXT NOT NULL,
-    forced INTEGER NOT NULL DEFAULT 0,
-    created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0,
-    renamed INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0,
-    deleted INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0,
-    skipped INTEGER NOT NULL DEFAULT 0,
-    groups_created INTEGER NOT NULL DEFAULT 0, groups_updated INTEGER NOT NULL DEFAULT 0,
-    groups_deleted INTEGER NOT NULL DEFAULT 0,
-    memberships_added INTEGER NOT NULL DEFAULT 0, memberships_removed INTEGER NOT NULL DEFAULT 0,
-    message TEXT
-);
-CREATE TABLE run_errors (
-    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    kind TEXT NOT NULL CHECK (kind IN ('error', 'warning')),
-    dn TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE INDEX run_errors_run ON run_errors (run_id);
-CREATE TABLE audit (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER REFERENCES runs (id),
-    at TEXT NOT NULL,
-    user_id INTEGER,
-    name TEXT NOT NULL,
-    action TEXT NOT NULL,
-    field TEXT,
-    old TEXT,
-    new TEXT
-);
-CREATE INDEX audit_user ON audit (user_id);
-"#,
-    // 2: incremental sync: where each source left off, and each run's mode
-    r#"
-CREATE TABLE sync_state (
-    source TEXT PRIMARY KEY,
-    state TEXT,
-    fingerprint TEXT,
-    last_full_at TEXT,
-    updated_at TEXT NOT NULL
-);
-ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'full';
-ALTER TABLE users ADD COLUMN missing_since TEXT;
-ALTER TABLE users ADD COLUMN dn_key TEXT;
-CREATE INDEX users_dn_key ON users (dn_key);
--- the guards' base for a delta, counted without reading every user row
-CREATE INDEX users_source_status ON users (source, status);
-"#,
-    // 3: write-back of application-owned fields
-    r#"
--- The directory's value of each app-owned field as last read (for conflicts).
-ALTER TABLE users ADD COLUMN dir_values TEXT NOT NULL DEFAULT '{}';
-CREATE TABLE writeback (
-    id INTEGER PRIMARY KEY,
-    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    field TEXT NOT NULL,
-    attribute TEXT NOT NULL,
-    value TEXT,
-    old_value TEXT,
-    base_value TEXT,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'conflict', 'done')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_code INTEGER,
-    last_error TEXT,
-    next_attempt_at TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    done_at TEXT,
-    UNIQUE (user_id, field)
-);
-CREATE INDEX writeback_status ON writeback (status);
-ALTER TABLE runs ADD COLUMN pushed INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE runs ADD COLUMN push_failed INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
-"#,
-];
+mod queue;
+mod schema;
+use schema::MIGRATIONS;
 
 pub struct SqliteStore {
     conn: Connection,
@@ -502,39 +382,7 @@ impl Store for SqliteStore {
     }
 
     fn writeback_items(&mut self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError> {
-        let err = self.err();
-        let placeholders = (1..=statuses.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT w.id, w.user_id, u.username, u.source, u.dn, w.field, w.attribute, w.value, w.old_value, w.base_value, \
-             w.status, w.attempts, w.last_code, w.last_error, w.next_attempt_at, w.created_at, w.updated_at, w.done_at \
-             FROM writeback w JOIN users u ON u.id = w.user_id WHERE w.status IN ({placeholders}) ORDER BY w.id"
-        );
-        let mut st = self.conn.prepare(&sql).map_err(&err)?;
-        let rows = st
-            .query_map(rusqlite::params_from_iter(statuses), |r| {
-                Ok(WritebackItem {
-                    id: r.get(0)?,
-                    user_id: r.get(1)?,
-                    username: r.get(2)?,
-                    source: r.get(3)?,
-                    dn: r.get(4)?,
-                    field: r.get(5)?,
-                    attribute: r.get(6)?,
-                    value: r.get(7)?,
-                    old_value: r.get(8)?,
-                    base_value: r.get(9)?,
-                    status: r.get(10)?,
-                    attempts: r.get(11)?,
-                    last_code: r.get(12)?,
-                    last_error: r.get(13)?,
-                    next_attempt_at: r.get(14)?,
-                    created_at: r.get(15)?,
-                    updated_at: r.get(16)?,
-                    done_at: r.get(17)?,
-                })
-            })
-            .map_err(&err)?;
-        rows.collect::<Result<_, _>>().map_err(&err)
+        queue::items(&self.conn, &self.path, statuses)
     }
 
     fn finish_writebacks(&mut self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError> {
@@ -543,7 +391,7 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
         let mut stx = SqliteTx { tx, path: &path };
         for (item, outcome) in done {
-            finish_one(&mut stx, item, outcome, now)?;
+            queue::finish_one(&mut stx, item, outcome, now)?;
         }
         stx.tx.commit().map_err(&err)
     }
@@ -598,57 +446,6 @@ impl Store for SqliteStore {
             )
             .map_err(err)
     }
-}
-
-/// Records one push outcome inside a write-back transaction.
-fn finish_one(stx: &mut SqliteTx, item: &WritebackItem, outcome: &PushOutcome, now: &str) -> Result<(), StoreError> {
-    match outcome {
-        PushOutcome::Done => {
-            let patch = UserPatch { dir_values: vec![(&item.field, item.value.as_deref())], ..UserPatch::default() };
-            stx.update_user(item.user_id, &patch, now)?;
-            stx.exec(
-                "UPDATE writeback SET status = 'done', done_at = ?2, updated_at = ?2, last_error = NULL, last_code = NULL WHERE id = ?1",
-                params![item.id, now],
-            )?;
-        }
-        PushOutcome::Failed { code, error, retry_at } => {
-            stx.exec(
-                "UPDATE writeback SET status = 'failed', attempts = attempts + 1, last_code = ?2, last_error = ?3, \
-                 next_attempt_at = ?4, updated_at = ?5 WHERE id = ?1",
-                params![item.id, code, error, retry_at, now],
-            )?;
-        }
-        PushOutcome::Conflict { error } => {
-            stx.exec(
-                "UPDATE writeback SET status = 'conflict', last_error = ?2, updated_at = ?3 WHERE id = ?1",
-                params![item.id, error, now],
-            )?;
-        }
-        PushOutcome::TookDirectory { value } => {
-            let patch = UserPatch {
-                fields: vec![(&item.field, value.as_deref())],
-                dir_values: vec![(&item.field, value.as_deref())],
-                ..UserPatch::default()
-            };
-            stx.update_user(item.user_id, &patch, now)?;
-            stx.audit(&AuditRecord {
-                run_id: None,
-                at: now.to_string(),
-                user_id: Some(item.user_id),
-                name: item.username.clone(),
-                action: "conflict_directory_wins".into(),
-                field: Some(item.field.clone()),
-                old: item.value.clone(),
-                new: value.clone(),
-            })?;
-            stx.exec(
-                "UPDATE writeback SET status = 'done', done_at = ?2, updated_at = ?2, \
-                 last_error = 'conflict: the directory''s value was taken (on_conflict = \"directory\")' WHERE id = ?1",
-                params![item.id, now],
-            )?;
-        }
-    }
-    Ok(())
 }
 
 struct SqliteTx<'c> {
@@ -875,90 +672,4 @@ impl StoreTx for SqliteTx<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::history::{now, RunStatus};
-    use crate::plan::{NewUser, Plan};
-
-    fn run(store: &mut SqliteStore) -> RunRecord {
-        let id = store.start_run("s", &now(), false).unwrap();
-        RunRecord {
-            id,
-            started_at: now(),
-            finished_at: Some(now()),
-            source: "s".into(),
-            status: RunStatus::Ok,
-            forced: false,
-            counts: Counts::default(),
-            errors: vec![EntryError::new("uid=x", "why")],
-            warnings: vec![],
-            message: None,
-            mode: "full".into(),
-        }
-    }
-
-    fn plan_with(username: &str) -> Plan {
-        Plan {
-            creates: vec![NewUser {
-                source: "s".into(),
-                external_id: format!("id-{username}"),
-                dn: format!("uid={username}"),
-                username: username.into(),
-                fields: Fields::default(),
-                dir_values: Fields::default(),
-                status: Status::Active,
-                rules_applied: vec![],
-            }],
-            ..Plan::default()
-        }
-    }
-
-    #[test]
-    fn apply_checks_the_generation_and_rolls_back_on_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
-        let snap = store.snapshot().unwrap();
-        let r = run(&mut store);
-        crate::apply::apply(&mut store, &plan_with("amy"), snap.generation, &r, &now(), &[], &Default::default())
-            .unwrap();
-        assert_eq!(store.snapshot().unwrap().generation, snap.generation + 1);
-
-        // A plan made from the old snapshot is refused, and nothing of it lands.
-        let r2 = run(&mut store);
-        let err =
-            crate::apply::apply(&mut store, &plan_with("bob"), snap.generation, &r2, &now(), &[], &Default::default())
-                .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
-        let names: Vec<String> = store.snapshot().unwrap().users.into_iter().map(|u| u.username).collect();
-        assert_eq!(names, ["amy"]);
-
-        // A failure in the middle (a username already taken) rolls back the whole transaction.
-        let gen = store.snapshot().unwrap().generation;
-        let mut plan = plan_with("cat");
-        plan.creates.extend(plan_with("AMY").creates);
-        assert!(crate::apply::apply(&mut store, &plan, gen, &r2, &now(), &[], &Default::default()).is_err());
-        let snap = store.snapshot().unwrap();
-        assert_eq!(snap.users.len(), 1, "cat was rolled back with the failed run");
-        assert_eq!(snap.generation, gen);
-
-        let runs = store.runs(10).unwrap();
-        assert_eq!(runs.len(), 2);
-        assert_eq!(runs[1].errors, vec![EntryError::new("uid=x", "why")], "errors are stored with the run");
-        assert_eq!(runs[0].status, RunStatus::Running, "the failed apply did not finish its run");
-    }
-
-    #[test]
-    fn reopening_keeps_data_and_schema_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        {
-            let mut store = SqliteStore::open(&path).unwrap();
-            let r = run(&mut store);
-            crate::apply::apply(&mut store, &plan_with("amy"), 0, &r, &now(), &[], &Default::default()).unwrap();
-        }
-        let mut store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.snapshot().unwrap().users.len(), 1);
-        let v: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(v as usize, MIGRATIONS.len());
-    }
-}
+mod tests;

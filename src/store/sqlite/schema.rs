@@ -1,0 +1,126 @@
+//! The SQLite schema as numbered migrations, applied in order, each in its
+//! own transaction (`PRAGMA user_version` records how far a file is).
+
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta (key, value) VALUES ('generation', '0');
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    username TEXT NOT NULL,
+    username_key TEXT NOT NULL UNIQUE,
+    dn TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    full_name TEXT, email TEXT, department TEXT, office TEXT, card_number TEXT, card_number2 TEXT,
+    fields TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (source, external_id)
+);
+CREATE TABLE groups (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    dn TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (source, external_id)
+);
+CREATE INDEX groups_name ON groups (name_key);
+CREATE TABLE user_groups (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    group_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, group_id)
+) WITHOUT ROWID;
+CREATE INDEX user_groups_group ON user_groups (group_id);
+CREATE TABLE group_groups (
+    child_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    parent_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    PRIMARY KEY (child_id, parent_id)
+) WITHOUT ROWID;
+CREATE INDEX group_groups_parent ON group_groups (parent_id);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    forced INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0,
+    renamed INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    groups_created INTEGER NOT NULL DEFAULT 0, groups_updated INTEGER NOT NULL DEFAULT 0,
+    groups_deleted INTEGER NOT NULL DEFAULT 0,
+    memberships_added INTEGER NOT NULL DEFAULT 0, memberships_removed INTEGER NOT NULL DEFAULT 0,
+    message TEXT
+);
+CREATE TABLE run_errors (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('error', 'warning')),
+    dn TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX run_errors_run ON run_errors (run_id);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs (id),
+    at TEXT NOT NULL,
+    user_id INTEGER,
+    name TEXT NOT NULL,
+    action TEXT NOT NULL,
+    field TEXT,
+    old TEXT,
+    new TEXT
+);
+CREATE INDEX audit_user ON audit (user_id);
+"#,
+    // 2: incremental sync: where each source left off, and each run's mode
+    r#"
+CREATE TABLE sync_state (
+    source TEXT PRIMARY KEY,
+    state TEXT,
+    fingerprint TEXT,
+    last_full_at TEXT,
+    updated_at TEXT NOT NULL
+);
+ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'full';
+ALTER TABLE users ADD COLUMN missing_since TEXT;
+ALTER TABLE users ADD COLUMN dn_key TEXT;
+CREATE INDEX users_dn_key ON users (dn_key);
+-- the guards' base for a delta, counted without reading every user row
+CREATE INDEX users_source_status ON users (source, status);
+"#,
+    // 3: write-back of application-owned fields
+    r#"
+-- The directory's value of each app-owned field as last read (for conflicts).
+ALTER TABLE users ADD COLUMN dir_values TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE writeback (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    field TEXT NOT NULL,
+    attribute TEXT NOT NULL,
+    value TEXT,
+    old_value TEXT,
+    base_value TEXT,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'conflict', 'done')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_code INTEGER,
+    last_error TEXT,
+    next_attempt_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    done_at TEXT,
+    UNIQUE (user_id, field)
+);
+CREATE INDEX writeback_status ON writeback (status);
+ALTER TABLE runs ADD COLUMN pushed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN push_failed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+"#,
+];

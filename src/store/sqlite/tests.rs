@@ -1,0 +1,86 @@
+//! SQLite store tests: generation checks, rollback, reopening.
+
+use super::*;
+use crate::history::{now, RunStatus};
+use crate::plan::{NewUser, Plan};
+
+fn run(store: &mut SqliteStore) -> RunRecord {
+    let id = store.start_run("s", &now(), false).unwrap();
+    RunRecord {
+        id,
+        started_at: now(),
+        finished_at: Some(now()),
+        source: "s".into(),
+        status: RunStatus::Ok,
+        forced: false,
+        counts: Counts::default(),
+        errors: vec![EntryError::new("uid=x", "why")],
+        warnings: vec![],
+        message: None,
+        mode: "full".into(),
+    }
+}
+
+fn plan_with(username: &str) -> Plan {
+    Plan {
+        creates: vec![NewUser {
+            source: "s".into(),
+            external_id: format!("id-{username}"),
+            dn: format!("uid={username}"),
+            username: username.into(),
+            fields: Fields::default(),
+            dir_values: Fields::default(),
+            status: Status::Active,
+            rules_applied: vec![],
+        }],
+        ..Plan::default()
+    }
+}
+
+#[test]
+fn apply_checks_the_generation_and_rolls_back_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let snap = store.snapshot().unwrap();
+    let r = run(&mut store);
+    crate::apply::apply(&mut store, &plan_with("amy"), snap.generation, &r, &now(), &[], &Default::default()).unwrap();
+    assert_eq!(store.snapshot().unwrap().generation, snap.generation + 1);
+
+    // A plan made from the old snapshot is refused, and nothing of it lands.
+    let r2 = run(&mut store);
+    let err =
+        crate::apply::apply(&mut store, &plan_with("bob"), snap.generation, &r2, &now(), &[], &Default::default())
+            .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    let names: Vec<String> = store.snapshot().unwrap().users.into_iter().map(|u| u.username).collect();
+    assert_eq!(names, ["amy"]);
+
+    // A failure in the middle (a username already taken) rolls back the whole transaction.
+    let gen = store.snapshot().unwrap().generation;
+    let mut plan = plan_with("cat");
+    plan.creates.extend(plan_with("AMY").creates);
+    assert!(crate::apply::apply(&mut store, &plan, gen, &r2, &now(), &[], &Default::default()).is_err());
+    let snap = store.snapshot().unwrap();
+    assert_eq!(snap.users.len(), 1, "cat was rolled back with the failed run");
+    assert_eq!(snap.generation, gen);
+
+    let runs = store.runs(10).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1].errors, vec![EntryError::new("uid=x", "why")], "errors are stored with the run");
+    assert_eq!(runs[0].status, RunStatus::Running, "the failed apply did not finish its run");
+}
+
+#[test]
+fn reopening_keeps_data_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        let r = run(&mut store);
+        crate::apply::apply(&mut store, &plan_with("amy"), 0, &r, &now(), &[], &Default::default()).unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.snapshot().unwrap().users.len(), 1);
+    let v: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v as usize, MIGRATIONS.len());
+}
