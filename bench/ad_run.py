@@ -8,20 +8,12 @@ Prints a Markdown table: raw paged ldapsearch (the floor), full syncs, and
 incremental (uSNChanged) syncs with nothing changed and after changing 1%."""
 import argparse, os, random, shutil, statistics, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, build_release, timed
+
 PW = "Passw0rd!Test"
 ADMIN = "Administrator@example.com"
 DOMAIN = "DC=example,DC=com"
 OU = "OU=bench," + DOMAIN
-
-
-def timed(cmd):
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr.read().decode()}")
-    return time.perf_counter() - t0, ru.ru_maxrss / 1024.0
 
 
 def ldapmodify(ldif):
@@ -35,8 +27,7 @@ def main():
     ap.add_argument("--groups", type=int, default=50)
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    binary = os.path.join(ROOT, "target", "release", "dirsync")
+    binary = build_release()
     cache = os.path.join(ROOT, "bench", "out", f"samba-{a.users}")
     fresh = not os.path.exists(os.path.join(cache, "ready"))
     if fresh:

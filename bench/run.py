@@ -9,29 +9,9 @@ loads it into a throwaway slapd (scripts/slapd-test-server.sh), builds the
 release binary, then times each step as whole processes (wall clock, median
 of --reps) and reads each dirsync process's peak RSS from wait4().
 Results go to stdout as a Markdown table (paste into BENCHMARKS.md)."""
-import argparse, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUFFIX = "dc=example,dc=com"
-ADMIN = "cn=admin," + SUFFIX
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-def timed(cmd, **kw):
-    """(seconds, peak RSS in MiB, returncode) of one process."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=kw.pop("stdout", subprocess.DEVNULL), stderr=subprocess.PIPE, **kw)
-    _, status, ru = os.wait4(p.pid, 0)
-    dt = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    err = p.stderr.read().decode(errors="replace")
-    if p.returncode != 0:
-        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{err}")
-    return dt, ru.ru_maxrss / 1024.0
-
+from common import ADMIN, ROOT, SUFFIX, build_release, slapd_up, stop, timed
 
 def main():
     ap = argparse.ArgumentParser()
@@ -41,21 +21,16 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    binary = os.path.join(ROOT, "target", "release", "dirsync")
+    binary = build_release()
     work = tempfile.mkdtemp(prefix="dirsync-bench-")
-    port, tls = free_port(), free_port()
     base = os.path.join(work, "slapd")
     data = os.path.join(work, "data.ldif")
     try:
         with open(data, "w") as f:
             subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_ldif.py"), str(a.users), str(a.groups), str(a.per_user)], stdout=f, check=True)
         t0 = time.perf_counter()
-        subprocess.run(["bash", os.path.join(ROOT, "scripts", "slapd-test-server.sh")], check=True, stdout=subprocess.DEVNULL,
-                       env=dict(os.environ, BASE=base, PORT=str(port), TLSPORT=str(tls), DATA_LDIF=data,
-                                EXTRA_DB_CONFIG='olcLimits: {0}dn.exact="%s" size=unlimited time=unlimited' % ADMIN))
+        url = slapd_up(base, data)
         load = time.perf_counter() - t0
-        url = f"ldap://127.0.0.1:{port}"
         with open(os.path.join(work, "secret.txt"), "w") as f:
             f.write("secret\n")
         cfg = os.path.join(work, "dirsync.toml")
@@ -143,13 +118,7 @@ max_delete_count = 1000000
                            ("incremental after changing 1% of users (`sync`)", inc, inc_rss)]:
             print(f"| {name} | {med(t):.2f} | {med(t)/ra:.2f} | {med(t)/rs:.2f} | {med(t)/f0:.3f} | {max(m):.0f} |")
     finally:
-        pid = os.path.join(base, "run", "slapd.pid")
-        if os.path.exists(pid):
-            subprocess.run(["kill", open(pid).read().strip()])
-            for _ in range(100):
-                if not os.path.exists(pid):
-                    break
-                time.sleep(0.05)
+        stop(os.path.join(base, "run", "slapd.pid"))
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -9,23 +9,13 @@ leave behind; they are written into the store with SQL here (one statement),
 so the benchmark measures the push, not N process starts. Each push reads the
 entry's current value, compares, writes (modify/replace) and records the
 outcome in SQLite, item by item."""
-import argparse, datetime, os, shutil, socket, sqlite3, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, os, shutil, sqlite3, statistics, subprocess, sys, tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUFFIX = "dc=example,dc=com"
-ADMIN = "cn=admin," + SUFFIX
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+from common import ADMIN, ROOT, SUFFIX, build_release, slapd_up, stop, timed as timed_rss
 
 
 def timed(cmd, stdin=None):
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if r.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr.decode()}")
-    return time.perf_counter() - t0
+    return timed_rss(cmd, stdin)[0]
 
 
 def main():
@@ -33,19 +23,14 @@ def main():
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    binary = os.path.join(ROOT, "target", "release", "dirsync")
+    binary = build_release()
     work = tempfile.mkdtemp(prefix="dirsync-wbbench-")
     base = os.path.join(work, "slapd")
-    port, tls = free_port(), free_port()
     try:
         data = os.path.join(work, "data.ldif")
         with open(data, "w") as f:
             subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_ldif.py"), str(a.users), "10", "1"], stdout=f, check=True)
-        subprocess.run(["bash", os.path.join(ROOT, "scripts", "slapd-test-server.sh")], check=True, stdout=subprocess.DEVNULL,
-                       env=dict(os.environ, BASE=base, PORT=str(port), TLSPORT=str(tls), DATA_LDIF=data,
-                                EXTRA_DB_CONFIG='olcLimits: {0}dn.exact="%s" size=unlimited time=unlimited' % ADMIN))
-        url = f"ldap://127.0.0.1:{port}"
+        url = slapd_up(base, data)
         open(os.path.join(work, "pw"), "w").write("secret\n")
         cfg = os.path.join(work, "dirsync.toml")
         open(cfg, "w").write(f'''[store]
@@ -100,10 +85,7 @@ enabled = true
         print(f"| `dirsync writeback push` ({n} changed values: read, compare, write, record) | {med(push):.2f} | {n/med(push):,.0f} | {med(push)/r:.2f} |")
         print(f"| `dirsync writeback push` again (all already there: read, compare, record) | {med(again):.2f} | {n/med(again):,.0f} | {med(again)/r:.2f} |")
     finally:
-        pid = os.path.join(base, "run", "slapd.pid")
-        if os.path.exists(pid):
-            subprocess.run(["kill", open(pid).read().strip()])
-            time.sleep(1)
+        stop(os.path.join(base, "run", "slapd.pid"))
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -1,0 +1,54 @@
+"""Helpers shared by the benchmark scripts: timing a whole process with its
+peak RSS, a free loopback port, and a throwaway slapd."""
+import os, socket, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUFFIX = "dc=example,dc=com"
+ADMIN = "cn=admin," + SUFFIX
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def timed(cmd, stdin=None):
+    """(seconds, peak RSS in MiB) of one process; exits on failure."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else None,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if stdin is not None:
+        p.stdin.write(stdin)
+        p.stdin.close()
+    _, status, ru = os.wait4(p.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"command failed: {' '.join(cmd)}\n{p.stderr.read().decode(errors='replace')}")
+    return seconds, ru.ru_maxrss / 1024.0
+
+
+def build_release():
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    return os.path.join(ROOT, "target", "release", "dirsync")
+
+
+def slapd_up(base, data_ldif):
+    """Starts a throwaway slapd loaded with `data_ldif`; returns its URL."""
+    port, tls = free_port(), free_port()
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "slapd-test-server.sh")], check=True, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, BASE=base, PORT=str(port), TLSPORT=str(tls), DATA_LDIF=data_ldif,
+                            EXTRA_DB_CONFIG='olcLimits: {0}dn.exact="%s" size=unlimited time=unlimited' % ADMIN))
+    return f"ldap://127.0.0.1:{port}"
+
+
+def stop(pid_file):
+    """Stops a server by its pid file and waits for it to go."""
+    if os.path.exists(pid_file):
+        subprocess.run(["kill", open(pid_file).read().strip()])
+        for _ in range(100):
+            if not os.path.exists(pid_file):
+                break
+            time.sleep(0.05)
