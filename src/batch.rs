@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::SourceConfig;
 use crate::mapping::{map_group, map_user, UserOutcome};
-use crate::model::{normalize_dn, EntryError, EntryKind, RawEntry, SourceBatch};
+use crate::model::{name_key, normalize_dn, EntryError, EntryKind, RawEntry, SourceBatch};
 
 /// Builds a [`SourceBatch`] from raw entries, one at a time.
 pub struct Collector<'a> {
@@ -86,7 +86,7 @@ impl<'a> Collector<'a> {
         for (gi, g) in b.groups.iter().enumerate() {
             let gi = gi as u32;
             for m in &g.members {
-                let key = if usernames { m.to_lowercase() } else { normalize_dn(m) };
+                let key = if usernames { name_key(m) } else { normalize_dn(m) };
                 let target = if usernames {
                     by_username.get(key.as_str()).map(|&i| Target::User(i))
                 } else {
@@ -132,7 +132,7 @@ impl<'a> Collector<'a> {
 fn restrict_to_scope(b: &mut SourceBatch, scope: &[String]) {
     let mut wanted: Vec<u32> = Vec::new();
     for s in scope {
-        let key = s.to_lowercase();
+        let key = name_key(s);
         let dn = normalize_dn(s);
         let found: Vec<u32> = (0..b.groups.len() as u32)
             .filter(|&i| {

@@ -69,7 +69,7 @@ pub enum EntryKind {
 }
 
 /// A name that compares case-insensitively: usernames (as PaperCut does) and
-/// group names. `key` is the lower-cased form used for comparison.
+/// group names. `key` is its [`name_key`], used for comparison.
 #[derive(Debug, Clone)]
 pub struct Name {
     display: String,
@@ -79,7 +79,7 @@ pub struct Name {
 impl Name {
     pub fn new(s: impl Into<String>) -> Self {
         let display = s.into();
-        let key = display.to_lowercase();
+        let key = name_key(&display);
         Name { display, key }
     }
     pub fn as_str(&self) -> &str {
@@ -107,9 +107,61 @@ impl fmt::Display for Name {
     }
 }
 
+/// The comparison key of a username or group name: Unicode canonical
+/// caseless matching (NFD, full case folding, NFD), stored composed (NFC).
+/// So NFC and NFD `josé` are one name, `Straße` and `STRASSE` are one name,
+/// and a Kelvin sign `K` folds to `k`. ASCII (nearly every name) is just
+/// lower-cased.
+pub fn name_key(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    use caseless::Caseless;
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = s.nfd().default_case_fold().nfd().collect();
+    folded.nfc().collect()
+}
+
+/// Characters that render as nothing or reorder text: zero-width and other
+/// default-ignorable format characters, bidi controls, variation selectors,
+/// tags. A username holding one looks like another user's name.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+        | 0xE0000..=0xE0FFF)
+}
+
 /// Normalizes a DN for comparison: lower-case, no blanks around `,` and `=`.
-/// Escaped characters are decoded so `\2c` and `\,` compare equal.
+/// Escaped characters are decoded so `\2c` and `\,` compare equal, and the
+/// parts of a multi-valued RDN are sorted (`uid=a+cn=b` equals `cn=b+uid=a`).
 pub fn normalize_dn(dn: &str) -> String {
+    let out = normalize_dn_text(dn);
+    if out.contains('+') {
+        sort_rdn_parts(&out)
+    } else {
+        out
+    }
+}
+
+/// In a normalized DN every special character inside a value is a `\xx`
+/// escape, so a literal `,` or `+` is a separator.
+fn sort_rdn_parts(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| {
+            if !rdn.contains('+') {
+                return rdn.to_string();
+            }
+            let mut parts: Vec<&str> = rdn.split('+').collect();
+            parts.sort_unstable();
+            parts.join("+")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn normalize_dn_text(dn: &str) -> String {
     let dn = dn.trim();
     if dn.is_ascii() && !dn.contains('\\') {
         // Fast path (nearly every DN): bytes, no escapes to decode.
@@ -388,6 +440,38 @@ mod tests {
         assert_eq!(Name::new("JSmith"), Name::new("jsmith"));
         assert_ne!(Name::new("jsmith"), Name::new("jsmith2"));
         assert_eq!(Name::new("JSmith").as_str(), "JSmith");
+    }
+
+    #[test]
+    fn name_keys_fold_unicode_forms_and_case() {
+        // NFC é and NFD e + combining acute are one name.
+        assert_eq!(name_key("jos\u{e9}"), name_key("jose\u{301}"));
+        assert_eq!(name_key("JOS\u{c9}"), name_key("jose\u{301}"));
+        // Full case folding, not just lower-casing.
+        assert_eq!(name_key("Stra\u{df}e"), name_key("STRASSE"));
+        // The Kelvin sign folds to k.
+        assert_eq!(name_key("\u{212a}ate"), "kate");
+        assert_ne!(name_key("alice"), name_key("alice\u{200b}"), "invisible characters are refused elsewhere");
+    }
+
+    #[test]
+    fn invisible_characters_are_recognised() {
+        for c in ['\u{200b}', '\u{200d}', '\u{202e}', '\u{feff}', '\u{2066}', '\u{ad}'] {
+            assert!(is_invisible(c), "{:x}", c as u32);
+        }
+        for c in ['a', '\u{e9}', '\u{212a}', ' '] {
+            assert!(!is_invisible(c));
+        }
+    }
+
+    #[test]
+    fn multi_valued_rdns_compare_in_any_order() {
+        assert_eq!(normalize_dn("uid=mv+cn=M V,ou=People,dc=t"), normalize_dn("CN=M V + UID=mv,ou=people,dc=t"));
+        assert_ne!(
+            normalize_dn("uid=a\\+cn=b,dc=t"),
+            normalize_dn("cn=b+uid=a,dc=t"),
+            "an escaped + is not a separator"
+        );
     }
 
     #[test]

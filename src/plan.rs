@@ -12,7 +12,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 
 use crate::config::{Config, OnMissing, SourceConfig};
-use crate::model::{EntryError, Fields, MappedUser, Snapshot, SourceBatch, Status};
+use crate::model::{name_key, EntryError, Fields, MappedUser, Snapshot, SourceBatch, Status};
 
 mod members;
 #[cfg(test)]
@@ -237,7 +237,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     drop(by_ext);
     // 2. Re-link: a new identity with the username of a record whose identity is gone.
     if cands.iter().any(|c| c.target.is_none()) && !snap.users.is_empty() {
-        let keys: Vec<String> = snap.users.iter().map(|u| u.username.to_lowercase()).collect();
+        let keys: Vec<String> = snap.users.iter().map(|u| name_key(&u.username)).collect();
         let by_key: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
         for c in cands.iter_mut().filter(|c| c.target.is_none()) {
             let b = &batches[c.batch];
@@ -266,7 +266,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         }
         // Stored users that keep their name, and everybody's claims.
         let kept: Vec<(usize, String)> =
-            (0..snap.users.len()).filter(|&i| !live[i]).map(|i| (i, snap.users[i].username.to_lowercase())).collect();
+            (0..snap.users.len()).filter(|&i| !live[i]).map(|i| (i, name_key(&snap.users[i].username))).collect();
         let mut claims: HashMap<&str, (Option<usize>, u32)> =
             HashMap::with_capacity_and_hasher(cands.len() + kept.len(), Default::default());
         for (i, k) in &kept {
@@ -352,7 +352,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 user_ref[c.batch][c.index] = Some(Ref::Existing(s.id));
                 let mut changes = Vec::new();
                 let new_name = c.user.username.as_str();
-                let rename_to = (s.username.to_lowercase() != c.user.username.key()).then(|| new_name.to_string());
+                let rename_to = (name_key(&s.username) != c.user.username.key()).then(|| new_name.to_string());
                 if rename_to.is_none() && s.username != new_name {
                     changes.push(FieldChange {
                         field: "username".into(),

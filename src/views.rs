@@ -8,7 +8,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::Serialize;
 
-use crate::model::{Snapshot, Status, StoredUser, CORE_FIELDS};
+use crate::model::{name_key, Snapshot, Status, StoredUser, CORE_FIELDS};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UserView {
@@ -131,9 +131,8 @@ impl<'a> Directory<'a> {
 
     /// Users sorted by username; with `group`, only its effective members.
     pub fn users(&self, group: Option<&str>) -> Vec<UserView> {
-        let wanted: Option<HashSet<i64>> = group.map(|n| {
-            self.snap.groups.iter().filter(|g| g.name.to_lowercase() == n.to_lowercase()).map(|g| g.id).collect()
-        });
+        let wanted: Option<HashSet<i64>> =
+            group.map(|n| self.snap.groups.iter().filter(|g| name_key(&g.name) == name_key(n)).map(|g| g.id).collect());
         let mut v: Vec<UserView> = self
             .snap
             .users
@@ -150,8 +149,8 @@ impl<'a> Directory<'a> {
 
     /// A user by username (case-insensitive).
     pub fn find_user(&self, name: &str) -> Option<UserView> {
-        let key = name.to_lowercase();
-        self.snap.users.iter().find(|u| u.username.to_lowercase() == key).map(|u| self.user(u))
+        let key = name_key(name);
+        self.snap.users.iter().find(|u| name_key(&u.username) == key).map(|u| self.user(u))
     }
 
     pub fn groups(&self) -> Vec<GroupView> {

@@ -66,12 +66,12 @@ pub fn set_field(
             "\"{field}\" is not a field that can be set (letters, digits and '_'; not username)"
         )));
     }
-    let q = SnapshotQuery { username_keys: vec![username.to_lowercase()], ..SnapshotQuery::default() };
+    let q = SnapshotQuery { username_keys: vec![crate::model::name_key(username)], ..SnapshotQuery::default() };
     let snap = store.partial_snapshot(&q)?;
     let user = snap
         .users
         .iter()
-        .find(|u| u.username.to_lowercase() == username.to_lowercase())
+        .find(|u| crate::model::name_key(&u.username) == crate::model::name_key(username))
         .ok_or_else(|| WritebackError::NoUser(username.to_string()))?;
     if let Some((si, s)) = cfg.sources.iter().enumerate().find(|(_, s)| s.name == user.source) {
         if s.fields.iter().any(|f| &*f.name == field && !f.app_owned && f.on_update) {

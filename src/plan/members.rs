@@ -164,7 +164,8 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         let by_usernames = cfg.sources.iter().any(|s| s.name == b.source && s.members_are_usernames());
         let mut index: HashMap<String, Member> = HashMap::default();
         for u in snap.users.iter().filter(|u| u.source == b.source && !removed_users.contains(&u.id)) {
-            let key = if by_usernames { u.username.to_lowercase() } else { crate::model::normalize_dn(&u.dn) };
+            let key =
+                if by_usernames { crate::model::name_key(&u.username) } else { crate::model::normalize_dn(&u.dn) };
             index.insert(key, Member::User(Ref::Existing(u.id)));
         }
         for g in snap.groups.iter().filter(|g| g.source == b.source) {

@@ -168,6 +168,8 @@ pub trait Store: Send {
     ) -> Result<(), StoreError>;
     /// Where a source left off, if it was ever synced.
     fn sync_state(&mut self, source: &str) -> Result<Option<SavedState>, StoreError>;
+    /// Checks the store's integrity (linear in its size): `Ok`, or what is damaged.
+    fn integrity_check(&mut self) -> Result<(), StoreError>;
     /// Marks runs left `running` by a crashed process as `interrupted`; call
     /// only while holding the sync lock.
     fn mark_interrupted(&mut self, now: &str) -> Result<usize, StoreError>;

@@ -12,13 +12,13 @@ use super::{
 };
 use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
 use crate::model::{
-    normalize_dn, EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS,
+    name_key, normalize_dn, EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS,
 };
 use crate::plan::{NewGroup, NewUser};
 
+mod open;
 mod queue;
 mod schema;
-use schema::MIGRATIONS;
 
 pub struct SqliteStore {
     conn: Connection,
@@ -26,57 +26,10 @@ pub struct SqliteStore {
 }
 
 fn backend(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError::Backend { path: path.display().to_string(), message: e.to_string() }
+    move |e| open::explain(path, e)
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) and migrates the store file.
-    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend {
-                path: path.display().to_string(),
-                message: format!("cannot create folder {}: {e}", dir.display()),
-            })?;
-        }
-        let err = backend(path);
-        let mut conn = Connection::open(path).map_err(&err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(&err)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
-            .map_err(&err)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(&err)?;
-        let version = version.max(0) as usize;
-        if version > MIGRATIONS.len() {
-            return Err(StoreError::Backend {
-                path: path.display().to_string(),
-                message: format!(
-                    "schema version {version} is newer than this dirsync knows ({}); upgrade dirsync",
-                    MIGRATIONS.len()
-                ),
-            });
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = conn.transaction().map_err(&err)?;
-            tx.execute_batch(m).map_err(&err)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(&err)?;
-            tx.commit().map_err(&err)?;
-        }
-        // Users stored before dn_key existed get theirs (normalization is Rust's).
-        let missing: Vec<(i64, String)> = {
-            let mut st = conn.prepare("SELECT id, dn FROM users WHERE dn_key IS NULL").map_err(&err)?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&err)?;
-            rows.collect::<Result<_, _>>().map_err(&err)?
-        };
-        if !missing.is_empty() {
-            let tx = conn.transaction().map_err(&err)?;
-            for (id, dn) in &missing {
-                tx.execute("UPDATE users SET dn_key = ?2 WHERE id = ?1", params![id, normalize_dn(dn)])
-                    .map_err(&err)?;
-            }
-            tx.commit().map_err(&err)?;
-        }
-        Ok(SqliteStore { conn, path: path.to_path_buf() })
-    }
-
     /// The path of the lock file that serializes syncs on this store.
     pub fn lock_path(&self) -> PathBuf {
         let mut p = self.path.clone().into_os_string();
@@ -264,6 +217,10 @@ fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<Stored
 }
 
 impl Store for SqliteStore {
+    fn integrity_check(&mut self) -> Result<(), StoreError> {
+        self.quick_check()
+    }
+
     fn snapshot(&mut self) -> Result<Snapshot, StoreError> {
         self.read_snapshot(None)
     }
@@ -489,7 +446,7 @@ impl StoreTx for SqliteTx<'_> {
         let (core, custom) = split_fields(&u.fields);
         self.exec(
             "INSERT INTO users (source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, dir_values) VALUES (?1, ?2, ?3, ?4, ?5, ?14, ?15, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?16)",
-            params![u.source, u.external_id, u.username, u.username.to_lowercase(), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now, normalize_dn(&u.dn), u.status.as_str(), split_fields(&u.dir_values).1],
+            params![u.source, u.external_id, u.username, name_key(&u.username), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now, normalize_dn(&u.dn), u.status.as_str(), split_fields(&u.dir_values).1],
         )?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -498,7 +455,7 @@ impl StoreTx for SqliteTx<'_> {
         if let Some(name) = p.username {
             self.exec(
                 "UPDATE users SET username = ?2, username_key = ?3 WHERE id = ?1",
-                params![id, name, name.to_lowercase()],
+                params![id, name, name_key(name)],
             )?;
         }
         if let Some(ext) = p.external_id {
@@ -553,7 +510,7 @@ impl StoreTx for SqliteTx<'_> {
     fn insert_group(&mut self, g: &NewGroup, now: &str) -> Result<i64, StoreError> {
         self.exec(
             "INSERT INTO groups (source, external_id, name, name_key, dn, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![g.source, g.external_id, g.name, g.name.to_lowercase(), g.dn, now],
+            params![g.source, g.external_id, g.name, name_key(&g.name), g.dn, now],
         )?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -561,7 +518,7 @@ impl StoreTx for SqliteTx<'_> {
     fn update_group(&mut self, id: i64, name: &str, dn: &str, now: &str) -> Result<(), StoreError> {
         self.exec(
             "UPDATE groups SET name = ?2, name_key = ?3, dn = ?4, updated_at = ?5 WHERE id = ?1",
-            params![id, name, name.to_lowercase(), dn, now],
+            params![id, name, name_key(name), dn, now],
         )
         .map(drop)
     }

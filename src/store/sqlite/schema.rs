@@ -123,4 +123,45 @@ ALTER TABLE runs ADD COLUMN pushed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN push_failed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 4: name keys are Unicode caseless (NFC + full case folding) and DN keys
+    // sort multi-valued RDNs: both are recomputed in Rust (see `rekey`).
+    "SELECT 1;",
 ];
+
+/// The migration after which [`rekey`] runs, in the same transaction.
+pub(super) const REKEY_AT: usize = 4;
+
+/// Recomputes every key that Rust derives (`username_key`, `dn_key`,
+/// `name_key`) with today's functions. Two users whose names now fold to one
+/// key (NFC and NFD forms) keep their old keys, with a warning: the planner
+/// reports them as a username conflict.
+pub(super) fn rekey(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    use crate::model::{name_key, normalize_dn};
+    let users: Vec<(i64, String, String)> = {
+        let mut st = tx.prepare("SELECT id, username, dn FROM users")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut upd = tx.prepare("UPDATE users SET username_key = ?2, dn_key = ?3 WHERE id = ?1")?;
+    let mut dn_only = tx.prepare("UPDATE users SET dn_key = ?2 WHERE id = ?1")?;
+    for (id, username, dn) in &users {
+        match upd.execute(rusqlite::params![id, name_key(username), normalize_dn(dn)]) {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                tracing::warn!(user = %username, "another user's name folds to the same key; kept the old key");
+                dn_only.execute(rusqlite::params![id, normalize_dn(dn)])?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let groups: Vec<(i64, String)> = {
+        let mut st = tx.prepare("SELECT id, name FROM groups")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut upd = tx.prepare("UPDATE groups SET name_key = ?2 WHERE id = ?1")?;
+    for (id, name) in &groups {
+        upd.execute(rusqlite::params![id, name_key(name)])?;
+    }
+    Ok(())
+}

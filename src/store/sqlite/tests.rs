@@ -82,5 +82,5 @@ fn reopening_keeps_data_and_schema_version() {
     let mut store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.snapshot().unwrap().users.len(), 1);
     let v: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(v as usize, MIGRATIONS.len());
+    assert_eq!(v as usize, super::schema::MIGRATIONS.len());
 }
