@@ -23,7 +23,7 @@ impl Filter {
     /// Parses a filter string; the error says what is wrong and where.
     pub fn parse(s: &str) -> Result<Filter, String> {
         let s = s.trim();
-        let mut p = Parser { s: s.as_bytes(), pos: 0 };
+        let mut p = Parser { s: s.as_bytes(), pos: 0, depth: 0 };
         let f = if s.starts_with('(') {
             p.filter()?
         } else {
@@ -84,9 +84,14 @@ fn order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// How deeply `&`, `|` and `!` may nest: real filters use a handful of
+/// levels; thousands would overflow the stack of every recursive reader.
+pub const MAX_DEPTH: usize = 32;
+
 struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -100,6 +105,16 @@ impl Parser<'_> {
     }
 
     fn filter(&mut self) -> Result<Filter, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("the filter is nested more than {MAX_DEPTH} levels deep (at position {})", self.pos));
+        }
+        let f = self.filter_inner();
+        self.depth -= 1;
+        f
+    }
+
+    fn filter_inner(&mut self) -> Result<Filter, String> {
         self.expect(b'(')?;
         let f = match self.s.get(self.pos) {
             Some(b'&') => {
@@ -156,6 +171,12 @@ impl Parser<'_> {
         };
         if attr.is_empty() || !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.') {
             return Err(format!("expected an attribute name at position {start}: {text:?}"));
+        }
+        if let Some(i) = value.find('(') {
+            return Err(format!(
+                "unescaped '(' in the value at position {} (write \\28 for a literal parenthesis)",
+                start + eq + 1 + i
+            ));
         }
         let attr = attr.to_ascii_lowercase();
         let val = |v: &str| unescape(v).map(|v| v.to_lowercase());
@@ -241,8 +262,18 @@ mod tests {
 
     #[test]
     fn bad_filters_say_why() {
-        for f in ["(uid=x", "(&)", "(uid)", "(=x)", "(uid=\\zz)", "(uid=a))"] {
+        for f in ["(uid=x", "(&)", "(uid)", "(=x)", "(uid=\\zz)", "(uid=a))", "(cn=a(b)"] {
             assert!(Filter::parse(f).is_err(), "{f}");
         }
+        assert!(Filter::parse("(cn=a(b)").unwrap_err().contains("unescaped '('"));
+    }
+
+    #[test]
+    fn a_deeply_nested_filter_is_refused_not_a_stack_overflow() {
+        let deep = format!("{}(uid=a){}", "(!".repeat(10_000), ")".repeat(10_000));
+        let e = Filter::parse(&deep).unwrap_err();
+        assert!(e.contains("nested more than 32 levels"), "{e}");
+        let ok = format!("{}(uid=a){}", "(!".repeat(31), ")".repeat(31));
+        assert!(Filter::parse(&ok).is_ok());
     }
 }

@@ -282,8 +282,7 @@ impl Config {
     /// Validates config text as if read from `path` (relative paths resolve
     /// against its folder).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::new(path, "", e.to_string().trim_end().to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
@@ -296,7 +295,18 @@ impl Config {
         let err = |key: String, msg: String| ConfigError::new(path, key, msg);
         let mut warnings = Vec::new();
 
-        let store = StoreConfig { path: resolve(raw.store.and_then(|s| s.path).as_deref().unwrap_or("dirsync.db")) };
+        let store_path = raw.store.and_then(|s| s.path);
+        let store_path = store_path.as_deref().unwrap_or("dirsync.db");
+        if store_path.trim().is_empty() {
+            return Err(err("store.path".into(), "expected the store file's path, got an empty string".into()));
+        }
+        let store = StoreConfig { path: resolve(store_path) };
+        if store.path.is_dir() {
+            return Err(err(
+                "store.path".into(),
+                format!("{} is a folder; expected a file (e.g. \"dirsync.db\")", store.path.display()),
+            ));
+        }
 
         if raw.sources.is_empty() {
             return Err(err("sources".into(), "no [[sources]] configured (expected at least one)".into()));
@@ -434,6 +444,12 @@ pub(crate) fn read_password(
         return Ok(Some(Secret::new(pw)));
     }
     if let Some(pw) = keys.literal {
+        if pw.is_empty() {
+            return Err(err(
+                "bind_password",
+                "is empty: a bind with an empty password is an unauthenticated bind (give the password, or bind_password_file / bind_password_env)".into(),
+            ));
+        }
         warnings.push(format!(
             "{}.bind_password: the password is written in the config file; prefer bind_password_file or bind_password_env",
             keys.where_
@@ -441,6 +457,51 @@ pub(crate) fn read_password(
         return Ok(Some(Secret::new(pw)));
     }
     Ok(None)
+}
+
+/// Whether a config key holds a secret: its value is never quoted.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "credential"].iter().any(|w| k.contains(w))
+}
+
+/// A TOML syntax or type error as a [`ConfigError`]: the line and what is
+/// wrong, never the offending text. The parser's own message quotes the
+/// line (and type errors quote the value), which for `bind_password = …`
+/// would print the password, and for `--config` pointing at a password file
+/// the file's content: on such lines only the key and what is expected are
+/// said.
+fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let Some(span) = e.span() else {
+        return ConfigError::new(path, "", format!("not valid TOML: {}", scrub(text, e.message())));
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line.split('=').next().unwrap_or("").trim().trim_matches('"').trim_matches('\'').to_string();
+    if !line.contains('=') || is_secret_key(line) {
+        let what = if line.contains('=') && !key.is_empty() {
+            format!("{key}: not a valid value (expected a quoted string such as \"...\"; the value is not shown because it may be a secret)")
+        } else {
+            "not a TOML key = value line (the line is not shown: is --config pointing at the right file?)".into()
+        };
+        return ConfigError::new(path, "", format!("line {line_no}: {what}"));
+    }
+    ConfigError::new(path, "", format!("line {line_no}: {}", scrub(text, e.message())))
+}
+
+/// Removes from `message` any value written on a secret key's line.
+fn scrub(text: &str, message: &str) -> String {
+    let mut m = message.to_string();
+    for line in text.lines().filter(|l| is_secret_key(l)) {
+        if let Some((_, v)) = line.split_once('=') {
+            let v = v.trim().trim_matches(|c| c == '"' || c == '\'' || c == '{' || c == '}').trim();
+            if !v.is_empty() && m.contains(v) {
+                m = m.replace(v, "***");
+            }
+        }
+    }
+    m
 }
 
 #[cfg(test)]

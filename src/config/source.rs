@@ -68,9 +68,7 @@ pub(super) fn parse_source(
                 .url
                 .clone()
                 .ok_or_else(|| err(key("url"), "missing (expected ldap://host:port or ldaps://host:port)".into()))?;
-            if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
-                return Err(err(key("url"), format!("expected ldap://host:port or ldaps://host:port, got \"{url}\"")));
-            }
+            check_url(&url).map_err(|m| err(key("url"), m))?;
             let starttls = rs.starttls.unwrap_or(false);
             if starttls && url.starts_with("ldaps://") {
                 return Err(err(key("starttls"), "cannot be used with an ldaps:// url (TLS is already on)".into()));
@@ -80,6 +78,15 @@ pub(super) fn parse_source(
                 if !ca.is_file() {
                     return Err(err(key("ca_file"), format!("{} does not exist or is not a file", ca.display())));
                 }
+                crate::sources::ldap::tls_config(ca).map_err(|_| {
+                    err(
+                        key("ca_file"),
+                        format!(
+                            "{} holds no usable PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)",
+                            ca.display()
+                        ),
+                    )
+                })?;
             }
             let keys = PasswordKeys {
                 literal: rs.bind_password.as_deref(),
@@ -251,4 +258,29 @@ pub(super) fn parse_source(
             },
         },
     })
+}
+
+/// An LDAP URL the connection code can use: `ldap://` or `ldaps://`, a host,
+/// a port from 1 to 65535, nothing else (no base DN, no credentials).
+fn check_url(url: &str) -> Result<(), String> {
+    const EXPECTED: &str = "expected ldap://host:port or ldaps://host:port";
+    // Credentials in a URL are a secret: never quote such a URL.
+    let shown = if url.contains('@') { "(not shown: it holds an '@')".to_string() } else { format!("\"{url}\"") };
+    if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+        return Err(format!("{EXPECTED}, got {shown}"));
+    }
+    let u = url::Url::parse(url).map_err(|e| format!("{EXPECTED}, got {shown} ({e})"))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("credentials do not belong in the url (use bind_dn and bind_password_file)".into());
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{EXPECTED}: {shown} has no host"));
+    }
+    if u.port() == Some(0) {
+        return Err(format!("{EXPECTED}: port 0 in {shown}"));
+    }
+    if !matches!(u.path(), "" | "/") || u.query().is_some() || u.fragment().is_some() {
+        return Err(format!("{EXPECTED}: {shown} has more than a host and port (put the search base in base_dn)"));
+    }
+    Ok(())
 }

@@ -101,3 +101,111 @@ full_name = "cn"
     let lit = base.replace("bind_password_env = \"DIRSYNC_TEST_PW_XYZ\"", "bind_password = \"pw\"");
     assert_eq!(parse(&lit).unwrap().warnings.len(), 1);
 }
+
+const LDAP: &str = r#"
+[[sources]]
+name = "corp"
+type = "ldap"
+url = "URL"
+base_dn = "dc=x"
+[sources.fields]
+username = "uid"
+full_name = "cn"
+"#;
+
+#[test]
+fn toml_errors_never_quote_a_password() {
+    for line in [
+        "bind_password = Sup3r-S3cret-PW!",
+        "bind_password = \"Sup3r-S3cret-PW!",
+        "bind_password = 123456789",
+        "bind_password = [\"Sup3r-S3cret-PW!\"]",
+        "bind_password = { x = \"Sup3r-S3cret-PW!\" }",
+    ] {
+        let text = LDAP.replace("url = \"URL\"", &format!("url = \"ldap://h:389\"\nbind_dn = \"cn=a\"\n{line}"));
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(!e.contains("Sup3r") && !e.contains("123456789"), "{line} → {e}");
+        assert!(e.contains("line ") && e.contains("bind_password"), "{line} → {e}");
+    }
+    // The same under [sources.writeback].
+    let text = format!("{MIN}\n[sources.writeback]\nenabled = true\nbind_password = 987654321\n");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(!e.contains("987654321"), "{e}");
+}
+
+#[test]
+fn a_password_file_given_as_the_config_is_not_printed() {
+    for content in ["Sup3r-S3cret-PW!\n", "Sup3r S3cret PW\n", "[Sup3r-S3cret\n", "\"Sup3r-S3cret\"\n"] {
+        let e = parse(content).unwrap_err().to_string();
+        assert!(!e.contains("Sup3r") && !e.contains("S3cret"), "{content:?} → {e}");
+        assert!(e.starts_with("/etc/dirsync/dirsync.toml: line 1"), "{e}");
+    }
+}
+
+#[test]
+fn an_empty_literal_password_is_refused() {
+    let text = LDAP.replace("url = \"URL\"", "url = \"ldap://h:389\"\nbind_dn = \"cn=a\"\nbind_password = \"\"");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("sources[0].bind_password: is empty"), "{e}");
+    let text = format!(
+        "{}\n[sources.writeback]\nenabled = true\nbind_dn = \"cn=w\"\nbind_password = \"\"\n",
+        LDAP.replace("URL", "ldap://h:389")
+    );
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("writeback.bind_password: is empty"), "{e}");
+}
+
+#[test]
+fn an_empty_or_folder_store_path_is_refused() {
+    let e = parse(&format!("[store]\npath = \"\"\n{MIN}")).unwrap_err().to_string();
+    assert!(e.contains("store.path: expected the store file's path"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("[store]\npath = \"{}\"\n{MIN}", dir.path().display());
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("store.path") && e.contains("is a folder"), "{e}");
+}
+
+#[test]
+fn bad_urls_are_config_errors_not_panics() {
+    for (url, why) in [
+        ("ldap://", "no host"),
+        ("ldaps://", "no host"),
+        ("ldap:///dc=x", "no host"),
+        ("ldap://[::1", "expected ldap://"),
+        ("ldap://h:99999", "expected ldap://"),
+        ("ldap://h:0", "port 0"),
+        ("ldap://h:389/dc=x", "base_dn"),
+        ("http://h", "expected ldap://"),
+    ] {
+        let e = parse(&LDAP.replace("URL", url)).unwrap_err().to_string();
+        assert!(e.contains("sources[0].url") && e.contains(why), "{url} → {e}");
+    }
+    let e = parse(&LDAP.replace("URL", "ldap://admin:Sup3r@h:389")).unwrap_err().to_string();
+    assert!(!e.contains("Sup3r") && e.contains("credentials"), "{e}");
+    for ok in ["ldap://127.0.0.1:389", "ldaps://dc1.example.com", "ldap://[::1]:389/"] {
+        parse(&LDAP.replace("URL", ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn a_ca_file_that_is_not_pem_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let text = LDAP.replace("url = \"URL\"", &format!("url = \"ldaps://h\"\nca_file = \"{}\"", ca.display()));
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("sources[0].ca_file") && e.contains("no usable PEM certificate"), "{e}");
+}
+
+#[test]
+fn bad_filters_and_durations_are_config_errors() {
+    let e = parse(&MIN.replace("path = \"d.ldif\"", "path = \"d.ldif\"\nuser_filter = \"(cn=a(b)\"")).unwrap_err();
+    assert!(e.to_string().contains("sources[0].user_filter"), "{e}");
+    let deep = format!("{}(uid=a){}", "(!".repeat(10_000), ")".repeat(10_000));
+    let e =
+        parse(&MIN.replace("path = \"d.ldif\"", &format!("path = \"d.ldif\"\ngroup_filter = \"{deep}\""))).unwrap_err();
+    assert!(e.to_string().contains("nested more than"), "{e}");
+    let text = LDAP.replace("URL", "ldap://h") + "[sources.incremental]\nfull_every = \"18446744073709551615s2s\"\n";
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("incremental.full_every") && e.contains("too long"), "{e}");
+}

@@ -360,7 +360,7 @@ pub async fn connect(name: &str, cfg: &LdapConfig) -> Result<Ldap, SourceError> 
     Ok(ldap)
 }
 
-fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
