@@ -31,10 +31,14 @@ impl<'a> Collector<'a> {
                         self.batch.warnings.extend(warnings);
                         self.batch.users.push(u);
                     }
-                    UserOutcome::Skipped(err, id) => {
+                    UserOutcome::Skipped(err, id, name) => {
                         if let Some(id) = id {
                             self.batch.seen_user_ids.insert(id);
                         }
+                        if let Some(name) = name {
+                            self.batch.skipped_names.insert(name);
+                        }
+                        self.batch.skipped_dns.insert(normalize_dn(&entry.dn));
                         self.batch.errors.push(err);
                     }
                 }
@@ -46,7 +50,10 @@ impl<'a> Collector<'a> {
                 }
                 match map_group(self.cfg, &entry) {
                     Ok(g) => self.batch.groups.push(g),
-                    Err(e) => self.batch.errors.push(e),
+                    Err(e) => {
+                        self.batch.skipped_group_dns.insert(normalize_dn(&entry.dn));
+                        self.batch.errors.push(e);
+                    }
                 }
             }
         }
@@ -55,9 +62,23 @@ impl<'a> Collector<'a> {
     /// Resolves duplicates and memberships.
     pub fn finish(mut self) -> SourceBatch {
         let b = &mut self.batch;
-        drop_duplicates(&mut b.users, &mut b.errors, |u| u.username.key().to_string(), |u| &u.dn, "username");
-        drop_duplicates(&mut b.users, &mut b.errors, |u| u.external_id.clone(), |u| &u.dn, "identity");
-        drop_duplicates(&mut b.groups, &mut b.errors, |g| g.external_id.clone(), |g| &g.dn, "identity");
+        // Every claimant of a duplicate is skipped, and protects what it could be.
+        let mut keyed: Vec<(String, crate::model::MappedUser)> =
+            std::mem::take(&mut b.users).into_iter().map(|u| (normalize_dn(&u.dn), u)).collect();
+        // Two entries with one username are left to the planner, which knows
+        // which of them (if any) already holds the name.
+        let mut dropped =
+            drop_duplicates(&mut keyed, &mut b.errors, |(_, u)| u.external_id.clone(), |(_, u)| &u.dn, "identity");
+        dropped.extend(drop_duplicates(&mut keyed, &mut b.errors, |(k, _)| k.clone(), |(_, u)| &u.dn, "DN"));
+        for (dn, u) in dropped {
+            b.skipped_names.insert(u.username.key().to_string());
+            b.skipped_dns.insert(dn);
+        }
+        b.users = keyed.into_iter().map(|(_, u)| u).collect();
+        let mut dropped =
+            drop_duplicates(&mut b.groups, &mut b.errors, |g| g.external_id.clone(), |g| &g.dn, "identity");
+        dropped.extend(drop_duplicates(&mut b.groups, &mut b.errors, |g| normalize_dn(&g.dn), |g| &g.dn, "DN"));
+        b.skipped_group_dns.extend(dropped.iter().map(|g| normalize_dn(&g.dn)));
         b.users.sort_by(|a, c| a.username.key().cmp(c.username.key()));
         b.groups.sort_by(|a, c| a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id)));
 
@@ -69,10 +90,11 @@ impl<'a> Collector<'a> {
         let usernames = self.cfg.members_are_usernames();
         let mut by_dn: HashMap<String, Target> =
             HashMap::with_capacity_and_hasher(b.users.len() + b.groups.len(), Default::default());
-        let mut by_username: HashMap<&str, u32> = HashMap::default();
+        // A name two entries claim resolves to both: the planner keeps at most one.
+        let mut by_username: HashMap<&str, Vec<u32>> = HashMap::default();
         for (i, u) in b.users.iter().enumerate() {
             if usernames {
-                by_username.insert(u.username.key(), i as u32);
+                by_username.entry(u.username.key()).or_default().push(i as u32);
             } else {
                 by_dn.insert(normalize_dn(&u.dn), Target::User(i as u32));
             }
@@ -87,11 +109,14 @@ impl<'a> Collector<'a> {
             let gi = gi as u32;
             for m in &g.members {
                 let key = if usernames { name_key(m) } else { normalize_dn(m) };
-                let target = if usernames {
-                    by_username.get(key.as_str()).map(|&i| Target::User(i))
-                } else {
-                    by_dn.get(&key).copied()
-                };
+                if usernames {
+                    match by_username.get(key.as_str()) {
+                        Some(us) => user_groups.extend(us.iter().map(|&u| (u, gi))),
+                        None => unresolved.push((gi, key)),
+                    }
+                    continue;
+                }
+                let target = by_dn.get(&key).copied();
                 match target {
                     Some(Target::User(u)) => user_groups.push((u, gi)),
                     Some(Target::Group(child)) if child != gi => group_groups.push((child, gi)),
@@ -185,20 +210,21 @@ fn restrict_to_scope(b: &mut SourceBatch, scope: &[String]) {
 }
 
 /// Removes every item whose key is shared with another, reporting each with
-/// the DNs of the others. Deterministic: all claimants are skipped.
+/// the DNs of the others, and returns them. Deterministic: all claimants are
+/// skipped.
 fn drop_duplicates<T>(
     items: &mut Vec<T>,
     errors: &mut Vec<EntryError>,
     key: impl Fn(&T) -> String,
     dn: impl Fn(&T) -> &String,
     what: &str,
-) {
+) -> Vec<T> {
     let mut by_key: HashMap<String, Vec<usize>> = HashMap::with_capacity_and_hasher(items.len(), Default::default());
     for (i, it) in items.iter().enumerate() {
         by_key.entry(key(it)).or_default().push(i);
     }
     if by_key.len() == items.len() {
-        return;
+        return Vec::new();
     }
     let mut drop = vec![false; items.len()];
     let mut dups: Vec<_> = by_key.into_iter().filter(|(_, v)| v.len() > 1).collect();
@@ -216,11 +242,15 @@ fn drop_duplicates<T>(
             ));
         }
     }
-    let mut i = 0;
-    items.retain(|_| {
-        i += 1;
-        !drop[i - 1]
-    });
+    let mut removed = Vec::new();
+    for (i, it) in std::mem::take(items).into_iter().enumerate() {
+        if drop[i] {
+            removed.push(it);
+        } else {
+            items.push(it);
+        }
+    }
+    removed
 }
 
 #[cfg(test)]
@@ -256,17 +286,33 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_are_all_skipped_and_reported() {
+    fn duplicate_identities_are_all_skipped_and_reported() {
         let c = cfg("member");
         let mut col = Collector::new(&c);
-        col.add(EntryKind::User, user("JSmith", "1"));
-        col.add(EntryKind::User, user("jsmith", "2"));
+        col.add(EntryKind::User, user("amy", "1"));
+        col.add(EntryKind::User, user("bob", "1"));
         col.add(EntryKind::User, user("other", "3"));
         let b = col.finish();
         assert_eq!(b.users.len(), 1);
         assert_eq!(b.errors.len(), 2);
-        assert!(b.errors[0].reason.contains("duplicate username \"jsmith\""));
-        assert!(b.seen_user_ids.contains("1") && b.seen_user_ids.contains("2"));
+        assert!(b.errors[0].reason.contains("duplicate identity \"1\""));
+        assert!(b.seen_user_ids.contains("1") && b.skipped_names.contains("amy") && b.skipped_names.contains("bob"));
+    }
+
+    #[test]
+    fn two_entries_with_one_dn_are_both_skipped_and_protect_their_user() {
+        let c = cfg("member");
+        let mut col = Collector::new(&c);
+        col.add(EntryKind::User, user("a", "1"));
+        let mut twin = user("b", "2");
+        twin.dn = "UID=a, ou=people,dc=t".into();
+        col.add(EntryKind::User, twin);
+        col.add(EntryKind::User, user("c", "3"));
+        let b = col.finish();
+        assert_eq!(b.users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert!(b.errors.iter().all(|e| e.reason.contains("duplicate DN")), "{:?}", b.errors);
+        assert_eq!(b.errors.len(), 2);
+        assert!(b.skipped_dns.contains("uid=a,ou=people,dc=t") && b.skipped_names.contains("b"));
     }
 
     #[test]

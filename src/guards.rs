@@ -1,5 +1,6 @@
 //! Guards: the checks between a plan and its apply. A source that returned no
-//! users never removes anybody (this cannot be forced); a plan that would
+//! users, or whose read (a delta too) would leave it with no active user,
+//! never removes anybody (this cannot be forced); a plan that would
 //! disable or delete more than `max_delete_percent` of a source's users, or
 //! more than `max_delete_count` in all, is blocked unless forced.
 
@@ -32,6 +33,19 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
                 reason: format!(
                     "source \"{}\" {what}; refusing to disable or delete its {} user(s) (a source that returns nothing never removes anybody, even with --force)",
                     s.source, s.removals
+                ),
+                forceable: false,
+            });
+            continue;
+        }
+        // The same for a read, full or incremental, that would leave the
+        // source with no active user: an emptied directory is an empty source.
+        if s.active_before > 0 && s.active_after == 0 && s.removals > 0 {
+            let how = if s.incremental { "an incremental read" } else { "a read" };
+            blocks.push(Block {
+                reason: format!(
+                    "source \"{}\": {how} would disable or delete all {} of its active users, leaving none; refusing (a source that returns nothing never removes anybody, even with --force; check the directory, then use on_missing = \"keep\" or remove the source if this is intended)",
+                    s.source, s.active_before
                 ),
                 forceable: false,
             });
@@ -96,6 +110,7 @@ mod tests {
                 users_usable: returned,
                 groups_returned: 1,
                 active_before: before,
+                active_after: before.saturating_sub(removals),
                 removals,
                 ..Default::default()
             }],
@@ -119,6 +134,20 @@ mod tests {
         assert_eq!(b.len(), 1);
         assert!(!b[0].forceable);
         assert!(b[0].reason.contains("no usable users (10 entries, all skipped)"), "{}", b[0].reason);
+    }
+
+    #[test]
+    fn a_delta_that_empties_the_source_is_the_empty_source_case_even_forced() {
+        let mut p = plan(0, 1000, 1000);
+        p.sources[0].incremental = true;
+        p.sources[0].active_after = 0;
+        let b = check(&p, &Safety::default(), true);
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(!b[0].forceable && b[0].reason.contains("leaving none"), "{b:?}");
+        // One user left: the thresholds apply, and --force lifts them.
+        p.sources[0].active_after = 1;
+        assert!(check(&p, &Safety::default(), true).is_empty());
+        assert!(!check(&p, &Safety::default(), false).is_empty());
     }
 
     #[test]

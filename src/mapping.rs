@@ -5,7 +5,9 @@
 //! dropped with a warning.
 
 use crate::config::{FieldSource, FieldSpec, SourceConfig, TemplatePart, Transform};
-use crate::model::{AttrValue, EntryError, MappedGroup, MappedUser, Name, RawEntry};
+use crate::model::{
+    is_invisible, name_key, short_dn, AttrValue, EntryError, MappedGroup, MappedUser, Name, RawEntry, MAX_DN_LEN,
+};
 
 /// Longest value accepted for any field.
 pub const MAX_VALUE_LEN: usize = 1024;
@@ -14,9 +16,9 @@ pub const MAX_VALUE_LEN: usize = 1024;
 #[derive(Debug)]
 pub enum UserOutcome {
     Mapped(MappedUser, Vec<EntryError>),
-    /// Skipped; the external id is kept when it could be read, so a skipped
-    /// user is never mistaken for a missing one.
-    Skipped(EntryError, Option<String>),
+    /// Skipped; the external id and the username key are kept when they
+    /// could be read, so a skipped user is never mistaken for a missing one.
+    Skipped(EntryError, Option<String>, Option<String>),
 }
 
 /// Reads the stable identity of an entry (binary ids are hex-encoded).
@@ -67,10 +69,19 @@ fn number(entry: &RawEntry, attr: &str) -> Option<u64> {
 
 /// Maps one user entry.
 pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
+    // The name the entry claims, even when it is skipped for another reason.
+    let name = || {
+        let spec = cfg.fields.iter().find(|s| &*s.name == "username")?;
+        evaluate(spec, entry).ok().flatten().map(|u| name_key(&u))
+    };
     let id = match external_id(entry, &cfg.id_attribute) {
         Ok(id) => id,
-        Err(reason) => return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), None),
+        Err(reason) => return UserOutcome::Skipped(EntryError::new(short_dn(&entry.dn), reason), None, name()),
     };
+    if entry.dn.len() > MAX_DN_LEN {
+        let reason = format!("the DN is longer than {MAX_DN_LEN} bytes");
+        return UserOutcome::Skipped(EntryError::new(short_dn(&entry.dn), reason), Some(id), name());
+    }
     let mut warnings = Vec::new();
     let mut username = None;
     let mut fields = Vec::with_capacity(cfg.fields.len());
@@ -80,7 +91,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
             Err(reason) => {
                 let reason = format!("field {}{}: {reason}", spec.name, describe_source(spec));
                 if spec.required {
-                    return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), Some(id));
+                    return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), Some(id), name());
                 }
                 warnings.push(EntryError::new(&entry.dn, format!("{reason} (value dropped)")));
                 None
@@ -88,7 +99,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
         };
         if spec.required && value.is_none() {
             let reason = format!("missing required field {}{}", spec.name, describe_source(spec));
-            return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), Some(id));
+            return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), Some(id), name());
         }
         if &*spec.name == "username" {
             username = value;
@@ -97,7 +108,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
         }
     }
     let Some(username) = username else {
-        return UserOutcome::Skipped(EntryError::new(&entry.dn, "missing required field username"), Some(id));
+        return UserOutcome::Skipped(EntryError::new(&entry.dn, "missing required field username"), Some(id), None);
     };
     UserOutcome::Mapped(
         MappedUser {
@@ -114,8 +125,11 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
 
 /// Maps one group entry: its name and raw member values.
 pub fn map_group(cfg: &SourceConfig, entry: &RawEntry) -> Result<MappedGroup, EntryError> {
-    let err = |r: String| EntryError::new(&entry.dn, r);
+    let err = |r: String| EntryError::new(short_dn(&entry.dn), r);
     let id = external_id(entry, &cfg.id_attribute).map_err(err)?;
+    if entry.dn.len() > MAX_DN_LEN {
+        return Err(err(format!("the DN is longer than {MAX_DN_LEN} bytes")));
+    }
     let name = match entry.first(&cfg.group_name_attribute) {
         Some(AttrValue::Text(t)) if !t.trim().is_empty() => t.trim().to_string(),
         Some(AttrValue::Binary(_)) => {
@@ -125,6 +139,12 @@ pub fn map_group(cfg: &SourceConfig, entry: &RawEntry) -> Result<MappedGroup, En
     };
     if name.chars().any(char::is_control) {
         return Err(err("group name contains control characters".into()));
+    }
+    if let Some(c) = name.chars().find(|&c| is_invisible(c)) {
+        return Err(err(format!(
+            "group name contains an invisible or text-direction character (U+{:04X}), which makes it look like another name",
+            c as u32
+        )));
     }
     let members = entry
         .values(&cfg.member_attribute)
@@ -225,6 +245,12 @@ pub fn validate(field: &str, value: Option<String>) -> Result<Option<String>, St
             if t.len() != v.len() {
                 return Err(format!("username {v:?} has leading or trailing blanks (add transform = \"trim\")"));
             }
+            if let Some(c) = v.chars().find(|&c| is_invisible(c)) {
+                return Err(format!(
+                    "username contains an invisible or text-direction character (U+{:04X}), which makes it look like another name",
+                    c as u32
+                ));
+            }
         }
         "email" if !is_email(&v) => return Err(format!("{v:?} is not an email address")),
         _ => {}
@@ -288,14 +314,14 @@ mod tests {
     fn invalid_required_skips_and_invalid_optional_warns() {
         let c = cfg("username = \"uid\"\nfull_name = \"cn\"\nemail = \"mail\"");
         match map_user(&c, &entry(&[("cn", "No Uid")])) {
-            UserOutcome::Skipped(e, Some(id)) => {
+            UserOutcome::Skipped(e, Some(id), _) => {
                 assert!(e.reason.contains("missing required field username (attribute uid)"), "{}", e.reason);
                 assert_eq!(id, "id-1");
             }
             other => panic!("{other:?}"),
         }
         match map_user(&c, &entry(&[("uid", "a\u{7}b"), ("cn", "x")])) {
-            UserOutcome::Skipped(e, _) => assert!(e.reason.contains("control characters")),
+            UserOutcome::Skipped(e, ..) => assert!(e.reason.contains("control characters")),
             other => panic!("{other:?}"),
         }
         let UserOutcome::Mapped(u, w) = map_user(&c, &entry(&[("uid", "a"), ("cn", "A"), ("mail", "not-an-email")]))
@@ -314,12 +340,12 @@ mod tests {
         let mut e = entry(&[("cn", "x")]);
         e.push("uid", AttrValue::Binary(vec![0xff, 0xfe]));
         match map_user(&c, &e) {
-            UserOutcome::Skipped(err, _) => assert!(err.reason.contains("not valid UTF-8"), "{}", err.reason),
+            UserOutcome::Skipped(err, ..) => assert!(err.reason.contains("not valid UTF-8"), "{}", err.reason),
             other => panic!("{other:?}"),
         }
         let mut e = RawEntry::new("uid=y");
         e.push("uid", AttrValue::Text("y".into()));
-        assert!(matches!(map_user(&c, &e), UserOutcome::Skipped(_, None)));
+        assert!(matches!(map_user(&c, &e), UserOutcome::Skipped(_, None, Some(ref k)) if k == "y"));
     }
 
     #[test]
@@ -333,6 +359,31 @@ mod tests {
         }
         assert_eq!(sid_rid(&sid), Some(513));
         assert_eq!(sid_rid(&sid[..10]), None);
+    }
+
+    #[test]
+    fn usernames_with_invisible_or_bidi_characters_are_invalid() {
+        let c = cfg("username = \"uid\"\nfull_name = \"cn\"");
+        for name in ["alice\u{200b}", "\u{202e}ecila", "al\u{feff}ice", "a\u{2066}b"] {
+            match map_user(&c, &entry(&[("uid", name), ("cn", "x")])) {
+                UserOutcome::Skipped(e, Some(_), _) => assert!(e.reason.contains("invisible"), "{}", e.reason),
+                other => panic!("{name:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_dn_is_skipped_with_a_shortened_dn() {
+        let c = cfg("username = \"uid\"\nfull_name = \"cn\"");
+        let mut e = entry(&[("uid", "a"), ("cn", "A")]);
+        e.dn = format!("uid=a,{}", "ou=x,".repeat(1000));
+        match map_user(&c, &e) {
+            UserOutcome::Skipped(err, Some(_), Some(k)) => {
+                assert!(err.reason.contains("longer than 4096"), "{}", err.reason);
+                assert!(err.dn.len() < 300 && k == "a", "{}", err.dn);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -377,11 +377,44 @@ pub struct SourceBatch {
     pub seen_user_ids: rustc_hash::FxHashSet<String>,
     /// The same for groups: a skipped group is not deleted.
     pub seen_group_ids: rustc_hash::FxHashSet<String>,
+    /// Normalized DNs and username keys of skipped user entries (even those
+    /// without a readable identity): a stored user with one of them is the
+    /// user the entry could be, and stays as it is.
+    pub skipped_dns: rustc_hash::FxHashSet<String>,
+    pub skipped_names: rustc_hash::FxHashSet<String>,
+    /// Normalized DNs of skipped group entries.
+    pub skipped_group_dns: rustc_hash::FxHashSet<String>,
     pub errors: Vec<EntryError>,
     pub warnings: Vec<EntryError>,
     /// How many user entries the source returned (before skipping).
     pub user_entries: usize,
     pub group_entries: usize,
+}
+
+impl SourceBatch {
+    /// Whether a stored user of this source is protected by this read: its
+    /// entry was returned (perhaps skipped), or a skipped entry has its DN or
+    /// its username.
+    pub fn protects(&self, u: &StoredUser) -> bool {
+        self.seen_user_ids.contains(&u.external_id)
+            || (!self.skipped_dns.is_empty() && self.skipped_dns.contains(&normalize_dn(&u.dn)))
+            || (!self.skipped_names.is_empty() && self.skipped_names.contains(&name_key(&u.username)))
+    }
+}
+
+/// Longest DN accepted (longer entries are skipped with a shortened DN).
+pub const MAX_DN_LEN: usize = 4096;
+
+/// A DN for messages: at most 200 bytes.
+pub fn short_dn(dn: &str) -> String {
+    if dn.len() <= 200 {
+        return dn.to_string();
+    }
+    let mut end = 200;
+    while !dn.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &dn[..end], dn.len())
 }
 
 /// A user as the store holds it.

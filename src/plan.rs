@@ -146,6 +146,8 @@ pub struct SourceSummary {
     pub users_usable: usize,
     pub groups_returned: usize,
     pub active_before: usize,
+    /// Active users the source would have after the plan.
+    pub active_after: usize,
     pub groups_before: usize,
     pub removals: usize,
     pub group_deletes: usize,
@@ -290,20 +292,39 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         let mut newly = Vec::new();
         for (key, cs) in &claimants {
             let stored = claims[key].0;
+            // The claimant already linked by identity to the record holding
+            // this name keeps it: only newcomers are the conflict, so one
+            // crafted entry cannot freeze another user.
+            let incumbent = match stored {
+                Some(_) => None,
+                None => cs.iter().copied().find(|&ci| {
+                    let c = &cands[ci];
+                    !c.relink && c.target.is_some_and(|t| name_key(&snap.users[t].username) == **key)
+                }),
+            };
             for &ci in cs {
-                let other = match stored {
+                if Some(ci) == incumbent {
+                    continue;
+                }
+                let holder = stored.or_else(|| incumbent.and_then(|inc| cands[inc].target));
+                let reason = match holder {
                     Some(i) => {
                         let u = &snap.users[i];
-                        format!("user {} (source {}, {})", u.username, u.source, u.dn)
+                        format!(
+                            "username \"{key}\" is already used by user {} (source {}, {}); skipped",
+                            u.username, u.source, u.dn
+                        )
                     }
-                    None => cs
-                        .iter()
-                        .filter(|&&o| o != ci)
-                        .map(|&o| format!("{} (source {})", cands[o].user.dn, batches[cands[o].batch].source))
-                        .collect::<Vec<_>>()
-                        .join("; "),
+                    None => format!(
+                        "duplicate username \"{key}\": also claimed by {}; all claimants skipped until one is fixed",
+                        cs.iter()
+                            .filter(|&&o| o != ci)
+                            .map(|&o| format!("{} (source {})", cands[o].user.dn, batches[cands[o].batch].source))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
                 };
-                newly.push((ci, format!("username \"{key}\" is already used by {other}; skipped")));
+                newly.push((ci, reason));
             }
         }
         newly.sort();
@@ -428,6 +449,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             groups_returned: b.group_entries,
             ..Default::default()
         };
+        let mut removed_active = 0;
         for (i, s) in snap.users.iter().enumerate().filter(|(_, s)| s.source == b.source) {
             if s.status == Status::Active {
                 summary.active_before += 1;
@@ -436,7 +458,9 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 Some(deleted) => deleted.contains(&s.external_id),
                 None => !b.seen_user_ids.contains(&s.external_id),
             };
-            if !missing || live_targets[i] {
+            // A skipped entry protects the user it could be (same identity,
+            // DN or username): a skipped entry is never a missing one.
+            if !missing || live_targets[i] || b.protects(s) {
                 continue;
             }
             let kind = match (on_missing, s.status) {
@@ -447,15 +471,22 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             if kind == RemovalKind::Delete {
                 removed.insert(s.id);
             }
+            if s.status == Status::Active {
+                removed_active += 1;
+            }
             summary.removals += 1;
             plan.removals.push(Removal { id: s.id, source: s.source.clone(), username: s.username.clone(), kind });
         }
         // Users the directory disabled count toward the thresholds too.
-        summary.removals += plan.updates.iter().filter(|u| u.disable && u.source == b.source).count();
+        let disabled = plan.updates.iter().filter(|u| u.disable && u.source == b.source).count();
+        summary.removals += disabled;
         if let Some(active) = &snap.active_by_source {
             // A partial snapshot holds only some users: the store counted them.
             summary.active_before = active.get(&b.source).copied().unwrap_or(0);
         }
+        let enabled = plan.updates.iter().filter(|u| u.enable && u.source == b.source).count();
+        let created = plan.creates.iter().filter(|c| c.source == b.source && c.status == Status::Active).count();
+        summary.active_after = (summary.active_before + enabled + created).saturating_sub(removed_active + disabled);
         plan.sources.push(summary);
     }
 

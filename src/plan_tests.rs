@@ -220,7 +220,12 @@ fn username_taken_by_a_live_user_skips_the_newcomer_and_two_users_may_swap() {
     };
     let plan = build(&cfg, &snap, &[b]);
     assert!(plan.creates.is_empty());
-    assert_eq!(plan.errors.len(), 2, "both claimants of \"bob\" are reported: {:?}", plan.errors);
+    // bob is linked to the record by identity: he keeps his name and syncs;
+    // only the newcomer is the conflict.
+    assert_eq!(plan.errors.len(), 1, "only the newcomer is reported: {:?}", plan.errors);
+    assert_eq!(plan.errors[0].dn, "uid=Bob2,ou=people,dc=t");
+    assert!(plan.errors[0].reason.contains("already used by user bob"), "{:?}", plan.errors);
+    assert_eq!(plan.unchanged, 1, "bob still syncs");
 
     // amy and bob swap usernames: two renames, no conflict.
     let b = batch(&cfg, vec![(EntryKind::User, user("bob", "u1", &[])), (EntryKind::User, user("amy", "u2", &[]))]);
@@ -368,4 +373,90 @@ fn in_a_delta_a_new_identity_relinks_only_a_reported_deletion() {
     let plan = build(&cfg, &three_users_in_staff(), &[b]);
     assert_eq!(plan.updates[0].relink_to.as_deref(), Some("u9"));
     assert!(plan.removals.is_empty());
+}
+
+#[test]
+fn a_skipped_entry_without_identity_protects_the_user_it_could_be() {
+    // id_attribute = employeeNumber; carol's entry lost it, dave's too (and his DN changed).
+    let cfg = config("");
+    let mut cfg = cfg;
+    cfg.sources[0].id_attribute = "employeenumber".into();
+    let with_id = |uid: &str, n: &str| user(uid, "x", &[("employeeNumber", n)]);
+    let mut carol = user("carol", "x", &[]);
+    carol.attrs.retain(|(n, _)| n != "employeenumber");
+    let mut dave = user("dave", "x", &[]);
+    dave.dn = "uid=dave,ou=moved,dc=t".into();
+    let b =
+        batch(&cfg, vec![(EntryKind::User, with_id("amy", "1")), (EntryKind::User, carol), (EntryKind::User, dave)]);
+    assert_eq!(b.errors.len(), 2, "{:?}", b.errors);
+    let snap = Snapshot {
+        users: vec![
+            stored(1, "amy", "1", Status::Active, &[("full_name", &full("amy"))]),
+            stored(2, "carol", "2", Status::Active, &[]),
+            stored(3, "dave", "3", Status::Active, &[]),
+            stored(4, "gone", "4", Status::Active, &[]),
+        ],
+        ..Default::default()
+    };
+    let plan = build(&cfg, &snap, &[b]);
+    let removed: Vec<&str> = plan.removals.iter().map(|r| r.username.as_str()).collect();
+    assert_eq!(removed, ["gone"], "carol (same DN) and dave (same username) stay: {plan:?}");
+}
+
+#[test]
+fn a_look_alike_newcomer_is_the_conflict_and_the_linked_user_keeps_syncing() {
+    let cfg = config("");
+    // "Kate" with a Kelvin sign folds to "kate".
+    let mut kelvin = user("\u{212a}ate", "u9", &[]);
+    kelvin.dn = "uid=\u{212a}ate,ou=guests,dc=t".into();
+    let b =
+        batch(&cfg, vec![(EntryKind::User, user("kate", "u1", &[("mail", "kate@x.org")])), (EntryKind::User, kelvin)]);
+    let snap = Snapshot {
+        users: vec![stored(1, "kate", "u1", Status::Active, &[("full_name", &full("kate"))])],
+        ..Default::default()
+    };
+    let plan = build(&cfg, &snap, &[b]);
+    assert!(plan.creates.is_empty(), "{plan:?}");
+    assert_eq!(plan.errors.len(), 1, "{:?}", plan.errors);
+    assert!(plan.errors[0].dn.contains('\u{212a}'), "the newcomer is reported: {:?}", plan.errors);
+    assert_eq!(plan.updates.len(), 1, "kate's new email is applied");
+    assert_eq!(plan.updates[0].changes[0].new.as_deref(), Some("kate@x.org"));
+}
+
+#[test]
+fn a_deleted_group_removes_and_counts_every_membership() {
+    let cfg = config("");
+    let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[])), (EntryKind::User, user("bob", "u2", &[]))]);
+    let snap = Snapshot {
+        users: vec![
+            stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))]),
+            stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))]),
+        ],
+        groups: vec![StoredGroup {
+            id: 10,
+            source: "s".into(),
+            external_id: "g1".into(),
+            name: "Staff".into(),
+            dn: "cn=Staff,ou=groups,dc=t".into(),
+        }],
+        user_groups: vec![(1, 10), (2, 10)],
+        ..Default::default()
+    };
+    let plan = build(&cfg, &snap, &[b]);
+    assert_eq!(plan.group_deletes.len(), 1);
+    let removed: Vec<(&str, &str)> = plan.member_removes.iter().map(|m| (&*m.member_name, &*m.group_name)).collect();
+    assert_eq!(removed, [("amy", "Staff"), ("bob", "Staff")]);
+    let _ = group; // group() builds entries for the other tests
+}
+
+#[test]
+fn two_new_entries_with_one_username_are_both_skipped_every_run() {
+    let cfg = config("");
+    let mut twin = user("jsmith", "u2", &[]);
+    twin.dn = "uid=jsmith,ou=staff,dc=t".into();
+    let b = batch(&cfg, vec![(EntryKind::User, user("JSmith", "u1", &[])), (EntryKind::User, twin)]);
+    let plan = build(&cfg, &Snapshot::default(), &[b]);
+    assert!(plan.creates.is_empty(), "{plan:?}");
+    assert_eq!(plan.errors.len(), 2, "{:?}", plan.errors);
+    assert!(plan.errors.iter().all(|e| e.reason.contains("duplicate username \"jsmith\"")), "{:?}", plan.errors);
 }

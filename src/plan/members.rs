@@ -92,7 +92,12 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
     for s in stored.values() {
         let missing = match gone_groups {
             Some(g) => g.contains(&s.external_id),
-            None => !seen_ext.contains(s.external_id.as_str()) && !b.seen_group_ids.contains(&s.external_id),
+            None => {
+                !seen_ext.contains(s.external_id.as_str())
+                    && !b.seen_group_ids.contains(&s.external_id)
+                    && (b.skipped_group_dns.is_empty()
+                        || !b.skipped_group_dns.contains(&crate::model::normalize_dn(&s.dn)))
+            }
         };
         if missing {
             removed_groups.insert(s.id);
@@ -127,7 +132,7 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         .users
         .iter()
         .enumerate()
-        .filter(|(i, u)| !live[*i] && u.source == b.source && b.seen_user_ids.contains(&u.external_id))
+        .filter(|(i, u)| !live[*i] && u.source == b.source && b.protects(u))
         .map(|(_, u)| u.id)
         .collect();
     let frozen_groups: HashSet<i64> = b
@@ -257,6 +262,29 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         let names: HashMap<i64, &str> = plan.removals.iter().map(|r| (r.id, r.username.as_str())).collect();
         for &(u, g) in &snap.user_groups {
             if gone_users.contains(&u) && !already.contains(&(u, g)) && !removed_groups.contains(&g) {
+                removes.push(MemberChange {
+                    member: Member::User(Ref::Existing(u)),
+                    group: Ref::Existing(g),
+                    member_name: Arc::from(names.get(&u).copied().unwrap_or("?")),
+                    group_name: gname(&Ref::Existing(g), None),
+                });
+            }
+        }
+    }
+
+    // A deleted group loses its members: each removal is counted and
+    // audited (the store would otherwise drop them by cascade, silently).
+    if !removed_groups.is_empty() {
+        let already: HashSet<(i64, i64)> = removes
+            .iter()
+            .filter_map(|m| match (m.member, m.group) {
+                (Member::User(Ref::Existing(u)), Ref::Existing(g)) => Some((u, g)),
+                _ => None,
+            })
+            .collect();
+        let names: HashMap<i64, &str> = snap.users.iter().map(|u| (u.id, u.username.as_str())).collect();
+        for &(u, g) in &snap.user_groups {
+            if removed_groups.contains(&g) && !removed_users.contains(&u) && !already.contains(&(u, g)) {
                 removes.push(MemberChange {
                     member: Member::User(Ref::Existing(u)),
                     group: Ref::Existing(g),
