@@ -38,13 +38,13 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
             });
             continue;
         }
-        // The same for a read, full or incremental, that would leave the
-        // source with no active user: an emptied directory is an empty source.
-        if s.active_before > 0 && s.active_after == 0 && s.removals > 0 {
-            let how = if s.incremental { "an incremental read" } else { "a read" };
+        // The same for a delta that brings nothing usable and would leave the
+        // source with no active user: an emptied directory is an empty source,
+        // whether it is read in full or incrementally.
+        if s.incremental && s.users_usable == 0 && s.active_before > 0 && s.active_after == 0 && s.removals > 0 {
             blocks.push(Block {
                 reason: format!(
-                    "source \"{}\": {how} would disable or delete all {} of its active users, leaving none; refusing (a source that returns nothing never removes anybody, even with --force; check the directory, then use on_missing = \"keep\" or remove the source if this is intended)",
+                    "source \"{}\": an incremental read would disable or delete all {} of its active users, leaving none; refusing (a source that returns nothing never removes anybody, even with --force; check the directory, then use on_missing = \"keep\" or remove the source if this is intended)",
                     s.source, s.active_before
                 ),
                 forceable: false,

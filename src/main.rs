@@ -203,6 +203,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))
 }
 
+/// `sync --json` prints one object, also when the store cannot be opened or fails.
+fn print_failed_json(dry_run: bool, message: &str) {
+    let failed = serde_json::json!({
+        "run_id": null, "status": "failed", "dry_run": dry_run, "message": message,
+        "errors": [], "warnings": [],
+    });
+    println!("{failed:#}");
+}
+
 fn exit_code(status: RunStatus) -> u8 {
     match status {
         RunStatus::Ok => 0,
@@ -220,7 +229,20 @@ fn run(args: Args) -> Result<u8, Failure> {
         }
         Command::Sync { dry_run, force, json, full, sources } => {
             let cfg = load(&args.config)?;
-            let mut store = open_store(&cfg)?;
+            // A dry run creates nothing: without a store file it plans against an empty one.
+            let opened = match dry_run {
+                true => SqliteStore::open_for_dry_run(&cfg.store.path),
+                false => SqliteStore::open(&cfg.store.path),
+            };
+            let mut store = match opened {
+                Ok(s) => s,
+                Err(e) => {
+                    if json {
+                        print_failed_json(dry_run, &e.to_string());
+                    }
+                    return Err(Failure::failed(e.to_string()));
+                }
+            };
             let opts = SyncOptions { dry_run, force, sources, full };
             let progress = Arc::new(AtomicU64::new(0));
             let rt = runtime()?;
@@ -232,12 +254,7 @@ fn run(args: Args) -> Result<u8, Failure> {
                 Err(e @ sync::SyncError::UnknownSource(_)) => return Err(Failure::config(e.to_string())),
                 Err(e) => {
                     if json {
-                        // `sync --json` prints one object, also when the store fails.
-                        let failed = serde_json::json!({
-                            "run_id": null, "status": "failed", "dry_run": dry_run, "message": e.to_string(),
-                            "errors": [], "warnings": [],
-                        });
-                        println!("{failed:#}");
+                        print_failed_json(dry_run, &e.to_string());
                     }
                     return Err(Failure::failed(e.to_string()));
                 }

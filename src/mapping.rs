@@ -115,7 +115,13 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
             dn: entry.dn.clone(),
             external_id: id,
             username: Name::new(username),
-            disabled: cfg.ad && number(entry, "useraccountcontrol").is_some_and(|uac| uac & 0x2 != 0),
+            disabled: match cfg.ad {
+                true => number(entry, "useraccountcontrol").is_some_and(|uac| uac & 0x2 != 0),
+                // 389 Directory Server (and Red Hat / Oracle DS) lock accounts with nsAccountLock.
+                false => {
+                    matches!(entry.first("nsaccountlock"), Some(AttrValue::Text(t)) if t.trim().eq_ignore_ascii_case("true"))
+                }
+            },
             primary_group: if cfg.ad { number(entry, "primarygroupid").map(|v| v as u32) } else { None },
             fields,
         },

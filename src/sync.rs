@@ -56,6 +56,26 @@ pub struct SyncOutcome {
     pub plan: Option<Plan>,
 }
 
+impl SyncOutcome {
+    /// An outcome with nothing done yet (status ok, mode full).
+    pub fn new(run_id: Option<i64>, dry_run: bool, source: &str) -> SyncOutcome {
+        SyncOutcome {
+            run_id,
+            status: RunStatus::Ok,
+            dry_run,
+            source: source.to_string(),
+            mode: "full".into(),
+            counts: Counts::default(),
+            errors: vec![],
+            warnings: vec![],
+            message: None,
+            blocked_by: vec![],
+            writeback: None,
+            plan: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error(transparent)]
@@ -160,7 +180,14 @@ pub async fn run(
     };
     let source_names = selected.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(",");
     let started = now();
-    let _lock = if opts.dry_run { None } else { Some(lock(&cfg.store.path)?) };
+    let _lock = match opts.dry_run {
+        true => None,
+        false => match lock(&cfg.store.path) {
+            Ok(l) => Some(l),
+            Err(StoreError::Locked(path)) => return Ok(refused(store, opts, &source_names, &started, &path)),
+            Err(e) => return Err(e.into()),
+        },
+    };
     let run_id = if opts.dry_run {
         None
     } else {
@@ -170,20 +197,7 @@ pub async fn run(
         }
         Some(store.start_run(&source_names, &started, opts.force)?)
     };
-    let blank = || SyncOutcome {
-        run_id,
-        status: RunStatus::Ok,
-        dry_run: opts.dry_run,
-        source: source_names.clone(),
-        mode: "full".into(),
-        counts: Counts::default(),
-        errors: vec![],
-        warnings: vec![],
-        message: None,
-        blocked_by: vec![],
-        writeback: None,
-        plan: None,
-    };
+    let blank = || SyncOutcome::new(run_id, opts.dry_run, &source_names);
     match pipeline(cfg, store, opts, progress, &selected, blank(), &started).await {
         Ok(outcome) => Ok(outcome),
         // The store failed under a recorded run (a conflict, a full disk):
@@ -327,21 +341,62 @@ async fn pipeline(
     })?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
-    // Then push what the application owns; per-item failures stay on the queue.
+    // Then push what the application owns; per-item failures stay on the
+    // queue. The apply has committed: from here on nothing may turn the run
+    // into a failed one, so a push that fails as a whole is reported as such.
     if cfg.sources.iter().any(|s| s.writeback.is_some()) {
-        let report = crate::writeback::push(cfg, store, false).await.map_err(|e| match e {
-            crate::writeback::WritebackError::Store(s) => SyncError::Store(s),
-            other => SyncError::Store(StoreError::Provisioning(other.to_string())),
-        })?;
-        if let Some(id) = outcome.run_id {
-            store.record_push(id, [report.pushed, report.failed, report.conflicts], &report.errors)?;
-        }
-        outcome.errors.extend(report.errors.iter().cloned());
-        (outcome.counts.pushed, outcome.counts.push_failed, outcome.counts.conflicts) =
-            (report.pushed, report.failed, report.conflicts);
-        outcome.writeback = Some(report);
+        push_after_apply(cfg, store, &mut outcome).await;
     }
     Ok(outcome)
+}
+
+/// The write-back push at the end of an applied run.
+async fn push_after_apply(cfg: &Config, store: &mut dyn Store, outcome: &mut SyncOutcome) {
+    let report = match crate::writeback::push(cfg, store, false).await {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = format!(
+                "the run was applied; the write-back push failed: {e} (the queue keeps its items: `dirsync writeback push` retries)"
+            );
+            warn!("{msg}");
+            if let Some(id) = outcome.run_id {
+                let _ = store.record_push(id, [0, 0, 0], &[EntryError::new("(write-back)", msg.clone())]);
+            }
+            outcome.errors.push(EntryError::new("(write-back)", msg.clone()));
+            outcome.message = Some(msg);
+            return;
+        }
+    };
+    if let Some(id) = outcome.run_id {
+        if let Err(e) = store.record_push(id, [report.pushed, report.failed, report.conflicts], &report.errors) {
+            warn!("the run was applied and pushed, but the push's counts could not be added to its history: {e}");
+            outcome.message = Some(format!("the push's counts could not be added to the run's history: {e}"));
+        }
+    }
+    outcome.errors.extend(report.errors.iter().cloned());
+    (outcome.counts.pushed, outcome.counts.push_failed, outcome.counts.conflicts) =
+        (report.pushed, report.failed, report.conflicts);
+    outcome.writeback = Some(report);
+}
+
+/// A run refused because another sync holds the lock: recorded as failed
+/// (when the store can take the short write), nothing read or changed.
+fn refused(store: &mut dyn Store, opts: &SyncOptions, source: &str, started: &str, lock: &str) -> SyncOutcome {
+    let mut o = SyncOutcome::new(None, false, source);
+    o.status = RunStatus::Failed;
+    o.message =
+        Some(format!("another sync is running on this store (lock {lock} is held); nothing was read or changed"));
+    match store.start_run(source, started, opts.force) {
+        Ok(id) => {
+            o.run_id = Some(id);
+            let record = record_of(&o, started, opts.force);
+            if let Err(e) = store.transaction(&mut |tx| tx.finish_run(&record)) {
+                warn!("the refused run could not be recorded: {e}");
+            }
+        }
+        Err(e) => warn!("the refused run could not be recorded: {e}"),
+    }
+    o
 }
 
 fn record_of(o: &SyncOutcome, started: &str, forced: bool) -> RunRecord {

@@ -81,7 +81,8 @@ pub struct SourceConfig {
     pub incremental: Incremental,
     /// Active Directory: userAccountControl, primaryGroupID, objectGUID.
     pub ad: bool,
-    /// AD: create users that are disabled in the directory (default false).
+    /// Create users that are disabled in the directory (AD's
+    /// userAccountControl, 389 DS's nsAccountLock); default false.
     pub import_disabled: bool,
     /// Only effective members of these groups (names or DNs) are synced.
     pub scope_groups: Vec<String>,
@@ -138,6 +139,8 @@ impl SourceConfig {
         let mut attrs = vec![self.id_attribute.clone()];
         if self.ad {
             attrs.extend(["useraccountcontrol".to_string(), "primarygroupid".to_string()]);
+        } else {
+            attrs.push("nsaccountlock".to_string());
         }
         for f in &self.fields {
             attrs.extend(f.attributes());

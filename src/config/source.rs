@@ -61,9 +61,7 @@ pub(super) fn parse_source(
                     return Err(err(key(k), format!("is not used by type = \"{}\"", rs.kind)));
                 }
             }
-            if rs.kind != "ad" && rs.import_disabled.is_some() {
-                return Err(err(key("import_disabled"), "is only used by type = \"ad\"".into()));
-            }
+
             let url = rs
                 .url
                 .clone()

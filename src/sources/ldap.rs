@@ -158,12 +158,19 @@ impl Source for LdapSource {
         if self.incremental {
             let mut probe = self.connect().await?;
             let timeout = Duration::from_secs(self.cfg.timeout_secs);
-            let supported = ldap_sync::supported(&mut probe, timeout).await.map_err(|m| self.err(m))?;
+            let support = ldap_sync::supported(&mut probe, timeout).await.map_err(|m| self.err(m))?;
             let _ = probe.unbind().await;
-            if supported {
-                return self.fetch_sync(sink, since).await;
+            match support {
+                ldap_sync::Support::Syncprov => return self.fetch_sync(sink, since).await,
+                ldap_sync::Support::None => {
+                    debug!(source = %self.name, "no RFC 4533 support on the server: paged full read")
+                }
+                ldap_sync::Support::Untrusted(vendor) => tracing::info!(
+                    source = %self.name,
+                    vendor = %vendor,
+                    "the server advertises RFC 4533 but is not OpenLDAP; dirsync trusts its deletions only from OpenLDAP's syncprov: paged full read"
+                ),
             }
-            debug!(source = %self.name, "no RFC 4533 support on the server: paged full read");
         }
         self.fetch_paged(sink).await
     }

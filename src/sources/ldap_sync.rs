@@ -65,26 +65,51 @@ pub enum RefreshError {
     Failed(String),
 }
 
-/// Whether the server's root DSE advertises the Sync Request control.
-pub async fn supported(ldap: &mut Ldap, timeout: Duration) -> Result<bool, String> {
+/// Whether RFC 4533 can be trusted on this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    /// OpenLDAP advertising the Sync Request control (syncprov).
+    Syncprov,
+    /// No Sync Request control.
+    None,
+    /// Advertised by a server that is not OpenLDAP (389 Directory Server
+    /// ties cookies to filters, sends sync UUIDs that are not entryUUIDs and
+    /// says `refreshDeletes=FALSE` after listing deletions): its answers
+    /// cannot prove anybody absent, so it is read in full.
+    Untrusted(String),
+}
+
+/// Reads the root DSE: the Sync Request control, and who the server is.
+pub async fn supported(ldap: &mut Ldap, timeout: Duration) -> Result<Support, String> {
     ldap.with_timeout(timeout);
     let (entries, res) = ldap
-        .search("", Scope::Base, "(objectClass=*)", vec!["supportedControl"])
+        .search("", Scope::Base, "(objectClass=*)", vec!["supportedControl", "objectClass", "vendorName"])
         .await
         .map_err(|e| format!("reading the root DSE: {e}"))?
         .non_error()
         .map_err(|e| format!("reading the root DSE: {e}"))?;
     let _ = res;
+    let text = |e: &crate::model::RawEntry, a: &str| -> Vec<String> {
+        e.values(a)
+            .iter()
+            .filter_map(|v| match v {
+                crate::model::AttrValue::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    };
     for re in entries {
         let e = parse_entry(re)?;
-        if e.values("supportedcontrol")
-            .iter()
-            .any(|v| matches!(v, crate::model::AttrValue::Text(t) if t == SYNC_REQUEST_OID))
-        {
-            return Ok(true);
+        if !text(&e, "supportedcontrol").iter().any(|t| t == SYNC_REQUEST_OID) {
+            continue;
         }
+        if text(&e, "objectclass").iter().any(|c| c.eq_ignore_ascii_case("OpenLDAProotDSE")) {
+            return Ok(Support::Syncprov);
+        }
+        let vendor = text(&e, "vendorname").into_iter().next().unwrap_or_else(|| "an unknown vendor".into());
+        return Ok(Support::Untrusted(vendor));
     }
-    Ok(false)
+    Ok(Support::None)
 }
 
 /// The textual form of a 16-byte entryUUID, as the `entryUUID` attribute shows it.
@@ -175,6 +200,20 @@ pub async fn refresh(
             Some(EntryState::Delete) => out.deleted.extend(uuid),
             _ => {
                 let entry = parse_entry(re).map_err(|m| RefreshError::Failed(format!("malformed entry: {m}")))?;
+                // The sync UUID must be the entry's entryUUID, or the server's
+                // deletions and present lists name other identities than ours.
+                if let (true, Some(u)) = (incremental, &uuid) {
+                    let own = match entry.first("entryuuid") {
+                        Some(crate::model::AttrValue::Text(t)) => t.eq_ignore_ascii_case(u),
+                        _ => false,
+                    };
+                    if !own {
+                        return Err(RefreshError::RefreshRequired(format!(
+                            "the server's sync answer for {} does not carry its entryUUID as the sync UUID; its deletions cannot be trusted",
+                            crate::model::short_dn(&entry.dn)
+                        )));
+                    }
+                }
                 received.extend(uuid);
                 out.entries += 1;
                 batcher.push(kind, entry).await.map_err(RefreshError::Failed)?;
