@@ -6,6 +6,7 @@ mod cli;
 mod fake_ad;
 mod fake_sync;
 mod harness;
+mod hostile;
 mod incremental;
 mod safety;
 mod sync;
