@@ -7,6 +7,7 @@ mod fake_ad;
 mod fake_sync;
 mod harness;
 mod hostile;
+mod hostile_ldap;
 mod incremental;
 mod safety;
 mod sync;
