@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need first (OpenLDAP's slapd and
-# ldap-utils, Samba's AD DC, openssl) from Debian's packages when missing; the
+# ldap-utils, Samba's AD DC, 389 Directory Server, openssl) from Debian's
+# packages when missing; the
 # tests start their own servers on loopback, in temp dirs, and stop them
 # (slapd on free ports; one Samba AD DC on its fixed ports 389/636/88).
 set -euo pipefail
@@ -9,6 +10,9 @@ need=()
 [ -x /usr/sbin/slapd ] || command -v slapd >/dev/null 2>&1 || need+=(slapd)
 command -v ldapmodify >/dev/null 2>&1 || need+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# 389 Directory Server (tests/it/ds389.rs builds an instance by hand, no systemd).
+{ [ -x /usr/sbin/ns-slapd ] && [ -f /usr/share/dirsrv/data/template-dse.ldif ]; } || need+=(389-ds-base)
+command -v mkfifo >/dev/null 2>&1 || need+=(coreutils)
 # samba-tool alone (samba-common-bin) is not enough: the AD DC daemon and its
 # provisioning data are what the AD tests run.
 if ! { [ -x /usr/sbin/samba ] && command -v samba-tool >/dev/null 2>&1 && [ -d /usr/share/samba/setup ]; }; then

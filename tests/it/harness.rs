@@ -386,7 +386,7 @@ pub fn ad_modify(ldif: &str) {
 }
 
 /// Runs ldapmodify with `ldif` on stdin (`-a`: plain records are adds).
-fn ldapmodify(url: &str, bind: &str, password: &str, ldif: &str) {
+pub fn ldapmodify(url: &str, bind: &str, password: &str, ldif: &str) {
     let mut child = Command::new("ldapmodify")
         .args(["-x", "-a", "-H", url, "-D", bind, "-w", password])
         .stdin(Stdio::piped())

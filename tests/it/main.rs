@@ -3,6 +3,7 @@
 
 mod ad;
 mod cli;
+mod ds389;
 mod fake_ad;
 mod fake_sync;
 mod harness;
