@@ -25,6 +25,8 @@ pub mod batch;
 pub mod codes;
 pub mod config;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guards;
 pub mod history;
 pub mod mapping;

@@ -1,0 +1,88 @@
+//! Fuzz entry points: one function per fuzz target (`fuzz/fuzz_targets/`),
+//! shared with `tests/fuzz_corpus.rs`, which replays the corpus kept in
+//! `fuzz/corpus/` on every `cargo test`. Each takes arbitrary bytes and
+//! panics only when a promise breaks (a panic, a round trip that changes an
+//! entry, an error that quotes a secret).
+
+use std::path::Path;
+
+use crate::batch::Collector;
+use crate::config::Config;
+use crate::filter::Filter;
+use crate::model::{AttrValue, EntryKind, RawEntry};
+use crate::sources::ldif::reader::read_all;
+use crate::sources::ldif::writer::write_entry;
+
+/// The LDIF reader: never panics; what it reads, written back, reads the same.
+pub fn ldif(data: &[u8]) {
+    let Ok(entries) = read_all(data) else { return };
+    let mut text = String::new();
+    for e in &entries {
+        write_entry(&mut text, e);
+    }
+    let back = read_all(text.as_bytes()).unwrap_or_else(|m| panic!("written LDIF does not read back: {m}\n{text}"));
+    assert_eq!(back, entries, "round trip changed the entries");
+}
+
+/// The filter parser: never panics (a deep filter is an error, not a stack
+/// overflow); a parsed filter evaluates against any entry.
+pub fn filter(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(f) = Filter::parse(text) {
+        let mut e = RawEntry::new("uid=a,dc=t");
+        for (a, v) in [("objectclass", "inetOrgPerson"), ("uid", "a"), ("cn", "A (x) *"), ("uidnumber", "1000")] {
+            e.push(a, AttrValue::Text(v.into()));
+        }
+        let _ = f.matches(&e);
+    }
+}
+
+/// The config loader: never panics, and an error never quotes the value of
+/// a secret key.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Err(e) = Config::parse(text, Path::new("/fuzz/dirsync.toml")) else { return };
+    let msg = e.to_string();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else { continue };
+        if key.trim().trim_matches('"') != "bind_password" {
+            continue;
+        }
+        let value = value.trim().trim_matches(|c: char| c == '"' || c == '\'' || c.is_whitespace());
+        // Short values could appear in any message by chance.
+        if value.len() >= 8 && value.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&*+-.@^_~".contains(c)) {
+            assert!(!msg.contains(value), "the error quotes a password value: {msg}");
+        }
+    }
+}
+
+/// Mapping one entry, then a batch: never panics. The input is an LDIF
+/// record; users and groups are mapped with a config that uses templates,
+/// transforms and a regex.
+pub fn mapping(data: &[u8]) {
+    let Ok(entries) = read_all(data) else { return };
+    let cfg = mapping_config();
+    let mut c = Collector::new(&cfg.sources[0]);
+    for (i, e) in entries.into_iter().enumerate() {
+        c.add(if i % 3 == 2 { EntryKind::Group } else { EntryKind::User }, e);
+    }
+    let b = c.finish();
+    let _ = crate::plan::build(&cfg, &crate::model::Snapshot::default(), &[b]);
+}
+
+fn mapping_config() -> Config {
+    let text = r#"
+[[sources]]
+name = "f"
+type = "ldif"
+path = "x.ldif"
+member_attribute = "member"
+[sources.fields]
+username = { attribute = "uid", transform = ["trim", "lower"] }
+full_name = { template = "{givenName} {sn}", required = false }
+email = "mail"
+office = { attribute = "roomNumber", regex = "^R(\\d+)$", replace = "Room $1" }
+extension = { attribute = "telephoneNumber", transform = "digits" }
+"#;
+    Config::parse(text, Path::new("/fuzz/dirsync.toml")).expect("the fuzz mapping config is valid")
+}
