@@ -117,6 +117,16 @@ max_delete_count = 1000000
                            ("incremental, no changes (`sync`)", inc_none, inc_none_rss),
                            ("incremental after changing 1% of users (`sync`)", inc, inc_rss)]:
             print(f"| {name} | {med(t):.2f} | {med(t)/ra:.2f} | {med(t)/rs:.2f} | {med(t)/f0:.3f} | {max(m):.0f} |")
+        # What an integrity check of the store costs (`dirsync check` runs it).
+        import sqlite3
+        qc = []
+        for _ in range(a.reps):
+            t0 = time.perf_counter()
+            con = sqlite3.connect(db)
+            con.execute("PRAGMA quick_check").fetchall()
+            con.close()
+            qc.append(time.perf_counter() - t0)
+        print(f"| `PRAGMA quick_check` of the store (`dirsync check`) | {med(qc):.2f} | {med(qc)/ra:.2f} | {med(qc)/rs:.2f} | {med(qc)/f0:.3f} | – |")
     finally:
         stop(os.path.join(base, "run", "slapd.pid"))
         shutil.rmtree(work, ignore_errors=True)

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::SourceConfig;
 use crate::mapping::{map_group, map_user, UserOutcome};
-use crate::model::{name_key, normalize_dn, EntryError, EntryKind, RawEntry, SourceBatch};
+use crate::model::{name_key, normalize_dn, EntryError, EntryKind, MappedGroup, MappedUser, RawEntry, SourceBatch};
 
 /// Builds a [`SourceBatch`] from raw entries, one at a time.
 pub struct Collector<'a> {
@@ -62,25 +62,30 @@ impl<'a> Collector<'a> {
     /// Resolves duplicates and memberships.
     pub fn finish(mut self) -> SourceBatch {
         let b = &mut self.batch;
-        // Every claimant of a duplicate is skipped, and protects what it could be.
-        let mut keyed: Vec<(String, crate::model::MappedUser)> =
+        // Every claimant of a duplicate is skipped, and protects what it
+        // could be. Normalized DNs are computed once, kept for member resolution.
+        let mut users: Vec<(String, MappedUser)> =
             std::mem::take(&mut b.users).into_iter().map(|u| (normalize_dn(&u.dn), u)).collect();
         // Two entries with one username are left to the planner, which knows
         // which of them (if any) already holds the name.
         let mut dropped =
-            drop_duplicates(&mut keyed, &mut b.errors, |(_, u)| u.external_id.clone(), |(_, u)| &u.dn, "identity");
-        dropped.extend(drop_duplicates(&mut keyed, &mut b.errors, |(k, _)| k.clone(), |(_, u)| &u.dn, "DN"));
+            drop_duplicates(&mut users, &mut b.errors, |(_, u)| u.external_id.as_str(), |(_, u)| &u.dn, "identity");
+        dropped.extend(drop_duplicates(&mut users, &mut b.errors, |(k, _)| k.as_str(), |(_, u)| &u.dn, "DN"));
         for (dn, u) in dropped {
             b.skipped_names.insert(u.username.key().to_string());
             b.skipped_dns.insert(dn);
         }
-        b.users = keyed.into_iter().map(|(_, u)| u).collect();
+        let mut groups: Vec<(String, MappedGroup)> =
+            std::mem::take(&mut b.groups).into_iter().map(|g| (normalize_dn(&g.dn), g)).collect();
         let mut dropped =
-            drop_duplicates(&mut b.groups, &mut b.errors, |g| g.external_id.clone(), |g| &g.dn, "identity");
-        dropped.extend(drop_duplicates(&mut b.groups, &mut b.errors, |g| normalize_dn(&g.dn), |g| &g.dn, "DN"));
-        b.skipped_group_dns.extend(dropped.iter().map(|g| normalize_dn(&g.dn)));
-        b.users.sort_by(|a, c| a.username.key().cmp(c.username.key()));
-        b.groups.sort_by(|a, c| a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id)));
+            drop_duplicates(&mut groups, &mut b.errors, |(_, g)| g.external_id.as_str(), |(_, g)| &g.dn, "identity");
+        dropped.extend(drop_duplicates(&mut groups, &mut b.errors, |(k, _)| k.as_str(), |(_, g)| &g.dn, "DN"));
+        b.skipped_group_dns.extend(dropped.into_iter().map(|(k, _)| k));
+        users.sort_by(|(_, a), (_, c)| a.username.key().cmp(c.username.key()));
+        groups.sort_by(|(_, a), (_, c)| a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id)));
+        let (user_dns, users): (Vec<String>, Vec<MappedUser>) = users.into_iter().unzip();
+        let (group_dns, groups): (Vec<String>, Vec<MappedGroup>) = groups.into_iter().unzip();
+        (b.users, b.groups) = (users, groups);
 
         #[derive(Clone, Copy)]
         enum Target {
@@ -92,15 +97,15 @@ impl<'a> Collector<'a> {
             HashMap::with_capacity_and_hasher(b.users.len() + b.groups.len(), Default::default());
         // A name two entries claim resolves to both: the planner keeps at most one.
         let mut by_username: HashMap<&str, Vec<u32>> = HashMap::default();
-        for (i, u) in b.users.iter().enumerate() {
+        for (i, (u, dn)) in b.users.iter().zip(user_dns).enumerate() {
             if usernames {
                 by_username.entry(u.username.key()).or_default().push(i as u32);
             } else {
-                by_dn.insert(normalize_dn(&u.dn), Target::User(i as u32));
+                by_dn.insert(dn, Target::User(i as u32));
             }
         }
-        for (i, g) in b.groups.iter().enumerate() {
-            by_dn.insert(normalize_dn(&g.dn), Target::Group(i as u32));
+        for (i, dn) in group_dns.into_iter().enumerate() {
+            by_dn.insert(dn, Target::Group(i as u32));
         }
         let mut user_groups = Vec::new();
         let mut group_groups = Vec::new();
@@ -215,19 +220,21 @@ fn restrict_to_scope(b: &mut SourceBatch, scope: &[String]) {
 fn drop_duplicates<T>(
     items: &mut Vec<T>,
     errors: &mut Vec<EntryError>,
-    key: impl Fn(&T) -> String,
+    key: impl Fn(&T) -> &str,
     dn: impl Fn(&T) -> &String,
     what: &str,
 ) -> Vec<T> {
-    let mut by_key: HashMap<String, Vec<usize>> = HashMap::with_capacity_and_hasher(items.len(), Default::default());
-    for (i, it) in items.iter().enumerate() {
-        by_key.entry(key(it)).or_default().push(i);
-    }
-    if by_key.len() == items.len() {
-        return Vec::new();
-    }
+    let mut dups: Vec<(String, Vec<usize>)> = {
+        let mut by_key: HashMap<&str, Vec<usize>> = HashMap::with_capacity_and_hasher(items.len(), Default::default());
+        for (i, it) in items.iter().enumerate() {
+            by_key.entry(key(it)).or_default().push(i);
+        }
+        if by_key.len() == items.len() {
+            return Vec::new();
+        }
+        by_key.into_iter().filter(|(_, v)| v.len() > 1).map(|(k, v)| (k.to_string(), v)).collect()
+    };
     let mut drop = vec![false; items.len()];
-    let mut dups: Vec<_> = by_key.into_iter().filter(|(_, v)| v.len() > 1).collect();
     dups.sort();
     for (k, idxs) in dups {
         for &i in &idxs {

@@ -84,3 +84,40 @@ fn reopening_keeps_data_and_schema_version() {
     let v: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(v as usize, super::schema::MIGRATIONS.len());
 }
+
+#[test]
+fn sqlite_errors_say_what_is_wrong_and_where() {
+    let p = Path::new("/srv/app/dirsync.db");
+    let e = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+    let m = super::open::explain(p, e(rusqlite::ffi::SQLITE_CANTOPEN)).to_string();
+    assert!(m.contains("/srv/app/dirsync.db") && m.contains("folder /srv/app") && m.contains("dirsync.db-wal"), "{m}");
+    let m = super::open::explain(p, e(rusqlite::ffi::SQLITE_NOTADB)).to_string();
+    assert!(m.contains("not a dirsync store"), "{m}");
+    let m = super::open::explain(p, e(rusqlite::ffi::SQLITE_CORRUPT)).to_string();
+    assert!(m.contains("damaged") && m.contains("backup"), "{m}");
+    let m = super::open::explain(p, e(rusqlite::ffi::SQLITE_FULL)).to_string();
+    assert!(m.contains("disk is full"), "{m}");
+}
+
+#[test]
+fn an_older_store_is_rekeyed_once_by_migration_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        let r = run(&mut store);
+        crate::apply::apply(&mut store, &plan_with("Jose\u{301}"), 0, &r, &now(), &[], &Default::default()).unwrap();
+        // As a version-3 store wrote it: lower-cased, not folded; no dn_key.
+        store
+            .conn
+            .execute_batch("UPDATE users SET username_key = lower(username), dn_key = NULL; PRAGMA user_version = 3;")
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let (key, dn_key): (String, Option<String>) =
+        store.conn.query_row("SELECT username_key, dn_key FROM users", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(key, crate::model::name_key("jos\u{e9}"));
+    assert!(dn_key.is_some());
+    let v: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 4);
+}
