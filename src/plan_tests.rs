@@ -211,9 +211,11 @@ fn recreated_entry_with_same_username_relinks_the_old_record() {
 fn username_taken_by_a_live_user_skips_the_newcomer_and_two_users_may_swap() {
     let cfg = config("");
     // bob (u2) still exists with his name; a new entry u3 also claims "bob".
-    let b = batch(&cfg, vec![(EntryKind::User, user("bob", "u2", &[])), (EntryKind::User, user("Bob2", "u3", &[]))]);
-    let mut b = b;
-    b.users[1].username = crate::model::Name::new("BOB");
+    // Two real entries: the batch keeps both claimants; the planner decides.
+    let mut newcomer = user("BOB", "u3", &[]);
+    newcomer.dn = "uid=Bob2,ou=people,dc=t".into();
+    let b = batch(&cfg, vec![(EntryKind::User, user("bob", "u2", &[])), (EntryKind::User, newcomer)]);
+    assert_eq!(b.users.len(), 2);
     let snap = Snapshot {
         users: vec![stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))])],
         ..Default::default()

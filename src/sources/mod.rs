@@ -3,11 +3,8 @@
 //! either finishes cleanly or returns an error (never "fewer entries").
 //! Adding a source touches its module and one line in [`open`].
 
-pub mod ad_usn;
 pub mod ldap;
-pub mod ldap_sync;
 pub mod ldif;
-pub mod range;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

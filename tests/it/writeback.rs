@@ -179,9 +179,19 @@ fn generated_codes_are_unique_and_pushed_and_ranges_say_when_they_run_out() {
 fn a_kill_between_the_local_change_and_the_push_loses_nothing() {
     let (slapd, env) = setup("report", "");
     set(&env, "alice", "7777"); // committed with its queue item; no push yet
-    let mut child = env.command(&["sync"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+                                // The push goes through a proxy that answers the bind, then stalls: the
+                                // process is killed in the middle of the push.
+    let proxy = CutProxy::stalling(slapd.port, 14);
+    env.point_at(&slapd.url(), proxy.port);
+    let mut child = env.command(&["writeback", "push"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the push was still under way when killed");
     let _ = child.kill();
     let _ = child.wait();
+    assert!(slapd.values(&alice(), "pager").is_empty(), "the push did not complete");
+    let st = env.run(&["writeback", "status", "--json"]).json();
+    assert_eq!(st["pending"].as_array().unwrap().len(), 1, "the item is still queued: {st}");
+    env.edit_config(|c| c.replace(&format!("ldap://127.0.0.1:{}", proxy.port), &slapd.url()));
     let (code, out) = env.sync(&[]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(slapd.values(&alice(), "pager"), ["7777"]);

@@ -4,22 +4,34 @@
 //! connection). Only the attributes the mapping needs are requested. A search
 //! that ends with anything but success (size or time limit, a dropped
 //! connection) is an error, never "fewer users".
+//!
+//! The folder, bottom up: [`proto`] (result codes, entry parsing), [`conn`]
+//! (connect and bind), then [`range`] (AD range retrieval), [`sync`] (RFC
+//! 4533) and [`usn`] (AD uSNChanged), and this module, the source itself.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ldap3::adapters::PagedResults;
-use ldap3::asn1::{StructureTag, PL};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, ResultEntry, Scope};
+use ldap3::{Ldap, LdapError, Scope};
 use tracing::{debug, instrument};
 
-use super::ad_usn::{self, UsnState};
-use super::ldap_sync::{self, Cookies, RefreshError};
-use super::range;
+mod conn;
+mod proto;
+pub mod range;
+pub mod sync;
+pub mod usn;
+
+pub(crate) use conn::tls_config;
+pub use conn::{ad_bind_reason, connect};
+pub use proto::result_text;
+pub(crate) use proto::{describe, parse_entry};
+
 use super::{EntrySink, FetchCounts, Fetched, Source, SourceError};
 use crate::config::{LdapConfig, SourceConfig};
-use crate::model::{AttrValue, Delta, EntryKind, RawEntry};
+use crate::model::{Delta, EntryKind, RawEntry};
+use sync::{self as ldap_sync, Cookies, RefreshError};
+use usn::{self as ad_usn, UsnState};
 
 pub struct LdapSource {
     name: String,
@@ -337,157 +349,5 @@ impl LdapSource {
         });
         debug!(source = %self.name, incremental, users = u.entries, groups = g.entries, "sync refresh done");
         Ok(Fetched { counts: FetchCounts { users: u.entries, groups: g.entries }, delta, next_state })
-    }
-}
-
-/// Opens a connection per the config and binds.
-pub async fn connect(name: &str, cfg: &LdapConfig) -> Result<Ldap, SourceError> {
-    let err = |m: String| SourceError::new(name, m);
-    let mut settings =
-        LdapConnSettings::new().set_conn_timeout(Duration::from_secs(cfg.timeout_secs)).set_starttls(cfg.starttls);
-    if let Some(ca) = &cfg.ca_file {
-        settings = settings.set_config(Arc::new(tls_config(ca).map_err(err)?));
-    }
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &cfg.url)
-        .await
-        .map_err(|e| err(format!("cannot connect to {}: {}", cfg.url, describe(&e))))?;
-    ldap3::drive!(conn);
-    ldap.with_timeout(Duration::from_secs(cfg.timeout_secs));
-    if let (Some(dn), Some(pw)) = (&cfg.bind_dn, &cfg.bind_password) {
-        // An empty password would be an unauthenticated bind; config refuses it.
-        let res = ldap
-            .simple_bind(dn, pw.expose())
-            .await
-            .map_err(|e| err(format!("bind as {dn} at {}: {}", cfg.url, describe(&e))))?;
-        if res.rc != 0 {
-            let why = ad_bind_reason(&res.text).map(|r| format!(" — {r}")).unwrap_or_default();
-            return Err(err(format!("bind as {dn} refused by {}: {}{why}", cfg.url, result_text(res.rc, &res.text))));
-        }
-    }
-    Ok(ldap)
-}
-
-pub(crate) fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-        roots.add(cert).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("ca_file {}: no PEM certificate found", ca.display()));
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-}
-
-/// Active Directory explains a refused bind with `data NNN` in its text.
-pub fn ad_bind_reason(text: &str) -> Option<&'static str> {
-    let code = text.split("data ").nth(1)?.split(|c: char| !c.is_ascii_hexdigit()).next()?;
-    Some(match code.to_ascii_lowercase().as_str() {
-        "525" => "AD: no such user (data 525)",
-        "52e" => "AD: invalid credentials (data 52e)",
-        "530" => "AD: logon not permitted at this time (data 530)",
-        "531" => "AD: logon not permitted from this workstation (data 531)",
-        "532" => "AD: password expired (data 532)",
-        "533" => "AD: account disabled (data 533)",
-        "568" => "AD: too many security IDs (data 568)",
-        "701" => "AD: account expired (data 701)",
-        "773" => "AD: the password must be reset (data 773)",
-        "775" => "AD: account locked out (data 775)",
-        _ => return None,
-    })
-}
-
-/// An LDAP result code with its name and the server's text.
-pub fn result_text(rc: u32, text: &str) -> String {
-    let name = match rc {
-        1 => "operationsError",
-        2 => "protocolError",
-        3 => "timeLimitExceeded",
-        4 => "sizeLimitExceeded",
-        8 => "strongerAuthRequired",
-        11 => "adminLimitExceeded",
-        32 => "noSuchObject",
-        34 => "invalidDNSyntax",
-        48 => "inappropriateAuthentication",
-        49 => "invalidCredentials",
-        50 => "insufficientAccessRights",
-        51 => "busy",
-        52 => "unavailable",
-        53 => "unwillingToPerform",
-        _ => "error",
-    };
-    if text.is_empty() {
-        format!("{name} (rc={rc})")
-    } else {
-        format!("{name} (rc={rc}): {text}")
-    }
-}
-
-/// A readable reason for an ldap3 error (connection, TLS, timeout, result).
-pub(super) fn describe(e: &LdapError) -> String {
-    match e {
-        LdapError::LdapResult { result } => result_text(result.rc, &result.text),
-        LdapError::Timeout { .. } => "timed out".into(),
-        other => other.to_string(),
-    }
-}
-
-/// Turns a SearchResultEntry into a [`RawEntry`] without panicking on
-/// malformed data (ldap3's `SearchEntry::construct` panics).
-pub(crate) fn parse_entry(re: ResultEntry) -> Result<RawEntry, String> {
-    let tags = match re.0.match_id(4).and_then(|t| t.expect_constructed()) {
-        Some(t) => t,
-        None => return Err("not a SearchResultEntry".into()),
-    };
-    let mut tags = tags.into_iter();
-    let dn = prim(tags.next()).ok_or("missing DN")?;
-    let dn = String::from_utf8(dn).map_err(|_| "DN is not UTF-8".to_string())?;
-    let mut entry = RawEntry::new(dn);
-    let attrs = tags.next().and_then(|t| t.expect_constructed()).ok_or("missing attribute list")?;
-    for pa in attrs {
-        let mut parts = pa.expect_constructed().ok_or("bad attribute")?.into_iter();
-        let name = prim(parts.next()).ok_or("bad attribute name")?;
-        let name = String::from_utf8(name).map_err(|_| "attribute name is not UTF-8".to_string())?;
-        let vals = parts.next().and_then(|t| t.expect_constructed()).ok_or("bad attribute values")?;
-        let name = name.to_ascii_lowercase();
-        let mut values = Vec::with_capacity(vals.len());
-        for v in vals {
-            let bytes = prim(Some(v)).ok_or("bad attribute value")?;
-            values.push(match String::from_utf8(bytes) {
-                Ok(s) => AttrValue::Text(s),
-                Err(e) => AttrValue::Binary(e.into_bytes()),
-            });
-        }
-        match entry.attrs.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, vs)) => vs.extend(values),
-            None => entry.attrs.push((name, values)),
-        }
-    }
-    Ok(entry)
-}
-
-fn prim(t: Option<StructureTag>) -> Option<Vec<u8>> {
-    match t?.payload {
-        PL::P(bytes) => Some(bytes),
-        PL::C(_) => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ad_bind_reasons_are_named() {
-        let t = "80090308: LdapErr: DSID-0C09041C, comment: AcceptSecurityContext error, data 52e, v4563";
-        assert_eq!(ad_bind_reason(t), Some("AD: invalid credentials (data 52e)"));
-        assert_eq!(ad_bind_reason("... data 775, v893"), Some("AD: account locked out (data 775)"));
-        assert_eq!(ad_bind_reason("invalid credentials"), None);
     }
 }

@@ -17,7 +17,7 @@ use ldap3::controls::RawControl;
 use ldap3::{Ldap, Scope};
 use serde::{Deserialize, Serialize};
 
-use super::ldap::{describe, parse_entry};
+use super::proto::{describe, parse_entry};
 use crate::mapping::guid_string;
 use crate::model::AttrValue;
 
@@ -112,7 +112,7 @@ pub async fn deleted_since(
     }
     let res = stream.finish().await;
     if res.rc != 0 {
-        return Err(format!("reading deleted objects under {base}: {}", super::ldap::result_text(res.rc, &res.text)));
+        return Err(format!("reading deleted objects under {base}: {}", super::proto::result_text(res.rc, &res.text)));
     }
     Ok(ids)
 }

@@ -21,9 +21,9 @@ use ldap3::{Ldap, Scope};
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
-use super::ldap::{describe, parse_entry, result_text};
-use super::EntrySink;
+use super::proto::{describe, parse_entry, result_text};
 use crate::model::EntryKind;
+use crate::sources::EntrySink;
 
 pub const SYNC_REQUEST_OID: &str = "1.3.6.1.4.1.4203.1.9.1.1";
 const REFRESH_REQUIRED: u32 = 4096;

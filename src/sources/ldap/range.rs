@@ -50,7 +50,7 @@ pub async fn complete(
             .success()
             .map_err(|e| e.to_string())?;
         let Some(re) = entries.into_iter().next() else { return Err("the object is gone".into()) };
-        let mut part = super::ldap::parse_entry(re)?;
+        let mut part = super::proto::parse_entry(re)?;
         let next = collect(&mut part, attr);
         let values = part.attrs.into_iter().find(|(n, _)| n == attr).map(|(_, v)| v).unwrap_or_default();
         if let Some((_, vs)) = entry.attrs.iter_mut().find(|(n, _)| n == attr) {
