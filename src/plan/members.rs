@@ -243,38 +243,21 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         })
         .collect();
 
-    // A user gone from a delta's source is a member of nothing any more (AD
-    // drops the links without touching the groups' uSNChanged).
-    if gone_groups.is_some() {
-        let gone_users: HashSet<i64> = plan
+    // Stored memberships that end without the diff above seeing them: a
+    // user gone from a delta's source is a member of nothing any more (AD
+    // drops the links without touching the groups' uSNChanged), and a deleted
+    // group loses its members (each removal counted and audited, not dropped
+    // silently by the store's cascade).
+    let gone_users: HashSet<i64> = match gone_groups {
+        Some(_) => plan
             .removals
             .iter()
             .filter(|r| r.source == b.source && r.kind == RemovalKind::Disable)
             .map(|r| r.id)
-            .collect();
-        let already: HashSet<(i64, i64)> = removes
-            .iter()
-            .filter_map(|m| match (m.member, m.group) {
-                (Member::User(Ref::Existing(u)), Ref::Existing(g)) => Some((u, g)),
-                _ => None,
-            })
-            .collect();
-        let names: HashMap<i64, &str> = plan.removals.iter().map(|r| (r.id, r.username.as_str())).collect();
-        for &(u, g) in &snap.user_groups {
-            if gone_users.contains(&u) && !already.contains(&(u, g)) && !removed_groups.contains(&g) {
-                removes.push(MemberChange {
-                    member: Member::User(Ref::Existing(u)),
-                    group: Ref::Existing(g),
-                    member_name: Arc::from(names.get(&u).copied().unwrap_or("?")),
-                    group_name: gname(&Ref::Existing(g), None),
-                });
-            }
-        }
-    }
-
-    // A deleted group loses its members: each removal is counted and
-    // audited (the store would otherwise drop them by cascade, silently).
-    if !removed_groups.is_empty() {
+            .collect(),
+        None => HashSet::default(),
+    };
+    if !gone_users.is_empty() || !removed_groups.is_empty() {
         let already: HashSet<(i64, i64)> = removes
             .iter()
             .filter_map(|m| match (m.member, m.group) {
@@ -284,7 +267,8 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
             .collect();
         let names: HashMap<i64, &str> = snap.users.iter().map(|u| (u.id, u.username.as_str())).collect();
         for &(u, g) in &snap.user_groups {
-            if removed_groups.contains(&g) && !removed_users.contains(&u) && !already.contains(&(u, g)) {
+            let ends = if removed_groups.contains(&g) { !removed_users.contains(&u) } else { gone_users.contains(&u) };
+            if ends && !already.contains(&(u, g)) {
                 removes.push(MemberChange {
                     member: Member::User(Ref::Existing(u)),
                     group: Ref::Existing(g),
