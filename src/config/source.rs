@@ -212,6 +212,17 @@ pub(super) fn parse_source(
             ));
         }
     }
+    if let Some(f) = fields.iter().find(|f| f.app_owned) {
+        if !crate::writeback::transport::supported(&kind) {
+            return Err(err(
+                key(&format!("fields.{}.owner", f.name)),
+                format!(
+                    "owner = \"app\" needs a source dirsync can write the value back to (type = \"ldap\" or \"ad\"); type = \"{}\" has none",
+                    kind.type_name()
+                ),
+            ));
+        }
+    }
     // username first, so mapping can name the user in messages.
     fields.sort_by_key(|f| &*f.name != "username");
     if let Some(f) = fields.iter_mut().find(|f| &*f.name == "full_name") {

@@ -209,3 +209,15 @@ fn bad_filters_and_durations_are_config_errors() {
     let e = parse(&text).unwrap_err().to_string();
     assert!(e.contains("incremental.full_every") && e.contains("too long"), "{e}");
 }
+
+#[test]
+fn app_owned_fields_need_a_source_that_can_be_written_back() {
+    let text = MIN
+        .replace("full_name = \"cn\"", "full_name = \"cn\"\nprint_code = { attribute = \"pager\", owner = \"app\" }");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("sources[0].fields.print_code.owner") && e.contains("type = \"ldif\" has none"), "{e}");
+    let ldap = LDAP
+        .replace("URL", "ldap://h")
+        .replace("full_name = \"cn\"", "full_name = \"cn\"\nprint_code = { attribute = \"pager\", owner = \"app\" }");
+    parse(&ldap).unwrap();
+}

@@ -52,7 +52,10 @@ pub struct WritebackItem {
     pub id: i64,
     pub user_id: i64,
     pub username: String,
+    /// The item is addressed by (source, external id); `dn` is the user's DN
+    /// as last read (what an LDAP transport writes to).
     pub source: String,
+    pub external_id: String,
     pub dn: String,
     pub field: String,
     pub attribute: String,

@@ -21,6 +21,7 @@ mod proto;
 pub mod range;
 pub mod sync;
 pub mod usn;
+pub mod writeback;
 
 pub(crate) use conn::tls_config;
 pub use conn::{ad_bind_reason, connect};

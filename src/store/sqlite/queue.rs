@@ -16,7 +16,8 @@ pub(super) fn items(conn: &Connection, path: &Path, statuses: &[&str]) -> Result
     let placeholders = (1..=statuses.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT w.id, w.user_id, u.username, u.source, u.dn, w.field, w.attribute, w.value, w.old_value, w.base_value, \
-         w.status, w.attempts, w.last_code, w.last_error, w.next_attempt_at, w.created_at, w.updated_at, w.done_at \
+         w.status, w.attempts, w.last_code, w.last_error, w.next_attempt_at, w.created_at, w.updated_at, w.done_at, \
+         u.external_id \
          FROM writeback w JOIN users u ON u.id = w.user_id WHERE w.status IN ({placeholders}) ORDER BY w.id"
     );
     let mut st = conn.prepare(&sql).map_err(&err)?;
@@ -41,6 +42,7 @@ pub(super) fn items(conn: &Connection, path: &Path, statuses: &[&str]) -> Result
                 created_at: r.get(15)?,
                 updated_at: r.get(16)?,
                 done_at: r.get(17)?,
+                external_id: r.get(18)?,
             })
         })
         .map_err(&err)?;

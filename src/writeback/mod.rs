@@ -4,22 +4,24 @@
 //! change and the push. A push reads the directory's current value first:
 //! equal means done (idempotent, no write); changed since the local change
 //! and different from both local values means a conflict, resolved by
-//! `on_conflict`; otherwise an LDAP modify (replace). Every item ends with its
-//! own outcome; a refused write is retried later with backoff, and the
-//! message says what to fix.
+//! `on_conflict`; otherwise a write. Every item ends with its own outcome; a
+//! refused write is retried later with backoff, and the message says what to
+//! fix. Reading and writing go through a [`transport::Transport`] per source
+//! kind (LDAP's is `sources::ldap::writeback`); the queue logic is here.
 
-use std::collections::{BTreeMap, HashSet};
+pub mod transport;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ldap3::{Ldap, Mod, Scope};
 use serde::Serialize;
+use transport::Transport;
 
 use crate::apply::Provisioning;
 use crate::codes::{CodeError, Generator};
-use crate::config::{Config, OnConflict, SourceConfig, SourceKind};
+use crate::config::{Config, OnConflict, SourceConfig};
 use crate::history::{now, AuditRecord};
-use crate::model::{AttrValue, EntryError};
-use crate::sources::ldap::{connect, result_text};
+use crate::model::EntryError;
 use crate::store::{NewWriteback, PushOutcome, SnapshotQuery, Store, StoreError, UserPatch, WritebackItem};
 
 #[derive(Debug, thiserror::Error)]
@@ -228,19 +230,19 @@ async fn push_source(
     report: &mut PushReport,
 ) -> Result<(), WritebackError> {
     let wb = scfg.writeback.as_ref().expect("write-back source");
-    let SourceKind::Ldap(l) = &scfg.kind else { return Ok(()) };
-    let mut lcfg = l.clone();
-    if let Some(dn) = &wb.bind_dn {
-        lcfg.bind_dn = Some(dn.clone());
-        lcfg.bind_password = wb.bind_password.clone();
-    }
-    let bind = lcfg.bind_dn.clone().unwrap_or_else(|| "the anonymous bind".into());
-    let timeout = Duration::from_secs(lcfg.timeout_secs);
-    let mut ldap = match connect(&scfg.name, &lcfg).await {
-        Ok(l) => l,
+    let mut transport = match transport::open(scfg).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            // Refused at config load; an old queue item of such a source waits, said.
+            report.deferred += items.len() as u64;
+            report.errors.extend(items.iter().map(|i| {
+                EntryError::new(&i.dn, format!("write-back of {}: source {} cannot be written to", i.field, scfg.name))
+            }));
+            return Ok(());
+        }
         Err(e) => {
             // Nothing reached the directory: every item waits for the next try.
-            let outcomes: Vec<_> = items.iter().map(|item| (*item, failed(item, None, e.to_string()))).collect();
+            let outcomes: Vec<_> = items.iter().map(|item| (*item, failed(item, None, e.message.clone()))).collect();
             return record(store, outcomes, report).map_err(Into::into);
         }
     };
@@ -248,7 +250,7 @@ async fn push_source(
     // found "already there" by the next push, so nothing is written twice.
     let mut outcomes = Vec::with_capacity(RECORD_BATCH);
     for item in items {
-        let (outcome, wrote) = push_one(&mut ldap, item, wb.on_conflict, &bind, timeout).await;
+        let (outcome, wrote) = push_one(transport.as_mut(), item, wb.on_conflict).await;
         if matches!(outcome, PushOutcome::Done) {
             if wrote {
                 report.pushed += 1;
@@ -262,7 +264,7 @@ async fn push_source(
         }
     }
     record(store, outcomes, report)?;
-    let _ = ldap.unbind().await;
+    transport.close().await;
     Ok(())
 }
 
@@ -309,31 +311,11 @@ fn note(item: &WritebackItem, outcome: &PushOutcome, report: &mut PushReport) {
 }
 
 /// One item: read, compare, write; the flag says whether it wrote.
-async fn push_one(
-    ldap: &mut Ldap,
-    item: &WritebackItem,
-    policy: OnConflict,
-    bind: &str,
-    timeout: Duration,
-) -> (PushOutcome, bool) {
+async fn push_one(t: &mut dyn Transport, item: &WritebackItem, policy: OnConflict) -> (PushOutcome, bool) {
     let no = |o: PushOutcome| (o, false);
-    ldap.with_timeout(timeout);
-    let read = ldap.search(&item.dn, Scope::Base, "(objectClass=*)", vec![item.attribute.as_str()]).await;
-    let current = match read.map(|r| r.success()) {
-        Ok(Ok((entries, _))) => match entries.into_iter().next().map(crate::sources::ldap::parse_entry) {
-            Some(Ok(e)) => e.first(&item.attribute.to_ascii_lowercase()).map(|v| match v {
-                AttrValue::Text(t) => t.clone(),
-                AttrValue::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-            }),
-            Some(Err(m)) => return no(failed(item, None, format!("reading {} on {}: {m}", item.attribute, item.dn))),
-            None => None,
-        },
-        Ok(Err(ldap3::LdapError::LdapResult { result })) => {
-            return no(failed(item, Some(result.rc), explain(result.rc, &result.text, item, bind)))
-        }
-        Ok(Err(e)) | Err(e) => {
-            return no(failed(item, None, format!("reading {} on {}: {e}", item.attribute, item.dn)))
-        }
+    let current = match t.read(item).await {
+        Ok(v) => v,
+        Err(e) => return no(failed(item, e.code, e.message)),
     };
     if current == item.value {
         return no(PushOutcome::Done); // already there: nothing to write
@@ -359,28 +341,9 @@ async fn push_one(
             OnConflict::App => {} // overwrite
         }
     }
-    let values: HashSet<String> = item.value.iter().cloned().collect();
-    ldap.with_timeout(timeout);
-    match ldap.modify(&item.dn, vec![Mod::Replace(item.attribute.clone(), values)]).await {
-        Ok(res) if res.rc == 0 => (PushOutcome::Done, true),
-        Ok(res) => no(failed(item, Some(res.rc), explain(res.rc, &res.text, item, bind))),
-        Err(e) => no(failed(item, None, format!("writing {} on {}: {e}", item.attribute, item.dn))),
-    }
-}
-
-/// A refused write, in words an admin can act on.
-fn explain(rc: u32, text: &str, item: &WritebackItem, bind: &str) -> String {
-    let server = result_text(rc, text);
-    match rc {
-        50 => format!(
-            "the write-back account {bind} lacks write access to attribute {} on entry {} ({server}); grant it, then it is retried",
-            item.attribute, item.dn
-        ),
-        32 => format!("entry {} no longer exists ({server})", item.dn),
-        16 | 17 | 19 | 21 | 65 => {
-            format!("the directory refused the value for {} on {} ({server})", item.attribute, item.dn)
-        }
-        _ => format!("writing {} on {} failed ({server})", item.attribute, item.dn),
+    match t.write(item).await {
+        Ok(()) => (PushOutcome::Done, true),
+        Err(e) => no(failed(item, e.code, e.message)),
     }
 }
 
@@ -405,6 +368,80 @@ pub fn status(store: &mut dyn Store) -> Result<Status, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory of one value, counting writes (the queue logic's unit
+    /// tests; the LDAP transport is tested against slapd and Samba).
+    struct Memory {
+        value: Option<String>,
+        writes: usize,
+        refuse: Option<u32>,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Memory {
+        async fn read(&mut self, _: &WritebackItem) -> Result<Option<String>, transport::TransportError> {
+            Ok(self.value.clone())
+        }
+        async fn write(&mut self, item: &WritebackItem) -> Result<(), transport::TransportError> {
+            if let Some(code) = self.refuse {
+                return Err(transport::TransportError { code: Some(code), message: "refused".into() });
+            }
+            self.writes += 1;
+            self.value = item.value.clone();
+            Ok(())
+        }
+        async fn close(self: Box<Self>) {}
+    }
+
+    fn item(value: &str, old: Option<&str>, base: Option<&str>) -> WritebackItem {
+        WritebackItem {
+            id: 1,
+            user_id: 1,
+            username: "amy".into(),
+            source: "s".into(),
+            external_id: "e1".into(),
+            dn: "uid=amy".into(),
+            field: "print_code".into(),
+            attribute: "pager".into(),
+            value: Some(value.into()),
+            old_value: old.map(Into::into),
+            base_value: base.map(Into::into),
+            status: "pending".into(),
+            attempts: 0,
+            last_code: None,
+            last_error: None,
+            next_attempt_at: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            done_at: None,
+        }
+    }
+
+    fn run(t: &mut Memory, it: &WritebackItem, policy: OnConflict) -> (PushOutcome, bool) {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(push_one(t, it, policy))
+    }
+
+    #[test]
+    fn the_queue_logic_reads_compares_and_writes_through_any_transport() {
+        // Not there yet: written once; then already there: no second write.
+        let mut t = Memory { value: Some("1".into()), writes: 0, refuse: None };
+        let it = item("2", Some("1"), Some("1"));
+        assert!(matches!(run(&mut t, &it, OnConflict::Report), (PushOutcome::Done, true)));
+        assert!(matches!(run(&mut t, &it, OnConflict::Report), (PushOutcome::Done, false)));
+        assert_eq!(t.writes, 1);
+        // Changed in the directory meanwhile: the policy decides.
+        let it = item("2", Some("1"), Some("1"));
+        let mut t = Memory { value: Some("9".into()), writes: 0, refuse: None };
+        assert!(matches!(run(&mut t, &it, OnConflict::Report), (PushOutcome::Conflict { .. }, false)));
+        assert!(
+            matches!(run(&mut t, &it, OnConflict::Directory), (PushOutcome::TookDirectory { value: Some(ref v) }, false) if v == "9")
+        );
+        assert!(matches!(run(&mut t, &it, OnConflict::App), (PushOutcome::Done, true)));
+        // A refusal keeps its code and is retried later.
+        let mut t = Memory { value: None, writes: 0, refuse: Some(50) };
+        let it = item("2", None, None);
+        assert!(matches!(run(&mut t, &it, OnConflict::Report), (PushOutcome::Failed { code: Some(50), .. }, false)));
+    }
 
     #[test]
     fn backoff_doubles_up_to_six_hours() {
