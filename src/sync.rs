@@ -17,7 +17,7 @@ use crate::guards::{self, Block};
 use crate::history::{now, Counts, RunRecord, RunStatus};
 use crate::model::{EntryError, SourceBatch};
 use crate::plan::{self, Plan};
-use crate::sources::{self, EntrySink, SourceError};
+use crate::sources::{self, EntrySink, Source, SourceError};
 use crate::store::{SnapshotQuery, Store, StoreError};
 
 #[derive(Debug, Clone, Default)]
@@ -84,6 +84,15 @@ pub enum SyncError {
     UnknownSource(String),
 }
 
+/// Opens the source a config section describes: [`sources::open`], or in
+/// tests a fake.
+pub type Opener = Arc<dyn Fn(&SourceConfig) -> Box<dyn Source> + Send + Sync>;
+
+/// The real sources.
+pub fn real_sources() -> Opener {
+    Arc::new(sources::open)
+}
+
 /// Reads one source and maps it: in full, or since `since` when the source can
 /// (falling back to a full read when the saved position is no longer valid).
 pub async fn fetch_source(
@@ -91,10 +100,20 @@ pub async fn fetch_source(
     progress: Arc<AtomicU64>,
     since: Option<String>,
 ) -> Result<SourceBatch, SourceError> {
-    match read_source(cfg, progress.clone(), since.as_deref()).await {
+    fetch_with(&real_sources(), cfg, progress, since).await
+}
+
+/// [`fetch_source`] with the sources `open` gives.
+pub async fn fetch_with(
+    open: &Opener,
+    cfg: &SourceConfig,
+    progress: Arc<AtomicU64>,
+    since: Option<String>,
+) -> Result<SourceBatch, SourceError> {
+    match read_source(open, cfg, progress.clone(), since.as_deref()).await {
         Err(e) if e.refresh_required && since.is_some() => {
             warn!(source = %cfg.name, reason = %e.message, "the saved position is no longer valid; reading in full");
-            read_source(cfg, progress, None).await
+            read_source(open, cfg, progress, None).await
         }
         other => other,
     }
@@ -103,6 +122,7 @@ pub async fn fetch_source(
 /// One read of a source; entries are mapped on a blocking thread while the
 /// source is still reading.
 async fn read_source(
+    open: &Opener,
     cfg: &SourceConfig,
     progress: Arc<AtomicU64>,
     since: Option<&str>,
@@ -118,7 +138,7 @@ async fn read_source(
         }
         c.finish()
     });
-    let source = sources::open(cfg);
+    let source = open(cfg);
     let fetched = source.fetch(sink, since).await;
     let mut batch = mapper.await.map_err(|e| SourceError::new(&cfg.name, format!("mapping failed: {e}")))?;
     let fetched = fetched?;
@@ -162,12 +182,45 @@ fn rss_mib() -> u64 {
     pages * 4096 / (1024 * 1024)
 }
 
+/// Runs blocking work (store I/O, planning) without stalling the other tasks
+/// of a multi-thread runtime; on a current-thread runtime, where
+/// `block_in_place` would panic, it runs in place.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Source tasks that end when the sync does: dropping the sync's future (a
+/// service shutting down) aborts the reads still under way.
+struct AbortOnDrop<T>(Vec<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
 /// Runs one sync of the configured sources into `store`.
 pub async fn run(
     cfg: &Config,
     store: &mut dyn Store,
     opts: &SyncOptions,
     progress: Arc<AtomicU64>,
+) -> Result<SyncOutcome, SyncError> {
+    run_with(cfg, store, opts, progress, real_sources()).await
+}
+
+/// [`run`] with the sources `open` gives.
+pub async fn run_with(
+    cfg: &Config,
+    store: &mut dyn Store,
+    opts: &SyncOptions,
+    progress: Arc<AtomicU64>,
+    open: Opener,
 ) -> Result<SyncOutcome, SyncError> {
     let selected: Vec<&SourceConfig> = if opts.sources.is_empty() {
         cfg.sources.iter().collect()
@@ -198,7 +251,7 @@ pub async fn run(
         Some(store.start_run(&source_names, &started, opts.force)?)
     };
     let blank = || SyncOutcome::new(run_id, opts.dry_run, &source_names);
-    match pipeline(cfg, store, opts, progress, &selected, blank(), &started).await {
+    match pipeline(cfg, store, opts, progress, &selected, blank(), &started, &open).await {
         Ok(outcome) => Ok(outcome),
         // The store failed under a recorded run (a conflict, a full disk):
         // the transaction rolled back; record the run as failed if we can.
@@ -212,6 +265,7 @@ pub async fn run(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn pipeline(
     cfg: &Config,
     store: &mut dyn Store,
@@ -220,6 +274,7 @@ async fn pipeline(
     selected: &[&SourceConfig],
     mut outcome: SyncOutcome,
     started: &str,
+    open: &Opener,
 ) -> Result<SyncOutcome, SyncError> {
     let t0 = std::time::Instant::now();
     // Where each source left off, unless a full read is asked for or due.
@@ -229,22 +284,25 @@ async fn pipeline(
     }
     let all_resume = since.iter().all(Option::is_some);
     // Read every source (concurrently) while the snapshot is loaded.
-    let handles: Vec<_> = selected
-        .iter()
-        .zip(since)
-        .map(|(s, since)| {
-            let s = (*s).clone();
-            let p = progress.clone();
-            tokio::spawn(async move { fetch_source(&s, p, since).await })
-        })
-        .collect();
+    let mut handles = AbortOnDrop(
+        selected
+            .iter()
+            .zip(since)
+            .map(|(s, since)| {
+                let s = (*s).clone();
+                let p = progress.clone();
+                let open = open.clone();
+                tokio::spawn(async move { fetch_with(&open, &s, p, since).await })
+            })
+            .collect(),
+    );
     // With a full read somewhere, the whole store is needed: read it while the
     // sources are read. If every source resumes, wait and read only what the
     // deltas touch.
-    let early = if all_resume { None } else { Some(tokio::task::block_in_place(|| store.snapshot())?) };
+    let early = if all_resume { None } else { Some(blocking(|| store.snapshot())?) };
     let mut batches = Vec::new();
     let mut failures = Vec::new();
-    for (h, s) in handles.into_iter().zip(selected) {
+    for (h, s) in handles.0.iter_mut().zip(selected) {
         match h.await {
             Ok(Ok(b)) => batches.push(b),
             Ok(Err(e)) => failures.push(e.to_string()),
@@ -264,10 +322,8 @@ async fn pipeline(
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "sources read");
     let snap = match early {
         Some(s) => s,
-        None if batches.iter().all(is_plain_delta) => {
-            tokio::task::block_in_place(|| store.partial_snapshot(&snapshot_query(&batches)))?
-        }
-        None => tokio::task::block_in_place(|| store.snapshot())?,
+        None if batches.iter().all(is_plain_delta) => blocking(|| store.partial_snapshot(&snapshot_query(&batches)))?,
+        None => blocking(|| store.snapshot())?,
     };
     info!(
         elapsed_ms = t0.elapsed().as_millis() as u64,
@@ -283,7 +339,7 @@ async fn pipeline(
         _ => "mixed",
     }
     .into();
-    let plan = tokio::task::block_in_place(|| plan::build(cfg, &snap, &batches));
+    let plan = blocking(|| plan::build(cfg, &snap, &batches));
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
     outcome.errors.extend(plan.errors.iter().cloned());
     outcome.counts = Counts::from_plan(&plan, &batches);
@@ -328,7 +384,7 @@ async fn pipeline(
             full: b.delta.is_none(),
         })
         .collect();
-    tokio::task::block_in_place(|| {
+    blocking(|| {
         crate::apply::apply(
             store,
             &plan,
