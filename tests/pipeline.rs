@@ -175,3 +175,15 @@ async fn a_cancelled_sync_stops_its_source() {
     }
     assert!(dropped.load(Ordering::SeqCst), "the source's read was stopped when the sync was dropped");
 }
+
+#[tokio::test]
+async fn users_set_takes_part_in_the_optimistic_check() {
+    let mut s = Setup::new();
+    s.sync(Script::Full(vec!["amy"]), false).await;
+    let before = s.store.snapshot().unwrap().generation;
+    let v = dirsync::writeback::SetValue::Value("5.00".into());
+    dirsync::writeback::set_field(&s.cfg, &mut s.store, "amy", "credit", v).unwrap();
+    let snap = s.store.snapshot().unwrap();
+    assert_eq!(snap.generation, before + 1, "a sync planned before the change conflicts at apply");
+    assert_eq!(snap.users[0].fields.get("credit"), Some("5.00"));
+}

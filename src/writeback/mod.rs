@@ -94,7 +94,16 @@ pub fn set_field(
     let at = now();
     let mut new: Option<String> = None;
     let mut failure: Option<WritebackError> = None;
+    // The optimistic check, as a sync's apply does: the user read above must
+    // still be as it was, and a sync planned before this change must not
+    // apply over it.
+    let generation = snap.generation;
     store.transaction(&mut |tx| {
+        let found = tx.generation()?;
+        if found != generation {
+            return Err(StoreError::Conflict { expected: generation, found });
+        }
+        tx.set_generation(generation + 1)?;
         let v = match &value {
             SetValue::Value(v) => Some(v.clone()),
             SetValue::Clear => None,
