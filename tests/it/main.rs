@@ -2,6 +2,7 @@
 //! modules by topic.
 
 mod ad;
+mod behaviours;
 mod cli;
 mod ds389;
 mod fake_ad;
