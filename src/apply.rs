@@ -53,7 +53,7 @@ pub struct Cursor<'a> {
 /// saves the sources' cursors, all in one transaction: a failed run never
 /// advances a cursor.
 pub fn apply(
-    store: &mut dyn Store,
+    store: &dyn Store,
     plan: &Plan,
     generation: i64,
     run: &RunRecord,

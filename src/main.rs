@@ -234,7 +234,7 @@ fn run(args: Args) -> Result<u8, Failure> {
                 true => SqliteStore::open_for_dry_run(&cfg.store.path),
                 false => SqliteStore::open(&cfg.store.path),
             };
-            let mut store = match opened {
+            let store = match opened {
                 Ok(s) => s,
                 Err(e) => {
                     if json {
@@ -247,7 +247,7 @@ fn run(args: Args) -> Result<u8, Failure> {
             let progress = Arc::new(AtomicU64::new(0));
             let rt = runtime()?;
             let bar = cli::Progress::start(&rt, progress.clone());
-            let result = rt.block_on(sync::run(&cfg, &mut store, &opts, progress));
+            let result = rt.block_on(sync::run(&cfg, &store, &opts, progress));
             bar.finish();
             let outcome = match result {
                 Ok(o) => o,
@@ -272,14 +272,14 @@ fn run(args: Args) -> Result<u8, Failure> {
         }
         Command::Users { command: UsersCommand::Set { name, field, value, generate, clear, json } } => {
             let cfg = load(&args.config)?;
-            let mut store = open_store(&cfg)?;
+            let store = open_store(&cfg)?;
             let v = match (value, generate, clear) {
                 (Some(v), false, false) => dirsync::writeback::SetValue::Value(v),
                 (None, true, false) => dirsync::writeback::SetValue::Generate,
                 (None, false, true) => dirsync::writeback::SetValue::Clear,
                 _ => return Err(Failure::config("give a value, --generate or --clear")),
             };
-            let out = dirsync::writeback::set_field(&cfg, &mut store, &name, &field, v).map_err(|e| match e {
+            let out = dirsync::writeback::set_field(&cfg, &store, &name, &field, v).map_err(|e| match e {
                 dirsync::writeback::WritebackError::Refused(m) => Failure::config(m),
                 other => Failure::failed(other.to_string()),
             })?;
@@ -306,7 +306,7 @@ fn run(args: Args) -> Result<u8, Failure> {
         }
         Command::Users { command: UsersCommand::Show { name, json } } => {
             let cfg = load(&args.config)?;
-            let mut store = open_store(&cfg)?;
+            let store = open_store(&cfg)?;
             let snap = store.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
             let user = Directory::new(&snap)
                 .find_user(&name)
@@ -321,10 +321,10 @@ fn run(args: Args) -> Result<u8, Failure> {
         }
         Command::Writeback { command } => {
             let cfg = load(&args.config)?;
-            let mut store = open_store(&cfg)?;
+            let store = open_store(&cfg)?;
             match command {
                 WritebackCommand::Status { json } => {
-                    let st = dirsync::writeback::status(&mut store).map_err(|e| Failure::failed(e.to_string()))?;
+                    let st = dirsync::writeback::status(&store).map_err(|e| Failure::failed(e.to_string()))?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&st).expect("serializable"));
                     } else {
@@ -335,7 +335,7 @@ fn run(args: Args) -> Result<u8, Failure> {
                 WritebackCommand::Push { json } => {
                     let _lock = sync::lock(&cfg.store.path).map_err(|e| Failure::failed(e.to_string()))?;
                     let (_, report) = runtime()?
-                        .block_on(dirsync::writeback::push_as_run(&cfg, &mut store))
+                        .block_on(dirsync::writeback::push_as_run(&cfg, &store))
                         .map_err(|e| Failure::failed(e.to_string()))?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));

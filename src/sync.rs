@@ -207,7 +207,7 @@ impl<T> Drop for AbortOnDrop<T> {
 /// Runs one sync of the configured sources into `store`.
 pub async fn run(
     cfg: &Config,
-    store: &mut dyn Store,
+    store: &dyn Store,
     opts: &SyncOptions,
     progress: Arc<AtomicU64>,
 ) -> Result<SyncOutcome, SyncError> {
@@ -217,7 +217,7 @@ pub async fn run(
 /// [`run`] with the sources `open` gives.
 pub async fn run_with(
     cfg: &Config,
-    store: &mut dyn Store,
+    store: &dyn Store,
     opts: &SyncOptions,
     progress: Arc<AtomicU64>,
     open: Opener,
@@ -268,7 +268,7 @@ pub async fn run_with(
 #[allow(clippy::too_many_arguments)]
 async fn pipeline(
     cfg: &Config,
-    store: &mut dyn Store,
+    store: &dyn Store,
     opts: &SyncOptions,
     progress: Arc<AtomicU64>,
     selected: &[&SourceConfig],
@@ -407,7 +407,7 @@ async fn pipeline(
 }
 
 /// The write-back push at the end of an applied run.
-async fn push_after_apply(cfg: &Config, store: &mut dyn Store, outcome: &mut SyncOutcome) {
+async fn push_after_apply(cfg: &Config, store: &dyn Store, outcome: &mut SyncOutcome) {
     let report = match crate::writeback::push(cfg, store, false).await {
         Ok(r) => r,
         Err(e) => {
@@ -437,7 +437,7 @@ async fn push_after_apply(cfg: &Config, store: &mut dyn Store, outcome: &mut Syn
 
 /// A run refused because another sync holds the lock: recorded as failed
 /// (when the store can take the short write), nothing read or changed.
-fn refused(store: &mut dyn Store, opts: &SyncOptions, source: &str, started: &str, lock: &str) -> SyncOutcome {
+fn refused(store: &dyn Store, opts: &SyncOptions, source: &str, started: &str, lock: &str) -> SyncOutcome {
     let mut o = SyncOutcome::new(None, false, source);
     o.status = RunStatus::Failed;
     o.message =
@@ -494,7 +494,7 @@ fn snapshot_query(batches: &[SourceBatch]) -> SnapshotQuery {
 
 /// The saved position to continue a source from, or `None` for a full read:
 /// incremental off, never synced, or a periodic full read due.
-fn resume_point(store: &mut dyn Store, s: &SourceConfig) -> Result<Option<String>, StoreError> {
+fn resume_point(store: &dyn Store, s: &SourceConfig) -> Result<Option<String>, StoreError> {
     // A delta cannot tell who entered or left a scope group's nested members.
     if !s.incremental.enabled || !s.scope_groups.is_empty() {
         return Ok(None);
@@ -521,7 +521,7 @@ fn resume_point(store: &mut dyn Store, s: &SourceConfig) -> Result<Option<String
 
 /// Records a failed or blocked run (no data changes).
 fn finish_without_changes(
-    store: &mut dyn Store,
+    store: &dyn Store,
     o: SyncOutcome,
     started: &str,
     forced: bool,

@@ -123,7 +123,7 @@ impl Setup {
         *self.script.lock().unwrap() = script;
         let opts = SyncOptions { force, ..SyncOptions::default() };
         let open = self.opener();
-        run_with(&self.cfg, &mut self.store, &opts, Arc::new(AtomicU64::new(0)), open).await.unwrap()
+        run_with(&self.cfg, &self.store, &opts, Arc::new(AtomicU64::new(0)), open).await.unwrap()
     }
 
     fn active(&mut self) -> usize {
@@ -182,7 +182,7 @@ async fn users_set_takes_part_in_the_optimistic_check() {
     s.sync(Script::Full(vec!["amy"]), false).await;
     let before = s.store.snapshot().unwrap().generation;
     let v = dirsync::writeback::SetValue::Value("5.00".into());
-    dirsync::writeback::set_field(&s.cfg, &mut s.store, "amy", "credit", v).unwrap();
+    dirsync::writeback::set_field(&s.cfg, &s.store, "amy", "credit", v).unwrap();
     let snap = s.store.snapshot().unwrap();
     assert_eq!(snap.generation, before + 1, "a sync planned before the change conflicts at apply");
     assert_eq!(snap.users[0].fields.get("credit"), Some("5.00"));

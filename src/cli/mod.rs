@@ -77,7 +77,7 @@ pub async fn check(cfg: &Config) -> Result<u8, Failure> {
     }
     // The store: opened (which refuses what is not a store) and checked page by page.
     if cfg.store.path.exists() {
-        let checked = dirsync::store::sqlite::SqliteStore::open(&cfg.store.path).and_then(|mut s| s.quick_check());
+        let checked = dirsync::store::sqlite::SqliteStore::open(&cfg.store.path).and_then(|s| s.quick_check());
         match checked {
             Ok(()) => println!("store {}: ok (integrity checked)", cfg.store.path.display()),
             Err(e) => {

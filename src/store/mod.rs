@@ -141,39 +141,35 @@ pub trait StoreTx {
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
 }
 
-pub trait Store: Send {
+pub trait Store: Send + Sync {
     /// Everything, read consistently (for planning and listing).
-    fn snapshot(&mut self) -> Result<Snapshot, StoreError>;
+    fn snapshot(&self) -> Result<Snapshot, StoreError>;
     /// Only what a delta can touch (see [`SnapshotQuery`]), with
     /// [`Snapshot::active_by_source`] set: the cost follows the changes.
-    fn partial_snapshot(&mut self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;
+    fn partial_snapshot(&self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;
     /// Records a run as started and returns its id.
-    fn start_run(&mut self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError>;
+    fn start_run(&self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError>;
     /// Runs `f` in one transaction: all of its writes land, or none.
-    fn transaction(&mut self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn transaction(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError>;
     /// Run history, newest first.
-    fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
     /// Audit trail of one user (by id), newest first.
-    fn audit_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// Write-back items with one of `statuses`, oldest first.
-    fn writeback_items(&mut self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError>;
+    fn writeback_items(&self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError>;
     /// Records how pushes ended (and, when done, the directory's value; when
     /// the directory's value was taken, the user's field), in one transaction.
-    fn finish_writebacks(&mut self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError>;
+    fn finish_writebacks(&self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError>;
     /// When a push last succeeded.
-    fn last_push_success(&mut self) -> Result<Option<String>, StoreError>;
+    fn last_push_success(&self) -> Result<Option<String>, StoreError>;
     /// Adds a push's counts and per-user errors to a run's record.
-    fn record_push(
-        &mut self,
-        run_id: i64,
-        counts: [u64; 3],
-        errors: &[crate::model::EntryError],
-    ) -> Result<(), StoreError>;
+    fn record_push(&self, run_id: i64, counts: [u64; 3], errors: &[crate::model::EntryError])
+        -> Result<(), StoreError>;
     /// Where a source left off, if it was ever synced.
-    fn sync_state(&mut self, source: &str) -> Result<Option<SavedState>, StoreError>;
+    fn sync_state(&self, source: &str) -> Result<Option<SavedState>, StoreError>;
     /// Checks the store's integrity (linear in its size): `Ok`, or what is damaged.
-    fn integrity_check(&mut self) -> Result<(), StoreError>;
+    fn integrity_check(&self) -> Result<(), StoreError>;
     /// Marks runs left `running` by a crashed process as `interrupted`; call
     /// only while holding the sync lock.
-    fn mark_interrupted(&mut self, now: &str) -> Result<usize, StoreError>;
+    fn mark_interrupted(&self, now: &str) -> Result<usize, StoreError>;
 }

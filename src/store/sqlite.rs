@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, Transaction};
 
@@ -20,33 +21,88 @@ mod open;
 mod queue;
 mod schema;
 
+/// A handle on one SQLite store file: cheap to clone, `Send + Sync`. Writes
+/// go through one writer connection (SQLite has one writer at a time
+/// anyway); reads take a connection from a small pool, so they neither wait
+/// for a write nor see half of one (WAL snapshots).
+#[derive(Clone)]
 pub struct SqliteStore {
-    conn: Connection,
-    path: PathBuf,
+    inner: Arc<Inner>,
 }
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// An in-memory store (dry runs): readers use the writer.
+    memory: bool,
+}
+
+/// Read connections kept open for reuse.
+const READERS: usize = 4;
 
 fn backend(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| open::explain(path, e)
 }
 
 impl SqliteStore {
+    fn new(conn: Connection, path: &Path, memory: bool) -> SqliteStore {
+        let inner =
+            Inner { path: path.to_path_buf(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()), memory };
+        SqliteStore { inner: Arc::new(inner) }
+    }
+
+    /// The store file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
     /// The path of the lock file that serializes syncs on this store.
     pub fn lock_path(&self) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
+        let mut p = self.inner.path.clone().into_os_string();
         p.push(".lock");
         PathBuf::from(p)
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        backend(&self.path)
+        backend(&self.inner.path)
+    }
+
+    /// The writer connection (a panic elsewhere does not poison the store:
+    /// SQLite rolled back whatever that writer had open).
+    fn write(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.inner.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on a read connection from the pool.
+    fn read<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        if self.inner.memory {
+            return f(&mut self.write());
+        }
+        let pooled = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => open::reader(&self.inner.path)?,
+        };
+        let r = f(&mut conn);
+        let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        r
     }
 
     /// Reads everything, or with `q` only the rows a delta touches, in one
     /// read transaction.
-    fn read_snapshot(&mut self, q: Option<&SnapshotQuery>) -> Result<Snapshot, StoreError> {
-        let path = self.path.clone();
-        let err = backend(&path);
-        let tx = self.conn.transaction().map_err(&err)?;
+    fn read_snapshot(&self, q: Option<&SnapshotQuery>) -> Result<Snapshot, StoreError> {
+        self.read(|conn| read_snapshot_on(conn, &self.inner.path, q))
+    }
+}
+
+fn read_snapshot_on(conn: &mut Connection, path: &Path, q: Option<&SnapshotQuery>) -> Result<Snapshot, StoreError> {
+    {
+        let err = backend(path);
+        let tx = conn.transaction().map_err(&err)?;
         let generation: i64 = tx
             .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'", [], |r| r.get(0))
             .map_err(&err)?;
@@ -217,42 +273,43 @@ fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<Stored
 }
 
 impl Store for SqliteStore {
-    fn integrity_check(&mut self) -> Result<(), StoreError> {
+    fn integrity_check(&self) -> Result<(), StoreError> {
         self.quick_check()
     }
 
-    fn snapshot(&mut self) -> Result<Snapshot, StoreError> {
+    fn snapshot(&self) -> Result<Snapshot, StoreError> {
         self.read_snapshot(None)
     }
 
-    fn partial_snapshot(&mut self, q: &SnapshotQuery) -> Result<Snapshot, StoreError> {
+    fn partial_snapshot(&self, q: &SnapshotQuery) -> Result<Snapshot, StoreError> {
         self.read_snapshot(Some(q))
     }
 
-    fn start_run(&mut self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError> {
-        let err = backend(&self.path);
-        self.conn
-            .execute(
-                "INSERT INTO runs (started_at, source, status, forced) VALUES (?1, ?2, 'running', ?3)",
-                params![started_at, source, forced],
-            )
-            .map_err(err)?;
-        Ok(self.conn.last_insert_rowid())
+    fn start_run(&self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError> {
+        let err = self.err();
+        let conn = self.write();
+        conn.execute(
+            "INSERT INTO runs (started_at, source, status, forced) VALUES (?1, ?2, 'running', ?3)",
+            params![started_at, source, forced],
+        )
+        .map_err(err)?;
+        Ok(conn.last_insert_rowid())
     }
 
-    fn transaction(&mut self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = backend(&path);
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
-        let mut stx = SqliteTx { tx, path: &path };
+    fn transaction(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let path = self.inner.path.as_path();
+        let err = backend(path);
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        let mut stx = SqliteTx { tx, path };
         f(&mut stx)?; // dropping an uncommitted transaction rolls it back
         stx.tx.commit().map_err(&err)
     }
 
-    fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.read(|conn| {
         let err = self.err();
-        let mut st = self
-            .conn
+        let mut st = conn
             .prepare(
                 "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts FROM runs ORDER BY id DESC LIMIT ?1",
             )
@@ -293,8 +350,7 @@ impl Store for SqliteStore {
             .map_err(&err)?
             .collect::<Result<_, _>>()
             .map_err(&err)?;
-        let mut st = self
-            .conn
+        let mut st = conn
             .prepare("SELECT kind, dn, reason FROM run_errors WHERE run_id = ?1 ORDER BY rowid")
             .map_err(&err)?;
         for run in &mut runs {
@@ -313,12 +369,13 @@ impl Store for SqliteStore {
             }
         }
         Ok(runs)
+        })
     }
 
-    fn audit_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(|conn| {
         let err = self.err();
-        let mut st = self
-            .conn
+        let mut st = conn
             .prepare("SELECT run_id, at, user_id, name, action, field, old, new FROM audit WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2")
             .map_err(&err)?;
         let rows = st
@@ -336,32 +393,36 @@ impl Store for SqliteStore {
             })
             .map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
+        })
     }
 
-    fn writeback_items(&mut self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError> {
-        queue::items(&self.conn, &self.path, statuses)
+    fn writeback_items(&self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError> {
+        self.read(|conn| queue::items(conn, &self.inner.path, statuses))
     }
 
-    fn finish_writebacks(&mut self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = backend(&path);
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
-        let mut stx = SqliteTx { tx, path: &path };
+    fn finish_writebacks(&self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError> {
+        let path = self.inner.path.as_path();
+        let err = backend(path);
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        let mut stx = SqliteTx { tx, path };
         for (item, outcome) in done {
             queue::finish_one(&mut stx, item, outcome, now)?;
         }
         stx.tx.commit().map_err(&err)
     }
 
-    fn last_push_success(&mut self) -> Result<Option<String>, StoreError> {
+    fn last_push_success(&self) -> Result<Option<String>, StoreError> {
         let err = self.err();
-        self.conn.query_row("SELECT max(done_at) FROM writeback WHERE status = 'done'", [], |r| r.get(0)).map_err(err)
+        self.read(|conn| {
+            conn.query_row("SELECT max(done_at) FROM writeback WHERE status = 'done'", [], |r| r.get(0)).map_err(&err)
+        })
     }
 
-    fn record_push(&mut self, run_id: i64, counts: [u64; 3], errors: &[EntryError]) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = backend(&path);
-        let tx = self.conn.transaction().map_err(&err)?;
+    fn record_push(&self, run_id: i64, counts: [u64; 3], errors: &[EntryError]) -> Result<(), StoreError> {
+        let err = self.err();
+        let mut conn = self.write();
+        let tx = conn.transaction().map_err(&err)?;
         tx.execute(
             "UPDATE runs SET pushed = pushed + ?2, push_failed = push_failed + ?3, conflicts = conflicts + ?4 WHERE id = ?1",
             params![run_id, counts[0] as i64, counts[1] as i64, counts[2] as i64],
@@ -377,26 +438,27 @@ impl Store for SqliteStore {
         tx.commit().map_err(&err)
     }
 
-    fn sync_state(&mut self, source: &str) -> Result<Option<SavedState>, StoreError> {
-        let err = self.err();
-        let mut st = self
-            .conn
-            .prepare("SELECT state, last_full_at, fingerprint FROM sync_state WHERE source = ?1")
-            .map_err(&err)?;
-        let mut rows = st.query([source]).map_err(&err)?;
-        match rows.next().map_err(&err)? {
-            Some(r) => Ok(Some(SavedState {
-                state: r.get(0).map_err(&err)?,
-                last_full_at: r.get(1).map_err(&err)?,
-                fingerprint: r.get(2).map_err(&err)?,
-            })),
-            None => Ok(None),
-        }
+    fn sync_state(&self, source: &str) -> Result<Option<SavedState>, StoreError> {
+        self.read(|conn| {
+            let err = self.err();
+            let mut st = conn
+                .prepare("SELECT state, last_full_at, fingerprint FROM sync_state WHERE source = ?1")
+                .map_err(&err)?;
+            let mut rows = st.query([source]).map_err(&err)?;
+            match rows.next().map_err(&err)? {
+                Some(r) => Ok(Some(SavedState {
+                    state: r.get(0).map_err(&err)?,
+                    last_full_at: r.get(1).map_err(&err)?,
+                    fingerprint: r.get(2).map_err(&err)?,
+                })),
+                None => Ok(None),
+            }
+        })
     }
 
-    fn mark_interrupted(&mut self, now: &str) -> Result<usize, StoreError> {
+    fn mark_interrupted(&self, now: &str) -> Result<usize, StoreError> {
         let err = self.err();
-        self.conn
+        self.write()
             .execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?1, message = 'the process stopped before the run finished; nothing of it was applied' WHERE status = 'running'",
                 [now],

@@ -58,7 +58,7 @@ pub struct SetOutcome {
 /// the field is app-owned in a source with write-back, in one transaction.
 pub fn set_field(
     cfg: &Config,
-    store: &mut dyn Store,
+    store: &dyn Store,
     username: &str,
     field: &str,
     value: SetValue,
@@ -178,7 +178,7 @@ pub fn backoff(attempts: i64) -> Duration {
 
 /// Pushes the queue: pending items, and failed ones whose backoff has passed
 /// (all failed ones with `retry_now`).
-pub async fn push(cfg: &Config, store: &mut dyn Store, retry_now: bool) -> Result<PushReport, WritebackError> {
+pub async fn push(cfg: &Config, store: &dyn Store, retry_now: bool) -> Result<PushReport, WritebackError> {
     let mut report = PushReport::default();
     let items = store.writeback_items(&["pending", "failed"])?;
     let at = now();
@@ -204,7 +204,7 @@ pub async fn push(cfg: &Config, store: &mut dyn Store, retry_now: bool) -> Resul
 
 /// `writeback push` on its own: a push recorded as a run (mode
 /// `writeback`) with its counts and per-item errors.
-pub async fn push_as_run(cfg: &Config, store: &mut dyn Store) -> Result<(i64, PushReport), WritebackError> {
+pub async fn push_as_run(cfg: &Config, store: &dyn Store) -> Result<(i64, PushReport), WritebackError> {
     let started = now();
     let sources: Vec<&str> = cfg.sources.iter().filter(|s| s.writeback.is_some()).map(|s| s.name.as_str()).collect();
     let run_id = store.start_run(&sources.join(","), &started, false)?;
@@ -234,7 +234,7 @@ pub async fn push_as_run(cfg: &Config, store: &mut dyn Store) -> Result<(i64, Pu
 
 async fn push_source(
     scfg: &SourceConfig,
-    store: &mut dyn Store,
+    store: &dyn Store,
     items: &[&WritebackItem],
     report: &mut PushReport,
 ) -> Result<(), WritebackError> {
@@ -286,7 +286,7 @@ fn failed(item: &WritebackItem, code: Option<u32>, error: String) -> PushOutcome
 }
 
 fn record(
-    store: &mut dyn Store,
+    store: &dyn Store,
     outcomes: Vec<(&WritebackItem, PushOutcome)>,
     report: &mut PushReport,
 ) -> Result<(), StoreError> {
@@ -365,7 +365,7 @@ pub struct Status {
     pub last_success: Option<String>,
 }
 
-pub fn status(store: &mut dyn Store) -> Result<Status, StoreError> {
+pub fn status(store: &dyn Store) -> Result<Status, StoreError> {
     Ok(Status {
         pending: store.writeback_items(&["pending"])?,
         failed: store.writeback_items(&["failed"])?,

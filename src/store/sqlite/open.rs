@@ -73,7 +73,7 @@ impl SqliteStore {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| explain(path, e))?;
-        SqliteStore::ready(conn, path)
+        SqliteStore::ready(conn, path, false)
     }
 
     /// A store for a dry run: the file when it exists, otherwise an empty
@@ -83,23 +83,24 @@ impl SqliteStore {
             return SqliteStore::open(path);
         }
         let conn = Connection::open_in_memory().map_err(|e| explain(path, e))?;
-        SqliteStore::ready(conn, path)
+        SqliteStore::ready(conn, path, true)
     }
 
-    fn ready(mut conn: Connection, path: &Path) -> Result<SqliteStore, StoreError> {
+    fn ready(mut conn: Connection, path: &Path, memory: bool) -> Result<SqliteStore, StoreError> {
         let err = |e| explain(path, e);
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
             .map_err(err)?;
         migrate(&mut conn, path)?;
-        Ok(SqliteStore { conn, path: path.to_path_buf() })
+        Ok(SqliteStore::new(conn, path, memory))
     }
 
     /// SQLite's `PRAGMA quick_check` (every page and index entry is read:
     /// linear in the store's size). Ok, or what is damaged.
-    pub fn quick_check(&mut self) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let mut st = self.conn.prepare("PRAGMA quick_check(5)").map_err(|e| explain(&path, e))?;
+    pub fn quick_check(&self) -> Result<(), StoreError> {
+        let path = self.path().to_path_buf();
+        let conn = self.write();
+        let mut st = conn.prepare("PRAGMA quick_check(5)").map_err(|e| explain(&path, e))?;
         let rows: Vec<String> = st
             .query_map([], |r| r.get(0))
             .map_err(|e| explain(&path, e))?
@@ -110,6 +111,16 @@ impl SqliteStore {
         }
         Err(fail(&path, format!("is damaged (integrity check: {}); restore it from a backup", rows.join("; "))))
     }
+}
+
+/// A read connection to an existing store (the pool's).
+pub(super) fn reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| explain(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| explain(path, e))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
+        .map_err(|e| explain(path, e))?;
+    Ok(conn)
 }
 
 /// Builds a new store beside `path` and renames it into place.

@@ -4,7 +4,7 @@ use super::*;
 use crate::history::{now, RunStatus};
 use crate::plan::{NewUser, Plan};
 
-fn run(store: &mut SqliteStore) -> RunRecord {
+fn run(store: &SqliteStore) -> RunRecord {
     let id = store.start_run("s", &now(), false).unwrap();
     RunRecord {
         id,
@@ -40,17 +40,16 @@ fn plan_with(username: &str) -> Plan {
 #[test]
 fn apply_checks_the_generation_and_rolls_back_on_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
     let snap = store.snapshot().unwrap();
-    let r = run(&mut store);
-    crate::apply::apply(&mut store, &plan_with("amy"), snap.generation, &r, &now(), &[], &Default::default()).unwrap();
+    let r = run(&store);
+    crate::apply::apply(&store, &plan_with("amy"), snap.generation, &r, &now(), &[], &Default::default()).unwrap();
     assert_eq!(store.snapshot().unwrap().generation, snap.generation + 1);
 
     // A plan made from the old snapshot is refused, and nothing of it lands.
-    let r2 = run(&mut store);
-    let err =
-        crate::apply::apply(&mut store, &plan_with("bob"), snap.generation, &r2, &now(), &[], &Default::default())
-            .unwrap_err();
+    let r2 = run(&store);
+    let err = crate::apply::apply(&store, &plan_with("bob"), snap.generation, &r2, &now(), &[], &Default::default())
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     let names: Vec<String> = store.snapshot().unwrap().users.into_iter().map(|u| u.username).collect();
     assert_eq!(names, ["amy"]);
@@ -59,7 +58,7 @@ fn apply_checks_the_generation_and_rolls_back_on_error() {
     let gen = store.snapshot().unwrap().generation;
     let mut plan = plan_with("cat");
     plan.creates.extend(plan_with("AMY").creates);
-    assert!(crate::apply::apply(&mut store, &plan, gen, &r2, &now(), &[], &Default::default()).is_err());
+    assert!(crate::apply::apply(&store, &plan, gen, &r2, &now(), &[], &Default::default()).is_err());
     let snap = store.snapshot().unwrap();
     assert_eq!(snap.users.len(), 1, "cat was rolled back with the failed run");
     assert_eq!(snap.generation, gen);
@@ -75,13 +74,13 @@ fn reopening_keeps_data_and_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let mut store = SqliteStore::open(&path).unwrap();
-        let r = run(&mut store);
-        crate::apply::apply(&mut store, &plan_with("amy"), 0, &r, &now(), &[], &Default::default()).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let r = run(&store);
+        crate::apply::apply(&store, &plan_with("amy"), 0, &r, &now(), &[], &Default::default()).unwrap();
     }
-    let mut store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.snapshot().unwrap().users.len(), 1);
-    let v: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let v: i64 = store.write().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(v as usize, super::schema::MIGRATIONS.len());
 }
 
@@ -104,20 +103,58 @@ fn an_older_store_is_rekeyed_once_by_migration_4() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let mut store = SqliteStore::open(&path).unwrap();
-        let r = run(&mut store);
-        crate::apply::apply(&mut store, &plan_with("Jose\u{301}"), 0, &r, &now(), &[], &Default::default()).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let r = run(&store);
+        crate::apply::apply(&store, &plan_with("Jose\u{301}"), 0, &r, &now(), &[], &Default::default()).unwrap();
         // As a version-3 store wrote it: lower-cased, not folded; no dn_key.
         store
-            .conn
+            .write()
             .execute_batch("UPDATE users SET username_key = lower(username), dn_key = NULL; PRAGMA user_version = 3;")
             .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     let (key, dn_key): (String, Option<String>) =
-        store.conn.query_row("SELECT username_key, dn_key FROM users", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        store.write().query_row("SELECT username_key, dn_key FROM users", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!(key, crate::model::name_key("jos\u{e9}"));
     assert!(dn_key.is_some());
-    let v: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let v: i64 = store.write().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(v, 4);
+}
+
+#[test]
+fn a_cloned_handle_reads_from_other_threads_while_one_writes() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<SqliteStore>();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let r = run(&store);
+    crate::apply::apply(&store, &plan_with("amy"), 0, &r, &now(), &[], &Default::default()).unwrap();
+    let before = store.snapshot().unwrap().generation;
+    // A write transaction held open on one thread...
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let w = store.clone();
+    let writer = std::thread::spawn(move || {
+        w.transaction(&mut |tx| {
+            tx.set_generation(99)?;
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Ok(())
+        })
+    });
+    started.recv().unwrap();
+    // ...does not stop reads on others, which see the committed state.
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let r = store.clone();
+            std::thread::spawn(move || r.snapshot().unwrap())
+        })
+        .collect();
+    for h in readers {
+        let snap = h.join().unwrap();
+        assert_eq!((snap.generation, snap.users.len()), (before, 1));
+    }
+    release.send(()).unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(store.snapshot().unwrap().generation, 99);
 }
