@@ -307,11 +307,14 @@ fn run(args: Args) -> Result<u8, Failure> {
         Command::Users { command: UsersCommand::Show { name, json } } => {
             let cfg = load(&args.config)?;
             let store = open_store(&cfg)?;
-            let snap = store.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
-            let user = Directory::new(&snap)
-                .find_user(&name)
+            let failed = |e: dirsync::store::StoreError| Failure::failed(e.to_string());
+            // Indexed reads: one user, its groups, its history; not the whole store.
+            let stored = store
+                .user_by_name(&name)
+                .map_err(failed)?
                 .ok_or_else(|| Failure::failed(format!("no user named \"{name}\"")))?;
-            let history = store.audit_of(user.id, 50).map_err(|e| Failure::failed(e.to_string()))?;
+            let user = dirsync::views::UserView::of(&stored, store.groups_of_user(stored.id).map_err(failed)?);
+            let history = store.audit_of(user.id, 50).map_err(failed)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&user).expect("serializable"));
             } else {

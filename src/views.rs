@@ -9,6 +9,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 
 use crate::model::{name_key, Snapshot, Status, StoredUser, CORE_FIELDS};
+use crate::store::UserGroups;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UserView {
@@ -49,6 +50,38 @@ pub struct GroupView {
     pub member_of: Vec<String>,
     /// Groups that are direct members of this group.
     pub subgroups: Vec<String>,
+}
+
+impl UserView {
+    /// A stored user with its groups (from a snapshot's [`Directory`], or
+    /// from the store's indexed reads).
+    pub fn of(u: &StoredUser, groups: UserGroups) -> UserView {
+        let core = |name: &str| u.fields.get(name).map(str::to_string);
+        UserView {
+            id: u.id,
+            username: u.username.clone(),
+            external_id: u.external_id.clone(),
+            source: u.source.clone(),
+            dn: u.dn.clone(),
+            status: u.status,
+            full_name: core("full_name"),
+            email: core("email"),
+            department: core("department"),
+            office: core("office"),
+            card_number: core("card_number"),
+            card_number2: core("card_number2"),
+            fields: u
+                .fields
+                .iter()
+                .filter(|(k, _)| !CORE_FIELDS.contains(k))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            groups: groups.direct,
+            all_groups: groups.all,
+            created_at: u.created_at.clone(),
+            updated_at: u.updated_at.clone(),
+        }
+    }
 }
 
 /// Precomputed membership closure over a snapshot.
@@ -102,31 +135,11 @@ impl<'a> Directory<'a> {
     }
 
     pub fn user(&self, u: &StoredUser) -> UserView {
-        let core = |name: &str| u.fields.get(name).map(str::to_string);
-        UserView {
-            id: u.id,
-            username: u.username.clone(),
-            external_id: u.external_id.clone(),
-            source: u.source.clone(),
-            dn: u.dn.clone(),
-            status: u.status,
-            full_name: core("full_name"),
-            email: core("email"),
-            department: core("department"),
-            office: core("office"),
-            card_number: core("card_number"),
-            card_number2: core("card_number2"),
-            fields: u
-                .fields
-                .iter()
-                .filter(|(k, _)| !CORE_FIELDS.contains(k))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            groups: self.names(self.direct.get(&u.id).into_iter().flatten().copied()),
-            all_groups: self.names(self.effective(u.id).into_iter()),
-            created_at: u.created_at.clone(),
-            updated_at: u.updated_at.clone(),
-        }
+        let groups = UserGroups {
+            direct: self.names(self.direct.get(&u.id).into_iter().flatten().copied()),
+            all: self.names(self.effective(u.id).into_iter()),
+        };
+        UserView::of(u, groups)
     }
 
     /// Users sorted by username; with `group`, only its effective members.

@@ -4,6 +4,8 @@
 //! Every write of a run happens inside one [`Store::transaction`].
 
 pub mod sqlite;
+#[cfg(test)]
+pub mod suite;
 
 use crate::history::{AuditRecord, RunRecord};
 use crate::model::{Snapshot, Status};
@@ -44,6 +46,26 @@ pub struct SnapshotQuery {
     pub group_ids: Vec<(String, String)>,
     pub username_keys: Vec<String>,
     pub dn_keys: Vec<String>,
+}
+
+/// Which users [`Store::users_page`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// The username after which the page starts (exclusive; `None`: the first).
+    pub after: Option<String>,
+    pub limit: usize,
+    pub source: Option<String>,
+    pub status: Option<Status>,
+    /// Only effective members (nested groups included) of groups with this name.
+    pub group: Option<String>,
+}
+
+/// A user's groups by name, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserGroups {
+    pub direct: Vec<String>,
+    /// Direct and through nested groups.
+    pub all: Vec<String>,
 }
 
 /// One queued write-back of an application-owned field.
@@ -152,7 +174,17 @@ pub trait Store: Send + Sync {
     /// Runs `f` in one transaction: all of its writes land, or none.
     fn transaction(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError>;
     /// Run history, newest first.
-    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.runs_page(None, limit)
+    }
+    /// Runs older than `before` (a run id; `None`: the newest), newest first.
+    fn runs_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    /// One user by username (case and Unicode forms folded).
+    fn user_by_name(&self, name: &str) -> Result<Option<crate::model::StoredUser>, StoreError>;
+    /// A user's direct and effective groups.
+    fn groups_of_user(&self, user_id: i64) -> Result<UserGroups, StoreError>;
+    /// A page of users in username order.
+    fn users_page(&self, q: &UserQuery) -> Result<Vec<crate::model::StoredUser>, StoreError>;
     /// Audit trail of one user (by id), newest first.
     fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// Write-back items with one of `statuses`, oldest first.

@@ -9,15 +9,17 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, Transaction};
 
 use super::{
-    NewWriteback, PushOutcome, SavedState, SnapshotQuery, Store, StoreError, StoreTx, UserPatch, WritebackItem,
+    NewWriteback, PushOutcome, SavedState, SnapshotQuery, Store, StoreError, StoreTx, UserGroups, UserPatch, UserQuery,
+    WritebackItem,
 };
-use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
+use crate::history::{AuditRecord, RunRecord};
 use crate::model::{
     name_key, normalize_dn, EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS,
 };
 use crate::plan::{NewGroup, NewUser};
 
 mod open;
+mod queries;
 mod queue;
 mod schema;
 
@@ -107,7 +109,6 @@ fn read_snapshot_on(conn: &mut Connection, path: &Path, q: Option<&SnapshotQuery
             .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'", [], |r| r.get(0))
             .map_err(&err)?;
         let mut snap = Snapshot { generation, ..Snapshot::default() };
-        const USER_COLUMNS: &str = "id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since, dir_values";
         let (users_sql, edges_sql, nested_sql) = match q {
             None => (
                 format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"),
@@ -211,9 +212,12 @@ fn read_snapshot_on(conn: &mut Connection, path: &Path, q: Option<&SnapshotQuery
     }
 }
 
+/// The columns [`read_user`] reads, in its order.
+pub(super) const USER_COLUMNS: &str = "id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since, dir_values";
+
 /// Shares field names between the users of one snapshot.
 #[derive(Default)]
-struct Interner(HashMap<String, FieldName>);
+pub(super) struct Interner(HashMap<String, FieldName>);
 
 impl Interner {
     fn get(&mut self, name: &str) -> FieldName {
@@ -226,7 +230,7 @@ impl Interner {
     }
 }
 
-fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<StoredUser> {
+pub(super) fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<StoredUser> {
     let mut fields = Fields::default();
     for (i, name) in CORE_FIELDS.iter().enumerate() {
         if let Some(v) = r.get::<_, Option<String>>(6 + i)? {
@@ -306,94 +310,24 @@ impl Store for SqliteStore {
         stx.tx.commit().map_err(&err)
     }
 
-    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        self.read(|conn| {
-        let err = self.err();
-        let mut st = conn
-            .prepare(
-                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts FROM runs ORDER BY id DESC LIMIT ?1",
-            )
-            .map_err(&err)?;
-        let mut runs: Vec<RunRecord> = st
-            .query_map([limit as i64], |r| {
-                let c = |i| r.get::<_, i64>(i).map(|v| v as u64);
-                Ok(RunRecord {
-                    id: r.get(0)?,
-                    started_at: r.get(1)?,
-                    finished_at: r.get(2)?,
-                    source: r.get(3)?,
-                    status: RunStatus::parse(&r.get::<_, String>(4)?),
-                    forced: r.get(5)?,
-                    counts: Counts {
-                        created: c(6)?,
-                        updated: c(7)?,
-                        renamed: c(8)?,
-                        disabled: c(9)?,
-                        deleted: c(10)?,
-                        unchanged: c(11)?,
-                        skipped: c(12)?,
-                        groups_created: c(13)?,
-                        groups_updated: c(14)?,
-                        groups_deleted: c(15)?,
-                        memberships_added: c(16)?,
-                        memberships_removed: c(17)?,
-                        pushed: c(20)?,
-                        push_failed: c(21)?,
-                        conflicts: c(22)?,
-                    },
-                    errors: vec![],
-                    warnings: vec![],
-                    message: r.get(18)?,
-                    mode: r.get(19)?,
-                })
-            })
-            .map_err(&err)?
-            .collect::<Result<_, _>>()
-            .map_err(&err)?;
-        let mut st = conn
-            .prepare("SELECT kind, dn, reason FROM run_errors WHERE run_id = ?1 ORDER BY rowid")
-            .map_err(&err)?;
-        for run in &mut runs {
-            let rows = st
-                .query_map([run.id], |r| {
-                    Ok((r.get::<_, String>(0)?, EntryError::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
-                })
-                .map_err(&err)?;
-            for row in rows {
-                let (kind, e) = row.map_err(&err)?;
-                if kind == "warning" {
-                    run.warnings.push(e);
-                } else {
-                    run.errors.push(e);
-                }
-            }
-        }
-        Ok(runs)
-        })
+    fn runs_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.read(|conn| queries::runs(conn, &self.inner.path, before, limit))
     }
 
     fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        self.read(|conn| {
-        let err = self.err();
-        let mut st = conn
-            .prepare("SELECT run_id, at, user_id, name, action, field, old, new FROM audit WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2")
-            .map_err(&err)?;
-        let rows = st
-            .query_map(params![user_id, limit as i64], |r| {
-                Ok(AuditRecord {
-                    run_id: r.get(0)?,
-                    at: r.get(1)?,
-                    user_id: r.get(2)?,
-                    name: r.get(3)?,
-                    action: r.get(4)?,
-                    field: r.get(5)?,
-                    old: r.get(6)?,
-                    new: r.get(7)?,
-                })
-            })
-            .map_err(&err)?;
-        rows.collect::<Result<_, _>>().map_err(&err)
-        })
+        self.read(|conn| queries::audit_of(conn, &self.inner.path, user_id, limit))
+    }
+
+    fn user_by_name(&self, name: &str) -> Result<Option<StoredUser>, StoreError> {
+        self.read(|conn| queries::user_by_name(conn, &self.inner.path, name))
+    }
+
+    fn groups_of_user(&self, user_id: i64) -> Result<UserGroups, StoreError> {
+        self.read(|conn| queries::groups_of_user(conn, &self.inner.path, user_id))
+    }
+
+    fn users_page(&self, q: &UserQuery) -> Result<Vec<StoredUser>, StoreError> {
+        self.read(|conn| queries::users_page(conn, &self.inner.path, q))
     }
 
     fn writeback_items(&self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError> {

@@ -1,7 +1,7 @@
 //! SQLite store tests: generation checks, rollback, reopening.
 
 use super::*;
-use crate::history::{now, RunStatus};
+use crate::history::{now, Counts, RunStatus};
 use crate::plan::{NewUser, Plan};
 
 fn run(store: &SqliteStore) -> RunRecord {
@@ -157,4 +157,11 @@ fn a_cloned_handle_reads_from_other_threads_while_one_writes() {
     release.send(()).unwrap();
     writer.join().unwrap().unwrap();
     assert_eq!(store.snapshot().unwrap().generation, 99);
+}
+
+#[test]
+fn the_store_suite_passes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::store::suite::run_all(&SqliteStore::open(&dir.path().join("suite.db")).unwrap());
+    crate::store::suite::run_all(&SqliteStore::open_for_dry_run(&dir.path().join("absent.db")).unwrap());
 }

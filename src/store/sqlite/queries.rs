@@ -1,0 +1,173 @@
+//! Indexed reads: one user by name, a user's direct and effective groups
+//! (recursive, cycles tolerated), a page of users with filters and a cursor,
+//! runs by page, a user's audit trail. What the CLI shows of one user, and
+//! what an HTTP API serves, costs what it returns, not the whole store.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{backend, read_user, Interner, USER_COLUMNS};
+use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
+use crate::model::{name_key, EntryError, StoredUser};
+use crate::store::{StoreError, UserGroups, UserQuery};
+
+/// One user by username (compared by its key).
+pub(super) fn user_by_name(conn: &Connection, path: &Path, name: &str) -> Result<Option<StoredUser>, StoreError> {
+    let err = backend(path);
+    let mut names = Interner::default();
+    conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = ?1"), [name_key(name)], |r| {
+        read_user(r, &mut names)
+    })
+    .optional()
+    .map_err(err)
+}
+
+/// A user's groups by name: direct, and effective (nested groups followed to
+/// any depth; `UNION` stops at a cycle).
+pub(super) fn groups_of_user(conn: &Connection, path: &Path, user_id: i64) -> Result<UserGroups, StoreError> {
+    let err = backend(path);
+    let names = |sql: &str| -> Result<Vec<String>, StoreError> {
+        let mut st = conn.prepare(sql).map_err(&err)?;
+        let rows = st.query_map([user_id], |r| r.get::<_, String>(0)).map_err(&err)?;
+        let mut v: Vec<String> = rows.collect::<Result<_, _>>().map_err(&err)?;
+        v.sort_by_key(|n| name_key(n));
+        v.dedup();
+        Ok(v)
+    };
+    Ok(UserGroups {
+        direct: names("SELECT g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id WHERE ug.user_id = ?1")?,
+        all: names(
+            "WITH RECURSIVE up(id) AS (
+               SELECT group_id FROM user_groups WHERE user_id = ?1
+               UNION SELECT gg.parent_id FROM group_groups gg JOIN up ON gg.child_id = up.id)
+             SELECT name FROM groups WHERE id IN (SELECT id FROM up)",
+        )?,
+    })
+}
+
+/// A page of users in username order after the cursor, filtered.
+pub(super) fn users_page(conn: &Connection, path: &Path, q: &UserQuery) -> Result<Vec<StoredUser>, StoreError> {
+    let err = backend(path);
+    let sql = format!(
+        "WITH RECURSIVE down(id) AS (
+           SELECT id FROM groups WHERE name_key = ?5
+           UNION SELECT gg.child_id FROM group_groups gg JOIN down ON gg.parent_id = down.id)
+         SELECT {USER_COLUMNS} FROM users
+         WHERE username_key > ?1 AND (?2 IS NULL OR source = ?2) AND (?3 IS NULL OR status = ?3)
+           AND (?5 IS NULL OR id IN (SELECT user_id FROM user_groups WHERE group_id IN (SELECT id FROM down)))
+         ORDER BY username_key LIMIT ?4"
+    );
+    let mut st = conn.prepare(&sql).map_err(&err)?;
+    let mut names = Interner::default();
+    let rows = st
+        .query_map(
+            params![
+                q.after.as_deref().map(name_key).unwrap_or_default(),
+                q.source,
+                q.status.map(|s| s.as_str()),
+                q.limit.max(1) as i64,
+                q.group.as_deref().map(name_key),
+            ],
+            |r| read_user(r, &mut names),
+        )
+        .map_err(&err)?;
+    rows.collect::<Result<_, _>>().map_err(&err)
+}
+
+/// Runs, newest first, older than `before` (a run id) when given.
+pub(super) fn runs(
+    conn: &Connection,
+    path: &Path,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let err = backend(path);
+    let mut st = conn
+            .prepare(
+                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts FROM runs WHERE id < ?2 ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(&err)?;
+    let mut runs: Vec<RunRecord> = st
+        .query_map(params![limit as i64, before.unwrap_or(i64::MAX)], |r| {
+            let c = |i| r.get::<_, i64>(i).map(|v| v as u64);
+            Ok(RunRecord {
+                id: r.get(0)?,
+                started_at: r.get(1)?,
+                finished_at: r.get(2)?,
+                source: r.get(3)?,
+                status: RunStatus::parse(&r.get::<_, String>(4)?),
+                forced: r.get(5)?,
+                counts: Counts {
+                    created: c(6)?,
+                    updated: c(7)?,
+                    renamed: c(8)?,
+                    disabled: c(9)?,
+                    deleted: c(10)?,
+                    unchanged: c(11)?,
+                    skipped: c(12)?,
+                    groups_created: c(13)?,
+                    groups_updated: c(14)?,
+                    groups_deleted: c(15)?,
+                    memberships_added: c(16)?,
+                    memberships_removed: c(17)?,
+                    pushed: c(20)?,
+                    push_failed: c(21)?,
+                    conflicts: c(22)?,
+                },
+                errors: vec![],
+                warnings: vec![],
+                message: r.get(18)?,
+                mode: r.get(19)?,
+            })
+        })
+        .map_err(&err)?
+        .collect::<Result<_, _>>()
+        .map_err(&err)?;
+    let mut st =
+        conn.prepare("SELECT kind, dn, reason FROM run_errors WHERE run_id = ?1 ORDER BY rowid").map_err(&err)?;
+    for run in &mut runs {
+        let rows = st
+            .query_map([run.id], |r| {
+                Ok((r.get::<_, String>(0)?, EntryError::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            })
+            .map_err(&err)?;
+        for row in rows {
+            let (kind, e) = row.map_err(&err)?;
+            if kind == "warning" {
+                run.warnings.push(e);
+            } else {
+                run.errors.push(e);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// The audit trail of one user, newest first.
+pub(super) fn audit_of(
+    conn: &Connection,
+    path: &Path,
+    user_id: i64,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let err = backend(path);
+    let mut st = conn
+            .prepare("SELECT run_id, at, user_id, name, action, field, old, new FROM audit WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2")
+            .map_err(&err)?;
+    let rows = st
+        .query_map(params![user_id, limit as i64], |r| {
+            Ok(AuditRecord {
+                run_id: r.get(0)?,
+                at: r.get(1)?,
+                user_id: r.get(2)?,
+                name: r.get(3)?,
+                action: r.get(4)?,
+                field: r.get(5)?,
+                old: r.get(6)?,
+                new: r.get(7)?,
+            })
+        })
+        .map_err(&err)?;
+    rows.collect::<Result<_, _>>().map_err(&err)
+}

@@ -1,0 +1,129 @@
+//! A test suite written against the [`Store`] trait, not a schema: every
+//! backend runs it on a fresh, empty store (SQLite in
+//! `store/sqlite/tests.rs`; PostgreSQL will run the same functions).
+
+use std::sync::Arc;
+
+use super::{Store, StoreError, UserQuery};
+use crate::apply::{apply, Provisioning};
+use crate::history::{now, Counts, RunRecord, RunStatus};
+use crate::model::{Fields, Status};
+use crate::plan::{Member, MemberChange, NewGroup, NewUser, Plan, Ref};
+
+/// Every check, in order, on one fresh store.
+pub fn run_all(store: &dyn Store) {
+    fills_and_reads_one_user_by_name(store);
+    effective_groups_follow_nesting_and_survive_a_cycle(store);
+    users_page_by_cursor_and_filters(store);
+    runs_page_by_cursor(store);
+    a_stale_generation_is_refused_and_nothing_is_written(store);
+}
+
+fn record(store: &dyn Store) -> RunRecord {
+    let id = store.start_run("s", &now(), false).unwrap();
+    RunRecord {
+        id,
+        started_at: now(),
+        finished_at: Some(now()),
+        source: "s".into(),
+        status: RunStatus::Ok,
+        forced: false,
+        counts: Counts::default(),
+        errors: vec![],
+        warnings: vec![],
+        message: None,
+        mode: "full".into(),
+    }
+}
+
+fn user(name: &str, status: Status) -> NewUser {
+    NewUser {
+        source: "s".into(),
+        external_id: format!("id-{name}"),
+        dn: format!("uid={name},dc=t"),
+        username: name.into(),
+        fields: Fields::default(),
+        dir_values: Fields::default(),
+        status,
+        rules_applied: vec![],
+    }
+}
+
+fn group(name: &str) -> NewGroup {
+    NewGroup { source: "s".into(), external_id: format!("g-{name}"), name: name.into(), dn: format!("cn={name},dc=t") }
+}
+
+fn member(m: Member, g: usize) -> MemberChange {
+    MemberChange { member: m, group: Ref::New(g), member_name: Arc::from("m"), group_name: Arc::from("g") }
+}
+
+/// amy ∈ A, bob ∈ C, A ∈ B ∈ C ∈ A (a cycle), josé (NFC), dora disabled.
+fn fill(store: &dyn Store) {
+    let plan = Plan {
+        creates: vec![
+            user("amy", Status::Active),
+            user("Bob", Status::Active),
+            user("jos\u{e9}", Status::Active),
+            user("dora", Status::Disabled),
+        ],
+        group_creates: vec![group("A"), group("B"), group("C")],
+        member_adds: vec![
+            member(Member::User(Ref::New(0)), 0),
+            member(Member::User(Ref::New(1)), 2),
+            member(Member::Group(Ref::New(0)), 1),
+            member(Member::Group(Ref::New(1)), 2),
+            member(Member::Group(Ref::New(2)), 0),
+        ],
+        ..Plan::default()
+    };
+    let generation = store.snapshot().unwrap().generation;
+    apply(store, &plan, generation, &record(store), &now(), &[], &Provisioning::default()).unwrap();
+}
+
+fn fills_and_reads_one_user_by_name(store: &dyn Store) {
+    fill(store);
+    let amy = store.user_by_name("AMY").unwrap().expect("case folded");
+    assert_eq!((amy.username.as_str(), amy.status), ("amy", Status::Active));
+    let jose = store.user_by_name("jose\u{301}").unwrap().expect("NFD finds NFC");
+    assert_eq!(jose.username, "jos\u{e9}");
+    assert!(store.user_by_name("nobody").unwrap().is_none());
+}
+
+fn effective_groups_follow_nesting_and_survive_a_cycle(store: &dyn Store) {
+    let amy = store.user_by_name("amy").unwrap().unwrap();
+    let g = store.groups_of_user(amy.id).unwrap();
+    assert_eq!(g.direct, ["A"]);
+    assert_eq!(g.all, ["A", "B", "C"], "A ∈ B ∈ C, and C ∈ A ends the walk");
+    let dora = store.user_by_name("dora").unwrap().unwrap();
+    assert!(store.groups_of_user(dora.id).unwrap().all.is_empty());
+}
+
+fn users_page_by_cursor_and_filters(store: &dyn Store) {
+    let names =
+        |q: UserQuery| -> Vec<String> { store.users_page(&q).unwrap().into_iter().map(|u| u.username).collect() };
+    assert_eq!(names(UserQuery { limit: 2, ..UserQuery::default() }), ["amy", "Bob"]);
+    assert_eq!(names(UserQuery { limit: 2, after: Some("bob".into()), ..UserQuery::default() }), ["dora", "jos\u{e9}"]);
+    assert_eq!(names(UserQuery { limit: 10, status: Some(Status::Disabled), ..UserQuery::default() }), ["dora"]);
+    // Effective members of B: A's and C's (nested, cycle included).
+    assert_eq!(names(UserQuery { limit: 10, group: Some("b".into()), ..UserQuery::default() }), ["amy", "Bob"]);
+    assert!(names(UserQuery { limit: 10, source: Some("other".into()), ..UserQuery::default() }).is_empty());
+}
+
+fn runs_page_by_cursor(store: &dyn Store) {
+    record(store);
+    record(store);
+    let all = store.runs(100).unwrap();
+    assert!(all.len() >= 2 && all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let page = store.runs_page(Some(all[0].id), 1).unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, all[1].id);
+}
+
+fn a_stale_generation_is_refused_and_nothing_is_written(store: &dyn Store) {
+    let before = store.snapshot().unwrap();
+    let plan = Plan { creates: vec![user("late", Status::Active)], ..Plan::default() };
+    let r = apply(store, &plan, before.generation - 1, &record(store), &now(), &[], &Provisioning::default());
+    assert!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}");
+    assert!(store.user_by_name("late").unwrap().is_none());
+    assert_eq!(store.snapshot().unwrap().generation, before.generation);
+}
