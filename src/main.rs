@@ -336,7 +336,7 @@ fn run(args: Args) -> Result<u8, Failure> {
                     Ok(0)
                 }
                 WritebackCommand::Push { json } => {
-                    let _lock = sync::lock(&cfg.store.path).map_err(|e| Failure::failed(e.to_string()))?;
+                    let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
                     let (_, report) = runtime()?
                         .block_on(dirsync::writeback::push_as_run(&cfg, &store))
                         .map_err(|e| Failure::failed(e.to_string()))?;

@@ -3,8 +3,6 @@
 //! snapshot is read; a source that fails fails the run before anything is
 //! planned, let alone applied. A dry run stops after the guards.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -153,28 +151,6 @@ async fn read_source(
     Ok(batch)
 }
 
-/// Holds the sync lock of a store (a file beside it) for its lifetime.
-pub struct SyncLock {
-    _file: File,
-}
-
-/// Takes the lock that serializes syncs on one store file.
-pub fn lock(store_path: &Path) -> Result<SyncLock, StoreError> {
-    let mut p = store_path.as_os_str().to_owned();
-    p.push(".lock");
-    let path = PathBuf::from(p);
-    let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| {
-        StoreError::Backend { path: path.display().to_string(), message: format!("cannot open lock file: {e}") }
-    })?;
-    match file.try_lock() {
-        Ok(()) => Ok(SyncLock { _file: file }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(path.display().to_string())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(StoreError::Backend { path: path.display().to_string(), message: format!("cannot lock: {e}") })
-        }
-    }
-}
-
 /// Resident memory of this process in MiB (Linux; 0 elsewhere), for the log.
 fn rss_mib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -235,7 +211,7 @@ pub async fn run_with(
     let started = now();
     let _lock = match opts.dry_run {
         true => None,
-        false => match lock(&cfg.store.path) {
+        false => match store.lease() {
             Ok(l) => Some(l),
             Err(StoreError::Locked(path)) => return Ok(refused(store, opts, &source_names, &started, &path)),
             Err(e) => return Err(e.into()),

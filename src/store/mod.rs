@@ -48,6 +48,9 @@ pub struct SnapshotQuery {
     pub dn_keys: Vec<String>,
 }
 
+/// A held [`Store::lease`]; dropping it releases the lease.
+pub trait Lease: Send {}
+
 /// Which users [`Store::users_page`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct UserQuery {
@@ -199,6 +202,10 @@ pub trait Store: Send + Sync {
         -> Result<(), StoreError>;
     /// Where a source left off, if it was ever synced.
     fn sync_state(&self, source: &str) -> Result<Option<SavedState>, StoreError>;
+    /// Takes the store's lease: one sync (or push) at a time, across
+    /// processes; released when the returned value is dropped.
+    /// [`StoreError::Locked`] while another holder has it.
+    fn lease(&self) -> Result<Box<dyn Lease>, StoreError>;
     /// Checks the store's integrity (linear in its size): `Ok`, or what is damaged.
     fn integrity_check(&self) -> Result<(), StoreError>;
     /// Marks runs left `running` by a crashed process as `interrupted`; call

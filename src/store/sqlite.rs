@@ -38,6 +38,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// An in-memory store (dry runs): readers use the writer.
     memory: bool,
+    /// The lease of an in-memory store.
+    leased: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Read connections kept open for reuse.
@@ -49,8 +51,13 @@ fn backend(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 
 impl SqliteStore {
     fn new(conn: Connection, path: &Path, memory: bool) -> SqliteStore {
-        let inner =
-            Inner { path: path.to_path_buf(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()), memory };
+        let inner = Inner {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            memory,
+            leased: Arc::default(),
+        };
         SqliteStore { inner: Arc::new(inner) }
     }
 
@@ -276,7 +283,48 @@ pub(super) fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Re
     })
 }
 
+/// SQLite's lease: an advisory lock on a file beside the store (released by
+/// the OS when the process dies), or for an in-memory store a flag.
+enum SqliteLease {
+    File(#[allow(dead_code)] std::fs::File),
+    Memory(Arc<std::sync::atomic::AtomicBool>),
+}
+
+impl super::Lease for SqliteLease {}
+
+impl Drop for SqliteLease {
+    fn drop(&mut self) {
+        if let SqliteLease::Memory(flag) = self {
+            flag.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 impl Store for SqliteStore {
+    fn lease(&self) -> Result<Box<dyn super::Lease>, StoreError> {
+        if self.inner.memory {
+            let flag = self.inner.leased.clone();
+            if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Locked("(in memory)".into()));
+            }
+            return Ok(Box::new(SqliteLease::Memory(flag)));
+        }
+        let path = self.lock_path();
+        let failed =
+            |m: String| StoreError::Backend { path: path.display().to_string(), message: format!("lock file: {m}") };
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| failed(format!("cannot open: {e}")))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(SqliteLease::File(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(path.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => Err(failed(format!("cannot lock: {e}"))),
+        }
+    }
+
     fn integrity_check(&self) -> Result<(), StoreError> {
         self.quick_check()
     }

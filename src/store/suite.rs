@@ -17,6 +17,14 @@ pub fn run_all(store: &dyn Store) {
     users_page_by_cursor_and_filters(store);
     runs_page_by_cursor(store);
     a_stale_generation_is_refused_and_nothing_is_written(store);
+    one_lease_at_a_time(store);
+}
+
+fn one_lease_at_a_time(store: &dyn Store) {
+    let held = store.lease().expect("free");
+    assert!(matches!(store.lease(), Err(StoreError::Locked(_))), "a second holder is refused");
+    drop(held);
+    drop(store.lease().expect("released on drop"));
 }
 
 fn record(store: &dyn Store) -> RunRecord {
