@@ -11,10 +11,23 @@ use crate::history::{AuditRecord, RunRecord};
 use crate::model::{Snapshot, Status};
 use crate::plan::{NewGroup, NewUser};
 
+/// A store failure. The kind is kept (a caller may retry a busy store, a
+/// service may answer 503 for an unavailable one) and every message names
+/// the store and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path}: {message}")]
     Backend { path: String, message: String },
+    /// Another writer held the store longer than the busy timeout: try again.
+    #[error("store {path}: busy ({message}); try again")]
+    Busy { path: String, message: String },
+    /// A uniqueness or reference rule refused a write (nothing of it landed).
+    #[error("store {path}: {message}")]
+    Constraint { path: String, message: String },
+    /// The store cannot be reached or written: cannot open, I/O error, disk
+    /// full, connection lost.
+    #[error("store {path}: {message}")]
+    Unavailable { path: String, message: String },
     #[error("the store was changed by another run since this run read it (generation {expected} → {found}); run the sync again")]
     Conflict { expected: i64, found: i64 },
     #[error("another sync is running on this store (lock {0} is held)")]
@@ -71,6 +84,36 @@ pub struct UserGroups {
     pub all: Vec<String>,
 }
 
+/// Where a write-back item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueStatus {
+    /// Not pushed yet.
+    Pending,
+    /// Refused or failed; retried after a backoff.
+    Failed,
+    /// The directory changed meanwhile (on_conflict = "report"): left for an admin.
+    Conflict,
+    Done,
+}
+
+impl QueueStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueStatus::Pending => "pending",
+            QueueStatus::Failed => "failed",
+            QueueStatus::Conflict => "conflict",
+            QueueStatus::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<QueueStatus> {
+        [QueueStatus::Pending, QueueStatus::Failed, QueueStatus::Conflict, QueueStatus::Done]
+            .into_iter()
+            .find(|q| q.as_str() == s)
+    }
+}
+
 /// One queued write-back of an application-owned field.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WritebackItem {
@@ -90,8 +133,7 @@ pub struct WritebackItem {
     pub old_value: Option<String>,
     /// The directory's value when the change was made (for conflicts).
     pub base_value: Option<String>,
-    /// `pending`, `failed` (retried with backoff), `conflict`, `done`.
-    pub status: String,
+    pub status: QueueStatus,
     pub attempts: i64,
     pub last_code: Option<i64>,
     pub last_error: Option<String>,
@@ -191,7 +233,7 @@ pub trait Store: Send + Sync {
     /// Audit trail of one user (by id), newest first.
     fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// Write-back items with one of `statuses`, oldest first.
-    fn writeback_items(&self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError>;
+    fn writeback_items(&self, statuses: &[QueueStatus]) -> Result<Vec<WritebackItem>, StoreError>;
     /// Records how pushes ended (and, when done, the directory's value; when
     /// the directory's value was taken, the user's field), in one transaction.
     fn finish_writebacks(&self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError>;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, Transaction};
 
 use super::{
-    NewWriteback, PushOutcome, SavedState, SnapshotQuery, Store, StoreError, StoreTx, UserGroups, UserPatch, UserQuery,
-    WritebackItem,
+    NewWriteback, PushOutcome, QueueStatus, SavedState, SnapshotQuery, Store, StoreError, StoreTx, UserGroups,
+    UserPatch, UserQuery, WritebackItem,
 };
 use crate::history::{AuditRecord, RunRecord};
 use crate::model::{
@@ -378,7 +378,7 @@ impl Store for SqliteStore {
         self.read(|conn| queries::users_page(conn, &self.inner.path, q))
     }
 
-    fn writeback_items(&self, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError> {
+    fn writeback_items(&self, statuses: &[QueueStatus]) -> Result<Vec<WritebackItem>, StoreError> {
         self.read(|conn| queue::items(conn, &self.inner.path, statuses))
     }
 

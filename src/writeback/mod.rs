@@ -22,7 +22,9 @@ use crate::codes::{CodeError, Generator};
 use crate::config::{Config, OnConflict, SourceConfig};
 use crate::history::{now, AuditRecord};
 use crate::model::EntryError;
-use crate::store::{NewWriteback, PushOutcome, SnapshotQuery, Store, StoreError, UserPatch, WritebackItem};
+use crate::store::{
+    NewWriteback, PushOutcome, QueueStatus, SnapshotQuery, Store, StoreError, UserPatch, WritebackItem,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WritebackError {
@@ -180,12 +182,13 @@ pub fn backoff(attempts: i64) -> Duration {
 /// (all failed ones with `retry_now`).
 pub async fn push(cfg: &Config, store: &dyn Store, retry_now: bool) -> Result<PushReport, WritebackError> {
     let mut report = PushReport::default();
-    let items = store.writeback_items(&["pending", "failed"])?;
+    let items = store.writeback_items(&[QueueStatus::Pending, QueueStatus::Failed])?;
     let at = now();
     let mut by_source: BTreeMap<&str, Vec<&WritebackItem>> = BTreeMap::new();
     for item in &items {
-        let due =
-            retry_now || item.status == "pending" || item.next_attempt_at.as_deref().is_none_or(|t| t <= at.as_str());
+        let due = retry_now
+            || item.status == QueueStatus::Pending
+            || item.next_attempt_at.as_deref().is_none_or(|t| t <= at.as_str());
         if due {
             by_source.entry(&item.source).or_default().push(item);
         } else {
@@ -367,9 +370,9 @@ pub struct Status {
 
 pub fn status(store: &dyn Store) -> Result<Status, StoreError> {
     Ok(Status {
-        pending: store.writeback_items(&["pending"])?,
-        failed: store.writeback_items(&["failed"])?,
-        conflicts: store.writeback_items(&["conflict"])?,
+        pending: store.writeback_items(&[QueueStatus::Pending])?,
+        failed: store.writeback_items(&[QueueStatus::Failed])?,
+        conflicts: store.writeback_items(&[QueueStatus::Conflict])?,
         last_success: store.last_push_success()?,
     })
 }
@@ -415,7 +418,7 @@ mod tests {
             value: Some(value.into()),
             old_value: old.map(Into::into),
             base_value: base.map(Into::into),
-            status: "pending".into(),
+            status: QueueStatus::Pending,
             attempts: 0,
             last_code: None,
             last_error: None,

@@ -37,7 +37,15 @@ pub(super) fn explain(path: &Path, e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::SystemIoFailure) => format!("input/output error ({e}): is the disk full or failing?"),
         _ => e.to_string(),
     };
-    StoreError::Backend { path: path.display().to_string(), message: hint }
+    let path = path.display().to_string();
+    match code {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { path, message: hint },
+        Some(ErrorCode::ConstraintViolation) => StoreError::Constraint { path, message: hint },
+        Some(ErrorCode::CannotOpen | ErrorCode::SystemIoFailure | ErrorCode::DiskFull | ErrorCode::ReadOnly) => {
+            StoreError::Unavailable { path, message: hint }
+        }
+        _ => StoreError::Backend { path, message: hint },
+    }
 }
 
 fn folder(path: &Path) -> String {

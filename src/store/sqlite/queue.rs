@@ -8,10 +8,14 @@ use rusqlite::{params, Connection};
 
 use super::{backend, SqliteTx};
 use crate::history::AuditRecord;
-use crate::store::{PushOutcome, StoreError, StoreTx, UserPatch, WritebackItem};
+use crate::store::{PushOutcome, QueueStatus, StoreError, StoreTx, UserPatch, WritebackItem};
 
 /// Items with one of `statuses`, oldest first.
-pub(super) fn items(conn: &Connection, path: &Path, statuses: &[&str]) -> Result<Vec<WritebackItem>, StoreError> {
+pub(super) fn items(
+    conn: &Connection,
+    path: &Path,
+    statuses: &[QueueStatus],
+) -> Result<Vec<WritebackItem>, StoreError> {
     let err = backend(path);
     let placeholders = (1..=statuses.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
     let sql = format!(
@@ -22,7 +26,7 @@ pub(super) fn items(conn: &Connection, path: &Path, statuses: &[&str]) -> Result
     );
     let mut st = conn.prepare(&sql).map_err(&err)?;
     let rows = st
-        .query_map(rusqlite::params_from_iter(statuses), |r| {
+        .query_map(rusqlite::params_from_iter(statuses.iter().map(|s| s.as_str())), |r| {
             Ok(WritebackItem {
                 id: r.get(0)?,
                 user_id: r.get(1)?,
@@ -34,7 +38,16 @@ pub(super) fn items(conn: &Connection, path: &Path, statuses: &[&str]) -> Result
                 value: r.get(7)?,
                 old_value: r.get(8)?,
                 base_value: r.get(9)?,
-                status: r.get(10)?,
+                status: {
+                    let s: String = r.get(10)?;
+                    QueueStatus::parse(&s).ok_or_else(|| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            10,
+                            rusqlite::types::Type::Text,
+                            format!("queue status {s:?}").into(),
+                        )
+                    })?
+                },
                 attempts: r.get(11)?,
                 last_code: r.get(12)?,
                 last_error: r.get(13)?,

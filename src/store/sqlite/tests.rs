@@ -94,8 +94,11 @@ fn sqlite_errors_say_what_is_wrong_and_where() {
     assert!(m.contains("not a dirsync store"), "{m}");
     let m = super::open::explain(p, e(rusqlite::ffi::SQLITE_CORRUPT)).to_string();
     assert!(m.contains("damaged") && m.contains("backup"), "{m}");
-    let m = super::open::explain(p, e(rusqlite::ffi::SQLITE_FULL)).to_string();
-    assert!(m.contains("disk is full"), "{m}");
+    let full = super::open::explain(p, e(rusqlite::ffi::SQLITE_FULL));
+    assert!(matches!(full, StoreError::Unavailable { .. }) && full.to_string().contains("disk is full"), "{full}");
+    // The kind is kept: busy can be retried, a constraint is a refused write.
+    assert!(matches!(super::open::explain(p, e(rusqlite::ffi::SQLITE_BUSY)), StoreError::Busy { .. }));
+    assert!(matches!(super::open::explain(p, e(rusqlite::ffi::SQLITE_CONSTRAINT)), StoreError::Constraint { .. }));
 }
 
 #[test]
