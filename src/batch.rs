@@ -8,7 +8,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::SourceConfig;
 use crate::mapping::{map_group, map_user, UserOutcome};
-use crate::model::{name_key, normalize_dn, EntryError, EntryKind, MappedGroup, MappedUser, RawEntry, SourceBatch};
+use crate::model::{
+    name_key, normalize_dn, EntryError, EntryKind, MappedGroup, MappedUser, MemberRef, RawEntry, SourceBatch,
+};
 
 /// Builds a [`SourceBatch`] from raw entries, one at a time.
 pub struct Collector<'a> {
@@ -107,35 +109,53 @@ impl<'a> Collector<'a> {
         for (i, dn) in group_dns.into_iter().enumerate() {
             by_dn.insert(dn, Target::Group(i as u32));
         }
+        // Members named by external id, and groups named by a source's keys.
+        let by_ext: HashMap<&str, Target> =
+            if b.groups.iter().any(|g| g.members.iter().any(|m| matches!(m, MemberRef::ExternalId(_)))) {
+                let users = b.users.iter().enumerate().map(|(i, u)| (u.external_id.as_str(), Target::User(i as u32)));
+                users
+                    .chain(b.groups.iter().enumerate().map(|(i, g)| (g.external_id.as_str(), Target::Group(i as u32))))
+                    .collect()
+            } else {
+                HashMap::default()
+            };
         let mut user_groups = Vec::new();
         let mut group_groups = Vec::new();
         let mut unresolved = Vec::new();
         for (gi, g) in b.groups.iter().enumerate() {
             let gi = gi as u32;
             for m in &g.members {
-                let key = if usernames { name_key(m) } else { normalize_dn(m) };
-                if usernames {
-                    match by_username.get(key.as_str()) {
-                        Some(us) => user_groups.extend(us.iter().map(|&u| (u, gi))),
-                        None => unresolved.push((gi, key)),
+                let (target, key) = match m {
+                    MemberRef::Username(n) => {
+                        let key = name_key(n);
+                        match by_username.get(key.as_str()) {
+                            Some(us) => user_groups.extend(us.iter().map(|&u| (u, gi))),
+                            None => unresolved.push((gi, key)),
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                let target = by_dn.get(&key).copied();
+                    MemberRef::Dn(dn) => {
+                        let key = normalize_dn(dn);
+                        (by_dn.get(&key).copied(), Some(key))
+                    }
+                    // An id not in this batch: not resolvable against the store yet.
+                    MemberRef::ExternalId(id) => (by_ext.get(id.as_str()).copied(), None),
+                };
                 match target {
                     Some(Target::User(u)) => user_groups.push((u, gi)),
                     Some(Target::Group(child)) if child != gi => group_groups.push((child, gi)),
                     Some(Target::Group(_)) => {} // itself: ignored
-                    None => unresolved.push((gi, key)),
+                    None => unresolved.extend(key.map(|k| (gi, k))),
                 }
             }
         }
-        // AD: a user's primary group is not in its `member` list.
-        let by_rid: HashMap<u32, u32> =
-            b.groups.iter().enumerate().filter_map(|(i, g)| g.rid.map(|r| (r, i as u32))).collect();
-        for (ui, u) in b.users.iter().enumerate() {
-            if let Some(gi) = u.primary_group.and_then(|r| by_rid.get(&r)) {
-                user_groups.push((ui as u32, *gi));
+        // A user's groups named by key (AD: its primary group, not in `member`).
+        let by_key: HashMap<&str, u32> =
+            b.groups.iter().enumerate().flat_map(|(i, g)| g.keys.iter().map(move |k| (k.as_str(), i as u32))).collect();
+        if !by_key.is_empty() {
+            for (ui, u) in b.users.iter().enumerate() {
+                user_groups
+                    .extend(u.member_of.iter().filter_map(|k| by_key.get(k.as_str())).map(|&gi| (ui as u32, gi)));
             }
         }
         user_groups.sort_unstable();
@@ -339,6 +359,29 @@ mod tests {
         let gids =
             |c: u32, p: u32| (b.groups[c as usize].external_id.as_str(), b.groups[p as usize].external_id.as_str());
         assert_eq!(b.group_groups.iter().map(|&(c, p)| gids(c, p)).collect::<Vec<_>>(), [("g2", "g1")]);
+    }
+
+    #[test]
+    fn resolves_members_by_external_id_and_groups_by_key() {
+        let c = cfg("member");
+        let mut col = Collector::new(&c);
+        let mut amy = user("amy", "u1");
+        amy.facts.member_of.push("rid:513".into());
+        col.add(EntryKind::User, amy);
+        col.add(EntryKind::User, user("bob", "u2"));
+        let mut domain = group("Domain Users", "g1", "member", &[]);
+        domain.facts.keys.push("rid:513".into());
+        col.add(EntryKind::Group, domain);
+        let mut by_id = group("Ids", "g2", "member", &[]);
+        by_id.facts.members.extend([MemberRef::ExternalId("u2".into()), MemberRef::ExternalId("g1".into())]);
+        col.add(EntryKind::Group, by_id);
+        let b = col.finish();
+        let name = |u: u32| b.users[u as usize].username.as_str();
+        let gname = |g: u32| b.groups[g as usize].name.as_str();
+        let users: Vec<_> = b.user_groups.iter().map(|&(u, g)| (name(u), gname(g))).collect();
+        assert_eq!(users, [("amy", "Domain Users"), ("bob", "Ids")]);
+        let nested: Vec<_> = b.group_groups.iter().map(|&(c, p)| (gname(c), gname(p))).collect();
+        assert_eq!(nested, [("Domain Users", "Ids")]);
     }
 
     #[test]

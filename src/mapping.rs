@@ -6,7 +6,8 @@
 
 use crate::config::{FieldSource, FieldSpec, SourceConfig, TemplatePart, Transform};
 use crate::model::{
-    is_invisible, name_key, short_dn, AttrValue, EntryError, MappedGroup, MappedUser, Name, RawEntry, MAX_DN_LEN,
+    is_invisible, name_key, short_dn, AttrValue, EntryError, MappedGroup, MappedUser, MemberRef, Name, RawEntry,
+    MAX_DN_LEN,
 };
 
 /// Longest value accepted for any field.
@@ -21,49 +22,19 @@ pub enum UserOutcome {
     Skipped(EntryError, Option<String>, Option<String>),
 }
 
-/// Reads the stable identity of an entry (binary ids are hex-encoded).
+/// Reads the stable identity of an entry: what its source computed, else
+/// `id_attribute` (binary ids are hex-encoded).
 pub fn external_id(entry: &RawEntry, id_attribute: &str) -> Result<String, String> {
+    if let Some(id) = &entry.facts.id {
+        return id.clone();
+    }
     if id_attribute == "dn" {
         return Ok(crate::model::normalize_dn(&entry.dn));
-    }
-    if id_attribute == "objectguid" {
-        return match entry.first(id_attribute).map(AttrValue::bytes) {
-            Some(b) if b.len() == 16 => Ok(guid_string(b)),
-            Some(_) => Err("objectGUID is not 16 bytes".into()),
-            None => Err("missing identity attribute objectGUID".into()),
-        };
     }
     match entry.first(id_attribute) {
         Some(AttrValue::Text(t)) if !t.trim().is_empty() => Ok(t.trim().to_string()),
         Some(AttrValue::Binary(b)) => Ok(b.iter().map(|x| format!("{x:02x}")).collect()),
         _ => Err(format!("missing identity attribute {id_attribute}")),
-    }
-}
-
-/// The standard text form of an AD objectGUID: the first three fields are
-/// little-endian.
-pub fn guid_string(b: &[u8]) -> String {
-    format!(
-        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
-    )
-}
-
-/// The RID of an objectSid: its last sub-authority, little-endian.
-pub fn sid_rid(b: &[u8]) -> Option<u32> {
-    // revision, sub-authority count, 6-byte authority, then 4 bytes per sub-authority
-    let count = *b.get(1)? as usize;
-    if b.len() != 8 + 4 * count || count == 0 {
-        return None;
-    }
-    let last = &b[b.len() - 4..];
-    Some(u32::from_le_bytes([last[0], last[1], last[2], last[3]]))
-}
-
-fn number(entry: &RawEntry, attr: &str) -> Option<u64> {
-    match entry.first(attr)? {
-        AttrValue::Text(t) => t.trim().parse::<i64>().ok().map(|v| v as u64),
-        AttrValue::Binary(_) => None,
     }
 }
 
@@ -115,14 +86,8 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
             dn: entry.dn.clone(),
             external_id: id,
             username: Name::new(username),
-            disabled: match cfg.ad {
-                true => number(entry, "useraccountcontrol").is_some_and(|uac| uac & 0x2 != 0),
-                // 389 Directory Server (and Red Hat / Oracle DS) lock accounts with nsAccountLock.
-                false => {
-                    matches!(entry.first("nsaccountlock"), Some(AttrValue::Text(t)) if t.trim().eq_ignore_ascii_case("true"))
-                }
-            },
-            primary_group: if cfg.ad { number(entry, "primarygroupid").map(|v| v as u32) } else { None },
+            disabled: entry.facts.disabled.unwrap_or(false),
+            member_of: entry.facts.member_of.clone(),
             fields,
         },
         warnings,
@@ -152,20 +117,25 @@ pub fn map_group(cfg: &SourceConfig, entry: &RawEntry) -> Result<MappedGroup, En
             c as u32
         )));
     }
-    let members = entry
+    let by_name = cfg.members_are_usernames();
+    let mut members: Vec<MemberRef> = entry
         .values(&cfg.member_attribute)
         .iter()
         .filter_map(|v| match v {
-            AttrValue::Text(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            AttrValue::Text(t) if !t.trim().is_empty() => {
+                let t = t.trim().to_string();
+                Some(if by_name { MemberRef::Username(t) } else { MemberRef::Dn(t) })
+            }
             _ => None,
         })
         .collect();
+    members.extend(entry.facts.members.iter().cloned());
     Ok(MappedGroup {
         dn: entry.dn.clone(),
         external_id: id,
         name: Name::new(name),
         members,
-        rid: if cfg.ad { entry.first("objectsid").and_then(|v| sid_rid(v.bytes())) } else { None },
+        keys: entry.facts.keys.clone(),
     })
 }
 
@@ -352,19 +322,6 @@ mod tests {
         let mut e = RawEntry::new("uid=y");
         e.push("uid", AttrValue::Text("y".into()));
         assert!(matches!(map_user(&c, &e), UserOutcome::Skipped(_, None, Some(ref k)) if k == "y"));
-    }
-
-    #[test]
-    fn ad_guids_and_sids() {
-        let g = [0x78, 0x56, 0x34, 0x12, 0x34, 0x12, 0x78, 0x56, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0];
-        assert_eq!(guid_string(&g), "12345678-1234-5678-1234-56789abcdef0");
-        // S-1-5-21-1-2-3-513
-        let mut sid = vec![1u8, 5, 0, 0, 0, 0, 0, 5];
-        for sub in [21u32, 1, 2, 3, 513] {
-            sid.extend(sub.to_le_bytes());
-        }
-        assert_eq!(sid_rid(&sid), Some(513));
-        assert_eq!(sid_rid(&sid[..10]), None);
     }
 
     #[test]

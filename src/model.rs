@@ -29,16 +29,45 @@ impl AttrValue {
 }
 
 /// A directory entry before mapping: its DN and its attributes, with
-/// attribute names lower-cased (LDAP attribute names are case-insensitive).
+/// attribute names lower-cased (LDAP attribute names are case-insensitive),
+/// and what its source says about it in neutral terms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawEntry {
     pub dn: String,
     pub attrs: Vec<(String, Vec<AttrValue>)>,
+    pub facts: Facts,
+}
+
+/// What a source interprets for the core, so that the core needs no
+/// directory-specific knowledge (AD's objectGUID, userAccountControl and
+/// primary groups are read by the AD source and arrive here as these).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The stable identity as the source computed it (`Err`: it could not).
+    /// `None`: the core reads `id_attribute`.
+    pub id: Option<Result<String, String>>,
+    /// Disabled in the directory. `None`: not said (active).
+    pub disabled: Option<bool>,
+    /// Keys this entry (a group) is known by, besides its DN and identity.
+    pub keys: Vec<String>,
+    /// Groups this entry (a user) belongs to, by such keys (AD: its primary group).
+    pub member_of: Vec<String>,
+    /// Members beyond the member attribute (sources whose members are ids).
+    pub members: Vec<MemberRef>,
+}
+
+/// How a group names a member.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MemberRef {
+    Dn(String),
+    Username(String),
+    /// A user's or group's external id in the same source.
+    ExternalId(String),
 }
 
 impl RawEntry {
     pub fn new(dn: impl Into<String>) -> Self {
-        RawEntry { dn: dn.into(), attrs: Vec::new() }
+        RawEntry { dn: dn.into(), attrs: Vec::new(), facts: Facts::default() }
     }
 
     /// Adds a value; `name` may be in any case.
@@ -302,25 +331,25 @@ pub struct MappedUser {
     pub dn: String,
     pub external_id: String,
     pub username: Name,
-    /// Disabled in the directory (AD: userAccountControl bit 0x2).
+    /// Disabled in the directory (the source's [`Facts::disabled`]).
     pub disabled: bool,
-    /// AD: the RID of the user's primary group (primaryGroupID).
-    pub primary_group: Option<u32>,
+    /// Groups it belongs to by their keys (the source's [`Facts::member_of`]).
+    pub member_of: Vec<String>,
     /// Every mapped field but username, in the source's field order; a field
     /// whose attribute is absent maps to `None` (it clears the field on update).
     pub fields: Vec<(FieldName, Option<String>)>,
 }
 
-/// A group entry after mapping: members are raw values (DNs or usernames,
-/// depending on the member attribute) until the batch resolves them.
+/// A group entry after mapping: members are references (DNs, usernames or
+/// external ids) until the batch resolves them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappedGroup {
     pub dn: String,
     pub external_id: String,
     pub name: Name,
-    pub members: Vec<String>,
-    /// AD: the group's RID (last part of its objectSid), for primary groups.
-    pub rid: Option<u32>,
+    pub members: Vec<MemberRef>,
+    /// Keys users name it by in [`MappedUser::member_of`] (the source's [`Facts::keys`]).
+    pub keys: Vec<String>,
 }
 
 /// A directory entry that was skipped or a value that was dropped, with the

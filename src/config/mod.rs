@@ -137,11 +137,6 @@ impl SourceConfig {
     /// The attributes a user search must return (lower-case, de-duplicated).
     pub fn user_attributes(&self) -> Vec<String> {
         let mut attrs = vec![self.id_attribute.clone()];
-        if self.ad {
-            attrs.extend(["useraccountcontrol".to_string(), "primarygroupid".to_string()]);
-        } else {
-            attrs.push("nsaccountlock".to_string());
-        }
         for f in &self.fields {
             attrs.extend(f.attributes());
         }
@@ -150,12 +145,7 @@ impl SourceConfig {
 
     /// The attributes a group search must return.
     pub fn group_attributes(&self) -> Vec<String> {
-        let mut attrs =
-            vec![self.id_attribute.clone(), self.group_name_attribute.clone(), self.member_attribute.clone()];
-        if self.ad {
-            attrs.push("objectsid".into());
-        }
-        dedup(attrs)
+        dedup(vec![self.id_attribute.clone(), self.group_name_attribute.clone(), self.member_attribute.clone()])
     }
 }
 

@@ -58,19 +58,30 @@ pub type EntryBatch = Vec<(EntryKind, RawEntry)>;
 
 const BATCH: usize = 256;
 
+/// How a source turns its own attributes into neutral [`crate::model::Facts`]
+/// on each entry, before the core sees it.
+pub type Interpret = Arc<dyn Fn(EntryKind, &mut RawEntry) + Send + Sync>;
+
 /// Where a source puts its entries: a bounded channel (so a fast source cannot
 /// run ahead of mapping and fill memory) plus a shared progress counter.
 #[derive(Clone)]
 pub struct EntrySink {
     tx: mpsc::Sender<EntryBatch>,
     read: Arc<AtomicU64>,
+    interpret: Option<Interpret>,
 }
 
 impl EntrySink {
     /// A sink and the receiving end; `read` counts entries for progress display.
     pub fn channel(read: Arc<AtomicU64>) -> (EntrySink, mpsc::Receiver<EntryBatch>) {
         let (tx, rx) = mpsc::channel(8);
-        (EntrySink { tx, read }, rx)
+        (EntrySink { tx, read, interpret: None }, rx)
+    }
+
+    /// The same sink, with `f` run on every entry pushed into it.
+    pub fn interpreted(mut self, f: Interpret) -> EntrySink {
+        self.interpret = Some(f);
+        self
     }
 
     /// A buffer that sends entries in batches.
@@ -86,7 +97,10 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub async fn push(&mut self, kind: EntryKind, entry: RawEntry) -> Result<(), String> {
+    pub async fn push(&mut self, kind: EntryKind, mut entry: RawEntry) -> Result<(), String> {
+        if let Some(f) = &self.sink.interpret {
+            f(kind, &mut entry);
+        }
         self.buf.push((kind, entry));
         self.sink.read.fetch_add(1, Ordering::Relaxed);
         if self.buf.len() >= BATCH {

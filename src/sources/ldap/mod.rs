@@ -17,6 +17,7 @@ use ldap3::{Ldap, LdapError, Scope};
 use tracing::{debug, instrument};
 
 mod conn;
+pub mod facts;
 mod proto;
 pub mod range;
 pub mod sync;
@@ -46,6 +47,18 @@ pub struct LdapSource {
     user_attrs: Vec<String>,
     group_attrs: Vec<String>,
     member_attribute: String,
+    /// AD's (or 389 DS's) attributes as neutral facts.
+    interpret: super::Interpret,
+}
+
+/// The mapped attributes plus those the interpretation reads.
+fn with_extra(mut attrs: Vec<String>, extra: &[&str]) -> Vec<String> {
+    for a in extra {
+        if !attrs.iter().any(|x| x == a) {
+            attrs.push(a.to_string());
+        }
+    }
+    attrs
 }
 
 impl LdapSource {
@@ -58,9 +71,10 @@ impl LdapSource {
             usn_incremental: cfg.incremental.enabled && l.ad && cfg.id_attribute == "objectguid",
             user_filter: cfg.user_filter.clone(),
             group_filter: cfg.group_filter.clone(),
-            user_attrs: cfg.user_attributes(),
-            group_attrs: cfg.group_attributes(),
+            user_attrs: with_extra(cfg.user_attributes(), facts::extra_user_attributes(l.ad)),
+            group_attrs: with_extra(cfg.group_attributes(), facts::extra_group_attributes(l.ad)),
             member_attribute: cfg.member_attribute.clone(),
+            interpret: facts::interpreter(l.ad, &cfg.id_attribute),
         }
     }
 
@@ -165,6 +179,7 @@ impl Source for LdapSource {
     }
 
     async fn fetch(&self, sink: EntrySink, since: Option<&str>) -> Result<Fetched, SourceError> {
+        let sink = sink.interpreted(self.interpret.clone());
         if self.usn_incremental {
             return self.fetch_ad(sink, since).await;
         }

@@ -17,8 +17,8 @@ use ldap3::controls::RawControl;
 use ldap3::{Ldap, Scope};
 use serde::{Deserialize, Serialize};
 
+use super::facts::guid_string;
 use super::proto::{describe, parse_entry};
-use crate::mapping::guid_string;
 use crate::model::AttrValue;
 
 const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";

@@ -25,6 +25,8 @@ pub struct LdifSource {
     base_dn: Option<String>,
     user_filter: Filter,
     group_filter: Option<Filter>,
+    /// Exports of 389 DS carry nsAccountLock: read as LDAP's.
+    interpret: super::Interpret,
 }
 
 impl LdifSource {
@@ -36,6 +38,7 @@ impl LdifSource {
             // Validated at config load.
             user_filter: Filter::parse(&cfg.user_filter).expect("validated filter"),
             group_filter: cfg.group_filter.as_deref().map(|f| Filter::parse(f).expect("validated filter")),
+            interpret: super::ldap::facts::interpreter(false, &cfg.id_attribute),
         }
     }
 
@@ -59,6 +62,7 @@ impl Source for LdifSource {
     async fn fetch(&self, sink: EntrySink, _since: Option<&str>) -> Result<Fetched, SourceError> {
         let file = std::fs::File::open(&self.path)
             .map_err(|e| SourceError::new(&self.name, format!("cannot open {}: {e}", self.path.display())))?;
+        let sink = sink.interpreted(self.interpret.clone());
         let mut batcher = sink.batcher();
         let mut counts = FetchCounts::default();
         // `file://` values may name regular files beside the LDIF file only.
