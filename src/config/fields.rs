@@ -85,14 +85,13 @@ pub fn parse_template(s: &str) -> Result<Vec<TemplatePart>, String> {
                 loop {
                     match chars.next() {
                         Some('}') => break,
-                        Some(c) if c.is_ascii_alphanumeric() || c == '-' || c == ';' => name.push(c),
-                        Some(c) => return Err(format!("unexpected '{c}' inside {{...}}")),
+                        Some('{') => return Err("unexpected '{' inside {...}".into()),
+                        Some(c) if c.is_control() => return Err("a control character inside {...}".into()),
+                        Some(c) => name.push(c),
                         None => return Err("unclosed '{'".into()),
                     }
                 }
-                if name.is_empty() {
-                    return Err("empty '{}' (expected an attribute name)".into());
-                }
+                check_source_name(&name)?;
                 if !lit.is_empty() {
                     parts.push(TemplatePart::Literal(std::mem::take(&mut lit)));
                 }
@@ -143,7 +142,7 @@ pub fn parse_field(
     };
     let table = match value {
         toml::Value::String(attr) => {
-            check_attr_name(attr).map_err(|m| err("", m))?;
+            check_source_name(attr).map_err(|m| err("", m))?;
             spec.source = FieldSource::Attribute(attr.to_ascii_lowercase());
             return Ok(spec);
         }
@@ -167,7 +166,7 @@ pub fn parse_field(
         match key.as_str() {
             "attribute" => {
                 let a = want_str(v)?;
-                check_attr_name(&a).map_err(|m| err(key, m))?;
+                check_source_name(&a).map_err(|m| err(key, m))?;
                 spec.source = FieldSource::Attribute(a.to_ascii_lowercase());
             }
             "template" => {
@@ -249,7 +248,24 @@ pub fn parse_field(
     Ok(spec)
 }
 
-fn check_attr_name(a: &str) -> Result<(), String> {
+/// A name a field is read from, whatever the source kind: an LDAP attribute,
+/// a dotted JSON path (`name.fullName`), a CSV header (`First Name`). Each
+/// source kind checks its own names further (LDAP's: [`check_attr_name`]).
+/// Names compare case-insensitively (ASCII), as LDAP attribute names do.
+fn check_source_name(a: &str) -> Result<(), String> {
+    if a.trim().is_empty() {
+        return Err("empty name (expected an attribute, a path like \"name.fullName\" or a column header)".into());
+    }
+    if a.trim() != a || a.chars().any(char::is_control) || a.len() > 256 {
+        return Err(format!(
+            "{a:?} is not a usable name (no leading or trailing blanks, no control characters, at most 256 bytes)"
+        ));
+    }
+    Ok(())
+}
+
+/// LDAP's rule for attribute names (LDAP, AD and LDIF sources).
+pub fn check_attr_name(a: &str) -> Result<(), String> {
     let ok = !a.is_empty()
         && a.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
@@ -271,6 +287,20 @@ mod tests {
     fn parse(v: &str) -> Result<FieldSpec, ConfigError> {
         let t: toml::Table = toml::from_str(&format!("x = {v}")).unwrap();
         parse_field("x", &t["x"], &e)
+    }
+
+    #[test]
+    fn field_sources_may_be_json_paths_or_csv_headers() {
+        let e = |_: &str, m: String| ConfigError::new("/t", "k", m);
+        let f = parse_field("full_name", &toml::Value::String("name.fullName".into()), &e).unwrap();
+        assert_eq!(f.attributes(), ["name.fullname"]);
+        let t: toml::Value = toml::from_str("x = { template = \"{First Name} {name.familyName}\" }").unwrap();
+        let f = parse_field("full_name", &t["x"], &e).unwrap();
+        assert_eq!(f.attributes(), ["first name", "name.familyname"]);
+        for bad in [" lead", "", "a\u{7}b"] {
+            assert!(parse_field("x", &toml::Value::String(bad.into()), &e).is_err(), "{bad:?}");
+        }
+        assert!(check_attr_name("name.fullName").is_err(), "not an LDAP attribute");
     }
 
     #[test]
@@ -318,6 +348,6 @@ mod tests {
         let err = parse("{ attribut = \"t\" }").unwrap_err().to_string();
         assert!(err.contains("unknown key"), "{err}");
         assert!(parse("42").is_err());
-        assert!(parse("\"bad name\"").is_err());
+        assert!(parse("\" bad name\"").is_err(), "leading blank");
     }
 }

@@ -212,6 +212,12 @@ pub(super) fn parse_source(
             ));
         }
     }
+    // LDAP-shaped kinds (ldap, ad, ldif) read LDAP attribute names only.
+    for f in &fields {
+        for a in f.attributes() {
+            fields::check_attr_name(&a).map_err(|m| err(key(&format!("fields.{}", f.name)), m))?;
+        }
+    }
     if let Some(f) = fields.iter().find(|f| f.app_owned) {
         if !crate::writeback::transport::supported(&kind) {
             return Err(err(

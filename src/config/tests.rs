@@ -221,3 +221,13 @@ fn app_owned_fields_need_a_source_that_can_be_written_back() {
         .replace("full_name = \"cn\"", "full_name = \"cn\"\nprint_code = { attribute = \"pager\", owner = \"app\" }");
     parse(&ldap).unwrap();
 }
+
+#[test]
+fn ldap_shaped_sources_refuse_names_that_are_not_ldap_attributes() {
+    let text = MIN.replace("full_name = \"cn\"", "full_name = \"name.fullName\"");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("sources[0].fields.full_name") && e.contains("not an LDAP attribute name"), "{e}");
+    let text = MIN.replace("full_name = \"cn\"", "full_name = { template = \"{First Name}\" }");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("sources[0].fields.full_name") && e.contains("\"first name\""), "{e}");
+}

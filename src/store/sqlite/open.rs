@@ -126,7 +126,9 @@ pub(super) fn reader(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| explain(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| explain(path, e))?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
+    // Readers scan (snapshots) or look up by index: a small page cache each,
+    // so the pool does not add the writer's 16 MiB per connection (peak RSS).
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -2048; PRAGMA temp_store = MEMORY;")
         .map_err(|e| explain(path, e))?;
     Ok(conn)
 }
