@@ -47,7 +47,7 @@ impl<'a> Collector<'a> {
             }
             EntryKind::Group => {
                 self.batch.group_entries += 1;
-                if let Ok(id) = crate::mapping::external_id(&entry, &self.cfg.id_attribute) {
+                if let Ok(id) = crate::mapping::external_id(&entry, &self.cfg.query().id_attribute) {
                     self.batch.seen_group_ids.insert(id);
                 }
                 match map_group(self.cfg, &entry) {

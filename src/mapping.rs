@@ -45,7 +45,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
         let spec = cfg.fields.iter().find(|s| &*s.name == "username")?;
         evaluate(spec, entry).ok().flatten().map(|u| name_key(&u))
     };
-    let id = match external_id(entry, &cfg.id_attribute) {
+    let id = match external_id(entry, &cfg.query().id_attribute) {
         Ok(id) => id,
         Err(reason) => return UserOutcome::Skipped(EntryError::new(short_dn(&entry.dn), reason), None, name()),
     };
@@ -97,16 +97,16 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
 /// Maps one group entry: its name and raw member values.
 pub fn map_group(cfg: &SourceConfig, entry: &RawEntry) -> Result<MappedGroup, EntryError> {
     let err = |r: String| EntryError::new(short_dn(&entry.dn), r);
-    let id = external_id(entry, &cfg.id_attribute).map_err(err)?;
+    let id = external_id(entry, &cfg.query().id_attribute).map_err(err)?;
     if entry.dn.len() > MAX_DN_LEN {
         return Err(err(format!("the DN is longer than {MAX_DN_LEN} bytes")));
     }
-    let name = match entry.first(&cfg.group_name_attribute) {
+    let name = match entry.first(&cfg.query().group_name_attribute) {
         Some(AttrValue::Text(t)) if !t.trim().is_empty() => t.trim().to_string(),
         Some(AttrValue::Binary(_)) => {
-            return Err(err(format!("group name ({}) is not valid UTF-8", cfg.group_name_attribute)))
+            return Err(err(format!("group name ({}) is not valid UTF-8", cfg.query().group_name_attribute)))
         }
-        _ => return Err(err(format!("missing group name attribute {}", cfg.group_name_attribute))),
+        _ => return Err(err(format!("missing group name attribute {}", cfg.query().group_name_attribute))),
     };
     if name.chars().any(char::is_control) {
         return Err(err("group name contains control characters".into()));
@@ -119,7 +119,7 @@ pub fn map_group(cfg: &SourceConfig, entry: &RawEntry) -> Result<MappedGroup, En
     }
     let by_name = cfg.members_are_usernames();
     let mut members: Vec<MemberRef> = entry
-        .values(&cfg.member_attribute)
+        .values(&cfg.query().member_attribute)
         .iter()
         .filter_map(|v| match v {
             AttrValue::Text(t) if !t.trim().is_empty() => {

@@ -382,7 +382,9 @@ fn a_skipped_entry_without_identity_protects_the_user_it_could_be() {
     // id_attribute = employeeNumber; carol's entry lost it, dave's too (and his DN changed).
     let cfg = config("");
     let mut cfg = cfg;
-    cfg.sources[0].id_attribute = "employeenumber".into();
+    if let crate::config::SourceKind::Ldif(l) = &mut cfg.sources[0].kind {
+        l.query.id_attribute = "employeenumber".into();
+    }
     let with_id = |uid: &str, n: &str| user(uid, "x", &[("employeeNumber", n)]);
     let mut carol = user("carol", "x", &[]);
     carol.attrs.retain(|(n, _)| n != "employeenumber");

@@ -68,26 +68,32 @@ pub struct StoreConfig {
     pub path: PathBuf,
 }
 
+/// One `[[sources]]` table: what every source kind has. What is particular
+/// to a kind (its connection, an LDAP-shaped query) is in [`SourceKind`].
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub name: String,
     pub kind: SourceKind,
-    pub user_filter: String,
-    pub group_filter: Option<String>,
-    pub group_name_attribute: String,
-    pub member_attribute: String,
-    pub id_attribute: String,
     pub fields: Vec<FieldSpec>,
     pub incremental: Incremental,
-    /// Active Directory: userAccountControl, primaryGroupID, objectGUID.
-    pub ad: bool,
     /// Create users that are disabled in the directory (AD's
     /// userAccountControl, 389 DS's nsAccountLock); default false.
     pub import_disabled: bool,
     /// Only effective members of these groups (names or DNs) are synced.
     pub scope_groups: Vec<String>,
-    /// `[sources.writeback]` when enabled (LDAP and AD sources).
+    /// `[sources.writeback]` when enabled (sources that can be written to).
     pub writeback: Option<Writeback>,
+}
+
+/// What an LDAP-shaped source (LDAP, AD, LDIF) is asked and how its entries
+/// are read: filters, the group name, member and identity attributes.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryQuery {
+    pub user_filter: String,
+    pub group_filter: Option<String>,
+    pub group_name_attribute: String,
+    pub member_attribute: String,
+    pub id_attribute: String,
 }
 
 /// Active Directory's user filter: people, not computers.
@@ -103,6 +109,14 @@ office = "physicalDeliveryOfficeName"
 "#;
 
 impl SourceConfig {
+    /// The source's LDAP-shaped query (every kind built so far has one).
+    pub fn query(&self) -> &DirectoryQuery {
+        match &self.kind {
+            SourceKind::Ldap(l) => &l.query,
+            SourceKind::Ldif(l) => &l.query,
+        }
+    }
+
     /// A stable digest of what the source is asked and how its entries are
     /// mapped. A saved incremental position is only valid for the same one:
     /// a new filter, base or field mapping needs a full read.
@@ -111,14 +125,10 @@ impl SourceConfig {
             SourceKind::Ldap(l) => format!("{}|{}", l.url, l.base_dn),
             SourceKind::Ldif(l) => format!("{}|{:?}", l.path.display(), l.base_dn),
         };
+        let q = self.query();
         let text = format!(
             "{place}|{}|{:?}|{}|{}|{}|{:?}",
-            self.user_filter,
-            self.group_filter,
-            self.group_name_attribute,
-            self.member_attribute,
-            self.id_attribute,
-            self.fields
+            q.user_filter, q.group_filter, q.group_name_attribute, q.member_attribute, q.id_attribute, self.fields
         );
         // FNV-1a, 64 bits: stable across builds, unlike std's hasher.
         let mut h: u64 = 0xcbf29ce484222325;
@@ -131,12 +141,12 @@ impl SourceConfig {
 
     /// Whether group members are usernames (`memberUid`) rather than DNs.
     pub fn members_are_usernames(&self) -> bool {
-        self.member_attribute == "memberuid"
+        self.query().member_attribute == "memberuid"
     }
 
     /// The attributes a user search must return (lower-case, de-duplicated).
     pub fn user_attributes(&self) -> Vec<String> {
-        let mut attrs = vec![self.id_attribute.clone()];
+        let mut attrs = vec![self.query().id_attribute.clone()];
         for f in &self.fields {
             attrs.extend(f.attributes());
         }
@@ -145,7 +155,8 @@ impl SourceConfig {
 
     /// The attributes a group search must return.
     pub fn group_attributes(&self) -> Vec<String> {
-        dedup(vec![self.id_attribute.clone(), self.group_name_attribute.clone(), self.member_attribute.clone()])
+        let q = self.query();
+        dedup(vec![q.id_attribute.clone(), q.group_name_attribute.clone(), q.member_attribute.clone()])
     }
 }
 
@@ -185,12 +196,14 @@ pub struct LdapConfig {
     pub ad: bool,
     pub page_size: i32,
     pub timeout_secs: u64,
+    pub query: DirectoryQuery,
 }
 
 #[derive(Debug, Clone)]
 pub struct LdifConfig {
     pub path: PathBuf,
     pub base_dn: Option<String>,
+    pub query: DirectoryQuery,
 }
 
 /// A provisioning rule, applied when a user is created.

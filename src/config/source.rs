@@ -54,7 +54,7 @@ pub(super) fn parse_source(
     warnings: &mut Vec<String>,
 ) -> Result<SourceConfig, ConfigError> {
     let key = |k: &str| format!("sources[{i}].{k}");
-    let kind = match rs.kind.as_str() {
+    let mut kind = match rs.kind.as_str() {
         "ldap" | "ad" => {
             for (k, present) in [("path", rs.path.is_some())] {
                 if present {
@@ -131,6 +131,7 @@ pub(super) fn parse_source(
                 ad: rs.kind == "ad",
                 page_size: page_size as i32,
                 timeout_secs: rs.timeout_secs.unwrap_or(60).max(1),
+                query: DirectoryQuery::default(), // filled in below
             })
         }
         "ldif" => {
@@ -154,7 +155,11 @@ pub(super) fn parse_source(
             }
             let p =
                 rs.path.as_deref().ok_or_else(|| err(key("path"), "missing (expected the LDIF file's path)".into()))?;
-            SourceKind::Ldif(LdifConfig { path: resolve(p), base_dn: rs.base_dn.clone() })
+            SourceKind::Ldif(LdifConfig {
+                path: resolve(p),
+                base_dn: rs.base_dn.clone(),
+                query: DirectoryQuery::default(),
+            })
         }
         other => return Err(err(key("type"), format!("expected \"ldap\", \"ad\" or \"ldif\", got \"{other}\""))),
     };
@@ -236,9 +241,7 @@ pub(super) fn parse_source(
             f.required = true;
         }
     }
-    Ok(SourceConfig {
-        name: rs.name.clone(),
-        kind,
+    let query = DirectoryQuery {
         user_filter,
         group_filter,
         group_name_attribute: rs.group_name_attribute.clone().unwrap_or_else(|| "cn".into()).to_ascii_lowercase(),
@@ -248,7 +251,14 @@ pub(super) fn parse_source(
             .clone()
             .unwrap_or_else(|| if ad { "objectGUID" } else { "entryUUID" }.into())
             .to_ascii_lowercase(),
-        ad,
+    };
+    match &mut kind {
+        SourceKind::Ldap(l) => l.query = query,
+        SourceKind::Ldif(l) => l.query = query,
+    }
+    Ok(SourceConfig {
+        name: rs.name.clone(),
+        kind,
         import_disabled: rs.import_disabled.unwrap_or(false),
         scope_groups: rs.scope_groups.clone().unwrap_or_default(),
         writeback: match &rs.writeback {

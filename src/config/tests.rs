@@ -21,8 +21,8 @@ fn minimal_config_gets_defaults_and_relative_paths() {
     let c = parse(MIN).unwrap();
     assert_eq!(c.store.path, Path::new("/etc/dirsync/dirsync.db"));
     let s = &c.sources[0];
-    assert_eq!(s.id_attribute, "entryuuid");
-    assert_eq!(s.member_attribute, "member");
+    assert_eq!(s.query().id_attribute, "entryuuid");
+    assert_eq!(s.query().member_attribute, "member");
     assert_eq!(&*s.fields[0].name, "username");
     assert!(s.fields.iter().find(|f| &*f.name == "full_name").unwrap().required);
     match &s.kind {

@@ -67,14 +67,14 @@ impl LdapSource {
             name: cfg.name.clone(),
             cfg: l.clone(),
             // RFC 4533 needs entryUUID as the identity and one search base.
-            incremental: cfg.incremental.enabled && cfg.id_attribute == "entryuuid" && l.base_dns.len() == 1,
-            usn_incremental: cfg.incremental.enabled && l.ad && cfg.id_attribute == "objectguid",
-            user_filter: cfg.user_filter.clone(),
-            group_filter: cfg.group_filter.clone(),
+            incremental: cfg.incremental.enabled && l.query.id_attribute == "entryuuid" && l.base_dns.len() == 1,
+            usn_incremental: cfg.incremental.enabled && l.ad && l.query.id_attribute == "objectguid",
+            user_filter: l.query.user_filter.clone(),
+            group_filter: l.query.group_filter.clone(),
             user_attrs: with_extra(cfg.user_attributes(), facts::extra_user_attributes(l.ad)),
             group_attrs: with_extra(cfg.group_attributes(), facts::extra_group_attributes(l.ad)),
-            member_attribute: cfg.member_attribute.clone(),
-            interpret: facts::interpreter(l.ad, &cfg.id_attribute),
+            member_attribute: l.query.member_attribute.clone(),
+            interpret: facts::interpreter(l.ad, &l.query.id_attribute),
         }
     }
 

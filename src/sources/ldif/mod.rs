@@ -36,9 +36,9 @@ impl LdifSource {
             path: l.path.clone(),
             base_dn: l.base_dn.as_deref().map(normalize_dn),
             // Validated at config load.
-            user_filter: Filter::parse(&cfg.user_filter).expect("validated filter"),
-            group_filter: cfg.group_filter.as_deref().map(|f| Filter::parse(f).expect("validated filter")),
-            interpret: super::ldap::facts::interpreter(false, &cfg.id_attribute),
+            user_filter: Filter::parse(&l.query.user_filter).expect("validated filter"),
+            group_filter: l.query.group_filter.as_deref().map(|f| Filter::parse(f).expect("validated filter")),
+            interpret: super::ldap::facts::interpreter(false, &l.query.id_attribute),
         }
     }
 
