@@ -6,17 +6,19 @@
 //!
 //! | step | module | what it owns |
 //! |---|---|---|
-//! | config | [`config`] | the TOML file, read once into a validated [`config::Config`] |
-//! | sources | [`sources`] | LDAP and LDIF readers behind one trait, streaming [`model::RawEntry`]s |
-//! | mapping | [`mapping`], [`batch`] | entry → mapped user/group, validation, duplicates, memberships |
+//! | config | [`config`] | the TOML file, read once into a validated [`config::Config`]: what every source has, and each kind's own part |
+//! | sources | [`sources`] | one module per kind behind one trait, streaming [`model::RawEntry`]s with neutral [`model::Facts`]: `ldap/` (LDAP and AD: connection, paged search, RFC 4533, uSNChanged, range retrieval, AD facts, write-back transport), `ldif/` (bounded reader, writer) |
+//! | mapping | [`mapping`], [`batch`] | entry → mapped user/group, validation, duplicates, member references |
 //! | plan | [`plan`] | pure diff of mapped entries against a store [`model::Snapshot`] |
 //! | guards | [`guards`] | safety checks between plan and apply |
 //! | apply | [`apply`] | the plan in one store transaction, with audit rows |
-//! | store | [`store`] | the storage trait and its SQLite backend |
+//! | store | [`store`] | the storage trait (a shared handle: lease, snapshots, indexed reads, transactions) and its SQLite backend |
 //! | history | [`history`] | run records, counts, audit records |
-//! | pipeline | [`sync`] | wires the steps together |
+//! | pipeline | [`sync`] | wires the steps together (sources opened through an [`sync::Opener`]) |
 //! | views | [`views`] | users and groups as the CLI and API show them |
-//! | write-back | [`writeback`], [`codes`] | app-owned fields pushed to the directory; generated codes |
+//! | write-back | [`writeback`], [`codes`] | app-owned fields pushed through a source's transport; generated codes |
+//!
+//! [`fuzzing`] holds the fuzz targets' entry points (`fuzz/`).
 //!
 //! The types that flow between steps are plain data in [`model`].
 

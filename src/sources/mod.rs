@@ -58,7 +58,7 @@ pub type EntryBatch = Vec<(EntryKind, RawEntry)>;
 
 const BATCH: usize = 256;
 
-/// How a source turns its own attributes into neutral [`crate::model::Facts`]
+/// How a source turns its own attributes into neutral [`Facts`](crate::model::Facts)
 /// on each entry, before the core sees it.
 pub type Interpret = Arc<dyn Fn(EntryKind, &mut RawEntry) + Send + Sync>;
 
@@ -90,7 +90,7 @@ impl EntrySink {
     }
 }
 
-/// Collects entries and sends them [`BATCH`] at a time.
+/// Collects entries and sends them `BATCH` at a time.
 pub struct Batcher {
     sink: EntrySink,
     buf: EntryBatch,

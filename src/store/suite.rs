@@ -27,7 +27,8 @@ fn one_lease_at_a_time(store: &dyn Store) {
     drop(store.lease().expect("released on drop"));
 }
 
-fn record(store: &dyn Store) -> RunRecord {
+/// A started run and its record, for tests that apply plans.
+pub fn record(store: &dyn Store) -> RunRecord {
     let id = store.start_run("s", &now(), false).unwrap();
     RunRecord {
         id,

@@ -1,5 +1,5 @@
 //! What LDAP directories mean by their own attributes, turned into neutral
-//! [`Facts`] for the core: Active Directory's objectGUID (the identity, as
+//! [`Facts`](crate::model::Facts) for the core: Active Directory's objectGUID (the identity, as
 //! the standard GUID string), userAccountControl (disabled), primaryGroupID
 //! and objectSid (a user's primary group, which is not in `member`), and
 //! 389 Directory Server's nsAccountLock (disabled).

@@ -5,9 +5,11 @@
 //! that ends with anything but success (size or time limit, a dropped
 //! connection) is an error, never "fewer users".
 //!
-//! The folder, bottom up: [`proto`] (result codes, entry parsing), [`conn`]
-//! (connect and bind), then [`range`] (AD range retrieval), [`sync`] (RFC
-//! 4533) and [`usn`] (AD uSNChanged), and this module, the source itself.
+//! The folder, bottom up: `proto` (result codes, entry parsing), `conn`
+//! (connect and bind), [`facts`] (AD's and 389 DS's attributes as neutral
+//! facts), then [`range`] (AD range retrieval), [`sync`] (RFC 4533), [`usn`]
+//! (AD uSNChanged), [`writeback`] (the write-back transport), and this
+//! module, the source itself.
 
 use std::time::Duration;
 

@@ -1,24 +1,11 @@
 //! SQLite store tests: generation checks, rollback, reopening.
 
 use super::*;
-use crate::history::{now, Counts, RunStatus};
+use crate::history::{now, RunStatus};
 use crate::plan::{NewUser, Plan};
 
 fn run(store: &SqliteStore) -> RunRecord {
-    let id = store.start_run("s", &now(), false).unwrap();
-    RunRecord {
-        id,
-        started_at: now(),
-        finished_at: Some(now()),
-        source: "s".into(),
-        status: RunStatus::Ok,
-        forced: false,
-        counts: Counts::default(),
-        errors: vec![EntryError::new("uid=x", "why")],
-        warnings: vec![],
-        message: None,
-        mode: "full".into(),
-    }
+    RunRecord { errors: vec![EntryError::new("uid=x", "why")], ..crate::store::suite::record(store) }
 }
 
 fn plan_with(username: &str) -> Plan {
