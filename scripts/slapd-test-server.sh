@@ -7,6 +7,7 @@
 # Env: BASE (a fresh folder, required), PORT, TLSPORT (required),
 #      DATA_LDIF (optional: bulk-loaded offline with slapadd before start),
 #      EXTRA_DB_CONFIG (optional: more olc* lines for the mdb database, e.g. olcLimits/olcAccess),
+#      NO_SYNCPROV=1 (optional: no syncprov overlay and no syncprov module: a server without RFC 4533),
 #      ROOTPW (default "secret").
 set -euo pipefail
 BASE=${BASE:?set BASE to a fresh folder}
@@ -110,6 +111,12 @@ olcMemberOfMemberAD: member
 olcMemberOfMemberOfAD: memberOf
 LDIF
 
+if [ -n "${NO_SYNCPROV:-}" ]; then
+  # drop the overlay's entry and the module; memberof becomes overlay {0}
+  awk 'BEGIN { RS = ""; ORS = "\n\n" } !/olcOverlay=\{0\}syncprov/' "$BASE/config.ldif" |
+    sed -e '/^olcModuleLoad: syncprov$/d' -e 's/{1}memberof/{0}memberof/g' > "$BASE/config.ldif.new"
+  mv "$BASE/config.ldif.new" "$BASE/config.ldif"
+fi
 "$SLAPADD" -n 0 -F "$BASE/conf" -l "$BASE/config.ldif" >/dev/null
 if [ -n "${DATA_LDIF:-}" ]; then
   "$SLAPADD" -q -w -n 1 -F "$BASE/conf" -l "$DATA_LDIF" >/dev/null

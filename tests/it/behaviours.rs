@@ -160,3 +160,23 @@ fn runs_limit_and_every_audit_action() {
     assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
     assert!(runs[0]["id"].as_i64() > runs[1]["id"].as_i64(), "newest first");
 }
+
+#[test]
+fn without_syncprov_every_sync_is_a_quiet_paged_full_read() {
+    let slapd = Slapd::start_without_syncprov();
+    let mut ldif = String::new();
+    for i in 0..12 {
+        ldif += &person(&format!("n{i:02}"), &format!("Name Number{i}"), "");
+    }
+    slapd.modify(&ldif);
+    let env = Env::ldap(&slapd, "page_size = 5", "[safety]\nmax_delete_percent = 100\n");
+    for round in 0..2 {
+        let r = env.run(&["sync", "--json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.json()["mode"], "full", "round {round}");
+        assert!(!r.stderr.contains("WARN"), "quiet: {}", r.stderr);
+    }
+    slapd.modify(&format!("dn: uid=n03,ou=people,{SUFFIX}\nchangetype: delete\n"));
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, count(&out, "disabled"), count(&out, "unchanged")), (0, 1, 11), "{out}");
+}

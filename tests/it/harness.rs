@@ -41,6 +41,15 @@ impl Slapd {
     /// `data`: an LDIF bulk-loaded before start (must include the suffix);
     /// `extra`: more olc* lines for the database config.
     pub fn start_with(data: Option<&Path>, extra: &str) -> Slapd {
+        Slapd::start_opts(data, extra, false)
+    }
+
+    /// A server without the syncprov module: no RFC 4533 at all.
+    pub fn start_without_syncprov() -> Slapd {
+        Slapd::start_opts(None, "", true)
+    }
+
+    fn start_opts(data: Option<&Path>, extra: &str, no_syncprov: bool) -> Slapd {
         let dir = tempfile::tempdir().unwrap();
         for attempt in 0..5 {
             let (port, tls_port) = (free_port(), free_port());
@@ -50,6 +59,9 @@ impl Slapd {
                 .env("PORT", port.to_string())
                 .env("TLSPORT", tls_port.to_string())
                 .env("EXTRA_DB_CONFIG", extra);
+            if no_syncprov {
+                cmd.env("NO_SYNCPROV", "1");
+            }
             if let Some(d) = data {
                 cmd.env("DATA_LDIF", d);
             }
