@@ -158,15 +158,17 @@ fn rss_mib() -> u64 {
     pages * 4096 / (1024 * 1024)
 }
 
-/// Runs blocking work (store I/O, planning) without stalling the other tasks
-/// of a multi-thread runtime; on a current-thread runtime, where
-/// `block_in_place` would panic, it runs in place.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
+/// Blocking work (planning, SQLite) on the runtime's blocking threads: no
+/// executor thread waits for it, on a multi-thread or a current-thread
+/// runtime alike. A panic inside is re-raised here.
+async fn cpu<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+use crate::store::on_store;
 
 /// Source tasks that end when the sync does: dropping the sync's future (a
 /// service shutting down) aborts the reads still under way.
@@ -209,22 +211,26 @@ pub async fn run_with(
     };
     let source_names = selected.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(",");
     let started = now();
-    let _lock = match opts.dry_run {
+    let _lease = match opts.dry_run {
         true => None,
-        false => match store.lease() {
+        false => match on_store(store, |s| s.lease()).await {
             Ok(l) => Some(l),
-            Err(StoreError::Locked(path)) => return Ok(refused(store, opts, &source_names, &started, &path)),
+            Err(StoreError::Locked(path)) => return Ok(refused(store, opts, &source_names, &started, &path).await),
             Err(e) => return Err(e.into()),
         },
     };
     let run_id = if opts.dry_run {
         None
     } else {
-        let n = store.mark_interrupted(&started)?;
+        let (names, at, force) = (source_names.clone(), started.clone(), opts.force);
+        let (n, id) = on_store(store, move |s| -> Result<_, StoreError> {
+            Ok((s.mark_interrupted(&at)?, s.start_run(&names, &at, force)?))
+        })
+        .await?;
         if n > 0 {
             warn!(runs = n, "marked runs left unfinished by a stopped process as interrupted");
         }
-        Some(store.start_run(&source_names, &started, opts.force)?)
+        Some(id)
     };
     let blank = || SyncOutcome::new(run_id, opts.dry_run, &source_names);
     match pipeline(cfg, store, opts, progress, &selected, blank(), &started, &open).await {
@@ -235,7 +241,7 @@ pub async fn run_with(
             let mut outcome = blank();
             outcome.status = RunStatus::Failed;
             outcome.message = Some(format!("{e}; nothing was changed"));
-            finish_without_changes(store, outcome, &started, opts.force)
+            finish_without_changes(store, outcome, &started, opts.force).await
         }
         Err(e) => Err(e),
     }
@@ -256,7 +262,8 @@ async fn pipeline(
     // Where each source left off, unless a full read is asked for or due.
     let mut since = Vec::with_capacity(selected.len());
     for s in selected {
-        since.push(if opts.full { None } else { resume_point(store, s)? });
+        let sc = (*s).clone();
+        since.push(if opts.full { None } else { on_store(store, move |st| resume_point(st, &sc)).await? });
     }
     let all_resume = since.iter().all(Option::is_some);
     // Read every source (concurrently) while the snapshot is loaded.
@@ -275,7 +282,7 @@ async fn pipeline(
     // With a full read somewhere, the whole store is needed: read it while the
     // sources are read. If every source resumes, wait and read only what the
     // deltas touch.
-    let early = if all_resume { None } else { Some(blocking(|| store.snapshot())?) };
+    let early = if all_resume { None } else { Some(on_store(store, |s| s.snapshot()).await?) };
     let mut batches = Vec::new();
     let mut failures = Vec::new();
     for (h, s) in handles.0.iter_mut().zip(selected) {
@@ -292,14 +299,17 @@ async fn pipeline(
     if !failures.is_empty() {
         outcome.status = RunStatus::Failed;
         outcome.message = Some(format!("{}; nothing was changed", failures.join("; ")));
-        return finish_without_changes(store, outcome, started, opts.force);
+        return finish_without_changes(store, outcome, started, opts.force).await;
     }
 
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "sources read");
     let snap = match early {
         Some(s) => s,
-        None if batches.iter().all(is_plain_delta) => blocking(|| store.partial_snapshot(&snapshot_query(&batches)))?,
-        None => blocking(|| store.snapshot())?,
+        None if batches.iter().all(is_plain_delta) => {
+            let q = snapshot_query(&batches);
+            on_store(store, move |s| s.partial_snapshot(&q)).await?
+        }
+        None => on_store(store, |s| s.snapshot()).await?,
     };
     info!(
         elapsed_ms = t0.elapsed().as_millis() as u64,
@@ -315,7 +325,15 @@ async fn pipeline(
         _ => "mixed",
     }
     .into();
-    let plan = blocking(|| plan::build(cfg, &snap, &batches));
+    let planned = {
+        let cfg = cfg.clone();
+        cpu(move || {
+            let plan = plan::build(&cfg, &snap, &batches);
+            (plan, snap, batches)
+        })
+        .await
+    };
+    let (plan, snap, mut batches) = planned;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
     outcome.errors.extend(plan.errors.iter().cloned());
     outcome.counts = Counts::from_plan(&plan, &batches);
@@ -333,7 +351,7 @@ async fn pipeline(
     }
     if outcome.status == RunStatus::Blocked {
         outcome.plan = Some(plan);
-        return finish_without_changes(store, outcome, started, opts.force);
+        return finish_without_changes(store, outcome, started, opts.force).await;
     }
     // The plan holds what the apply needs; the mapped entries and the stored
     // users can go before the store's own memory grows (peak RSS).
@@ -347,30 +365,29 @@ async fn pipeline(
     drop(snap);
     let record = record_of(&outcome, started, opts.force);
     let finished = record.finished_at.clone().unwrap_or_default();
-    let cursors: Vec<crate::apply::Cursor> = batches
+    let positions: Vec<(String, crate::store::SavedState, bool)> = batches
         .iter()
         .zip(selected)
-        .map(|(b, s)| crate::apply::Cursor {
-            source: &b.source,
-            saved: crate::store::SavedState {
+        .map(|(b, s)| {
+            let saved = crate::store::SavedState {
                 state: b.next_state.clone(),
                 fingerprint: Some(s.fingerprint()),
                 last_full_at: None,
-            },
-            full: b.delta.is_none(),
+            };
+            (b.source.clone(), saved, b.delta.is_none())
         })
         .collect();
-    blocking(|| {
-        crate::apply::apply(
-            store,
-            &plan,
-            generation,
-            &record,
-            &finished,
-            &cursors,
-            &crate::apply::Provisioning::from_config(cfg),
-        )
-    })?;
+    let cfg2 = cfg.clone();
+    let (applied, plan) = on_store(store, move |s| {
+        let cursors: Vec<crate::apply::Cursor> = positions
+            .iter()
+            .map(|(source, saved, full)| crate::apply::Cursor { source, saved: saved.clone(), full: *full })
+            .collect();
+        let prov = crate::apply::Provisioning::from_config(&cfg2);
+        (crate::apply::apply(s, &plan, generation, &record, &finished, &cursors, &prov), plan)
+    })
+    .await;
+    applied?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
     // Then push what the application owns; per-item failures stay on the
@@ -392,7 +409,8 @@ async fn push_after_apply(cfg: &Config, store: &dyn Store, outcome: &mut SyncOut
             );
             warn!("{msg}");
             if let Some(id) = outcome.run_id {
-                let _ = store.record_push(id, [0, 0, 0], &[EntryError::new("(write-back)", msg.clone())]);
+                let error = [EntryError::new("(write-back)", msg.clone())];
+                let _ = on_store(store, move |s| s.record_push(id, [0, 0, 0], &error)).await;
             }
             outcome.errors.push(EntryError::new("(write-back)", msg.clone()));
             outcome.message = Some(msg);
@@ -400,7 +418,8 @@ async fn push_after_apply(cfg: &Config, store: &dyn Store, outcome: &mut SyncOut
         }
     };
     if let Some(id) = outcome.run_id {
-        if let Err(e) = store.record_push(id, [report.pushed, report.failed, report.conflicts], &report.errors) {
+        let (counts, errors) = ([report.pushed, report.failed, report.conflicts], report.errors.clone());
+        if let Err(e) = on_store(store, move |s| s.record_push(id, counts, &errors)).await {
             warn!("the run was applied and pushed, but the push's counts could not be added to its history: {e}");
             outcome.message = Some(format!("the push's counts could not be added to the run's history: {e}"));
         }
@@ -413,16 +432,17 @@ async fn push_after_apply(cfg: &Config, store: &dyn Store, outcome: &mut SyncOut
 
 /// A run refused because another sync holds the lock: recorded as failed
 /// (when the store can take the short write), nothing read or changed.
-fn refused(store: &dyn Store, opts: &SyncOptions, source: &str, started: &str, lock: &str) -> SyncOutcome {
+async fn refused(store: &dyn Store, opts: &SyncOptions, source: &str, started: &str, lock: &str) -> SyncOutcome {
     let mut o = SyncOutcome::new(None, false, source);
     o.status = RunStatus::Failed;
     o.message =
         Some(format!("another sync is running on this store (lock {lock} is held); nothing was read or changed"));
-    match store.start_run(source, started, opts.force) {
+    let (src, at, force) = (source.to_string(), started.to_string(), opts.force);
+    match on_store(store, move |s| s.start_run(&src, &at, force)).await {
         Ok(id) => {
             o.run_id = Some(id);
             let record = record_of(&o, started, opts.force);
-            if let Err(e) = store.transaction(&mut |tx| tx.finish_run(&record)) {
+            if let Err(e) = on_store(store, move |s| s.transaction(&mut |tx| tx.finish_run(&record))).await {
                 warn!("the refused run could not be recorded: {e}");
             }
         }
@@ -496,7 +516,7 @@ fn resume_point(store: &dyn Store, s: &SourceConfig) -> Result<Option<String>, S
 }
 
 /// Records a failed or blocked run (no data changes).
-fn finish_without_changes(
+async fn finish_without_changes(
     store: &dyn Store,
     o: SyncOutcome,
     started: &str,
@@ -504,7 +524,7 @@ fn finish_without_changes(
 ) -> Result<SyncOutcome, SyncError> {
     if o.run_id.is_some() {
         let record = record_of(&o, started, forced);
-        store.transaction(&mut |tx| tx.finish_run(&record))?;
+        on_store(store, move |s| s.transaction(&mut |tx| tx.finish_run(&record))).await?;
     }
     Ok(o)
 }

@@ -61,6 +61,18 @@ pub struct SnapshotQuery {
     pub dn_keys: Vec<String>,
 }
 
+/// Runs store work on the runtime's blocking threads through a clone of the
+/// store's handle, so no executor thread waits for the store (SQLite blocks;
+/// a busy store can make a write wait up to its busy timeout). A panic inside
+/// is re-raised here.
+pub async fn on_store<R: Send + 'static>(store: &dyn Store, f: impl FnOnce(&dyn Store) -> R + Send + 'static) -> R {
+    let h = store.handle();
+    match tokio::task::spawn_blocking(move || f(&*h)).await {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// A held [`Store::lease`]; dropping it releases the lease.
 pub trait Lease: Send {}
 
@@ -244,6 +256,9 @@ pub trait Store: Send + Sync {
         -> Result<(), StoreError>;
     /// Where a source left off, if it was ever synced.
     fn sync_state(&self, source: &str) -> Result<Option<SavedState>, StoreError>;
+    /// A cheap clone of this handle, to move store work onto a blocking
+    /// thread (the pipeline never makes an executor thread wait for the store).
+    fn handle(&self) -> std::sync::Arc<dyn Store>;
     /// Takes the store's lease: one sync (or push) at a time, across
     /// processes; released when the returned value is dropped.
     /// [`StoreError::Locked`] while another holder has it.

@@ -301,6 +301,10 @@ impl Drop for SqliteLease {
 }
 
 impl Store for SqliteStore {
+    fn handle(&self) -> Arc<dyn Store> {
+        Arc::new(self.clone())
+    }
+
     fn lease(&self) -> Result<Box<dyn super::Lease>, StoreError> {
         if self.inner.memory {
             let flag = self.inner.leased.clone();

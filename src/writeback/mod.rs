@@ -23,7 +23,7 @@ use crate::config::{Config, OnConflict, SourceConfig};
 use crate::history::{now, AuditRecord};
 use crate::model::EntryError;
 use crate::store::{
-    NewWriteback, PushOutcome, QueueStatus, SnapshotQuery, Store, StoreError, UserPatch, WritebackItem,
+    on_store, NewWriteback, PushOutcome, QueueStatus, SnapshotQuery, Store, StoreError, UserPatch, WritebackItem,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +182,7 @@ pub fn backoff(attempts: i64) -> Duration {
 /// (all failed ones with `retry_now`).
 pub async fn push(cfg: &Config, store: &dyn Store, retry_now: bool) -> Result<PushReport, WritebackError> {
     let mut report = PushReport::default();
-    let items = store.writeback_items(&[QueueStatus::Pending, QueueStatus::Failed])?;
+    let items = on_store(store, |s| s.writeback_items(&[QueueStatus::Pending, QueueStatus::Failed])).await?;
     let at = now();
     let mut by_source: BTreeMap<&str, Vec<&WritebackItem>> = BTreeMap::new();
     for item in &items {
@@ -210,7 +210,8 @@ pub async fn push(cfg: &Config, store: &dyn Store, retry_now: bool) -> Result<Pu
 pub async fn push_as_run(cfg: &Config, store: &dyn Store) -> Result<(i64, PushReport), WritebackError> {
     let started = now();
     let sources: Vec<&str> = cfg.sources.iter().filter(|s| s.writeback.is_some()).map(|s| s.name.as_str()).collect();
-    let run_id = store.start_run(&sources.join(","), &started, false)?;
+    let (names, at) = (sources.join(","), started.clone());
+    let run_id = on_store(store, move |s| s.start_run(&names, &at, false)).await?;
     let result = push(cfg, store, true).await;
     let (status, message, errors) = match &result {
         Ok(r) => (crate::history::RunStatus::Ok, None, r.errors.clone()),
@@ -229,9 +230,10 @@ pub async fn push_as_run(cfg: &Config, store: &dyn Store) -> Result<(i64, PushRe
         message,
         mode: "writeback".into(),
     };
-    store.transaction(&mut |tx| tx.finish_run(&record))?;
+    on_store(store, move |s| s.transaction(&mut |tx| tx.finish_run(&record))).await?;
     let report = result?;
-    store.record_push(run_id, [report.pushed, report.failed, report.conflicts], &[])?;
+    let counts = [report.pushed, report.failed, report.conflicts];
+    on_store(store, move |s| s.record_push(run_id, counts, &[])).await?;
     Ok((run_id, report))
 }
 
@@ -255,7 +257,7 @@ async fn push_source(
         Err(e) => {
             // Nothing reached the directory: every item waits for the next try.
             let outcomes: Vec<_> = items.iter().map(|item| (*item, failed(item, None, e.message.clone()))).collect();
-            return record(store, outcomes, report).map_err(Into::into);
+            return record(store, outcomes, report).await.map_err(Into::into);
         }
     };
     // Outcomes are recorded in batches: a write whose outcome a crash loses is
@@ -272,10 +274,10 @@ async fn push_source(
         }
         outcomes.push((*item, outcome));
         if outcomes.len() >= RECORD_BATCH {
-            record(store, std::mem::take(&mut outcomes), report)?;
+            record(store, std::mem::take(&mut outcomes), report).await?;
         }
     }
-    record(store, outcomes, report)?;
+    record(store, outcomes, report).await?;
     transport.close().await;
     Ok(())
 }
@@ -288,15 +290,25 @@ fn failed(item: &WritebackItem, code: Option<u32>, error: String) -> PushOutcome
     PushOutcome::Failed { code, error, retry_at: retry.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string() }
 }
 
-fn record(
+/// Counts the outcomes and records them in one store transaction, on a
+/// blocking thread.
+async fn record(
     store: &dyn Store,
     outcomes: Vec<(&WritebackItem, PushOutcome)>,
     report: &mut PushReport,
 ) -> Result<(), StoreError> {
-    for (item, outcome) in &outcomes {
-        note(item, outcome, report);
+    let mut items = Vec::with_capacity(outcomes.len());
+    let mut results = Vec::with_capacity(outcomes.len());
+    for (item, outcome) in outcomes {
+        note(item, &outcome, report);
+        items.push(item.clone());
+        results.push(outcome);
     }
-    store.finish_writebacks(&outcomes, &now())
+    on_store(store, move |s| {
+        let done: Vec<(&WritebackItem, PushOutcome)> = items.iter().zip(results).collect();
+        s.finish_writebacks(&done, &now())
+    })
+    .await
 }
 
 /// Counts an outcome and, for failures and conflicts, says why.
