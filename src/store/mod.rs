@@ -73,6 +73,20 @@ pub async fn on_store<R: Send + 'static>(store: &dyn Store, f: impl FnOnce(&dyn 
     }
 }
 
+/// Work done inside a [`WriteSession`]'s transaction.
+pub type TxWork = Box<dyn FnOnce(&mut dyn StoreTx) -> Result<(), StoreError> + Send>;
+
+/// One transaction kept open across calls ([`Store::write_session`]): a run
+/// can write in batches while its sources are still being read, and decide
+/// (guards) before it commits. Dropping it without `commit` rolls back.
+pub trait WriteSession: Send {
+    /// Runs `work` inside the session's transaction. After an error the
+    /// session is still open: the caller drops it (rollback) or goes on.
+    fn run(&mut self, work: TxWork) -> Result<(), StoreError>;
+    /// Commits everything run so far.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
 /// A held [`Store::lease`]; dropping it releases the lease.
 pub trait Lease: Send {}
 
@@ -228,6 +242,9 @@ pub trait Store: Send + Sync {
     fn partial_snapshot(&self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;
     /// Records a run as started and returns its id.
     fn start_run(&self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError>;
+    /// Opens a write session (one transaction across calls). While it is
+    /// open, other writes through this store wait for it.
+    fn write_session(&self) -> Result<Box<dyn WriteSession>, StoreError>;
     /// Runs `f` in one transaction: all of its writes land, or none.
     fn transaction(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError>;
     /// Run history, newest first.

@@ -22,6 +22,7 @@ mod open;
 mod queries;
 mod queue;
 mod schema;
+mod session;
 
 /// A handle on one SQLite store file: cheap to clone, `Send + Sync`. Writes
 /// go through one writer connection (SQLite has one writer at a time
@@ -301,6 +302,10 @@ impl Drop for SqliteLease {
 }
 
 impl Store for SqliteStore {
+    fn write_session(&self) -> Result<Box<dyn super::WriteSession>, StoreError> {
+        Ok(Box::new(session::SqliteSession::start(self.inner.clone())?))
+    }
+
     fn handle(&self) -> Arc<dyn Store> {
         Arc::new(self.clone())
     }

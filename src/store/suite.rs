@@ -18,6 +18,24 @@ pub fn run_all(store: &dyn Store) {
     runs_page_by_cursor(store);
     a_stale_generation_is_refused_and_nothing_is_written(store);
     one_lease_at_a_time(store);
+    a_write_session_commits_all_or_nothing(store);
+}
+
+fn a_write_session_commits_all_or_nothing(store: &dyn Store) {
+    let insert = |name: &'static str| -> super::TxWork {
+        Box::new(move |tx| tx.insert_user(&user(name, Status::Active), &now()).map(drop))
+    };
+    let mut s = store.write_session().unwrap();
+    s.run(insert("s1")).unwrap();
+    s.run(insert("s2")).unwrap();
+    drop(s); // no commit: rolled back
+    assert!(store.user_by_name("s1").unwrap().is_none());
+    let mut s = store.write_session().unwrap();
+    s.run(insert("s1")).unwrap();
+    assert!(s.run(insert("s1")).is_err(), "a refused write is an error");
+    s.run(insert("s2")).unwrap();
+    s.commit().unwrap();
+    assert!(store.user_by_name("s1").unwrap().is_some() && store.user_by_name("s2").unwrap().is_some());
 }
 
 fn one_lease_at_a_time(store: &dyn Store) {
