@@ -158,15 +158,58 @@ fn rss_mib() -> u64 {
     pages * 4096 / (1024 * 1024)
 }
 
-/// Blocking work (planning, SQLite) on the runtime's blocking threads: no
-/// executor thread waits for it, on a multi-thread or a current-thread
-/// runtime alike. A panic inside is re-raised here.
-async fn cpu<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+/// One thread for a run's heavy steps (snapshot, plan, apply), off the
+/// executor: they build and free the same large structures, and doing so on
+/// one thread keeps the allocator's memory in one heap (on the runtime's
+/// blocking pool, each step on another thread raised the peak RSS of a
+/// 100,000-user first sync from 292 to 335 MiB; see BENCHMARKS.md).
+struct Lane {
+    jobs: Option<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Lane {
+    fn new() -> Lane {
+        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let thread = std::thread::Builder::new()
+            .name("dirsync-run".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })
+            .ok();
+        Lane { jobs: thread.map(|_| jobs) }
+    }
+
+    /// Runs `f` on the lane (or, if its thread could not start, on the
+    /// runtime's blocking pool). A panic inside is re-raised here.
+    async fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let Some(jobs) = &self.jobs else {
+            return match tokio::task::spawn_blocking(f).await {
+                Ok(r) => r,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = move || {
+            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+        };
+        jobs.send(Box::new(job)).expect("the run's thread lives as long as the lane");
+        match rx.await.expect("the run's thread answers every job") {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Store work on the lane, through a clone of the store's handle.
+    async fn store<R: Send + 'static>(&self, store: &dyn Store, f: impl FnOnce(&dyn Store) -> R + Send + 'static) -> R {
+        let h = store.handle();
+        self.run(move || f(&*h)).await
     }
 }
+
+// Dropping a lane closes its queue: its thread ends after the job under way
+// (never joined here, so a cancelled sync does not wait on the executor).
 
 use crate::store::on_store;
 
@@ -282,7 +325,8 @@ async fn pipeline(
     // With a full read somewhere, the whole store is needed: read it while the
     // sources are read. If every source resumes, wait and read only what the
     // deltas touch.
-    let early = if all_resume { None } else { Some(on_store(store, |s| s.snapshot()).await?) };
+    let lane = Lane::new();
+    let early = if all_resume { None } else { Some(lane.store(store, |s| s.snapshot()).await?) };
     let mut batches = Vec::new();
     let mut failures = Vec::new();
     for (h, s) in handles.0.iter_mut().zip(selected) {
@@ -307,9 +351,9 @@ async fn pipeline(
         Some(s) => s,
         None if batches.iter().all(is_plain_delta) => {
             let q = snapshot_query(&batches);
-            on_store(store, move |s| s.partial_snapshot(&q)).await?
+            lane.store(store, move |s| s.partial_snapshot(&q)).await?
         }
-        None => on_store(store, |s| s.snapshot()).await?,
+        None => lane.store(store, |s| s.snapshot()).await?,
     };
     info!(
         elapsed_ms = t0.elapsed().as_millis() as u64,
@@ -327,7 +371,7 @@ async fn pipeline(
     .into();
     let planned = {
         let cfg = cfg.clone();
-        cpu(move || {
+        lane.run(move || {
             let plan = plan::build(&cfg, &snap, &batches);
             (plan, snap, batches)
         })
@@ -378,15 +422,16 @@ async fn pipeline(
         })
         .collect();
     let cfg2 = cfg.clone();
-    let (applied, plan) = on_store(store, move |s| {
-        let cursors: Vec<crate::apply::Cursor> = positions
-            .iter()
-            .map(|(source, saved, full)| crate::apply::Cursor { source, saved: saved.clone(), full: *full })
-            .collect();
-        let prov = crate::apply::Provisioning::from_config(&cfg2);
-        (crate::apply::apply(s, &plan, generation, &record, &finished, &cursors, &prov), plan)
-    })
-    .await;
+    let (applied, plan) = lane
+        .store(store, move |s| {
+            let cursors: Vec<crate::apply::Cursor> = positions
+                .iter()
+                .map(|(source, saved, full)| crate::apply::Cursor { source, saved: saved.clone(), full: *full })
+                .collect();
+            let prov = crate::apply::Provisioning::from_config(&cfg2);
+            (crate::apply::apply(s, &plan, generation, &record, &finished, &cursors, &prov), plan)
+        })
+        .await;
     applied?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
