@@ -430,27 +430,13 @@ fn a_look_alike_newcomer_is_the_conflict_and_the_linked_user_keeps_syncing() {
 #[test]
 fn a_deleted_group_removes_and_counts_every_membership() {
     let cfg = config("");
-    let b = batch(&cfg, vec![(EntryKind::User, user("amy", "u1", &[])), (EntryKind::User, user("bob", "u2", &[]))]);
-    let snap = Snapshot {
-        users: vec![
-            stored(1, "amy", "u1", Status::Active, &[("full_name", &full("amy"))]),
-            stored(2, "bob", "u2", Status::Active, &[("full_name", &full("bob"))]),
-        ],
-        groups: vec![StoredGroup {
-            id: 10,
-            source: "s".into(),
-            external_id: "g1".into(),
-            name: "Staff".into(),
-            dn: "cn=Staff,ou=groups,dc=t".into(),
-        }],
-        user_groups: vec![(1, 10), (2, 10)],
-        ..Default::default()
-    };
-    let plan = build(&cfg, &snap, &[b]);
+    // The three stored users are all still there; their group is gone.
+    let users = [("amy", "u1"), ("bob", "u2"), ("cat", "u3")].map(|(n, id)| (EntryKind::User, user(n, id, &[])));
+    let b = batch(&cfg, users.into_iter().collect());
+    let plan = build(&cfg, &three_users_in_staff(), &[b]);
     assert_eq!(plan.group_deletes.len(), 1);
     let removed: Vec<(&str, &str)> = plan.member_removes.iter().map(|m| (&*m.member_name, &*m.group_name)).collect();
     assert_eq!(removed, [("amy", "Staff"), ("bob", "Staff")]);
-    let _ = group; // group() builds entries for the other tests
 }
 
 #[test]
