@@ -16,7 +16,7 @@ use crate::history::{now, Counts, RunRecord, RunStatus};
 use crate::model::{EntryError, SourceBatch};
 use crate::plan::{self, Plan};
 use crate::sources::{self, EntrySink, Source, SourceError};
-use crate::store::{SnapshotQuery, Store, StoreError};
+use crate::store::{on_store, SnapshotQuery, Store, StoreError};
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
@@ -210,8 +210,6 @@ impl Lane {
 
 // Dropping a lane closes its queue: its thread ends after the job under way
 // (never joined here, so a cancelled sync does not wait on the executor).
-
-use crate::store::on_store;
 
 /// Source tasks that end when the sync does: dropping the sync's future (a
 /// service shutting down) aborts the reads still under way.

@@ -1,0 +1,236 @@
+//! The write operations of one SQLite transaction ([`StoreTx`]): users,
+//! groups, memberships, audit rows, sync positions, the write-back queue and
+//! the run's record. Used by `transaction`, write sessions and the queue.
+
+use std::path::Path;
+
+use rusqlite::{params, Transaction};
+
+use super::backend;
+use crate::history::{AuditRecord, RunRecord};
+use crate::model::{name_key, normalize_dn, Fields, CORE_FIELDS};
+use crate::plan::{NewGroup, NewUser};
+use crate::store::{NewWriteback, SavedState, StoreError, StoreTx, UserPatch};
+
+pub(super) struct SqliteTx<'c> {
+    pub(super) tx: Transaction<'c>,
+    pub(super) path: &'c Path,
+}
+
+impl SqliteTx<'_> {
+    pub(super) fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize, StoreError> {
+        let mut st = self.tx.prepare_cached(sql).map_err(backend(self.path))?;
+        st.execute(p).map_err(backend(self.path))
+    }
+}
+
+fn split_fields(fields: &Fields) -> ([Option<&str>; 6], String) {
+    let mut core = [None; 6];
+    let mut custom = serde_json::Map::new();
+    for (k, v) in fields.iter() {
+        match CORE_FIELDS.iter().position(|c| *c == k) {
+            Some(i) => core[i] = Some(v),
+            None => {
+                custom.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+            }
+        }
+    }
+    (core, serde_json::Value::Object(custom).to_string())
+}
+
+impl StoreTx for SqliteTx<'_> {
+    fn generation(&mut self) -> Result<i64, StoreError> {
+        self.tx
+            .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'", [], |r| r.get(0))
+            .map_err(backend(self.path))
+    }
+
+    fn set_generation(&mut self, generation: i64) -> Result<(), StoreError> {
+        self.exec("UPDATE meta SET value = ?1 WHERE key = 'generation'", [generation.to_string()]).map(drop)
+    }
+
+    fn insert_user(&mut self, u: &NewUser, now: &str) -> Result<i64, StoreError> {
+        let (core, custom) = split_fields(&u.fields);
+        self.exec(
+            "INSERT INTO users (source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, dir_values) VALUES (?1, ?2, ?3, ?4, ?5, ?14, ?15, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?16)",
+            params![u.source, u.external_id, u.username, name_key(&u.username), u.dn, core[0], core[1], core[2], core[3], core[4], core[5], custom, now, normalize_dn(&u.dn), u.status.as_str(), split_fields(&u.dir_values).1],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn update_user(&mut self, id: i64, p: &UserPatch, now: &str) -> Result<(), StoreError> {
+        if let Some(name) = p.username {
+            self.exec(
+                "UPDATE users SET username = ?2, username_key = ?3 WHERE id = ?1",
+                params![id, name, name_key(name)],
+            )?;
+        }
+        if let Some(ext) = p.external_id {
+            self.exec("UPDATE users SET external_id = ?2 WHERE id = ?1", params![id, ext])?;
+        }
+        if let Some(dn) = p.dn {
+            self.exec("UPDATE users SET dn = ?2, dn_key = ?3 WHERE id = ?1", params![id, dn, normalize_dn(dn)])?;
+        }
+        if let Some(status) = p.status {
+            self.exec("UPDATE users SET status = ?2 WHERE id = ?1", params![id, status.as_str()])?;
+        }
+        if let Some(missing) = p.missing_since {
+            self.exec("UPDATE users SET missing_since = ?2 WHERE id = ?1", params![id, missing])?;
+        }
+        for (field, value) in &p.dir_values {
+            let path = format!("$.\"{field}\"");
+            match value {
+                Some(v) => self.exec(
+                    "UPDATE users SET dir_values = json_set(dir_values, ?2, ?3) WHERE id = ?1",
+                    params![id, path, v],
+                )?,
+                None => self.exec(
+                    "UPDATE users SET dir_values = json_remove(dir_values, ?2) WHERE id = ?1",
+                    params![id, path],
+                )?,
+            };
+        }
+        for (field, value) in &p.fields {
+            if CORE_FIELDS.contains(field) {
+                // Column names come from the fixed CORE_FIELDS list, never from input.
+                self.exec(&format!("UPDATE users SET {field} = ?2 WHERE id = ?1"), params![id, value])?;
+            } else {
+                let path = format!("$.\"{field}\"");
+                match value {
+                    Some(v) => self.exec(
+                        "UPDATE users SET fields = json_set(fields, ?2, ?3) WHERE id = ?1",
+                        params![id, path, v],
+                    )?,
+                    None => {
+                        self.exec("UPDATE users SET fields = json_remove(fields, ?2) WHERE id = ?1", params![id, path])?
+                    }
+                };
+            }
+        }
+        self.exec("UPDATE users SET updated_at = ?2 WHERE id = ?1", params![id, now]).map(drop)
+    }
+
+    fn delete_user(&mut self, id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM users WHERE id = ?1", [id]).map(drop)
+    }
+
+    fn insert_group(&mut self, g: &NewGroup, now: &str) -> Result<i64, StoreError> {
+        self.exec(
+            "INSERT INTO groups (source, external_id, name, name_key, dn, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![g.source, g.external_id, g.name, name_key(&g.name), g.dn, now],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn update_group(&mut self, id: i64, name: &str, dn: &str, now: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE groups SET name = ?2, name_key = ?3, dn = ?4, updated_at = ?5 WHERE id = ?1",
+            params![id, name, name_key(name), dn, now],
+        )
+        .map(drop)
+    }
+
+    fn delete_group(&mut self, id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM groups WHERE id = ?1", [id]).map(drop)
+    }
+
+    fn add_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError> {
+        self.exec("INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?1, ?2)", [user_id, group_id])
+            .map(drop)
+    }
+
+    fn remove_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM user_groups WHERE user_id = ?1 AND group_id = ?2", [user_id, group_id]).map(drop)
+    }
+
+    fn add_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError> {
+        self.exec("INSERT OR IGNORE INTO group_groups (child_id, parent_id) VALUES (?1, ?2)", [child_id, parent_id])
+            .map(drop)
+    }
+
+    fn remove_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM group_groups WHERE child_id = ?1 AND parent_id = ?2", [child_id, parent_id]).map(drop)
+    }
+
+    fn audit(&mut self, a: &AuditRecord) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO audit (run_id, at, user_id, name, action, field, old, new) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![a.run_id, a.at, a.user_id, a.name, a.action, a.field, a.old, a.new],
+        )
+        .map(drop)
+    }
+
+    fn set_sync_state(&mut self, source: &str, saved: &SavedState, full: bool, now: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO sync_state (source, state, fingerprint, last_full_at, updated_at) \
+             VALUES (?1, ?2, ?3, CASE WHEN ?4 THEN ?5 END, ?5) \
+             ON CONFLICT (source) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint, \
+             updated_at = excluded.updated_at, last_full_at = CASE WHEN ?4 THEN ?5 ELSE sync_state.last_full_at END",
+            params![source, saved.state, saved.fingerprint, full, now],
+        )
+        .map(drop)
+    }
+
+    fn enqueue_writeback(&mut self, w: &NewWriteback, now: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO writeback (user_id, field, attribute, value, old_value, base_value, status, attempts, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7) \
+             ON CONFLICT (user_id, field) DO UPDATE SET attribute = excluded.attribute, value = excluded.value, \
+             old_value = excluded.old_value, base_value = excluded.base_value, status = 'pending', attempts = 0, \
+             last_code = NULL, last_error = NULL, next_attempt_at = NULL, updated_at = excluded.updated_at, done_at = NULL",
+            params![w.user_id, w.field, w.attribute, w.value, w.old_value, w.base_value, now],
+        )
+        .map(drop)
+    }
+
+    fn field_values(&mut self, field: &str) -> Result<Vec<String>, StoreError> {
+        let core = CORE_FIELDS.contains(&field);
+        // A core column name comes from the fixed CORE_FIELDS list, never from input.
+        let value = if core { field.to_string() } else { "json_extract(fields, ?1)".to_string() };
+        let sql = format!("SELECT {value} FROM users WHERE {value} IS NOT NULL");
+        let mut st = self.tx.prepare_cached(&sql).map_err(backend(self.path))?;
+        let path = format!("$.\"{field}\"");
+        let values: rusqlite::Result<Vec<String>> = if core {
+            st.query_map([], |r| r.get(0)).map_err(backend(self.path))?.collect()
+        } else {
+            st.query_map([&path], |r| r.get(0)).map_err(backend(self.path))?.collect()
+        };
+        values.map_err(backend(self.path))
+    }
+
+    fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
+        let c = &run.counts;
+        let n = |v: u64| v as i64;
+        self.exec(
+            "UPDATE runs SET finished_at = ?2, status = ?3, created = ?4, updated = ?5, renamed = ?6, disabled = ?7, deleted = ?8, unchanged = ?9, skipped = ?10, groups_created = ?11, groups_updated = ?12, groups_deleted = ?13, memberships_added = ?14, memberships_removed = ?15, message = ?16, mode = ?17 WHERE id = ?1",
+            params![
+                run.id,
+                run.finished_at,
+                run.status.as_str(),
+                n(c.created),
+                n(c.updated),
+                n(c.renamed),
+                n(c.disabled),
+                n(c.deleted),
+                n(c.unchanged),
+                n(c.skipped),
+                n(c.groups_created),
+                n(c.groups_updated),
+                n(c.groups_deleted),
+                n(c.memberships_added),
+                n(c.memberships_removed),
+                run.message,
+                run.mode
+            ],
+        )?;
+        for (kind, list) in [("error", &run.errors), ("warning", &run.warnings)] {
+            for e in list {
+                self.exec(
+                    "INSERT INTO run_errors (run_id, kind, dn, reason) VALUES (?1, ?2, ?3, ?4)",
+                    params![run.id, kind, e.dn, e.reason],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
