@@ -7,6 +7,7 @@ use crate::history::{AuditRecord, RunRecord};
 use crate::model::Status;
 use crate::plan::{Member, Plan, Ref, RemovalKind};
 use crate::store::{Store, StoreError, StoreTx, UserPatch};
+use crate::time::Timestamp;
 
 /// What the apply needs to provision new users beyond the plan: generated
 /// codes, and which app-owned fields are written back (source → field →
@@ -57,7 +58,7 @@ pub fn apply(
     plan: &Plan,
     generation: i64,
     run: &RunRecord,
-    now: &str,
+    now: Timestamp,
     cursors: &[Cursor],
     prov: &Provisioning,
 ) -> Result<(), StoreError> {
@@ -75,7 +76,7 @@ fn apply_in(
     plan: &Plan,
     generation: i64,
     run: &RunRecord,
-    now: &str,
+    now: Timestamp,
     prov: &Provisioning,
 ) -> Result<(), StoreError> {
     let found = tx.generation()?;
@@ -92,7 +93,7 @@ fn apply_in(
                  new: Option<&str>| {
         tx.audit(&AuditRecord {
             run_id: Some(run.id),
-            at: now.to_string(),
+            at: now,
             user_id,
             name: name.to_string(),
             action: action.to_string(),
@@ -238,7 +239,7 @@ fn generate_codes(
     plan: &Plan,
     user_ids: &[i64],
     run: &RunRecord,
-    now: &str,
+    now: Timestamp,
     prov: &Provisioning,
 ) -> Result<(), StoreError> {
     let Some(codes) = prov.codes else { return Ok(()) };
@@ -257,7 +258,7 @@ fn generate_codes(
             tx.update_user(user_ids[i], &patch, now)?;
             tx.audit(&AuditRecord {
                 run_id: Some(run.id),
-                at: now.to_string(),
+                at: now,
                 user_id: Some(user_ids[i]),
                 name: u.username.clone(),
                 action: "generate".into(),

@@ -3,6 +3,7 @@
 //! trail). Failed and blocked runs are recorded too; dry runs are not, since
 //! they change nothing.
 
+use crate::time::Timestamp;
 use serde::Serialize;
 
 use crate::model::{EntryError, SourceBatch};
@@ -99,8 +100,8 @@ impl Counts {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
     pub id: i64,
-    pub started_at: String,
-    pub finished_at: Option<String>,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
     /// Source names, comma-separated (one run covers every source it synced).
     pub source: String,
     pub status: RunStatus,
@@ -121,7 +122,7 @@ pub struct RunRecord {
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
     pub run_id: Option<i64>,
-    pub at: String,
+    pub at: Timestamp,
     pub user_id: Option<i64>,
     /// The user's (or group's) name at the time of the change.
     pub name: String,
@@ -134,6 +135,6 @@ pub struct AuditRecord {
 }
 
 /// The current time as RFC 3339 UTC with milliseconds.
-pub fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+pub fn now() -> Timestamp {
+    Timestamp::now()
 }

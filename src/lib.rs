@@ -38,5 +38,6 @@ pub mod secret;
 pub mod sources;
 pub mod store;
 pub mod sync;
+pub mod time;
 pub mod views;
 pub mod writeback;

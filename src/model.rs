@@ -457,13 +457,13 @@ pub struct StoredUser {
     pub status: Status,
     /// Set (to when) while the user is gone from its source and was disabled
     /// for it; a user disabled in the directory itself is not missing.
-    pub missing_since: Option<String>,
+    pub missing_since: Option<crate::time::Timestamp>,
     /// Core and custom field values (non-empty only).
     pub fields: Fields,
     /// App-owned fields: the directory's value as last read.
     pub dir_values: Fields,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: crate::time::Timestamp,
+    pub updated_at: crate::time::Timestamp,
 }
 
 /// A group as the store holds it.

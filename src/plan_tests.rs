@@ -60,8 +60,8 @@ fn stored(id: i64, uid: &str, ext: &str, status: Status, fields: &[(&str, &str)]
             }
             f
         },
-        created_at: String::new(),
-        updated_at: String::new(),
+        created_at: Default::default(),
+        updated_at: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! snapshot is read; a source that fails fails the run before anything is
 //! planned, let alone applied. A dry run stops after the guards.
 
+use crate::time::Timestamp;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -256,16 +257,16 @@ pub async fn run_with(
         true => None,
         false => match on_store(store, |s| s.lease()).await {
             Ok(l) => Some(l),
-            Err(StoreError::Locked(path)) => return Ok(refused(store, opts, &source_names, &started, &path).await),
+            Err(StoreError::Locked(path)) => return Ok(refused(store, opts, &source_names, started, &path).await),
             Err(e) => return Err(e.into()),
         },
     };
     let run_id = if opts.dry_run {
         None
     } else {
-        let (names, at, force) = (source_names.clone(), started.clone(), opts.force);
+        let (names, at, force) = (source_names.clone(), started, opts.force);
         let (n, id) = on_store(store, move |s| -> Result<_, StoreError> {
-            Ok((s.mark_interrupted(&at)?, s.start_run(&names, &at, force)?))
+            Ok((s.mark_interrupted(at)?, s.start_run(&names, at, force)?))
         })
         .await?;
         if n > 0 {
@@ -274,7 +275,7 @@ pub async fn run_with(
         Some(id)
     };
     let blank = || SyncOutcome::new(run_id, opts.dry_run, &source_names);
-    match pipeline(cfg, store, opts, progress, &selected, blank(), &started, &open).await {
+    match pipeline(cfg, store, opts, progress, &selected, blank(), started, &open).await {
         Ok(outcome) => Ok(outcome),
         // The store failed under a recorded run (a conflict, a full disk):
         // the transaction rolled back; record the run as failed if we can.
@@ -282,7 +283,7 @@ pub async fn run_with(
             let mut outcome = blank();
             outcome.status = RunStatus::Failed;
             outcome.message = Some(format!("{e}; nothing was changed"));
-            finish_without_changes(store, outcome, &started, opts.force).await
+            finish_without_changes(store, outcome, started, opts.force).await
         }
         Err(e) => Err(e),
     }
@@ -296,7 +297,7 @@ async fn pipeline(
     progress: Arc<AtomicU64>,
     selected: &[&SourceConfig],
     mut outcome: SyncOutcome,
-    started: &str,
+    started: Timestamp,
     open: &Opener,
 ) -> Result<SyncOutcome, SyncError> {
     let t0 = std::time::Instant::now();
@@ -406,7 +407,7 @@ async fn pipeline(
     let generation = snap.generation;
     drop(snap);
     let record = record_of(&outcome, started, opts.force);
-    let finished = record.finished_at.clone().unwrap_or_default();
+    let finished = record.finished_at.unwrap_or_else(now);
     let positions: Vec<(String, crate::store::SavedState, bool)> = batches
         .iter()
         .zip(selected)
@@ -427,7 +428,7 @@ async fn pipeline(
                 .map(|(source, saved, full)| crate::apply::Cursor { source, saved: saved.clone(), full: *full })
                 .collect();
             let prov = crate::apply::Provisioning::from_config(&cfg2);
-            (crate::apply::apply(s, &plan, generation, &record, &finished, &cursors, &prov), plan)
+            (crate::apply::apply(s, &plan, generation, &record, finished, &cursors, &prov), plan)
         })
         .await;
     applied?;
@@ -475,13 +476,13 @@ async fn push_after_apply(cfg: &Config, store: &dyn Store, outcome: &mut SyncOut
 
 /// A run refused because another sync holds the lock: recorded as failed
 /// (when the store can take the short write), nothing read or changed.
-async fn refused(store: &dyn Store, opts: &SyncOptions, source: &str, started: &str, lock: &str) -> SyncOutcome {
+async fn refused(store: &dyn Store, opts: &SyncOptions, source: &str, started: Timestamp, lock: &str) -> SyncOutcome {
     let mut o = SyncOutcome::new(None, false, source);
     o.status = RunStatus::Failed;
     o.message =
         Some(format!("another sync is running on this store (lock {lock} is held); nothing was read or changed"));
-    let (src, at, force) = (source.to_string(), started.to_string(), opts.force);
-    match on_store(store, move |s| s.start_run(&src, &at, force)).await {
+    let (src, at, force) = (source.to_string(), started, opts.force);
+    match on_store(store, move |s| s.start_run(&src, at, force)).await {
         Ok(id) => {
             o.run_id = Some(id);
             let record = record_of(&o, started, opts.force);
@@ -494,10 +495,10 @@ async fn refused(store: &dyn Store, opts: &SyncOptions, source: &str, started: &
     o
 }
 
-fn record_of(o: &SyncOutcome, started: &str, forced: bool) -> RunRecord {
+fn record_of(o: &SyncOutcome, started: Timestamp, forced: bool) -> RunRecord {
     RunRecord {
         id: o.run_id.unwrap_or_default(),
-        started_at: started.to_string(),
+        started_at: started,
         finished_at: Some(now()),
         source: o.source.clone(),
         status: o.status,
@@ -545,9 +546,8 @@ fn resume_point(store: &dyn Store, s: &SourceConfig) -> Result<Option<String>, S
         return Ok(None);
     }
     if let Some(every) = s.incremental.full_every {
-        let last = saved.last_full_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        let due = match last {
-            Some(at) => chrono::Utc::now().signed_duration_since(at).to_std().unwrap_or_default() >= every,
+        let due = match saved.last_full_at {
+            Some(at) => now().since(at) >= every,
             None => true,
         };
         if due {
@@ -562,7 +562,7 @@ fn resume_point(store: &dyn Store, s: &SourceConfig) -> Result<Option<String>, S
 async fn finish_without_changes(
     store: &dyn Store,
     o: SyncOutcome,
-    started: &str,
+    started: Timestamp,
     forced: bool,
 ) -> Result<SyncOutcome, SyncError> {
     if o.run_id.is_some() {

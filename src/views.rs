@@ -30,8 +30,8 @@ pub struct UserView {
     pub groups: Vec<String>,
     /// Effective memberships (nested groups included), sorted.
     pub all_groups: Vec<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: crate::time::Timestamp,
+    pub updated_at: crate::time::Timestamp,
     #[serde(skip)]
     pub id: i64,
 }
@@ -78,8 +78,8 @@ impl UserView {
                 .collect(),
             groups: groups.direct,
             all_groups: groups.all,
-            created_at: u.created_at.clone(),
-            updated_at: u.updated_at.clone(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
         }
     }
 }

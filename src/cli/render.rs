@@ -154,8 +154,8 @@ pub fn print_user(u: &UserView, history: &[AuditRecord]) {
     }
     row("groups", &u.groups.join(", "));
     row("all_groups", &u.all_groups.join(", "));
-    row("created_at", &u.created_at);
-    row("updated_at", &u.updated_at);
+    row("created_at", &u.created_at.to_string());
+    row("updated_at", &u.updated_at.to_string());
     if !history.is_empty() {
         println!("history (newest first):");
         for a in history {
@@ -190,7 +190,7 @@ pub fn print_runs(runs: &[RunRecord]) {
             "{:>5} {:<24} {:<24} {:<12} {:<12} +{} ~{} >{} -{} x{} skipped {}{}",
             r.id,
             r.started_at,
-            r.finished_at.as_deref().unwrap_or("-"),
+            r.finished_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
             r.source,
             r.status.as_str(),
             c.created,
@@ -210,9 +210,9 @@ pub fn print_writeback_status(st: &dirsync::writeback::Status) {
         println!("{title}: {}", items.len());
         for i in items.iter().take(MAX_LINES) {
             let why = i.last_error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
-            let retry = i.next_attempt_at.as_deref().map(|t| format!(" (retry after {t})")).unwrap_or_default();
+            let retry = i.next_attempt_at.map(|t| format!(" (retry after {t})")).unwrap_or_default();
             println!("  {} {} → {} = {}{why}{retry}", i.username, i.field, i.attribute, show(&i.value));
         }
     }
-    println!("last success: {}", st.last_success.as_deref().unwrap_or("never"));
+    println!("last success: {}", st.last_success.map(|t| t.to_string()).unwrap_or_else(|| "never".into()));
 }

@@ -10,6 +10,7 @@ pub mod suite;
 use crate::history::{AuditRecord, RunRecord};
 use crate::model::{Snapshot, Status};
 use crate::plan::{NewGroup, NewUser};
+use crate::time::Timestamp;
 
 /// A store failure. The kind is kept (a caller may retry a busy store, a
 /// service may answer 503 for an unavailable one) and every message names
@@ -42,7 +43,7 @@ pub enum StoreError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SavedState {
     pub state: Option<String>,
-    pub last_full_at: Option<String>,
+    pub last_full_at: Option<Timestamp>,
     /// What the source was asked (query and mapping) when the state was saved;
     /// a different one makes the state useless.
     pub fingerprint: Option<String>,
@@ -163,10 +164,10 @@ pub struct WritebackItem {
     pub attempts: i64,
     pub last_code: Option<i64>,
     pub last_error: Option<String>,
-    pub next_attempt_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub done_at: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub done_at: Option<Timestamp>,
 }
 
 /// A local change of an app-owned field, to queue.
@@ -186,7 +187,7 @@ pub enum PushOutcome {
     /// The directory has the value (written now, or already there).
     Done,
     /// Refused or failed; retried after `retry_at`.
-    Failed { code: Option<u32>, error: String, retry_at: String },
+    Failed { code: Option<u32>, error: String, retry_at: Timestamp },
     /// The directory changed meanwhile; left for an admin (on_conflict = "report").
     Conflict { error: String },
     /// The directory changed meanwhile and its value was taken locally
@@ -202,7 +203,7 @@ pub struct UserPatch<'a> {
     pub dn: Option<&'a str>,
     pub status: Option<Status>,
     /// `Some(Some(t))`: gone from the source since `t`; `Some(None)`: back.
-    pub missing_since: Option<Option<&'a str>>,
+    pub missing_since: Option<Option<Timestamp>>,
     /// Field → new value (`None` clears it).
     pub fields: Vec<(&'a str, Option<&'a str>)>,
     /// App-owned field → the directory's value as last read.
@@ -213,11 +214,11 @@ pub struct UserPatch<'a> {
 pub trait StoreTx {
     fn generation(&mut self) -> Result<i64, StoreError>;
     fn set_generation(&mut self, generation: i64) -> Result<(), StoreError>;
-    fn insert_user(&mut self, user: &NewUser, now: &str) -> Result<i64, StoreError>;
-    fn update_user(&mut self, id: i64, patch: &UserPatch, now: &str) -> Result<(), StoreError>;
+    fn insert_user(&mut self, user: &NewUser, now: Timestamp) -> Result<i64, StoreError>;
+    fn update_user(&mut self, id: i64, patch: &UserPatch, now: Timestamp) -> Result<(), StoreError>;
     fn delete_user(&mut self, id: i64) -> Result<(), StoreError>;
-    fn insert_group(&mut self, group: &NewGroup, now: &str) -> Result<i64, StoreError>;
-    fn update_group(&mut self, id: i64, name: &str, dn: &str, now: &str) -> Result<(), StoreError>;
+    fn insert_group(&mut self, group: &NewGroup, now: Timestamp) -> Result<i64, StoreError>;
+    fn update_group(&mut self, id: i64, name: &str, dn: &str, now: Timestamp) -> Result<(), StoreError>;
     fn delete_group(&mut self, id: i64) -> Result<(), StoreError>;
     fn add_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError>;
     fn remove_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError>;
@@ -225,9 +226,15 @@ pub trait StoreTx {
     fn remove_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError>;
     fn audit(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
     /// Saves where a source left off (`full`: this read was a full one).
-    fn set_sync_state(&mut self, source: &str, saved: &SavedState, full: bool, now: &str) -> Result<(), StoreError>;
+    fn set_sync_state(
+        &mut self,
+        source: &str,
+        saved: &SavedState,
+        full: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     /// Queues a write-back (replacing any earlier item for the same field).
-    fn enqueue_writeback(&mut self, w: &NewWriteback, now: &str) -> Result<(), StoreError>;
+    fn enqueue_writeback(&mut self, w: &NewWriteback, now: Timestamp) -> Result<(), StoreError>;
     /// Every value users have in `field` (for unique codes and allocation).
     fn field_values(&mut self, field: &str) -> Result<Vec<String>, StoreError>;
     /// Writes the run's final record (status, counts, errors).
@@ -241,7 +248,7 @@ pub trait Store: Send + Sync {
     /// [`Snapshot::active_by_source`] set: the cost follows the changes.
     fn partial_snapshot(&self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;
     /// Records a run as started and returns its id.
-    fn start_run(&self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError>;
+    fn start_run(&self, source: &str, started_at: Timestamp, forced: bool) -> Result<i64, StoreError>;
     /// Opens a write session (one transaction across calls). While it is
     /// open, other writes through this store wait for it.
     fn write_session(&self) -> Result<Box<dyn WriteSession>, StoreError>;
@@ -265,9 +272,9 @@ pub trait Store: Send + Sync {
     fn writeback_items(&self, statuses: &[QueueStatus]) -> Result<Vec<WritebackItem>, StoreError>;
     /// Records how pushes ended (and, when done, the directory's value; when
     /// the directory's value was taken, the user's field), in one transaction.
-    fn finish_writebacks(&self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError>;
+    fn finish_writebacks(&self, done: &[(&WritebackItem, PushOutcome)], now: Timestamp) -> Result<(), StoreError>;
     /// When a push last succeeded.
-    fn last_push_success(&self) -> Result<Option<String>, StoreError>;
+    fn last_push_success(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Adds a push's counts and per-user errors to a run's record.
     fn record_push(&self, run_id: i64, counts: [u64; 3], errors: &[crate::model::EntryError])
         -> Result<(), StoreError>;
@@ -284,5 +291,5 @@ pub trait Store: Send + Sync {
     fn integrity_check(&self) -> Result<(), StoreError>;
     /// Marks runs left `running` by a crashed process as `interrupted`; call
     /// only while holding the sync lock.
-    fn mark_interrupted(&self, now: &str) -> Result<usize, StoreError>;
+    fn mark_interrupted(&self, now: Timestamp) -> Result<usize, StoreError>;
 }

@@ -2,6 +2,7 @@
 //! migrations run in a transaction, every run's writes in one transaction.
 //! All SQL lives here.
 
+use crate::time::Timestamp;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -345,7 +346,7 @@ impl Store for SqliteStore {
         self.read_snapshot(Some(q))
     }
 
-    fn start_run(&self, source: &str, started_at: &str, forced: bool) -> Result<i64, StoreError> {
+    fn start_run(&self, source: &str, started_at: Timestamp, forced: bool) -> Result<i64, StoreError> {
         let err = self.err();
         let conn = self.write();
         conn.execute(
@@ -390,7 +391,7 @@ impl Store for SqliteStore {
         self.read(|conn| queue::items(conn, &self.inner.path, statuses))
     }
 
-    fn finish_writebacks(&self, done: &[(&WritebackItem, PushOutcome)], now: &str) -> Result<(), StoreError> {
+    fn finish_writebacks(&self, done: &[(&WritebackItem, PushOutcome)], now: Timestamp) -> Result<(), StoreError> {
         let path = self.inner.path.as_path();
         let err = backend(path);
         let mut conn = self.write();
@@ -402,7 +403,7 @@ impl Store for SqliteStore {
         stx.tx.commit().map_err(&err)
     }
 
-    fn last_push_success(&self) -> Result<Option<String>, StoreError> {
+    fn last_push_success(&self) -> Result<Option<Timestamp>, StoreError> {
         let err = self.err();
         self.read(|conn| {
             conn.query_row("SELECT max(done_at) FROM writeback WHERE status = 'done'", [], |r| r.get(0)).map_err(&err)
@@ -446,7 +447,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn mark_interrupted(&self, now: &str) -> Result<usize, StoreError> {
+    fn mark_interrupted(&self, now: Timestamp) -> Result<usize, StoreError> {
         let err = self.err();
         self.write()
             .execute(

@@ -23,7 +23,7 @@ pub fn run_all(store: &dyn Store) {
 
 fn a_write_session_commits_all_or_nothing(store: &dyn Store) {
     let insert = |name: &'static str| -> super::TxWork {
-        Box::new(move |tx| tx.insert_user(&user(name, Status::Active), &now()).map(drop))
+        Box::new(move |tx| tx.insert_user(&user(name, Status::Active), now()).map(drop))
     };
     let mut s = store.write_session().unwrap();
     s.run(insert("s1")).unwrap();
@@ -47,7 +47,7 @@ fn one_lease_at_a_time(store: &dyn Store) {
 
 /// A started run and its record, for tests that apply plans.
 pub fn record(store: &dyn Store) -> RunRecord {
-    let id = store.start_run("s", &now(), false).unwrap();
+    let id = store.start_run("s", now(), false).unwrap();
     RunRecord {
         id,
         started_at: now(),
@@ -104,7 +104,7 @@ fn fill(store: &dyn Store) {
         ..Plan::default()
     };
     let generation = store.snapshot().unwrap().generation;
-    apply(store, &plan, generation, &record(store), &now(), &[], &Provisioning::default()).unwrap();
+    apply(store, &plan, generation, &record(store), now(), &[], &Provisioning::default()).unwrap();
 }
 
 fn fills_and_reads_one_user_by_name(store: &dyn Store) {
@@ -149,7 +149,7 @@ fn runs_page_by_cursor(store: &dyn Store) {
 fn a_stale_generation_is_refused_and_nothing_is_written(store: &dyn Store) {
     let before = store.snapshot().unwrap();
     let plan = Plan { creates: vec![user("late", Status::Active)], ..Plan::default() };
-    let r = apply(store, &plan, before.generation - 1, &record(store), &now(), &[], &Provisioning::default());
+    let r = apply(store, &plan, before.generation - 1, &record(store), now(), &[], &Provisioning::default());
     assert!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}");
     assert!(store.user_by_name("late").unwrap().is_none());
     assert_eq!(store.snapshot().unwrap().generation, before.generation);

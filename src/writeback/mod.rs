@@ -11,6 +11,7 @@
 
 pub mod transport;
 
+use crate::time::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -120,10 +121,10 @@ pub fn set_field(
                 Some(generator.next_value().map_err(|e| StoreError::Provisioning(e.to_string()))?)
             }
         };
-        tx.update_user(user.id, &UserPatch { fields: vec![(field, v.as_deref())], ..UserPatch::default() }, &at)?;
+        tx.update_user(user.id, &UserPatch { fields: vec![(field, v.as_deref())], ..UserPatch::default() }, at)?;
         tx.audit(&AuditRecord {
             run_id: None,
-            at: at.clone(),
+            at,
             user_id: Some(user.id),
             name: user.username.clone(),
             action: "set".into(),
@@ -141,7 +142,7 @@ pub fn set_field(
                     old_value: old.as_deref(),
                     base_value: base.as_deref(),
                 },
-                &at,
+                at,
             )?;
         }
         new = v;
@@ -186,9 +187,7 @@ pub async fn push(cfg: &Config, store: &dyn Store, retry_now: bool) -> Result<Pu
     let at = now();
     let mut by_source: BTreeMap<&str, Vec<&WritebackItem>> = BTreeMap::new();
     for item in &items {
-        let due = retry_now
-            || item.status == QueueStatus::Pending
-            || item.next_attempt_at.as_deref().is_none_or(|t| t <= at.as_str());
+        let due = retry_now || item.status == QueueStatus::Pending || item.next_attempt_at.is_none_or(|t| t <= at);
         if due {
             by_source.entry(&item.source).or_default().push(item);
         } else {
@@ -210,8 +209,8 @@ pub async fn push(cfg: &Config, store: &dyn Store, retry_now: bool) -> Result<Pu
 pub async fn push_as_run(cfg: &Config, store: &dyn Store) -> Result<(i64, PushReport), WritebackError> {
     let started = now();
     let sources: Vec<&str> = cfg.sources.iter().filter(|s| s.writeback.is_some()).map(|s| s.name.as_str()).collect();
-    let (names, at) = (sources.join(","), started.clone());
-    let run_id = on_store(store, move |s| s.start_run(&names, &at, false)).await?;
+    let (names, at) = (sources.join(","), started);
+    let run_id = on_store(store, move |s| s.start_run(&names, at, false)).await?;
     let result = push(cfg, store, true).await;
     let (status, message, errors) = match &result {
         Ok(r) => (crate::history::RunStatus::Ok, None, r.errors.clone()),
@@ -286,8 +285,7 @@ async fn push_source(
 const RECORD_BATCH: usize = 500;
 
 fn failed(item: &WritebackItem, code: Option<u32>, error: String) -> PushOutcome {
-    let retry = chrono::Utc::now() + backoff(item.attempts);
-    PushOutcome::Failed { code, error, retry_at: retry.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string() }
+    PushOutcome::Failed { code, error, retry_at: now().plus(backoff(item.attempts)) }
 }
 
 /// Counts the outcomes and records them in one store transaction, on a
@@ -306,7 +304,7 @@ async fn record(
     }
     on_store(store, move |s| {
         let done: Vec<(&WritebackItem, PushOutcome)> = items.iter().zip(results).collect();
-        s.finish_writebacks(&done, &now())
+        s.finish_writebacks(&done, now())
     })
     .await
 }
@@ -377,7 +375,7 @@ pub struct Status {
     pub pending: Vec<WritebackItem>,
     pub failed: Vec<WritebackItem>,
     pub conflicts: Vec<WritebackItem>,
-    pub last_success: Option<String>,
+    pub last_success: Option<Timestamp>,
 }
 
 pub fn status(store: &dyn Store) -> Result<Status, StoreError> {
@@ -435,8 +433,8 @@ mod tests {
             last_code: None,
             last_error: None,
             next_attempt_at: None,
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: Default::default(),
+            updated_at: Default::default(),
             done_at: None,
         }
     }

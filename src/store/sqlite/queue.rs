@@ -2,6 +2,7 @@
 //! push outcomes (the directory's value, or the user's field when the
 //! directory's value was taken).
 
+use crate::time::Timestamp;
 use std::path::Path;
 
 use rusqlite::{params, Connection};
@@ -67,7 +68,7 @@ pub(super) fn finish_one(
     stx: &mut SqliteTx,
     item: &WritebackItem,
     outcome: &PushOutcome,
-    now: &str,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
     match outcome {
         PushOutcome::Done => {
@@ -100,7 +101,7 @@ pub(super) fn finish_one(
             stx.update_user(item.user_id, &patch, now)?;
             stx.audit(&AuditRecord {
                 run_id: None,
-                at: now.to_string(),
+                at: now,
                 user_id: Some(item.user_id),
                 name: item.username.clone(),
                 action: "conflict_directory_wins".into(),

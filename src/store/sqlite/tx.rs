@@ -2,6 +2,7 @@
 //! groups, memberships, audit rows, sync positions, the write-back queue and
 //! the run's record. Used by `transaction`, write sessions and the queue.
 
+use crate::time::Timestamp;
 use std::path::Path;
 
 use rusqlite::{params, Transaction};
@@ -49,7 +50,7 @@ impl StoreTx for SqliteTx<'_> {
         self.exec("UPDATE meta SET value = ?1 WHERE key = 'generation'", [generation.to_string()]).map(drop)
     }
 
-    fn insert_user(&mut self, u: &NewUser, now: &str) -> Result<i64, StoreError> {
+    fn insert_user(&mut self, u: &NewUser, now: Timestamp) -> Result<i64, StoreError> {
         let (core, custom) = split_fields(&u.fields);
         self.exec(
             "INSERT INTO users (source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, dir_values) VALUES (?1, ?2, ?3, ?4, ?5, ?14, ?15, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?16)",
@@ -58,7 +59,7 @@ impl StoreTx for SqliteTx<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    fn update_user(&mut self, id: i64, p: &UserPatch, now: &str) -> Result<(), StoreError> {
+    fn update_user(&mut self, id: i64, p: &UserPatch, now: Timestamp) -> Result<(), StoreError> {
         if let Some(name) = p.username {
             self.exec(
                 "UPDATE users SET username = ?2, username_key = ?3 WHERE id = ?1",
@@ -114,7 +115,7 @@ impl StoreTx for SqliteTx<'_> {
         self.exec("DELETE FROM users WHERE id = ?1", [id]).map(drop)
     }
 
-    fn insert_group(&mut self, g: &NewGroup, now: &str) -> Result<i64, StoreError> {
+    fn insert_group(&mut self, g: &NewGroup, now: Timestamp) -> Result<i64, StoreError> {
         self.exec(
             "INSERT INTO groups (source, external_id, name, name_key, dn, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             params![g.source, g.external_id, g.name, name_key(&g.name), g.dn, now],
@@ -122,7 +123,7 @@ impl StoreTx for SqliteTx<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    fn update_group(&mut self, id: i64, name: &str, dn: &str, now: &str) -> Result<(), StoreError> {
+    fn update_group(&mut self, id: i64, name: &str, dn: &str, now: Timestamp) -> Result<(), StoreError> {
         self.exec(
             "UPDATE groups SET name = ?2, name_key = ?3, dn = ?4, updated_at = ?5 WHERE id = ?1",
             params![id, name, name_key(name), dn, now],
@@ -160,7 +161,13 @@ impl StoreTx for SqliteTx<'_> {
         .map(drop)
     }
 
-    fn set_sync_state(&mut self, source: &str, saved: &SavedState, full: bool, now: &str) -> Result<(), StoreError> {
+    fn set_sync_state(
+        &mut self,
+        source: &str,
+        saved: &SavedState,
+        full: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO sync_state (source, state, fingerprint, last_full_at, updated_at) \
              VALUES (?1, ?2, ?3, CASE WHEN ?4 THEN ?5 END, ?5) \
@@ -171,7 +178,7 @@ impl StoreTx for SqliteTx<'_> {
         .map(drop)
     }
 
-    fn enqueue_writeback(&mut self, w: &NewWriteback, now: &str) -> Result<(), StoreError> {
+    fn enqueue_writeback(&mut self, w: &NewWriteback, now: Timestamp) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO writeback (user_id, field, attribute, value, old_value, base_value, status, attempts, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7) \

@@ -1,0 +1,80 @@
+//! Times as runs, the audit trail and the store keep them: UTC instants,
+//! compared as instants (never as text), written as RFC 3339 with
+//! milliseconds (`2026-11-23T10:21:02.123Z`), which is also how SQLite
+//! stores them and JSON shows them.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// A UTC instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp(Utc::now())
+    }
+
+    /// Parses RFC 3339 (any offset; kept as UTC).
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        DateTime::parse_from_rfc3339(s).ok().map(|t| Timestamp(t.with_timezone(&Utc)))
+    }
+
+    /// This instant plus `d` (saturating at the far future).
+    pub fn plus(self, d: Duration) -> Timestamp {
+        let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        Timestamp(self.0.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC))
+    }
+
+    /// How long after `earlier` this instant is (zero if it is not after).
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        (self.0 - earlier.0).to_std().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl rusqlite::types::ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.to_string()))
+    }
+}
+
+impl rusqlite::types::FromSql for Timestamp {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Timestamp::parse(s).ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("not a time: {s:?}").into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_rfc3339_millis_and_compare_as_instants() {
+        let t = Timestamp::parse("2026-11-23T10:21:02.123Z").unwrap();
+        assert_eq!(t.to_string(), "2026-11-23T10:21:02.123Z");
+        // Another offset, the same instant: equal, though the text differs.
+        assert_eq!(Timestamp::parse("2026-11-23T11:21:02.123+01:00"), Some(t));
+        // Text order and time order differ across offsets; instants do not.
+        let later = Timestamp::parse("2026-11-23T10:30:00+05:00").unwrap();
+        assert!(later < t, "10:30 at +05:00 is 05:30 UTC");
+        assert_eq!(t.plus(Duration::from_secs(60)).since(t), Duration::from_secs(60));
+        assert_eq!(t.since(t.plus(Duration::from_secs(1))), Duration::ZERO);
+        assert!(Timestamp::parse("yesterday").is_none());
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-11-23T10:21:02.123Z\"");
+    }
+}
