@@ -122,6 +122,7 @@ impl<'a> Collector<'a> {
         let mut user_groups = Vec::new();
         let mut group_groups = Vec::new();
         let mut unresolved = Vec::new();
+        let mut unresolved_ids = Vec::new();
         for (gi, g) in b.groups.iter().enumerate() {
             let gi = gi as u32;
             for m in &g.members {
@@ -138,8 +139,13 @@ impl<'a> Collector<'a> {
                         let key = normalize_dn(dn);
                         (by_dn.get(&key).copied(), Some(key))
                     }
-                    // An id not in this batch: not resolvable against the store yet.
-                    MemberRef::ExternalId(id) => (by_ext.get(id.as_str()).copied(), None),
+                    MemberRef::ExternalId(id) => match by_ext.get(id.as_str()) {
+                        Some(t) => (Some(*t), None),
+                        None => {
+                            unresolved_ids.push((gi, id.clone()));
+                            continue;
+                        }
+                    },
                 };
                 match target {
                     Some(Target::User(u)) => user_groups.push((u, gi)),
@@ -166,6 +172,7 @@ impl<'a> Collector<'a> {
         b.user_groups = user_groups;
         b.group_groups = group_groups;
         b.unresolved = unresolved;
+        b.unresolved_ids = unresolved_ids;
         for g in &mut b.groups {
             g.members = Vec::new(); // resolved; free the memory
         }

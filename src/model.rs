@@ -395,6 +395,9 @@ pub struct SourceBatch {
     /// lower-cased username for memberUid). A full batch ignores them; a delta
     /// resolves them against the store.
     pub unresolved: Vec<(u32, String)>,
+    /// Members named by an external id not in this batch: (group index, id).
+    /// A delta resolves them against the store.
+    pub unresolved_ids: Vec<(u32, String)>,
     /// `Some` for an incremental read.
     pub delta: Option<Delta>,
     /// The source's position after this read, saved with the applied run.

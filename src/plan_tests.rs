@@ -450,3 +450,21 @@ fn two_new_entries_with_one_username_are_both_skipped_every_run() {
     assert_eq!(plan.errors.len(), 2, "{:?}", plan.errors);
     assert!(plan.errors.iter().all(|e| e.reason.contains("duplicate username \"jsmith\"")), "{:?}", plan.errors);
 }
+
+#[test]
+fn a_delta_resolves_members_named_by_external_id_against_the_store() {
+    let cfg = config("");
+    // The group changed; its member amy did not, so she is only in the store.
+    let mut g = group("Staff", "g1", &[]);
+    g.facts.members.push(crate::model::MemberRef::ExternalId("u1".into()));
+    let mut b = batch(&cfg, vec![(EntryKind::Group, g)]);
+    b.delta = Some(crate::model::Delta::default());
+    assert_eq!(b.unresolved_ids, [(0, "u1".to_string())]);
+    let mut snap = three_users_in_staff();
+    snap.user_groups.clear();
+    snap.groups[0].external_id = "g1".into();
+    let plan = build(&cfg, &snap, &[b]);
+    let added: Vec<(&str, &str)> = plan.member_adds.iter().map(|m| (&*m.member_name, &*m.group_name)).collect();
+    assert_eq!(added, [("amy", "Staff")]);
+    assert!(plan.removals.is_empty() && plan.member_removes.is_empty(), "{plan:?}");
+}

@@ -403,6 +403,7 @@ async fn pipeline(
         b.groups = Vec::new();
         b.user_groups = Vec::new();
         b.unresolved = Vec::new();
+        b.unresolved_ids = Vec::new();
     }
     let generation = snap.generation;
     drop(snap);
@@ -528,6 +529,9 @@ fn snapshot_query(batches: &[SourceBatch]) -> SnapshotQuery {
         q.group_ids.extend(groups.chain(d.into_iter().flat_map(|d| &d.deleted_groups)).map(|e| (src(), e.clone())));
         q.username_keys.extend(b.users.iter().map(|u| u.username.key().to_string()));
         q.dn_keys.extend(b.unresolved.iter().map(|(_, k)| k.clone()));
+        // Members named by id: users or groups of the same source.
+        q.user_ids.extend(b.unresolved_ids.iter().map(|(_, id)| (src(), id.clone())));
+        q.group_ids.extend(b.unresolved_ids.iter().map(|(_, id)| (src(), id.clone())));
     }
     q
 }

@@ -182,6 +182,21 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
             }
         }
     }
+    // ...and members named by external id (users first, as in the batch).
+    if gone_groups.is_some() && !b.unresolved_ids.is_empty() {
+        let mut by_ext: HashMap<&str, Member> = HashMap::default();
+        for g in snap.groups.iter().filter(|g| g.source == b.source) {
+            by_ext.insert(&g.external_id, Member::Group(Ref::Existing(g.id)));
+        }
+        for u in snap.users.iter().filter(|u| u.source == b.source && !removed_users.contains(&u.id)) {
+            by_ext.insert(&u.external_id, Member::User(Ref::Existing(u.id)));
+        }
+        for (gi, id) in &b.unresolved_ids {
+            if let Some(m) = by_ext.get(id.as_str()) {
+                stored_members.push((*m, *gi));
+            }
+        }
+    }
     let stored_user_names: HashMap<i64, &str> = if stored_members.is_empty() {
         HashMap::default()
     } else {
