@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 pub use render::{print_groups, print_outcome, print_runs, print_user, print_users, print_writeback_status};
 
-use dirsync::config::{Config, SourceKind};
+use dirsync::config::Config;
 use dirsync::sync::fetch_source;
 
 /// The example config `dirsync init` writes.
@@ -49,10 +49,7 @@ pub async fn check(cfg: &Config) -> Result<u8, Failure> {
     println!("config {}: ok ({} source(s), store {})", cfg.file.display(), cfg.sources.len(), cfg.store.path.display());
     let mut failed = 0;
     for s in &cfg.sources {
-        let place = match &s.kind {
-            SourceKind::Ldap(l) => l.url.clone(),
-            SourceKind::Ldif(l) => l.path.display().to_string(),
-        };
+        let place = s.kind.place();
         match fetch_source(s, Arc::new(AtomicU64::new(0)), None).await {
             Ok(b) => {
                 println!(

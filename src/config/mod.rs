@@ -121,6 +121,7 @@ impl SourceConfig {
     /// mapped. A saved incremental position is only valid for the same one:
     /// a new filter, base or field mapping needs a full read.
     pub fn fingerprint(&self) -> String {
+        // (The text of the digest is kept as it was: a changed digest forces a full read.)
         let place = match &self.kind {
             SourceKind::Ldap(l) => format!("{}|{}", l.url, l.base_dn),
             SourceKind::Ldif(l) => format!("{}|{:?}", l.path.display(), l.base_dn),
@@ -177,6 +178,17 @@ impl SourceKind {
             SourceKind::Ldap(l) if l.ad => "ad",
             SourceKind::Ldap(_) => "ldap",
             SourceKind::Ldif(_) => "ldif",
+        }
+    }
+
+    /// Where the source reads from, for messages and the fingerprint.
+    pub fn place(&self) -> String {
+        match self {
+            SourceKind::Ldap(l) => format!("{} {}", l.url, l.base_dn),
+            SourceKind::Ldif(l) => match &l.base_dn {
+                Some(b) => format!("{} {b}", l.path.display()),
+                None => l.path.display().to_string(),
+            },
         }
     }
 }

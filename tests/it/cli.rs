@@ -45,7 +45,7 @@ fn init_writes_a_config_that_loads() {
     let out = run(&["check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("config") && stdout.contains(": ok"), "{stdout}");
-    assert!(stdout.contains("source corp (ldap ldap://127.0.0.1:389): FAILED"), "{stdout}");
+    assert!(stdout.contains("source corp (ldap ldap://127.0.0.1:389 dc=example,dc=com): FAILED"), "{stdout}");
 }
 
 #[test]
