@@ -1,7 +1,17 @@
 //! The store: where the application's users, groups, memberships, run
 //! history and audit trail live. A small trait so backends can differ
 //! (SQLite now, PostgreSQL later); SQL dialects stay inside each backend.
-//! Every write of a run happens inside one [`Store::transaction`].
+//! Every write of a run happens inside one [`Store::transaction`] (or one
+//! [`WriteSession`]).
+//!
+//! A store is a shared handle (`Send + Sync`, cheap to clone through
+//! [`Store::handle`]). Its methods are synchronous and may block; async code
+//! calls them through [`on_store`], which runs them on the runtime's blocking
+//! threads, so no executor thread waits for a database. (A PostgreSQL backend
+//! fits the same shape with a pool of blocking clients.) One sync at a time
+//! holds the store's [`Store::lease`]; errors keep their kind
+//! ([`StoreError::Busy`], [`StoreError::Constraint`], [`StoreError::Unavailable`]).
+//! `suite.rs` is the test suite every backend runs.
 
 pub mod sqlite;
 #[cfg(test)]
