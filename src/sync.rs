@@ -159,17 +159,24 @@ fn rss_mib() -> u64 {
     pages * 4096 / (1024 * 1024)
 }
 
-/// One thread for a run's heavy steps (snapshot, plan, apply), off the
-/// executor: they build and free the same large structures, and doing so on
-/// one thread keeps the allocator's memory in one heap (on the runtime's
-/// blocking pool, each step on another thread raised the peak RSS of a
-/// 100,000-user first sync from 292 to 335 MiB; see BENCHMARKS.md).
+/// Where a run's heavy steps (snapshot, plan, apply) run, off the executor:
+/// on a multi-thread runtime, in place through `block_in_place` (the worker
+/// becomes a blocking thread and the runtime moves its other tasks to the
+/// others); on a current-thread runtime, on one thread of the run's own.
+/// Measured (BENCHMARKS.md): each step on the blocking pool raised a
+/// 100,000-user first sync's peak RSS from 292 to 335 MiB, a thread of the
+/// run's own to 309-311 MiB: the allocator's per-thread heaps reuse what the
+/// source's parsing freed only on the threads that parsed.
 struct Lane {
     jobs: Option<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Lane {
     fn new() -> Lane {
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        if matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
+            return Lane { jobs: None }; // block_in_place needs no thread
+        }
         let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
         let thread = std::thread::Builder::new()
             .name("dirsync-run".into())
@@ -185,6 +192,10 @@ impl Lane {
     /// Runs `f` on the lane (or, if its thread could not start, on the
     /// runtime's blocking pool). A panic inside is re-raised here.
     async fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        if matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
+            return tokio::task::block_in_place(f);
+        }
         let Some(jobs) = &self.jobs else {
             return match tokio::task::spawn_blocking(f).await {
                 Ok(r) => r,

@@ -103,10 +103,15 @@ struct Setup {
     script: Arc<Mutex<Script>>,
 }
 
+const FAKE: &str = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"fake\"\ntype = \"ldif\"\npath = \"unused.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n";
+
 impl Setup {
     fn new() -> Setup {
+        Setup::with(FAKE)
+    }
+
+    fn with(text: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let text = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"fake\"\ntype = \"ldif\"\npath = \"unused.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n";
         let cfg = Config::parse(text, &dir.path().join("dirsync.toml")).unwrap();
         let store = SqliteStore::open(&cfg.store.path).unwrap();
         Setup { _dir: dir, cfg, store, script: Arc::new(Mutex::new(Script::Full(vec![]))) }
@@ -121,7 +126,7 @@ impl Setup {
 
     async fn sync(&mut self, script: Script, force: bool) -> dirsync::sync::SyncOutcome {
         *self.script.lock().unwrap() = script;
-        let opts = SyncOptions { force, ..SyncOptions::default() };
+        let opts = SyncOptions { force, sources: vec!["fake".into()], ..SyncOptions::default() };
         let open = self.opener();
         run_with(&self.cfg, &self.store, &opts, Arc::new(AtomicU64::new(0)), open).await.unwrap()
     }
@@ -186,4 +191,21 @@ async fn users_set_takes_part_in_the_optimistic_check() {
     let snap = s.store.snapshot().unwrap();
     assert_eq!(snap.generation, before + 1, "a sync planned before the change conflicts at apply");
     assert_eq!(snap.users[0].fields.get("credit"), Some("5.00"));
+}
+
+#[tokio::test]
+async fn a_push_failing_after_the_commit_leaves_the_run_applied() {
+    // A second source with write-back (never read here): the push at the end
+    // of the run reads the queue, which this test has removed.
+    let text = format!(
+        "{FAKE}[[sources]]\nname = \"corp\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:9\"\nbase_dn = \"dc=t\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n[sources.writeback]\nenabled = true\n"
+    );
+    let mut s = Setup::with(&text);
+    s.sync(Script::Full(vec!["amy"]), false).await;
+    rusqlite::Connection::open(&s.cfg.store.path).unwrap().execute_batch("DROP TABLE writeback").unwrap();
+    let out = s.sync(Script::Full(vec!["amy", "bob"]), false).await;
+    assert_eq!((out.status, out.counts.created), (RunStatus::Ok, 1), "{out:?}");
+    assert!(out.message.as_deref().unwrap_or("").contains("write-back push failed"), "{out:?}");
+    let run = s.store.runs(1).unwrap().remove(0);
+    assert_eq!((run.status, run.counts.created), (RunStatus::Ok, 1));
 }

@@ -109,8 +109,10 @@ pub struct UserQuery {
     pub limit: usize,
     pub source: Option<String>,
     pub status: Option<Status>,
-    /// Only effective members (nested groups included) of groups with this name.
+    /// Only members of groups with this name: effective members (nested
+    /// groups included), or with `direct` only direct ones.
     pub group: Option<String>,
+    pub direct: bool,
 }
 
 /// A user's groups by name, sorted.

@@ -134,6 +134,9 @@ fn users_page_by_cursor_and_filters(store: &dyn Store) {
     // Effective members of B: A's and C's (nested, cycle included).
     assert_eq!(names(UserQuery { limit: 10, group: Some("b".into()), ..UserQuery::default() }), ["amy", "Bob"]);
     assert!(names(UserQuery { limit: 10, source: Some("other".into()), ..UserQuery::default() }).is_empty());
+    // Direct members only: B has none, C has Bob.
+    assert!(names(UserQuery { limit: 10, group: Some("B".into()), direct: true, ..UserQuery::default() }).is_empty());
+    assert_eq!(names(UserQuery { limit: 10, group: Some("c".into()), direct: true, ..UserQuery::default() }), ["Bob"]);
 }
 
 fn runs_page_by_cursor(store: &dyn Store) {

@@ -180,3 +180,24 @@ fn without_syncprov_every_sync_is_a_quiet_paged_full_read() {
     let (code, out) = env.sync(&[]);
     assert_eq!((code, count(&out, "disabled"), count(&out, "unchanged")), (0, 1, 11), "{out}");
 }
+
+#[test]
+fn runs_left_running_by_a_killed_process_are_marked_interrupted() {
+    let env = ldif_env(&[("a.ldif", &entry("amy", "1", ""))], &ldif_source("a", "a.ldif", ""), "");
+    assert_eq!(env.sync(&[]).0, 0);
+    // What a process killed in the middle of a run leaves behind.
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    conn.execute(
+        "INSERT INTO runs (started_at, source, status) VALUES ('2026-01-01T00:00:00.000Z', 'a', 'running')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(env.sync(&["--dry-run"]).0, 0);
+    let stale = |env: &Env| env.runs().into_iter().find(|r| r["started_at"] == "2026-01-01T00:00:00.000Z").unwrap();
+    assert_eq!(stale(&env)["status"], "running", "a dry run takes no lease and marks nothing");
+    assert_eq!(env.sync(&[]).0, 0);
+    let r = stale(&env);
+    assert_eq!(r["status"], "interrupted", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("stopped before the run finished"), "{r}");
+}

@@ -55,7 +55,8 @@ pub(super) fn users_page(conn: &Connection, path: &Path, q: &UserQuery) -> Resul
            UNION SELECT gg.child_id FROM group_groups gg JOIN down ON gg.parent_id = down.id)
          SELECT {USER_COLUMNS} FROM users
          WHERE username_key > ?1 AND (?2 IS NULL OR source = ?2) AND (?3 IS NULL OR status = ?3)
-           AND (?5 IS NULL OR id IN (SELECT user_id FROM user_groups WHERE group_id IN (SELECT id FROM down)))
+           AND (?5 IS NULL OR id IN (SELECT user_id FROM user_groups WHERE group_id IN (
+                 SELECT id FROM down WHERE ?6 = 0 UNION SELECT id FROM groups WHERE ?6 = 1 AND name_key = ?5)))
          ORDER BY username_key LIMIT ?4"
     );
     let mut st = conn.prepare(&sql).map_err(&err)?;
@@ -68,6 +69,7 @@ pub(super) fn users_page(conn: &Connection, path: &Path, q: &UserQuery) -> Resul
                 q.status.map(|s| s.as_str()),
                 q.limit.max(1) as i64,
                 q.group.as_deref().map(name_key),
+                q.direct,
             ],
             |r| read_user(r, &mut names),
         )
