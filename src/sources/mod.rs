@@ -1,7 +1,14 @@
 //! Sources: where users and groups come from. Each source is one module behind
 //! the [`Source`] trait; it streams raw entries into an [`EntrySink`] and
-//! either finishes cleanly or returns an error (never "fewer entries").
-//! Adding a source touches its module and one line in [`open`].
+//! either finishes cleanly or returns an error (never "fewer entries"). What
+//! a source kind knows about its directory it hands over as neutral
+//! [`Facts`](crate::model::Facts), through its sink's interpretation.
+//!
+//! Adding a source kind today means: its module here, a `SourceKind` variant
+//! with its config section (`config/source.rs`, and the arms of
+//! `SourceKind`'s methods), one line in [`open`], and, if it can be written
+//! to, one in `writeback::transport`. (Issue 8 asks for fewer places: a
+//! per-kind registry is the next step.)
 
 pub mod ldap;
 pub mod ldif;
