@@ -7,14 +7,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
 use ldap3_proto::proto::{
-    LdapBindResponse, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchResultEntry,
-    LdapSearchScope,
+    LdapMsg, LdapOp, LdapPartialAttribute, LdapResultCode, LdapSearchResultEntry, LdapSearchScope,
 };
-use ldap3_proto::LdapCodec;
-use tokio_util::codec::Framed;
 
+use crate::fake_ldap::{result, serve_ldap};
 use crate::harness::{count, spawn_server, Env};
 
 const BASE: &str = "OU=fake,DC=example,DC=com";
@@ -37,15 +34,7 @@ fn attr(name: &str, vals: Vec<Vec<u8>>) -> LdapPartialAttribute {
 }
 
 fn done(msgid: i32) -> LdapMsg {
-    LdapMsg::new(
-        msgid,
-        LdapOp::SearchResultDone(LdapResult {
-            code: LdapResultCode::Success,
-            matcheddn: String::new(),
-            message: String::new(),
-            referral: vec![],
-        }),
-    )
+    LdapMsg::new(msgid, LdapOp::SearchResultDone(result(LdapResultCode::Success)))
 }
 
 impl FakeAd {
@@ -59,25 +48,11 @@ impl FakeAd {
 }
 
 async fn serve(stream: tokio::net::TcpStream, users: usize, ranges: Arc<AtomicUsize>) {
-    let mut framed = Framed::new(stream, LdapCodec::default());
     let member_dn = |i: usize| format!("CN=u{i:05},{BASE}").into_bytes();
     let group_dn = format!("CN=Everyone,{BASE}");
-    while let Some(Ok(msg)) = framed.next().await {
+    serve_ldap(stream, move |msg| {
         let id = msg.msgid;
-        let replies: Vec<LdapMsg> = match msg.op {
-            LdapOp::BindRequest(_) => vec![LdapMsg::new(
-                id,
-                LdapOp::BindResponse(LdapBindResponse {
-                    res: LdapResult {
-                        code: LdapResultCode::Success,
-                        matcheddn: String::new(),
-                        message: String::new(),
-                        referral: vec![],
-                    },
-                    saslcreds: None,
-                }),
-            )],
-            LdapOp::UnbindRequest => return,
+        match msg.op {
             LdapOp::SearchRequest(req) => {
                 let mut out = Vec::new();
                 let wanted = req.attrs.iter().find(|a| a.to_lowercase().starts_with("member;range="));
@@ -132,13 +107,9 @@ async fn serve(stream: tokio::net::TcpStream, users: usize, ranges: Arc<AtomicUs
                 out
             }
             _ => vec![],
-        };
-        for r in replies {
-            if framed.send(r).await.is_err() {
-                return;
-            }
         }
-    }
+    })
+    .await
 }
 
 #[test]

@@ -5,36 +5,17 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
-use ldap3_proto::proto::{
-    LdapBindResponse, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchResultEntry,
-    LdapSearchScope,
-};
-use ldap3_proto::LdapCodec;
-use tokio_util::codec::Framed;
+use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode, LdapSearchResultEntry, LdapSearchScope};
 
+use crate::fake_ldap::{result, serve_ldap, text_attr as attr};
 use crate::harness::{count, spawn_server, Env};
 
-fn result(code: LdapResultCode) -> LdapResult {
-    LdapResult { code, matcheddn: String::new(), message: String::new(), referral: vec![] }
-}
-
-fn attr(name: &str, v: &str) -> LdapPartialAttribute {
-    LdapPartialAttribute { atype: name.into(), vals: vec![v.as_bytes().to_vec()] }
-}
-
 async fn serve(stream: tokio::net::TcpStream, limited: Arc<AtomicBool>) {
-    let mut framed = Framed::new(stream, LdapCodec::default());
-    while let Some(Ok(msg)) = framed.next().await {
+    serve_ldap(stream, move |msg| {
         let id = msg.msgid;
         let mut out = Vec::new();
         match msg.op {
-            LdapOp::BindRequest(_) => out.push(LdapMsg::new(
-                id,
-                LdapOp::BindResponse(LdapBindResponse { res: result(LdapResultCode::Success), saslcreds: None }),
-            )),
-            LdapOp::UnbindRequest => return,
             // A root DSE without RFC 4533: paged full reads.
             LdapOp::SearchRequest(req) if req.scope == LdapSearchScope::Base && req.base.is_empty() => {
                 let dse = LdapSearchResultEntry { dn: String::new(), attributes: vec![attr("objectClass", "top")] };
@@ -72,12 +53,9 @@ async fn serve(stream: tokio::net::TcpStream, limited: Arc<AtomicBool>) {
             }
             _ => {}
         }
-        for m in out {
-            if framed.send(m).await.is_err() {
-                return;
-            }
-        }
-    }
+        out
+    })
+    .await
 }
 
 #[test]

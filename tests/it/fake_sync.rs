@@ -7,15 +7,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
-use ldap3_proto::proto::{
-    LdapBindResponse, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchResultEntry,
-    LdapSearchScope, SyncStateValue,
-};
-use ldap3_proto::LdapCodec;
-use tokio_util::codec::Framed;
+use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode, LdapSearchResultEntry, LdapSearchScope, SyncStateValue};
 
+use crate::fake_ldap::{result, serve_ldap, text_attr as attr};
 use crate::harness::{count, spawn_server, Env};
 
 const UUIDS: [&str; 3] = [
@@ -23,14 +18,6 @@ const UUIDS: [&str; 3] = [
     "22222222-2222-4222-8222-222222222222",
     "33333333-3333-4333-8333-333333333333",
 ];
-
-fn result(code: LdapResultCode) -> LdapResult {
-    LdapResult { code, matcheddn: String::new(), message: String::new(), referral: vec![] }
-}
-
-fn attr(name: &str, v: &str) -> LdapPartialAttribute {
-    LdapPartialAttribute { atype: name.into(), vals: vec![v.as_bytes().to_vec()] }
-}
 
 /// How the fake answers a refresh that carries a cookie.
 #[derive(Clone, Copy)]
@@ -43,16 +30,10 @@ enum Answer {
 }
 
 async fn serve(stream: tokio::net::TcpStream, refused: Arc<AtomicUsize>, answer: Answer) {
-    let mut framed = Framed::new(stream, LdapCodec::default());
-    while let Some(Ok(msg)) = framed.next().await {
+    serve_ldap(stream, move |msg| {
         let id = msg.msgid;
         let mut out = Vec::new();
         match msg.op {
-            LdapOp::BindRequest(_) => out.push(LdapMsg::new(
-                id,
-                LdapOp::BindResponse(LdapBindResponse { res: result(LdapResultCode::Success), saslcreds: None }),
-            )),
-            LdapOp::UnbindRequest => return,
             LdapOp::SearchRequest(req) if req.scope == LdapSearchScope::Base && req.base.is_empty() => {
                 out.push(LdapMsg::new(
                     id,
@@ -147,12 +128,9 @@ async fn serve(stream: tokio::net::TcpStream, refused: Arc<AtomicUsize>, answer:
             }
             _ => {}
         }
-        for m in out {
-            if framed.send(m).await.is_err() {
-                return;
-            }
-        }
-    }
+        out
+    })
+    .await
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod behaviours;
 mod cli;
 mod ds389;
 mod fake_ad;
+mod fake_ldap;
 mod fake_limits;
 mod fake_sync;
 mod harness;
