@@ -159,69 +159,29 @@ fn rss_mib() -> u64 {
     pages * 4096 / (1024 * 1024)
 }
 
-/// Where a run's heavy steps (snapshot, plan, apply) run, off the executor:
-/// on a multi-thread runtime, in place through `block_in_place` (the worker
-/// becomes a blocking thread and the runtime moves its other tasks to the
-/// others); on a current-thread runtime, on one thread of the run's own.
-/// Measured (BENCHMARKS.md): each step on the blocking pool raised a
-/// 100,000-user first sync's peak RSS from 292 to 335 MiB, a thread of the
-/// run's own to 309-311 MiB: the allocator's per-thread heaps reuse what the
-/// source's parsing freed only on the threads that parsed.
-struct Lane {
-    jobs: Option<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
-}
-
-impl Lane {
-    fn new() -> Lane {
-        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-        if matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
-            return Lane { jobs: None }; // block_in_place needs no thread
-        }
-        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
-        let thread = std::thread::Builder::new()
-            .name("dirsync-run".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job();
-                }
-            })
-            .ok();
-        Lane { jobs: thread.map(|_| jobs) }
+/// Runs a heavy step of a run (snapshot, plan, apply) off the executor: on
+/// a multi-thread runtime in place through `block_in_place` (the worker
+/// becomes a blocking thread; the runtime moves its other tasks away), on a
+/// current-thread runtime on the blocking pool. Measured (BENCHMARKS.md):
+/// the blocking pool for every step raised a 100,000-user first sync's peak
+/// RSS from about 300 to 335 MiB (the allocator's per-thread heaps reuse
+/// what the source's parsing freed only on the threads that parsed).
+async fn heavy<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+    if matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
+        return tokio::task::block_in_place(f);
     }
-
-    /// Runs `f` on the lane (or, if its thread could not start, on the
-    /// runtime's blocking pool). A panic inside is re-raised here.
-    async fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
-        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-        if matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
-            return tokio::task::block_in_place(f);
-        }
-        let Some(jobs) = &self.jobs else {
-            return match tokio::task::spawn_blocking(f).await {
-                Ok(r) => r,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            };
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job = move || {
-            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-        };
-        jobs.send(Box::new(job)).expect("the run's thread lives as long as the lane");
-        match rx.await.expect("the run's thread answers every job") {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    }
-
-    /// Store work on the lane, through a clone of the store's handle.
-    async fn store<R: Send + 'static>(&self, store: &dyn Store, f: impl FnOnce(&dyn Store) -> R + Send + 'static) -> R {
-        let h = store.handle();
-        self.run(move || f(&*h)).await
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 
-// Dropping a lane closes its queue: its thread ends after the job under way
-// (never joined here, so a cancelled sync does not wait on the executor).
+/// A heavy step on the store, through a clone of its handle.
+async fn heavy_store<R: Send + 'static>(store: &dyn Store, f: impl FnOnce(&dyn Store) -> R + Send + 'static) -> R {
+    let h = store.handle();
+    heavy(move || f(&*h)).await
+}
 
 /// Source tasks that end when the sync does: dropping the sync's future (a
 /// service shutting down) aborts the reads still under way.
@@ -335,8 +295,7 @@ async fn pipeline(
     // With a full read somewhere, the whole store is needed: read it while the
     // sources are read. If every source resumes, wait and read only what the
     // deltas touch.
-    let lane = Lane::new();
-    let early = if all_resume { None } else { Some(lane.store(store, |s| s.snapshot()).await?) };
+    let early = if all_resume { None } else { Some(heavy_store(store, |s| s.snapshot()).await?) };
     let mut batches = Vec::new();
     let mut failures = Vec::new();
     for (h, s) in handles.0.iter_mut().zip(selected) {
@@ -361,9 +320,9 @@ async fn pipeline(
         Some(s) => s,
         None if batches.iter().all(is_plain_delta) => {
             let q = snapshot_query(&batches);
-            lane.store(store, move |s| s.partial_snapshot(&q)).await?
+            heavy_store(store, move |s| s.partial_snapshot(&q)).await?
         }
-        None => lane.store(store, |s| s.snapshot()).await?,
+        None => heavy_store(store, |s| s.snapshot()).await?,
     };
     info!(
         elapsed_ms = t0.elapsed().as_millis() as u64,
@@ -381,7 +340,7 @@ async fn pipeline(
     .into();
     let planned = {
         let cfg = cfg.clone();
-        lane.run(move || {
+        heavy(move || {
             let plan = plan::build(&cfg, &snap, &batches);
             (plan, snap, batches)
         })
@@ -433,16 +392,15 @@ async fn pipeline(
         })
         .collect();
     let cfg2 = cfg.clone();
-    let (applied, plan) = lane
-        .store(store, move |s| {
-            let cursors: Vec<crate::apply::Cursor> = positions
-                .iter()
-                .map(|(source, saved, full)| crate::apply::Cursor { source, saved: saved.clone(), full: *full })
-                .collect();
-            let prov = crate::apply::Provisioning::from_config(&cfg2);
-            (crate::apply::apply(s, &plan, generation, &record, finished, &cursors, &prov), plan)
-        })
-        .await;
+    let (applied, plan) = heavy_store(store, move |s| {
+        let cursors: Vec<crate::apply::Cursor> = positions
+            .iter()
+            .map(|(source, saved, full)| crate::apply::Cursor { source, saved: saved.clone(), full: *full })
+            .collect();
+        let prov = crate::apply::Provisioning::from_config(&cfg2);
+        (crate::apply::apply(s, &plan, generation, &record, finished, &cursors, &prov), plan)
+    })
+    .await;
     applied?;
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
