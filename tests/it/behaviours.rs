@@ -6,7 +6,7 @@
 use crate::harness::*;
 
 fn entry(uid: &str, id: &str, extra: &str) -> String {
-    format!("dn: uid={uid},ou=people,dc=t\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid} name\nentryUUID: {id}\n{extra}\n")
+    ldif_user(uid, id, &format!("{extra}\n"))
 }
 
 fn ldif_env(files: &[(&str, &str)], sources: &str, rest: &str) -> Env {

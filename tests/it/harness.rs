@@ -156,6 +156,12 @@ pub fn person(uid: &str, cn: &str, extra: &str) -> String {
     format!("dn: uid={uid},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {sn}\nmail: {uid}@example.com\n{extra}\n")
 }
 
+/// An LDIF user record under ou=people,dc=t with an entryUUID (for LDIF
+/// sources); `extra` ends the record (give it its blank line).
+pub fn ldif_user(uid: &str, id: &str, extra: &str) -> String {
+    format!("dn: uid={uid},ou=people,dc=t\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid} name\nentryUUID: {id}\n{extra}")
+}
+
 /// A groupOfNames under ou=groups; members are "uid=x" (people) or "cn=y" (groups).
 pub fn group(cn: &str, members: &[&str]) -> String {
     let mut s = format!("dn: cn={cn},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {cn}\n");

@@ -12,10 +12,7 @@ use crate::harness::*;
 /// A user entry with an entryUUID derived from its uid.
 fn person_ldif(uid: &str, extra: &str) -> String {
     let n = uid.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-    format!(
-        "dn: uid={uid},ou=people,dc=t\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid} name\nentryUUID: 00000000-0000-4000-8000-{:012x}\n{extra}",
-        n & 0xffff_ffff_ffff
-    )
+    ldif_user(uid, &format!("00000000-0000-4000-8000-{:012x}", n & 0xffff_ffff_ffff), extra)
 }
 
 /// An LDIF source reading `dir.ldif`; `source_extra` goes into [[sources]],
