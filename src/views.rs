@@ -160,12 +160,6 @@ impl<'a> Directory<'a> {
         v
     }
 
-    /// A user by username (case-insensitive).
-    pub fn find_user(&self, name: &str) -> Option<UserView> {
-        let key = name_key(name);
-        self.snap.users.iter().find(|u| name_key(&u.username) == key).map(|u| self.user(u))
-    }
-
     pub fn groups(&self) -> Vec<GroupView> {
         let mut direct_count: HashMap<i64, usize> = HashMap::default();
         for (_, g) in &self.snap.user_groups {
