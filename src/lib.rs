@@ -7,7 +7,7 @@
 //! | step | module | what it owns |
 //! |---|---|---|
 //! | config | [`config`] | the TOML file, read once into a validated [`config::Config`]: what every source has, and each kind's own part |
-//! | sources | [`sources`] | one module per kind behind one trait, streaming [`model::RawEntry`]s with neutral [`model::Facts`]: `ldap/` (LDAP and AD: connection, paged search, RFC 4533, uSNChanged, range retrieval, AD facts, write-back transport), `ldif/` (bounded reader, writer) |
+//! | sources | [`sources`] | one module per kind behind one trait, registered in [`sources::KINDS`], streaming [`model::RawEntry`]s with neutral [`model::Facts`]: `ldap/` (LDAP and AD: connection, paged search, RFC 4533, uSNChanged, range retrieval, AD facts, write-back transport), `ldif/` (bounded reader, writer) |
 //! | mapping | [`mapping`], [`batch`] | entry → mapped user/group, validation, duplicates, member references |
 //! | plan | [`plan`] | pure diff of mapped entries against a store [`model::Snapshot`] |
 //! | guards | [`guards`] | safety checks between plan and apply |

@@ -380,11 +380,9 @@ fn in_a_delta_a_new_identity_relinks_only_a_reported_deletion() {
 #[test]
 fn a_skipped_entry_without_identity_protects_the_user_it_could_be() {
     // id_attribute = employeeNumber; carol's entry lost it, dave's too (and his DN changed).
-    let cfg = config("");
-    let mut cfg = cfg;
-    if let crate::config::SourceKind::Ldif(l) = &mut cfg.sources[0].kind {
-        l.query.id_attribute = "employeenumber".into();
-    }
+    let text = "[[sources]]\nname = \"s\"\ntype = \"ldif\"\npath = \"x\"\nid_attribute = \"employeeNumber\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n";
+    let cfg = Config::parse(text, Path::new("/t.toml")).unwrap();
+    assert_eq!(cfg.sources[0].query().id_attribute, "employeenumber");
     let with_id = |uid: &str, n: &str| user(uid, "x", &[("employeeNumber", n)]);
     let mut carol = user("carol", "x", &[]);
     carol.attrs.retain(|(n, _)| n != "employeenumber");

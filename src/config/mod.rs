@@ -5,22 +5,25 @@
 
 pub mod fields;
 pub mod incremental;
+pub mod section;
 mod source;
-use source::RawSource;
 pub mod writeback;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 pub use fields::{FieldSource, FieldSpec, TemplatePart, Transform};
 pub use incremental::{parse_duration, Incremental};
+pub use section::Section;
 pub use writeback::{Charset, CodeSpec, OnConflict, Writeback};
 
 use crate::model::Name;
 use crate::secret::Secret;
+use crate::sources::kind::{Kind, Registration};
 
 /// A configuration mistake: which file, which key, what is expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +72,12 @@ pub struct StoreConfig {
 }
 
 /// One `[[sources]]` table: what every source kind has. What is particular
-/// to a kind (its connection, an LDAP-shaped query) is in [`SourceKind`].
+/// to a kind (its connection, an LDAP-shaped query) is in its [`Kind`],
+/// parsed by the kind's module (see `sources::KINDS`).
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub name: String,
-    pub kind: SourceKind,
+    pub kind: Arc<dyn Kind>,
     pub fields: Vec<FieldSpec>,
     pub incremental: Incremental,
     /// Create users that are disabled in the directory (AD's
@@ -86,7 +90,9 @@ pub struct SourceConfig {
 }
 
 /// What an LDAP-shaped source (LDAP, AD, LDIF) is asked and how its entries
-/// are read: filters, the group name, member and identity attributes.
+/// are read: filters, the group name, member and identity attributes. Every
+/// kind has one (the filters are LDAP's; other kinds leave them empty);
+/// attribute names are lower-case, as entries' attribute names are.
 #[derive(Debug, Clone, Default)]
 pub struct DirectoryQuery {
     pub user_filter: String,
@@ -96,25 +102,16 @@ pub struct DirectoryQuery {
     pub id_attribute: String,
 }
 
-/// Active Directory's user filter: people, not computers.
-pub const AD_USER_FILTER: &str = "(&(objectCategory=person)(objectClass=user)(!(objectClass=computer)))";
-
-/// Field mappings for `type = "ad"` without a [sources.fields] table.
-const AD_FIELDS: &str = r#"
-username = "sAMAccountName"
-full_name = "cn"
-email = "mail"
-department = "department"
-office = "physicalDeliveryOfficeName"
-"#;
-
 impl SourceConfig {
-    /// The source's LDAP-shaped query (every kind built so far has one).
+    /// How the core reads the source's entries (see [`Kind::query`]).
     pub fn query(&self) -> &DirectoryQuery {
-        match &self.kind {
-            SourceKind::Ldap(l) => &l.query,
-            SourceKind::Ldif(l) => &l.query,
-        }
+        self.kind.query()
+    }
+
+    /// The kind's own settings, for code that knows the kind
+    /// (`cfg.settings::<LdapConfig>()`).
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        self.kind.as_any().downcast_ref()
     }
 
     /// A stable digest of what the source is asked and how its entries are
@@ -122,10 +119,7 @@ impl SourceConfig {
     /// a new filter, base or field mapping needs a full read.
     pub fn fingerprint(&self) -> String {
         // (The text of the digest is kept as it was: a changed digest forces a full read.)
-        let place = match &self.kind {
-            SourceKind::Ldap(l) => format!("{}|{}", l.url, l.base_dn),
-            SourceKind::Ldif(l) => format!("{}|{:?}", l.path.display(), l.base_dn),
-        };
+        let place = self.kind.fingerprint_place();
         let q = self.query();
         let text = format!(
             "{place}|{}|{:?}|{}|{}|{}|{:?}",
@@ -166,58 +160,6 @@ fn dedup(v: Vec<String>) -> Vec<String> {
     v.into_iter().filter(|a| seen.insert(a.clone())).collect()
 }
 
-#[derive(Debug, Clone)]
-pub enum SourceKind {
-    Ldap(LdapConfig),
-    Ldif(LdifConfig),
-}
-
-impl SourceKind {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SourceKind::Ldap(l) if l.ad => "ad",
-            SourceKind::Ldap(_) => "ldap",
-            SourceKind::Ldif(_) => "ldif",
-        }
-    }
-
-    /// Where the source reads from, for messages and the fingerprint.
-    pub fn place(&self) -> String {
-        match self {
-            SourceKind::Ldap(l) => format!("{} {}", l.url, l.base_dn),
-            SourceKind::Ldif(l) => match &l.base_dn {
-                Some(b) => format!("{} {b}", l.path.display()),
-                None => l.path.display().to_string(),
-            },
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct LdapConfig {
-    pub url: String,
-    pub starttls: bool,
-    pub ca_file: Option<PathBuf>,
-    pub bind_dn: Option<String>,
-    pub bind_password: Option<Secret>,
-    /// The first search base (for messages).
-    pub base_dn: String,
-    /// Every search base (users and groups are read under each).
-    pub base_dns: Vec<String>,
-    /// Active Directory (`type = "ad"`).
-    pub ad: bool,
-    pub page_size: i32,
-    pub timeout_secs: u64,
-    pub query: DirectoryQuery,
-}
-
-#[derive(Debug, Clone)]
-pub struct LdifConfig {
-    pub path: PathBuf,
-    pub base_dn: Option<String>,
-    pub query: DirectoryQuery,
-}
-
 /// A provisioning rule, applied when a user is created.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -256,7 +198,7 @@ struct RawConfig {
     #[serde(default)]
     store: Option<RawStore>,
     #[serde(default)]
-    sources: Vec<RawSource>,
+    sources: Vec<toml::Table>,
     #[serde(default)]
     rules: Vec<RawRule>,
     #[serde(default)]
@@ -300,6 +242,12 @@ impl Config {
     /// Validates config text as if read from `path` (relative paths resolve
     /// against its folder).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with(text, path, crate::sources::KINDS)
+    }
+
+    /// [`Config::parse`] with another set of source kinds (an application's
+    /// own kinds next to dirsync's: `[KINDS, &[mine]].concat()`).
+    pub fn parse_with(text: &str, path: &Path, kinds: &[Registration]) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &str| -> PathBuf {
@@ -331,15 +279,16 @@ impl Config {
         }
         let mut names = HashSet::new();
         let mut sources = Vec::new();
-        for (i, rs) in raw.sources.into_iter().enumerate() {
-            let key = |k: &str| format!("sources[{i}].{k}");
-            if rs.name.trim().is_empty() || rs.name.chars().any(char::is_control) {
-                return Err(err(key("name"), "expected a non-empty name".into()));
+        for (i, table) in raw.sources.into_iter().enumerate() {
+            let mut section = Section::new(table, format!("sources[{i}]"), path, &resolve, &mut warnings);
+            let s = source::parse_source(&mut section, kinds)?;
+            if !names.insert(s.name.clone()) {
+                return Err(err(
+                    format!("sources[{i}].name"),
+                    format!("\"{}\" is used by two sources (names must be unique)", s.name),
+                ));
             }
-            if !names.insert(rs.name.clone()) {
-                return Err(err(key("name"), format!("\"{}\" is used by two sources (names must be unique)", rs.name)));
-            }
-            sources.push(source::parse_source(i, &rs, &resolve, &err, &mut warnings)?);
+            sources.push(s);
         }
 
         let mut rules = Vec::new();

@@ -25,10 +25,9 @@ fn minimal_config_gets_defaults_and_relative_paths() {
     assert_eq!(s.query().member_attribute, "member");
     assert_eq!(&*s.fields[0].name, "username");
     assert!(s.fields.iter().find(|f| &*f.name == "full_name").unwrap().required);
-    match &s.kind {
-        SourceKind::Ldif(l) => assert_eq!(l.path, Path::new("/etc/dirsync/d.ldif")),
-        _ => panic!("expected ldif"),
-    }
+    let l = s.settings::<crate::sources::ldif::LdifConfig>().expect("an ldif source");
+    assert_eq!(l.path, Path::new("/etc/dirsync/d.ldif"));
+    assert!(s.settings::<crate::sources::ldap::LdapConfig>().is_none());
     assert_eq!(c.safety.on_missing, OnMissing::Disable);
 }
 
@@ -93,7 +92,7 @@ full_name = "cn"
     assert!(e.contains("bind_password_env: the environment variable DIRSYNC_TEST_PW_XYZ is not set"), "{e}");
     std::env::set_var("DIRSYNC_TEST_PW_XYZ", "s3cret");
     let c = parse(base).unwrap();
-    let SourceKind::Ldap(l) = &c.sources[0].kind else { panic!() };
+    let l = c.sources[0].settings::<crate::sources::ldap::LdapConfig>().unwrap();
     assert_eq!(l.bind_password.as_ref().unwrap().expose(), "s3cret");
     assert!(!format!("{c:?}").contains("s3cret"));
     let e = parse(&base.replace("ldap://", "http://")).unwrap_err().to_string();
@@ -125,7 +124,12 @@ fn toml_errors_never_quote_a_password() {
         let text = LDAP.replace("url = \"URL\"", &format!("url = \"ldap://h:389\"\nbind_dn = \"cn=a\"\n{line}"));
         let e = parse(&text).unwrap_err().to_string();
         assert!(!e.contains("Sup3r") && !e.contains("123456789"), "{line} → {e}");
-        assert!(e.contains("line ") && e.contains("bind_password"), "{line} → {e}");
+        // Syntax errors name the line, type errors the key.
+        assert!(
+            e.contains("line ") || e.contains("sources[0].bind_password: expected a quoted string"),
+            "{line} → {e}"
+        );
+        assert!(e.contains("bind_password"), "{line} → {e}");
     }
     // The same under [sources.writeback].
     let text = format!("{MIN}\n[sources.writeback]\nenabled = true\nbind_password = 987654321\n");

@@ -2,11 +2,8 @@
 //! and `[codes]` (generated print codes and allocated numbers).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use serde::Deserialize;
-
-use super::{read_password, ConfigError, PasswordKeys};
+use super::{ConfigError, Section};
 use crate::secret::Secret;
 
 /// What to do when the directory's value changed since the last sync and
@@ -29,46 +26,31 @@ pub struct Writeback {
     pub on_conflict: OnConflict,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawWriteback {
-    enabled: Option<bool>,
-    bind_dn: Option<String>,
-    bind_password: Option<String>,
-    bind_password_file: Option<String>,
-    bind_password_env: Option<String>,
-    on_conflict: Option<String>,
-}
-
-pub(super) fn parse_writeback(
-    raw: &RawWriteback,
-    where_: &str,
-    resolve: &dyn Fn(&str) -> PathBuf,
-    err: &dyn Fn(&str, String) -> ConfigError,
-    warnings: &mut Vec<String>,
-) -> Result<Option<Writeback>, ConfigError> {
-    if raw.enabled != Some(true) {
+/// Reads `[sources.writeback]`; `None` unless `enabled = true`.
+pub(super) fn parse_writeback(s: &mut Section<'_>) -> Result<Option<Writeback>, ConfigError> {
+    let enabled = s.boolean("enabled")?;
+    let bind_dn = s.string("bind_dn")?;
+    let on_conflict = s.string("on_conflict")?;
+    if enabled != Some(true) {
+        // Switched off: the keys are checked for their type, the password is not read.
+        for k in ["bind_password", "bind_password_file", "bind_password_env"] {
+            s.string(k)?;
+        }
         return Ok(None);
     }
-    let keys = PasswordKeys {
-        literal: raw.bind_password.as_deref(),
-        file: raw.bind_password_file.as_deref(),
-        env: raw.bind_password_env.as_deref(),
-        where_: where_.to_string(),
-    };
-    let bind_password = read_password(&keys, resolve, err, warnings)?;
-    if raw.bind_dn.is_some() != bind_password.is_some() {
-        return Err(err("bind_dn", "give both bind_dn and a password (bind_password_file or bind_password_env), or neither to use the source's bind".into()));
+    let bind_password = s.password()?;
+    if bind_dn.is_some() != bind_password.is_some() {
+        return Err(s.err("bind_dn", "give both bind_dn and a password (bind_password_file or bind_password_env), or neither to use the source's bind"));
     }
-    let on_conflict = match raw.on_conflict.as_deref().unwrap_or("report") {
+    let on_conflict = match on_conflict.as_deref().unwrap_or("report") {
         "report" => OnConflict::Report,
         "app" => OnConflict::App,
         "directory" => OnConflict::Directory,
         other => {
-            return Err(err("on_conflict", format!("expected \"report\", \"app\" or \"directory\", got \"{other}\"")))
+            return Err(s.err("on_conflict", format!("expected \"report\", \"app\" or \"directory\", got \"{other}\"")))
         }
     };
-    Ok(Some(Writeback { bind_dn: raw.bind_dn.clone(), bind_password, on_conflict }))
+    Ok(Some(Writeback { bind_dn, bind_password, on_conflict }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

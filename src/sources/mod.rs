@@ -4,14 +4,18 @@
 //! a source kind knows about its directory it hands over as neutral
 //! [`Facts`](crate::model::Facts), through its sink's interpretation.
 //!
-//! Adding a source kind today means: its module here, a `SourceKind` variant
-//! with its config section (`config/source.rs`, and the arms of
-//! `SourceKind`'s methods), one line in [`open`], and, if it can be written
-//! to, one in `writeback::transport`. (Issue 8 asks for fewer places: a
-//! per-kind registry is the next step.)
+//! Adding a source kind means: its module here (the [`Source`], and its
+//! settings implementing [`kind::Kind`], parsed from its part of the
+//! `[[sources]]` table), and one line in [`KINDS`]. Nothing else names a kind:
+//! the config, the pipeline and write-back reach it through the trait.
 
+pub mod kind;
 pub mod ldap;
 pub mod ldif;
+
+/// Every source kind, one line each: the `type` names it answers to and how
+/// its config section is read.
+pub const KINDS: &[kind::Registration] = &[ldap::config::REGISTRATION, ldif::config::REGISTRATION];
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::config::{SourceConfig, SourceKind};
+use crate::config::SourceConfig;
 use crate::model::{Delta, EntryKind, RawEntry};
 
 /// A source failed: the run that uses it changes nothing.
@@ -141,8 +145,5 @@ pub trait Source: Send + Sync {
 
 /// Opens the source a config section describes.
 pub fn open(cfg: &SourceConfig) -> Box<dyn Source> {
-    match &cfg.kind {
-        SourceKind::Ldap(l) => Box::new(ldap::LdapSource::new(cfg, l)),
-        SourceKind::Ldif(l) => Box::new(ldif::LdifSource::new(cfg, l)),
-    }
+    cfg.kind.open(cfg)
 }

@@ -2,12 +2,12 @@
 //! directory's copy of an application-owned value. The queue logic (read,
 //! compare, conflicts, backoff, recording) is shared in [`super`]; each
 //! source kind that can be written to implements this trait in its own module
-//! (LDAP and AD: `sources::ldap::writeback`), and [`open`] is the one place
-//! that says which kinds can.
+//! (LDAP and AD: `sources::ldap::writeback`) and says so in its
+//! [`Kind`](crate::sources::kind::Kind) (capabilities and `open_writeback`).
 
 use async_trait::async_trait;
 
-use crate::config::{SourceConfig, SourceKind};
+use crate::config::SourceConfig;
 use crate::store::WritebackItem;
 
 /// A read or write that failed, explained for an admin.
@@ -30,22 +30,11 @@ pub trait Transport: Send {
     async fn close(self: Box<Self>);
 }
 
-/// Whether a source kind has a write-back target (checked at config load:
-/// `owner = "app"` fields need one).
-pub fn supported(kind: &SourceKind) -> bool {
-    match kind {
-        SourceKind::Ldap(_) => true,
-        SourceKind::Ldif(_) => false,
-    }
-}
-
 /// Connects to the source's write-back target. `Ok(None)`: this kind cannot
 /// be written to. `Err`: the connection failed (nothing reached the directory).
 pub async fn open(cfg: &SourceConfig) -> Result<Option<Box<dyn Transport>>, TransportError> {
-    match &cfg.kind {
-        SourceKind::Ldap(l) => crate::sources::ldap::writeback::LdapTransport::open(cfg, l)
-            .await
-            .map(|t| Some(Box::new(t) as Box<dyn Transport>)),
-        SourceKind::Ldif(_) => Ok(None),
+    match cfg.kind.open_writeback(cfg) {
+        Some(connect) => connect.await.map(Some),
+        None => Ok(None),
     }
 }

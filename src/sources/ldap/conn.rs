@@ -8,7 +8,7 @@ use std::time::Duration;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 
 use super::proto::{describe, result_text};
-use crate::config::LdapConfig;
+use super::LdapConfig;
 use crate::sources::SourceError;
 
 /// Opens a connection per the config and binds.

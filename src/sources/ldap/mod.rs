@@ -5,7 +5,7 @@
 //! that ends with anything but success (size or time limit, a dropped
 //! connection) is an error, never "fewer users".
 //!
-//! The folder, bottom up: `proto` (result codes, entry parsing), `conn`
+//! The folder, bottom up: [`config`] (the kind's settings), `proto` (result codes, entry parsing), `conn`
 //! (connect and bind), [`facts`] (AD's and 389 DS's attributes as neutral
 //! facts), then [`range`] (AD range retrieval), [`sync`] (RFC 4533), [`usn`]
 //! (AD uSNChanged), [`writeback`] (the write-back transport), and this
@@ -18,6 +18,7 @@ use ldap3::adapters::PagedResults;
 use ldap3::{Ldap, LdapError, Scope};
 use tracing::{debug, instrument};
 
+pub mod config;
 mod conn;
 pub mod facts;
 mod proto;
@@ -32,7 +33,9 @@ pub use proto::result_text;
 pub(crate) use proto::{describe, parse_entry};
 
 use super::{EntrySink, FetchCounts, Fetched, Source, SourceError};
-use crate::config::{LdapConfig, SourceConfig};
+pub use config::LdapConfig;
+
+use crate::config::SourceConfig;
 use crate::model::{Delta, EntryKind, RawEntry};
 use sync::{self as ldap_sync, Cookies, RefreshError};
 use usn::{self as ad_usn, UsnState};

@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ldap3::{Ldap, Mod, Scope};
 
+use super::LdapConfig;
 use super::{connect, parse_entry, result_text};
-use crate::config::{LdapConfig, SourceConfig};
+use crate::config::SourceConfig;
 use crate::model::AttrValue;
 use crate::store::WritebackItem;
 use crate::writeback::transport::{Transport, TransportError};

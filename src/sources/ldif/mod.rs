@@ -5,6 +5,7 @@
 //! cannot be read whole must not remove anybody. The parser ([`reader`]) is
 //! bounded and linear; [`writer`] writes entries back (round-trip tested).
 
+pub mod config;
 pub mod reader;
 pub mod writer;
 
@@ -15,7 +16,9 @@ use async_trait::async_trait;
 pub use reader::Reader;
 
 use super::{EntrySink, FetchCounts, Fetched, Source, SourceError};
-use crate::config::{LdifConfig, SourceConfig};
+pub use config::LdifConfig;
+
+use crate::config::SourceConfig;
 use crate::filter::Filter;
 use crate::model::{normalize_dn, EntryKind};
 

@@ -1,0 +1,94 @@
+//! What a source kind tells the rest of dirsync: the [`Kind`] trait (its
+//! settings, parsed from its part of a `[[sources]]` table, and what they
+//! open: a [`Source`], a write-back [`Transport`]) and the [`Registration`]
+//! that the registry in [`super::KINDS`] lists, one line per kind.
+
+use std::any::Any;
+use std::fmt;
+
+use futures_util::future::BoxFuture;
+
+use super::Source;
+use crate::config::{ConfigError, DirectoryQuery, Section, SourceConfig};
+use crate::writeback::transport::{Transport, TransportError};
+
+/// What a kind can do beyond a full read; the common config refuses the
+/// settings a kind has no use for (`incremental`, `import_disabled`,
+/// `writeback`, `owner = "app"` fields) with "is not used by type = ...".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Capabilities {
+    /// Reads only what changed since a saved position (`[sources.incremental]`).
+    pub incremental: bool,
+    /// Says whether an account is disabled (`import_disabled`).
+    pub disabled_flag: bool,
+    /// Application-owned fields can be written back (`[sources.writeback]`).
+    pub writeback: bool,
+}
+
+/// One source's kind-specific settings, validated at config load.
+pub trait Kind: fmt::Debug + Send + Sync + 'static {
+    /// The `type` this source was configured with (`"ad"`, `"ldif"`).
+    fn type_name(&self) -> &'static str;
+
+    /// Where the source reads from, for messages (`ldap://dc1:389 dc=example,dc=com`).
+    fn place(&self) -> String;
+
+    /// The part of the incremental fingerprint that says where the source
+    /// reads: a change here needs a full read. Defaults to [`Kind::place`].
+    fn fingerprint_place(&self) -> String {
+        self.place()
+    }
+
+    /// How the core reads this kind's entries: which attribute is the
+    /// identity, a group's name and its members (and, for LDAP-shaped kinds,
+    /// the filters).
+    fn query(&self) -> &DirectoryQuery;
+
+    /// What the kind can do besides a full read.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// The `[sources.fields]` table used when the admin gives none (AD's
+    /// defaults); `None`: fields are required.
+    fn default_fields(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Checks one field source name (an attribute, a column, a JSON path)
+    /// at config load. Names arrive lower-cased: entries' attribute names
+    /// match without regard to case.
+    fn check_field_source(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The source these settings describe; `cfg` holds what every source has.
+    fn open(&self, cfg: &SourceConfig) -> Box<dyn Source>;
+
+    /// Connects to the write-back target, for kinds whose capabilities say
+    /// they have one (`None` otherwise).
+    fn open_writeback<'a>(
+        &'a self,
+        _cfg: &'a SourceConfig,
+    ) -> Option<BoxFuture<'a, Result<Box<dyn Transport>, TransportError>>> {
+        None
+    }
+
+    /// The settings as their own type, for code that knows the kind.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// One line of the registry: the `type` names a kind answers to, the keys of
+/// its config section, and how that section is read.
+#[derive(Clone, Copy)]
+pub struct Registration {
+    pub types: &'static [&'static str],
+    /// Every key the kind reads (to tell another kind's key from a typo).
+    pub keys: &'static [&'static str],
+    /// Reads the kind's keys from the section (the type name it was given
+    /// as is passed along); keys it leaves are refused by the caller.
+    pub parse: ParseKind,
+}
+
+/// A kind's section parser: the type name it was given as, the section.
+pub type ParseKind = fn(&str, &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigError>;
