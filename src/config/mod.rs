@@ -6,6 +6,7 @@
 pub mod fields;
 pub mod incremental;
 pub mod section;
+pub mod server;
 mod source;
 pub mod writeback;
 
@@ -19,6 +20,7 @@ use serde::Deserialize;
 pub use fields::{FieldSource, FieldSpec, TemplatePart, Transform};
 pub use incremental::{parse_duration, Incremental};
 pub use section::Section;
+pub use server::{AuthLimits, Client, CronPattern, Schedule, Scope, ServerConfig};
 pub use writeback::{Charset, CodeSpec, OnConflict, Writeback};
 
 use crate::model::Name;
@@ -64,6 +66,10 @@ pub struct Config {
     pub codes: BTreeMap<String, CodeSpec>,
     /// Things that work but deserve attention (e.g. a literal password).
     pub warnings: Vec<String>,
+    /// `[server]`, for `dirsync serve` (`None`: the defaults, no API clients).
+    pub server: Option<ServerConfig>,
+    /// `[schedule]`: the default for every source.
+    pub schedule: Schedule,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +93,9 @@ pub struct SourceConfig {
     pub scope_groups: Vec<String>,
     /// `[sources.writeback]` when enabled (sources that can be written to).
     pub writeback: Option<Writeback>,
+    /// When `dirsync serve` runs this source: `[schedule]` with
+    /// `[sources.schedule]` over it.
+    pub schedule: Schedule,
 }
 
 /// What an LDAP-shaped source (LDAP, AD, LDIF) is asked and how its entries
@@ -205,6 +214,10 @@ struct RawConfig {
     safety: Option<RawSafety>,
     #[serde(default)]
     codes: Option<toml::Table>,
+    #[serde(default)]
+    server: Option<toml::Table>,
+    #[serde(default)]
+    schedule: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -274,6 +287,18 @@ impl Config {
             ));
         }
 
+        let schedule = match raw.schedule {
+            None => Schedule::default(),
+            Some(t) => {
+                let mut sec = Section::new(t, "schedule", path, &resolve, &mut warnings);
+                server::parse_schedule(&mut sec, &Schedule::default())?
+            }
+        };
+        let server = match raw.server {
+            None => None,
+            Some(t) => Some(server::parse_server(&mut Section::new(t, "server", path, &resolve, &mut warnings))?),
+        };
+
         if raw.sources.is_empty() {
             return Err(err("sources".into(), "no [[sources]] configured (expected at least one)".into()));
         }
@@ -281,7 +306,7 @@ impl Config {
         let mut sources = Vec::new();
         for (i, table) in raw.sources.into_iter().enumerate() {
             let mut section = Section::new(table, format!("sources[{i}]"), path, &resolve, &mut warnings);
-            let s = source::parse_source(&mut section, kinds)?;
+            let s = source::parse_source(&mut section, kinds, &schedule)?;
             if !names.insert(s.name.clone()) {
                 return Err(err(
                     format!("sources[{i}].name"),
@@ -366,13 +391,15 @@ impl Config {
             Some(t) => writeback::parse_codes(t, &|k, m| err(k, m))?,
             None => BTreeMap::new(),
         };
-        Ok(Config { file: path.to_path_buf(), store, sources, rules, safety, codes, warnings })
+        Ok(Config { file: path.to_path_buf(), store, sources, rules, safety, codes, warnings, server, schedule })
     }
 }
 
-/// A bind password given as a literal, a file or an environment variable
-/// (at most one); `where_` names its table in the warning for a literal.
+/// A secret given as a literal (`<base>`), a file (`<base>_file`) or an
+/// environment variable (`<base>_env`), at most one; `where_` names its
+/// table in the warning for a literal.
 pub(crate) struct PasswordKeys<'a> {
+    pub base: &'a str,
     pub literal: Option<&'a str>,
     pub file: Option<&'a str>,
     pub env: Option<&'a str>,
@@ -385,40 +412,40 @@ pub(crate) fn read_password(
     err: &dyn Fn(&str, String) -> ConfigError,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Secret>, ConfigError> {
+    let base = keys.base;
+    let (file_key, env_key) = (format!("{base}_file"), format!("{base}_env"));
     let given = [keys.literal.is_some(), keys.file.is_some(), keys.env.is_some()].iter().filter(|b| **b).count();
     if given > 1 {
-        return Err(err(
-            "bind_password_file",
-            "give only one of bind_password_file, bind_password_env and bind_password".into(),
-        ));
+        return Err(err(&file_key, format!("give only one of {file_key}, {env_key} and {base}")));
     }
     if let Some(f) = keys.file {
         let p = resolve(f);
-        let text = std::fs::read_to_string(&p)
-            .map_err(|e| err("bind_password_file", format!("cannot read {}: {e}", p.display())))?;
+        let text =
+            std::fs::read_to_string(&p).map_err(|e| err(&file_key, format!("cannot read {}: {e}", p.display())))?;
         let pw = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
         if pw.is_empty() {
-            return Err(err("bind_password_file", format!("{} is empty", p.display())));
+            return Err(err(&file_key, format!("{} is empty", p.display())));
         }
         return Ok(Some(Secret::new(pw)));
     }
     if let Some(var) = keys.env {
-        let pw = std::env::var(var)
-            .map_err(|_| err("bind_password_env", format!("the environment variable {var} is not set")))?;
+        let pw = std::env::var(var).map_err(|_| err(&env_key, format!("the environment variable {var} is not set")))?;
         if pw.is_empty() {
-            return Err(err("bind_password_env", format!("the environment variable {var} is empty")));
+            return Err(err(&env_key, format!("the environment variable {var} is empty")));
         }
         return Ok(Some(Secret::new(pw)));
     }
     if let Some(pw) = keys.literal {
         if pw.is_empty() {
-            return Err(err(
-                "bind_password",
-                "is empty: a bind with an empty password is an unauthenticated bind (give the password, or bind_password_file / bind_password_env)".into(),
-            ));
+            let why = if base.contains("password") {
+                "a bind with an empty password is an unauthenticated bind (give the password"
+            } else {
+                "(give the secret"
+            };
+            return Err(err(base, format!("is empty: {why}, or {file_key} / {env_key})")));
         }
         warnings.push(format!(
-            "{}.bind_password: the password is written in the config file; prefer bind_password_file or bind_password_env",
+            "{}.{base}: the secret is written in the config file; prefer {file_key} or {env_key}",
             keys.where_
         ));
         return Ok(Some(Secret::new(pw)));

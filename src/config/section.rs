@@ -120,10 +120,16 @@ impl<'a> Section<'a> {
     /// A bind password given as `bind_password`, `bind_password_file` or
     /// `bind_password_env` (at most one).
     pub fn password(&mut self) -> Result<Option<Secret>, ConfigError> {
-        let literal = self.string("bind_password")?;
-        let file = self.string("bind_password_file")?;
-        let env = self.string("bind_password_env")?;
+        self.secret("bind_password")
+    }
+
+    /// A secret given as `<base>`, `<base>_file` or `<base>_env` (at most one).
+    pub fn secret(&mut self, base: &str) -> Result<Option<Secret>, ConfigError> {
+        let literal = self.string(base)?;
+        let file = self.string(&format!("{base}_file"))?;
+        let env = self.string(&format!("{base}_env"))?;
         let keys = PasswordKeys {
+            base,
             literal: literal.as_deref(),
             file: file.as_deref(),
             env: env.as_deref(),
@@ -131,6 +137,30 @@ impl<'a> Section<'a> {
         };
         let (resolve, file_path, prefix) = (self.resolve, self.file, self.prefix.clone());
         read_password(&keys, resolve, &|k, m| ConfigError::new(file_path, format!("{prefix}.{k}"), m), self.warnings)
+    }
+
+    /// An array of tables (`[[server.clients]]`), each to read with [`Section::child`].
+    pub fn take_array(&mut self, k: &str) -> Result<Option<Vec<toml::Table>>, ConfigError> {
+        match self.take(k) {
+            None => Ok(None),
+            Some(toml::Value::Array(a)) => {
+                let mut out = Vec::with_capacity(a.len());
+                for (i, v) in a.into_iter().enumerate() {
+                    match v {
+                        toml::Value::Table(t) => out.push(t),
+                        v => return Err(self.wrong(&format!("{k}[{i}]"), "a table", &v)),
+                    }
+                }
+                Ok(Some(out))
+            }
+            Some(v) => Err(self.wrong(k, &format!("tables ([[{}.{k}]])", self.prefix), &v)),
+        }
+    }
+
+    /// A section for `table`, named `<prefix>.<name>` in errors.
+    pub fn child(&mut self, table: toml::Table, name: &str) -> Section<'_> {
+        let prefix = self.key(name);
+        Section { table, prefix, file: self.file, resolve: self.resolve, warnings: self.warnings }
     }
 
     /// Refuses the keys nobody read: `what` says who did not use them

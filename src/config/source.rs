@@ -9,10 +9,15 @@ use super::*;
 use crate::sources::kind::Registration;
 
 /// The keys every source table has, read here.
-const COMMON_KEYS: &[&str] = &["name", "type", "fields", "incremental", "import_disabled", "scope_groups", "writeback"];
+const COMMON_KEYS: &[&str] =
+    &["name", "type", "fields", "incremental", "import_disabled", "scope_groups", "writeback", "schedule"];
 
 /// Validates one source table.
-pub(super) fn parse_source(s: &mut Section<'_>, kinds: &[Registration]) -> Result<SourceConfig, ConfigError> {
+pub(super) fn parse_source(
+    s: &mut Section<'_>,
+    kinds: &[Registration],
+    schedule: &Schedule,
+) -> Result<SourceConfig, ConfigError> {
     let name = s.string("name")?.unwrap_or_default();
     if name.trim().is_empty() || name.chars().any(char::is_control) {
         return Err(s.err("name", "expected a non-empty name"));
@@ -109,10 +114,14 @@ pub(super) fn parse_source(s: &mut Section<'_>, kinds: &[Registration]) -> Resul
             inc
         }
     };
+    let schedule = match s.sub("schedule")? {
+        None => schedule.clone(),
+        Some(mut t) => server::parse_schedule(&mut t, schedule)?,
+    };
     let known: Vec<&str> = COMMON_KEYS.iter().chain(kinds.iter().flat_map(|k| k.keys)).copied().collect();
     let what = format!("type = \"{type_name}\"");
     s.finish(&what, &known)?;
-    Ok(SourceConfig { name, kind, fields, incremental, import_disabled, scope_groups, writeback })
+    Ok(SourceConfig { name, kind, fields, incremental, import_disabled, scope_groups, writeback, schedule })
 }
 
 /// `"ldap", "ad" or "ldif"`: every registered type name.

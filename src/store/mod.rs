@@ -18,7 +18,7 @@ pub mod sqlite;
 pub mod suite;
 
 use crate::history::{AuditRecord, RunRecord};
-use crate::model::{Snapshot, Status};
+use crate::model::{Snapshot, Status, StoredGroup};
 use crate::plan::{NewGroup, NewUser};
 use crate::time::Timestamp;
 
@@ -113,6 +113,30 @@ pub struct UserQuery {
     /// groups included), or with `direct` only direct ones.
     pub group: Option<String>,
     pub direct: bool,
+    /// Only users whose username (folded), full name or email (ASCII case
+    /// ignored) starts with this.
+    pub prefix: Option<String>,
+}
+
+/// A group's member counts and neighbours (names sorted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupRelations {
+    /// Users who are direct members.
+    pub direct_members: u64,
+    /// Users who are members directly or through nested groups.
+    pub all_members: u64,
+    /// Groups this group is a direct member of.
+    pub member_of: Vec<String>,
+    /// Groups that are direct members of this group.
+    pub subgroups: Vec<String>,
+}
+
+/// One entry of the change feed: an audit record and its cursor.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Increases in commit order; pass the last one seen to get what follows.
+    pub cursor: i64,
+    pub record: AuditRecord,
 }
 
 /// A user's groups by name, sorted.
@@ -280,6 +304,16 @@ pub trait Store: Send + Sync {
     fn users_page(&self, q: &UserQuery) -> Result<Vec<crate::model::StoredUser>, StoreError>;
     /// Audit trail of one user (by id), newest first.
     fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// A page of groups in name order after `after` (the last page's final
+    /// group: its name and id).
+    fn groups_page(&self, after: Option<(&str, i64)>, limit: usize) -> Result<Vec<StoredGroup>, StoreError>;
+    /// The groups with this name (several sources may have one each), oldest first.
+    fn groups_by_name(&self, name: &str) -> Result<Vec<StoredGroup>, StoreError>;
+    /// A group's member counts, parents and subgroups.
+    fn group_relations(&self, group_id: i64) -> Result<GroupRelations, StoreError>;
+    /// The change feed: audit records after `cursor` (0: from the start), in
+    /// commit order.
+    fn changes(&self, cursor: i64, limit: usize) -> Result<Vec<Change>, StoreError>;
     /// Write-back items with one of `statuses`, oldest first.
     fn writeback_items(&self, statuses: &[QueueStatus]) -> Result<Vec<WritebackItem>, StoreError>;
     /// Records how pushes ended (and, when done, the directory's value; when

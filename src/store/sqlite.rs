@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection};
 
 use super::{
-    PushOutcome, QueueStatus, SavedState, SnapshotQuery, Store, StoreError, StoreTx, UserGroups, UserQuery,
-    WritebackItem,
+    Change, GroupRelations, PushOutcome, QueueStatus, SavedState, SnapshotQuery, Store, StoreError, StoreTx,
+    UserGroups, UserQuery, WritebackItem,
 };
 use crate::history::{AuditRecord, RunRecord};
 use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
@@ -385,6 +385,22 @@ impl Store for SqliteStore {
 
     fn users_page(&self, q: &UserQuery) -> Result<Vec<StoredUser>, StoreError> {
         self.read(|conn| queries::users_page(conn, &self.inner.path, q))
+    }
+
+    fn groups_page(&self, after: Option<(&str, i64)>, limit: usize) -> Result<Vec<StoredGroup>, StoreError> {
+        self.read(|conn| queries::groups_page(conn, &self.inner.path, after, limit))
+    }
+
+    fn groups_by_name(&self, name: &str) -> Result<Vec<StoredGroup>, StoreError> {
+        self.read(|conn| queries::groups_by_name(conn, &self.inner.path, name))
+    }
+
+    fn group_relations(&self, group_id: i64) -> Result<GroupRelations, StoreError> {
+        self.read(|conn| queries::group_relations(conn, &self.inner.path, group_id))
+    }
+
+    fn changes(&self, cursor: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.read(|conn| queries::changes(conn, &self.inner.path, cursor, limit))
     }
 
     fn writeback_items(&self, statuses: &[QueueStatus]) -> Result<Vec<WritebackItem>, StoreError> {

@@ -15,6 +15,9 @@ pub fn run_all(store: &dyn Store) {
     fills_and_reads_one_user_by_name(store);
     effective_groups_follow_nesting_and_survive_a_cycle(store);
     users_page_by_cursor_and_filters(store);
+    users_by_prefix_with_wildcards_taken_literally(store);
+    groups_by_page_name_and_relations(store);
+    the_change_feed_is_in_commit_order_without_gaps(store);
     runs_page_by_cursor(store);
     a_stale_generation_is_refused_and_nothing_is_written(store);
     one_lease_at_a_time(store);
@@ -64,12 +67,14 @@ pub fn record(store: &dyn Store) -> RunRecord {
 }
 
 fn user(name: &str, status: Status) -> NewUser {
+    let mut fields = Fields::default();
+    fields.insert("full_name".into(), format!("{name} Doe"));
     NewUser {
         source: "s".into(),
         external_id: format!("id-{name}"),
         dn: format!("uid={name},dc=t"),
         username: name.into(),
-        fields: Fields::default(),
+        fields,
         dir_values: Fields::default(),
         status,
         rules_applied: vec![],
@@ -156,4 +161,49 @@ fn a_stale_generation_is_refused_and_nothing_is_written(store: &dyn Store) {
     assert!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}");
     assert!(store.user_by_name("late").unwrap().is_none());
     assert_eq!(store.snapshot().unwrap().generation, before.generation);
+}
+
+fn users_by_prefix_with_wildcards_taken_literally(store: &dyn Store) {
+    let names = |p: &str| -> Vec<String> {
+        let q = UserQuery { limit: 10, prefix: Some(p.into()), ..UserQuery::default() };
+        store.users_page(&q).unwrap().into_iter().map(|u| u.username).collect()
+    };
+    assert_eq!(names("B"), ["Bob"], "case folded");
+    assert_eq!(names("JOSE\u{301}"), ["jos\u{e9}"], "Unicode forms folded");
+    assert_eq!(names("amy d"), ["amy"], "a full name's prefix, case ignored");
+    // Unescaped, "_" and "%" would match every full name.
+    assert!(names("%").is_empty() && names("_").is_empty(), "LIKE wildcards are literal");
+    assert!(names("zz").is_empty());
+}
+
+fn groups_by_page_name_and_relations(store: &dyn Store) {
+    let page = store.groups_page(None, 2).unwrap();
+    assert_eq!(page.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["A", "B"]);
+    let last = page.last().unwrap();
+    let next = store.groups_page(Some((&last.name, last.id)), 2).unwrap();
+    assert_eq!(next.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["C"]);
+    let c = store.groups_by_name("c").unwrap();
+    assert_eq!(c.len(), 1);
+    let r = store.group_relations(c[0].id).unwrap();
+    // C: Bob directly; amy through A ∈ B ∈ C; C ∈ A, B ∈ C.
+    assert_eq!((r.direct_members, r.all_members), (1, 2), "{r:?}");
+    assert_eq!((r.member_of.as_slice(), r.subgroups.as_slice()), (&["A".to_string()][..], &["B".to_string()][..]));
+    assert!(store.groups_by_name("nope").unwrap().is_empty());
+}
+
+fn the_change_feed_is_in_commit_order_without_gaps(store: &dyn Store) {
+    let all = store.changes(0, 10_000).unwrap();
+    assert!(!all.is_empty() && all.windows(2).all(|w| w[0].cursor < w[1].cursor));
+    assert!(all.iter().any(|c| c.record.action == "create" && c.record.name == "amy"));
+    // Paged: every change once, in the same order.
+    let mut paged = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = store.changes(cursor, 3).unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = last.cursor;
+        paged.extend(page.into_iter().map(|c| c.cursor));
+    }
+    assert_eq!(paged, all.iter().map(|c| c.cursor).collect::<Vec<_>>());
+    assert!(store.changes(cursor, 10).unwrap().is_empty(), "nothing after the last");
 }

@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{backend, read_user, Interner, USER_COLUMNS};
 use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
-use crate::model::{name_key, EntryError, StoredUser};
-use crate::store::{StoreError, UserGroups, UserQuery};
+use crate::model::{name_key, EntryError, StoredGroup, StoredUser};
+use crate::store::{Change, GroupRelations, StoreError, UserGroups, UserQuery};
 
 /// One user by username (compared by its key).
 pub(super) fn user_by_name(conn: &Connection, path: &Path, name: &str) -> Result<Option<StoredUser>, StoreError> {
@@ -55,6 +55,8 @@ pub(super) fn users_page(conn: &Connection, path: &Path, q: &UserQuery) -> Resul
            UNION SELECT gg.child_id FROM group_groups gg JOIN down ON gg.parent_id = down.id)
          SELECT {USER_COLUMNS} FROM users
          WHERE username_key > ?1 AND (?2 IS NULL OR source = ?2) AND (?3 IS NULL OR status = ?3)
+           AND (?7 IS NULL OR (username_key >= ?7 AND username_key < ?7 || char(1114111))
+                OR lower(full_name) LIKE ?8 ESCAPE '!' OR lower(email) LIKE ?8 ESCAPE '!')
            AND (?5 IS NULL OR id IN (SELECT user_id FROM user_groups WHERE group_id IN (
                  SELECT id FROM down WHERE ?6 = 0 UNION SELECT id FROM groups WHERE ?6 = 1 AND name_key = ?5)))
          ORDER BY username_key LIMIT ?4"
@@ -70,6 +72,8 @@ pub(super) fn users_page(conn: &Connection, path: &Path, q: &UserQuery) -> Resul
                 q.limit.max(1) as i64,
                 q.group.as_deref().map(name_key),
                 q.direct,
+                q.prefix.as_deref().map(name_key),
+                q.prefix.as_deref().map(|p| format!("{}%", like_escape(&p.to_lowercase()))),
             ],
             |r| read_user(r, &mut names),
         )
@@ -168,6 +172,103 @@ pub(super) fn audit_of(
                 field: r.get(5)?,
                 old: r.get(6)?,
                 new: r.get(7)?,
+            })
+        })
+        .map_err(&err)?;
+    rows.collect::<Result<_, _>>().map_err(&err)
+}
+
+/// `p` with LIKE's wildcards escaped (`!` is the escape character).
+fn like_escape(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn read_group(r: &rusqlite::Row) -> rusqlite::Result<StoredGroup> {
+    Ok(StoredGroup { id: r.get(0)?, source: r.get(1)?, external_id: r.get(2)?, name: r.get(3)?, dn: r.get(4)? })
+}
+
+/// A page of groups in name order after the cursor (a name, then an id).
+pub(super) fn groups_page(
+    conn: &Connection,
+    path: &Path,
+    after: Option<(&str, i64)>,
+    limit: usize,
+) -> Result<Vec<StoredGroup>, StoreError> {
+    let err = backend(path);
+    let (key, id) = after.map(|(n, id)| (name_key(n), id)).unwrap_or_default();
+    let mut st = conn
+        .prepare(
+            "SELECT id, source, external_id, name, dn FROM groups
+             WHERE name_key > ?1 OR (name_key = ?1 AND id > ?2) ORDER BY name_key, id LIMIT ?3",
+        )
+        .map_err(&err)?;
+    let rows = st.query_map(params![key, id, limit.max(1) as i64], read_group).map_err(&err)?;
+    rows.collect::<Result<_, _>>().map_err(&err)
+}
+
+/// The groups with this name (case and Unicode forms folded), oldest first.
+pub(super) fn groups_by_name(conn: &Connection, path: &Path, name: &str) -> Result<Vec<StoredGroup>, StoreError> {
+    let err = backend(path);
+    let mut st = conn
+        .prepare("SELECT id, source, external_id, name, dn FROM groups WHERE name_key = ?1 ORDER BY id")
+        .map_err(&err)?;
+    let rows = st.query_map([name_key(name)], read_group).map_err(&err)?;
+    rows.collect::<Result<_, _>>().map_err(&err)
+}
+
+/// A group's member counts and its place among groups.
+pub(super) fn group_relations(conn: &Connection, path: &Path, id: i64) -> Result<GroupRelations, StoreError> {
+    let err = backend(path);
+    let count = |sql: &str| conn.query_row(sql, [id], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(&err);
+    let names = |sql: &str| -> Result<Vec<String>, StoreError> {
+        let mut st = conn.prepare(sql).map_err(&err)?;
+        let rows = st.query_map([id], |r| r.get::<_, String>(0)).map_err(&err)?;
+        let mut v: Vec<String> = rows.collect::<Result<_, _>>().map_err(&err)?;
+        v.sort_by_key(|n| name_key(n));
+        Ok(v)
+    };
+    Ok(GroupRelations {
+        direct_members: count("SELECT count(*) FROM user_groups WHERE group_id = ?1")?,
+        all_members: count(
+            "WITH RECURSIVE down(id) AS (SELECT ?1 UNION SELECT gg.child_id FROM group_groups gg JOIN down ON gg.parent_id = down.id)
+             SELECT count(DISTINCT user_id) FROM user_groups WHERE group_id IN (SELECT id FROM down)",
+        )?,
+        member_of: names("SELECT g.name FROM group_groups gg JOIN groups g ON g.id = gg.parent_id WHERE gg.child_id = ?1")?,
+        subgroups: names("SELECT g.name FROM group_groups gg JOIN groups g ON g.id = gg.child_id WHERE gg.parent_id = ?1")?,
+    })
+}
+
+/// Audit records after `cursor` (an audit id) in commit order: one writer
+/// at a time assigns the ids, so a reader that saw id n has seen every
+/// change committed before it.
+pub(super) fn changes(conn: &Connection, path: &Path, cursor: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
+    let err = backend(path);
+    let mut st = conn
+        .prepare(
+            "SELECT id, run_id, at, user_id, name, action, field, old, new FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )
+        .map_err(&err)?;
+    let rows = st
+        .query_map(params![cursor, limit.max(1) as i64], |r| {
+            Ok(Change {
+                cursor: r.get(0)?,
+                record: AuditRecord {
+                    run_id: r.get(1)?,
+                    at: r.get(2)?,
+                    user_id: r.get(3)?,
+                    name: r.get(4)?,
+                    action: r.get(5)?,
+                    field: r.get(6)?,
+                    old: r.get(7)?,
+                    new: r.get(8)?,
+                },
             })
         })
         .map_err(&err)?;

@@ -1,0 +1,239 @@
+//! `[server]` (where `dirsync serve` listens, its API clients with their
+//! tokens and scopes, the authentication rate limits) and `[schedule]` (cron
+//! patterns for full and incremental runs, per source overridable).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use super::{ConfigError, Section};
+use crate::secret::Secret;
+
+/// What an API client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Users, groups, runs, the change feed, the write-back queue.
+    Read,
+    /// Set fields (`PATCH /api/users/{name}`), push and resolve write-backs.
+    Write,
+    /// Start syncs.
+    Sync,
+    /// Check passwords (`POST /api/auth`).
+    Auth,
+    /// Everything, including approving blocked runs.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [Scope::Read, Scope::Write, Scope::Sync, Scope::Auth, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Sync => "sync",
+            Scope::Auth => "auth",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[[server.clients]]` entry.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub name: String,
+    pub token: Secret,
+    pub scopes: BTreeSet<Scope>,
+}
+
+impl Client {
+    /// Whether the client may use routes that need `scope` (admin may all).
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+}
+
+/// `[server.auth]`: how many failed password checks are allowed per minute.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthLimits {
+    pub failures_per_user: u32,
+    pub failures_per_address: u32,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits { failures_per_user: 5, failures_per_address: 30 }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Port 0 picks a free port (the bound address is logged).
+    pub listen: SocketAddr,
+    /// Listening beyond loopback without TLS was asked for explicitly.
+    pub allow_plaintext: bool,
+    pub clients: Vec<Client>,
+    pub auth: AuthLimits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            allow_plaintext: false,
+            clients: Vec::new(),
+            auth: AuthLimits::default(),
+        }
+    }
+}
+
+/// A cron pattern (5 fields, or 6 with seconds first), evaluated in local time.
+#[derive(Clone)]
+pub struct CronPattern {
+    pub text: String,
+    pub cron: croner::Cron,
+}
+
+impl fmt::Debug for CronPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.text)
+    }
+}
+
+impl CronPattern {
+    pub fn parse(text: &str) -> Result<CronPattern, String> {
+        let fields = text.split_whitespace().count();
+        if !(fields == 5 || fields == 6) && !text.trim_start().starts_with('@') {
+            return Err(format!(
+                "expected a cron pattern of 5 fields (minute hour day month weekday) or 6 (seconds first), got \"{text}\""
+            ));
+        }
+        let parser = croner::parser::CronParser::builder().year(croner::parser::Year::Disallowed).build();
+        let cron = parser.parse(text).map_err(|e| format!("\"{text}\" is not a valid cron pattern: {e}"))?;
+        Ok(CronPattern { text: text.to_string(), cron })
+    }
+
+    /// The first time after `after` that matches, in local time.
+    pub fn next_after(&self, after: chrono::DateTime<chrono::Local>) -> Option<chrono::DateTime<chrono::Local>> {
+        self.cron.find_next_occurrence(&after, false).ok()
+    }
+}
+
+/// When runs start on their own (`[schedule]`, `[sources.schedule]`).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Full reads; `None`: never on a schedule.
+    pub full: Option<CronPattern>,
+    /// Incremental reads where the source supports them; `None`: off.
+    pub incremental: Option<CronPattern>,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            full: Some(CronPattern::parse("55 0 * * *").expect("valid default")),
+            incremental: Some(CronPattern::parse("*/15 * * * *").expect("valid default")),
+        }
+    }
+}
+
+/// Reads `[schedule]` or `[sources.schedule]` over `base`.
+pub(super) fn parse_schedule(s: &mut Section<'_>, base: &Schedule) -> Result<Schedule, ConfigError> {
+    let mut out = base.clone();
+    for (k, slot) in [("full", &mut out.full), ("incremental", &mut out.incremental)] {
+        if let Some(t) = s.string(k)? {
+            *slot = match t.trim() {
+                "" => None,
+                p => Some(CronPattern::parse(p).map_err(|m| s.err(k, m))?),
+            };
+        }
+    }
+    s.finish("a schedule (full, incremental)", &[])?;
+    Ok(out)
+}
+
+/// Reads `[server]` with its `[[server.clients]]` and `[server.auth]`.
+pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigError> {
+    let mut out = ServerConfig::default();
+    if let Some(l) = s.string("listen")? {
+        out.listen = SocketAddr::from_str(l.trim()).map_err(|_| {
+            s.err("listen", format!("expected an address and port such as \"127.0.0.1:8080\", got \"{l}\""))
+        })?;
+    }
+    out.allow_plaintext = s.boolean("allow_plaintext")?.unwrap_or(false);
+    for k in ["tls_cert_file", "tls_key_file"] {
+        if s.has(k) {
+            return Err(s.err(
+                k,
+                "TLS in dirsync itself is not built yet: listen on loopback behind a TLS proxy, or set allow_plaintext = true on a trusted network",
+            ));
+        }
+    }
+    if !out.listen.ip().is_loopback() && !out.allow_plaintext {
+        return Err(s.err(
+            "listen",
+            format!(
+                "{} is not a loopback address: the API carries tokens and passwords, so beyond loopback it needs TLS (put a TLS proxy in front and listen on 127.0.0.1) or allow_plaintext = true",
+                out.listen
+            ),
+        ));
+    }
+    if let Some(mut a) = s.sub("auth")? {
+        for (k, slot) in [
+            ("failures_per_user", &mut out.auth.failures_per_user),
+            ("failures_per_address", &mut out.auth.failures_per_address),
+        ] {
+            if let Some(n) = a.integer(k)? {
+                if !(1..=100_000).contains(&n) {
+                    return Err(a.err(k, format!("expected 1 to 100000 failures a minute, got {n}")));
+                }
+                *slot = n as u32;
+            }
+        }
+        a.finish("[server.auth]", &[])?;
+    }
+    let clients = match s.take_array("clients")? {
+        None => Vec::new(),
+        Some(v) => v,
+    };
+    for (i, t) in clients.into_iter().enumerate() {
+        let mut c = s.child(t, &format!("clients[{i}]"));
+        let name = c.string("name")?.unwrap_or_default();
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            return Err(c.err("name", "expected a non-empty name"));
+        }
+        let token = c.secret("token")?.ok_or_else(|| c.err("token_file", "missing: give token_file or token_env"))?;
+        if token.expose().len() < 16 {
+            return Err(c.err(
+                "token_file",
+                "the token is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        let mut scopes = BTreeSet::new();
+        for sc in c.strings("scopes")?.ok_or_else(|| c.err("scopes", "missing (expected e.g. [\"read\"])"))? {
+            let scope = Scope::ALL.into_iter().find(|x| x.as_str() == sc).ok_or_else(|| {
+                c.err("scopes", format!("expected \"read\", \"write\", \"sync\", \"auth\" or \"admin\", got \"{sc}\""))
+            })?;
+            scopes.insert(scope);
+        }
+        c.finish("[[server.clients]]", &[])?;
+        if out.clients.iter().any(|o: &Client| o.name == name) {
+            return Err(c.err("name", format!("\"{name}\" is used by two clients (names must be unique)")));
+        }
+        if out.clients.iter().any(|o: &Client| o.token.expose() == token.expose()) {
+            return Err(c.err("token_file", "two clients have the same token (each needs its own)"));
+        }
+        out.clients.push(Client { name, token, scopes });
+    }
+    s.finish("[server]", &[])?;
+    Ok(out)
+}
