@@ -112,7 +112,7 @@ impl fmt::Debug for CronPattern {
 impl CronPattern {
     pub fn parse(text: &str) -> Result<CronPattern, String> {
         let fields = text.split_whitespace().count();
-        if !(fields == 5 || fields == 6) && !text.trim_start().starts_with('@') {
+        if !(fields == 5 || fields == 6 || text.trim_start().starts_with('@')) {
             return Err(format!(
                 "expected a cron pattern of 5 fields (minute hour day month weekday) or 6 (seconds first), got \"{text}\""
             ));
@@ -201,10 +201,7 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
         }
         a.finish("[server.auth]", &[])?;
     }
-    let clients = match s.take_array("clients")? {
-        None => Vec::new(),
-        Some(v) => v,
-    };
+    let clients = s.take_array("clients")?.unwrap_or_default();
     for (i, t) in clients.into_iter().enumerate() {
         let mut c = s.child(t, &format!("clients[{i}]"));
         let name = c.string("name")?.unwrap_or_default();
