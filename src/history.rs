@@ -9,9 +9,11 @@ use serde::Serialize;
 use crate::model::{EntryError, SourceBatch};
 use crate::plan::{Plan, RemovalKind};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Waiting in the service's queue (`dirsync serve`).
+    Queued,
     /// Started and not finished; after a crash it is marked `interrupted`.
     Running,
     Ok,
@@ -23,6 +25,7 @@ pub enum RunStatus {
 impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Ok => "ok",
             RunStatus::Failed => "failed",
@@ -32,6 +35,7 @@ impl RunStatus {
     }
     pub fn parse(s: &str) -> RunStatus {
         match s {
+            "queued" => RunStatus::Queued,
             "running" => RunStatus::Running,
             "ok" => RunStatus::Ok,
             "blocked" => RunStatus::Blocked,

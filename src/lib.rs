@@ -34,6 +34,8 @@ pub mod history;
 pub mod mapping;
 pub mod model;
 pub mod plan;
+pub mod runner;
+pub mod schedule;
 pub mod secret;
 pub mod sources;
 pub mod store;

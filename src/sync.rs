@@ -29,6 +29,9 @@ pub struct SyncOptions {
     pub sources: Vec<String>,
     /// Read every source in full, even where an incremental read is possible.
     pub full: bool,
+    /// The run's record, made when it was queued (`dirsync serve`'s queue);
+    /// `None`: made when the run starts.
+    pub run_id: Option<i64>,
 }
 
 /// What a sync did; also the `sync --json` output.
@@ -235,9 +238,14 @@ pub async fn run_with(
     let run_id = if opts.dry_run {
         None
     } else {
-        let (names, at, force) = (source_names.clone(), started, opts.force);
+        let (names, at, force, queued) = (source_names.clone(), started, opts.force, opts.run_id);
         let (n, id) = on_store(store, move |s| -> Result<_, StoreError> {
-            Ok((s.mark_interrupted(at)?, s.start_run(&names, at, force)?))
+            let n = s.mark_interrupted(at)?;
+            let id = match queued {
+                Some(id) => s.begin_run(id, at).map(|_| id)?,
+                None => s.start_run(&names, at, force)?,
+            };
+            Ok((n, id))
         })
         .await?;
         if n > 0 {
@@ -451,8 +459,13 @@ async fn refused(store: &dyn Store, opts: &SyncOptions, source: &str, started: T
     o.status = RunStatus::Failed;
     o.message =
         Some(format!("another sync is running on this store (lock {lock} is held); nothing was read or changed"));
-    let (src, at, force) = (source.to_string(), started, opts.force);
-    match on_store(store, move |s| s.start_run(&src, at, force)).await {
+    let (src, at, force, queued) = (source.to_string(), started, opts.force, opts.run_id);
+    match on_store(store, move |s| match queued {
+        Some(id) => Ok(id),
+        None => s.start_run(&src, at, force),
+    })
+    .await
+    {
         Ok(id) => {
             o.run_id = Some(id);
             let record = record_of(&o, started, opts.force);

@@ -283,6 +283,12 @@ pub trait Store: Send + Sync {
     /// Only what a delta can touch (see [`SnapshotQuery`]), with
     /// [`Snapshot::active_by_source`] set: the cost follows the changes.
     fn partial_snapshot(&self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;
+    /// Records a run as queued (the service's queue) and returns its id.
+    fn queue_run(&self, source: &str, at: Timestamp, forced: bool) -> Result<i64, StoreError>;
+    /// Marks a queued run as started.
+    fn begin_run(&self, id: i64, at: Timestamp) -> Result<(), StoreError>;
+    /// Marks runs still `queued` (by a service that stopped) as interrupted.
+    fn abandon_queued(&self, at: Timestamp) -> Result<usize, StoreError>;
     /// Records a run as started and returns its id.
     fn start_run(&self, source: &str, started_at: Timestamp, forced: bool) -> Result<i64, StoreError>;
     /// Opens a write session (one transaction across calls). While it is

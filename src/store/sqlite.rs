@@ -357,6 +357,35 @@ impl Store for SqliteStore {
         Ok(conn.last_insert_rowid())
     }
 
+    fn queue_run(&self, source: &str, at: Timestamp, forced: bool) -> Result<i64, StoreError> {
+        let err = self.err();
+        let conn = self.write();
+        conn.execute(
+            "INSERT INTO runs (started_at, source, status, forced) VALUES (?1, ?2, 'queued', ?3)",
+            params![at, source, forced],
+        )
+        .map_err(err)?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn begin_run(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
+        let err = self.err();
+        self.write()
+            .execute("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1", params![id, at])
+            .map_err(err)
+            .map(drop)
+    }
+
+    fn abandon_queued(&self, at: Timestamp) -> Result<usize, StoreError> {
+        let err = self.err();
+        self.write()
+            .execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?1, message = 'the service stopped before the run started; nothing was read or changed' WHERE status = 'queued'",
+                [at],
+            )
+            .map_err(err)
+    }
+
     fn transaction(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError> {
         let path = self.inner.path.as_path();
         let err = backend(path);
