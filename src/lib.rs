@@ -26,6 +26,7 @@ pub mod apply;
 pub mod batch;
 pub mod codes;
 pub mod config;
+pub mod dirauth;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -74,8 +74,31 @@ pub trait Kind: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// Checks users' passwords against this source's directory (`None`:
+    /// this kind cannot). Built once per service and reused.
+    fn password_check(&self, _cfg: &SourceConfig) -> Option<std::sync::Arc<dyn PasswordCheck>> {
+        None
+    }
+
     /// The settings as their own type, for code that knows the kind.
     fn as_any(&self) -> &dyn Any;
+}
+
+/// What the directory said of a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    /// Refused; the reason is for the admin's log (AD's "account locked
+    /// out"), never for the caller.
+    Refused(Option<String>),
+}
+
+/// Checks one user's password against a source's directory.
+#[async_trait::async_trait]
+pub trait PasswordCheck: Send + Sync {
+    /// `dn` is the user's DN as last synced, `username` its name. `Err`:
+    /// the directory could not be asked (down, busy): never "refused".
+    async fn check(&self, dn: &str, username: &str, password: &str) -> Result<Verdict, String>;
 }
 
 /// One line of the registry: the `type` names a kind answers to, the keys of

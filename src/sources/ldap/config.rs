@@ -114,6 +114,10 @@ impl Kind for LdapConfig {
         }))
     }
 
+    fn password_check(&self, cfg: &SourceConfig) -> Option<std::sync::Arc<dyn crate::sources::kind::PasswordCheck>> {
+        Some(std::sync::Arc::new(super::auth::LdapPasswordCheck::new(cfg, self)))
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -18,6 +18,7 @@ use ldap3::adapters::PagedResults;
 use ldap3::{Ldap, LdapError, Scope};
 use tracing::{debug, instrument};
 
+pub mod auth;
 pub mod config;
 mod conn;
 pub mod facts;
