@@ -96,11 +96,14 @@ struct Limits {
     addresses: HashMap<IpAddr, Window>,
 }
 
+type Built = (String, Arc<dyn PasswordCheck>);
+
 /// Checks passwords; one per service, shared by its requests.
 pub struct Authenticator {
     cfg: ConfigHandle,
     store: Arc<dyn Store>,
-    checks: Mutex<HashMap<String, (String, Arc<dyn PasswordCheck>)>>,
+    /// Per source: the settings it was built for, and the check.
+    checks: Mutex<HashMap<String, Built>>,
     limits: Mutex<Limits>,
     /// How long recent directory checks took (for unknown users' wait).
     typical: Mutex<Duration>,
