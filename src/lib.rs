@@ -38,6 +38,7 @@ pub mod plan;
 pub mod runner;
 pub mod schedule;
 pub mod secret;
+pub mod service;
 pub mod sources;
 pub mod store;
 pub mod sync;

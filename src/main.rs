@@ -36,12 +36,27 @@ struct Args {
     /// More log output on stderr (-v info, -vv debug); DIRSYNC_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines as text (default) or one JSON object each, for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run as a service: scheduled syncs, the HTTP API, directory
+    /// authentication, metrics. Stops on SIGTERM/SIGINT; SIGHUP reloads the config.
+    Serve,
+    /// Check a user's password against the directory (the password is read
+    /// from stdin); exit 0 accepted, 1 refused, 4 directory unavailable.
+    Auth { username: String },
     /// Write a commented example config file.
     Init {
         /// Overwrite an existing file.
@@ -158,7 +173,8 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    init_logging(args.verbose);
+    let serving = matches!(args.command, Command::Serve);
+    init_logging(args.verbose, args.log_format, serving);
     match run(args) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
@@ -168,19 +184,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+fn init_logging(verbose: u8, format: LogFormat, serving: bool) {
+    // A service logs its runs and its start at info by default.
+    let default = match (verbose, serving) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => fmt.json().init(),
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 fn load(path: &std::path::Path) -> Result<Config, Failure> {
@@ -223,6 +240,32 @@ fn exit_code(status: RunStatus) -> u8 {
 fn run(args: Args) -> Result<u8, Failure> {
     match args.command {
         Command::Init { force } => cli::init(&args.config, force),
+        Command::Serve => {
+            let cfg = load(&args.config)?;
+            let store: Arc<dyn Store> = Arc::new(open_store(&cfg)?);
+            runtime()?
+                .block_on(dirsync::service::serve(args.config.clone(), cfg, store))
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            Ok(0)
+        }
+        Command::Auth { username } => {
+            let cfg = load(&args.config)?;
+            let store: Arc<dyn Store> = Arc::new(open_store(&cfg)?);
+            let mut password = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
+                .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
+            let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
+            let handle = Arc::new(std::sync::RwLock::new(Arc::new(cfg)));
+            let auth = dirsync::dirauth::Authenticator::new(handle, store);
+            match runtime()?.block_on(auth.authenticate(&username, password, None)) {
+                Ok(a) => {
+                    println!("{}", serde_json::json!({ "username": a.username, "groups": a.groups }));
+                    Ok(0)
+                }
+                Err(dirsync::dirauth::AuthError::Unavailable(m)) => Err(Failure { code: 4, message: m }),
+                Err(e) => Err(Failure::failed(e.to_string())),
+            }
+        }
         Command::Check => {
             let cfg = load(&args.config)?;
             runtime()?.block_on(cli::check(&cfg))

@@ -131,6 +131,9 @@ pub struct GroupRelations {
     pub subgroups: Vec<String>,
 }
 
+/// Users by (source, status), and the number of groups.
+pub type StoreCounts = (Vec<((String, Status), u64)>, u64);
+
 /// One entry of the change feed: an audit record and its cursor.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -317,6 +320,8 @@ pub trait Store: Send + Sync {
     fn groups_by_name(&self, name: &str) -> Result<Vec<StoredGroup>, StoreError>;
     /// A group's member counts, parents and subgroups.
     fn group_relations(&self, group_id: i64) -> Result<GroupRelations, StoreError>;
+    /// Users by (source, status) and the number of groups (for metrics).
+    fn counts(&self) -> Result<StoreCounts, StoreError>;
     /// The change feed: audit records after `cursor` (0: from the start), in
     /// commit order.
     fn changes(&self, cursor: i64, limit: usize) -> Result<Vec<Change>, StoreError>;

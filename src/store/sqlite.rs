@@ -428,6 +428,10 @@ impl Store for SqliteStore {
         self.read(|conn| queries::group_relations(conn, &self.inner.path, group_id))
     }
 
+    fn counts(&self) -> Result<crate::store::StoreCounts, StoreError> {
+        self.read(|conn| queries::counts(conn, &self.inner.path))
+    }
+
     fn changes(&self, cursor: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
         self.read(|conn| queries::changes(conn, &self.inner.path, cursor, limit))
     }

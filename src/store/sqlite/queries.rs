@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{backend, read_user, Interner, USER_COLUMNS};
 use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
-use crate::model::{name_key, EntryError, StoredGroup, StoredUser};
+use crate::model::{name_key, EntryError, Status, StoredGroup, StoredUser};
 use crate::store::{Change, GroupRelations, StoreError, UserGroups, UserQuery};
 
 /// One user by username (compared by its key).
@@ -273,4 +273,19 @@ pub(super) fn changes(conn: &Connection, path: &Path, cursor: i64, limit: usize)
         })
         .map_err(&err)?;
     rows.collect::<Result<_, _>>().map_err(&err)
+}
+
+/// Users by (source, status), and the number of groups.
+pub(super) fn counts(conn: &Connection, path: &Path) -> Result<crate::store::StoreCounts, StoreError> {
+    let err = backend(path);
+    let mut st = conn.prepare("SELECT source, status, count(*) FROM users GROUP BY source, status").map_err(&err)?;
+    let rows = st
+        .query_map([], |r| {
+            let status = if r.get::<_, String>(1)? == "disabled" { Status::Disabled } else { Status::Active };
+            Ok(((r.get::<_, String>(0)?, status), r.get::<_, i64>(2)? as u64))
+        })
+        .map_err(&err)?;
+    let users = rows.collect::<Result<_, _>>().map_err(&err)?;
+    let groups = conn.query_row("SELECT count(*) FROM groups", [], |r| r.get::<_, i64>(0)).map_err(&err)? as u64;
+    Ok((users, groups))
 }

@@ -1,0 +1,198 @@
+//! `dirsync serve`: the sync engine as a service. A thin HTTP layer
+//! ([`app`], axum) over the library: the store's indexed reads, the run
+//! queue ([`crate::runner`]), the scheduler ([`crate::schedule`]) and
+//! directory authentication ([`crate::dirauth`]). [`serve`] runs it until
+//! SIGTERM or SIGINT (a running sync finishes, or is rolled back after the
+//! grace period; queued ones are dropped) and reloads the config on SIGHUP
+//! (a bad new config is refused and the old one kept).
+
+pub mod clients;
+pub mod error;
+pub mod ops;
+pub mod people;
+pub mod runs;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::dirauth::Authenticator;
+use crate::runner::{ConfigHandle, Runner};
+use crate::store::Store;
+
+/// The largest request body accepted (bytes).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What every request handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: ConfigHandle,
+    pub store: Arc<dyn Store>,
+    pub runner: Runner,
+    pub auth: Arc<Authenticator>,
+    pub http: Arc<ops::HttpMetrics>,
+}
+
+impl AppState {
+    pub fn new(cfg: Config, store: Arc<dyn Store>) -> AppState {
+        let cfg: ConfigHandle = Arc::new(RwLock::new(Arc::new(cfg)));
+        AppState {
+            runner: Runner::new(cfg.clone(), store.clone()),
+            auth: Arc::new(Authenticator::new(cfg.clone(), store.clone())),
+            http: Arc::default(),
+            cfg,
+            store,
+        }
+    }
+
+    /// The configuration now in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.cfg.read().expect("config lock").clone()
+    }
+}
+
+/// The routes.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/users", get(people::list_users))
+        .route("/api/users/{username}", get(people::get_user).patch(people::patch_user))
+        .route("/api/users/{username}/history", get(people::user_history))
+        .route("/api/groups", get(people::list_groups))
+        .route("/api/groups/{name}", get(people::get_group))
+        .route("/api/groups/{name}/members", get(people::group_members))
+        .route("/api/syncs", post(runs::start_sync))
+        .route("/api/runs", get(runs::list_runs))
+        .route("/api/runs/{id}", get(runs::get_run))
+        .route("/api/changes", get(runs::changes))
+        .route("/api/writeback", get(runs::writeback_status))
+        .route("/api/writeback/push", post(runs::writeback_push))
+        .route("/api/auth", post(ops::auth))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { error::ApiError::not_found("no such route") });
+    api.layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_requests))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How long a running sync may go on after SIGTERM before it is rolled back.
+pub const GRACE: Duration = Duration::from_secs(30);
+
+/// Runs the service until SIGTERM/SIGINT. `config_path` is read again on SIGHUP.
+pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> Result<(), ServeError> {
+    let server = cfg.server.clone().unwrap_or_default();
+    let state = AppState::new(cfg, store.clone());
+    let at = crate::history::now();
+    if let Ok(n) = crate::store::on_store(&*store, move |s| s.abandon_queued(at)).await {
+        if n > 0 {
+            warn!(runs = n, "runs left queued by a stopped service were marked interrupted");
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(server.listen)
+        .await
+        .map_err(|source| ServeError::Bind { addr: server.listen, source })?;
+    let bound = listener.local_addr()?;
+    if !bound.ip().is_loopback() {
+        warn!("listening beyond loopback without TLS (allow_plaintext = true): tokens and passwords cross the network in clear");
+    }
+    info!("listening on http://{bound}");
+    if server.clients.is_empty() {
+        warn!("no [[server.clients]] configured: every /api route answers 401");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (reload_tx, reload_rx) = watch::channel(0u64);
+    let worker = {
+        let r = state.runner.clone();
+        tokio::spawn(async move { r.work().await })
+    };
+    let scheduler =
+        tokio::spawn(crate::schedule::drive(state.runner.clone(), state.cfg.clone(), reload_rx, stop_rx.clone()));
+    let signals = tokio::spawn(signals(config_path, state.cfg.clone(), reload_tx, stop_tx));
+
+    let mut http_stop = stop_rx.clone();
+    let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    let mut stop = stop_rx;
+    let _ = stop.wait_for(|s| *s).await;
+    info!("stopping: no new work; a running sync may finish");
+    state.runner.stop();
+    scheduler.abort();
+    match tokio::time::timeout(GRACE, worker).await {
+        Ok(_) => info!("the run queue stopped"),
+        Err(_) => warn!("a sync was still running after {} s: stopped, its transaction rolled back", GRACE.as_secs()),
+    }
+    let at = crate::history::now();
+    let _ = crate::store::on_store(&*store, move |s| -> Result<(), crate::store::StoreError> {
+        s.abandon_queued(at)?;
+        s.mark_interrupted(at).map(drop)
+    })
+    .await;
+    match tokio::time::timeout(Duration::from_secs(10), http).await {
+        Ok(Ok(Err(e))) => error!("the HTTP server failed: {e}"),
+        Err(_) => warn!("open HTTP connections did not close within 10 s"),
+        _ => {}
+    }
+    signals.abort();
+    info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM/SIGINT stop the service; SIGHUP reloads the config.
+async fn signals(path: PathBuf, cfg: ConfigHandle, reload: watch::Sender<u64>, stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        error!("cannot listen for signals; stop the service with SIGKILL");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM received"); let _ = stop.send(true); return; }
+            _ = int.recv() => { info!("SIGINT received"); let _ = stop.send(true); return; }
+            _ = hup.recv() => {
+                match Config::load(&path) {
+                    Ok(new) => {
+                        let old_store = cfg.read().expect("config lock").store.path.clone();
+                        if new.store.path != old_store {
+                            warn!("SIGHUP: store.path changed; the new path is used after a restart, not now");
+                        }
+                        for w in &new.warnings {
+                            warn!("{w}");
+                        }
+                        *cfg.write().expect("config lock") = Arc::new(new);
+                        reload.send_modify(|n| *n += 1);
+                        info!("SIGHUP: configuration reloaded from {}", path.display());
+                    }
+                    Err(e) => error!("SIGHUP: the new configuration is refused, the old one is kept: {e}"),
+                }
+            }
+        }
+    }
+}

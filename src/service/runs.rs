@@ -1,0 +1,159 @@
+//! `/api/syncs`, `/api/runs`, `/api/changes` and `/api/writeback`: start a
+//! sync (queued, coalesced), follow runs, read the change feed (every change
+//! to users, groups and memberships in commit order, with long polling), see
+//! and push the write-back queue.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::clients::authorize;
+use super::error::ApiError;
+use super::people::limit;
+use super::AppState;
+use crate::config::Scope;
+use crate::runner::{QueueError, RunRequest, Trigger};
+use crate::store::on_store;
+use crate::sync::SyncOptions;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBody {
+    sources: Option<Vec<String>>,
+    dry_run: Option<bool>,
+    full: Option<bool>,
+}
+
+/// `POST /api/syncs`: 202 `{run_id, queued}` at once (`queued` false: an
+/// equal run was already queued or running, and this is its id). A dry run
+/// changes nothing and takes no place in the queue: it is planned at once
+/// and answered with its outcome and plan (200).
+pub async fn start_sync(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Result<Response, ApiError> {
+    let caller = authorize(&st, &headers, Scope::Sync)?;
+    let body: SyncBody = match body {
+        None => SyncBody::default(),
+        Some(Json(v)) => serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    };
+    let sources = body.sources.unwrap_or_default();
+    if body.dry_run == Some(true) {
+        let cfg = st.config();
+        let opts = SyncOptions { dry_run: true, sources, full: body.full.unwrap_or(false), ..SyncOptions::default() };
+        let outcome = crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await.map_err(|e| match e {
+            crate::sync::SyncError::UnknownSource(n) => ApiError::bad_request(format!("no source is named \"{n}\"")),
+            crate::sync::SyncError::Store(e) => e.into(),
+        })?;
+        return Ok(Json(outcome).into_response());
+    }
+    let req = RunRequest { sources, full: body.full.unwrap_or(false), trigger: Trigger::Api };
+    let (id, queued) = st.runner.submit(req).await.map_err(|e| match e {
+        QueueError::UnknownSource(n) => ApiError::bad_request(format!("no source is named \"{n}\"")),
+        QueueError::Stopping => ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the service is stopping")
+        },
+        QueueError::Store(e) => e.into(),
+    })?;
+    tracing::info!(client = %caller.name, run = id, queued, "sync asked for");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id, "queued": queued }))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RunsParams {
+    limit: Option<usize>,
+    cursor: Option<i64>,
+}
+
+pub async fn list_runs(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<RunsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &headers, Scope::Read)?;
+    let Query(p) = params?;
+    let limit = limit(p.limit)?;
+    let mut runs = on_store(&*st.store, move |s| s.runs_page(p.cursor, limit + 1)).await?;
+    let next = if runs.len() > limit {
+        runs.truncate(limit);
+        runs.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok(Json(json!({ "runs": runs, "next": next })))
+}
+
+pub async fn get_run(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &headers, Scope::Read)?;
+    let run = on_store(&*st.store, move |s| s.runs_page(id.checked_add(1), 1)).await?;
+    let run = run.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
+    Ok(Json(serde_json::to_value(run).unwrap_or_default()))
+}
+
+#[derive(Deserialize)]
+pub struct ChangesParams {
+    since: Option<i64>,
+    limit: Option<usize>,
+    /// Seconds to wait for a change when there is none (at most 60).
+    wait: Option<u64>,
+}
+
+/// `GET /api/changes?since=<cursor>`: `{changes, next}` in commit order;
+/// pass `next` as `since` to get what follows (nothing missed, nothing
+/// repeated). With `wait`, an empty answer waits for the next change.
+pub async fn changes(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<ChangesParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &headers, Scope::Read)?;
+    let Query(p) = params?;
+    let limit = limit(p.limit)?;
+    let since = p.since.unwrap_or(0).max(0);
+    let deadline = Instant::now() + Duration::from_secs(p.wait.unwrap_or(0).min(60));
+    loop {
+        let page = on_store(&*st.store, move |s| s.changes(since, limit)).await?;
+        if !page.is_empty() || Instant::now() >= deadline {
+            let next = page.last().map(|c| c.cursor).unwrap_or(since);
+            let changes: Vec<Value> = page
+                .into_iter()
+                .map(|c| {
+                    let r = c.record;
+                    json!({
+                        "cursor": c.cursor, "run_id": r.run_id, "at": r.at, "action": r.action,
+                        "name": r.name, "user_id": r.user_id, "field": r.field, "old": r.old, "new": r.new,
+                    })
+                })
+                .collect();
+            return Ok(Json(json!({ "changes": changes, "next": next })));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn writeback_status(State(st): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &headers, Scope::Read)?;
+    let status = on_store(&*st.store, |s| crate::writeback::status(s)).await?;
+    Ok(Json(serde_json::to_value(status).unwrap_or_default()))
+}
+
+pub async fn writeback_push(State(st): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &headers, Scope::Write)?;
+    let cfg = st.config();
+    let report = crate::writeback::push(&cfg, &*st.store, true).await.map_err(|e| match e {
+        crate::writeback::WritebackError::Store(e) => e.into(),
+        other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "writeback_failed", other.to_string()),
+    })?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
