@@ -83,6 +83,9 @@ pub struct ServerConfig {
     pub allow_plaintext: bool,
     pub clients: Vec<Client>,
     pub auth: AuthLimits,
+    /// How long a running sync may go on after SIGTERM before it is
+    /// stopped (its transaction rolled back).
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +95,7 @@ impl Default for ServerConfig {
             allow_plaintext: false,
             clients: Vec::new(),
             auth: AuthLimits::default(),
+            shutdown_grace: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -170,6 +174,12 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
         })?;
     }
     out.allow_plaintext = s.boolean("allow_plaintext")?.unwrap_or(false);
+    if let Some(g) = s.integer("shutdown_grace_secs")? {
+        if !(0..=86_400).contains(&g) {
+            return Err(s.err("shutdown_grace_secs", format!("expected 0 to 86400 seconds, got {g}")));
+        }
+        out.shutdown_grace = std::time::Duration::from_secs(g as u64);
+    }
     for k in ["tls_cert_file", "tls_key_file"] {
         if s.has(k) {
             return Err(s.err(

@@ -93,9 +93,6 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// How long a running sync may go on after SIGTERM before it is rolled back.
-pub const GRACE: Duration = Duration::from_secs(30);
-
 /// Runs the service until SIGTERM/SIGINT. `config_path` is read again on SIGHUP.
 pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> Result<(), ServeError> {
     let server = cfg.server.clone().unwrap_or_default();
@@ -143,9 +140,16 @@ pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> 
     info!("stopping: no new work; a running sync may finish");
     state.runner.stop();
     scheduler.abort();
-    match tokio::time::timeout(GRACE, worker).await {
+    let grace = server.shutdown_grace;
+    let abort = worker.abort_handle();
+    match tokio::time::timeout(grace, worker).await {
         Ok(_) => info!("the run queue stopped"),
-        Err(_) => warn!("a sync was still running after {} s: stopped, its transaction rolled back", GRACE.as_secs()),
+        Err(_) => {
+            // Dropping the sync's future stops its source reads and rolls back
+            // any open transaction: nothing of it is applied.
+            abort.abort();
+            warn!("a sync was still running after {} s: stopped, nothing of it applied", grace.as_secs());
+        }
     }
     let at = crate::history::now();
     let _ = crate::store::on_store(&*store, move |s| -> Result<(), crate::store::StoreError> {

@@ -14,6 +14,7 @@ mod hostile;
 mod hostile_ldap;
 mod incremental;
 mod safety;
+mod serve;
 mod sync;
 mod tls;
 mod writeback;
