@@ -15,6 +15,7 @@ mod hostile_ldap;
 mod incremental;
 mod safety;
 mod serve;
+mod serve_auth;
 mod sync;
 mod tls;
 mod writeback;

@@ -1,6 +1,7 @@
 //! Checking a password against an LDAP or AD source: a simple bind as the
 //! user's DN on connections of its own (a small pool, never the sync's).
-//! When the stored DN no longer exists (the entry moved), the user is
+//! When the bind is refused and the entry may have moved (the stored DN no
+//! longer exists; OpenLDAP says "invalid credentials" for that too), the user is
 //! searched again with the sync's account and an RFC 4515-escaped filter,
 //! so `*`, `(`, `)`, `\` and NUL in a username cannot widen the search.
 //! The caller refuses empty and blank passwords before anything is sent: a
@@ -108,17 +109,21 @@ impl LdapPasswordCheck {
 impl PasswordCheck for LdapPasswordCheck {
     async fn check(&self, dn: &str, username: &str, password: &str) -> Result<Verdict, String> {
         let (rc, text) = self.bind(dn, password).await?;
-        match rc {
+        let refused = match rc {
             0 => return Ok(Verdict::Accepted),
-            32 => {}
-            49 => return Ok(Verdict::Refused(ad_bind_reason(&text).map(str::to_string))),
+            // No such object (AD, some servers), or invalid credentials, which
+            // OpenLDAP also answers for a DN that no longer exists.
+            32 => Verdict::Refused(Some("the user's entry is no longer at its DN".into())),
+            49 => Verdict::Refused(ad_bind_reason(&text).map(str::to_string)),
             51 | 52 => return Err(format!("the directory is busy or unavailable (LDAP result {rc})")),
             _ => return Ok(Verdict::Refused(Some(super::result_text(rc, &text)))),
-        }
-        // No such object: the entry moved since the last sync.
-        let Some(current) = self.find(username).await? else {
-            return Ok(Verdict::Refused(Some("the user's entry was not found in the directory".into())));
         };
+        // The entry may have moved since the last sync: find it again, and
+        // try once more only if it now lives elsewhere.
+        let Some(current) = self.find(username).await? else { return Ok(refused) };
+        if crate::model::normalize_dn(&current) == crate::model::normalize_dn(dn) {
+            return Ok(refused);
+        }
         match self.bind(&current, password).await? {
             (0, _) => Ok(Verdict::Accepted),
             (51 | 52, _) => Err("the directory is busy or unavailable".into()),
