@@ -235,3 +235,43 @@ fn ldap_shaped_sources_refuse_names_that_are_not_ldap_attributes() {
     let e = parse(&text).unwrap_err().to_string();
     assert!(e.contains("sources[0].fields.full_name") && e.contains("\"first name\""), "{e}");
 }
+
+#[test]
+fn server_settings_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok.token"), "0123456789abcdef0123\n").unwrap();
+    std::fs::write(dir.path().join("short.token"), "short\n").unwrap();
+    let with = |server: &str| {
+        let text = format!("{MIN}\n[server]\n{server}\n");
+        Config::parse(&text, &dir.path().join("dirsync.toml")).map(|c| c.server.unwrap())
+    };
+    let client = |token: &str, scopes: &str| {
+        format!("[[server.clients]]\nname = \"app\"\ntoken_file = \"{token}\"\nscopes = {scopes}\n")
+    };
+    let s = with(&format!("listen = \"127.0.0.1:0\"\n{}", client("ok.token", "[\"read\", \"auth\"]"))).unwrap();
+    assert_eq!(s.listen.port(), 0);
+    assert!(s.clients[0].may(crate::config::Scope::Auth) && !s.clients[0].may(crate::config::Scope::Write));
+    assert!(!format!("{s:?}").contains("0123456789abcdef0123"), "the token is not in Debug output");
+    let cases = [
+        ("listen = \"0.0.0.0:8080\"", "server.listen: 0.0.0.0:8080 is not a loopback address"),
+        ("listen = \"localhost\"", "server.listen: expected an address and port"),
+        ("tls_cert_file = \"c.pem\"", "server.tls_cert_file: TLS in dirsync itself is not built yet"),
+        (&client("short.token", "[\"read\"]"), "server.clients[0].token_file: the token is shorter than 16"),
+        (&client("ok.token", "[\"root\"]"), "server.clients[0].scopes: expected \"read\""),
+        (&format!("{}colour = \"red\"\n", client("ok.token", "[\"read\"]")), "server.clients[0].colour: unknown key"),
+        ("[server.auth]\nfailures_per_user = 0", "server.auth.failures_per_user: expected 1 to 100000"),
+    ];
+    for (text, want) in cases {
+        let e = with(text).unwrap_err().to_string();
+        assert!(e.contains(want), "{text} → {e}");
+    }
+    assert!(with("listen = \"0.0.0.0:8080\"\nallow_plaintext = true").is_ok());
+    // Two clients with one token.
+    let two =
+        format!("{}{}", client("ok.token", "[\"read\"]"), client("ok.token", "[\"read\"]").replace("\"app\"", "\"b\""));
+    assert!(with(&two).unwrap_err().to_string().contains("same token"));
+    // Schedules: a bad pattern names the key.
+    let text = format!("[schedule]\nfull = \"61 * * * *\"\n{MIN}");
+    let e = Config::parse(&text, &dir.path().join("dirsync.toml")).unwrap_err().to_string();
+    assert!(e.contains("schedule.full: \"61 * * * *\" is not a valid cron pattern"), "{e}");
+}

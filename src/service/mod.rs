@@ -11,6 +11,8 @@ pub mod error;
 pub mod ops;
 pub mod people;
 pub mod runs;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

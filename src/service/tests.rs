@@ -1,0 +1,53 @@
+//! The router in-process (`oneshot`, as axum's own examples test), over an
+//! LDIF source and a real SQLite store.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt;
+
+use super::{app, AppState};
+use crate::config::Config;
+use crate::store::sqlite::SqliteStore;
+
+const TOKEN: &str = "oneshot-token-0123456789";
+
+async fn state() -> (tempfile::TempDir, AppState) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("d.ldif"),
+        "dn: uid=amy,ou=people,dc=t\nobjectClass: inetOrgPerson\nuid: amy\ncn: Amy\nentryUUID: 1\n\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("t.token"), TOKEN).unwrap();
+    let text = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n[server]\n[[server.clients]]\nname = \"t\"\ntoken_file = \"t.token\"\nscopes = [\"read\"]\n";
+    let cfg = Config::parse(text, &dir.path().join("c.toml")).unwrap();
+    let store = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
+    crate::sync::run(&cfg, &*store, &Default::default(), Default::default()).await.unwrap();
+    (dir, AppState::new(cfg, store))
+}
+
+async fn body(r: axum::response::Response) -> serde_json::Value {
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_user_by_name_with_a_token_and_a_json_401_without() {
+    let (_dir, st) = state().await;
+    let req = Request::get("/api/users/AMY").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty());
+    let r = app(st.clone()).oneshot(req.unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await["username"], "amy");
+    let r = app(st.clone()).oneshot(Request::get("/api/users/amy").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(r).await["error"], "unauthorized");
+    // A source without a password check (LDIF) refuses like a wrong password.
+    let auth = Request::post("/api/auth")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"username":"amy","password":"x"}"#));
+    let r = app(st).oneshot(auth.unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "the read scope cannot check passwords");
+}
