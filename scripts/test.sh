@@ -13,6 +13,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # 389 Directory Server (tests/it/ds389.rs builds an instance by hand, no systemd).
 { [ -x /usr/sbin/ns-slapd ] && [ -f /usr/share/dirsrv/data/template-dse.ldif ]; } || need+=(389-ds-base)
 command -v mkfifo >/dev/null 2>&1 || need+=(coreutils)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # samba-tool alone (samba-common-bin) is not enough: the AD DC daemon and its
 # provisioning data are what the AD tests run.
 if ! { [ -x /usr/sbin/samba ] && command -v samba-tool >/dev/null 2>&1 && [ -d /usr/share/samba/setup ]; }; then

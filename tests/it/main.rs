@@ -4,6 +4,7 @@
 mod ad;
 mod behaviours;
 mod cli;
+mod contrib;
 mod ds389;
 mod fake_ad;
 mod fake_ldap;
