@@ -36,15 +36,25 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    /// Signalled when a read connection comes back to the pool.
+    returned: std::sync::Condvar,
     /// An in-memory store (dry runs): readers use the writer.
     memory: bool,
     /// The lease of an in-memory store.
     leased: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Read connections kept open for reuse.
+/// Read connections: at most this many are open at once (more readers wait
+/// for one to come back: opening a connection costs more than a read).
 const READERS: usize = 4;
+
+/// The idle read connections, and how many exist.
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
+}
 
 fn backend(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| open::explain(path, e)
@@ -55,7 +65,8 @@ impl SqliteStore {
         let inner = Inner {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::default(),
+            returned: std::sync::Condvar::new(),
             memory,
             leased: Arc::default(),
         };
@@ -89,16 +100,42 @@ impl SqliteStore {
         if self.inner.memory {
             return f(&mut self.write());
         }
-        let pooled = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => open::reader(&self.inner.path)?,
+        let mut conn = {
+            let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            loop {
+                if let Some(c) = pool.idle.pop() {
+                    break Some(c);
+                }
+                // Below the bound, or waited long enough: open one more.
+                let now = std::time::Instant::now();
+                if pool.open < READERS || now >= deadline {
+                    pool.open += 1;
+                    break None;
+                }
+                pool = self.inner.returned.wait_timeout(pool, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            }
         };
+        let conn = match conn.take() {
+            Some(c) => c,
+            None => match open::reader(&self.inner.path) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.inner.readers.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                    return Err(e);
+                }
+            },
+        };
+        let mut conn = conn;
         let r = f(&mut conn);
         let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < READERS {
-            pool.push(conn);
+        if pool.idle.len() < READERS {
+            pool.idle.push(conn);
+        } else {
+            pool.open -= 1;
         }
+        drop(pool);
+        self.inner.returned.notify_one();
         r
     }
 

@@ -16,11 +16,10 @@ use crate::store::{Change, GroupRelations, StoreError, UserGroups, UserQuery};
 pub(super) fn user_by_name(conn: &Connection, path: &Path, name: &str) -> Result<Option<StoredUser>, StoreError> {
     let err = backend(path);
     let mut names = Interner::default();
-    conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = ?1"), [name_key(name)], |r| {
-        read_user(r, &mut names)
-    })
-    .optional()
-    .map_err(err)
+    // Cached statements: the API reads one user per request.
+    let mut st =
+        conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = ?1")).map_err(&err)?;
+    st.query_row([name_key(name)], |r| read_user(r, &mut names)).optional().map_err(err)
 }
 
 /// A user's groups by name: direct, and effective (nested groups followed to
@@ -28,7 +27,7 @@ pub(super) fn user_by_name(conn: &Connection, path: &Path, name: &str) -> Result
 pub(super) fn groups_of_user(conn: &Connection, path: &Path, user_id: i64) -> Result<UserGroups, StoreError> {
     let err = backend(path);
     let names = |sql: &str| -> Result<Vec<String>, StoreError> {
-        let mut st = conn.prepare(sql).map_err(&err)?;
+        let mut st = conn.prepare_cached(sql).map_err(&err)?;
         let rows = st.query_map([user_id], |r| r.get::<_, String>(0)).map_err(&err)?;
         let mut v: Vec<String> = rows.collect::<Result<_, _>>().map_err(&err)?;
         v.sort_by_key(|n| name_key(n));
@@ -61,7 +60,7 @@ pub(super) fn users_page(conn: &Connection, path: &Path, q: &UserQuery) -> Resul
                  SELECT id FROM down WHERE ?6 = 0 UNION SELECT id FROM groups WHERE ?6 = 1 AND name_key = ?5)))
          ORDER BY username_key LIMIT ?4"
     );
-    let mut st = conn.prepare(&sql).map_err(&err)?;
+    let mut st = conn.prepare_cached(&sql).map_err(&err)?;
     let mut names = Interner::default();
     let rows = st
         .query_map(
@@ -90,7 +89,7 @@ pub(super) fn runs(
 ) -> Result<Vec<RunRecord>, StoreError> {
     let err = backend(path);
     let mut st = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts FROM runs WHERE id < ?2 ORDER BY id DESC LIMIT ?1",
             )
             .map_err(&err)?;
@@ -130,8 +129,9 @@ pub(super) fn runs(
         .map_err(&err)?
         .collect::<Result<_, _>>()
         .map_err(&err)?;
-    let mut st =
-        conn.prepare("SELECT kind, dn, reason FROM run_errors WHERE run_id = ?1 ORDER BY rowid").map_err(&err)?;
+    let mut st = conn
+        .prepare_cached("SELECT kind, dn, reason FROM run_errors WHERE run_id = ?1 ORDER BY rowid")
+        .map_err(&err)?;
     for run in &mut runs {
         let rows = st
             .query_map([run.id], |r| {
@@ -159,7 +159,7 @@ pub(super) fn audit_of(
 ) -> Result<Vec<AuditRecord>, StoreError> {
     let err = backend(path);
     let mut st = conn
-            .prepare("SELECT run_id, at, user_id, name, action, field, old, new FROM audit WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2")
+            .prepare_cached("SELECT run_id, at, user_id, name, action, field, old, new FROM audit WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2")
             .map_err(&err)?;
     let rows = st
         .query_map(params![user_id, limit as i64], |r| {
@@ -204,7 +204,7 @@ pub(super) fn groups_page(
     let err = backend(path);
     let (key, id) = after.map(|(n, id)| (name_key(n), id)).unwrap_or_default();
     let mut st = conn
-        .prepare(
+        .prepare_cached(
             "SELECT id, source, external_id, name, dn FROM groups
              WHERE name_key > ?1 OR (name_key = ?1 AND id > ?2) ORDER BY name_key, id LIMIT ?3",
         )
@@ -217,7 +217,7 @@ pub(super) fn groups_page(
 pub(super) fn groups_by_name(conn: &Connection, path: &Path, name: &str) -> Result<Vec<StoredGroup>, StoreError> {
     let err = backend(path);
     let mut st = conn
-        .prepare("SELECT id, source, external_id, name, dn FROM groups WHERE name_key = ?1 ORDER BY id")
+        .prepare_cached("SELECT id, source, external_id, name, dn FROM groups WHERE name_key = ?1 ORDER BY id")
         .map_err(&err)?;
     let rows = st.query_map([name_key(name)], read_group).map_err(&err)?;
     rows.collect::<Result<_, _>>().map_err(&err)
@@ -228,7 +228,7 @@ pub(super) fn group_relations(conn: &Connection, path: &Path, id: i64) -> Result
     let err = backend(path);
     let count = |sql: &str| conn.query_row(sql, [id], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(&err);
     let names = |sql: &str| -> Result<Vec<String>, StoreError> {
-        let mut st = conn.prepare(sql).map_err(&err)?;
+        let mut st = conn.prepare_cached(sql).map_err(&err)?;
         let rows = st.query_map([id], |r| r.get::<_, String>(0)).map_err(&err)?;
         let mut v: Vec<String> = rows.collect::<Result<_, _>>().map_err(&err)?;
         v.sort_by_key(|n| name_key(n));
@@ -251,7 +251,7 @@ pub(super) fn group_relations(conn: &Connection, path: &Path, id: i64) -> Result
 pub(super) fn changes(conn: &Connection, path: &Path, cursor: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
     let err = backend(path);
     let mut st = conn
-        .prepare(
+        .prepare_cached(
             "SELECT id, run_id, at, user_id, name, action, field, old, new FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
         )
         .map_err(&err)?;
@@ -278,7 +278,8 @@ pub(super) fn changes(conn: &Connection, path: &Path, cursor: i64, limit: usize)
 /// Users by (source, status), and the number of groups.
 pub(super) fn counts(conn: &Connection, path: &Path) -> Result<crate::store::StoreCounts, StoreError> {
     let err = backend(path);
-    let mut st = conn.prepare("SELECT source, status, count(*) FROM users GROUP BY source, status").map_err(&err)?;
+    let mut st =
+        conn.prepare_cached("SELECT source, status, count(*) FROM users GROUP BY source, status").map_err(&err)?;
     let rows = st
         .query_map([], |r| {
             let status = if r.get::<_, String>(1)? == "disabled" { Status::Disabled } else { Status::Active };
