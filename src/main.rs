@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use dirsync::config::Config;
+use dirsync::config::{Config, OnConflict};
 use dirsync::history::RunStatus;
 use dirsync::store::sqlite::SqliteStore;
 use dirsync::store::Store;
@@ -151,6 +151,16 @@ enum WritebackCommand {
     },
     /// Push the queue now (failed items too, without waiting for their backoff).
     Push {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Settle a reported conflict: keep the application's value (written over
+    /// the directory's) or the directory's (taken locally).
+    Resolve {
+        /// The item's id (`writeback status` lists conflicts with their ids).
+        id: i64,
+        #[arg(long, value_parser = ["app", "directory"])]
+        keep: String,
         #[arg(long)]
         json: bool,
     },
@@ -395,6 +405,27 @@ fn run(args: Args) -> Result<u8, Failure> {
                         }
                     }
                     Ok(0)
+                }
+                WritebackCommand::Resolve { id, keep, json } => {
+                    let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
+                    let keep = if keep == "app" { OnConflict::App } else { OnConflict::Directory };
+                    let (settled, report) = runtime()?
+                        .block_on(dirsync::writeback::resolve(&cfg, &store, id, keep))
+                        .map_err(|e| Failure::failed(e.to_string()))?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+                    } else {
+                        for e in &report.errors {
+                            println!("  {}: {}", e.dn, e.reason);
+                        }
+                    }
+                    if !json {
+                        println!(
+                            "write-back item {id}: {}",
+                            if settled { "resolved" } else { "not resolved (see above)" }
+                        );
+                    }
+                    Ok(if settled { 0 } else { 1 })
                 }
             }
         }

@@ -76,6 +76,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/changes", get(runs::changes))
         .route("/api/writeback", get(runs::writeback_status))
         .route("/api/writeback/push", post(runs::writeback_push))
+        .route("/api/writeback/{id}/resolve", post(runs::writeback_resolve))
         .route("/api/auth", post(ops::auth))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -186,6 +186,7 @@ pub async fn patch_user(
             let v = value.map(SetValue::Value).unwrap_or(SetValue::Clear);
             set_field(&cfg, s, &who, &field, v).map_err(|e| match e {
                 WritebackError::NoUser(n) => ApiError::not_found(format!("no user named \"{n}\"")),
+                WritebackError::NoItem(m) => ApiError::not_found(m),
                 WritebackError::Refused(m) => ApiError::conflict(m),
                 WritebackError::Store(e) => e.into(),
                 WritebackError::Code(e) => ApiError::conflict(e.to_string()),

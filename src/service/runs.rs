@@ -148,12 +148,58 @@ pub async fn writeback_status(State(st): State<AppState>, headers: HeaderMap) ->
     Ok(Json(serde_json::to_value(status).unwrap_or_default()))
 }
 
+/// The store's lease for a push outside a sync (one writer to the directory at a time).
+async fn lease(st: &AppState) -> Result<Box<dyn crate::store::Lease>, ApiError> {
+    on_store(&*st.store, |s| s.lease()).await.map_err(|e| match e {
+        crate::store::StoreError::Locked(_) => ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_busy", "a sync or push is running; try again")
+        },
+        other => other.into(),
+    })
+}
+
 pub async fn writeback_push(State(st): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     authorize(&st, &headers, Scope::Write)?;
+    let _lease = lease(&st).await?;
     let cfg = st.config();
     let report = crate::writeback::push(&cfg, &*st.store, true).await.map_err(|e| match e {
         crate::writeback::WritebackError::Store(e) => e.into(),
         other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "writeback_failed", other.to_string()),
     })?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    keep: String,
+}
+
+/// `POST /api/writeback/{id}/resolve` `{keep: "app" | "directory"}`.
+pub async fn writeback_resolve(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&st, &headers, Scope::Write)?;
+    let Json(b) = body?;
+    let keep = match b.keep.as_str() {
+        "app" => crate::config::OnConflict::App,
+        "directory" => crate::config::OnConflict::Directory,
+        other => {
+            return Err(ApiError::bad_request(format!("keep: expected \"app\" or \"directory\", got \"{other}\"")))
+        }
+    };
+    let _lease = lease(&st).await?;
+    let cfg = st.config();
+    let (resolved, report) = crate::writeback::resolve(&cfg, &*st.store, id, keep).await.map_err(|e| match e {
+        crate::writeback::WritebackError::NoItem(m) => ApiError::not_found(m),
+        crate::writeback::WritebackError::Refused(m) => ApiError::conflict(m),
+        crate::writeback::WritebackError::Store(e) => e.into(),
+        other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "writeback_failed", other.to_string()),
+    })?;
+    tracing::info!(client = %caller.name, item = id, keep = %b.keep, resolved, "write-back conflict resolution");
+    Ok(Json(json!({ "resolved": resolved, "push": report })))
 }

@@ -33,6 +33,8 @@ pub enum WritebackError {
     NoUser(String),
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    NoItem(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -199,9 +201,36 @@ pub async fn push(cfg: &Config, store: &dyn Store, retry_now: bool) -> Result<Pu
             report.deferred += items.len() as u64; // write-back is off for this source now
             continue;
         };
-        push_source(scfg, store, &items, &mut report).await?;
+        let policy = scfg.writeback.as_ref().expect("write-back source").on_conflict;
+        push_source(scfg, store, &items, &mut report, policy).await?;
     }
     Ok(report)
+}
+
+/// Resolves a reported conflict (`writeback resolve`, `POST
+/// /api/writeback/{id}/resolve`): [`OnConflict::App`] writes the
+/// application's value over the directory's; [`OnConflict::Directory`]
+/// takes the directory's current value locally (audited). Either way the
+/// directory is read again first: if it now holds the application's value,
+/// the item is simply done.
+/// The answer says whether the item left the conflicts, and what the push did.
+pub async fn resolve(
+    cfg: &Config,
+    store: &dyn Store,
+    id: i64,
+    keep: OnConflict,
+) -> Result<(bool, PushReport), WritebackError> {
+    let items = on_store(store, |s| s.writeback_items(&[QueueStatus::Conflict])).await?;
+    let item = items.iter().find(|i| i.id == id).ok_or_else(|| {
+        WritebackError::NoItem(format!("no write-back conflict with id {id} (`dirsync writeback status` lists them)"))
+    })?;
+    let scfg = cfg.sources.iter().find(|s| s.name == item.source && s.writeback.is_some()).ok_or_else(|| {
+        WritebackError::Refused(format!("source \"{}\" has no write-back configured now", item.source))
+    })?;
+    let mut report = PushReport::default();
+    push_source(scfg, store, &[item], &mut report, keep).await?;
+    let left = on_store(store, |s| s.writeback_items(&[QueueStatus::Conflict, QueueStatus::Failed])).await?;
+    Ok((!left.iter().any(|i| i.id == id), report))
 }
 
 /// `writeback push` on its own: a push recorded as a run (mode
@@ -241,8 +270,8 @@ async fn push_source(
     store: &dyn Store,
     items: &[&WritebackItem],
     report: &mut PushReport,
+    policy: OnConflict,
 ) -> Result<(), WritebackError> {
-    let wb = scfg.writeback.as_ref().expect("write-back source");
     let mut transport = match transport::open(scfg).await {
         Ok(Some(t)) => t,
         Ok(None) => {
@@ -263,7 +292,7 @@ async fn push_source(
     // found "already there" by the next push, so nothing is written twice.
     let mut outcomes = Vec::with_capacity(RECORD_BATCH);
     for item in items {
-        let (outcome, wrote) = push_one(transport.as_mut(), item, wb.on_conflict).await;
+        let (outcome, wrote) = push_one(transport.as_mut(), item, policy).await;
         if matches!(outcome, PushOutcome::Done) {
             if wrote {
                 report.pushed += 1;

@@ -212,3 +212,34 @@ fn an_entry_gone_from_the_directory_is_a_recorded_failure() {
         "{why}"
     );
 }
+
+#[test]
+fn a_reported_conflict_is_resolved_by_keeping_either_value() {
+    for keep in ["app", "directory"] {
+        let (slapd, env) = setup("report", "");
+        set(&env, "alice", "1000");
+        assert_eq!(env.sync(&[]).0, 0);
+        slapd.modify(&format!("dn: {}\nchangetype: modify\nreplace: pager\npager: 9999\n", alice()));
+        set(&env, "alice", "2000");
+        assert_eq!(env.sync(&[]).0, 0);
+        let st = env.run(&["writeback", "status", "--json"]).json();
+        let id = st["conflicts"][0]["id"].as_i64().expect("one conflict").to_string();
+        // An id that is not a conflict is refused by name.
+        let r = env.run(&["writeback", "resolve", "999999", "--keep", keep]);
+        assert_eq!(r.code, 1);
+        assert!(r.stderr.contains("no write-back conflict with id 999999"), "{}", r.stderr);
+        let r = env.run(&["writeback", "resolve", &id, "--keep", keep]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let (dir, local) = (slapd.values(&alice(), "pager"), env.user("alice")["fields"]["print_code"].clone());
+        if keep == "app" {
+            assert_eq!((dir, local), (vec!["2000".to_string()], "2000".into()), "the application's value written");
+        } else {
+            assert_eq!((dir, local), (vec!["9999".to_string()], "9999".into()), "the directory's value taken");
+        }
+        let st = env.run(&["writeback", "status", "--json"]).json();
+        assert!(st["conflicts"].as_array().unwrap().is_empty(), "{st}");
+        // Nothing is pushed again by the next sync.
+        let (_, out) = env.sync(&[]);
+        assert_eq!(out["writeback"]["pushed"].as_u64().unwrap_or(0), 0, "{out}");
+    }
+}
