@@ -194,3 +194,39 @@ fn ad_write_back_of_an_app_owned_attribute() {
     let (_, out) = env.sync(&["--full"]);
     assert_eq!((count(&out, "updated"), out["writeback"]["pushed"].as_u64()), (0, Some(0)), "{out}");
 }
+
+#[test]
+fn auth_binds_as_the_ad_user_and_logs_ads_reason_for_the_admin_only() {
+    samba();
+    let users_cn = format!("CN=Users,{AD_DOMAIN}");
+    let env = ad_env(&[&users_cn], "", "[safety]\nmax_delete_percent = 100\n");
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    let check = |pw: &str| {
+        let mut child = env
+            .command(&["auth", "administrator", "-v"])
+            .env("DIRSYNC_LOG", "info")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(format!("{pw}\n").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = check(AD_PASSWORD);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["username"], "Administrator", "the canonical name: {v}");
+    assert!(v["groups"].as_array().unwrap().iter().any(|g| g == "Domain Admins"), "{v}");
+    let (code, out, err) = check("Wr0ng!Passw0rd");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("AD: invalid credentials (data 52e)"), "the reason is logged: {err}");
+    assert!(!out.contains("52e") && !err.contains("Wr0ng!Passw0rd") && !err.contains(AD_PASSWORD), "{out}{err}");
+}
