@@ -173,6 +173,9 @@ impl Authenticator {
             if l.users.len() > 100_000 {
                 l.users.retain(|_, w| w.blocked_until.is_some_and(|t| t > now) || !w.failures.is_empty());
             }
+            if l.addresses.len() > 100_000 {
+                l.addresses.retain(|_, w| w.blocked_until.is_some_and(|t| t > now) || !w.failures.is_empty());
+            }
             l.users.entry(key.to_string()).or_default().fail(now, limits.failures_per_user);
             if let Some(a) = address {
                 l.addresses.entry(a).or_default().fail(now, limits.failures_per_address);

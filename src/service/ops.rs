@@ -89,7 +89,11 @@ pub struct HttpMetrics {
 pub async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    // Labels stay bounded: a client may send any method name.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PATCH" | "PUT" | "DELETE" | "HEAD" | "OPTIONS") => m.to_string(),
+        _ => "other".to_string(),
+    };
     let t0 = Instant::now();
     let res = next.run(req).await;
     let took = t0.elapsed().as_secs_f64();

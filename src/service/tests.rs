@@ -51,3 +51,21 @@ async fn a_user_by_name_with_a_token_and_a_json_401_without() {
     let r = app(st).oneshot(auth.unwrap()).await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "the read scope cannot check passwords");
 }
+
+#[tokio::test]
+async fn metrics_labels_stay_bounded_whatever_the_method_or_path() {
+    let (_dir, st) = state().await;
+    for i in 0..50 {
+        let req =
+            Request::builder().method(format!("X{i}").as_str()).uri(format!("/api/random-{i}")).body(Body::empty());
+        let r = app(st.clone()).oneshot(req.unwrap()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let r = app(st.clone()).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    let text = String::from_utf8(axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("dirsync_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 50"),
+        "{text}"
+    );
+    assert!(!text.contains("X7") && !text.contains("random-"), "no label per method or path");
+}
