@@ -86,19 +86,31 @@ impl<'a> Section<'a> {
     }
 
     pub fn strings(&mut self, k: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        let list = "a list of strings such as [\"a\", \"b\"]".to_string();
+        self.array(k, "a quoted string", list, |v| match v {
+            toml::Value::String(s) => Ok(s),
+            v => Err(v),
+        })
+    }
+
+    /// An array whose items `item` takes (giving back what it refuses).
+    fn array<T>(
+        &mut self,
+        k: &str,
+        item_expected: &str,
+        expected: String,
+        item: impl Fn(toml::Value) -> Result<T, toml::Value>,
+    ) -> Result<Option<Vec<T>>, ConfigError> {
         match self.take(k) {
             None => Ok(None),
             Some(toml::Value::Array(a)) => {
                 let mut out = Vec::with_capacity(a.len());
                 for (i, v) in a.into_iter().enumerate() {
-                    match v {
-                        toml::Value::String(s) => out.push(s),
-                        v => return Err(self.wrong(&format!("{k}[{i}]"), "a quoted string", &v)),
-                    }
+                    out.push(item(v).map_err(|v| self.wrong(&format!("{k}[{i}]"), item_expected, &v))?);
                 }
                 Ok(Some(out))
             }
-            Some(v) => Err(self.wrong(k, "a list of strings such as [\"a\", \"b\"]", &v)),
+            Some(v) => Err(self.wrong(k, &expected, &v)),
         }
     }
 
@@ -141,20 +153,11 @@ impl<'a> Section<'a> {
 
     /// An array of tables (`[[server.clients]]`), each to read with [`Section::child`].
     pub fn take_array(&mut self, k: &str) -> Result<Option<Vec<toml::Table>>, ConfigError> {
-        match self.take(k) {
-            None => Ok(None),
-            Some(toml::Value::Array(a)) => {
-                let mut out = Vec::with_capacity(a.len());
-                for (i, v) in a.into_iter().enumerate() {
-                    match v {
-                        toml::Value::Table(t) => out.push(t),
-                        v => return Err(self.wrong(&format!("{k}[{i}]"), "a table", &v)),
-                    }
-                }
-                Ok(Some(out))
-            }
-            Some(v) => Err(self.wrong(k, &format!("tables ([[{}.{k}]])", self.prefix), &v)),
-        }
+        let expected = format!("tables ([[{}.{k}]])", self.prefix);
+        self.array(k, "a table", expected, |v| match v {
+            toml::Value::Table(t) => Ok(t),
+            v => Err(v),
+        })
     }
 
     /// A section for `table`, named `<prefix>.<name>` in errors.

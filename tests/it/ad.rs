@@ -202,24 +202,7 @@ fn auth_binds_as_the_ad_user_and_logs_ads_reason_for_the_admin_only() {
     let env = ad_env(&[&users_cn], "", "[safety]\nmax_delete_percent = 100\n");
     let (code, out) = env.sync(&[]);
     assert_eq!(code, 0, "{out}");
-    let check = |pw: &str| {
-        let mut child = env
-            .command(&["auth", "administrator", "-v"])
-            .env("DIRSYNC_LOG", "info")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(format!("{pw}\n").as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let check = |pw: &str| env.auth("administrator", pw, &["-v"]);
     let (code, out, err) = check(AD_PASSWORD);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -266,6 +266,26 @@ impl Env {
         (r.code, r.json())
     }
 
+    /// `dirsync auth USER` with `password` on stdin (and `args` before the
+    /// user); returns (exit code, stdout, stderr).
+    pub fn auth(&self, user: &str, password: &str, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = vec!["auth"];
+        cmd.extend_from_slice(args);
+        cmd.push(user);
+        let mut child = self
+            .command(&cmd)
+            .env("DIRSYNC_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dirsync runs");
+        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+
     pub fn users(&self) -> Vec<Value> {
         let r = self.run(&["users", "list", "--json"]);
         assert_eq!(r.code, 0, "{}", r.stderr);

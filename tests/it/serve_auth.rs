@@ -4,8 +4,6 @@
 //! a moved entry, rate limits tripping, a source that is down, and no
 //! password in any log line or in the store.
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -131,22 +129,7 @@ fn dirsync_auth_reads_the_password_from_stdin() {
     school(&slapd);
     let env = Env::ldap(&slapd, "", "");
     assert_eq!(env.sync(&[]).0, 0);
-    let check = |user: &str, pw: &str| {
-        let mut child = env
-            .command(&["auth", user])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(format!("{pw}\n").as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let check = |user: &str, pw: &str| env.auth(user, pw, &[]);
     let (code, out, err) = check("alice", "alice-pw-1");
     assert_eq!(code, 0, "{err}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["groups"], json!(["Staff", "Teachers"]));
