@@ -96,7 +96,7 @@ struct Limits {
     addresses: HashMap<IpAddr, Window>,
 }
 
-type Built = (String, Arc<dyn PasswordCheck>);
+type Built = (Arc<dyn crate::sources::kind::Kind>, Arc<dyn PasswordCheck>);
 
 /// Checks passwords; one per service, shared by its requests.
 pub struct Authenticator {
@@ -194,9 +194,16 @@ impl Authenticator {
         if refused_input {
             return Err(AuthError::InvalidCredentials);
         }
+        // The user and its groups in one trip to the store (the groups are
+        // only answered after the directory accepted the password).
         let name = username.to_string();
-        let user = on_store(&*self.store, move |s| s.user_by_name(&name)).await?;
-        let Some(user) = user.filter(|u| u.status == Status::Active) else {
+        let found = on_store(&*self.store, move |s| -> Result<_, StoreError> {
+            let Some(u) = s.user_by_name(&name)?.filter(|u| u.status == Status::Active) else { return Ok(None) };
+            let groups = s.groups_of_user(u.id)?;
+            Ok(Some((u, groups)))
+        })
+        .await?;
+        let Some((user, groups)) = found else {
             self.pretend().await;
             return Err(AuthError::InvalidCredentials);
         };
@@ -214,9 +221,7 @@ impl Authenticator {
         }
         match verdict {
             Ok(Verdict::Accepted) => {
-                let id = user.id;
-                let groups = on_store(&*self.store, move |s| s.groups_of_user(id)).await?;
-                info!(user = %user.username, "password accepted");
+                tracing::debug!(user = %user.username, "password accepted");
                 Ok(Authenticated { username: user.username, groups: groups.all })
             }
             Ok(Verdict::Refused(reason)) => {
@@ -240,15 +245,16 @@ impl Authenticator {
     fn check_for(&self, source: &str) -> Option<Arc<dyn PasswordCheck>> {
         let cfg = self.cfg.read().expect("config lock").clone();
         let s = cfg.sources.iter().find(|s| s.name == source)?;
-        let fingerprint = format!("{:?}", s.kind);
+        // Built for these very settings (a reload makes new ones, and a new
+        // check; the entry holds the settings, so their address is not reused).
         let mut checks = self.checks.lock().expect("checks lock");
-        if let Some((f, c)) = checks.get(source) {
-            if *f == fingerprint {
+        if let Some((k, c)) = checks.get(source) {
+            if Arc::ptr_eq(k, &s.kind) {
                 return Some(c.clone());
             }
         }
         let c = s.kind.password_check(s)?;
-        checks.insert(source.to_string(), (fingerprint, c.clone()));
+        checks.insert(source.to_string(), (s.kind.clone(), c.clone()));
         Some(c)
     }
 }

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""dirsync serve benchmark: POST /api/auth (right passwords, random users)
+with wrk, against the reference in the same script: raw simple binds as
+random users on persistent connections (examples/rawbind.rs, the same ldap3
+client), at the same concurrency, against the same slapd.
+
+Usage: python3 bench/auth_run.py [--users 10000] [--seconds 10] [--connections 8]
+
+Everything (slapd, dirsync, wrk or rawbind) shares this machine's 2 cores.
+Results go to stdout as Markdown."""
+import argparse, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
+
+from common import ADMIN, ROOT, SUFFIX, build_release, free_port, slapd_up, stop
+from serve_run import wrk
+
+TOKEN = "bench-token-0123456789abcdef"
+
+LUA = r'''
+math.randomseed(os.time())
+local n = %d
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer %s"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local u = string.format("user%%06d", math.random(0, n - 1))
+  return wrk.format(nil, "/api/auth", nil, string.format('{"username":"%%s","password":"pw-%%s"}', u, u))
+end
+'''
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=10_000)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=8)
+    a = ap.parse_args()
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    binary = build_release()
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "rawbind"], cwd=ROOT, check=True)
+    rawbind = os.path.join(ROOT, "target", "release", "examples", "rawbind")
+    work = tempfile.mkdtemp(prefix="dirsync-auth-bench-")
+    base = os.path.join(work, "slapd")
+    data = os.path.join(work, "data.ldif")
+    server = None
+    try:
+        with open(data, "w") as f:
+            f.write(f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n")
+            f.write(f"dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n")
+            for i in range(a.users):
+                u = f"user{i:06d}"
+                f.write(f"dn: uid={u},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: {u}\ncn: User {i}\nsn: {i}\nuserPassword: pw-{u}\n\n")
+        url = slapd_up(base, data)
+        with open(os.path.join(work, "secret.txt"), "w") as f:
+            f.write("secret\n")
+        with open(os.path.join(work, "bench.token"), "w") as f:
+            f.write(TOKEN + "\n")
+        port = free_port()
+        cfg = os.path.join(work, "dirsync.toml")
+        with open(cfg, "w") as f:
+            f.write(f'''[store]
+path = "dirsync.db"
+[server]
+listen = "127.0.0.1:{port}"
+[server.auth]
+failures_per_address = 100000
+[[server.clients]]
+name = "bench"
+token_file = "bench.token"
+scopes = ["auth"]
+[schedule]
+full = ""
+incremental = ""
+[[sources]]
+name = "bench"
+type = "ldap"
+url = "{url}"
+bind_dn = "{ADMIN}"
+bind_password_file = "secret.txt"
+base_dn = "{SUFFIX}"
+group_filter = ""
+[sources.fields]
+username = "uid"
+full_name = "cn"
+''')
+        subprocess.run([binary, "-c", cfg, "sync"], check=True, stdout=subprocess.DEVNULL)
+        raw = float(subprocess.run([rawbind, url, str(a.users), str(a.connections), str(a.seconds)], check=True,
+                                   capture_output=True, text=True).stdout.strip())
+        server = subprocess.Popen([binary, "-c", cfg, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base_url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base_url + "/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        script = os.path.join(work, "auth.lua")
+        with open(script, "w") as f:
+            f.write(LUA % (a.users, TOKEN))
+        rps, p99, bad = wrk(base_url, a.seconds, a.connections, script)
+        print(f"users={a.users} seconds={a.seconds} connections={a.connections} (same machine)\n")
+        print("| load | per second | × raw binds | p99 (ms) | non-2xx |")
+        print("|---|---:|---:|---:|---:|")
+        print(f"| raw simple binds, random users, {a.connections} persistent connections (reference) | {raw:,.0f} | 1.00 | – | – |")
+        print(f"| `POST /api/auth`, random users, right passwords, {a.connections} HTTP connections | {rps:,.0f} | {rps / raw:.2f} | {p99:.2f} | {bad} |")
+    finally:
+        if server:
+            server.terminate()
+            server.wait(timeout=60)
+        stop(os.path.join(base, "slapd.pid"))
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
