@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--perf", action="store_true", help="profile dirsync with perf during the wrk run")
     a = ap.parse_args()
     if not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
@@ -97,7 +98,17 @@ full_name = "cn"
         script = os.path.join(work, "auth.lua")
         with open(script, "w") as f:
             f.write(LUA % (a.users, TOKEN))
+        perf = None
+        if a.perf:
+            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", os.path.join(work, "perf.data"), "-p", str(server.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         rps, p99, bad = wrk(base_url, a.seconds, a.connections, script)
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
+            report = subprocess.run(["perf", "report", "--stdio", "--no-children", "--sort", "dso,sym", "-i", os.path.join(work, "perf.data")],
+                                    capture_output=True, text=True).stdout
+            print("\n".join(l for l in report.splitlines() if l.strip().startswith(tuple("0123456789")))[:4000])
         print(f"users={a.users} seconds={a.seconds} connections={a.connections} (same machine)\n")
         print("| load | per second | × raw binds | p99 (ms) | non-2xx |")
         print("|---|---:|---:|---:|---:|")
