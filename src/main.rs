@@ -296,7 +296,7 @@ fn run(args: Args) -> Result<u8, Failure> {
                     return Err(Failure::failed(e.to_string()));
                 }
             };
-            let opts = SyncOptions { dry_run, force, sources, full, run_id: None };
+            let opts = SyncOptions { dry_run, force, sources, full, ..SyncOptions::default() };
             let progress = Arc::new(AtomicU64::new(0));
             let rt = runtime()?;
             let bar = cli::Progress::start(&rt, progress.clone());

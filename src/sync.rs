@@ -32,6 +32,10 @@ pub struct SyncOptions {
     /// The run's record, made when it was queued (`dirsync serve`'s queue);
     /// `None`: made when the run starts.
     pub run_id: Option<i64>,
+    /// Just-in-time provisioning: read only this user (and the groups that
+    /// list it) from the sources, create or update it, never remove anybody,
+    /// save no position (mode `single`).
+    pub user: Option<String>,
 }
 
 /// What a sync did; also the `sync --json` output.
@@ -129,6 +133,23 @@ async fn read_source(
     progress: Arc<AtomicU64>,
     since: Option<&str>,
 ) -> Result<SourceBatch, SourceError> {
+    read_source_as(open, cfg, progress, Read::Since(since)).await
+}
+
+/// What a read asks of a source.
+enum Read<'a> {
+    /// Everything, or what changed since a saved position.
+    Since(Option<&'a str>),
+    /// One user by username, and the groups that list it.
+    User(&'a str),
+}
+
+async fn read_source_as(
+    open: &Opener,
+    cfg: &SourceConfig,
+    progress: Arc<AtomicU64>,
+    read: Read<'_>,
+) -> Result<SourceBatch, SourceError> {
     let (sink, mut rx) = EntrySink::channel(progress);
     let scfg = cfg.clone();
     let mapper = tokio::task::spawn_blocking(move || {
@@ -141,7 +162,10 @@ async fn read_source(
         c.finish()
     });
     let source = open(cfg);
-    let fetched = source.fetch(sink, since).await;
+    let fetched = match read {
+        Read::Since(since) => source.fetch(sink, since).await,
+        Read::User(name) => source.fetch_user(sink, name).await,
+    };
     let mut batch = mapper.await.map_err(|e| SourceError::new(&cfg.name, format!("mapping failed: {e}")))?;
     let fetched = fetched?;
     if let Some(e) = batch.scope_error.take() {
@@ -284,9 +308,11 @@ async fn pipeline(
     let mut since = Vec::with_capacity(selected.len());
     for s in selected {
         let sc = (*s).clone();
-        since.push(if opts.full { None } else { on_store(store, move |st| resume_point(st, &sc)).await? });
+        let skip = opts.full || opts.user.is_some();
+        since.push(if skip { None } else { on_store(store, move |st| resume_point(st, &sc)).await? });
     }
-    let all_resume = since.iter().all(Option::is_some);
+    // One user's read is a delta: only what it touches is read from the store.
+    let all_resume = opts.user.is_some() || since.iter().all(Option::is_some);
     // Read every source (concurrently) while the snapshot is loaded.
     let mut handles = AbortOnDrop(
         selected
@@ -296,7 +322,13 @@ async fn pipeline(
                 let s = (*s).clone();
                 let p = progress.clone();
                 let open = open.clone();
-                tokio::spawn(async move { fetch_with(&open, &s, p, since).await })
+                let user = opts.user.clone();
+                tokio::spawn(async move {
+                    match user {
+                        Some(u) => read_source_as(&open, &s, p, Read::User(&u)).await,
+                        None => fetch_with(&open, &s, p, since).await,
+                    }
+                })
             })
             .collect(),
     );
@@ -341,6 +373,7 @@ async fn pipeline(
     );
     let deltas = batches.iter().filter(|b| b.delta.is_some()).count();
     outcome.mode = match deltas {
+        _ if opts.user.is_some() => "single",
         0 => "full",
         n if n == batches.len() => "incremental",
         _ => "mixed",
@@ -387,8 +420,11 @@ async fn pipeline(
     drop(snap);
     let record = record_of(&outcome, started, opts.force);
     let finished = record.finished_at.unwrap_or_else(now);
+    // One user's read saves no position: the next incremental read goes on
+    // from where the last one left off.
     let positions: Vec<(String, crate::store::SavedState, bool)> = batches
         .iter()
+        .filter(|_| opts.user.is_none())
         .zip(selected)
         .map(|(b, s)| {
             let saved = crate::store::SavedState {

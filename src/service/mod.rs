@@ -67,6 +67,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/users", get(people::list_users))
         .route("/api/users/{username}", get(people::get_user).patch(people::patch_user))
         .route("/api/users/{username}/history", get(people::user_history))
+        .route("/api/users/{username}/sync", post(people::sync_user))
         .route("/api/groups", get(people::list_groups))
         .route("/api/groups/{name}", get(people::get_group))
         .route("/api/groups/{name}/members", get(people::group_members))

@@ -299,3 +299,55 @@ pub async fn group_members(
     }
     Ok(Json(v))
 }
+
+/// `POST /api/users/{username}/sync`: just-in-time provisioning. The user is
+/// looked up in the sources (an escaped filter) with the groups that list
+/// it, created or updated now with mapping, rules and codes, and recorded as
+/// a run of mode `single`; nobody is removed. 404 when no source knows the
+/// user, 422 when its entry is invalid, 503 while another sync holds the store.
+pub async fn sync_user(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&st, &headers, Scope::Sync)?;
+    if name.trim().is_empty() || name.len() > 1024 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("expected a username without control characters"));
+    }
+    let cfg = st.config();
+    let opts = crate::sync::SyncOptions { user: Some(name.clone()), ..Default::default() };
+    let outcome = crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await.map_err(|e| match e {
+        crate::sync::SyncError::Store(e) => ApiError::from(e),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
+    tracing::info!(client = %caller.name, user = %name, status = outcome.status.as_str(), "just-in-time sync");
+    let c = &outcome.counts;
+    match outcome.status {
+        crate::history::RunStatus::Ok => {}
+        crate::history::RunStatus::Failed => {
+            let message = outcome.message.clone().unwrap_or_default();
+            let busy = message.contains("another sync is running");
+            return Err(ApiError {
+                retry_after: busy.then_some(5),
+                ..ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    if busy { "store_busy" } else { "directory_unavailable" },
+                    message,
+                )
+            });
+        }
+        _ => return Err(ApiError::conflict(outcome.message.clone().unwrap_or_default())),
+    }
+    if c.created + c.updated + c.renamed + c.unchanged == 0 {
+        if let Some(e) = outcome.errors.first() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_entry",
+                format!("{}: {}", e.dn, e.reason),
+            ));
+        }
+        return Err(ApiError::not_found(format!("no source knows a user named \"{name}\"")));
+    }
+    let user = user_view(&st, name).await?;
+    Ok(Json(json!({ "run_id": outcome.run_id, "created": c.created > 0, "user": user })))
+}

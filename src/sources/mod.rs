@@ -141,6 +141,14 @@ pub trait Source: Send + Sync {
     /// [`Fetched::delta`]). An `Err` means the read is incomplete and must not
     /// be used to remove anybody.
     async fn fetch(&self, sink: EntrySink, since: Option<&str>) -> Result<Fetched, SourceError>;
+
+    /// Reads one user by username and the groups that list it as a direct
+    /// member, as a delta that deletes nothing (just-in-time provisioning).
+    /// No user entry: the source does not know the user. Kinds that cannot
+    /// look one user up (an LDIF file) answer that they do not know it.
+    async fn fetch_user(&self, _sink: EntrySink, _username: &str) -> Result<Fetched, SourceError> {
+        Ok(Fetched { delta: Some(Delta::default()), ..Fetched::default() })
+    }
 }
 
 /// Opens the source a config section describes.

@@ -411,3 +411,48 @@ fn health_readiness_and_metrics() {
     assert_eq!((s, r["failing_sources"].clone()), (503, json!(["corp"])), "{r}");
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn just_in_time_sync_creates_one_user_with_rules_and_a_code_and_removes_nobody() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let rest = "[[rules]]\nwhen_member_of = \"Students\"\nset = { credit = \"10.00\" }\n\n[codes]\nprint_code = { length = 6, charset = \"digits\", unique = true }\n";
+    let env = Env::ldap(&slapd, "", rest);
+    let server = server_section(&env, "");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    let svc = Service::start(&env);
+    assert_eq!(svc.sync()["created"], 3);
+    // Erin arrives in the directory (a student); bob leaves it.
+    slapd.modify(&person("erin", "Erin Evans", ""));
+    slapd.modify(&format!(
+        "dn: cn=Students,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\nmember: uid=erin,ou=people,{SUFFIX}\n\n"
+    ));
+    slapd.modify(&format!("dn: uid=bob,ou=people,{SUFFIX}\nchangetype: delete\n\n"));
+    let (s, _, v) = svc.call("POST", "/api/users/Erin/sync", Some(WRITER), None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["created"].as_bool(), v["user"]["username"].as_str()), (Some(true), Some("erin")), "{v}");
+    assert_eq!(v["user"]["all_groups"], json!(["Students"]));
+    assert_eq!(v["user"]["fields"]["credit"], "10.00", "the rule applied: {v}");
+    let code = v["user"]["fields"]["print_code"].as_str().expect("a generated code");
+    assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()), "{code}");
+    let (_, run) = svc.get(&format!("/api/runs/{}", v["run_id"]), READER);
+    assert_eq!((run["mode"].as_str(), run["status"].as_str()), (Some("single"), Some("ok")), "{run}");
+    // Nobody removed: bob is gone from the directory but still active here.
+    assert_eq!(svc.get("/api/users/bob", READER).1["status"], "active");
+    // Again: an update (nothing new), not a second user.
+    let (s, _, v) = svc.call("POST", "/api/users/erin/sync", Some(WRITER), None);
+    assert_eq!((s, v["created"].as_bool()), (200, Some(false)), "{v}");
+    // Unknown, and a wildcard that must not match everybody.
+    for name in ["nobody", "*", "e*", "admin)(|(uid=*"] {
+        let path = format!(
+            "/api/users/{}/sync",
+            name.replace('*', "%2A").replace('(', "%28").replace(')', "%29").replace('|', "%7C")
+        );
+        let (s, _, v) = svc.call("POST", &path, Some(WRITER), None);
+        assert_eq!((s, v["error"].as_str()), (404, Some("not_found")), "{name}: {v}");
+    }
+    let (_, all) = svc.get("/api/users", READER);
+    assert_eq!(usernames(all["users"].as_array().unwrap()), ["alice", "bob", "carol", "erin"]);
+    assert_eq!(svc.call("POST", "/api/users/erin/sync", Some(READER), None).0, 403);
+    assert_eq!(svc.stop(10), 0);
+}

@@ -53,6 +53,8 @@ pub struct LdapSource {
     user_attrs: Vec<String>,
     group_attrs: Vec<String>,
     member_attribute: String,
+    /// The attribute the username is mapped from (`None`: a template).
+    username_attribute: Option<String>,
     /// AD's (or 389 DS's) attributes as neutral facts.
     interpret: super::Interpret,
 }
@@ -80,6 +82,10 @@ impl LdapSource {
             user_attrs: with_extra(cfg.user_attributes(), facts::extra_user_attributes(l.ad)),
             group_attrs: with_extra(cfg.group_attributes(), facts::extra_group_attributes(l.ad)),
             member_attribute: l.query.member_attribute.clone(),
+            username_attribute: cfg.fields.iter().find(|f| &*f.name == "username").and_then(|f| match &f.source {
+                crate::config::FieldSource::Attribute(a) => Some(a.clone()),
+                _ => None,
+            }),
             interpret: facts::interpreter(l.ad, &l.query.id_attribute),
         }
     }
@@ -207,6 +213,45 @@ impl Source for LdapSource {
             }
         }
         self.fetch_paged(sink).await
+    }
+
+    async fn fetch_user(&self, sink: EntrySink, username: &str) -> Result<Fetched, SourceError> {
+        let sink = sink.interpreted(self.interpret.clone());
+        let Some(attr) = &self.username_attribute else {
+            return Err(self.err("the username is mapped from a template: one user cannot be looked up"));
+        };
+        // Escaped (RFC 4515): `*`, `(`, `)`, `\\` and NUL cannot widen the search.
+        let user_filter = format!("(&{}({attr}={}))", self.user_filter, ldap3::ldap_escape(username));
+        // The DNs first (a small search), to ask for the groups that list them.
+        let mut ldap = self.connect().await?;
+        let mut dns = Vec::new();
+        for base in &self.cfg.base_dns {
+            let (entries, _) = ldap
+                .search(base, Scope::Subtree, &user_filter, vec!["1.1"])
+                .await
+                .and_then(|r| r.success())
+                .map_err(|e| self.err(format!("looking up {username:?} under {base}: {}", describe(&e))))?;
+            dns.extend(entries.into_iter().map(|e| ldap3::SearchEntry::construct(e).dn));
+        }
+        let _ = ldap.unbind().await;
+        if dns.is_empty() {
+            return Ok(Fetched { counts: FetchCounts::default(), delta: Some(Delta::default()), next_state: None });
+        }
+        let users = self.search(EntryKind::User, &user_filter, &self.user_attrs, &sink).await?;
+        let groups = match &self.group_filter {
+            None => 0,
+            Some(gf) => {
+                let m = &self.member_attribute;
+                let refs: String = if m == "memberuid" {
+                    format!("({m}={})", ldap3::ldap_escape(username))
+                } else {
+                    dns.iter().map(|dn| format!("({m}={})", ldap3::ldap_escape(dn.as_str()))).collect()
+                };
+                let f = format!("(&{gf}(|{refs}))");
+                self.search(EntryKind::Group, &f, &self.group_attrs, &sink).await?
+            }
+        };
+        Ok(Fetched { counts: FetchCounts { users, groups }, delta: Some(Delta::default()), next_state: None })
     }
 }
 
