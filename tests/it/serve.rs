@@ -102,10 +102,13 @@ impl Service {
         (s, v)
     }
 
-    /// Raw bytes as the body (for malformed JSON).
+    /// Raw bytes as the body (for malformed JSON). A client of its own: the
+    /// server may close a connection whose body it refused (413), which a
+    /// pooled connection would carry into the next request.
     pub fn post_raw(&self, path: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
-        let req = self.http.post(&url).bearer_auth(token).header("content-type", "application/json").body(body);
+        let req =
+            reqwest::Client::new().post(&url).bearer_auth(token).header("content-type", "application/json").body(body);
         self.rt.block_on(async {
             let r = req.send().await.unwrap();
             let s = r.status().as_u16();
