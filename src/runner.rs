@@ -41,6 +41,8 @@ pub struct RunRequest {
     /// A full read even where an incremental one is possible.
     pub full: bool,
     pub trigger: Trigger,
+    /// An approval of a blocked run (never coalesced).
+    pub approved: Option<Arc<crate::sync::Approval>>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,11 +52,12 @@ struct Job {
     sources: Vec<String>,
     full: bool,
     trigger: Trigger,
+    approved: Option<Arc<crate::sync::Approval>>,
 }
 
 impl Job {
     fn same_as(&self, sources: &[String], full: bool) -> bool {
-        self.sources == sources && self.full == full
+        self.approved.is_none() && self.sources == sources && self.full == full
     }
 }
 
@@ -159,16 +162,23 @@ impl Runner {
         sources.dedup();
         // One ask at a time from here: two equal asks must not both queue.
         let _one = self.submitting.lock().await;
-        if let Some(id) = self.coalesce(&sources, req.full)? {
-            return Ok((id, false));
+        if req.approved.is_none() {
+            if let Some(id) = self.coalesce(&sources, req.full)? {
+                return Ok((id, false));
+            }
+        } else if self.state.lock().expect("queue lock").stopping {
+            return Err(QueueError::Stopping);
         }
         let label = sources.join(",");
-        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::history::now(), false)).await?;
+        // An approval lifts the thresholds: recorded as forced.
+        let forced = req.approved.is_some();
+        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::history::now(), forced)).await?;
         self.state.lock().expect("queue lock").queue.push_back(Job {
             run_id: id,
             sources,
             full: req.full,
             trigger: req.trigger,
+            approved: req.approved.clone(),
         });
         info!(run = id, trigger = ?req.trigger, "sync queued");
         self.wake.notify_one();
@@ -245,6 +255,9 @@ impl Runner {
                 sources: job.sources.clone(),
                 full: job.full,
                 run_id: Some(job.run_id),
+                approved: job.approved.clone(),
+                // An approval lifts the thresholds: recorded as a forced run.
+                force: job.approved.is_some(),
                 ..SyncOptions::default()
             };
             info!(run = job.run_id, sources = %job.sources.join(","), full = job.full, trigger = ?job.trigger, "sync started");

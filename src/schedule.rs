@@ -81,7 +81,7 @@ pub async fn drive(
         let (due, next) = due_between(&config, cursor, now);
         cursor = now;
         for d in due {
-            let req = RunRequest { sources: vec![d.source.clone()], full: d.full, trigger: d.trigger };
+            let req = RunRequest { sources: vec![d.source.clone()], full: d.full, trigger: d.trigger, approved: None };
             if let Err(e) = runner.submit(req).await {
                 warn!(source = %d.source, "a scheduled run could not be queued: {e}");
             }
@@ -97,7 +97,8 @@ pub async fn drive(
             let retry_at = last.plus(retry_backoff(h.failures));
             if retry_at <= at {
                 retried.insert(source.clone(), last);
-                let req = RunRequest { sources: vec![source.clone()], full: false, trigger: Trigger::Retry };
+                let req =
+                    RunRequest { sources: vec![source.clone()], full: false, trigger: Trigger::Retry, approved: None };
                 if let Err(e) = runner.submit(req).await {
                     warn!(%source, "a retry could not be queued: {e}");
                 }

@@ -36,6 +36,38 @@ pub struct SyncOptions {
     /// list it) from the sources, create or update it, never remove anybody,
     /// save no position (mode `single`).
     pub user: Option<String>,
+    /// Approval of a blocked run: the thresholds are lifted, but the run is
+    /// blocked again if it would remove anybody the approved run did not plan.
+    pub approved: Option<Arc<Approval>>,
+}
+
+/// What an admin approved: the removals a blocked run planned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Approval {
+    /// The blocked run.
+    pub run_id: i64,
+    pub users: std::collections::HashSet<i64>,
+    pub groups: std::collections::HashSet<i64>,
+}
+
+/// The removals of a plan, as a blocked run records them.
+fn planned_removals(plan: &Plan) -> Vec<crate::store::PlannedRemoval> {
+    let users = plan.removals.iter().map(|r| crate::store::PlannedRemoval {
+        kind: "user".into(),
+        target_id: r.id,
+        name: r.username.clone(),
+        action: match r.kind {
+            crate::plan::RemovalKind::Disable => "disable".into(),
+            crate::plan::RemovalKind::Delete => "delete".into(),
+        },
+    });
+    let groups = plan.group_deletes.iter().map(|g| crate::store::PlannedRemoval {
+        kind: "group".into(),
+        target_id: g.id,
+        name: g.name.clone(),
+        action: "delete".into(),
+    });
+    users.chain(groups).collect()
 }
 
 /// What a sync did; also the `sync --json` output.
@@ -391,7 +423,28 @@ async fn pipeline(
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
     outcome.errors.extend(plan.errors.iter().cloned());
     outcome.counts = Counts::from_plan(&plan, &batches);
-    outcome.blocked_by = guards::check(&plan, &cfg.safety, opts.force);
+    outcome.blocked_by = guards::check(&plan, &cfg.safety, opts.force || opts.approved.is_some());
+    if let Some(a) = &opts.approved {
+        let new: Vec<String> = plan
+            .removals
+            .iter()
+            .filter(|r| !a.users.contains(&r.id))
+            .map(|r| format!("user {}", r.username))
+            .chain(plan.group_deletes.iter().filter(|g| !a.groups.contains(&g.id)).map(|g| format!("group {}", g.name)))
+            .collect();
+        if !new.is_empty() {
+            let shown = new.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
+            let more = if new.len() > 20 { format!(" and {} more", new.len() - 20) } else { String::new() };
+            outcome.blocked_by.push(guards::Block {
+                reason: format!(
+                    "not approved: {} removal(s) that run {} did not plan: {shown}{more} (review this run and approve it instead)",
+                    new.len(),
+                    a.run_id
+                ),
+                forceable: false,
+            });
+        }
+    }
     if !outcome.blocked_by.is_empty() {
         outcome.status = RunStatus::Blocked;
         outcome.message = Some(format!(
@@ -404,8 +457,19 @@ async fn pipeline(
         return Ok(outcome);
     }
     if outcome.status == RunStatus::Blocked {
+        let removals = planned_removals(&plan);
         outcome.plan = Some(plan);
-        return finish_without_changes(store, outcome, started, opts.force).await;
+        if let Some(id) = outcome.run_id {
+            let record = record_of(&outcome, started, opts.force);
+            on_store(store, move |s| {
+                s.transaction(&mut |tx| {
+                    tx.record_removals(id, &removals)?;
+                    tx.finish_run(&record)
+                })
+            })
+            .await?;
+        }
+        return Ok(outcome);
     }
     // The plan holds what the apply needs; the mapped entries and the stored
     // users can go before the store's own memory grows (peak RSS).

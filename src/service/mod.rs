@@ -74,6 +74,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/syncs", post(runs::start_sync))
         .route("/api/runs", get(runs::list_runs))
         .route("/api/runs/{id}", get(runs::get_run))
+        .route("/api/runs/{id}/approve", post(runs::approve_run))
         .route("/api/changes", get(runs::changes))
         .route("/api/writeback", get(runs::writeback_status))
         .route("/api/writeback/push", post(runs::writeback_push))

@@ -53,7 +53,7 @@ pub async fn start_sync(
         })?;
         return Ok(Json(outcome).into_response());
     }
-    let req = RunRequest { sources, full: body.full.unwrap_or(false), trigger: Trigger::Api };
+    let req = RunRequest { sources, full: body.full.unwrap_or(false), trigger: Trigger::Api, approved: None };
     let (id, queued) = st.runner.submit(req).await.map_err(|e| match e {
         QueueError::UnknownSource(n) => ApiError::bad_request(format!("no source is named \"{n}\"")),
         QueueError::Stopping => ApiError {
@@ -202,4 +202,55 @@ pub async fn writeback_resolve(
     })?;
     tracing::info!(client = %caller.name, item = id, keep = %b.keep, resolved, "write-back conflict resolution");
     Ok(Json(json!({ "resolved": resolved, "push": report })))
+}
+
+/// `POST /api/runs/{id}/approve`: a run blocked by a threshold is planned
+/// again with the thresholds lifted, and applied only if it removes nobody
+/// the blocked run did not plan (otherwise it is blocked again and names who
+/// is new). 202 `{run_id}` of the new run; 409 when the run is not blocked.
+pub async fn approve_run(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let caller = authorize(&st, &headers, Scope::Admin)?;
+    let found = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
+        let run = s.runs_page(id.checked_add(1), 1)?.into_iter().find(|r| r.id == id);
+        Ok(match run {
+            None => None,
+            Some(r) => Some((r, s.removals_of(id)?)),
+        })
+    })
+    .await?;
+    let (run, removals) = found.ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
+    if run.status != crate::history::RunStatus::Blocked {
+        return Err(ApiError::conflict(format!(
+            "run {id} is {}, not blocked: there is nothing to approve",
+            run.status.as_str()
+        )));
+    }
+    let mut approval = crate::sync::Approval { run_id: id, ..Default::default() };
+    for r in &removals {
+        if r.kind == "user" {
+            approval.users.insert(r.target_id);
+        } else {
+            approval.groups.insert(r.target_id);
+        }
+    }
+    let sources: Vec<String> = run.source.split(',').map(str::to_string).filter(|s| !s.is_empty()).collect();
+    let req = RunRequest {
+        sources,
+        full: run.mode == "full",
+        trigger: Trigger::Api,
+        approved: Some(std::sync::Arc::new(approval)),
+    };
+    let (new_id, _) = st.runner.submit(req).await.map_err(|e| match e {
+        QueueError::UnknownSource(n) => {
+            ApiError::conflict(format!("run {id} read source \"{n}\", which is no longer configured"))
+        }
+        QueueError::Stopping => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the service is stopping"),
+        QueueError::Store(e) => e.into(),
+    })?;
+    tracing::info!(client = %caller.name, blocked = id, run = new_id, removals = removals.len(), "blocked run approved");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": new_id, "approves": id, "removals": removals }))).into_response())
 }

@@ -278,6 +278,20 @@ pub trait StoreTx {
     fn field_values(&mut self, field: &str) -> Result<Vec<String>, StoreError>;
     /// Writes the run's final record (status, counts, errors).
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
+    /// Records what a blocked run would have removed (for an approval).
+    fn record_removals(&mut self, run_id: i64, removals: &[PlannedRemoval]) -> Result<(), StoreError>;
+}
+
+/// One removal a blocked run planned: a user disabled or deleted, or a group deleted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlannedRemoval {
+    /// `user` or `group`.
+    pub kind: String,
+    /// The store's id of the user or group.
+    pub target_id: i64,
+    pub name: String,
+    /// `disable`, `delete` (users) or `delete` (groups).
+    pub action: String,
 }
 
 pub trait Store: Send + Sync {
@@ -313,6 +327,8 @@ pub trait Store: Send + Sync {
     fn users_page(&self, q: &UserQuery) -> Result<Vec<crate::model::StoredUser>, StoreError>;
     /// Audit trail of one user (by id), newest first.
     fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// What a blocked run would have removed.
+    fn removals_of(&self, run_id: i64) -> Result<Vec<PlannedRemoval>, StoreError>;
     /// A page of groups in name order after `after` (the last page's final
     /// group: its name and id).
     fn groups_page(&self, after: Option<(&str, i64)>, limit: usize) -> Result<Vec<StoredGroup>, StoreError>;

@@ -453,6 +453,10 @@ impl Store for SqliteStore {
         self.read(|conn| queries::users_page(conn, &self.inner.path, q))
     }
 
+    fn removals_of(&self, run_id: i64) -> Result<Vec<crate::store::PlannedRemoval>, StoreError> {
+        self.read(|conn| queries::removals_of(conn, &self.inner.path, run_id))
+    }
+
     fn groups_page(&self, after: Option<(&str, i64)>, limit: usize) -> Result<Vec<StoredGroup>, StoreError> {
         self.read(|conn| queries::groups_page(conn, &self.inner.path, after, limit))
     }

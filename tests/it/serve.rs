@@ -459,3 +459,47 @@ fn just_in_time_sync_creates_one_user_with_rules_and_a_code_and_removes_nobody()
     assert_eq!(svc.call("POST", "/api/users/erin/sync", Some(READER), None).0, 403);
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn a_blocked_run_is_approved_and_blocks_again_when_the_directory_removed_more() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    for (u, n) in [("dave", "Dave Doe"), ("erin", "Erin Evans"), ("frank", "Frank Fox")] {
+        slapd.modify(&person(u, n, ""));
+    }
+    let env = serving(&slapd);
+    let svc = Service::start(&env);
+    assert_eq!(svc.sync()["created"], 6);
+    let delete = |u: &str| slapd.modify(&format!("dn: uid={u},ou=people,{SUFFIX}\nchangetype: delete\n\n"));
+    delete("bob");
+    delete("carol");
+    let blocked = svc.sync();
+    assert_eq!(blocked["status"], "blocked", "2 of 6 is over 20%: {blocked}");
+    let bid = blocked["id"].as_i64().unwrap();
+    assert_eq!(svc.call("POST", &format!("/api/runs/{bid}/approve"), Some(WRITER), None).0, 403, "admin only");
+    let (s, _, v) = svc.call("POST", &format!("/api/runs/{bid}/approve"), Some(ADMIN_TOKEN), None);
+    assert_eq!(s, 202, "{v}");
+    let names: Vec<&str> = v["removals"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bob", "carol"]);
+    let run = svc.wait_run(v["run_id"].as_i64().unwrap());
+    assert_eq!((run["status"].as_str(), run["disabled"].as_u64()), (Some("ok"), Some(2)), "{run}");
+    assert_eq!(run["forced"], true, "an approved run is recorded as forced");
+    assert_eq!(svc.get("/api/users/bob", READER).1["status"], "disabled");
+    // An applied run is not approvable.
+    let (s, _, v) = svc.call("POST", &format!("/api/runs/{}/approve", run["id"]), Some(ADMIN_TOKEN), None);
+    assert_eq!(s, 409, "{v}");
+
+    // Blocked again: dave and erin go; then frank goes too before the approval.
+    delete("dave");
+    delete("erin");
+    let blocked = svc.sync();
+    assert_eq!(blocked["status"], "blocked", "{blocked}");
+    delete("frank");
+    let (_, _, v) = svc.call("POST", &format!("/api/runs/{}/approve", blocked["id"]), Some(ADMIN_TOKEN), None);
+    let run = svc.wait_run(v["run_id"].as_i64().unwrap());
+    assert_eq!(run["status"], "blocked", "{run}");
+    let why = run["message"].as_str().unwrap();
+    assert!(why.contains("not approved: 1 removal(s) that run") && why.contains("user frank"), "{why}");
+    assert_eq!(svc.get("/api/users/dave", READER).1["status"], "active", "nothing applied");
+    assert_eq!(svc.stop(10), 0);
+}

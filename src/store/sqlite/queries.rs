@@ -290,3 +290,26 @@ pub(super) fn counts(conn: &Connection, path: &Path) -> Result<crate::store::Sto
     let groups = conn.query_row("SELECT count(*) FROM groups", [], |r| r.get::<_, i64>(0)).map_err(&err)? as u64;
     Ok((users, groups))
 }
+
+/// What a blocked run would have removed.
+pub(super) fn removals_of(
+    conn: &Connection,
+    path: &Path,
+    run_id: i64,
+) -> Result<Vec<crate::store::PlannedRemoval>, StoreError> {
+    let err = backend(path);
+    let mut st = conn
+        .prepare_cached("SELECT kind, target_id, name, action FROM run_removals WHERE run_id = ?1 ORDER BY rowid")
+        .map_err(&err)?;
+    let rows = st
+        .query_map([run_id], |r| {
+            Ok(crate::store::PlannedRemoval {
+                kind: r.get(0)?,
+                target_id: r.get(1)?,
+                name: r.get(2)?,
+                action: r.get(3)?,
+            })
+        })
+        .map_err(&err)?;
+    rows.collect::<Result<_, _>>().map_err(&err)
+}

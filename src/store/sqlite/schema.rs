@@ -126,6 +126,17 @@ ALTER TABLE runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
     // 4: name keys are Unicode caseless (NFC + full case folding) and DN keys
     // sort multi-valued RDNs: both are recomputed in Rust (see `rekey`).
     "SELECT 1;",
+    // 5: what a blocked run would have removed, so it can be approved
+    r#"
+CREATE TABLE run_removals (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+    target_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    action TEXT NOT NULL
+);
+CREATE INDEX run_removals_run ON run_removals (run_id);
+"#,
 ];
 
 /// The migration after which [`rekey`] runs, in the same transaction.

@@ -205,6 +205,16 @@ impl StoreTx for SqliteTx<'_> {
         values.map_err(backend(self.path))
     }
 
+    fn record_removals(&mut self, run_id: i64, removals: &[crate::store::PlannedRemoval]) -> Result<(), StoreError> {
+        for r in removals {
+            self.exec(
+                "INSERT INTO run_removals (run_id, kind, target_id, name, action) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run_id, r.kind, r.target_id, r.name, r.action],
+            )?;
+        }
+        Ok(())
+    }
+
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
         let c = &run.counts;
         let n = |v: u64| v as i64;
