@@ -185,6 +185,26 @@ impl Runner {
         Ok((id, true))
     }
 
+    /// Queues a run at the front (a retry of the run that just failed).
+    async fn submit_front(&self, req: RunRequest) -> Result<i64, QueueError> {
+        let _one = self.submitting.lock().await;
+        let label = req.sources.join(",");
+        let forced = req.approved.is_some();
+        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::history::now(), forced)).await?;
+        let mut st = self.state.lock().expect("queue lock");
+        if st.stopping {
+            return Err(QueueError::Stopping);
+        }
+        st.queue.push_front(Job {
+            run_id: id,
+            sources: req.sources,
+            full: req.full,
+            trigger: req.trigger,
+            approved: req.approved,
+        });
+        Ok(id)
+    }
+
     fn coalesce(&self, sources: &[String], full: bool) -> Result<Option<i64>, QueueError> {
         let st = self.state.lock().expect("queue lock");
         if st.stopping {
@@ -262,7 +282,22 @@ impl Runner {
             };
             info!(run = job.run_id, sources = %job.sources.join(","), full = job.full, trigger = ?job.trigger, "sync started");
             let result = crate::sync::run(&cfg, &*self.store, &opts, self.progress.clone()).await;
+            // The store changed under the run (a field set through the API
+            // meanwhile): once, at once, before anything queued after it.
+            let again = matches!(&result, Ok(o) if o.retryable) && job.trigger != Trigger::Retry;
             self.finish(&job, result, t0.elapsed());
+            if again {
+                let req = RunRequest {
+                    sources: job.sources.clone(),
+                    full: job.full,
+                    trigger: Trigger::Retry,
+                    approved: job.approved.clone(),
+                };
+                match self.submit_front(req).await {
+                    Ok(id) => info!(run = id, after = job.run_id, "the store changed during the run: running it again"),
+                    Err(e) => warn!("the run could not be queued again: {e}"),
+                }
+            }
         }
         let at = crate::history::now();
         let _ = on_store(&*self.store, move |s| s.abandon_queued(at)).await;

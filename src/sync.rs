@@ -92,6 +92,10 @@ pub struct SyncOutcome {
     /// The plan (dry runs and blocked runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// The run failed only because the store changed under it (a field set
+    /// meanwhile) or was busy: running it again at once may well succeed.
+    #[serde(skip)]
+    pub retryable: bool,
 }
 
 impl SyncOutcome {
@@ -110,6 +114,7 @@ impl SyncOutcome {
             blocked_by: vec![],
             writeback: None,
             plan: None,
+            retryable: false,
         }
     }
 }
@@ -317,6 +322,7 @@ pub async fn run_with(
         Err(SyncError::Store(e)) if run_id.is_some() => {
             let mut outcome = blank();
             outcome.status = RunStatus::Failed;
+            outcome.retryable = matches!(e, StoreError::Conflict { .. } | StoreError::Busy { .. });
             outcome.message = Some(format!("{e}; nothing was changed"));
             finish_without_changes(store, outcome, started, opts.force).await
         }

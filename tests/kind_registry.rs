@@ -1,7 +1,9 @@
 //! A source kind added from outside the crate: its settings, its source and
 //! one registration line, nothing else. The config reads its section (and
 //! refuses what it has no use for), and a real sync into SQLite runs through
-//! it with the pipeline's default opener.
+//! it with the pipeline's default opener. Being in-process and scriptable,
+//! the kind also drives the service's run queue: a field set while a run
+//! reads its source makes that run fail at apply, and the queue runs it again.
 
 use std::any::Any;
 use std::path::Path;
@@ -76,6 +78,19 @@ impl Source for RosterSource {
         &self.name
     }
     async fn fetch(&self, sink: EntrySink, _since: Option<&str>) -> Result<Fetched, SourceError> {
+        // Something the test wants done while the source is being read.
+        // (Only the source it is meant for: tests run side by side.)
+        let hook = {
+            let mut slot = DURING_READ.lock().unwrap();
+            if slot.as_ref().is_some_and(|(name, _)| *name == self.name) {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        if let Some((_, h)) = hook {
+            tokio::task::spawn_blocking(h).await.unwrap();
+        }
         let mut b = sink.batcher();
         for u in &self.users {
             let mut e = RawEntry::new(format!("roster:{u}"));
@@ -89,6 +104,9 @@ impl Source for RosterSource {
         Ok(Fetched { counts, ..Fetched::default() })
     }
 }
+
+type Hook = Box<dyn FnOnce() + Send>;
+static DURING_READ: std::sync::Mutex<Option<(String, Hook)>> = std::sync::Mutex::new(None);
 
 const TEXT: &str = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"staff\"\ntype = \"roster\"\nusers = [\"amy\", \"bob\"]\n[sources.fields]\nusername = \"Login\"\nfull_name = \"Full Name\"\n";
 
@@ -140,4 +158,54 @@ fn the_kind_decides_which_keys_and_fields_it_takes() {
         let e = parse(&TEXT.replace(from, to), dir.path()).unwrap_err().to_string();
         assert!(e.contains(want), "{to} → {e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_set_during_a_queued_run_is_kept_and_the_run_is_done_again() {
+    use dirsync::runner::{RunRequest, Runner, Trigger};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parse(&TEXT.replace("name = \"staff\"", "name = \"queued\""), dir.path()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
+    let handle = Arc::new(std::sync::RwLock::new(Arc::new(cfg.clone())));
+    let runner = Runner::new(handle, store.clone());
+    let worker = tokio::spawn({
+        let r = runner.clone();
+        async move { r.work().await }
+    });
+    let req = || RunRequest { sources: vec![], full: false, trigger: Trigger::Api, approved: None };
+    let wait = |n: usize| {
+        let store = store.clone();
+        async move {
+            for _ in 0..200 {
+                let runs = store.runs(100).unwrap();
+                if runs.len() >= n
+                    && runs.iter().all(|r| r.status != RunStatus::Queued && r.status != RunStatus::Running)
+                {
+                    return runs;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!("runs did not finish: {:?}", store.runs(100).unwrap());
+        }
+    };
+    runner.submit(req()).await.unwrap();
+    wait(1).await;
+    // While the next run reads its source, the application sets a field.
+    let (c, s) = (cfg.clone(), store.clone());
+    *DURING_READ.lock().unwrap() = Some((
+        "queued".into(),
+        Box::new(move || {
+            let v = dirsync::writeback::SetValue::Value("5.00".into());
+            dirsync::writeback::set_field(&c, &*s, "amy", "credit", v).unwrap();
+        }),
+    ));
+    runner.submit(req()).await.unwrap();
+    let runs = wait(3).await; // newest first: the retry, the conflicted run, the first
+    assert_eq!(runs[1].status, RunStatus::Failed, "{runs:?}");
+    assert!(runs[1].message.as_deref().unwrap().contains("nothing was changed"), "{runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Ok, "run again at once: {runs:?}");
+    let amy = store.user_by_name("amy").unwrap().unwrap();
+    assert_eq!(amy.fields.get("credit"), Some("5.00"), "the field set meanwhile is kept");
+    runner.stop();
+    worker.await.unwrap();
 }
