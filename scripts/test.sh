@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need first (OpenLDAP's slapd and
-# ldap-utils, Samba's AD DC, 389 Directory Server, openssl) from Debian's
-# packages when missing; the
+# ldap-utils, Samba's AD DC, 389 Directory Server, openssl, systemd's
+# systemd-analyze, python3-venv) from Debian's packages when missing, and
+# Schemathesis from PyPI into target/schemathesis-venv; the
 # tests start their own servers on loopback, in temp dirs, and stop them
 # (slapd on free ports; one Samba AD DC on its fixed ports 389/636/88).
 set -euo pipefail
@@ -14,6 +15,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 { [ -x /usr/sbin/ns-slapd ] && [ -f /usr/share/dirsrv/data/template-dse.ldif ]; } || need+=(389-ds-base)
 command -v mkfifo >/dev/null 2>&1 || need+=(coreutils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# Schemathesis (PyPI) runs in a virtualenv of its own (tests/it/schemathesis.rs).
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # samba-tool alone (samba-common-bin) is not enough: the AD DC daemon and its
 # provisioning data are what the AD tests run.
 if ! { [ -x /usr/sbin/samba ] && command -v samba-tool >/dev/null 2>&1 && [ -d /usr/share/samba/setup ]; }; then
@@ -26,5 +30,12 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -q >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}" >&2
 fi
+ST_VENV="$(pwd)/target/schemathesis-venv"
+if [ ! -x "$ST_VENV/bin/schemathesis" ]; then
+  echo "installing schemathesis (pip, into $ST_VENV)" >&2
+  python3 -m venv "$ST_VENV" >&2
+  "$ST_VENV/bin/pip" install -q 'schemathesis==4.32.5' >&2
+fi
+export DIRSYNC_SCHEMATHESIS="$ST_VENV/bin/schemathesis"
 export PATH="$PATH:/usr/sbin"
 cargo test --all-targets

@@ -86,3 +86,9 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
         ApiError::bad_request(r.body_text())
     }
 }
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> ApiError {
+        ApiError::bad_request(r.body_text())
+    }
+}

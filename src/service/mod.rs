@@ -8,6 +8,7 @@
 
 pub mod clients;
 pub mod error;
+pub mod openapi;
 pub mod ops;
 pub mod people;
 pub mod runs;
@@ -20,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post, MethodRouter};
 use axum::Router;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -61,30 +62,59 @@ impl AppState {
     }
 }
 
+/// The routes, each registered with its method and path (which must be
+/// those of [`openapi::ROUTES`]: a test checks).
+struct Routes {
+    router: Router<AppState>,
+    added: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn at(mut self, method: &'static str, path: &'static str, mr: MethodRouter<AppState>) -> Routes {
+        self.added.push((method, path));
+        self.router = self.router.route(path, mr);
+        self
+    }
+}
+
+fn routes() -> Routes {
+    Routes { router: Router::new(), added: Vec::new() }
+        .at("get", "/api/users", get(people::list_users))
+        .at("get", "/api/users/{username}", get(people::get_user))
+        .at("patch", "/api/users/{username}", patch(people::patch_user))
+        .at("get", "/api/users/{username}/history", get(people::user_history))
+        .at("post", "/api/users/{username}/sync", post(people::sync_user))
+        .at("get", "/api/groups", get(people::list_groups))
+        .at("get", "/api/groups/{name}", get(people::get_group))
+        .at("get", "/api/groups/{name}/members", get(people::group_members))
+        .at("post", "/api/syncs", post(runs::start_sync))
+        .at("get", "/api/runs", get(runs::list_runs))
+        .at("get", "/api/runs/{id}", get(runs::get_run))
+        .at("post", "/api/runs/{id}/approve", post(runs::approve_run))
+        .at("get", "/api/changes", get(runs::changes))
+        .at("get", "/api/writeback", get(runs::writeback_status))
+        .at("post", "/api/writeback/push", post(runs::writeback_push))
+        .at("post", "/api/writeback/{id}/resolve", post(runs::writeback_resolve))
+        .at("post", "/api/auth", post(ops::auth))
+        .at("get", "/api/openapi.json", get(|| async { axum::Json(openapi::document()) }))
+        .at("get", "/healthz", get(ops::healthz))
+        .at("get", "/readyz", get(ops::readyz))
+        .at("get", "/metrics", get(ops::metrics))
+}
+
 /// The routes.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/users", get(people::list_users))
-        .route("/api/users/{username}", get(people::get_user).patch(people::patch_user))
-        .route("/api/users/{username}/history", get(people::user_history))
-        .route("/api/users/{username}/sync", post(people::sync_user))
-        .route("/api/groups", get(people::list_groups))
-        .route("/api/groups/{name}", get(people::get_group))
-        .route("/api/groups/{name}/members", get(people::group_members))
-        .route("/api/syncs", post(runs::start_sync))
-        .route("/api/runs", get(runs::list_runs))
-        .route("/api/runs/{id}", get(runs::get_run))
-        .route("/api/runs/{id}/approve", post(runs::approve_run))
-        .route("/api/changes", get(runs::changes))
-        .route("/api/writeback", get(runs::writeback_status))
-        .route("/api/writeback/push", post(runs::writeback_push))
-        .route("/api/writeback/{id}/resolve", post(runs::writeback_resolve))
-        .route("/api/auth", post(ops::auth))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .fallback(|| async { error::ApiError::not_found("no such route") });
-    api.layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_requests))
+    routes()
+        .router
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

@@ -98,8 +98,9 @@ async fn user_view(st: &AppState, name: String) -> Result<UserView, ApiError> {
 pub async fn get_user(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<UserView>, ApiError> {
+    let Path(name) = path?;
     authorize(&st, &headers, Scope::Read)?;
     Ok(Json(user_view(&st, name).await?))
 }
@@ -112,9 +113,10 @@ pub struct HistoryParams {
 pub async fn user_history(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(name) = path?;
     authorize(&st, &headers, Scope::Read)?;
     let limit = limit(params?.0.limit)?;
     let u = user_view(&st, name).await?;
@@ -129,9 +131,10 @@ pub async fn user_history(
 pub async fn patch_user(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<UserView>, ApiError> {
+    let Path(name) = path?;
     let caller = authorize(&st, &headers, Scope::Write)?;
     let Json(body) = body?;
     let Value::Object(top) = body else {
@@ -166,7 +169,8 @@ pub async fn patch_user(
         }
     }
     if changes.is_empty() {
-        return Err(ApiError::bad_request("nothing to change"));
+        // An empty merge patch changes nothing: the user as it is.
+        return Ok(Json(user_view(&st, name).await?));
     }
     let cfg = st.config();
     let (who, changes2) = (name.clone(), changes.clone());
@@ -228,15 +232,14 @@ pub async fn list_groups(
     authorize(&st, &headers, Scope::Read)?;
     let Query(p) = params?;
     let limit = limit(p.limit)?;
-    let after = match &p.cursor {
+    let after = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) => {
-            let (id, name) = c.split_once('.').ok_or_else(|| ApiError::bad_request("cursor: not one this API gave"))?;
-            Some((
-                name.to_string(),
-                id.parse::<i64>().map_err(|_| ApiError::bad_request("cursor: not one this API gave"))?,
-            ))
-        }
+        // "<id>.<name>" as the API gives it; any other text reads as a name
+        // (the page starts after every group of that name).
+        Some(c) => match c.split_once('.').and_then(|(id, name)| Some((name, id.parse::<i64>().ok()?))) {
+            Some((name, id)) => Some((name.to_string(), id)),
+            None => Some((c.to_string(), i64::MAX)),
+        },
     };
     let mut groups =
         on_store(&*st.store, move |s| s.groups_page(after.as_ref().map(|(n, i)| (n.as_str(), *i)), limit + 1)).await?;
@@ -262,8 +265,9 @@ async fn one_group(st: &AppState, name: String) -> Result<StoredGroup, ApiError>
 pub async fn get_group(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(name) = path?;
     authorize(&st, &headers, Scope::Read)?;
     let g = one_group(&st, name).await?;
     Ok(Json(group_json(&st, g).await?))
@@ -279,9 +283,10 @@ pub struct MembersParams {
 pub async fn group_members(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     params: Result<Query<MembersParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(name) = path?;
     authorize(&st, &headers, Scope::Read)?;
     let Query(p) = params?;
     let g = one_group(&st, name).await?;
@@ -308,11 +313,13 @@ pub async fn group_members(
 pub async fn sync_user(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(name) = path?;
     let caller = authorize(&st, &headers, Scope::Sync)?;
+    // No user can have such a name: nothing is asked of the directory.
     if name.trim().is_empty() || name.len() > 1024 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("expected a username without control characters"));
+        return Err(ApiError::not_found(format!("no source knows a user named {name:?}")));
     }
     let cfg = st.config();
     let opts = crate::sync::SyncOptions { user: Some(name.clone()), ..Default::default() };

@@ -36,26 +36,30 @@ pub struct SyncBody {
 pub async fn start_sync(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Option<Json<Value>>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let caller = authorize(&st, &headers, Scope::Sync)?;
-    let body: SyncBody = match body {
-        None => SyncBody::default(),
-        Some(Json(v)) => serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    let body = body.map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
+    // An empty body asks for every source.
+    let body: SyncBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SyncBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("expected {{sources?, dry_run?, full?}}: {e}")))?
     };
     let sources = body.sources.unwrap_or_default();
     if body.dry_run == Some(true) {
         let cfg = st.config();
         let opts = SyncOptions { dry_run: true, sources, full: body.full.unwrap_or(false), ..SyncOptions::default() };
         let outcome = crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await.map_err(|e| match e {
-            crate::sync::SyncError::UnknownSource(n) => ApiError::bad_request(format!("no source is named \"{n}\"")),
+            crate::sync::SyncError::UnknownSource(n) => ApiError::not_found(format!("no source is named \"{n}\"")),
             crate::sync::SyncError::Store(e) => e.into(),
         })?;
         return Ok(Json(outcome).into_response());
     }
     let req = RunRequest { sources, full: body.full.unwrap_or(false), trigger: Trigger::Api, approved: None };
     let (id, queued) = st.runner.submit(req).await.map_err(|e| match e {
-        QueueError::UnknownSource(n) => ApiError::bad_request(format!("no source is named \"{n}\"")),
+        QueueError::UnknownSource(n) => ApiError::not_found(format!("no source is named \"{n}\"")),
         QueueError::Stopping => ApiError {
             retry_after: Some(5),
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the service is stopping")
@@ -93,8 +97,9 @@ pub async fn list_runs(
 pub async fn get_run(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(id) = path?;
     authorize(&st, &headers, Scope::Read)?;
     let run = on_store(&*st.store, move |s| s.runs_page(id.checked_add(1), 1)).await?;
     let run = run.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
@@ -120,8 +125,15 @@ pub async fn changes(
     authorize(&st, &headers, Scope::Read)?;
     let Query(p) = params?;
     let limit = limit(p.limit)?;
-    let since = p.since.unwrap_or(0).max(0);
-    let deadline = Instant::now() + Duration::from_secs(p.wait.unwrap_or(0).min(60));
+    let since = p.since.unwrap_or(0);
+    if since < 0 {
+        return Err(ApiError::bad_request(format!("since: expected 0 or a cursor this API gave, got {since}")));
+    }
+    let wait = p.wait.unwrap_or(0);
+    if wait > 60 {
+        return Err(ApiError::bad_request(format!("wait: expected 0 to 60 seconds, got {wait}")));
+    }
+    let deadline = Instant::now() + Duration::from_secs(wait);
     loop {
         let page = on_store(&*st.store, move |s| s.changes(since, limit)).await?;
         if !page.is_empty() || Instant::now() >= deadline {
@@ -180,9 +192,10 @@ pub struct ResolveBody {
 pub async fn writeback_resolve(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
     body: Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(id) = path?;
     let caller = authorize(&st, &headers, Scope::Write)?;
     let Json(b) = body?;
     let keep = match b.keep.as_str() {
@@ -211,8 +224,9 @@ pub async fn writeback_resolve(
 pub async fn approve_run(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = path?;
     let caller = authorize(&st, &headers, Scope::Admin)?;
     let found = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
         let run = s.runs_page(id.checked_add(1), 1)?.into_iter().find(|r| r.id == id);

@@ -69,3 +69,31 @@ async fn metrics_labels_stay_bounded_whatever_the_method_or_path() {
     );
     assert!(!text.contains("X7") && !text.contains("random-"), "no label per method or path");
 }
+
+#[tokio::test]
+async fn every_route_is_documented_and_every_documented_route_is_served() {
+    let mut served = super::routes().added;
+    let mut documented: Vec<(&str, &str)> = super::openapi::ROUTES.iter().map(|r| (r.method, r.path)).collect();
+    served.sort();
+    documented.sort();
+    assert_eq!(served, documented, "the router and the OpenAPI table list the same routes");
+    // Each documented route answers its method (not 405, not the fallback).
+    let (_dir, st) = state().await;
+    for r in super::openapi::ROUTES {
+        let path = r.path.replace("{username}", "amy").replace("{name}", "g").replace("{id}", "1");
+        let req = Request::builder().method(r.method.to_uppercase().as_str()).uri(&path).body(Body::empty()).unwrap();
+        let res = app(st.clone()).oneshot(req).await.unwrap();
+        assert_ne!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{} {path}", r.method);
+        if res.status() == StatusCode::NOT_FOUND {
+            assert_ne!(body(res).await["message"], "no such route", "{} {path}", r.method);
+        }
+    }
+    // The document itself: OpenAPI 3.1, every path, a security scheme.
+    let r = app(st).oneshot(Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await.unwrap();
+    let doc = body(r).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (_, path) in documented {
+        assert!(doc["paths"].get(path).is_some(), "{path} is in the document");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}

@@ -15,6 +15,7 @@ mod hostile;
 mod hostile_ldap;
 mod incremental;
 mod safety;
+mod schemathesis;
 mod serve;
 mod serve_auth;
 mod sync;

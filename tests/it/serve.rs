@@ -290,7 +290,7 @@ fn tokens_scopes_and_bad_requests_get_json_errors() {
     assert_eq!((s, v["error"].as_str()), (400, Some("bad_request")), "{v}");
     let (s, v) = svc.post_raw("/api/auth", AUTHER, vec![b' '; 200_000]);
     assert_eq!(s, 413, "a huge body is refused: {v}");
-    assert_eq!(err(svc.call("POST", "/api/syncs", Some(WRITER), Some(json!({"sources": ["nope"]})))).0, 400);
+    assert_eq!(err(svc.call("POST", "/api/syncs", Some(WRITER), Some(json!({"sources": ["nope"]})))).0, 404);
     // The admin scope opens everything.
     assert_eq!(svc.get("/api/users", ADMIN_TOKEN).0, 200);
     // No token reached the log.
