@@ -86,6 +86,8 @@ pub struct ServerConfig {
     /// How long a running sync may go on after SIGTERM before it is
     /// stopped (its transaction rolled back).
     pub shutdown_grace: std::time::Duration,
+    /// HTTPS: the certificate chain and key files (PEM), checked at load.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +98,7 @@ impl Default for ServerConfig {
             clients: Vec::new(),
             auth: AuthLimits::default(),
             shutdown_grace: std::time::Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -165,6 +168,29 @@ pub(super) fn parse_schedule(s: &mut Section<'_>, base: &Schedule) -> Result<Sch
     Ok(out)
 }
 
+/// The rustls server settings from PEM files; errors say which file and
+/// what is wrong, never the content.
+pub fn tls_server_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate chain ({e})", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate (expected -----BEGIN CERTIFICATE----- blocks)", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|_| format!("{}: no usable PEM private key (PKCS#8, PKCS#1 or SEC1)", key.display()))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and the key do not go together: {e}"))
+}
+
 /// Reads `[server]` with its `[[server.clients]]` and `[server.auth]`.
 pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigError> {
     let mut out = ServerConfig::default();
@@ -180,19 +206,22 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
         }
         out.shutdown_grace = std::time::Duration::from_secs(g as u64);
     }
-    for k in ["tls_cert_file", "tls_key_file"] {
-        if s.has(k) {
-            return Err(s.err(
-                k,
-                "TLS in dirsync itself is not built yet: listen on loopback behind a TLS proxy, or set allow_plaintext = true on a trusted network",
-            ));
+    let cert = s.string("tls_cert_file")?.map(|p| s.resolve(&p));
+    let key = s.string("tls_key_file")?.map(|p| s.resolve(&p));
+    out.tls = match (cert, key) {
+        (None, None) => None,
+        (Some(c), Some(k)) => {
+            tls_server_config(&c, &k).map_err(|m| s.err("tls_cert_file", m))?;
+            Some((c, k))
         }
-    }
-    if !out.listen.ip().is_loopback() && !out.allow_plaintext {
+        (Some(_), None) => return Err(s.err("tls_key_file", "missing: tls_cert_file needs its private key")),
+        (None, Some(_)) => return Err(s.err("tls_cert_file", "missing: tls_key_file needs its certificate chain")),
+    };
+    if !out.listen.ip().is_loopback() && !out.allow_plaintext && out.tls.is_none() {
         return Err(s.err(
             "listen",
             format!(
-                "{} is not a loopback address: the API carries tokens and passwords, so beyond loopback it needs TLS (put a TLS proxy in front and listen on 127.0.0.1) or allow_plaintext = true",
+                "{} is not a loopback address: the API carries tokens and passwords, so beyond loopback it needs TLS (tls_cert_file and tls_key_file) or allow_plaintext = true",
                 out.listen
             ),
         ));

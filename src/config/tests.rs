@@ -255,7 +255,8 @@ fn server_settings_are_checked_at_load() {
     let cases = [
         ("listen = \"0.0.0.0:8080\"", "server.listen: 0.0.0.0:8080 is not a loopback address"),
         ("listen = \"localhost\"", "server.listen: expected an address and port"),
-        ("tls_cert_file = \"c.pem\"", "server.tls_cert_file: TLS in dirsync itself is not built yet"),
+        ("tls_cert_file = \"ok.token\"\ntls_key_file = \"ok.token\"", "server.tls_cert_file: "),
+        ("tls_cert_file = \"ok.token\"", "server.tls_key_file: missing"),
         (&client("short.token", "[\"read\"]"), "server.clients[0].token_file: the token is shorter than 16"),
         (&client("ok.token", "[\"root\"]"), "server.clients[0].scopes: expected \"read\""),
         (&format!("{}colour = \"red\"\n", client("ok.token", "[\"read\"]")), "server.clients[0].colour: unknown key"),
@@ -266,6 +267,9 @@ fn server_settings_are_checked_at_load() {
         assert!(e.contains(want), "{text} → {e}");
     }
     assert!(with("listen = \"0.0.0.0:8080\"\nallow_plaintext = true").is_ok());
+    // A token file is not a certificate: the file is named, its content is not shown.
+    let e = with("tls_cert_file = \"ok.token\"\ntls_key_file = \"ok.token\"").unwrap_err().to_string();
+    assert!(e.contains("ok.token") && !e.contains("0123456789abcdef0123"), "{e}");
     // Two clients with one token.
     let two =
         format!("{}{}", client("ok.token", "[\"read\"]"), client("ok.token", "[\"read\"]").replace("\"app\"", "\"b\""));

@@ -14,6 +14,7 @@ pub mod people;
 pub mod runs;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -126,6 +127,8 @@ pub enum ServeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Runs the service until SIGTERM/SIGINT. `config_path` is read again on SIGHUP.
@@ -142,10 +145,15 @@ pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> 
         .await
         .map_err(|source| ServeError::Bind { addr: server.listen, source })?;
     let bound = listener.local_addr()?;
-    if !bound.ip().is_loopback() {
+    if !bound.ip().is_loopback() && server.tls.is_none() {
         warn!("listening beyond loopback without TLS (allow_plaintext = true): tokens and passwords cross the network in clear");
     }
-    info!("listening on http://{bound}");
+    // Checked at load; read again here (the files may have changed since).
+    let tls = match &server.tls {
+        None => None,
+        Some((c, k)) => Some(crate::config::server::tls_server_config(c, k).map_err(ServeError::Tls)?),
+    };
+    info!("listening on {}://{bound}", if tls.is_some() { "https" } else { "http" });
     if server.clients.is_empty() {
         warn!("no [[server.clients]] configured: every /api route answers 401");
     }
@@ -162,13 +170,17 @@ pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> 
 
     let mut http_stop = stop_rx.clone();
     let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let stopped = async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    };
+    let http = match tls {
+        None => tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await }),
+        Some(config) => {
+            use axum::serve::ListenerExt;
+            let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+            tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await })
+        }
+    };
 
     let mut stop = stop_rx;
     let _ = stop.wait_for(|s| *s).await;

@@ -503,3 +503,43 @@ fn a_blocked_run_is_approved_and_blocks_again_when_the_directory_removed_more() 
     assert_eq!(svc.get("/api/users/dave", READER).1["status"], "active", "nothing applied");
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn https_with_the_configured_certificate_and_a_silent_client_holds_up_nobody() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let tls = slapd.ca().parent().unwrap().to_path_buf(); // the test CA's server certificate for 127.0.0.1
+    let env = Env::ldap(&slapd, "", "");
+    let extra = format!(
+        "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        tls.join("cert.pem").display(),
+        tls.join("key.pem").display()
+    );
+    let server = server_section(&env, &extra);
+    env.edit_config(|c| format!("{c}\n{server}"));
+    let svc = Service::start(&env);
+    assert!(svc.base.starts_with("https://127.0.0.1:"), "{}", svc.base);
+    // A client that connects and never says anything.
+    let addr = svc.base.trim_start_matches("https://").to_string();
+    let _silent = std::net::TcpStream::connect(&addr).unwrap();
+    let curl = |url: &str, extra: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(slapd.ca())
+            .args(extra)
+            .arg(url)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, body) = curl(&format!("{}/healthz", svc.base), &[]);
+    assert!(ok && body == "ok\n", "{body}");
+    let (ok, body) =
+        curl(&format!("{}/api/users/alice", svc.base), &["-H", &format!("Authorization: Bearer {READER}")]);
+    // Routed and authorized over TLS (nothing is synced yet: a JSON 404).
+    assert!(ok && body.contains("\"error\":\"not_found\"") && body.contains("no user named"), "{body}");
+    // Plain HTTP to the TLS port gets no answer.
+    let (ok, _) = curl(&format!("http://{addr}/healthz"), &[]);
+    assert!(!ok, "plain HTTP is not served on the TLS port");
+    assert_eq!(svc.stop(10), 0);
+}
