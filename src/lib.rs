@@ -17,6 +17,7 @@
 //! | pipeline | [`sync`] | wires the steps together (sources opened through an [`sync::Opener`]) |
 //! | views | [`views`] | users and groups as the CLI and API show them |
 //! | write-back | [`writeback`], [`codes`] | app-owned fields pushed through a source's transport; generated codes |
+//! | service | [`runner`], [`schedule`], [`dirauth`], [`service`] | `dirsync serve`: the run queue, the cron scheduler, password checks against the directory, and the HTTP API as a thin layer over the steps above |
 //!
 //! [`fuzzing`] holds the fuzz targets' entry points (`fuzz/`).
 //!
