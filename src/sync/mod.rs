@@ -3,6 +3,11 @@
 //! snapshot is read; a source that fails fails the run before anything is
 //! planned, let alone applied. A dry run stops after the guards.
 
+mod approval;
+mod exec;
+pub use approval::Approval;
+use exec::{heavy, heavy_store, rss_mib, AbortOnDrop};
+
 use crate::time::Timestamp;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -39,35 +44,6 @@ pub struct SyncOptions {
     /// Approval of a blocked run: the thresholds are lifted, but the run is
     /// blocked again if it would remove anybody the approved run did not plan.
     pub approved: Option<Arc<Approval>>,
-}
-
-/// What an admin approved: the removals a blocked run planned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Approval {
-    /// The blocked run.
-    pub run_id: i64,
-    pub users: std::collections::HashSet<i64>,
-    pub groups: std::collections::HashSet<i64>,
-}
-
-/// The removals of a plan, as a blocked run records them.
-fn planned_removals(plan: &Plan) -> Vec<crate::store::PlannedRemoval> {
-    let users = plan.removals.iter().map(|r| crate::store::PlannedRemoval {
-        kind: "user".into(),
-        target_id: r.id,
-        name: r.username.clone(),
-        action: match r.kind {
-            crate::plan::RemovalKind::Disable => "disable".into(),
-            crate::plan::RemovalKind::Delete => "delete".into(),
-        },
-    });
-    let groups = plan.group_deletes.iter().map(|g| crate::store::PlannedRemoval {
-        kind: "group".into(),
-        target_id: g.id,
-        name: g.name.clone(),
-        action: "delete".into(),
-    });
-    users.chain(groups).collect()
 }
 
 /// What a sync did; also the `sync --json` output.
@@ -214,49 +190,6 @@ async fn read_source_as(
     batch.delta = fetched.delta;
     batch.next_state = fetched.next_state;
     Ok(batch)
-}
-
-/// Resident memory of this process in MiB (Linux; 0 elsewhere), for the log.
-fn rss_mib() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    pages * 4096 / (1024 * 1024)
-}
-
-/// Runs a heavy step of a run (snapshot, plan, apply) off the executor: on
-/// a multi-thread runtime in place through `block_in_place` (the worker
-/// becomes a blocking thread; the runtime moves its other tasks away), on a
-/// current-thread runtime on the blocking pool. Measured (BENCHMARKS.md):
-/// the blocking pool for every step raised a 100,000-user first sync's peak
-/// RSS from about 300 to 335 MiB (the allocator's per-thread heaps reuse
-/// what the source's parsing freed only on the threads that parsed).
-async fn heavy<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-    if matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
-        return tokio::task::block_in_place(f);
-    }
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-/// A heavy step on the store, through a clone of its handle.
-async fn heavy_store<R: Send + 'static>(store: &dyn Store, f: impl FnOnce(&dyn Store) -> R + Send + 'static) -> R {
-    let h = store.handle();
-    heavy(move || f(&*h)).await
-}
-
-/// Source tasks that end when the sync does: dropping the sync's future (a
-/// service shutting down) aborts the reads still under way.
-struct AbortOnDrop<T>(Vec<tokio::task::JoinHandle<T>>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        for h in &self.0 {
-            h.abort();
-        }
-    }
 }
 
 /// Runs one sync of the configured sources into `store`.
@@ -431,25 +364,7 @@ async fn pipeline(
     outcome.counts = Counts::from_plan(&plan, &batches);
     outcome.blocked_by = guards::check(&plan, &cfg.safety, opts.force || opts.approved.is_some());
     if let Some(a) = &opts.approved {
-        let new: Vec<String> = plan
-            .removals
-            .iter()
-            .filter(|r| !a.users.contains(&r.id))
-            .map(|r| format!("user {}", r.username))
-            .chain(plan.group_deletes.iter().filter(|g| !a.groups.contains(&g.id)).map(|g| format!("group {}", g.name)))
-            .collect();
-        if !new.is_empty() {
-            let shown = new.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
-            let more = if new.len() > 20 { format!(" and {} more", new.len() - 20) } else { String::new() };
-            outcome.blocked_by.push(guards::Block {
-                reason: format!(
-                    "not approved: {} removal(s) that run {} did not plan: {shown}{more} (review this run and approve it instead)",
-                    new.len(),
-                    a.run_id
-                ),
-                forceable: false,
-            });
-        }
+        outcome.blocked_by.extend(approval::check(a, &plan));
     }
     if !outcome.blocked_by.is_empty() {
         outcome.status = RunStatus::Blocked;
@@ -463,7 +378,7 @@ async fn pipeline(
         return Ok(outcome);
     }
     if outcome.status == RunStatus::Blocked {
-        let removals = planned_removals(&plan);
+        let removals = approval::planned_removals(&plan);
         outcome.plan = Some(plan);
         if let Some(id) = outcome.run_id {
             let record = record_of(&outcome, started, opts.force);
