@@ -136,9 +136,20 @@ pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> 
     let server = cfg.server.clone().unwrap_or_default();
     let state = AppState::new(cfg, store.clone());
     let at = crate::history::now();
-    if let Ok(n) = crate::store::on_store(&*store, move |s| s.abandon_queued(at)).await {
-        if n > 0 {
-            warn!(runs = n, "runs left queued by a stopped service were marked interrupted");
+    // Runs a killed service left queued or running; a running one only when
+    // nobody holds the lease (a CLI sync may be running right now).
+    let left = crate::store::on_store(&*store, move |s| -> Result<(usize, usize), crate::store::StoreError> {
+        let queued = s.abandon_queued(at)?;
+        let running = match s.lease() {
+            Ok(_lease) => s.mark_interrupted(at)?,
+            Err(_) => 0,
+        };
+        Ok((queued, running))
+    })
+    .await;
+    if let Ok((queued, running)) = left {
+        if queued + running > 0 {
+            warn!(queued, running, "runs left by a stopped service were marked interrupted");
         }
     }
     let listener = tokio::net::TcpListener::bind(server.listen)

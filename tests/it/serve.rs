@@ -543,3 +543,29 @@ fn https_with_the_configured_certificate_and_a_silent_client_holds_up_nobody() {
     assert!(!ok, "plain HTTP is not served on the TLS port");
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn a_service_killed_mid_sync_leaves_the_store_consistent_and_its_runs_marked_on_restart() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let env = serving(&slapd);
+    let proxy = CutProxy::stalling(slapd.port, 100);
+    env.point_at(&slapd.url(), proxy.port);
+    let mut svc = Service::start(&env);
+    let (_, _, a) = svc.call("POST", "/api/syncs", Some(WRITER), Some(json!({})));
+    let (_, _, b) = svc.call("POST", "/api/syncs", Some(WRITER), Some(json!({"full": true})));
+    std::thread::sleep(Duration::from_millis(300));
+    svc.child.kill().unwrap(); // SIGKILL: no shutdown at all
+    svc.child.wait().unwrap();
+    drop(svc);
+    env.point_at(&format!("ldap://127.0.0.1:{}", proxy.port), slapd.port);
+    let svc = Service::start(&env);
+    for id in [&a["run_id"], &b["run_id"]] {
+        let (_, run) = svc.get(&format!("/api/runs/{id}"), READER);
+        assert_eq!(run["status"], "interrupted", "{run}");
+    }
+    assert!(svc.log().contains("runs left by a stopped service were marked interrupted"), "{}", svc.log());
+    // The store is whole: a sync through the restarted service applies.
+    assert_eq!(svc.sync()["created"], 3);
+    assert_eq!(svc.stop(10), 0);
+}
