@@ -10,7 +10,7 @@ Everything (slapd, dirsync, wrk or rawbind) shares this machine's 2 cores.
 Results go to stdout as Markdown."""
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
 
-from common import ADMIN, ROOT, SUFFIX, build_release, free_port, slapd_up, stop
+from common import ADMIN, ROOT, SUFFIX, build_release, free_port, serve_up, server_section, slapd_up, stop
 from serve_run import wrk
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -58,21 +58,11 @@ def main():
             f.write(TOKEN + "\n")
         port = free_port()
         cfg = os.path.join(work, "dirsync.toml")
+        server_cfg = server_section(port, "bench.token", '["auth"]', "[server.auth]\nfailures_per_address = 100000\n")
         with open(cfg, "w") as f:
             f.write(f'''[store]
 path = "dirsync.db"
-[server]
-listen = "127.0.0.1:{port}"
-[server.auth]
-failures_per_address = 100000
-[[server.clients]]
-name = "bench"
-token_file = "bench.token"
-scopes = ["auth"]
-[schedule]
-full = ""
-incremental = ""
-[[sources]]
+{server_cfg}[[sources]]
 name = "bench"
 type = "ldap"
 url = "{url}"
@@ -87,14 +77,7 @@ full_name = "cn"
         subprocess.run([binary, "-c", cfg, "sync"], check=True, stdout=subprocess.DEVNULL)
         raw = float(subprocess.run([rawbind, url, str(a.users), str(a.connections), str(a.seconds)], check=True,
                                    capture_output=True, text=True).stdout.strip())
-        server = subprocess.Popen([binary, "-c", cfg, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base_url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base_url + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        server, base_url = serve_up(binary, cfg, port)
         script = os.path.join(work, "auth.lua")
         with open(script, "w") as f:
             f.write(LUA % (a.users, TOKEN))

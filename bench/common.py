@@ -52,3 +52,24 @@ def stop(pid_file):
             if not os.path.exists(pid_file):
                 break
             time.sleep(0.05)
+
+
+def server_section(port, token_file, scopes, extra=""):
+    """`[server]` on `port` with one client, and the schedule off."""
+    return (f'[server]\nlisten = "127.0.0.1:{port}"\n{extra}'
+            f'[[server.clients]]\nname = "bench"\ntoken_file = "{token_file}"\nscopes = {scopes}\n'
+            '[schedule]\nfull = ""\nincremental = ""\n')
+
+
+def serve_up(binary, cfg, port):
+    """Starts `dirsync serve`; returns (process, base URL) once /healthz answers."""
+    import urllib.request
+    server = subprocess.Popen([binary, "-c", cfg, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(base_url + "/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, base_url

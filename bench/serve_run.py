@@ -12,7 +12,7 @@ and dirsync share this machine's cores (2 here): the load generator's cost
 is included, as the target says. Results go to stdout as Markdown."""
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, threading, time, urllib.request
 
-from common import ADMIN, ROOT, SUFFIX, build_release, free_port, slapd_up, stop
+from common import ADMIN, ROOT, SUFFIX, build_release, free_port, serve_up, server_section, slapd_up, stop
 
 TOKEN = "bench-token-0123456789abcdef"
 
@@ -62,19 +62,11 @@ def main():
             f.write(TOKEN + "\n")
         port = free_port()
         cfg = os.path.join(work, "dirsync.toml")
+        server_cfg = server_section(port, "bench.token", '["admin"]', "")
         with open(cfg, "w") as f:
             f.write(f'''[store]
 path = "dirsync.db"
-[server]
-listen = "127.0.0.1:{port}"
-[[server.clients]]
-name = "bench"
-token_file = "bench.token"
-scopes = ["admin"]
-[schedule]
-full = ""
-incremental = ""
-[[sources]]
+{server_cfg}[[sources]]
 name = "bench"
 type = "ldap"
 url = "{url}"
@@ -92,14 +84,7 @@ max_delete_percent = 100
 max_delete_count = 1000000
 ''')
         subprocess.run([binary, "-c", cfg, "sync"], check=True, stdout=subprocess.DEVNULL)
-        server = subprocess.Popen([binary, "-c", cfg, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base_url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base_url + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        server, base_url = serve_up(binary, cfg, port)
         script = os.path.join(work, "users.lua")
         with open(script, "w") as f:
             f.write(LUA % (a.users, TOKEN))
