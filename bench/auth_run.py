@@ -10,7 +10,7 @@ Everything (slapd, dirsync, wrk or rawbind) shares this machine's 2 cores.
 Results go to stdout as Markdown."""
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
 
-from common import ADMIN, ROOT, SUFFIX, build_release, free_port, serve_up, server_section, slapd_up, stop
+from common import ROOT, SUFFIX, build_release, serve_up, service_config, slapd_up, stop
 from serve_run import wrk
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -52,28 +52,7 @@ def main():
                 u = f"user{i:06d}"
                 f.write(f"dn: uid={u},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: {u}\ncn: User {i}\nsn: {i}\nuserPassword: pw-{u}\n\n")
         url = slapd_up(base, data)
-        with open(os.path.join(work, "secret.txt"), "w") as f:
-            f.write("secret\n")
-        with open(os.path.join(work, "bench.token"), "w") as f:
-            f.write(TOKEN + "\n")
-        port = free_port()
-        cfg = os.path.join(work, "dirsync.toml")
-        server_cfg = server_section(port, "bench.token", '["auth"]', "[server.auth]\nfailures_per_address = 100000\n")
-        with open(cfg, "w") as f:
-            f.write(f'''[store]
-path = "dirsync.db"
-{server_cfg}[[sources]]
-name = "bench"
-type = "ldap"
-url = "{url}"
-bind_dn = "{ADMIN}"
-bind_password_file = "secret.txt"
-base_dn = "{SUFFIX}"
-group_filter = ""
-[sources.fields]
-username = "uid"
-full_name = "cn"
-''')
+        cfg, port = service_config(work, url, TOKEN, '["auth"]', "[server.auth]\nfailures_per_address = 100000\n", 'group_filter = ""\n')
         subprocess.run([binary, "-c", cfg, "sync"], check=True, stdout=subprocess.DEVNULL)
         raw = float(subprocess.run([rawbind, url, str(a.users), str(a.connections), str(a.seconds)], check=True,
                                    capture_output=True, text=True).stdout.strip())

@@ -73,3 +73,20 @@ def serve_up(binary, cfg, port):
         except OSError:
             time.sleep(0.1)
     return server, base_url
+
+
+def service_config(work, url, token, scopes, server_extra="", source_extra="", fields='username = "uid"\nfull_name = "cn"\n'):
+    """Writes a `dirsync serve` config in `work` (one LDAP source at `url`
+    bound as the admin, one client with `token`); returns (path, port)."""
+    with open(os.path.join(work, "secret.txt"), "w") as f:
+        f.write("secret\n")
+    with open(os.path.join(work, "bench.token"), "w") as f:
+        f.write(token + "\n")
+    port = free_port()
+    cfg = os.path.join(work, "dirsync.toml")
+    with open(cfg, "w") as f:
+        f.write('[store]\npath = "dirsync.db"\n' + server_section(port, "bench.token", scopes, server_extra)
+                + f'[[sources]]\nname = "bench"\ntype = "ldap"\nurl = "{url}"\nbind_dn = "{ADMIN}"\n'
+                + f'bind_password_file = "secret.txt"\nbase_dn = "{SUFFIX}"\n{source_extra}[sources.fields]\n{fields}'
+                + '[safety]\nmax_delete_percent = 100\nmax_delete_count = 1000000\n')
+    return cfg, port

@@ -12,7 +12,7 @@ and dirsync share this machine's cores (2 here): the load generator's cost
 is included, as the target says. Results go to stdout as Markdown."""
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, threading, time, urllib.request
 
-from common import ADMIN, ROOT, SUFFIX, build_release, free_port, serve_up, server_section, slapd_up, stop
+from common import ROOT, build_release, serve_up, service_config, slapd_up, stop
 
 TOKEN = "bench-token-0123456789abcdef"
 
@@ -56,33 +56,8 @@ def main():
         with open(data, "w") as f:
             subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_ldif.py"), str(a.users), "1000", "3"], stdout=f, check=True)
         url = slapd_up(base, data)
-        with open(os.path.join(work, "secret.txt"), "w") as f:
-            f.write("secret\n")
-        with open(os.path.join(work, "bench.token"), "w") as f:
-            f.write(TOKEN + "\n")
-        port = free_port()
-        cfg = os.path.join(work, "dirsync.toml")
-        server_cfg = server_section(port, "bench.token", '["admin"]', "")
-        with open(cfg, "w") as f:
-            f.write(f'''[store]
-path = "dirsync.db"
-{server_cfg}[[sources]]
-name = "bench"
-type = "ldap"
-url = "{url}"
-bind_dn = "{ADMIN}"
-bind_password_file = "secret.txt"
-base_dn = "{SUFFIX}"
-page_size = 1000
-[sources.fields]
-username = "uid"
-full_name = "cn"
-email = "mail"
-department = "departmentNumber"
-[safety]
-max_delete_percent = 100
-max_delete_count = 1000000
-''')
+        fields = 'username = "uid"\nfull_name = "cn"\nemail = "mail"\ndepartment = "departmentNumber"\n'
+        cfg, port = service_config(work, url, TOKEN, '["admin"]', "", "page_size = 1000\n", fields)
         subprocess.run([binary, "-c", cfg, "sync"], check=True, stdout=subprocess.DEVNULL)
         server, base_url = serve_up(binary, cfg, port)
         script = os.path.join(work, "users.lua")
