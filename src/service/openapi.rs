@@ -294,6 +294,10 @@ fn schemas() -> Value {
     run_props.insert("message".into(), nullable("string"));
     run_props.insert("errors".into(), json!({ "type": "array", "items": entry_error }));
     run_props.insert("warnings".into(), json!({ "type": "array", "items": entry_error }));
+    run_props.insert(
+        "removals".into(),
+        json!({ "type": "array", "description": "a blocked run's planned removals", "items": { "type": "object", "required": ["kind", "target_id", "name", "action"] } }),
+    );
     json!({
         "Error": {
             "type": "object", "required": ["error", "message"],

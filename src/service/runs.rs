@@ -103,7 +103,14 @@ pub async fn get_run(
     authorize(&st, &headers, Scope::Read)?;
     let run = on_store(&*st.store, move |s| s.runs_page(id.checked_add(1), 1)).await?;
     let run = run.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
-    Ok(Json(serde_json::to_value(run).unwrap_or_default()))
+    let blocked = run.status == crate::history::RunStatus::Blocked;
+    let mut v = serde_json::to_value(run).unwrap_or_default();
+    // A blocked run: what it would have removed, for the review before an approval.
+    if blocked {
+        v["removals"] =
+            serde_json::to_value(on_store(&*st.store, move |s| s.removals_of(id)).await?).unwrap_or_default();
+    }
+    Ok(Json(v))
 }
 
 #[derive(Deserialize)]

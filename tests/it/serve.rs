@@ -476,6 +476,13 @@ fn a_blocked_run_is_approved_and_blocks_again_when_the_directory_removed_more() 
     let blocked = svc.sync();
     assert_eq!(blocked["status"], "blocked", "2 of 6 is over 20%: {blocked}");
     let bid = blocked["id"].as_i64().unwrap();
+    let planned: Vec<(&str, &str)> = blocked["removals"]
+        .as_array()
+        .expect("a blocked run shows its removals")
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(planned, [("bob", "disable"), ("carol", "disable")], "{blocked}");
     assert_eq!(svc.call("POST", &format!("/api/runs/{bid}/approve"), Some(WRITER), None).0, 403, "admin only");
     let (s, _, v) = svc.call("POST", &format!("/api/runs/{bid}/approve"), Some(ADMIN_TOKEN), None);
     assert_eq!(s, 202, "{v}");
