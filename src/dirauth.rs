@@ -130,6 +130,29 @@ impl Authenticator {
         self.cfg.read().expect("config lock").server.as_ref().map(|s| s.auth).unwrap_or_default()
     }
 
+    /// How long `username` (or `address`) must wait before trying again, if
+    /// a rate limit holds it (for sign-ins checked elsewhere: the page's
+    /// local admin account).
+    pub fn limited(&self, username: &str, address: Option<IpAddr>) -> Option<Duration> {
+        let now = Instant::now();
+        let l = self.limits.lock().expect("limits lock");
+        let by_user = l.users.get(&name_key(username)).and_then(|w| w.retry_after(now));
+        let by_addr = address.and_then(|a| l.addresses.get(&a)).and_then(|w| w.retry_after(now));
+        by_user.max(by_addr)
+    }
+
+    /// Counts a failed sign-in checked elsewhere against the rate limits.
+    pub fn failed(&self, username: &str, address: Option<IpAddr>) {
+        let limits = self.limits_config();
+        let now = Instant::now();
+        let mut l = self.limits.lock().expect("limits lock");
+        l.users.entry(name_key(username)).or_default().fail(now, limits.failures_per_user);
+        if let Some(a) = address {
+            l.addresses.entry(a).or_default().fail(now, limits.failures_per_address);
+        }
+        self.counts.lock().expect("counts lock").invalid += 1;
+    }
+
     /// Checks `password` for `username` (from `address`, when known).
     pub async fn authenticate(
         &self,

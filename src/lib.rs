@@ -35,6 +35,7 @@ pub mod guards;
 pub mod history;
 pub mod mapping;
 pub mod model;
+pub mod page;
 pub mod plan;
 pub mod runner;
 pub mod schedule;

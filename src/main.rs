@@ -57,6 +57,9 @@ enum Command {
     /// Check a user's password against the directory (the password is read
     /// from stdin); exit 0 accepted, 1 refused, 4 directory unavailable.
     Auth { username: String },
+    /// Write the admin page's local `admin` password (read from stdin) as an
+    /// Argon2id hash to FILE (`[server.admin] password_file`).
+    AdminPassword { file: PathBuf },
     /// Write a commented example config file.
     Init {
         /// Overwrite an existing file.
@@ -218,6 +221,14 @@ fn load(path: &std::path::Path) -> Result<Config, Failure> {
     Ok(cfg)
 }
 
+/// Writes `text` to `path`, readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
 fn open_store(cfg: &Config) -> Result<SqliteStore, Failure> {
     SqliteStore::open(&cfg.store.path).map_err(|e| Failure::failed(e.to_string()))
 }
@@ -256,6 +267,20 @@ fn run(args: Args) -> Result<u8, Failure> {
             runtime()?
                 .block_on(dirsync::service::serve(args.config.clone(), cfg, store))
                 .map_err(|e| Failure::failed(e.to_string()))?;
+            Ok(0)
+        }
+        Command::AdminPassword { file } => {
+            let mut password = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
+                .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
+            let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
+            if password.trim().chars().count() < 12 {
+                return Err(Failure::config("the admin password must have at least 12 characters"));
+            }
+            let hash = dirsync::page::session::hash_password(password).map_err(Failure::failed)?;
+            write_private(&file, &format!("{hash}\n"))
+                .map_err(|e| Failure::failed(format!("cannot write {}: {e}", file.display())))?;
+            println!("wrote the admin password's hash to {} (set [server.admin] password_file to it)", file.display());
             Ok(0)
         }
         Command::Auth { username } => {

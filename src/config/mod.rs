@@ -20,7 +20,7 @@ use serde::Deserialize;
 pub use fields::{FieldSource, FieldSpec, TemplatePart, Transform};
 pub use incremental::{parse_duration, Incremental};
 pub use section::Section;
-pub use server::{AuthLimits, Client, CronPattern, Schedule, Scope, ServerConfig};
+pub use server::{AdminConfig, AuthLimits, Client, CronPattern, Schedule, Scope, ServerConfig};
 pub use writeback::{Charset, CodeSpec, OnConflict, Writeback};
 
 use crate::model::Name;

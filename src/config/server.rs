@@ -74,6 +74,19 @@ impl Default for AuthLimits {
     }
 }
 
+/// `[server.admin]`: the admin page's sign-in.
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    /// Members of this group (effective membership) sign in with their
+    /// directory password.
+    pub group: Option<String>,
+    /// The local `admin` account's Argon2id hash (PHC string), from
+    /// `password_file` (`dirsync admin-password FILE` writes it).
+    pub password_hash: Option<Secret>,
+    /// How long a session lasts without being used.
+    pub session: std::time::Duration,
+}
+
 /// `[server]`.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -83,6 +96,8 @@ pub struct ServerConfig {
     pub allow_plaintext: bool,
     pub clients: Vec<Client>,
     pub auth: AuthLimits,
+    /// `[server.admin]`: who may sign in to the admin page.
+    pub admin: AdminConfig,
     /// How long a running sync may go on after SIGTERM before it is
     /// stopped (its transaction rolled back).
     pub shutdown_grace: std::time::Duration,
@@ -97,6 +112,7 @@ impl Default for ServerConfig {
             allow_plaintext: false,
             clients: Vec::new(),
             auth: AuthLimits::default(),
+            admin: AdminConfig::default(),
             shutdown_grace: std::time::Duration::from_secs(30),
             tls: None,
         }
@@ -225,6 +241,33 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
                 out.listen
             ),
         ));
+    }
+    out.admin.session = std::time::Duration::from_secs(8 * 3600);
+    if let Some(mut a) = s.sub("admin")? {
+        out.admin.group = a.string("group")?.filter(|g| !g.trim().is_empty());
+        if let Some(f) = a.string("password_file")? {
+            let path = a.resolve(&f);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| a.err("password_file", format!("cannot read {}: {e}", path.display())))?;
+            let hash = text.trim().to_string();
+            if argon2::PasswordHash::new(&hash).map(|h| h.algorithm.as_str() != "argon2id").unwrap_or(true) {
+                return Err(a.err(
+                    "password_file",
+                    format!(
+                        "{} does not hold an Argon2id hash (PHC string); write one with `dirsync admin-password FILE`",
+                        path.display()
+                    ),
+                ));
+            }
+            out.admin.password_hash = Some(Secret::new(hash));
+        }
+        if let Some(m) = a.integer("session_minutes")? {
+            if !(1..=7 * 24 * 60).contains(&m) {
+                return Err(a.err("session_minutes", format!("expected 1 to 10080 minutes, got {m}")));
+            }
+            out.admin.session = std::time::Duration::from_secs(m as u64 * 60);
+        }
+        a.finish("[server.admin]", &[])?;
     }
     if let Some(mut a) = s.sub("auth")? {
         for (k, slot) in [

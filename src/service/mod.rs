@@ -43,6 +43,8 @@ pub struct AppState {
     pub runner: Runner,
     pub auth: Arc<Authenticator>,
     pub http: Arc<ops::HttpMetrics>,
+    /// The admin page's sessions.
+    pub sessions: Arc<crate::page::session::Sessions>,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             runner: Runner::new(cfg.clone(), store.clone()),
             auth: Arc::new(Authenticator::new(cfg.clone(), store.clone())),
             http: Arc::default(),
+            sessions: Arc::default(),
             cfg,
             store,
         }
@@ -105,8 +108,10 @@ fn routes() -> Routes {
 
 /// The routes.
 pub fn app(state: AppState) -> Router {
+    let page = crate::page::router().layer(axum::middleware::from_fn(crate::page::headers));
     routes()
         .router
+        .merge(page)
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(

@@ -235,6 +235,13 @@ pub async fn approve_run(
 ) -> Result<Response, ApiError> {
     let Path(id) = path?;
     let caller = authorize(&st, &headers, Scope::Admin)?;
+    let (new_id, removals) = approve(&st, id).await?;
+    tracing::info!(client = %caller.name, blocked = id, run = new_id, removals = removals.len(), "blocked run approved");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": new_id, "approves": id, "removals": removals }))).into_response())
+}
+
+/// Queues the approval of blocked run `id` (the API's and the page's).
+pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::PlannedRemoval>), ApiError> {
     let found = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
         let run = s.runs_page(id.checked_add(1), 1)?.into_iter().find(|r| r.id == id);
         Ok(match run {
@@ -272,6 +279,5 @@ pub async fn approve_run(
         QueueError::Stopping => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the service is stopping"),
         QueueError::Store(e) => e.into(),
     })?;
-    tracing::info!(client = %caller.name, blocked = id, run = new_id, removals = removals.len(), "blocked run approved");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": new_id, "approves": id, "removals": removals }))).into_response())
+    Ok((new_id, removals))
 }

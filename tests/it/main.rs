@@ -14,6 +14,7 @@ mod harness;
 mod hostile;
 mod hostile_ldap;
 mod incremental;
+mod page;
 mod safety;
 mod schemathesis;
 mod serve;

@@ -1,0 +1,256 @@
+//! The admin web page, served by `dirsync serve` at `/`: server-rendered
+//! HTML (maud: every value is escaped), one embedded stylesheet, no script.
+//! A thin layer over the same library functions as the API. Every page
+//! needs a session ([`session`]); every form that changes something carries
+//! the session's CSRF token; every answer carries a Content-Security-Policy
+//! that allows no inline script, and is not cached. What it shows is in
+//! [`views`].
+
+pub mod session;
+pub mod views;
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::{html, Markup, DOCTYPE};
+use serde::Deserialize;
+
+use crate::service::AppState;
+use session::{Session, COOKIE};
+
+/// The page's routes (merged into the service's router).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(views::dashboard))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/ui/sync", post(views::sync_now))
+        .route("/ui/preview", post(views::preview))
+        .route("/ui/runs", get(views::runs))
+        .route("/ui/runs/{id}", get(views::run))
+        .route("/ui/runs/{id}/approve", post(views::approve))
+        .route("/ui/users", get(views::users))
+        .route("/ui/users/{username}", get(views::user))
+        .route("/static/style.css", get(style))
+}
+
+const CSS: &str = include_str!("style.css");
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], CSS).into_response()
+}
+
+/// Security headers on every page answer.
+pub async fn headers(req: axum::extract::Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// The page around `body`.
+pub fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · dirsync" }
+                link rel="stylesheet" href="/static/style.css";
+            }
+            body {
+                header {
+                    a.brand href="/" { "dirsync" }
+                    @if let Some(s) = who {
+                        nav {
+                            a href="/" { "Dashboard" }
+                            a href="/ui/runs" { "Runs" }
+                            a href="/ui/users" { "Users" }
+                        }
+                        form.signout method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            span { (s.user) }
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// Why a page was not served.
+pub enum Denied {
+    /// No session (or an expired one): to the sign-in page.
+    SignIn,
+    /// A changing form without this session's CSRF token: 403.
+    Stale,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::SignIn => Redirect::to("/login").into_response(),
+            Denied::Stale => page_error(
+                StatusCode::FORBIDDEN,
+                "The form is stale or was not sent by this page: reload it and try again.",
+            ),
+        }
+    }
+}
+
+/// The signed-in admin.
+pub fn signed_in(st: &AppState, headers: &HeaderMap) -> Result<Session, Denied> {
+    let ttl = st.config().server.as_ref().map(|s| s.admin.session).unwrap_or_default();
+    cookie(headers, COOKIE).and_then(|id| st.sessions.get(&id, ttl)).ok_or(Denied::SignIn)
+}
+
+/// The session, when a changing form carries its CSRF token.
+pub fn checked(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Denied> {
+    let s = signed_in(st, headers)?;
+    let ok = s.csrf.len() == csrf.len() && s.csrf.bytes().zip(csrf.bytes()).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0;
+    if !ok {
+        return Err(Denied::Stale);
+    }
+    Ok(s)
+}
+
+pub fn page_error(status: StatusCode, message: &str) -> Response {
+    (status, layout("Not done", None, html! { p.error { (message) } p { a href="/" { "Back" } } })).into_response()
+}
+
+async fn login_form(State(st): State<AppState>) -> Response {
+    let admin = st.config().server.as_ref().map(|s| s.admin.clone()).unwrap_or_default();
+    login_page(&admin, None, StatusCode::OK)
+}
+
+fn login_page(admin: &crate::config::AdminConfig, problem: Option<&str>, status: StatusCode) -> Response {
+    let token = session::token();
+    let body = html! {
+        @if let Some(p) = problem { p.error role="alert" { (p) } }
+        @if admin.group.is_none() && admin.password_hash.is_none() {
+            p.error { "No sign-in is configured: set [server.admin] group or password_file." }
+        }
+        form.login method="post" action="/login" {
+            input type="hidden" name="csrf" value=(token);
+            label { "Username" input name="username" autocomplete="username" required autofocus; }
+            label { "Password" input name="password" type="password" autocomplete="current-password" required; }
+            button type="submit" { "Sign in" }
+        }
+        @if let Some(g) = &admin.group { p.hint { "Members of " strong { (g) } " sign in with their directory password." } }
+    };
+    let mut res = (status, layout("Sign in", None, body)).into_response();
+    // Double-submit token for the sign-in form (there is no session yet).
+    let c = format!("dirsync_login={token}; HttpOnly; SameSite=Strict; Path=/login");
+    res.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&c).expect("a valid cookie"));
+    res
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let cfg = st.config();
+    let server = cfg.server.clone().unwrap_or_default();
+    let admin = server.admin.clone();
+    if cookie(&headers, "dirsync_login").as_deref() != Some(f.csrf.as_str()) || f.csrf.is_empty() {
+        return login_page(&admin, Some("The form is stale: try again."), StatusCode::FORBIDDEN);
+    }
+    let address = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let refused = "The username or the password is not right, or this account may not sign in here.";
+    if let Some(wait) = st.auth.limited(&f.username, address) {
+        let msg = format!("Too many failed attempts: try again in {} s.", wait.as_secs().max(1));
+        return login_page(&admin, Some(&msg), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let local = admin.password_hash.as_ref().filter(|_| f.username == "admin");
+    let user = if let Some(hash) = local {
+        let hash = hash.expose().to_string();
+        let password = f.password.clone();
+        let ok = tokio::task::spawn_blocking(move || session::verify_password(&hash, &password)).await.unwrap_or(false);
+        if !ok {
+            st.auth.failed(&f.username, address);
+            return login_page(&admin, Some(refused), StatusCode::UNAUTHORIZED);
+        }
+        "admin".to_string()
+    } else {
+        let Some(group) = admin.group.clone() else {
+            st.auth.failed(&f.username, address);
+            return login_page(&admin, Some(refused), StatusCode::UNAUTHORIZED);
+        };
+        match st.auth.authenticate(&f.username, &f.password, address).await {
+            Ok(a) if a.groups.iter().any(|g| crate::model::name_key(g) == crate::model::name_key(&group)) => a.username,
+            Ok(a) => {
+                tracing::info!(user = %a.username, "admin page: signed in to the directory but not a member of the admin group");
+                return login_page(&admin, Some(refused), StatusCode::UNAUTHORIZED);
+            }
+            Err(crate::dirauth::AuthError::RateLimited { retry_after }) => {
+                let msg = format!("Too many failed attempts: try again in {} s.", retry_after.as_secs().max(1));
+                return login_page(&admin, Some(&msg), StatusCode::TOO_MANY_REQUESTS);
+            }
+            Err(crate::dirauth::AuthError::Unavailable(_)) => {
+                return login_page(
+                    &admin,
+                    Some("The directory cannot be reached: try again later."),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                )
+            }
+            Err(_) => return login_page(&admin, Some(refused), StatusCode::UNAUTHORIZED),
+        }
+    };
+    let id = st.sessions.open(&user, admin.session);
+    tracing::info!(%user, "admin page: signed in");
+    let secure = if server.tls.is_some() { "; Secure" } else { "" };
+    let c = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", admin.session.as_secs());
+    let mut res = Redirect::to("/").into_response();
+    res.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&c).expect("a valid cookie"));
+    res
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+    if let Err(r) = checked(&st, &headers, &f.csrf) {
+        return r.into_response();
+    }
+    if let Some(id) = cookie(&headers, COOKIE) {
+        st.sessions.close(&id);
+    }
+    let mut res = Redirect::to("/login").into_response();
+    let c = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    res.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&c).expect("a valid cookie"));
+    res
+}

@@ -1,0 +1,393 @@
+//! What the admin page shows: the dashboard (sources, last and next runs,
+//! users, the write-back queue, "Preview" and "Sync now"), runs with their
+//! errors, plans and "Approve", and users. Each reads through the same
+//! library functions the API uses.
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{checked, layout, page_error, signed_in};
+use crate::history::{RunRecord, RunStatus};
+use crate::runner::{RunRequest, Trigger};
+use crate::service::AppState;
+use crate::store::{on_store, UserQuery};
+use crate::views::UserView;
+
+fn store_error(e: crate::store::StoreError) -> Response {
+    tracing::error!("admin page: {e}");
+    page_error(StatusCode::SERVICE_UNAVAILABLE, "The store could not be read; see the service's log.")
+}
+
+fn status_badge(s: RunStatus) -> Markup {
+    html! { span class=(format!("badge {}", s.as_str())) { (s.as_str()) } }
+}
+
+fn duration(r: &RunRecord) -> String {
+    match r.finished_at {
+        Some(f) => format!("{:.1} s", f.since(r.started_at).as_secs_f64()),
+        None => "–".into(),
+    }
+}
+
+fn csrf_field(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
+pub async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let cfg = st.config();
+    let read = on_store(&*st.store, |s| -> Result<_, crate::store::StoreError> {
+        Ok((s.runs_page(None, 200)?, s.counts()?, crate::writeback::status(s)?))
+    })
+    .await;
+    let (runs, (users, groups), queue) = match read {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    let now = chrono::Local::now();
+    let health = st.runner.health();
+    let body = html! {
+        section {
+            h2 { "Sources" }
+            table {
+                thead { tr { th { "Source" } th { "Kind" } th { "Reads" } th { "Last run" } th { "Next" } th { "Users" } th {} } }
+                tbody {
+                    @for src in &cfg.sources {
+                        @let last = runs.iter().find(|r| r.source.split(',').any(|n| n == src.name) && r.status != RunStatus::Queued);
+                        @let active: u64 = users.iter().filter(|((so, st2), _)| *so == src.name && *st2 == crate::model::Status::Active).map(|(_, n)| n).sum();
+                        @let disabled: u64 = users.iter().filter(|((so, st2), _)| *so == src.name && *st2 == crate::model::Status::Disabled).map(|(_, n)| n).sum();
+                        tr {
+                            td { strong { (src.name) } }
+                            td { (src.kind.type_name()) }
+                            td.mono { (src.kind.place()) }
+                            td {
+                                @if let Some(r) = last {
+                                    a href=(format!("/ui/runs/{}", r.id)) { (status_badge(r.status)) }
+                                    " " (r.started_at.to_string()) " · " (duration(r)) " · " (r.counts.changes()) " changes"
+                                } @else { "never" }
+                                @if let Some(h) = health.get(&src.name).filter(|h| h.failures > 0) {
+                                    br; span.error { (h.failures) " failed in a row" }
+                                }
+                            }
+                            td {
+                                @if let Some(t) = src.schedule.full.as_ref().and_then(|p| p.next_after(now)) { "full " (t.format("%Y-%m-%d %H:%M")) br; }
+                                @if let Some(t) = src.schedule.incremental.as_ref().and_then(|p| p.next_after(now)) { "incremental " (t.format("%H:%M")) }
+                            }
+                            td { (active) " active, " (disabled) " disabled" }
+                            td.actions {
+                                form method="post" action="/ui/preview" { (csrf_field(&s.csrf)) input type="hidden" name="source" value=(src.name); button type="submit" { "Preview" } }
+                                form method="post" action="/ui/sync" { (csrf_field(&s.csrf)) input type="hidden" name="source" value=(src.name); button type="submit" { "Sync now" } }
+                            }
+                        }
+                    }
+                }
+            }
+            div.actions {
+                form method="post" action="/ui/preview" { (csrf_field(&s.csrf)) button type="submit" { "Preview all" } }
+                form method="post" action="/ui/sync" { (csrf_field(&s.csrf)) button type="submit" { "Sync all now" } }
+            }
+        }
+        section.cards {
+            div.card { h3 { "Groups" } p.big { (groups) } }
+            div.card { h3 { "Write-back" } p.big { (queue.pending.len()) } p { "pending · " (queue.failed.len()) " failed · " (queue.conflicts.len()) " conflicts" } }
+        }
+        section {
+            h2 { "Recent runs" }
+            (run_table(&runs[..runs.len().min(10)]))
+            p { a href="/ui/runs" { "All runs" } }
+        }
+    };
+    layout("Dashboard", Some(&s), body).into_response()
+}
+
+fn run_table(runs: &[RunRecord]) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "Run" } th { "Status" } th { "Source" } th { "Mode" } th { "Started" } th { "Took" } th { "Changes" } th { "Skipped" } } }
+            tbody {
+                @for r in runs {
+                    tr {
+                        td { a href=(format!("/ui/runs/{}", r.id)) { "#" (r.id) } }
+                        td { (status_badge(r.status)) }
+                        td { (r.source) }
+                        td { (r.mode) }
+                        td { (r.started_at.to_string()) }
+                        td { (duration(r)) }
+                        td { (r.counts.changes()) }
+                        td { (r.counts.skipped) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SourceForm {
+    csrf: String,
+    source: Option<String>,
+}
+
+pub async fn sync_now(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<SourceForm>) -> Response {
+    let s = match checked(&st, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let req =
+        RunRequest { sources: f.source.into_iter().collect(), full: false, trigger: Trigger::Api, approved: None };
+    match st.runner.submit(req).await {
+        Ok((id, _)) => {
+            tracing::info!(user = %s.user, run = id, "admin page: sync asked for");
+            Redirect::to(&format!("/ui/runs/{id}")).into_response()
+        }
+        Err(e) => page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+pub async fn preview(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<SourceForm>) -> Response {
+    let s = match checked(&st, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let cfg = st.config();
+    let opts =
+        crate::sync::SyncOptions { dry_run: true, sources: f.source.into_iter().collect(), ..Default::default() };
+    let outcome = match crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await {
+        Ok(o) => o,
+        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let body = html! {
+        p { (status_badge(outcome.status)) " " (outcome.mode) " read of " (outcome.source) ": nothing was changed." }
+        @if let Some(m) = &outcome.message { p.error { (m) } }
+        (counts(&outcome.counts))
+        @if let Some(plan) = &outcome.plan { (plan_view(plan)) }
+        (errors(&outcome.errors))
+    };
+    layout("Preview", Some(&s), body).into_response()
+}
+
+fn counts(c: &crate::history::Counts) -> Markup {
+    let rows = [
+        ("created", c.created),
+        ("updated", c.updated),
+        ("renamed", c.renamed),
+        ("disabled", c.disabled),
+        ("deleted", c.deleted),
+        ("unchanged", c.unchanged),
+        ("skipped", c.skipped),
+        ("groups created", c.groups_created),
+        ("groups deleted", c.groups_deleted),
+        ("memberships added", c.memberships_added),
+        ("memberships removed", c.memberships_removed),
+    ];
+    html! { dl.counts { @for (k, v) in rows { div { dt { (k) } dd { (v) } } } } }
+}
+
+fn plan_view(plan: &crate::plan::Plan) -> Markup {
+    const FIRST: usize = 100;
+    html! {
+        @if !plan.creates.is_empty() {
+            h2 { "Creates (" (plan.creates.len()) ")" }
+            ul { @for u in plan.creates.iter().take(FIRST) { li { (u.username) } } }
+        }
+        @if !plan.updates.is_empty() {
+            h2 { "Updates (" (plan.updates.len()) ")" }
+            ul { @for u in plan.updates.iter().take(FIRST) { li { (u.username) } } }
+        }
+        @if !plan.removals.is_empty() {
+            h2 { "Disables and deletes (" (plan.removals.len()) ")" }
+            ul { @for r in plan.removals.iter().take(FIRST) { li { (r.username) " — " (format!("{:?}", r.kind).to_lowercase()) } } }
+        }
+        @if !plan.group_deletes.is_empty() {
+            h2 { "Group deletes (" (plan.group_deletes.len()) ")" }
+            ul { @for g in plan.group_deletes.iter().take(FIRST) { li { (g.name) } } }
+        }
+    }
+}
+
+fn errors(errors: &[crate::model::EntryError]) -> Markup {
+    html! {
+        @if !errors.is_empty() {
+            h2 { "Skipped entries and errors (" (errors.len()) ")" }
+            table { thead { tr { th { "Entry" } th { "Reason" } } } tbody { @for e in errors.iter().take(500) { tr { td.mono { (e.dn) } td { (e.reason) } } } } }
+        }
+    }
+}
+
+pub async fn runs(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    match on_store(&*st.store, |s| s.runs_page(None, 100)).await {
+        Ok(runs) => layout("Runs", Some(&s), run_table(&runs)).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub async fn run(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let s = match signed_in(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such run.") };
+    let read = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
+        let run = s.runs_page(id.checked_add(1), 1)?.into_iter().find(|r| r.id == id);
+        let removals = s.removals_of(id)?;
+        Ok((run, removals))
+    })
+    .await;
+    let (run, removals) = match read {
+        Ok((Some(r), rem)) => (r, rem),
+        Ok((None, _)) => return page_error(StatusCode::NOT_FOUND, "No such run."),
+        Err(e) => return store_error(e),
+    };
+    let running = matches!(run.status, RunStatus::Queued | RunStatus::Running);
+    let body = html! {
+        p { (status_badge(run.status)) " " (run.mode) " · " (run.source) " · started " (run.started_at.to_string()) " · " (duration(&run)) @if run.forced { " · forced" } }
+        @if running { p { "This run is not finished: " a href=(format!("/ui/runs/{id}")) { "reload" } " to see its result." } }
+        @if let Some(m) = &run.message { p.error { (m) } }
+        (counts(&run.counts))
+        @if run.status == RunStatus::Blocked {
+            h2 { "Would disable or delete (" (removals.len()) ")" }
+            ul { @for r in &removals { li { (r.kind) " " strong { (r.name) } " — " (r.action) } } }
+            form method="post" action=(format!("/ui/runs/{id}/approve")) {
+                (csrf_field(&s.csrf))
+                button.danger type="submit" { "Approve" }
+                span.hint { " Plans again and applies only if nobody else would be removed." }
+            }
+        }
+        (errors(&run.errors))
+    };
+    layout(&format!("Run #{id}"), Some(&s), body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn approve(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let s = match checked(&st, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such run.") };
+    match crate::service::runs::approve(&st, id).await {
+        Ok((new_id, _)) => {
+            tracing::info!(user = %s.user, blocked = id, run = new_id, "admin page: blocked run approved");
+            Redirect::to(&format!("/ui/runs/{new_id}")).into_response()
+        }
+        Err(e) => page_error(e.status, &e.message),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UsersQuery {
+    q: Option<String>,
+    after: Option<String>,
+}
+
+pub async fn users(State(st): State<AppState>, headers: HeaderMap, Query(p): Query<UsersQuery>) -> Response {
+    let s = match signed_in(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let q =
+        UserQuery { limit: 50, after: p.after, prefix: p.q.clone().filter(|q| !q.is_empty()), ..UserQuery::default() };
+    let users = match on_store(&*st.store, move |s| s.users_page(&q)).await {
+        Ok(u) => u,
+        Err(e) => return store_error(e),
+    };
+    let body = html! {
+        form.search method="get" action="/ui/users" {
+            input name="q" type="search" placeholder="username, name or email" value=(p.q.clone().unwrap_or_default());
+            button type="submit" { "Search" }
+        }
+        table {
+            thead { tr { th { "Username" } th { "Full name" } th { "Email" } th { "Source" } th { "Status" } } }
+            tbody {
+                @for u in &users {
+                    tr {
+                        td { a href=(format!("/ui/users/{}", urlencode(&u.username))) { (u.username) } }
+                        td { (u.fields.get("full_name").unwrap_or("")) }
+                        td { (u.fields.get("email").unwrap_or("")) }
+                        td { (u.source) }
+                        td { (u.status.as_str()) }
+                    }
+                }
+            }
+        }
+        @if let Some(last) = users.last().filter(|_| users.len() == 50) {
+            p { a href=(format!("/ui/users?q={}&after={}", urlencode(&p.q.unwrap_or_default()), urlencode(&last.username))) { "Next page" } }
+        }
+    };
+    layout("Users", Some(&s), body).into_response()
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+pub async fn user(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let s = match signed_in(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(Path(name)) = path else { return page_error(StatusCode::NOT_FOUND, "No such user.") };
+    let read = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
+        let Some(u) = s.user_by_name(&name)? else { return Ok(None) };
+        let view = UserView::of(&u, s.groups_of_user(u.id)?);
+        Ok(Some((view, s.audit_of(u.id, 50)?)))
+    })
+    .await;
+    let (u, history) = match read {
+        Ok(Some(x)) => x,
+        Ok(None) => return page_error(StatusCode::NOT_FOUND, "No such user."),
+        Err(e) => return store_error(e),
+    };
+    let cfg = st.config();
+    let owned_by_app = |f: &str| {
+        cfg.sources.iter().any(|src| src.name == u.source && src.fields.iter().any(|x| &*x.name == f && x.app_owned))
+    };
+    let body = html! {
+        dl.fields {
+            div { dt { "Status" } dd { (u.status.as_str()) } }
+            div { dt { "Source" } dd { (u.source) } }
+            div { dt { "DN" } dd.mono { (u.dn) } }
+            div { dt { "Full name" } dd { (u.full_name.clone().unwrap_or_default()) } }
+            div { dt { "Email" } dd { (u.email.clone().unwrap_or_default()) } }
+            @for (k, v) in &u.fields {
+                div { dt { (k) @if owned_by_app(k) { " (application)" } } dd { (v) } }
+            }
+        }
+        h2 { "Groups" }
+        p { "Direct: " (u.groups.join(", ")) }
+        p { "Effective: " (u.all_groups.join(", ")) }
+        h2 { "History" }
+        table {
+            thead { tr { th { "When" } th { "What" } th { "Field" } th { "Old" } th { "New" } } }
+            tbody { @for h in &history { tr { td { (h.at.to_string()) } td { (h.action) } td { (h.field.clone().unwrap_or_default()) } td { (h.old.clone().unwrap_or_default()) } td { (h.new.clone().unwrap_or_default()) } } } }
+        }
+    };
+    layout(&u.username, Some(&s), body).into_response()
+}

@@ -1,0 +1,199 @@
+//! The admin page over HTTP, without a browser (the browser test is in
+//! `page_browser.rs`): sign-in for the local admin and for members of the
+//! admin group, sessions and CSRF tokens, security headers, escaping of
+//! directory values, no secret in any page, rate limits, sign-out.
+
+use std::time::Duration;
+
+use crate::harness::*;
+use crate::serve::*;
+use reqwest::redirect::Policy;
+
+pub const ADMIN_PASSWORD: &str = "local-admin-pass-0123";
+
+/// Slapd's school plus a user whose full name is markup; the page's admin
+/// group is Staff (alice through Teachers, bob directly); a local admin.
+pub fn page_env(slapd: &Slapd) -> Env {
+    school(slapd);
+    slapd.modify(&person("mallory", "<img src=x onerror=alert(1)>", "userPassword: mallory-pw-5"));
+    let env = Env::ldap(slapd, "", "");
+    let hash = env.dir.path().join("admin.hash");
+    let mut child = env
+        .command(&["admin-password", hash.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{ADMIN_PASSWORD}\n").as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&hash).unwrap();
+    assert!(text.starts_with("$argon2id$") && !text.contains(ADMIN_PASSWORD));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&hash).unwrap().permissions().mode() & 0o777, 0o600);
+    let server = server_section(&env, "[server.admin]\ngroup = \"staff\"\npassword_file = \"admin.hash\"\n");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    env
+}
+
+struct Browser {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+        Browser { rt, http, base: base.to_string(), cookies: Vec::new() }
+    }
+
+    fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Page {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !cookie.is_empty() {
+            req = req.header("cookie", cookie.join("; "));
+        }
+        if method == "POST" {
+            let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+            req = req.header("content-type", "application/x-www-form-urlencoded").body(body);
+        }
+        let (status, headers, body) = self.rt.block_on(async {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.headers().clone(), r.text().await.unwrap())
+        });
+        for c in headers.get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            let (k, v) = c.split(';').next().unwrap().split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+        Page { status, headers, body }
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        self.send("GET", path, &[])
+    }
+
+    /// The first `name="csrf" value="…"` on the page.
+    fn csrf(page: &Page) -> String {
+        let i = page.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        page.body[i..i + page.body[i..].find('"').unwrap()].to_string()
+    }
+
+    fn sign_in(&mut self, user: &str, password: &str) -> Page {
+        let form = self.get("/login");
+        let csrf = Browser::csrf(&form);
+        self.send("POST", "/login", &[("csrf", &csrf), ("username", user), ("password", password)])
+    }
+}
+
+#[test]
+fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
+    let slapd = Slapd::start();
+    let env = page_env(&slapd);
+    let svc = Service::start(&env);
+    svc.sync();
+    let mut b = Browser::new(&svc.base);
+
+    // No session: to the sign-in page, which has the security headers.
+    let p = b.get("/");
+    assert_eq!((p.status, p.headers["location"].to_str().unwrap()), (303, "/login"));
+    let p = b.get("/login");
+    assert_eq!(p.status, 200);
+    let csp = p.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(p.headers["x-frame-options"], "DENY");
+    assert_eq!(p.headers["cache-control"], "no-store");
+
+    // A sign-in form posted without its own token is refused.
+    let p = b.send("POST", "/login", &[("csrf", "forged"), ("username", "admin"), ("password", ADMIN_PASSWORD)]);
+    assert_eq!(p.status, 403);
+    // Wrong password, a directory user outside the admin group, then right.
+    assert_eq!(b.sign_in("admin", "wrong-password-here").status, 401);
+    assert_eq!(b.sign_in("carol", "carol-has-none").status, 401);
+    assert_eq!(b.sign_in("mallory", "mallory-pw-5").status, 401, "right password, not in Staff");
+    let p = b.sign_in("admin", ADMIN_PASSWORD);
+    assert_eq!((p.status, p.headers["location"].to_str().unwrap()), (303, "/"), "{}", p.body);
+    let set = p.headers["set-cookie"].to_str().unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+
+    // The dashboard: the source, its last run, forms with the session's token.
+    let dash = b.get("/");
+    assert_eq!(dash.status, 200, "{}", dash.body);
+    assert!(
+        dash.body.contains("corp") && dash.body.contains("Sync now") && dash.body.contains("badge ok"),
+        "{}",
+        dash.body
+    );
+    let csrf = Browser::csrf(&dash);
+    // A changing form without the token: refused; with it: a run.
+    assert_eq!(b.send("POST", "/ui/sync", &[("csrf", "0000"), ("source", "corp")]).status, 403);
+    let p = b.send("POST", "/ui/sync", &[("csrf", &csrf), ("source", "corp")]);
+    assert_eq!(p.status, 303, "{}", p.body);
+    let run_page = p.headers["location"].to_str().unwrap().to_string();
+    assert!(run_page.starts_with("/ui/runs/"), "{run_page}");
+    std::thread::sleep(Duration::from_millis(500));
+    let p = b.get(&run_page);
+    assert!(p.status == 200 && p.body.contains("badge ok"), "{}", p.body);
+    // Preview: the plan, nothing changed.
+    let p = b.send("POST", "/ui/preview", &[("csrf", &csrf)]);
+    assert!(p.status == 200 && p.body.contains("nothing was changed"), "{}", p.body);
+
+    // Directory values are text, never markup.
+    let p = b.get("/ui/users?q=mallory");
+    assert!(p.body.contains("&lt;img src=x onerror=alert(1)&gt;"), "{}", p.body);
+    assert!(!p.body.contains("<img src=x"), "escaped");
+    let p = b.get("/ui/users/mallory");
+    assert!(p.status == 200 && !p.body.contains("<img src=x"), "{}", p.body);
+
+    // No page shows a secret (bind password, tokens, the admin password, its hash).
+    let hash = std::fs::read_to_string(env.dir.path().join("admin.hash")).unwrap();
+    for path in ["/", "/ui/runs", "/ui/users", "/ui/users/alice", &run_page] {
+        let p = b.get(path);
+        for secret in [PASSWORD, READER, ADMIN_TOKEN, ADMIN_PASSWORD, hash.trim()] {
+            assert!(!p.body.contains(secret), "{path} shows a secret");
+        }
+    }
+
+    // Sign out: the session is gone.
+    let p = b.send("POST", "/logout", &[("csrf", &csrf)]);
+    assert_eq!(p.status, 303);
+    assert_eq!(b.get("/").status, 303);
+    // A directory admin (bob, in Staff) signs in with the directory password.
+    assert_eq!(b.sign_in("bob", "bob-pw-2").status, 303);
+    assert_eq!(b.get("/").status, 200);
+    let log = svc.log();
+    for secret in [ADMIN_PASSWORD, "bob-pw-2", "mallory-pw-5"] {
+        assert!(!log.contains(secret), "a password is in the log");
+    }
+    assert_eq!(svc.stop(10), 0);
+}
+
+#[test]
+fn sign_in_failures_are_rate_limited_like_the_api() {
+    let slapd = Slapd::start();
+    let env = page_env(&slapd);
+    let svc = Service::start(&env);
+    let mut b = Browser::new(&svc.base);
+    for _ in 0..5 {
+        assert_eq!(b.sign_in("admin", "not-the-password").status, 401);
+    }
+    let p = b.sign_in("admin", ADMIN_PASSWORD);
+    assert_eq!(p.status, 429, "even the right password waits: {}", p.body);
+    assert!(p.body.contains("Too many failed attempts"), "{}", p.body);
+    // The API's auth counts page failures too (one limiter).
+    let (_, _, m) = svc.call("GET", "/metrics", None, None);
+    let m: String = m.as_str().unwrap_or_default().to_string();
+    assert!(m.contains("dirsync_auth_attempts_total{outcome=\"invalid\"} 5"), "{m}");
+    assert_eq!(svc.stop(10), 0);
+}
