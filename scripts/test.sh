@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need first (OpenLDAP's slapd and
 # ldap-utils, Samba's AD DC, 389 Directory Server, openssl, systemd's
-# systemd-analyze, python3-venv) from Debian's packages when missing, and
+# systemd-analyze, python3-venv, chromium and chromium-driver) from Debian's packages when missing, and
 # Schemathesis from PyPI into target/schemathesis-venv; the
 # tests start their own servers on loopback, in temp dirs, and stop them
 # (slapd on free ports; one Samba AD DC on its fixed ports 389/636/88).
@@ -15,6 +15,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 { [ -x /usr/sbin/ns-slapd ] && [ -f /usr/share/dirsrv/data/template-dse.ldif ]; } || need+=(389-ds-base)
 command -v mkfifo >/dev/null 2>&1 || need+=(coreutils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The admin page's browser test (tests/it/page_browser.rs): headless Chromium over WebDriver.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # Schemathesis (PyPI) runs in a virtualenv of its own (tests/it/schemathesis.rs).
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

@@ -15,6 +15,7 @@ mod hostile;
 mod hostile_ldap;
 mod incremental;
 mod page;
+mod page_browser;
 mod safety;
 mod schemathesis;
 mod serve;

@@ -1,0 +1,147 @@
+//! The admin page in a real browser: Debian's headless Chromium driven over
+//! WebDriver (chromedriver, fantoccini) against `dirsync serve` on a real
+//! slapd. Sign in (wrong, then right), the dashboard, Preview, Sync now, a
+//! user search that shows markup as text, sign out. Screenshots go to
+//! `target/screenshots/`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+
+use crate::harness::*;
+use crate::page::{page_env, ADMIN_PASSWORD};
+use crate::serve::*;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> (Driver, u16) {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver runs (scripts/test.sh installs chromium and chromium-driver)");
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Driver(child), port)
+}
+
+fn screenshots() -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn an_admin_signs_in_previews_syncs_and_searches_in_a_real_browser() {
+    let slapd = Slapd::start();
+    let env = page_env(&slapd);
+    let svc = Service::start(&env);
+    svc.sync();
+    let (_driver, port) = chromedriver();
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut caps = serde_json::Map::new();
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,900",
+        ];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        caps.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }));
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a browser session");
+        // The text of `css` once it contains `want` (pages change under a click: retried).
+        let wait_text = |css: &'static str, want: &'static str| {
+            let c = c.clone();
+            async move {
+                let t0 = Instant::now();
+                loop {
+                    if let Ok(e) = c.find(Locator::Css(css)).await {
+                        if let Ok(t) = e.text().await {
+                            if t.contains(want) {
+                                return t;
+                            }
+                        }
+                    }
+                    assert!(t0.elapsed() < Duration::from_secs(10), "{css} never showed {want:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let shot = |name: &'static str| {
+            let c = c.clone();
+            async move {
+                let png = c.screenshot().await.unwrap();
+                std::fs::write(screenshots().join(name), png).unwrap();
+            }
+        };
+        let sign_in = |user: &'static str, pw: &'static str| {
+            let c = c.clone();
+            let base = svc.base.clone();
+            async move {
+                c.goto(&format!("{base}/login")).await.unwrap();
+                c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
+                c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(pw).await.unwrap();
+                c.find(Locator::Css("form.login button")).await.unwrap().click().await.unwrap();
+            }
+        };
+        // Wrong password: the page says so, and stays on sign-in.
+        sign_in("admin", "not-the-password").await;
+        wait_text("p.error[role=alert]", "not right").await;
+        shot("sign-in-refused.png").await;
+        // Right password: the dashboard.
+        sign_in("admin", ADMIN_PASSWORD).await;
+        wait_text("main h1", "Dashboard").await;
+        let row = wait_text("main table tbody tr", "corp").await;
+        assert!(row.contains("ok"), "{row}");
+        shot("dashboard.png").await;
+        // Preview: the plan, nothing changed.
+        c.find(Locator::XPath("//button[text()='Preview']")).await.unwrap().click().await.unwrap();
+        wait_text("main", "nothing was changed").await;
+        shot("preview.png").await;
+        // Sync now: the run's page.
+        c.goto(&svc.base).await.unwrap();
+        c.find(Locator::XPath("//button[text()='Sync now']")).await.unwrap().click().await.unwrap();
+        wait_text("main h1", "Run #").await;
+        shot("run.png").await;
+        // A search: markup from the directory is shown as text, never run.
+        c.goto(&format!("{}/ui/users", svc.base)).await.unwrap();
+        c.find(Locator::Css("input[name=q]")).await.unwrap().send_keys("mallory").await.unwrap();
+        c.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
+        wait_text("main table tbody tr", "<img src=x onerror=alert(1)>").await;
+        assert!(c.find_all(Locator::Css("main img")).await.unwrap().is_empty(), "no image element was made");
+        shot("users.png").await;
+        // Sign out: back to sign-in.
+        c.find(Locator::Css("form.signout button")).await.unwrap().click().await.unwrap();
+        wait_text("main h1", "Sign in").await;
+        c.close().await.unwrap();
+    });
+    for name in ["sign-in-refused.png", "dashboard.png", "preview.png", "run.png", "users.png"] {
+        assert!(std::fs::metadata(screenshots().join(name)).unwrap().len() > 1000, "{name}");
+    }
+    assert_eq!(svc.stop(10), 0);
+}
