@@ -6,6 +6,7 @@
 //! that allows no inline script, and is not cached. What it shows is in
 //! [`views`].
 
+pub mod actions;
 pub mod session;
 pub mod views;
 
@@ -36,6 +37,13 @@ pub fn router() -> Router<AppState> {
         .route("/ui/runs/{id}/approve", post(views::approve))
         .route("/ui/users", get(views::users))
         .route("/ui/users/{username}", get(views::user))
+        .route("/ui/users/{username}/field", post(actions::set_user_field))
+        .route("/ui/users/{username}/sync", post(actions::sync_user))
+        .route("/ui/groups", get(actions::groups))
+        .route("/ui/groups/{name}", get(actions::group))
+        .route("/ui/writeback", get(actions::writeback))
+        .route("/ui/writeback/push", post(actions::push))
+        .route("/ui/writeback/{id}/resolve", post(actions::resolve))
         .route("/static/style.css", get(style))
 }
 
@@ -80,6 +88,8 @@ pub fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
                             a href="/" { "Dashboard" }
                             a href="/ui/runs" { "Runs" }
                             a href="/ui/users" { "Users" }
+                            a href="/ui/groups" { "Groups" }
+                            a href="/ui/writeback" { "Write-back" }
                         }
                         form.signout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);

@@ -380,6 +380,24 @@ pub async fn user(
                 div { dt { (k) @if owned_by_app(k) { " (application)" } } dd { (v) } }
             }
         }
+        @let owned: Vec<String> = cfg.sources.iter().filter(|src| src.name == u.source).flat_map(|src| src.fields.iter().filter(|f| f.app_owned).map(|f| f.name.to_string())).collect();
+        @if !owned.is_empty() {
+            h2 { "Fields the application owns" }
+            @for f in &owned {
+                form.field method="post" action=(format!("/ui/users/{}/field", urlencode(&u.username))) {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    input type="hidden" name="field" value=(f);
+                    label { (f) " " input name="value" value=(u.fields.get(f).cloned().unwrap_or_default()); }
+                    button type="submit" { "Save" }
+                    @if cfg.codes.contains_key(f.as_str()) { button type="submit" name="generate" value="1" { "Generate" } }
+                }
+            }
+            p.hint { "Saved values are queued for write-back to the directory." }
+        }
+        form method="post" action=(format!("/ui/users/{}/sync", urlencode(&u.username))) {
+            input type="hidden" name="csrf" value=(s.csrf);
+            button type="submit" { "Sync this user now" }
+        }
         h2 { "Groups" }
         p { "Direct: " (u.groups.join(", ")) }
         p { "Effective: " (u.all_groups.join(", ")) }

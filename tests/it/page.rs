@@ -197,3 +197,60 @@ fn sign_in_failures_are_rate_limited_like_the_api() {
     assert!(m.contains("dirsync_auth_attempts_total{outcome=\"invalid\"} 5"), "{m}");
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn from_the_page_an_admin_generates_a_code_pushes_it_resolves_a_conflict_and_browses_groups() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let rest = "print_code = { attribute = \"pager\", owner = \"app\" }\n\n[sources.writeback]\nenabled = true\n\n[codes]\nprint_code = { length = 6, charset = \"digits\", unique = true }\n";
+    let env = Env::ldap(&slapd, "", rest);
+    let hash = env.dir.path().join("admin.hash");
+    std::fs::write(&hash, dirsync::page::session::hash_password(ADMIN_PASSWORD).unwrap()).unwrap();
+    let server = server_section(&env, "[server.admin]\npassword_file = \"admin.hash\"\n");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    let svc = Service::start(&env);
+    assert_eq!(svc.sync()["status"], "ok");
+    let mut b = Browser::new(&svc.base);
+    assert_eq!(b.sign_in("admin", ADMIN_PASSWORD).status, 303);
+    let alice = format!("uid=alice,ou=people,{SUFFIX}");
+
+    // A code generated from the user's page, queued, then pushed.
+    let page = b.get("/ui/users/alice");
+    assert!(page.body.contains("Fields the application owns") && page.body.contains("Generate"), "{}", page.body);
+    let csrf = Browser::csrf(&page);
+    let p = b.send("POST", "/ui/users/alice/field", &[("csrf", &csrf), ("field", "print_code"), ("generate", "1")]);
+    assert_eq!(p.status, 303, "{}", p.body);
+    let code = env.user("alice")["fields"]["print_code"].as_str().unwrap().to_string();
+    assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()), "{code}");
+    assert!(b.get("/ui/writeback").body.contains("Pending (1)"));
+    assert_eq!(b.send("POST", "/ui/writeback/push", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(slapd.values(&alice, "pager"), [code]);
+
+    // The directory changes the value; the page sets another: a conflict, kept as the directory has it.
+    slapd.modify(&format!("dn: {alice}\nchangetype: modify\nreplace: pager\npager: 9999\n"));
+    let p = b.send("POST", "/ui/users/alice/field", &[("csrf", &csrf), ("field", "print_code"), ("value", "1234")]);
+    assert_eq!(p.status, 303);
+    b.send("POST", "/ui/writeback/push", &[("csrf", &csrf)]);
+    let wb = b.get("/ui/writeback");
+    assert!(wb.body.contains("Conflicts (1)") && wb.body.contains("Keep directory value"), "{}", wb.body);
+    let end = wb.body.find("/resolve\"").expect("a resolve form") + "/resolve".len();
+    let start = wb.body[..end].rfind('"').unwrap() + 1;
+    let action = wb.body[start..end].to_string();
+    assert!(action.starts_with("/ui/writeback/"), "{action}");
+    assert_eq!(b.send("POST", &action, &[("csrf", &csrf), ("keep", "directory")]).status, 303);
+    assert_eq!(env.user("alice")["fields"]["print_code"], "9999");
+    assert!(b.get("/ui/writeback").body.contains("Conflicts (0)"));
+    // A directory-owned field cannot be set from the page either.
+    let p = b.send("POST", "/ui/users/alice/field", &[("csrf", &csrf), ("field", "full_name"), ("value", "X")]);
+    assert_eq!(p.status, 409, "{}", p.body);
+
+    // Groups, and one user synced now.
+    let g = b.get("/ui/groups");
+    assert!(g.body.contains("Staff") && g.body.contains("Teachers"), "{}", g.body);
+    let staff = b.get("/ui/groups/Staff");
+    assert!(staff.body.contains("Effective members (2)") && staff.body.contains(">alice<"), "{}", staff.body);
+    let p = b.send("POST", "/ui/users/alice/sync", &[("csrf", &csrf)]);
+    assert_eq!(p.status, 303);
+    assert!(p.headers["location"].to_str().unwrap().starts_with("/ui/runs/"));
+    assert_eq!(svc.stop(10), 0);
+}
