@@ -454,7 +454,7 @@ pub(crate) fn read_password(
 }
 
 /// Whether a config key holds a secret: its value is never quoted.
-fn is_secret_key(key: &str) -> bool {
+pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     ["password", "secret", "token", "credential"].iter().any(|w| k.contains(w))
 }

@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod session;
+pub mod settings;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/users/{username}/sync", post(actions::sync_user))
         .route("/ui/groups", get(actions::groups))
         .route("/ui/groups/{name}", get(actions::group))
+        .route("/ui/settings", get(settings::settings))
+        .route("/ui/settings/test", post(settings::test))
         .route("/ui/writeback", get(actions::writeback))
         .route("/ui/writeback/push", post(actions::push))
         .route("/ui/writeback/{id}/resolve", post(actions::resolve))
@@ -90,6 +93,7 @@ pub fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
                             a href="/ui/users" { "Users" }
                             a href="/ui/groups" { "Groups" }
                             a href="/ui/writeback" { "Write-back" }
+                            a href="/ui/settings" { "Settings" }
                         }
                         form.signout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);

@@ -156,11 +156,29 @@ fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
     let p = b.get("/ui/users/mallory");
     assert!(p.status == 200 && !p.body.contains("<img src=x"), "{}", p.body);
 
+    // Settings: the config, read-only; Test settings reads the source and changes nothing.
+    let p = b.get("/ui/settings");
+    assert!(
+        p.status == 200 && p.body.contains("bind_password_file") && p.body.contains("[server.admin]"),
+        "{}",
+        p.body
+    );
+    let runs_before = env.runs().len();
+    let p = b.send("POST", "/ui/settings/test", &[("csrf", &csrf)]);
+    assert!(p.status == 200 && p.body.contains("Nothing was changed") && p.body.contains("alice"), "{}", p.body);
+    assert!(p.body.contains(" users, 3 groups"), "{}", p.body);
+    assert_eq!(env.runs().len(), runs_before, "no run was recorded");
+
     // No page shows a secret (bind password, tokens, the admin password, its hash).
     let hash = std::fs::read_to_string(env.dir.path().join("admin.hash")).unwrap();
-    for path in ["/", "/ui/runs", "/ui/users", "/ui/users/alice", &run_page] {
+    for path in
+        ["/", "/ui/runs", "/ui/users", "/ui/users/alice", "/ui/settings", "/ui/groups", "/ui/writeback", &run_page]
+    {
         let p = b.get(path);
-        for secret in [PASSWORD, READER, ADMIN_TOKEN, ADMIN_PASSWORD, hash.trim()] {
+        // (The bind password is "secret", also part of its file's name: looked for as a value.)
+        let quoted = format!("\"{PASSWORD}\"");
+        let text = format!(">{PASSWORD}<");
+        for secret in [quoted.as_str(), text.as_str(), READER, ADMIN_TOKEN, ADMIN_PASSWORD, hash.trim()] {
             assert!(!p.body.contains(secret), "{path} shows a secret");
         }
     }
