@@ -270,6 +270,7 @@ impl Runner {
                 continue;
             };
             let t0 = Instant::now();
+            self.progress.store(0, std::sync::atomic::Ordering::Relaxed);
             let cfg = self.config();
             let opts = SyncOptions {
                 sources: job.sources.clone(),

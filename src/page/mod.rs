@@ -1,5 +1,6 @@
 //! The admin web page, served by `dirsync serve` at `/`: server-rendered
-//! HTML (maud: every value is escaped), one embedded stylesheet, no script.
+//! HTML (maud: every value is escaped), one embedded stylesheet, and one
+//! small script (a running sync's progress) from the binary, never inline.
 //! A thin layer over the same library functions as the API. Every page
 //! needs a session ([`session`]); every form that changes something carries
 //! the session's CSRF token; every answer carries a Content-Security-Policy
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/runs", get(views::runs))
         .route("/ui/runs/{id}", get(views::run))
         .route("/ui/runs/{id}/approve", post(views::approve))
+        .route("/ui/runs/{id}/progress", get(views::progress))
         .route("/ui/users", get(views::users))
         .route("/ui/users/{username}", get(views::user))
         .route("/ui/users/{username}/field", post(actions::set_user_field))
@@ -48,9 +50,16 @@ pub fn router() -> Router<AppState> {
         .route("/ui/writeback/push", post(actions::push))
         .route("/ui/writeback/{id}/resolve", post(actions::resolve))
         .route("/static/style.css", get(style))
+        .route("/static/progress.js", get(script))
 }
 
 const CSS: &str = include_str!("style.css");
+const JS: &str = include_str!("progress.js");
+
+async fn script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], JS)
+        .into_response()
+}
 
 async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], CSS).into_response()
@@ -60,7 +69,7 @@ async fn style() -> Response {
 pub async fn headers(req: axum::extract::Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    let csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    let csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

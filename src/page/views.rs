@@ -99,6 +99,7 @@ pub async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> Respon
         }
         section {
             h2 { "Recent runs" }
+            (chart(&runs))
             (run_table(&runs[..runs.len().min(10)]))
             p { a href="/ui/runs" { "All runs" } }
         }
@@ -220,14 +221,70 @@ fn errors(errors: &[crate::model::EntryError]) -> Markup {
     }
 }
 
-pub async fn runs(State(st): State<AppState>, headers: HeaderMap) -> Response {
+#[derive(Deserialize)]
+pub struct RunsQuery {
+    source: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn runs(State(st): State<AppState>, headers: HeaderMap, Query(q): Query<RunsQuery>) -> Response {
     let s = match signed_in(&st, &headers) {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    match on_store(&*st.store, |s| s.runs_page(None, 100)).await {
-        Ok(runs) => layout("Runs", Some(&s), run_table(&runs)).into_response(),
-        Err(e) => store_error(e),
+    let runs = match on_store(&*st.store, |s| s.runs_page(None, 1000)).await {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    let source = q.source.filter(|v| !v.is_empty());
+    let status = q.status.filter(|v| !v.is_empty());
+    let shown: Vec<RunRecord> = runs
+        .into_iter()
+        .filter(|r| source.as_ref().is_none_or(|src| r.source.split(',').any(|n| n == src)))
+        .filter(|r| status.as_ref().is_none_or(|v| r.status.as_str() == v))
+        .take(200)
+        .collect();
+    let cfg = st.config();
+    let body = html! {
+        form.search method="get" action="/ui/runs" {
+            select name="source" {
+                option value="" { "every source" }
+                @for src in &cfg.sources { option value=(src.name) selected[source.as_deref() == Some(src.name.as_str())] { (src.name) } }
+            }
+            select name="status" {
+                option value="" { "every status" }
+                @for v in ["ok", "failed", "blocked", "running", "queued", "interrupted"] { option value=(v) selected[status.as_deref() == Some(v)] { (v) } }
+            }
+            button type="submit" { "Filter" }
+        }
+        (chart(&shown))
+        (run_table(&shown))
+    };
+    layout("Runs", Some(&s), body).into_response()
+}
+
+/// Recent runs as bars (duration, coloured by status) with their change
+/// counts: a small server-rendered SVG.
+pub fn chart(runs: &[RunRecord]) -> Markup {
+    let recent: Vec<&RunRecord> = runs.iter().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+    if recent.is_empty() {
+        return html! {};
+    }
+    let secs = |r: &RunRecord| r.finished_at.map(|f| f.since(r.started_at).as_secs_f64()).unwrap_or(0.0);
+    let max = recent.iter().map(|r| secs(r)).fold(0.001, f64::max);
+    let (w, h, bar) = (600.0, 120.0, 600.0 / 30.0);
+    html! {
+        figure.chart {
+            svg viewBox=(format!("0 0 {w} {h}")) role="img" aria-label="Duration of the recent runs" {
+                @for (i, r) in recent.iter().enumerate() {
+                    @let bh = (secs(r) / max * (h - 20.0)).max(2.0);
+                    rect class=(format!("bar {}", r.status.as_str())) x=(format!("{:.1}", i as f64 * bar + 2.0)) y=(format!("{:.1}", h - bh)) width=(format!("{:.1}", bar - 4.0)) height=(format!("{bh:.1}")) {
+                        title { "#" (r.id) " " (r.status.as_str()) ": " (format!("{:.1}", secs(r))) " s, " (r.counts.changes()) " changes" }
+                    }
+                }
+            }
+            figcaption { "The last " (recent.len()) " runs: height is duration (longest " (format!("{max:.1}")) " s); hover for changes." }
+        }
     }
 }
 
@@ -255,7 +312,10 @@ pub async fn run(
     let running = matches!(run.status, RunStatus::Queued | RunStatus::Running);
     let body = html! {
         p { (status_badge(run.status)) " " (run.mode) " · " (run.source) " · started " (run.started_at.to_string()) " · " (duration(&run)) @if run.forced { " · forced" } }
-        @if running { p { "This run is not finished: " a href=(format!("/ui/runs/{id}")) { "reload" } " to see its result." } }
+        @if running {
+            p #progress data-run=(id) { "This run is not finished: " a href=(format!("/ui/runs/{id}")) { "reload" } " to see its result." }
+            script src="/static/progress.js" defer {}
+        }
         @if let Some(m) = &run.message { p.error { (m) } }
         (counts(&run.counts))
         @if run.status == RunStatus::Blocked {
@@ -408,4 +468,26 @@ pub async fn user(
         }
     };
     layout(&u.username, Some(&s), body).into_response()
+}
+
+/// `GET /ui/runs/{id}/progress`: the run's status and, while it runs, the
+/// entries read so far (the page's script polls it).
+pub async fn progress(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    if let Err(r) = signed_in(&st, &headers) {
+        return r.into_response();
+    }
+    let Ok(Path(id)) = path else { return StatusCode::NOT_FOUND.into_response() };
+    let run = match on_store(&*st.store, move |s| s.runs_page(id.checked_add(1), 1)).await {
+        Ok(r) => r.into_iter().find(|r| r.id == id),
+        Err(e) => return store_error(e),
+    };
+    let Some(run) = run else { return StatusCode::NOT_FOUND.into_response() };
+    let running = st.runner.queued().1 == Some(id);
+    let read = if running { st.runner.progress.load(std::sync::atomic::Ordering::Relaxed) } else { 0 };
+    let secs = crate::time::Timestamp::now().since(run.started_at).as_secs_f64();
+    axum::Json(serde_json::json!({ "status": run.status.as_str(), "read": read, "seconds": secs })).into_response()
 }

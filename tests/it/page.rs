@@ -148,6 +148,11 @@ fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
     // Preview: the plan, nothing changed.
     let p = b.send("POST", "/ui/preview", &[("csrf", &csrf)]);
     assert!(p.status == 200 && p.body.contains("nothing was changed"), "{}", p.body);
+    // Runs: a chart and a filter.
+    let p = b.get("/ui/runs?status=ok");
+    assert!(p.body.contains("<svg") && p.body.contains("class=\"bar ok\""), "{}", p.body);
+    let p = b.get("/ui/runs?status=failed");
+    assert!(!p.body.contains("badge ok"), "only failed runs: {}", p.body);
 
     // Directory values are text, never markup.
     let p = b.get("/ui/users?q=mallory");

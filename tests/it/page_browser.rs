@@ -1,7 +1,8 @@
 //! The admin page in a real browser: Debian's headless Chromium driven over
 //! WebDriver (chromedriver, fantoccini) against `dirsync serve` on a real
 //! slapd. Sign in (wrong, then right), the dashboard, Preview, Sync now, a
-//! user search that shows markup as text, sign out. Screenshots go to
+//! user search that shows markup as text, sign out; a running sync's live
+//! progress. Screenshots go to
 //! `target/screenshots/`.
 
 use std::process::{Child, Command, Stdio};
@@ -44,6 +45,81 @@ fn screenshots() -> std::path::PathBuf {
     d
 }
 
+/// A WebDriver session on headless Chromium.
+async fn browser(port: u16, profile: &std::path::Path) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1200,900",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    caps.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a browser session")
+}
+
+/// The text of `css` once it contains `want` (pages change under a click: retried).
+async fn wait_text(c: &fantoccini::Client, css: &str, want: &str) -> String {
+    let t0 = Instant::now();
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if t.contains(want) {
+                    return t;
+                }
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{css} never showed {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn sign_in(c: &fantoccini::Client, base: &str, user: &str, pw: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(pw).await.unwrap();
+    c.find(Locator::Css("form.login button")).await.unwrap().click().await.unwrap();
+}
+
+#[test]
+fn a_running_sync_shows_its_progress_without_a_reload() {
+    let slapd = Slapd::start();
+    let env = page_env(&slapd);
+    // The source answers the bind, then stalls: the run stays running.
+    let proxy = CutProxy::stalling(slapd.port, 100);
+    env.point_at(&slapd.url(), proxy.port);
+    let svc = Service::start(&env);
+    let (_driver, port) = chromedriver();
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = browser(port, profile.path()).await;
+        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
+        wait_text(&c, "main h1", "Dashboard").await;
+        c.find(Locator::XPath("//button[text()='Sync now']")).await.unwrap().click().await.unwrap();
+        wait_text(&c, "main h1", "Run #").await;
+        // The script replaces the paragraph's text with live figures.
+        let t = wait_text(&c, "#progress", "entries read in").await;
+        assert!(t.starts_with("running: "), "{t}");
+        std::fs::write(screenshots().join("running.png"), c.screenshot().await.unwrap()).unwrap();
+        c.close().await.unwrap();
+    });
+    assert_eq!(svc.stop(15), 0);
+}
+
 #[test]
 fn an_admin_signs_in_previews_syncs_and_searches_in_a_real_browser() {
     let slapd = Slapd::start();
@@ -54,90 +130,40 @@ fn an_admin_signs_in_previews_syncs_and_searches_in_a_real_browser() {
     let profile = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1200,900",
-        ];
-        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        args.push(format!("--user-data-dir={}", profile.path().display()));
-        caps.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }));
-        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("a browser session");
-        // The text of `css` once it contains `want` (pages change under a click: retried).
-        let wait_text = |css: &'static str, want: &'static str| {
-            let c = c.clone();
-            async move {
-                let t0 = Instant::now();
-                loop {
-                    if let Ok(e) = c.find(Locator::Css(css)).await {
-                        if let Ok(t) = e.text().await {
-                            if t.contains(want) {
-                                return t;
-                            }
-                        }
-                    }
-                    assert!(t0.elapsed() < Duration::from_secs(10), "{css} never showed {want:?}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
+        let c = browser(port, profile.path()).await;
         let shot = |name: &'static str| {
             let c = c.clone();
-            async move {
-                let png = c.screenshot().await.unwrap();
-                std::fs::write(screenshots().join(name), png).unwrap();
-            }
-        };
-        let sign_in = |user: &'static str, pw: &'static str| {
-            let c = c.clone();
-            let base = svc.base.clone();
-            async move {
-                c.goto(&format!("{base}/login")).await.unwrap();
-                c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
-                c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(pw).await.unwrap();
-                c.find(Locator::Css("form.login button")).await.unwrap().click().await.unwrap();
-            }
+            async move { std::fs::write(screenshots().join(name), c.screenshot().await.unwrap()).unwrap() }
         };
         // Wrong password: the page says so, and stays on sign-in.
-        sign_in("admin", "not-the-password").await;
-        wait_text("p.error[role=alert]", "not right").await;
+        sign_in(&c, &svc.base, "admin", "not-the-password").await;
+        wait_text(&c, "p.error[role=alert]", "not right").await;
         shot("sign-in-refused.png").await;
         // Right password: the dashboard.
-        sign_in("admin", ADMIN_PASSWORD).await;
-        wait_text("main h1", "Dashboard").await;
-        let row = wait_text("main table tbody tr", "corp").await;
+        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
+        wait_text(&c, "main h1", "Dashboard").await;
+        let row = wait_text(&c, "main table tbody tr", "corp").await;
         assert!(row.contains("ok"), "{row}");
         shot("dashboard.png").await;
         // Preview: the plan, nothing changed.
         c.find(Locator::XPath("//button[text()='Preview']")).await.unwrap().click().await.unwrap();
-        wait_text("main", "nothing was changed").await;
+        wait_text(&c, "main", "nothing was changed").await;
         shot("preview.png").await;
         // Sync now: the run's page.
         c.goto(&svc.base).await.unwrap();
         c.find(Locator::XPath("//button[text()='Sync now']")).await.unwrap().click().await.unwrap();
-        wait_text("main h1", "Run #").await;
+        wait_text(&c, "main h1", "Run #").await;
         shot("run.png").await;
         // A search: markup from the directory is shown as text, never run.
         c.goto(&format!("{}/ui/users", svc.base)).await.unwrap();
         c.find(Locator::Css("input[name=q]")).await.unwrap().send_keys("mallory").await.unwrap();
         c.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
-        wait_text("main table tbody tr", "<img src=x onerror=alert(1)>").await;
+        wait_text(&c, "main table tbody tr", "<img src=x onerror=alert(1)>").await;
         assert!(c.find_all(Locator::Css("main img")).await.unwrap().is_empty(), "no image element was made");
         shot("users.png").await;
         // Sign out: back to sign-in.
         c.find(Locator::Css("form.signout button")).await.unwrap().click().await.unwrap();
-        wait_text("main h1", "Sign in").await;
+        wait_text(&c, "main h1", "Sign in").await;
         c.close().await.unwrap();
     });
     for name in ["sign-in-refused.png", "dashboard.png", "preview.png", "run.png", "users.png"] {
