@@ -55,17 +55,12 @@ pub async fn set_user_field(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
 /// Just-in-time sync of one user (the API's `POST /api/users/{name}/sync`).
 pub async fn sync_user(
     State(st): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<super::CsrfForm>,
 ) -> Response {
     let s = match checked(&st, &headers, &f.csrf) {
         Ok(s) => s,
@@ -243,7 +238,7 @@ pub async fn resolve(
     }
 }
 
-pub async fn push(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
+pub async fn push(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<super::CsrfForm>) -> Response {
     if let Err(r) = checked(&st, &headers, &f.csrf) {
         return r.into_response();
     }

@@ -260,9 +260,10 @@ async fn login(
     res
 }
 
+/// A form that carries only the session's CSRF token.
 #[derive(Deserialize)]
 pub struct CsrfForm {
-    csrf: String,
+    pub csrf: String,
 }
 
 async fn logout(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {

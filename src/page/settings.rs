@@ -11,7 +11,6 @@ use axum::extract::{Form, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
-use serde::Deserialize;
 
 use super::{checked, layout, signed_in};
 use crate::service::AppState;
@@ -63,12 +62,7 @@ pub async fn settings(State(st): State<AppState>, headers: HeaderMap) -> Respons
     layout("Settings", Some(&s), body).into_response()
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
-pub async fn test(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
+pub async fn test(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<super::CsrfForm>) -> Response {
     let s = match checked(&st, &headers, &f.csrf) {
         Ok(s) => s,
         Err(r) => return r.into_response(),

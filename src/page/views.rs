@@ -332,16 +332,11 @@ pub async fn run(
     layout(&format!("Run #{id}"), Some(&s), body).into_response()
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
 pub async fn approve(
     State(st): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<super::CsrfForm>,
 ) -> Response {
     let s = match checked(&st, &headers, &f.csrf) {
         Ok(s) => s,
