@@ -192,22 +192,54 @@ fn counts(c: &crate::history::Counts) -> Markup {
 
 fn plan_view(plan: &crate::plan::Plan) -> Markup {
     const FIRST: usize = 100;
+    let more = |n: usize| html! { @if n > FIRST { p.hint { "… and " (n - FIRST) " more (" (n) " in all; `dirsync sync --dry-run --json` lists every one)." } } };
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     html! {
         @if !plan.creates.is_empty() {
             h2 { "Creates (" (plan.creates.len()) ")" }
             ul { @for u in plan.creates.iter().take(FIRST) { li { (u.username) } } }
+            (more(plan.creates.len()))
         }
         @if !plan.updates.is_empty() {
-            h2 { "Updates (" (plan.updates.len()) ")" }
-            ul { @for u in plan.updates.iter().take(FIRST) { li { (u.username) } } }
+            h2 { "Updates, renames, re-links (" (plan.updates.len()) ")" }
+            ul {
+                @for u in plan.updates.iter().take(FIRST) {
+                    li {
+                        strong { (u.username) }
+                        @if let Some(n) = &u.rename_to { " renamed to " strong { (n) } }
+                        @if let Some(id) = &u.relink_to { " re-linked to identity " span.mono { (id) } }
+                        @if u.enable { " enabled" }
+                        @if u.disable { " disabled in the directory" }
+                        @for c in &u.changes { br; (c.field) ": " (shown(&c.old)) " → " (shown(&c.new)) }
+                    }
+                }
+            }
+            (more(plan.updates.len()))
         }
         @if !plan.removals.is_empty() {
             h2 { "Disables and deletes (" (plan.removals.len()) ")" }
             ul { @for r in plan.removals.iter().take(FIRST) { li { (r.username) " — " (format!("{:?}", r.kind).to_lowercase()) } } }
+            (more(plan.removals.len()))
+        }
+        @if !plan.group_creates.is_empty() {
+            h2 { "Group creates (" (plan.group_creates.len()) ")" }
+            ul { @for g in plan.group_creates.iter().take(FIRST) { li { (g.name) } } }
+            (more(plan.group_creates.len()))
         }
         @if !plan.group_deletes.is_empty() {
             h2 { "Group deletes (" (plan.group_deletes.len()) ")" }
             ul { @for g in plan.group_deletes.iter().take(FIRST) { li { (g.name) } } }
+            (more(plan.group_deletes.len()))
+        }
+        @if !plan.member_adds.is_empty() {
+            h2 { "Memberships added (" (plan.member_adds.len()) ")" }
+            ul { @for m in plan.member_adds.iter().take(FIRST) { li { (m.member_name) " → " (m.group_name) } } }
+            (more(plan.member_adds.len()))
+        }
+        @if !plan.member_removes.is_empty() {
+            h2 { "Memberships removed (" (plan.member_removes.len()) ")" }
+            ul { @for m in plan.member_removes.iter().take(FIRST) { li { (m.member_name) " ✕ " (m.group_name) } } }
+            (more(plan.member_removes.len()))
         }
     }
 }

@@ -145,9 +145,23 @@ fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
     std::thread::sleep(Duration::from_millis(500));
     let p = b.get(&run_page);
     assert!(p.status == 200 && p.body.contains("badge ok"), "{}", p.body);
-    // Preview: the plan, nothing changed.
-    let p = b.send("POST", "/ui/preview", &[("csrf", &csrf)]);
+    // Preview: the plan, field by field, and memberships; nothing changed.
+    slapd.modify(&format!("dn: uid=bob,ou=people,{SUFFIX}\nchangetype: modify\nreplace: cn\ncn: Robert Baker\n\n"));
+    slapd.modify(&person("dave", "Dave Doe", ""));
+    slapd.modify(&format!(
+        "dn: cn=Students,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\nmember: uid=dave,ou=people,{SUFFIX}\n\n"
+    ));
+    let p = b.send("POST", "/ui/preview", &[("csrf", &csrf), ("source", "corp")]);
     assert!(p.status == 200 && p.body.contains("nothing was changed"), "{}", p.body);
+    assert!(p.body.contains("full_name: Bob Baker → Robert Baker"), "{}", p.body);
+    assert!(
+        p.body.contains("Creates (1)")
+            && p.body.contains("Memberships added (1)")
+            && p.body.contains("dave → Students"),
+        "{}",
+        p.body
+    );
+    assert!(env.user("bob")["full_name"] == "Bob Baker", "the preview changed nothing");
     // Runs: a chart and a filter.
     let p = b.get("/ui/runs?status=ok");
     assert!(p.body.contains("<svg") && p.body.contains("class=\"bar ok\""), "{}", p.body);
