@@ -15,6 +15,7 @@ use crate::config::{Config, OnMissing, SourceConfig};
 use crate::model::{name_key, EntryError, Fields, MappedUser, Snapshot, SourceBatch, Status};
 
 mod members;
+pub mod summary;
 #[cfg(test)]
 use members::diff_pairs;
 use members::{gone, groups_and_members, Gone, SourceCtx};

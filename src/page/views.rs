@@ -167,7 +167,7 @@ pub async fn preview(State(st): State<AppState>, headers: HeaderMap, Form(f): Fo
         p { (status_badge(outcome.status)) " " (outcome.mode) " read of " (outcome.source) ": nothing was changed." }
         @if let Some(m) = &outcome.message { p.error { (m) } }
         (counts(&outcome.counts))
-        @if let Some(plan) = &outcome.plan { (plan_view(plan)) }
+        @if let Some(plan) = &outcome.plan { (plan_view(&crate::plan::summary::PlanSummary::of(plan))) }
         (errors(&outcome.errors))
     };
     layout("Preview", Some(&s), body).into_response()
@@ -190,56 +190,64 @@ fn counts(c: &crate::history::Counts) -> Markup {
     html! { dl.counts { @for (k, v) in rows { div { dt { (k) } dd { (v) } } } } }
 }
 
-fn plan_view(plan: &crate::plan::Plan) -> Markup {
-    const FIRST: usize = 100;
-    let more = |n: usize| html! { @if n > FIRST { p.hint { "… and " (n - FIRST) " more (" (n) " in all; `dirsync sync --dry-run --json` lists every one)." } } };
+/// A plan as people read it (previews, blocked runs).
+fn plan_view(p: &crate::plan::summary::PlanSummary) -> Markup {
+    use crate::plan::summary::Listed;
+    fn more<T>(l: &Listed<T>) -> Markup {
+        html! { @if l.total > l.first.len() { p.hint { "… and " (l.total - l.first.len()) " more (" (l.total) " in all; `dirsync sync --dry-run --json` lists every one)." } } }
+    }
     let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     html! {
-        @if !plan.creates.is_empty() {
-            h2 { "Creates (" (plan.creates.len()) ")" }
-            ul { @for u in plan.creates.iter().take(FIRST) { li { (u.username) } } }
-            (more(plan.creates.len()))
+        @if p.creates.total > 0 {
+            h2 { "Creates (" (p.creates.total) ")" }
+            ul { @for u in &p.creates.first { li { (u) } } }
+            (more(&p.creates))
         }
-        @if !plan.updates.is_empty() {
-            h2 { "Updates, renames, re-links (" (plan.updates.len()) ")" }
+        @if p.updates.total > 0 {
+            h2 { "Updates, renames, re-links (" (p.updates.total) ")" }
             ul {
-                @for u in plan.updates.iter().take(FIRST) {
+                @for u in &p.updates.first {
                     li {
                         strong { (u.username) }
                         @if let Some(n) = &u.rename_to { " renamed to " strong { (n) } }
                         @if let Some(id) = &u.relink_to { " re-linked to identity " span.mono { (id) } }
                         @if u.enable { " enabled" }
                         @if u.disable { " disabled in the directory" }
-                        @for c in &u.changes { br; (c.field) ": " (shown(&c.old)) " → " (shown(&c.new)) }
+                        @for (f, old, new) in &u.changes { br; (f) ": " (shown(old)) " → " (shown(new)) }
                     }
                 }
             }
-            (more(plan.updates.len()))
+            (more(&p.updates))
         }
-        @if !plan.removals.is_empty() {
-            h2 { "Disables and deletes (" (plan.removals.len()) ")" }
-            ul { @for r in plan.removals.iter().take(FIRST) { li { (r.username) " — " (format!("{:?}", r.kind).to_lowercase()) } } }
-            (more(plan.removals.len()))
+        @if p.removals.total > 0 {
+            h2 { "Disables and deletes (" (p.removals.total) ")" }
+            ul { @for (u, action) in &p.removals.first { li { (u) " — " (action) } } }
+            (more(&p.removals))
         }
-        @if !plan.group_creates.is_empty() {
-            h2 { "Group creates (" (plan.group_creates.len()) ")" }
-            ul { @for g in plan.group_creates.iter().take(FIRST) { li { (g.name) } } }
-            (more(plan.group_creates.len()))
+        @if p.group_creates.total > 0 {
+            h2 { "Group creates (" (p.group_creates.total) ")" }
+            ul { @for g in &p.group_creates.first { li { (g) } } }
+            (more(&p.group_creates))
         }
-        @if !plan.group_deletes.is_empty() {
-            h2 { "Group deletes (" (plan.group_deletes.len()) ")" }
-            ul { @for g in plan.group_deletes.iter().take(FIRST) { li { (g.name) } } }
-            (more(plan.group_deletes.len()))
+        @if p.group_updates.total > 0 {
+            h2 { "Group renames (" (p.group_updates.total) ")" }
+            ul { @for (old, new) in &p.group_updates.first { li { (old) " → " (new) } } }
+            (more(&p.group_updates))
         }
-        @if !plan.member_adds.is_empty() {
-            h2 { "Memberships added (" (plan.member_adds.len()) ")" }
-            ul { @for m in plan.member_adds.iter().take(FIRST) { li { (m.member_name) " → " (m.group_name) } } }
-            (more(plan.member_adds.len()))
+        @if p.group_deletes.total > 0 {
+            h2 { "Group deletes (" (p.group_deletes.total) ")" }
+            ul { @for g in &p.group_deletes.first { li { (g) } } }
+            (more(&p.group_deletes))
         }
-        @if !plan.member_removes.is_empty() {
-            h2 { "Memberships removed (" (plan.member_removes.len()) ")" }
-            ul { @for m in plan.member_removes.iter().take(FIRST) { li { (m.member_name) " ✕ " (m.group_name) } } }
-            (more(plan.member_removes.len()))
+        @if p.member_adds.total > 0 {
+            h2 { "Memberships added (" (p.member_adds.total) ")" }
+            ul { @for (m, g) in &p.member_adds.first { li { (m) " → " (g) } } }
+            (more(&p.member_adds))
+        }
+        @if p.member_removes.total > 0 {
+            h2 { "Memberships removed (" (p.member_removes.total) ")" }
+            ul { @for (m, g) in &p.member_removes.first { li { (m) " ✕ " (g) } } }
+            (more(&p.member_removes))
         }
     }
 }
@@ -332,13 +340,13 @@ pub async fn run(
     let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such run.") };
     let read = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
         let run = s.runs_page(id.checked_add(1), 1)?.into_iter().find(|r| r.id == id);
-        let removals = s.removals_of(id)?;
-        Ok((run, removals))
+        let plan = s.plan_of(id)?.and_then(|j| serde_json::from_str::<crate::plan::summary::PlanSummary>(&j).ok());
+        Ok((run, s.removals_of(id)?, plan))
     })
     .await;
-    let (run, removals) = match read {
-        Ok((Some(r), rem)) => (r, rem),
-        Ok((None, _)) => return page_error(StatusCode::NOT_FOUND, "No such run."),
+    let (run, removals, plan) = match read {
+        Ok((Some(r), rem, plan)) => (r, rem, plan),
+        Ok((None, _, _)) => return page_error(StatusCode::NOT_FOUND, "No such run."),
         Err(e) => return store_error(e),
     };
     let running = matches!(run.status, RunStatus::Queued | RunStatus::Running);
@@ -351,8 +359,13 @@ pub async fn run(
         @if let Some(m) = &run.message { p.error { (m) } }
         (counts(&run.counts))
         @if run.status == RunStatus::Blocked {
-            h2 { "Would disable or delete (" (removals.len()) ")" }
-            ul { @for r in &removals { li { (r.kind) " " strong { (r.name) } " — " (r.action) } } }
+            @match &plan {
+                Some(p) => (plan_view(p)),
+                None => {
+                    h2 { "Would disable or delete (" (removals.len()) ")" }
+                    ul { @for r in &removals { li { (r.kind) " " strong { (r.name) } " — " (r.action) } } }
+                }
+            }
             form method="post" action=(format!("/ui/runs/{id}/approve")) {
                 (csrf_field(&s.csrf))
                 button.danger type="submit" { "Approve" }

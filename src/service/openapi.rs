@@ -295,6 +295,10 @@ fn schemas() -> Value {
     run_props.insert("errors".into(), json!({ "type": "array", "items": entry_error }));
     run_props.insert("warnings".into(), json!({ "type": "array", "items": entry_error }));
     run_props.insert(
+        "plan".into(),
+        json!({ "type": "object", "description": "a blocked run's plan: per kind of change, `total` and the `first` hundred" }),
+    );
+    run_props.insert(
         "removals".into(),
         json!({ "type": "array", "description": "a blocked run's planned removals", "items": { "type": "object", "required": ["kind", "target_id", "name", "action"] } }),
     );

@@ -105,10 +105,16 @@ pub async fn get_run(
     let run = run.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
     let blocked = run.status == crate::history::RunStatus::Blocked;
     let mut v = serde_json::to_value(run).unwrap_or_default();
-    // A blocked run: what it would have removed, for the review before an approval.
+    // A blocked run: what it would have removed and its plan, for the review before an approval.
     if blocked {
-        v["removals"] =
-            serde_json::to_value(on_store(&*st.store, move |s| s.removals_of(id)).await?).unwrap_or_default();
+        let (removals, plan) = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
+            Ok((s.removals_of(id)?, s.plan_of(id)?))
+        })
+        .await?;
+        v["removals"] = serde_json::to_value(removals).unwrap_or_default();
+        if let Some(p) = plan.and_then(|j| serde_json::from_str::<Value>(&j).ok()) {
+            v["plan"] = p;
+        }
     }
     Ok(Json(v))
 }

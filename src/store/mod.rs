@@ -280,6 +280,8 @@ pub trait StoreTx {
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
     /// Records what a blocked run would have removed (for an approval).
     fn record_removals(&mut self, run_id: i64, removals: &[PlannedRemoval]) -> Result<(), StoreError>;
+    /// Records a blocked run's plan summary (JSON of `plan::summary::PlanSummary`).
+    fn record_plan(&mut self, run_id: i64, summary: &str) -> Result<(), StoreError>;
 }
 
 /// One removal a blocked run planned: a user disabled or deleted, or a group deleted.
@@ -329,6 +331,8 @@ pub trait Store: Send + Sync {
     fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// What a blocked run would have removed.
     fn removals_of(&self, run_id: i64) -> Result<Vec<PlannedRemoval>, StoreError>;
+    /// A blocked run's plan summary (JSON), if it has one.
+    fn plan_of(&self, run_id: i64) -> Result<Option<String>, StoreError>;
     /// A page of groups in name order after `after` (the last page's final
     /// group: its name and id).
     fn groups_page(&self, after: Option<(&str, i64)>, limit: usize) -> Result<Vec<StoredGroup>, StoreError>;

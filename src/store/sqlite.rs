@@ -453,6 +453,16 @@ impl Store for SqliteStore {
         self.read(|conn| queries::users_page(conn, &self.inner.path, q))
     }
 
+    fn plan_of(&self, run_id: i64) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let err = self.err();
+        self.read(|conn| {
+            conn.query_row("SELECT summary FROM run_plans WHERE run_id = ?1", [run_id], |r| r.get(0))
+                .optional()
+                .map_err(&err)
+        })
+    }
+
     fn removals_of(&self, run_id: i64) -> Result<Vec<crate::store::PlannedRemoval>, StoreError> {
         self.read(|conn| queries::removals_of(conn, &self.inner.path, run_id))
     }

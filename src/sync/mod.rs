@@ -379,12 +379,14 @@ async fn pipeline(
     }
     if outcome.status == RunStatus::Blocked {
         let removals = approval::planned_removals(&plan);
+        let summary = serde_json::to_string(&crate::plan::summary::PlanSummary::of(&plan)).expect("serializable");
         outcome.plan = Some(plan);
         if let Some(id) = outcome.run_id {
             let record = record_of(&outcome, started, opts.force);
             on_store(store, move |s| {
                 s.transaction(&mut |tx| {
                     tx.record_removals(id, &removals)?;
+                    tx.record_plan(id, &summary)?;
                     tx.finish_run(&record)
                 })
             })

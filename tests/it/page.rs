@@ -142,8 +142,15 @@ fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
     assert_eq!(p.status, 303, "{}", p.body);
     let run_page = p.headers["location"].to_str().unwrap().to_string();
     assert!(run_page.starts_with("/ui/runs/"), "{run_page}");
-    std::thread::sleep(Duration::from_millis(500));
-    let p = b.get(&run_page);
+    // The run's page, once the run is done.
+    let t0 = std::time::Instant::now();
+    let p = loop {
+        let p = b.get(&run_page);
+        if p.body.contains("badge ok") || t0.elapsed() > Duration::from_secs(10) {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(p.status == 200 && p.body.contains("badge ok"), "{}", p.body);
     // Preview: the plan, field by field, and memberships; nothing changed.
     slapd.modify(&format!("dn: uid=bob,ou=people,{SUFFIX}\nchangetype: modify\nreplace: cn\ncn: Robert Baker\n\n"));

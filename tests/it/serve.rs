@@ -141,6 +141,15 @@ impl Service {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (up to 10 s) until the log has a line containing `want`.
+    pub fn wait_log(&self, want: &str) {
+        let t0 = Instant::now();
+        while !self.log().contains(want) {
+            assert!(t0.elapsed() < Duration::from_secs(10), "the log never said {want:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = std::process::Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
         assert!(ok.success());
@@ -344,9 +353,12 @@ fn a_sync_asked_for_twice_at_once_is_one_run_and_sigterm_mid_sync_applies_nothin
     // A full read is another run, queued behind it.
     let (_, _, c) = svc.call("POST", "/api/syncs", Some(WRITER), Some(json!({"full": true})));
     assert_ne!(c["run_id"], a["run_id"]);
-    std::thread::sleep(Duration::from_millis(300));
     let id = a["run_id"].as_i64().unwrap();
-    assert_eq!(svc.get(&format!("/api/runs/{id}"), READER).1["status"], "running");
+    let t0 = Instant::now();
+    while svc.get(&format!("/api/runs/{id}"), READER).1["status"] != "running" {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SIGTERM: the stalled run is stopped after the 2 s grace, nothing applied.
     assert_eq!(svc.stop(15), 0);
     let runs = env.runs();
@@ -368,16 +380,14 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_broken() {
     let svc = Service::start(&env);
     env.edit_config(|c| c.replace("[safety]", "[safety]\n").replace("[server]", "[server\n"));
     svc.signal("-HUP");
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(svc.log().contains("the new configuration is refused, the old one is kept"), "{}", svc.log());
+    svc.wait_log("the new configuration is refused, the old one is kept");
     assert_eq!(svc.get("/api/users", READER).0, 200, "still serving with the old config");
     // A good config: the reader's scope grows to write.
     env.edit_config(|c| {
         c.replace("[server\n", "[server]\n").replace("scopes = [\"read\"]", "scopes = [\"read\", \"sync\"]")
     });
     svc.signal("-HUP");
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(svc.log().contains("configuration reloaded"), "{}", svc.log());
+    svc.wait_log("configuration reloaded");
     let (s, _, _) = svc.call("POST", "/api/syncs", Some(READER), Some(json!({})));
     assert_eq!(s, 202);
     assert_eq!(svc.stop(10), 0);
@@ -483,6 +493,9 @@ fn a_blocked_run_is_approved_and_blocks_again_when_the_directory_removed_more() 
         .map(|r| (r["name"].as_str().unwrap(), r["action"].as_str().unwrap()))
         .collect();
     assert_eq!(planned, [("bob", "disable"), ("carol", "disable")], "{blocked}");
+    // And the plan as people read it, kept with the run.
+    assert_eq!(blocked["plan"]["removals"]["total"], 2, "{blocked}");
+    assert_eq!(blocked["plan"]["member_removes"]["total"], 2, "bob left Staff, carol Students: {blocked}");
     assert_eq!(svc.call("POST", &format!("/api/runs/{bid}/approve"), Some(WRITER), None).0, 403, "admin only");
     let (s, _, v) = svc.call("POST", &format!("/api/runs/{bid}/approve"), Some(ADMIN_TOKEN), None);
     assert_eq!(s, 202, "{v}");

@@ -4,8 +4,6 @@
 //! a moved entry, rate limits tripping, a source that is down, and no
 //! password in any log line or in the store.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::harness::*;
@@ -110,7 +108,7 @@ fn a_disabled_user_and_an_address_over_its_limit_are_refused() {
         c.replace("page_size = 50", "page_size = 50\nuser_filter = \"(&(objectClass=inetOrgPerson)(!(uid=bob)))\"")
     });
     svc.signal("-HUP");
-    std::thread::sleep(Duration::from_millis(300));
+    svc.wait_log("configuration reloaded");
     let (s, _, v) = svc.call("POST", "/api/syncs", Some(WRITER), Some(json!({"full": true})));
     assert_eq!(s, 202);
     let run = svc.wait_run(v["run_id"].as_i64().unwrap());

@@ -137,6 +137,13 @@ CREATE TABLE run_removals (
 );
 CREATE INDEX run_removals_run ON run_removals (run_id);
 "#,
+    // 6: a blocked run's plan as people read it (plan::summary), for review
+    r#"
+CREATE TABLE run_plans (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    summary TEXT NOT NULL
+);
+"#,
 ];
 
 /// The migration after which [`rekey`] runs, in the same transaction.

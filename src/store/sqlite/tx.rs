@@ -215,6 +215,11 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn record_plan(&mut self, run_id: i64, summary: &str) -> Result<(), StoreError> {
+        self.exec("INSERT OR REPLACE INTO run_plans (run_id, summary) VALUES (?1, ?2)", params![run_id, summary])
+            .map(drop)
+    }
+
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
         let c = &run.counts;
         let n = |v: u64| v as i64;
