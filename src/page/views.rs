@@ -133,6 +133,8 @@ fn run_table(runs: &[RunRecord]) -> Markup {
 pub struct SourceForm {
     csrf: String,
     source: Option<String>,
+    /// Preview: list every change, not the first hundred of each kind.
+    all: Option<String>,
 }
 
 pub async fn sync_now(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<SourceForm>) -> Response {
@@ -157,6 +159,8 @@ pub async fn preview(State(st): State<AppState>, headers: HeaderMap, Form(f): Fo
         Err(r) => return r.into_response(),
     };
     let cfg = st.config();
+    let all = f.all.is_some();
+    let source = f.source.clone();
     let opts =
         crate::sync::SyncOptions { dry_run: true, sources: f.source.into_iter().collect(), ..Default::default() };
     let outcome = match crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await {
@@ -167,10 +171,26 @@ pub async fn preview(State(st): State<AppState>, headers: HeaderMap, Form(f): Fo
         p { (status_badge(outcome.status)) " " (outcome.mode) " read of " (outcome.source) ": nothing was changed." }
         @if let Some(m) = &outcome.message { p.error { (m) } }
         (counts(&outcome.counts))
-        @if let Some(plan) = &outcome.plan { (plan_view(&crate::plan::summary::PlanSummary::of(plan))) }
+        @if let Some(plan) = &outcome.plan {
+            @let summary = crate::plan::summary::PlanSummary::first(plan, if all { usize::MAX } else { crate::plan::summary::FIRST });
+            @if summary.cut() { (preview_form(&s.csrf, source.as_deref(), true, "See every change")) }
+            (plan_view(&summary))
+        }
         (errors(&outcome.errors))
     };
     layout("Preview", Some(&s), body).into_response()
+}
+
+/// A Preview button (of one source, or all; `all`: every change listed).
+fn preview_form(csrf: &str, source: Option<&str>, all: bool, label: &str) -> Markup {
+    html! {
+        form method="post" action="/ui/preview" {
+            (csrf_field(csrf))
+            @if let Some(src) = source { input type="hidden" name="source" value=(src); }
+            @if all { input type="hidden" name="all" value="1"; }
+            button type="submit" { (label) }
+        }
+    }
 }
 
 fn counts(c: &crate::history::Counts) -> Markup {
@@ -194,7 +214,7 @@ fn counts(c: &crate::history::Counts) -> Markup {
 fn plan_view(p: &crate::plan::summary::PlanSummary) -> Markup {
     use crate::plan::summary::Listed;
     fn more<T>(l: &Listed<T>) -> Markup {
-        html! { @if l.total > l.first.len() { p.hint { "… and " (l.total - l.first.len()) " more (" (l.total) " in all; `dirsync sync --dry-run --json` lists every one)." } } }
+        html! { @if l.cut() { p.hint { "… and " (l.total - l.first.len()) " more (" (l.total) " in all)." } } }
     }
     let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     html! {
@@ -360,7 +380,13 @@ pub async fn run(
         (counts(&run.counts))
         @if run.status == RunStatus::Blocked {
             @match &plan {
-                Some(p) => (plan_view(p)),
+                Some(p) => {
+                    @if p.cut() {
+                        p.hint { "The first hundred of each kind were kept with this run. To see every change now, preview again:" }
+                        (preview_form(&s.csrf, None, true, "Preview with every change"))
+                    }
+                    (plan_view(p))
+                }
                 None => {
                     h2 { "Would disable or delete (" (removals.len()) ")" }
                     ul { @for r in &removals { li { (r.kind) " " strong { (r.name) } " — " (r.action) } } }
@@ -373,6 +399,10 @@ pub async fn run(
             }
         }
         (errors(&run.errors))
+        @if !run.warnings.is_empty() {
+            h2 { "Warnings (" (run.warnings.len()) ")" }
+            table { thead { tr { th { "Entry" } th { "Warning" } } } tbody { @for e in run.warnings.iter().take(500) { tr { td.mono { (e.dn) } td { (e.reason) } } } } }
+        }
     };
     layout(&format!("Run #{id}"), Some(&s), body).into_response()
 }
@@ -401,6 +431,9 @@ pub async fn approve(
 pub struct UsersQuery {
     q: Option<String>,
     after: Option<String>,
+    group: Option<String>,
+    status: Option<String>,
+    source: Option<String>,
 }
 
 pub async fn users(State(st): State<AppState>, headers: HeaderMap, Query(p): Query<UsersQuery>) -> Response {
@@ -408,8 +441,22 @@ pub async fn users(State(st): State<AppState>, headers: HeaderMap, Query(p): Que
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let q =
-        UserQuery { limit: 50, after: p.after, prefix: p.q.clone().filter(|q| !q.is_empty()), ..UserQuery::default() };
+    let nonempty = |v: &Option<String>| v.clone().filter(|x| !x.is_empty());
+    let status = match nonempty(&p.status).as_deref() {
+        Some("active") => Some(crate::model::Status::Active),
+        Some("disabled") => Some(crate::model::Status::Disabled),
+        _ => None,
+    };
+    let q = UserQuery {
+        limit: 50,
+        after: p.after.clone(),
+        prefix: nonempty(&p.q),
+        group: nonempty(&p.group),
+        source: nonempty(&p.source),
+        status,
+        ..UserQuery::default()
+    };
+    let cfg = st.config();
     let users = match on_store(&*st.store, move |s| s.users_page(&q)).await {
         Ok(u) => u,
         Err(e) => return store_error(e),
@@ -417,6 +464,15 @@ pub async fn users(State(st): State<AppState>, headers: HeaderMap, Query(p): Que
     let body = html! {
         form.search method="get" action="/ui/users" {
             input name="q" type="search" placeholder="username, name or email" value=(p.q.clone().unwrap_or_default());
+            input name="group" placeholder="member of group" value=(p.group.clone().unwrap_or_default());
+            select name="status" {
+                option value="" { "any status" }
+                @for v in ["active", "disabled"] { option value=(v) selected[p.status.as_deref() == Some(v)] { (v) } }
+            }
+            select name="source" {
+                option value="" { "every source" }
+                @for src in &cfg.sources { option value=(src.name) selected[p.source.as_deref() == Some(src.name.as_str())] { (src.name) } }
+            }
             button type="submit" { "Search" }
         }
         table {
@@ -434,7 +490,7 @@ pub async fn users(State(st): State<AppState>, headers: HeaderMap, Query(p): Que
             }
         }
         @if let Some(last) = users.last().filter(|_| users.len() == 50) {
-            p { a href=(format!("/ui/users?q={}&after={}", urlencode(&p.q.unwrap_or_default()), urlencode(&last.username))) { "Next page" } }
+            p { a href=(format!("/ui/users?q={}&group={}&status={}&source={}&after={}", urlencode(&p.q.clone().unwrap_or_default()), urlencode(&p.group.clone().unwrap_or_default()), urlencode(&p.status.clone().unwrap_or_default()), urlencode(&p.source.clone().unwrap_or_default()), urlencode(&last.username))) { "Next page" } }
         }
     };
     layout("Users", Some(&s), body).into_response()
@@ -457,10 +513,16 @@ pub async fn user(
     let read = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
         let Some(u) = s.user_by_name(&name)? else { return Ok(None) };
         let view = UserView::of(&u, s.groups_of_user(u.id)?);
-        Ok(Some((view, s.audit_of(u.id, 50)?)))
+        let queue = s.writeback_items(&[
+            crate::store::QueueStatus::Pending,
+            crate::store::QueueStatus::Failed,
+            crate::store::QueueStatus::Conflict,
+        ])?;
+        let mine: Vec<_> = queue.into_iter().filter(|i| i.user_id == u.id).collect();
+        Ok(Some((view, s.audit_of(u.id, 50)?, mine)))
     })
     .await;
-    let (u, history) = match read {
+    let (u, history, queue) = match read {
         Ok(Some(x)) => x,
         Ok(None) => return page_error(StatusCode::NOT_FOUND, "No such user."),
         Err(e) => return store_error(e),
@@ -497,6 +559,10 @@ pub async fn user(
         form method="post" action=(format!("/ui/users/{}/sync", urlencode(&u.username))) {
             input type="hidden" name="csrf" value=(s.csrf);
             button type="submit" { "Sync this user now" }
+        }
+        @if !queue.is_empty() {
+            h2 { "Write-back" }
+            ul { @for i in &queue { li { (i.field) " → " (i.value.clone().unwrap_or_else(|| "(none)".into())) ": " (i.status.as_str()) @if let Some(e) = &i.last_error { " — " (e) } } } }
         }
         h2 { "Groups" }
         p { "Direct: " (u.groups.join(", ")) }

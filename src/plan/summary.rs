@@ -18,8 +18,13 @@ pub struct Listed<T> {
 }
 
 impl<T> Listed<T> {
-    fn of<'a, S: 'a>(items: &'a [S], f: impl Fn(&'a S) -> T) -> Listed<T> {
-        Listed { total: items.len(), first: items.iter().take(FIRST).map(f).collect() }
+    fn of<'a, S: 'a>(items: &'a [S], n: usize, f: impl Fn(&'a S) -> T) -> Listed<T> {
+        Listed { total: items.len(), first: items.iter().take(n).map(f).collect() }
+    }
+
+    /// Whether some items are not listed.
+    pub fn cut(&self) -> bool {
+        self.total > self.first.len()
     }
 }
 
@@ -51,11 +56,29 @@ pub struct PlanSummary {
 }
 
 impl PlanSummary {
+    /// The first [`FIRST`] of each kind.
     pub fn of(plan: &Plan) -> PlanSummary {
+        PlanSummary::first(plan, FIRST)
+    }
+
+    /// Whether any kind lists fewer than it counts.
+    pub fn cut(&self) -> bool {
+        self.creates.cut()
+            || self.updates.cut()
+            || self.removals.cut()
+            || self.group_creates.cut()
+            || self.group_updates.cut()
+            || self.group_deletes.cut()
+            || self.member_adds.cut()
+            || self.member_removes.cut()
+    }
+
+    /// The first `n` of each kind (`usize::MAX`: all).
+    pub fn first(plan: &Plan, n: usize) -> PlanSummary {
         let pair = |m: &super::MemberChange| (m.member_name.to_string(), m.group_name.to_string());
         PlanSummary {
-            creates: Listed::of(&plan.creates, |u| u.username.clone()),
-            updates: Listed::of(&plan.updates, |u| UpdateLine {
+            creates: Listed::of(&plan.creates, n, |u| u.username.clone()),
+            updates: Listed::of(&plan.updates, n, |u| UpdateLine {
                 username: u.username.clone(),
                 rename_to: u.rename_to.clone(),
                 relink_to: u.relink_to.clone(),
@@ -63,18 +86,18 @@ impl PlanSummary {
                 disable: u.disable,
                 changes: u.changes.iter().map(|c| (c.field.clone(), c.old.clone(), c.new.clone())).collect(),
             }),
-            removals: Listed::of(&plan.removals, |r| {
+            removals: Listed::of(&plan.removals, n, |r| {
                 let action = match r.kind {
                     RemovalKind::Disable => "disable",
                     RemovalKind::Delete => "delete",
                 };
                 (r.username.clone(), action.to_string())
             }),
-            group_creates: Listed::of(&plan.group_creates, |g| g.name.clone()),
-            group_updates: Listed::of(&plan.group_updates, |g| (g.name.clone(), g.new_name.clone())),
-            group_deletes: Listed::of(&plan.group_deletes, |g| g.name.clone()),
-            member_adds: Listed::of(&plan.member_adds, pair),
-            member_removes: Listed::of(&plan.member_removes, pair),
+            group_creates: Listed::of(&plan.group_creates, n, |g| g.name.clone()),
+            group_updates: Listed::of(&plan.group_updates, n, |g| (g.name.clone(), g.new_name.clone())),
+            group_deletes: Listed::of(&plan.group_deletes, n, |g| g.name.clone()),
+            member_adds: Listed::of(&plan.member_adds, n, pair),
+            member_removes: Listed::of(&plan.member_removes, n, pair),
         }
     }
 }
@@ -117,5 +140,8 @@ mod tests {
         assert_eq!(s.updates.first[0].changes, [("full_name".into(), Some("Bob".into()), Some("Rob".into()))]);
         let back: PlanSummary = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+        assert!(s.cut(), "150 removals, 100 listed");
+        let all = PlanSummary::first(&plan, usize::MAX);
+        assert!(!all.cut() && all.removals.first.len() == 150, "every change listed");
     }
 }

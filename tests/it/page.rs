@@ -169,6 +169,8 @@ fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
         p.body
     );
     assert!(env.user("bob")["full_name"] == "Bob Baker", "the preview changed nothing");
+    let p = b.send("POST", "/ui/preview", &[("csrf", &csrf), ("source", "corp"), ("all", "1")]);
+    assert!(p.status == 200 && p.body.contains("dave → Students") && !p.body.contains("more ("), "{}", p.body);
     // Runs: a chart and a filter.
     let p = b.get("/ui/runs?status=ok");
     assert!(p.body.contains("<svg") && p.body.contains("class=\"bar ok\""), "{}", p.body);

@@ -171,3 +171,42 @@ fn an_admin_signs_in_previews_syncs_and_searches_in_a_real_browser() {
     }
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn in_the_browser_a_blocked_run_is_approved_settings_are_tested_and_users_filtered() {
+    let slapd = Slapd::start();
+    let env = page_env(&slapd);
+    let svc = Service::start(&env);
+    svc.sync();
+    // One of four users leaves the directory: 25% is over the 20% threshold.
+    slapd.modify(&format!("dn: uid=carol,ou=people,{SUFFIX}\nchangetype: delete\n\n"));
+    let (_driver, port) = chromedriver();
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = browser(port, profile.path()).await;
+        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
+        wait_text(&c, "main h1", "Dashboard").await;
+        c.find(Locator::XPath("//button[text()='Sync now']")).await.unwrap().click().await.unwrap();
+        wait_text(&c, "main", "blocked by the safety guards").await;
+        let plan = wait_text(&c, "main", "Disables and deletes (1)").await;
+        assert!(plan.contains("carol — disable"), "{plan}");
+        std::fs::write(screenshots().join("blocked.png"), c.screenshot().await.unwrap()).unwrap();
+        c.find(Locator::XPath("//button[text()='Approve']")).await.unwrap().click().await.unwrap();
+        wait_text(&c, "main p", "forced").await;
+        wait_text(&c, "main dl.counts", "disabled").await;
+        // The approved run applied: carol is disabled; filter the users by status.
+        c.goto(&format!("{}/ui/users?status=disabled", svc.base)).await.unwrap();
+        let rows = wait_text(&c, "main table tbody", "carol").await;
+        assert!(!rows.contains("alice"), "{rows}");
+        // Test settings: reads the source, changes nothing.
+        c.goto(&format!("{}/ui/settings", svc.base)).await.unwrap();
+        c.find(Locator::XPath("//button[text()='Test settings']")).await.unwrap().click().await.unwrap();
+        let t = wait_text(&c, "main", "Nothing was changed").await;
+        assert!(t.contains("3 users") && t.contains("mallory"), "{t}");
+        std::fs::write(screenshots().join("test-settings.png"), c.screenshot().await.unwrap()).unwrap();
+        c.close().await.unwrap();
+    });
+    assert_eq!(env.user("carol")["status"], "disabled");
+    assert_eq!(svc.stop(10), 0);
+}
