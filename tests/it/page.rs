@@ -35,6 +35,19 @@ pub fn page_env(slapd: &Slapd) -> Env {
     env
 }
 
+/// Slapd's school; `print_code` is app-owned, pushed to `pager`, generated
+/// by [codes]; the local admin signs in.
+pub fn writeback_page_env(slapd: &Slapd) -> Env {
+    school(slapd);
+    let rest = "print_code = { attribute = \"pager\", owner = \"app\" }\n\n[sources.writeback]\nenabled = true\n\n[codes]\nprint_code = { length = 6, charset = \"digits\", unique = true }\n";
+    let env = Env::ldap(slapd, "", rest);
+    let hash = env.dir.path().join("admin.hash");
+    std::fs::write(&hash, dirsync::page::session::hash_password(ADMIN_PASSWORD).unwrap()).unwrap();
+    let server = server_section(&env, "[server.admin]\npassword_file = \"admin.hash\"\n");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    env
+}
+
 struct Browser {
     rt: tokio::runtime::Runtime,
     http: reqwest::Client,
@@ -247,13 +260,7 @@ fn sign_in_failures_are_rate_limited_like_the_api() {
 #[test]
 fn from_the_page_an_admin_generates_a_code_pushes_it_resolves_a_conflict_and_browses_groups() {
     let slapd = Slapd::start();
-    school(&slapd);
-    let rest = "print_code = { attribute = \"pager\", owner = \"app\" }\n\n[sources.writeback]\nenabled = true\n\n[codes]\nprint_code = { length = 6, charset = \"digits\", unique = true }\n";
-    let env = Env::ldap(&slapd, "", rest);
-    let hash = env.dir.path().join("admin.hash");
-    std::fs::write(&hash, dirsync::page::session::hash_password(ADMIN_PASSWORD).unwrap()).unwrap();
-    let server = server_section(&env, "[server.admin]\npassword_file = \"admin.hash\"\n");
-    env.edit_config(|c| format!("{c}\n{server}"));
+    let env = writeback_page_env(&slapd);
     let svc = Service::start(&env);
     assert_eq!(svc.sync()["status"], "ok");
     let mut b = Browser::new(&svc.base);

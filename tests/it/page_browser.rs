@@ -210,3 +210,66 @@ fn in_the_browser_a_blocked_run_is_approved_settings_are_tested_and_users_filter
     assert_eq!(env.user("carol")["status"], "disabled");
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn in_the_browser_an_app_owned_field_is_edited_queued_pushed_and_a_conflict_resolved() {
+    let slapd = Slapd::start();
+    let env = crate::page::writeback_page_env(&slapd);
+    let svc = Service::start(&env);
+    svc.sync();
+    let alice = format!("uid=alice,ou=people,{SUFFIX}");
+    let (_driver, port) = chromedriver();
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = browser(port, profile.path()).await;
+        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
+        wait_text(&c, "main h1", "Dashboard").await;
+        // The user's page: edit the app-owned field; it is queued.
+        c.goto(&format!("{}/ui/users/alice", svc.base)).await.unwrap();
+        wait_text(&c, "main", "Fields the application owns").await;
+        let input = c.find(Locator::Css("form.field input[name=value]")).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys("4711").await.unwrap();
+        c.find(Locator::XPath("//form[contains(@class,'field')]//button[text()='Save']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(&c, "main", "print_code → 4711: pending").await;
+        std::fs::write(screenshots().join("user.png"), c.screenshot().await.unwrap()).unwrap();
+        // Pushed from the write-back page.
+        c.goto(&format!("{}/ui/writeback", svc.base)).await.unwrap();
+        c.find(Locator::XPath("//button[text()='Retry now']")).await.unwrap().click().await.unwrap();
+        wait_text(&c, "main", "Pending (0)").await;
+    });
+    assert_eq!(slapd.values(&alice, "pager"), ["4711"]);
+    // The directory and the application both change it: a conflict, resolved in the browser.
+    slapd.modify(&format!("dn: {alice}\nchangetype: modify\nreplace: pager\npager: 9999\n"));
+    rt.block_on(async {
+        let c = browser(port, profile.path()).await;
+        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
+        wait_text(&c, "main h1", "Dashboard").await;
+        c.goto(&format!("{}/ui/users/alice", svc.base)).await.unwrap();
+        let input = c.find(Locator::Css("form.field input[name=value]")).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys("1234").await.unwrap();
+        c.find(Locator::XPath("//form[contains(@class,'field')]//button[text()='Save']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(&c, "main", "print_code → 1234: pending").await;
+        c.goto(&format!("{}/ui/writeback", svc.base)).await.unwrap();
+        c.find(Locator::XPath("//button[text()='Retry now']")).await.unwrap().click().await.unwrap();
+        wait_text(&c, "main", "Conflicts (1)").await;
+        std::fs::write(screenshots().join("conflict.png"), c.screenshot().await.unwrap()).unwrap();
+        c.find(Locator::XPath("//button[text()='Keep app value']")).await.unwrap().click().await.unwrap();
+        wait_text(&c, "main", "Conflicts (0)").await;
+        c.close().await.unwrap();
+    });
+    assert_eq!(slapd.values(&alice, "pager"), ["1234"], "the application's value was written");
+    assert_eq!(svc.stop(10), 0);
+}
