@@ -138,6 +138,9 @@ pub enum ServeError {
 
 /// Runs the service until SIGTERM/SIGINT. `config_path` is read again on SIGHUP.
 pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> Result<(), ServeError> {
+    // The handlers first: a signal that arrives before them would take its
+    // default action (SIGHUP and SIGTERM end the process on the spot).
+    let sigs = Signals::install()?;
     let server = cfg.server.clone().unwrap_or_default();
     let state = AppState::new(cfg, store.clone());
     let at = crate::history::now();
@@ -182,7 +185,7 @@ pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> 
     };
     let scheduler =
         tokio::spawn(crate::schedule::drive(state.runner.clone(), state.cfg.clone(), reload_rx, stop_rx.clone()));
-    let signals = tokio::spawn(signals(config_path, state.cfg.clone(), reload_tx, stop_tx));
+    let signals = tokio::spawn(signals(sigs, config_path, state.cfg.clone(), reload_tx, stop_tx));
 
     let mut http_stop = stop_rx.clone();
     let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -231,14 +234,32 @@ pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> 
 }
 
 /// SIGTERM/SIGINT stop the service; SIGHUP reloads the config.
-async fn signals(path: PathBuf, cfg: ConfigHandle, reload: watch::Sender<u64>, stop: watch::Sender<bool>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        error!("cannot listen for signals; stop the service with SIGKILL");
-        return;
-    };
+/// The service's signal handlers, installed before anything else.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+async fn signals(
+    sigs: Signals,
+    path: PathBuf,
+    cfg: ConfigHandle,
+    reload: watch::Sender<u64>,
+    stop: watch::Sender<bool>,
+) {
+    let Signals { mut term, mut int, mut hup } = sigs;
     loop {
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM received"); let _ = stop.send(true); return; }
