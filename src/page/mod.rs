@@ -153,8 +153,7 @@ pub fn signed_in(st: &AppState, headers: &HeaderMap) -> Result<Session, Denied> 
 /// The session, when a changing form carries its CSRF token.
 pub fn checked(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Denied> {
     let s = signed_in(st, headers)?;
-    let ok = s.csrf.len() == csrf.len() && s.csrf.bytes().zip(csrf.bytes()).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0;
-    if !ok {
+    if !crate::service::clients::ct_eq(s.csrf.as_bytes(), csrf.as_bytes()) {
         return Err(Denied::Stale);
     }
     Ok(s)

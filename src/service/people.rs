@@ -177,14 +177,8 @@ pub async fn patch_user(
     on_store(&*st.store, move |s| -> Result<(), ApiError> {
         // Checked first, so a refused field sets nothing.
         let user = s.user_by_name(&who)?.ok_or_else(|| ApiError::not_found(format!("no user named \"{who}\"")))?;
-        if let Some((si, src)) = cfg.sources.iter().enumerate().find(|(_, x)| x.name == user.source) {
-            for (field, _) in &changes2 {
-                if src.fields.iter().any(|f| *f.name == **field && !f.app_owned && f.on_update) {
-                    return Err(ApiError::conflict(format!(
-                        "field {field} is owned by the directory (sources[{si}].fields.{field}): the next sync would overwrite it; make it owner = \"app\" to set it here"
-                    )));
-                }
-            }
+        for (field, _) in &changes2 {
+            crate::writeback::settable(&cfg, Some(&user.source), field).map_err(ApiError::conflict)?;
         }
         for (field, value) in changes2 {
             let v = value.map(SetValue::Value).unwrap_or(SetValue::Clear);

@@ -59,6 +59,25 @@ pub struct SetOutcome {
     pub queued_for: Option<String>,
 }
 
+/// Whether `field` may be set locally for a user of `source` (`None`: only
+/// the name is checked): not the username, and not a field the directory
+/// owns (the next sync would overwrite it). `Err` says why.
+pub fn settable(cfg: &Config, source: Option<&str>, field: &str) -> Result<(), String> {
+    if field == "username" || field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("\"{field}\" is not a field that can be set (letters, digits and '_'; not username)"));
+    }
+    let owner = source.and_then(|n| cfg.sources.iter().enumerate().find(|(_, s)| s.name == n));
+    if let Some((si, s)) = owner {
+        if s.fields.iter().any(|f| &*f.name == field && !f.app_owned && f.on_update) {
+            return Err(format!(
+                "field {field} of source \"{}\" is owned by the directory (sources[{si}].fields.{field}): the next sync would overwrite a local value; set owner = \"app\" there to own it here",
+                s.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Changes one field of one user locally, and queues it for write-back when
 /// the field is app-owned in a source with write-back, in one transaction.
 pub fn set_field(
@@ -68,11 +87,7 @@ pub fn set_field(
     field: &str,
     value: SetValue,
 ) -> Result<SetOutcome, WritebackError> {
-    if field == "username" || field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(WritebackError::Refused(format!(
-            "\"{field}\" is not a field that can be set (letters, digits and '_'; not username)"
-        )));
-    }
+    settable(cfg, None, field).map_err(WritebackError::Refused)?;
     let q = SnapshotQuery { username_keys: vec![crate::model::name_key(username)], ..SnapshotQuery::default() };
     let snap = store.partial_snapshot(&q)?;
     let user = snap
@@ -80,14 +95,7 @@ pub fn set_field(
         .iter()
         .find(|u| crate::model::name_key(&u.username) == crate::model::name_key(username))
         .ok_or_else(|| WritebackError::NoUser(username.to_string()))?;
-    if let Some((si, s)) = cfg.sources.iter().enumerate().find(|(_, s)| s.name == user.source) {
-        if s.fields.iter().any(|f| &*f.name == field && !f.app_owned && f.on_update) {
-            return Err(WritebackError::Refused(format!(
-                "field {field} of source \"{}\" is owned by the directory (sources[{si}].fields.{field}): the next sync would overwrite a local value; set owner = \"app\" there to own it here",
-                s.name
-            )));
-        }
-    }
+    settable(cfg, Some(&user.source), field).map_err(WritebackError::Refused)?;
     if let SetValue::Value(v) = &value {
         crate::mapping::validate(field, Some(v.clone()))
             .map_err(|m| WritebackError::Refused(format!("{field}: {m}")))?;
