@@ -3,13 +3,13 @@
 //! resolve a conflict, retry the queue. Each goes through the library
 //! function the API uses, behind the session's CSRF token.
 
-use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{checked, layout, page_error, signed_in};
+use super::{layout, page_error, Admin, Checked};
 use crate::service::AppState;
 use crate::store::{on_store, UserQuery};
 use crate::writeback::{set_field, SetValue};
@@ -30,14 +30,9 @@ pub struct FieldForm {
 /// Sets (or generates, or clears with an empty value) one field of a user.
 pub async fn set_user_field(
     State(st): State<AppState>,
-    headers: HeaderMap,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    Form(f): Form<FieldForm>,
+    Checked(s, f): Checked<FieldForm>,
 ) -> Response {
-    let s = match checked(&st, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let Ok(Path(name)) = path else { return page_error(StatusCode::NOT_FOUND, "No such user.") };
     let cfg = st.config();
     let value = match (f.generate.is_some(), f.value.as_deref().map(str::trim)) {
@@ -58,14 +53,9 @@ pub async fn set_user_field(
 /// Just-in-time sync of one user (the API's `POST /api/users/{name}/sync`).
 pub async fn sync_user(
     State(st): State<AppState>,
-    headers: HeaderMap,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    Form(f): Form<super::CsrfForm>,
+    Checked(s, _): Checked<super::CsrfForm>,
 ) -> Response {
-    let s = match checked(&st, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let Ok(Path(name)) = path else { return page_error(StatusCode::NOT_FOUND, "No such user.") };
     let cfg = st.config();
     let opts = crate::sync::SyncOptions { user: Some(name.clone()), ..Default::default() };
@@ -81,11 +71,7 @@ pub async fn sync_user(
     }
 }
 
-pub async fn groups(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&st, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+pub async fn groups(State(st): State<AppState>, Admin(s): Admin) -> Response {
     let read = on_store(&*st.store, |s| -> Result<_, crate::store::StoreError> {
         let groups = s.groups_page(None, 500)?;
         groups.into_iter().map(|g| Ok((s.group_relations(g.id)?, g))).collect::<Result<Vec<_>, _>>()
@@ -116,13 +102,9 @@ pub async fn groups(State(st): State<AppState>, headers: HeaderMap) -> Response 
 
 pub async fn group(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    Admin(s): Admin,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    let s = match signed_in(&st, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let Ok(Path(name)) = path else { return page_error(StatusCode::NOT_FOUND, "No such group.") };
     let read = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
         let Some(g) = s.groups_by_name(&name)?.into_iter().next() else { return Ok(None) };
@@ -147,11 +129,7 @@ pub async fn group(
     layout(&g.name.clone(), Some(&s), body).into_response()
 }
 
-pub async fn writeback(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&st, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+pub async fn writeback(State(st): State<AppState>, Admin(s): Admin) -> Response {
     let status = match on_store(&*st.store, |s| crate::writeback::status(s)).await {
         Ok(q) => q,
         Err(e) => return page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -211,14 +189,9 @@ pub struct ResolveForm {
 
 pub async fn resolve(
     State(st): State<AppState>,
-    headers: HeaderMap,
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
-    Form(f): Form<ResolveForm>,
+    Checked(s, f): Checked<ResolveForm>,
 ) -> Response {
-    let s = match checked(&st, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such item.") };
     let keep = match f.keep.as_str() {
         "app" => crate::config::OnConflict::App,
@@ -238,10 +211,7 @@ pub async fn resolve(
     }
 }
 
-pub async fn push(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<super::CsrfForm>) -> Response {
-    if let Err(r) = checked(&st, &headers, &f.csrf) {
-        return r.into_response();
-    }
+pub async fn push(State(st): State<AppState>, Checked(_, _): Checked<super::CsrfForm>) -> Response {
     let cfg = st.config();
     let Ok(_lease) = on_store(&*st.store, |s| s.lease()).await else {
         return page_error(StatusCode::SERVICE_UNAVAILABLE, "A sync or push is running: try again in a moment.");
@@ -249,5 +219,17 @@ pub async fn push(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<
     match crate::writeback::push(&cfg, &*st.store, true).await {
         Ok(_) => Redirect::to("/ui/writeback").into_response(),
         Err(e) => page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+impl super::WithCsrf for FieldForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl super::WithCsrf for ResolveForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }

@@ -14,7 +14,8 @@ pub mod views;
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{ConnectInfo, Form, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -150,13 +151,38 @@ pub fn signed_in(st: &AppState, headers: &HeaderMap) -> Result<Session, Denied> 
     cookie(headers, COOKIE).and_then(|id| st.sessions.get(&id, ttl)).ok_or(Denied::SignIn)
 }
 
-/// The session, when a changing form carries its CSRF token.
-pub fn checked(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Denied> {
-    let s = signed_in(st, headers)?;
-    if !crate::service::clients::ct_eq(s.csrf.as_bytes(), csrf.as_bytes()) {
-        return Err(Denied::Stale);
+/// The signed-in admin, as a handler's argument (else to the sign-in page).
+pub struct Admin(pub Session);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Denied;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Admin, Denied> {
+        signed_in(st, &parts.headers).map(Admin)
     }
-    Ok(s)
+}
+
+/// A form that carries the session's CSRF token.
+pub trait WithCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// A changing form from the signed-in admin, its CSRF token checked: the
+/// last argument of every handler that changes something. A form without
+/// this session's token (or that does not parse) is refused as stale.
+pub struct Checked<T>(pub Session, pub T);
+
+impl<T: serde::de::DeserializeOwned + WithCsrf + Send> FromRequest<AppState> for Checked<T> {
+    type Rejection = Denied;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Checked<T>, Denied> {
+        let s = signed_in(st, req.headers())?;
+        let Form(f) = Form::<T>::from_request(req, st).await.map_err(|_| Denied::Stale)?;
+        if !crate::service::clients::ct_eq(s.csrf.as_bytes(), f.csrf().as_bytes()) {
+            return Err(Denied::Stale);
+        }
+        Ok(Checked(s, f))
+    }
 }
 
 pub fn page_error(status: StatusCode, message: &str) -> Response {
@@ -265,10 +291,13 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-async fn logout(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
-    if let Err(r) = checked(&st, &headers, &f.csrf) {
-        return r.into_response();
+impl WithCsrf for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
+}
+
+async fn logout(State(st): State<AppState>, headers: HeaderMap, Checked(_s, _f): Checked<CsrfForm>) -> Response {
     if let Some(id) = cookie(&headers, COOKIE) {
         st.sessions.close(&id);
     }

@@ -7,12 +7,11 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use axum::extract::{Form, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::{checked, layout, signed_in};
+use super::{layout, Admin, Checked};
 use crate::service::AppState;
 
 /// The file's text with the value of every secret-looking key masked.
@@ -46,11 +45,7 @@ fn form(csrf: &str) -> Markup {
     }
 }
 
-pub async fn settings(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&st, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+pub async fn settings(State(st): State<AppState>, Admin(s): Admin) -> Response {
     let cfg = st.config();
     let text =
         std::fs::read_to_string(&cfg.file).unwrap_or_else(|e| format!("(cannot read {}: {e})", cfg.file.display()));
@@ -62,11 +57,7 @@ pub async fn settings(State(st): State<AppState>, headers: HeaderMap) -> Respons
     layout("Settings", Some(&s), body).into_response()
 }
 
-pub async fn test(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<super::CsrfForm>) -> Response {
-    let s = match checked(&st, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+pub async fn test(State(st): State<AppState>, Checked(s, _): Checked<super::CsrfForm>) -> Response {
     let cfg = st.config();
     let mut sections = Vec::new();
     for src in &cfg.sources {

@@ -3,13 +3,13 @@
 //! errors, plans and "Approve", and users. Each reads through the same
 //! library functions the API uses.
 
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{checked, layout, page_error, signed_in};
+use super::{layout, page_error, Admin, Checked};
 use crate::history::{RunRecord, RunStatus};
 use crate::runner::{RunRequest, Trigger};
 use crate::service::AppState;
@@ -36,11 +36,7 @@ fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
 
-pub async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&st, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response {
     let cfg = st.config();
     let read = on_store(&*st.store, |s| -> Result<_, crate::store::StoreError> {
         Ok((s.runs_page(None, 200)?, s.counts()?, crate::writeback::status(s)?))
@@ -137,11 +133,7 @@ pub struct SourceForm {
     all: Option<String>,
 }
 
-pub async fn sync_now(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<SourceForm>) -> Response {
-    let s = match checked(&st, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+pub async fn sync_now(State(st): State<AppState>, Checked(s, f): Checked<SourceForm>) -> Response {
     let req =
         RunRequest { sources: f.source.into_iter().collect(), full: false, trigger: Trigger::Api, approved: None };
     match st.runner.submit(req).await {
@@ -153,11 +145,7 @@ pub async fn sync_now(State(st): State<AppState>, headers: HeaderMap, Form(f): F
     }
 }
 
-pub async fn preview(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<SourceForm>) -> Response {
-    let s = match checked(&st, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+pub async fn preview(State(st): State<AppState>, Checked(s, f): Checked<SourceForm>) -> Response {
     let cfg = st.config();
     let all = f.all.is_some();
     let source = f.source.clone();
@@ -287,11 +275,7 @@ pub struct RunsQuery {
     status: Option<String>,
 }
 
-pub async fn runs(State(st): State<AppState>, headers: HeaderMap, Query(q): Query<RunsQuery>) -> Response {
-    let s = match signed_in(&st, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+pub async fn runs(State(st): State<AppState>, Admin(s): Admin, Query(q): Query<RunsQuery>) -> Response {
     let runs = match on_store(&*st.store, |s| s.runs_page(None, 1000)).await {
         Ok(r) => r,
         Err(e) => return store_error(e),
@@ -350,13 +334,9 @@ pub fn chart(runs: &[RunRecord]) -> Markup {
 
 pub async fn run(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    Admin(s): Admin,
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    let s = match signed_in(&st, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such run.") };
     let read = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
         let run = s.runs_page(id.checked_add(1), 1)?.into_iter().find(|r| r.id == id);
@@ -409,14 +389,9 @@ pub async fn run(
 
 pub async fn approve(
     State(st): State<AppState>,
-    headers: HeaderMap,
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
-    Form(f): Form<super::CsrfForm>,
+    Checked(s, _): Checked<super::CsrfForm>,
 ) -> Response {
-    let s = match checked(&st, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such run.") };
     match crate::service::runs::approve(&st, id).await {
         Ok((new_id, _)) => {
@@ -436,11 +411,7 @@ pub struct UsersQuery {
     source: Option<String>,
 }
 
-pub async fn users(State(st): State<AppState>, headers: HeaderMap, Query(p): Query<UsersQuery>) -> Response {
-    let s = match signed_in(&st, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+pub async fn users(State(st): State<AppState>, Admin(s): Admin, Query(p): Query<UsersQuery>) -> Response {
     let nonempty = |v: &Option<String>| v.clone().filter(|x| !x.is_empty());
     let status = match nonempty(&p.status).as_deref() {
         Some("active") => Some(crate::model::Status::Active),
@@ -502,13 +473,9 @@ fn urlencode(s: &str) -> String {
 
 pub async fn user(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    Admin(s): Admin,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    let s = match signed_in(&st, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let Ok(Path(name)) = path else { return page_error(StatusCode::NOT_FOUND, "No such user.") };
     let read = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
         let Some(u) = s.user_by_name(&name)? else { return Ok(None) };
@@ -580,12 +547,9 @@ pub async fn user(
 /// entries read so far (the page's script polls it).
 pub async fn progress(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    if let Err(r) = signed_in(&st, &headers) {
-        return r.into_response();
-    }
     let Ok(Path(id)) = path else { return StatusCode::NOT_FOUND.into_response() };
     let run = match on_store(&*st.store, move |s| s.runs_page(id.checked_add(1), 1)).await {
         Ok(r) => r.into_iter().find(|r| r.id == id),
@@ -596,4 +560,10 @@ pub async fn progress(
     let read = if running { st.runner.progress.load(std::sync::atomic::Ordering::Relaxed) } else { 0 };
     let secs = crate::time::Timestamp::now().since(run.started_at).as_secs_f64();
     axum::Json(serde_json::json!({ "status": run.status.as_str(), "read": read, "seconds": secs })).into_response()
+}
+
+impl super::WithCsrf for SourceForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }

@@ -194,7 +194,8 @@ fn in_the_browser_a_blocked_run_is_approved_settings_are_tested_and_users_filter
         std::fs::write(screenshots().join("blocked.png"), c.screenshot().await.unwrap()).unwrap();
         c.find(Locator::XPath("//button[text()='Approve']")).await.unwrap().click().await.unwrap();
         wait_text(&c, "main p", "forced").await;
-        wait_text(&c, "main dl.counts", "disabled").await;
+        // The run's page reloads itself when the run ends (its progress script).
+        wait_text(&c, "main p span.badge", "ok").await;
         // The approved run applied: carol is disabled; filter the users by status.
         c.goto(&format!("{}/ui/users?status=disabled", svc.base)).await.unwrap();
         let rows = wait_text(&c, "main table tbody", "carol").await;
