@@ -94,6 +94,37 @@ async fn sign_in(c: &fantoccini::Client, base: &str, user: &str, pw: &str) {
     c.find(Locator::Css("form.login button")).await.unwrap().click().await.unwrap();
 }
 
+/// chromedriver, a browser profile and a runtime, for one test.
+struct Chrome {
+    _driver: Driver,
+    port: u16,
+    profile: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Chrome {
+    fn start() -> Chrome {
+        let (driver, port) = chromedriver();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        Chrome { _driver: driver, port, profile: tempfile::tempdir().unwrap(), rt }
+    }
+
+    /// Runs `steps` in a new browser session, closed afterwards.
+    fn run<F: std::future::Future<Output = ()>>(&self, steps: impl FnOnce(fantoccini::Client) -> F) {
+        self.rt.block_on(async {
+            let c = browser(self.port, self.profile.path()).await;
+            steps(c.clone()).await;
+            c.close().await.unwrap();
+        });
+    }
+}
+
+/// Signs in as the local admin and waits for the dashboard.
+async fn as_admin(c: &fantoccini::Client, base: &str) {
+    sign_in(c, base, "admin", ADMIN_PASSWORD).await;
+    wait_text(c, "main h1", "Dashboard").await;
+}
+
 #[test]
 fn a_running_sync_shows_its_progress_without_a_reload() {
     let slapd = Slapd::start();
@@ -102,20 +133,16 @@ fn a_running_sync_shows_its_progress_without_a_reload() {
     let proxy = CutProxy::stalling(slapd.port, 100);
     env.point_at(&slapd.url(), proxy.port);
     let svc = Service::start(&env);
-    let (_driver, port) = chromedriver();
-    let profile = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let c = browser(port, profile.path()).await;
-        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
-        wait_text(&c, "main h1", "Dashboard").await;
+    let chrome = Chrome::start();
+    let base = &svc.base;
+    chrome.run(|c| async move {
+        as_admin(&c, base).await;
         c.find(Locator::XPath("//button[text()='Sync now']")).await.unwrap().click().await.unwrap();
         wait_text(&c, "main h1", "Run #").await;
         // The script replaces the paragraph's text with live figures.
         let t = wait_text(&c, "#progress", "entries read in").await;
         assert!(t.starts_with("running: "), "{t}");
         std::fs::write(screenshots().join("running.png"), c.screenshot().await.unwrap()).unwrap();
-        c.close().await.unwrap();
     });
     assert_eq!(svc.stop(15), 0);
 }
@@ -126,22 +153,19 @@ fn an_admin_signs_in_previews_syncs_and_searches_in_a_real_browser() {
     let env = page_env(&slapd);
     let svc = Service::start(&env);
     svc.sync();
-    let (_driver, port) = chromedriver();
-    let profile = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let c = browser(port, profile.path()).await;
+    let chrome = Chrome::start();
+    let base = &svc.base;
+    chrome.run(|c| async move {
         let shot = |name: &'static str| {
             let c = c.clone();
             async move { std::fs::write(screenshots().join(name), c.screenshot().await.unwrap()).unwrap() }
         };
         // Wrong password: the page says so, and stays on sign-in.
-        sign_in(&c, &svc.base, "admin", "not-the-password").await;
+        sign_in(&c, base, "admin", "not-the-password").await;
         wait_text(&c, "p.error[role=alert]", "not right").await;
         shot("sign-in-refused.png").await;
         // Right password: the dashboard.
-        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
-        wait_text(&c, "main h1", "Dashboard").await;
+        as_admin(&c, base).await;
         let row = wait_text(&c, "main table tbody tr", "corp").await;
         assert!(row.contains("ok"), "{row}");
         shot("dashboard.png").await;
@@ -150,12 +174,12 @@ fn an_admin_signs_in_previews_syncs_and_searches_in_a_real_browser() {
         wait_text(&c, "main", "nothing was changed").await;
         shot("preview.png").await;
         // Sync now: the run's page.
-        c.goto(&svc.base).await.unwrap();
+        c.goto(base).await.unwrap();
         c.find(Locator::XPath("//button[text()='Sync now']")).await.unwrap().click().await.unwrap();
         wait_text(&c, "main h1", "Run #").await;
         shot("run.png").await;
         // A search: markup from the directory is shown as text, never run.
-        c.goto(&format!("{}/ui/users", svc.base)).await.unwrap();
+        c.goto(&format!("{}/ui/users", base)).await.unwrap();
         c.find(Locator::Css("input[name=q]")).await.unwrap().send_keys("mallory").await.unwrap();
         c.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
         wait_text(&c, "main table tbody tr", "<img src=x onerror=alert(1)>").await;
@@ -164,7 +188,6 @@ fn an_admin_signs_in_previews_syncs_and_searches_in_a_real_browser() {
         // Sign out: back to sign-in.
         c.find(Locator::Css("form.signout button")).await.unwrap().click().await.unwrap();
         wait_text(&c, "main h1", "Sign in").await;
-        c.close().await.unwrap();
     });
     for name in ["sign-in-refused.png", "dashboard.png", "preview.png", "run.png", "users.png"] {
         assert!(std::fs::metadata(screenshots().join(name)).unwrap().len() > 1000, "{name}");
@@ -180,13 +203,10 @@ fn in_the_browser_a_blocked_run_is_approved_settings_are_tested_and_users_filter
     svc.sync();
     // One of four users leaves the directory: 25% is over the 20% threshold.
     slapd.modify(&format!("dn: uid=carol,ou=people,{SUFFIX}\nchangetype: delete\n\n"));
-    let (_driver, port) = chromedriver();
-    let profile = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let c = browser(port, profile.path()).await;
-        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
-        wait_text(&c, "main h1", "Dashboard").await;
+    let chrome = Chrome::start();
+    let base = &svc.base;
+    chrome.run(|c| async move {
+        as_admin(&c, base).await;
         c.find(Locator::XPath("//button[text()='Sync now']")).await.unwrap().click().await.unwrap();
         wait_text(&c, "main", "blocked by the safety guards").await;
         let plan = wait_text(&c, "main", "Disables and deletes (1)").await;
@@ -197,16 +217,15 @@ fn in_the_browser_a_blocked_run_is_approved_settings_are_tested_and_users_filter
         // The run's page reloads itself when the run ends (its progress script).
         wait_text(&c, "main p span.badge", "ok").await;
         // The approved run applied: carol is disabled; filter the users by status.
-        c.goto(&format!("{}/ui/users?status=disabled", svc.base)).await.unwrap();
+        c.goto(&format!("{}/ui/users?status=disabled", base)).await.unwrap();
         let rows = wait_text(&c, "main table tbody", "carol").await;
         assert!(!rows.contains("alice"), "{rows}");
         // Test settings: reads the source, changes nothing.
-        c.goto(&format!("{}/ui/settings", svc.base)).await.unwrap();
+        c.goto(&format!("{}/ui/settings", base)).await.unwrap();
         c.find(Locator::XPath("//button[text()='Test settings']")).await.unwrap().click().await.unwrap();
         let t = wait_text(&c, "main", "Nothing was changed").await;
         assert!(t.contains("3 users") && t.contains("mallory"), "{t}");
         std::fs::write(screenshots().join("test-settings.png"), c.screenshot().await.unwrap()).unwrap();
-        c.close().await.unwrap();
     });
     assert_eq!(env.user("carol")["status"], "disabled");
     assert_eq!(svc.stop(10), 0);
@@ -219,15 +238,12 @@ fn in_the_browser_an_app_owned_field_is_edited_queued_pushed_and_a_conflict_reso
     let svc = Service::start(&env);
     svc.sync();
     let alice = format!("uid=alice,ou=people,{SUFFIX}");
-    let (_driver, port) = chromedriver();
-    let profile = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let c = browser(port, profile.path()).await;
-        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
-        wait_text(&c, "main h1", "Dashboard").await;
+    let chrome = Chrome::start();
+    let base = &svc.base;
+    chrome.run(|c| async move {
+        as_admin(&c, base).await;
         // The user's page: edit the app-owned field; it is queued.
-        c.goto(&format!("{}/ui/users/alice", svc.base)).await.unwrap();
+        c.goto(&format!("{}/ui/users/alice", base)).await.unwrap();
         wait_text(&c, "main", "Fields the application owns").await;
         let input = c.find(Locator::Css("form.field input[name=value]")).await.unwrap();
         input.clear().await.unwrap();
@@ -241,18 +257,16 @@ fn in_the_browser_an_app_owned_field_is_edited_queued_pushed_and_a_conflict_reso
         wait_text(&c, "main", "print_code → 4711: pending").await;
         std::fs::write(screenshots().join("user.png"), c.screenshot().await.unwrap()).unwrap();
         // Pushed from the write-back page.
-        c.goto(&format!("{}/ui/writeback", svc.base)).await.unwrap();
+        c.goto(&format!("{}/ui/writeback", base)).await.unwrap();
         c.find(Locator::XPath("//button[text()='Retry now']")).await.unwrap().click().await.unwrap();
         wait_text(&c, "main", "Pending (0)").await;
     });
     assert_eq!(slapd.values(&alice, "pager"), ["4711"]);
     // The directory and the application both change it: a conflict, resolved in the browser.
     slapd.modify(&format!("dn: {alice}\nchangetype: modify\nreplace: pager\npager: 9999\n"));
-    rt.block_on(async {
-        let c = browser(port, profile.path()).await;
-        sign_in(&c, &svc.base, "admin", ADMIN_PASSWORD).await;
-        wait_text(&c, "main h1", "Dashboard").await;
-        c.goto(&format!("{}/ui/users/alice", svc.base)).await.unwrap();
+    chrome.run(|c| async move {
+        as_admin(&c, base).await;
+        c.goto(&format!("{}/ui/users/alice", base)).await.unwrap();
         let input = c.find(Locator::Css("form.field input[name=value]")).await.unwrap();
         input.clear().await.unwrap();
         input.send_keys("1234").await.unwrap();
@@ -263,13 +277,12 @@ fn in_the_browser_an_app_owned_field_is_edited_queued_pushed_and_a_conflict_reso
             .await
             .unwrap();
         wait_text(&c, "main", "print_code → 1234: pending").await;
-        c.goto(&format!("{}/ui/writeback", svc.base)).await.unwrap();
+        c.goto(&format!("{}/ui/writeback", base)).await.unwrap();
         c.find(Locator::XPath("//button[text()='Retry now']")).await.unwrap().click().await.unwrap();
         wait_text(&c, "main", "Conflicts (1)").await;
         std::fs::write(screenshots().join("conflict.png"), c.screenshot().await.unwrap()).unwrap();
         c.find(Locator::XPath("//button[text()='Keep app value']")).await.unwrap().click().await.unwrap();
         wait_text(&c, "main", "Conflicts (0)").await;
-        c.close().await.unwrap();
     });
     assert_eq!(slapd.values(&alice, "pager"), ["1234"], "the application's value was written");
     assert_eq!(svc.stop(10), 0);
