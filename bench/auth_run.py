@@ -10,7 +10,7 @@ Everything (slapd, dirsync, wrk or rawbind) shares this machine's 2 cores.
 Results go to stdout as Markdown."""
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
 
-from common import ROOT, SUFFIX, build_release, serve_up, service_config, slapd_up, stop
+from common import ROOT, SUFFIX, build_release, serve_up, service_config, slapd_up, teardown
 from serve_run import wrk
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -77,11 +77,7 @@ def main():
         print(f"| raw simple binds, random users, {a.connections} persistent connections (reference) | {raw:,.0f} | 1.00 | – | – |")
         print(f"| `POST /api/auth`, random users, right passwords, {a.connections} HTTP connections | {rps:,.0f} | {rps / raw:.2f} | {p99:.2f} | {bad} |")
     finally:
-        if server:
-            server.terminate()
-            server.wait(timeout=60)
-        stop(os.path.join(base, "slapd.pid"))
-        shutil.rmtree(work, ignore_errors=True)
+        teardown(server, base, work)
 
 
 if __name__ == "__main__":

@@ -90,3 +90,13 @@ def service_config(work, url, token, scopes, server_extra="", source_extra="", f
                 + f'bind_password_file = "secret.txt"\nbase_dn = "{SUFFIX}"\n{source_extra}[sources.fields]\n{fields}'
                 + '[safety]\nmax_delete_percent = 100\nmax_delete_count = 1000000\n')
     return cfg, port
+
+
+def teardown(server, slapd_base, work):
+    """Stops the service (if started) and slapd, and removes the work folder."""
+    import shutil
+    if server:
+        server.terminate()
+        server.wait(timeout=60)
+    stop(os.path.join(slapd_base, "slapd.pid"))
+    shutil.rmtree(work, ignore_errors=True)

@@ -8,7 +8,7 @@ of --reps requests each; the reference in the same script is GET /healthz
 Usage: python3 bench/page_run.py [--users 100000] [--reps 20]"""
 import argparse, http.cookiejar, os, re, shutil, statistics, subprocess, sys, tempfile, time, urllib.parse, urllib.request
 
-from common import ROOT, build_release, serve_up, service_config, slapd_up, stop
+from common import ROOT, build_release, serve_up, service_config, slapd_up, teardown
 
 TOKEN = "bench-token-0123456789abcdef"
 PASSWORD = "bench-admin-password-0123"
@@ -56,7 +56,7 @@ def main():
             ("dashboard (`/`)", timed("/")),
             ("user search (`/ui/users?q=user0500`)", timed("/ui/users?q=user0500")),
             ("users, first page (`/ui/users`)", timed("/ui/users")),
-            ("a user's page (`/ui/users/user050000`)", timed("/ui/users/user050000")),
+            (f"a user's page (`/ui/users/user{a.users // 2:06d}`)", timed(f"/ui/users/user{a.users // 2:06d}")),
             ("runs (`/ui/runs`)", timed("/ui/runs")),
         ]
         print(f"users={a.users} reps={a.reps} (loopback, request to last byte)\n")
@@ -65,11 +65,7 @@ def main():
         for name, (med, mx) in rows:
             print(f"| {name} | {med:.2f} | {mx:.2f} |")
     finally:
-        if server:
-            server.terminate()
-            server.wait(timeout=60)
-        stop(os.path.join(base, "slapd.pid"))
-        shutil.rmtree(work, ignore_errors=True)
+        teardown(server, base, work)
 
 
 if __name__ == "__main__":

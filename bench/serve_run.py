@@ -12,7 +12,7 @@ and dirsync share this machine's cores (2 here): the load generator's cost
 is included, as the target says. Results go to stdout as Markdown."""
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, threading, time, urllib.request
 
-from common import ROOT, build_release, serve_up, service_config, slapd_up, stop
+from common import ROOT, build_release, serve_up, service_config, slapd_up, teardown
 
 TOKEN = "bench-token-0123456789abcdef"
 
@@ -98,11 +98,7 @@ def main():
         for name, (rps, p99, bad) in rows:
             print(f"| {name} | {rps:,.0f} | {rps / floor[0]:.2f} | {p99:.2f} | {bad} |")
     finally:
-        if server:
-            server.terminate()
-            server.wait(timeout=60)
-        stop(os.path.join(base, "slapd.pid"))
-        shutil.rmtree(work, ignore_errors=True)
+        teardown(server, base, work)
 
 
 if __name__ == "__main__":
