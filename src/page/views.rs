@@ -39,7 +39,7 @@ fn csrf_field(csrf: &str) -> Markup {
 pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response {
     let cfg = st.config();
     let read = on_store(&*st.store, |s| -> Result<_, crate::store::StoreError> {
-        Ok((s.runs_page(None, 200)?, s.counts()?, crate::writeback::status(s)?))
+        Ok((s.runs_page(None, 200)?, s.counts()?, s.writeback_counts()?))
     })
     .await;
     let (runs, (users, groups), queue) = match read {
@@ -91,7 +91,7 @@ pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response 
         }
         section.cards {
             div.card { h3 { "Groups" } p.big { (groups) } }
-            div.card { h3 { "Write-back" } p.big { (queue.pending.len()) } p { "pending · " (queue.failed.len()) " failed · " (queue.conflicts.len()) " conflicts" } }
+            div.card { h3 { "Write-back" } p.big { (queue[0]) } p { "pending · " (queue[1]) " failed · " (queue[2]) " conflicts" } }
         }
         section {
             h2 { "Recent runs" }

@@ -152,7 +152,7 @@ pub async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     }
     let (users, groups, queue) = on_store(&*st.store, |s| -> Result<_, crate::store::StoreError> {
         let (users, groups) = s.counts()?;
-        Ok((users, groups, crate::writeback::status(s)?))
+        Ok((users, groups, s.writeback_counts()?))
     })
     .await?;
     o.push_str("# HELP dirsync_users Users by source and status.\n# TYPE dirsync_users gauge\n");
@@ -161,9 +161,7 @@ pub async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     }
     let _ = writeln!(o, "# HELP dirsync_groups Groups.\n# TYPE dirsync_groups gauge\ndirsync_groups {groups}");
     o.push_str("# HELP dirsync_writeback_items Write-back queue by status.\n# TYPE dirsync_writeback_items gauge\n");
-    for (k, n) in
-        [("pending", queue.pending.len()), ("failed", queue.failed.len()), ("conflict", queue.conflicts.len())]
-    {
+    for (k, n) in ["pending", "failed", "conflict"].into_iter().zip(queue) {
         let _ = writeln!(o, "dirsync_writeback_items{{status=\"{k}\"}} {n}");
     }
     let a = st.auth.counts();

@@ -345,6 +345,9 @@ pub trait Store: Send + Sync {
     /// The change feed: audit records after `cursor` (0: from the start), in
     /// commit order.
     fn changes(&self, cursor: i64, limit: usize) -> Result<Vec<Change>, StoreError>;
+    /// How many write-back items are pending, failed and in conflict (a
+    /// count, without reading the items).
+    fn writeback_counts(&self) -> Result<[u64; 3], StoreError>;
     /// Write-back items with one of `statuses`, oldest first.
     fn writeback_items(&self, statuses: &[QueueStatus]) -> Result<Vec<WritebackItem>, StoreError>;
     /// Records how pushes ended (and, when done, the directory's value; when

@@ -487,6 +487,25 @@ impl Store for SqliteStore {
         self.read(|conn| queries::changes(conn, &self.inner.path, cursor, limit))
     }
 
+    fn writeback_counts(&self) -> Result<[u64; 3], StoreError> {
+        let err = self.err();
+        self.read(|conn| {
+            let mut st = conn.prepare_cached("SELECT status, count(*) FROM writeback GROUP BY status").map_err(&err)?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(&err)?;
+            let mut out = [0u64; 3];
+            for row in rows {
+                let (status, n) = row.map_err(&err)?;
+                match QueueStatus::parse(&status) {
+                    Some(QueueStatus::Pending) => out[0] = n as u64,
+                    Some(QueueStatus::Failed) => out[1] = n as u64,
+                    Some(QueueStatus::Conflict) => out[2] = n as u64,
+                    _ => {}
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn writeback_items(&self, statuses: &[QueueStatus]) -> Result<Vec<WritebackItem>, StoreError> {
         self.read(|conn| queue::items(conn, &self.inner.path, statuses))
     }

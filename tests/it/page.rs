@@ -276,6 +276,11 @@ fn from_the_page_an_admin_generates_a_code_pushes_it_resolves_a_conflict_and_bro
     let code = env.user("alice")["fields"]["print_code"].as_str().unwrap().to_string();
     assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()), "{code}");
     assert!(b.get("/ui/writeback").body.contains("Pending (1)"));
+    let dash = b.get("/").body;
+    assert!(
+        dash.contains("<p class=\"big\">1</p><p>pending · 0 failed · 0 conflicts</p>"),
+        "the dashboard counts the queue: {dash}"
+    );
     assert_eq!(b.send("POST", "/ui/writeback/push", &[("csrf", &csrf)]).status, 303);
     assert_eq!(slapd.values(&alice, "pager"), [code]);
 
