@@ -145,6 +145,7 @@ fn apply_in(
         let mut patch = UserPatch {
             username: u.rename_to.as_deref(),
             external_id: u.relink_to.as_deref(),
+            source: u.relink_from.as_ref().map(|_| u.source.as_str()),
             status: if u.enable {
                 Some(Status::Active)
             } else if u.disable {
@@ -169,7 +170,13 @@ fn apply_in(
             audit(tx, Some(u.id), name, "rename", Some("username"), Some(&u.username), Some(to))?;
         }
         if let Some(ext) = &u.relink_to {
-            audit(tx, Some(u.id), name, "relink", Some("external_id"), None, Some(ext))?;
+            match &u.relink_from {
+                None => audit(tx, Some(u.id), name, "relink", Some("external_id"), None, Some(ext))?,
+                Some(from) => {
+                    let to = format!("{}:{ext}", u.source);
+                    audit(tx, Some(u.id), name, "relink", Some("source"), Some(from), Some(&to))?
+                }
+            }
         }
         if u.enable {
             audit(tx, Some(u.id), name, "enable", Some("status"), Some("disabled"), Some("active"))?;

@@ -15,6 +15,9 @@ pub struct Block {
     pub reason: String,
     /// Whether `--force` lifts it.
     pub forceable: bool,
+    /// The source it holds back (`None`: the whole run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Checks a plan; returns every reason to block it (empty: go ahead).
@@ -30,6 +33,7 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
                 format!("returned no usable users ({} entries, all skipped)", s.users_returned)
             };
             blocks.push(Block {
+                source: Some(s.source.clone()),
                 reason: format!(
                     "source \"{}\" {what}; refusing to disable or delete its {} user(s) (a source that returns nothing never removes anybody, even with --force)",
                     s.source, s.removals
@@ -43,6 +47,7 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
         // whether it is read in full or incrementally.
         if s.incremental && s.users_usable == 0 && s.active_before > 0 && s.active_after == 0 && s.removals > 0 {
             blocks.push(Block {
+                source: Some(s.source.clone()),
                 reason: format!(
                     "source \"{}\": an incremental read would disable or delete all {} of its active users, leaving none; refusing (a source that returns nothing never removes anybody, even with --force; check the directory, then use on_missing = \"keep\" or remove the source if this is intended)",
                     s.source, s.active_before
@@ -53,6 +58,7 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
         }
         if !s.incremental && s.groups_returned == 0 && s.group_deletes > 0 {
             blocks.push(Block {
+                source: Some(s.source.clone()),
                 reason: format!(
                     "source \"{}\" returned no groups; refusing to delete its {} group(s) (check group_filter; --force allows it)",
                     s.source, s.group_deletes
@@ -64,6 +70,7 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
             let pct = 100.0 * s.removals as f64 / s.active_before as f64;
             if pct > safety.max_delete_percent {
                 blocks.push(Block {
+                source: Some(s.source.clone()),
                     reason: format!(
                         "source \"{}\": {} of {} users ({pct:.1}%) would be disabled or deleted, above max_delete_percent = {}",
                         s.source, s.removals, s.active_before, safety.max_delete_percent
@@ -76,6 +83,7 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
     let total = plan.removals.len() as u64;
     if total > safety.max_delete_count {
         blocks.push(Block {
+            source: None,
             reason: format!(
                 "{total} users would be disabled or deleted, above max_delete_count = {}",
                 safety.max_delete_count

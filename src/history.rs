@@ -19,6 +19,8 @@ pub enum RunStatus {
     Ok,
     Failed,
     Blocked,
+    /// Some sources applied; others failed or were blocked (their users untouched).
+    Partial,
     Interrupted,
 }
 
@@ -30,6 +32,7 @@ impl RunStatus {
             RunStatus::Ok => "ok",
             RunStatus::Failed => "failed",
             RunStatus::Blocked => "blocked",
+            RunStatus::Partial => "partial",
             RunStatus::Interrupted => "interrupted",
         }
     }
@@ -39,6 +42,7 @@ impl RunStatus {
             "running" => RunStatus::Running,
             "ok" => RunStatus::Ok,
             "blocked" => RunStatus::Blocked,
+            "partial" => RunStatus::Partial,
             "interrupted" => RunStatus::Interrupted,
             _ => RunStatus::Failed,
         }

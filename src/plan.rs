@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::{Config, OnMissing, SourceConfig};
 use crate::model::{name_key, EntryError, Fields, MappedUser, Snapshot, SourceBatch, Status};
 
+mod enrich;
 mod members;
 pub mod summary;
 #[cfg(test)]
@@ -61,6 +62,9 @@ pub struct UserUpdate {
     pub rename_to: Option<String>,
     /// Set when a new directory identity takes over this record (re-link).
     pub relink_to: Option<String>,
+    /// On a re-link to another source (`source` is the new owner): the old one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relink_from: Option<String>,
     pub enable: bool,
     /// Disabled in the directory (AD userAccountControl) while active here.
     pub disable: bool,
@@ -167,6 +171,9 @@ pub struct Plan {
     pub unchanged: usize,
     /// Entries skipped by the planner (username conflicts); mapping skips are in the batches.
     pub errors: Vec<EntryError>,
+    /// Entries of a lower-priority source whose username another source owns,
+    /// and enrich rows that match nobody: reported on every run.
+    pub warnings: Vec<EntryError>,
     pub sources: Vec<SourceSummary>,
 }
 
@@ -228,7 +235,9 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     // 1. Which stored record does each entry update?
     let mut cands: Vec<Candidate> = Vec::new();
     let mut targeted = vec![false; snap.users.len()];
-    for (bi, b) in batches.iter().enumerate() {
+    let enrich = |b: &SourceBatch| source_cfg(&b.source).is_enrich();
+    let prio = |b: &SourceBatch| source_cfg(&b.source).priority;
+    for (bi, b) in batches.iter().enumerate().filter(|(_, b)| !enrich(b)) {
         for (index, u) in b.users.iter().enumerate() {
             let target = by_ext.get(&(b.source.as_str(), u.external_id.as_str())).copied();
             if let Some(t) = target {
@@ -238,20 +247,26 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         }
     }
     drop(by_ext);
-    // 2. Re-link: a new identity with the username of a record whose identity is gone.
+    // 2. Re-link: a new identity with the username of a record whose identity
+    //    is gone from its owner (read in this run); the source with the
+    //    higher priority first, when several claim it.
     if cands.iter().any(|c| c.target.is_none()) && !snap.users.is_empty() {
         let keys: Vec<String> = snap.users.iter().map(|u| name_key(&u.username)).collect();
         let by_key: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
-        for c in cands.iter_mut().filter(|c| c.target.is_none()) {
-            let b = &batches[c.batch];
+        let mut order: Vec<usize> = (0..cands.len()).filter(|&ci| cands[ci].target.is_none()).collect();
+        order.sort_by_key(|&ci| prio(&batches[cands[ci].batch]));
+        for ci in order {
+            let c = &mut cands[ci];
             if let Some(&i) = by_key.get(c.user.username.key()) {
                 let s = &snap.users[i];
-                let old_gone = match &gone[c.batch].0 {
+                let Some(ob) = batches.iter().position(|x| x.source == s.source && !enrich(x)) else { continue };
+                let owner = &batches[ob];
+                let old_gone = match &gone[ob].0 {
                     // A delta: only if reported deleted now, or gone since an earlier run.
                     Some(deleted) => deleted.contains(&s.external_id) || s.missing_since.is_some(),
-                    None => !b.seen_user_ids.contains(&s.external_id),
-                };
-                if s.source == b.source && old_gone && !targeted[i] {
+                    None => !owner.seen_user_ids.contains(&s.external_id),
+                } && (ob == c.batch || !owner.protects(s));
+                if old_gone && !targeted[i] {
                     targeted[i] = true;
                     c.target = Some(i);
                     c.relink = true;
@@ -291,20 +306,50 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             }
         }
         let mut newly = Vec::new();
+        let mut takeovers = Vec::new();
         for (key, cs) in &claimants {
             let stored = claims[key].0;
             // The claimant already linked by identity to the record holding
             // this name keeps it: only newcomers are the conflict, so one
             // crafted entry cannot freeze another user.
-            let incumbent = match stored {
+            let mut incumbent = match stored {
                 Some(_) => None,
                 None => cs.iter().copied().find(|&ci| {
                     let c = &cands[ci];
                     !c.relink && c.target.is_some_and(|t| name_key(&snap.users[t].username) == **key)
                 }),
             };
+            // Claimants from several sources: the one claimant of the source
+            // with the highest priority owns the name (taking over the
+            // incumbent's record when it is a newcomer).
+            let src = |ci: usize| &batches[cands[ci].batch];
+            let best = cs.iter().map(|&ci| prio(src(ci))).min().unwrap_or(0);
+            let top: Vec<usize> = cs.iter().copied().filter(|&ci| prio(src(ci)) == best).collect();
+            let several = cs.iter().any(|&ci| src(ci).source != src(top[0]).source);
+            if stored.is_none() && several && top.len() == 1 {
+                let w = top[0];
+                match incumbent {
+                    Some(inc) if inc != w && cands[w].target.is_none() => {
+                        takeovers.push((w, cands[inc].target.expect("an incumbent has a record")));
+                        incumbent = Some(w);
+                    }
+                    Some(inc) if inc != w => {} // the winner is another record: the incumbent keeps it
+                    _ => incumbent = Some(w),
+                }
+            }
             for &ci in cs {
                 if Some(ci) == incumbent {
+                    continue;
+                }
+                let holder_src = stored.map(|i| snap.users[i].source.as_str()).or_else(|| incumbent.map(|w| src(w).source.as_str()));
+                if let Some(hs) = holder_src.filter(|hs| *hs != src(ci).source) {
+                    let reason = format!(
+                        "username \"{key}\" belongs to source \"{hs}\" (priority {}); this entry of source \"{}\" (priority {}) is skipped",
+                        cfg.sources.iter().find(|s| s.name == hs).map_or(0, |s| s.priority),
+                        src(ci).source,
+                        prio(src(ci)),
+                    );
+                    newly.push((ci, reason, true));
                     continue;
                 }
                 let holder = stored.or_else(|| incumbent.and_then(|inc| cands[inc].target));
@@ -325,13 +370,17 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                             .join("; ")
                     ),
                 };
-                newly.push((ci, reason));
+                newly.push((ci, reason, false));
             }
         }
+        for (w, t) in takeovers {
+            (cands[w].target, cands[w].relink) = (Some(t), true);
+        }
         newly.sort();
-        for (ci, reason) in newly {
+        for (ci, reason, warning) in newly {
             cands[ci].skipped = true;
-            plan.errors.push(EntryError::new(&cands[ci].user.dn, reason));
+            let list = if warning { &mut plan.warnings } else { &mut plan.errors };
+            list.push(EntryError::new(&cands[ci].user.dn, reason));
         }
     }
     let live_targets = live;
@@ -429,6 +478,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     username: s.username.clone(),
                     rename_to,
                     relink_to: c.relink.then(|| c.user.external_id.clone()),
+                    relink_from: (c.relink && s.source != b.source).then(|| s.source.clone()),
                     enable,
                     disable,
                     changes,
@@ -438,9 +488,21 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         }
     }
 
+    // 4b. Fields from enrich sources, on the users the others own.
+    enrich::apply_rows(cfg, snap, batches, &live_targets, &mut plan);
+
     // 5. Users gone from their source.
     let mut removed: HashSet<i64> = HashSet::default();
     for (bi, b) in batches.iter().enumerate() {
+        if enrich(b) {
+            plan.sources.push(SourceSummary {
+                source: b.source.clone(),
+                users_returned: b.user_entries,
+                users_usable: b.users.len(),
+                ..Default::default()
+            });
+            continue;
+        }
         let on_missing = cfg.safety.on_missing;
         let mut summary = SourceSummary {
             source: b.source.clone(),
@@ -492,7 +554,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     }
 
     // 6. Groups, memberships and rules, per source.
-    for (bi, b) in batches.iter().enumerate() {
+    for (bi, b) in batches.iter().enumerate().filter(|(_, b)| !enrich(b)) {
         let ctx = SourceCtx {
             b,
             user_ref: &user_ref[bi],

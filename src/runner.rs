@@ -321,10 +321,20 @@ impl Runner {
         *st.finished.entry((job.sources.join(","), mode, status)).or_default() += 1;
         st.durations.observe(took.as_secs_f64());
         for s in &job.sources {
+            // In a partial run each source has its own outcome.
+            let own = result.as_ref().ok().and_then(|o| o.sources.iter().find(|x| &x.name == s));
+            let (status, message) = match own {
+                Some(x) if status == RunStatus::Partial => match x.status {
+                    "failed" => (RunStatus::Failed, x.message.clone()),
+                    "blocked" => (RunStatus::Blocked, x.message.clone()),
+                    _ => (RunStatus::Ok, None),
+                },
+                _ => (status, message.clone()),
+            };
             let h = st.health.entry(s.clone()).or_default();
             h.last_status = Some(status);
             h.last_run_at = Some(at);
-            h.last_message = message.clone();
+            h.last_message = message;
             if status == RunStatus::Failed {
                 h.failures += 1;
             } else {

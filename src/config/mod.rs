@@ -96,6 +96,28 @@ pub struct SourceConfig {
     /// When `dirsync serve` runs this source: `[schedule]` with
     /// `[sources.schedule]` over it.
     pub schedule: Schedule,
+    /// 1 is the highest: a username two sources claim belongs to the source
+    /// with the higher priority. Default: the order in the file.
+    pub priority: u32,
+    /// Whether the source owns users or only adds fields to others' users.
+    pub role: Role,
+}
+
+/// What a source does with its entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Creates, updates, renames, disables and deletes the users it owns.
+    Primary,
+    /// Only sets the fields it maps on users of other sources, matched on
+    /// `match_on` (a field name; its value is read into the `username` slot).
+    Enrich { match_on: String },
+}
+
+impl SourceConfig {
+    /// Whether the source only adds fields to other sources' users.
+    pub fn is_enrich(&self) -> bool {
+        matches!(self.role, Role::Enrich { .. })
+    }
 }
 
 /// What an LDAP-shaped source (LDAP, AD, LDIF) is asked and how its entries
@@ -315,6 +337,7 @@ impl Config {
             }
             sources.push(s);
         }
+        source::settle_sources(&mut sources, path)?;
 
         let mut rules = Vec::new();
         for (i, rr) in raw.rules.into_iter().enumerate() {

@@ -9,8 +9,19 @@ use super::*;
 use crate::sources::kind::Registration;
 
 /// The keys every source table has, read here.
-const COMMON_KEYS: &[&str] =
-    &["name", "type", "fields", "incremental", "import_disabled", "scope_groups", "writeback", "schedule"];
+const COMMON_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "fields",
+    "incremental",
+    "import_disabled",
+    "scope_groups",
+    "writeback",
+    "schedule",
+    "priority",
+    "role",
+    "match_on",
+];
 
 /// Validates one source table.
 pub(super) fn parse_source(
@@ -38,6 +49,27 @@ pub(super) fn parse_source(
         }
     }
 
+    let priority = match s.integer("priority")? {
+        None => 0, // the order in the file, set by `settle_sources`
+        Some(p) if (1..=1000).contains(&p) => p as u32,
+        Some(p) => return Err(s.err("priority", format!("expected 1 (highest) to 1000, got {p}"))),
+    };
+    let role = match s.string("role")?.as_deref() {
+        None | Some("primary") => {
+            if s.has("match_on") {
+                return Err(s.err("match_on", "is only used with role = \"enrich\""));
+            }
+            Role::Primary
+        }
+        Some("enrich") => {
+            let m = s.string("match_on")?.unwrap_or_else(|| "username".into());
+            if m.is_empty() || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(s.err("match_on", format!("expected a field name such as \"username\", got \"{m}\"")));
+            }
+            Role::Enrich { match_on: m }
+        }
+        Some(other) => return Err(s.err("role", format!("expected \"primary\" or \"enrich\", got \"{other}\""))),
+    };
     let fields_table = match (s.table("fields")?, kind.default_fields()) {
         (Some(t), _) => t,
         (None, Some(d)) => toml::from_str(d).expect("valid default fields"),
@@ -62,9 +94,39 @@ pub(super) fn parse_source(
         }
         fields.push(spec);
     }
-    for needed in ["username", "full_name"] {
-        if !fields.iter().any(|f| &*f.name == needed) {
-            return Err(s.err(&format!("fields.{needed}"), "missing: every source must map username and full_name"));
+    match &role {
+        Role::Primary => {
+            for needed in ["username", "full_name"] {
+                if !fields.iter().any(|f| &*f.name == needed) {
+                    return Err(
+                        s.err(&format!("fields.{needed}"), "missing: every source must map username and full_name")
+                    );
+                }
+            }
+        }
+        Role::Enrich { match_on } => {
+            let Some(key) = fields.iter().find(|f| &*f.name == match_on.as_str()).cloned() else {
+                return Err(s.err(
+                    &format!("fields.{match_on}"),
+                    format!("missing: an enrich source must map the field it matches on (match_on = \"{match_on}\")"),
+                ));
+            };
+            if match_on != "username" {
+                if fields.iter().any(|f| &*f.name == "username") {
+                    return Err(s.err(
+                        "fields.username",
+                        format!("an enrich source matching on \"{match_on}\" cannot set usernames; drop it"),
+                    ));
+                }
+                // The match value is read where a username would be.
+                let mut k = key;
+                k.name = "username".into();
+                (k.required, k.on_create, k.on_update) = (true, true, true);
+                fields.push(k);
+            }
+            if fields.len() < 2 {
+                return Err(s.err("fields", "an enrich source must map at least one field besides the one it matches on"));
+            }
         }
     }
     for f in &fields {
@@ -121,7 +183,77 @@ pub(super) fn parse_source(
     let known: Vec<&str> = COMMON_KEYS.iter().chain(kinds.iter().flat_map(|k| k.keys)).copied().collect();
     let what = format!("type = \"{type_name}\"");
     s.finish(&what, &known)?;
-    Ok(SourceConfig { name, kind, fields, incremental, import_disabled, scope_groups, writeback, schedule })
+    Ok(SourceConfig {
+        name,
+        kind,
+        fields,
+        incremental,
+        import_disabled,
+        scope_groups,
+        writeback,
+        schedule,
+        priority,
+        role,
+    })
+}
+
+/// Checks the sources against each other once all are read: priorities
+/// (unset ones follow the order in the file, after the explicit ones they do
+/// not collide with) are unique among the primary sources, and each field has
+/// one writer: a field an enrich source sets is mapped by no other source.
+pub(super) fn settle_sources(sources: &mut [SourceConfig], path: &std::path::Path) -> Result<(), ConfigError> {
+    let err = |i: usize, key: &str, msg: String| ConfigError::new(path, format!("sources[{i}].{key}"), msg);
+    let mut taken: std::collections::BTreeMap<u32, usize> = Default::default();
+    for (i, s) in sources.iter().enumerate().filter(|(_, s)| s.priority != 0 && !s.is_enrich()) {
+        if let Some(&j) = taken.get(&s.priority) {
+            return Err(err(
+                i,
+                "priority",
+                format!(
+                    "{} is also the priority of source \"{}\"; two sources cannot share one (1 is the highest)",
+                    s.priority, sources[j].name
+                ),
+            ));
+        }
+        taken.insert(s.priority, i);
+    }
+    let mut next = 1;
+    for s in sources.iter_mut().filter(|s| s.priority == 0) {
+        while taken.contains_key(&next) {
+            next += 1;
+        }
+        s.priority = next;
+        taken.insert(next, usize::MAX);
+    }
+    for (i, e) in sources.iter().enumerate() {
+        let Role::Enrich { match_on } = &e.role else { continue };
+        for f in e.fields.iter().filter(|f| &*f.name != "username" && *f.name != **match_on) {
+            if let Some(o) = sources
+                .iter()
+                .enumerate()
+                .find(|&(j, o)| j != i && o.fields.iter().any(|g| g.name == f.name && written_by(o, &g.name)))
+            {
+                return Err(err(
+                    i,
+                    &format!("fields.{}", f.name),
+                    format!(
+                        "\"{}\" is also set by source \"{}\"; a field has one writer (drop it from one of them)",
+                        f.name, o.1.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether source `s` writes field `name` (an enrich source does not write
+/// the field it matches on).
+fn written_by(s: &SourceConfig, name: &str) -> bool {
+    match &s.role {
+        Role::Primary => true,
+        Role::Enrich { match_on } => name != "username" && name != match_on,
+    }
 }
 
 /// `"ldap", "ad" or "ldif"`: every registered type name.

@@ -297,7 +297,7 @@ pub async fn runs(State(st): State<AppState>, Admin(s): Admin, Query(q): Query<R
             }
             select name="status" {
                 option value="" { "every status" }
-                @for v in ["ok", "failed", "blocked", "running", "queued", "interrupted"] { option value=(v) selected[status.as_deref() == Some(v)] { (v) } }
+                @for v in ["ok", "partial", "failed", "blocked", "running", "queued", "interrupted"] { option value=(v) selected[status.as_deref() == Some(v)] { (v) } }
             }
             button type="submit" { "Filter" }
         }

@@ -123,6 +123,7 @@ mod tests {
                 username: "bob".into(),
                 rename_to: Some("rob".into()),
                 relink_to: None,
+                relink_from: None,
                 enable: false,
                 disable: false,
                 changes: vec![crate::plan::FieldChange {

@@ -239,6 +239,8 @@ pub enum PushOutcome {
 pub struct UserPatch<'a> {
     pub username: Option<&'a str>,
     pub external_id: Option<&'a str>,
+    /// A new owning source (a re-link to another source).
+    pub source: Option<&'a str>,
     pub dn: Option<&'a str>,
     pub status: Option<Status>,
     /// `Some(Some(t))`: gone from the source since `t`; `Some(None)`: back.

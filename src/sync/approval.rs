@@ -46,6 +46,7 @@ pub(super) fn check(a: &Approval, plan: &Plan) -> Option<guards::Block> {
         let shown = new.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
         let more = if new.len() > 20 { format!(" and {} more", new.len() - 20) } else { String::new() };
         return Some(guards::Block {
+            source: None,
             reason: format!(
                 "not approved: {} removal(s) that run {} did not plan: {shown}{more} (review this run and approve it instead)",
                 new.len(),

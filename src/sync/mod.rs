@@ -68,6 +68,9 @@ pub struct SyncOutcome {
     /// The plan (dry runs and blocked runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// Each selected source's outcome: applied, failed or held back by the
+    /// guards (a `partial` run applied some of them).
+    pub sources: Vec<SourceOutcome>,
     /// The run failed only because the store changed under it (a field set
     /// meanwhile) or was busy: running it again at once may well succeed.
     #[serde(skip)]
@@ -90,8 +93,25 @@ impl SyncOutcome {
             blocked_by: vec![],
             writeback: None,
             plan: None,
+            sources: Vec::new(),
             retryable: false,
         }
+    }
+}
+
+/// One source's part in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceOutcome {
+    pub name: String,
+    /// `ok` (read, and applied unless the run was not), `failed` (could not
+    /// be read: its users untouched) or `blocked` (held back by the guards).
+    pub status: &'static str,
+    pub message: Option<String>,
+}
+
+impl SourceOutcome {
+    fn new(name: &str, status: &'static str, message: Option<String>) -> Self {
+        SourceOutcome { name: name.to_string(), status, message }
     }
 }
 
@@ -310,17 +330,25 @@ async fn pipeline(
     let mut batches = Vec::new();
     let mut failures = Vec::new();
     for (h, s) in handles.0.iter_mut().zip(selected) {
-        match h.await {
-            Ok(Ok(b)) => batches.push(b),
-            Ok(Err(e)) => failures.push(e.to_string()),
-            Err(e) => failures.push(format!("source \"{}\": reading stopped: {e}", s.name)),
-        }
+        let failed = match h.await {
+            Ok(Ok(b)) => {
+                batches.push(b);
+                continue;
+            }
+            Ok(Err(e)) => e.message,
+            Err(e) => format!("reading stopped: {e}"),
+        };
+        warn!(source = %s.name, reason = %failed, "source failed; its users are left as they are");
+        failures.push(format!("source \"{}\": {failed}", s.name));
+        outcome.sources.push(SourceOutcome::new(&s.name, "failed", Some(failed)));
     }
     for b in &batches {
         outcome.errors.extend(b.errors.iter().cloned());
         outcome.warnings.extend(b.warnings.iter().cloned());
     }
-    if !failures.is_empty() {
+    // A failing source removes nobody and changes none of its users; the
+    // others go on (a `partial` run) unless none is left.
+    if batches.is_empty() {
         outcome.status = RunStatus::Failed;
         outcome.message = Some(format!("{}; nothing was changed", failures.join("; ")));
         return finish_without_changes(store, outcome, started, opts.force).await;
@@ -350,28 +378,69 @@ async fn pipeline(
         _ => "mixed",
     }
     .into();
-    let planned = {
-        let cfg = cfg.clone();
-        heavy(move || {
-            let plan = plan::build(&cfg, &snap, &batches);
-            (plan, snap, batches)
-        })
-        .await
+    // Plan, then the guards, per source: a source the guards hold back is
+    // left out and the plan made again without it, so the others apply.
+    let mut snap = snap;
+    let mut held: Vec<guards::Block> = Vec::new();
+    let plan = loop {
+        let planned = {
+            let cfg = cfg.clone();
+            heavy(move || {
+                let plan = plan::build(&cfg, &snap, &batches);
+                (plan, snap, batches)
+            })
+            .await
+        };
+        let plan;
+        (plan, snap, batches) = planned;
+        info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
+        let mut blocks = guards::check(&plan, &cfg.safety, opts.force || opts.approved.is_some());
+        if let Some(a) = &opts.approved {
+            blocks.extend(approval::check(a, &plan));
+        }
+        let whole = blocks.iter().any(|b| b.source.is_none())
+            || batches.iter().all(|b| blocks.iter().any(|k| k.source.as_deref() == Some(b.source.as_str())));
+        if blocks.is_empty() || whole {
+            blocks.extend(std::mem::take(&mut held));
+            outcome.blocked_by = blocks;
+            break plan;
+        }
+        batches.retain(|b| !blocks.iter().any(|k| k.source.as_deref() == Some(b.source.as_str())));
+        held.extend(blocks);
     };
-    let (plan, snap, mut batches) = planned;
-    info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
-    outcome.errors.extend(plan.errors.iter().cloned());
-    outcome.counts = Counts::from_plan(&plan, &batches);
-    outcome.blocked_by = guards::check(&plan, &cfg.safety, opts.force || opts.approved.is_some());
-    if let Some(a) = &opts.approved {
-        outcome.blocked_by.extend(approval::check(a, &plan));
+    for b in &outcome.blocked_by {
+        if let Some(name) = &b.source {
+            match outcome.sources.iter_mut().find(|o| &o.name == name) {
+                Some(o) => o.message = Some(format!("{}; {}", o.message.take().unwrap_or_default(), b.reason)),
+                None => outcome.sources.push(SourceOutcome::new(name, "blocked", Some(b.reason.clone()))),
+            }
+        }
     }
-    if !outcome.blocked_by.is_empty() {
+    for b in &batches {
+        if !outcome.sources.iter().any(|o| o.name == b.source) {
+            outcome.sources.push(SourceOutcome::new(&b.source, "ok", None));
+        }
+    }
+    outcome.sources.sort_by_key(|o| selected.iter().position(|s| s.name == o.name));
+    outcome.errors.extend(plan.errors.iter().cloned());
+    outcome.warnings.extend(plan.warnings.iter().cloned());
+    outcome.counts = Counts::from_plan(&plan, &batches);
+    let held_back: Vec<String> = outcome
+        .sources
+        .iter()
+        .filter(|o| o.status != "ok")
+        .map(|o| format!("source \"{}\" {}: {}", o.name, o.status, o.message.as_deref().unwrap_or("")))
+        .collect();
+    if outcome.blocked_by.iter().any(|b| b.source.is_none()) || held_back.len() == outcome.sources.len() {
         outcome.status = RunStatus::Blocked;
+        let failed = failures.iter().map(|f| format!("; {f}")).collect::<String>();
         outcome.message = Some(format!(
-            "blocked by the safety guards: {}; nothing was changed",
+            "blocked by the safety guards: {}{failed}; nothing was changed",
             outcome.blocked_by.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>().join("; ")
         ));
+    } else if !held_back.is_empty() {
+        outcome.status = RunStatus::Partial;
+        outcome.message = Some(format!("{}; the other sources were applied", held_back.join("; ")));
     }
     if opts.dry_run {
         outcome.plan = Some(plan);
@@ -412,7 +481,7 @@ async fn pipeline(
     let positions: Vec<(String, crate::store::SavedState, bool)> = batches
         .iter()
         .filter(|_| opts.user.is_none())
-        .zip(selected)
+        .filter_map(|b| Some((b, *selected.iter().find(|s| s.name == b.source)?)))
         .map(|(b, s)| {
             let saved = crate::store::SavedState {
                 state: b.next_state.clone(),
@@ -545,7 +614,8 @@ fn snapshot_query(batches: &[SourceBatch]) -> SnapshotQuery {
 /// incremental off, never synced, or a periodic full read due.
 fn resume_point(store: &dyn Store, s: &SourceConfig) -> Result<Option<String>, StoreError> {
     // A delta cannot tell who entered or left a scope group's nested members.
-    if !s.incremental.enabled || !s.scope_groups.is_empty() {
+    // An enrich row may land on any user: it needs the whole store.
+    if !s.incremental.enabled || !s.scope_groups.is_empty() || s.is_enrich() {
         return Ok(None);
     }
     let Some(saved) = store.sync_state(&s.name)? else { return Ok(None) };

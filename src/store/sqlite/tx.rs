@@ -66,6 +66,9 @@ impl StoreTx for SqliteTx<'_> {
                 params![id, name, name_key(name)],
             )?;
         }
+        if let Some(src) = p.source {
+            self.exec("UPDATE users SET source = ?2 WHERE id = ?1", params![id, src])?;
+        }
         if let Some(ext) = p.external_id {
             self.exec("UPDATE users SET external_id = ?2 WHERE id = ?1", params![id, ext])?;
         }
