@@ -38,6 +38,12 @@ pub fn external_id(entry: &RawEntry, id_attribute: &str) -> Result<String, Strin
     }
 }
 
+/// Where an entry is, for messages: the source's own words (a file and
+/// line) or its DN, shortened.
+fn origin(entry: &RawEntry) -> String {
+    entry.facts.origin.clone().unwrap_or_else(|| short_dn(&entry.dn))
+}
+
 /// Maps one user entry.
 pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
     // The name the entry claims, even when it is skipped for another reason.
@@ -47,11 +53,11 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
     };
     let id = match external_id(entry, &cfg.query().id_attribute) {
         Ok(id) => id,
-        Err(reason) => return UserOutcome::Skipped(EntryError::new(short_dn(&entry.dn), reason), None, name()),
+        Err(reason) => return UserOutcome::Skipped(EntryError::new(origin(entry), reason), None, name()),
     };
     if entry.dn.len() > MAX_DN_LEN {
         let reason = format!("the DN is longer than {MAX_DN_LEN} bytes");
-        return UserOutcome::Skipped(EntryError::new(short_dn(&entry.dn), reason), Some(id), name());
+        return UserOutcome::Skipped(EntryError::new(origin(entry), reason), Some(id), name());
     }
     let mut warnings = Vec::new();
     let mut username = None;
@@ -62,15 +68,15 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
             Err(reason) => {
                 let reason = format!("field {}{}: {reason}", spec.name, describe_source(spec));
                 if spec.required {
-                    return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), Some(id), name());
+                    return UserOutcome::Skipped(EntryError::new(origin(entry), reason), Some(id), name());
                 }
-                warnings.push(EntryError::new(&entry.dn, format!("{reason} (value dropped)")));
+                warnings.push(EntryError::new(origin(entry), format!("{reason} (value dropped)")));
                 None
             }
         };
         if spec.required && value.is_none() {
             let reason = format!("missing required field {}{}", spec.name, describe_source(spec));
-            return UserOutcome::Skipped(EntryError::new(&entry.dn, reason), Some(id), name());
+            return UserOutcome::Skipped(EntryError::new(origin(entry), reason), Some(id), name());
         }
         if &*spec.name == "username" {
             username = value;
@@ -79,7 +85,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
         }
     }
     let Some(username) = username else {
-        return UserOutcome::Skipped(EntryError::new(&entry.dn, "missing required field username"), Some(id), None);
+        return UserOutcome::Skipped(EntryError::new(origin(entry), "missing required field username"), Some(id), None);
     };
     UserOutcome::Mapped(
         MappedUser {
@@ -96,7 +102,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
 
 /// Maps one group entry: its name and raw member values.
 pub fn map_group(cfg: &SourceConfig, entry: &RawEntry) -> Result<MappedGroup, EntryError> {
-    let err = |r: String| EntryError::new(short_dn(&entry.dn), r);
+    let err = |r: String| EntryError::new(origin(entry), r);
     let id = external_id(entry, &cfg.query().id_attribute).map_err(err)?;
     if entry.dn.len() > MAX_DN_LEN {
         return Err(err(format!("the DN is longer than {MAX_DN_LEN} bytes")));

@@ -54,6 +54,9 @@ pub struct Facts {
     pub member_of: Vec<String>,
     /// Members beyond the member attribute (sources whose members are ids).
     pub members: Vec<MemberRef>,
+    /// Where the entry is, for messages about it (`people.csv:12`), when the
+    /// DN says less (sources that are not LDAP).
+    pub origin: Option<String>,
 }
 
 /// How a group names a member.

@@ -341,7 +341,8 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 if Some(ci) == incumbent {
                     continue;
                 }
-                let holder_src = stored.map(|i| snap.users[i].source.as_str()).or_else(|| incumbent.map(|w| src(w).source.as_str()));
+                let holder_src =
+                    stored.map(|i| snap.users[i].source.as_str()).or_else(|| incumbent.map(|w| src(w).source.as_str()));
                 if let Some(hs) = holder_src.filter(|hs| *hs != src(ci).source) {
                     let reason = format!(
                         "username \"{key}\" belongs to source \"{hs}\" (priority {}); this entry of source \"{}\" (priority {}) is skipped",

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 pub use render::{print_groups, print_outcome, print_runs, print_user, print_users, print_writeback_status};
 
 use dirsync::config::Config;
-use dirsync::sync::fetch_source;
 
 /// The example config `dirsync init` writes.
 pub const EXAMPLE_CONFIG: &str = include_str!("../../examples/dirsync.example.toml");
@@ -50,8 +49,11 @@ pub async fn check(cfg: &Config) -> Result<u8, Failure> {
     let mut failed = 0;
     for s in &cfg.sources {
         let place = s.kind.place();
-        match fetch_source(s, Arc::new(AtomicU64::new(0)), None).await {
-            Ok(b) => {
+        match dirsync::sync::check_source(s).await {
+            Ok((said, b)) => {
+                if let Some(said) = said {
+                    println!("source {}: the source says: {said}", s.name);
+                }
                 println!(
                     "source {} ({} {}): {} users, {} groups, {} skipped entries, {} warnings",
                     s.name,

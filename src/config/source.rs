@@ -125,7 +125,9 @@ pub(super) fn parse_source(
                 fields.push(k);
             }
             if fields.len() < 2 {
-                return Err(s.err("fields", "an enrich source must map at least one field besides the one it matches on"));
+                return Err(
+                    s.err("fields", "an enrich source must map at least one field besides the one it matches on")
+                );
             }
         }
     }

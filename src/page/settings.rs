@@ -4,9 +4,6 @@
 //! would bring is shown (counts, a sample of users, the first problems);
 //! nothing is planned against the store and nothing is changed.
 
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
@@ -62,13 +59,14 @@ pub async fn test(State(st): State<AppState>, Checked(s, _): Checked<super::Csrf
     let mut sections = Vec::new();
     for src in &cfg.sources {
         let t0 = std::time::Instant::now();
-        let read = crate::sync::fetch_source(src, Arc::new(AtomicU64::new(0)), None).await;
+        let read = crate::sync::check_source(src).await;
         let took = t0.elapsed().as_secs_f64();
         sections.push(html! {
             h2 { (src.name) " (" (src.kind.type_name()) " " span.mono { (src.kind.place()) } ")" }
             @match &read {
                 Err(e) => p.error { "FAILED: " (e.message) },
-                Ok(b) => {
+                Ok((said, b)) => {
+                    @if let Some(said) = said { p { "The source says: " (said) } }
                     p { span.badge.ok { "ok" } " " (b.users.len()) " users, " (b.groups.len()) " groups, " (b.errors.len()) " skipped, in " (format!("{took:.1}")) " s" }
                     table {
                         thead { tr { th { "Username" } th { "Full name" } th { "Email" } } }

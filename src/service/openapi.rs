@@ -284,8 +284,10 @@ fn schemas() -> Value {
     }
     let entry_error = json!({ "type": "object", "required": ["dn", "reason"], "properties": { "dn": { "type": "string" }, "reason": { "type": "string" } } });
     run_props.insert("id".into(), json!({ "type": "integer" }));
-    run_props
-        .insert("status".into(), json!({ "enum": ["queued", "running", "ok", "partial", "failed", "blocked", "interrupted"] }));
+    run_props.insert(
+        "status".into(),
+        json!({ "enum": ["queued", "running", "ok", "partial", "failed", "blocked", "interrupted"] }),
+    );
     run_props.insert("mode".into(), nullable("string"));
     run_props.insert("source".into(), json!({ "type": "string" }));
     run_props.insert("started_at".into(), json!({ "type": "string" }));

@@ -12,10 +12,13 @@
 pub mod kind;
 pub mod ldap;
 pub mod ldif;
+pub mod program;
+pub mod tabular;
 
 /// Every source kind, one line each: the `type` names it answers to and how
 /// its config section is read.
-pub const KINDS: &[kind::Registration] = &[ldap::config::REGISTRATION, ldif::config::REGISTRATION];
+pub const KINDS: &[kind::Registration] =
+    &[ldap::config::REGISTRATION, ldif::config::REGISTRATION, program::config::REGISTRATION];
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -148,6 +151,13 @@ pub trait Source: Send + Sync {
     /// look one user up (an LDIF file) answer that they do not know it.
     async fn fetch_user(&self, _sink: EntrySink, _username: &str) -> Result<Fetched, SourceError> {
         Ok(Fetched { delta: Some(Delta::default()), ..Fetched::default() })
+    }
+
+    /// Asks the source whether it works, before a read (`dirsync check`,
+    /// "Test settings"): `Ok` with what it said about itself, if anything.
+    /// Kinds with no such question answer `Ok(None)`.
+    async fn probe(&self) -> Result<Option<String>, SourceError> {
+        Ok(None)
     }
 }
 

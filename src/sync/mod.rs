@@ -142,6 +142,15 @@ pub async fn fetch_source(
     fetch_with(&real_sources(), cfg, progress, since).await
 }
 
+/// What `dirsync check` and "Test settings" do with a source: ask it whether
+/// it works (a program's `is-valid`), then read it in full and map it,
+/// changing nothing. `Ok` holds what the source said about itself.
+pub async fn check_source(cfg: &SourceConfig) -> Result<(Option<String>, SourceBatch), SourceError> {
+    let said = sources::open(cfg).probe().await?;
+    let batch = fetch_source(cfg, Arc::new(AtomicU64::new(0)), None).await?;
+    Ok((said, batch))
+}
+
 /// [`fetch_source`] with the sources `open` gives.
 pub async fn fetch_with(
     open: &Opener,

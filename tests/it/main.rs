@@ -16,6 +16,7 @@ mod hostile_ldap;
 mod incremental;
 mod page;
 mod page_browser;
+mod program;
 mod safety;
 mod schemathesis;
 mod serve;
