@@ -9,11 +9,13 @@
 //! `[[sources]]` table), and one line in [`KINDS`]. Nothing else names a kind:
 //! the config, the pipeline and write-back reach it through the trait.
 
+pub mod csv;
 pub mod kind;
 pub mod ldap;
 pub mod ldif;
 pub mod program;
 pub mod tabular;
+pub mod unix;
 
 /// Every source kind, one line each: the `type` names it answers to and how
 /// its config section is read.

@@ -1,0 +1,224 @@
+//! The CSV source: an HR export or a one-off import. A header row names the
+//! columns (matched without regard to case); RFC 4180 quoting (delimiters,
+//! quotes and newlines inside quoted fields) is the `csv` crate's; UTF-8 with
+//! or without a byte order mark. Each row is a user whose identity is its
+//! `id_column` (default: the username's column); memberships come from a
+//! `groups` column split on `groups_separator`, or from a second file of
+//! `group,username` rows. A row that cannot be used (wrong number of
+//! columns, no identity, not UTF-8) is a skipped entry naming the file and
+//! line. A missing or unreadable file fails the read; an empty one is an
+//! empty source.
+
+pub mod config;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+pub use config::CsvConfig;
+
+use super::{tabular, EntrySink, FetchCounts, Fetched, Source, SourceError};
+use crate::config::{FieldSource, SourceConfig};
+use crate::model::{AttrValue, EntryKind, RawEntry};
+
+pub struct CsvSource {
+    name: String,
+    cfg: CsvConfig,
+    /// The username's column, when it is mapped from one (the default identity).
+    username_column: Option<String>,
+    /// Every column `[sources.fields]` reads.
+    mapped: Vec<String>,
+}
+
+impl CsvSource {
+    pub fn new(cfg: &SourceConfig, c: &CsvConfig) -> Self {
+        let username_column = cfg.fields.iter().find(|f| &*f.name == "username").and_then(|f| match &f.source {
+            FieldSource::Attribute(a) => Some(a.clone()),
+            _ => None,
+        });
+        let mapped = cfg.fields.iter().flat_map(|f| f.attributes()).collect();
+        CsvSource { name: cfg.name.clone(), cfg: c.clone(), username_column, mapped }
+    }
+}
+
+/// The header of a CSV file, lower-case and trimmed (a BOM removed);
+/// `Ok(None)` for an empty file.
+pub fn read_header(path: &Path, delimiter: u8) -> Result<Option<Vec<String>>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut r = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(file);
+    let mut rec = csv::ByteRecord::new();
+    match r.read_byte_record(&mut rec) {
+        Ok(false) => Ok(None),
+        Ok(true) => Ok(Some(header_names(&rec))),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn header_names(rec: &csv::ByteRecord) -> Vec<String> {
+    rec.iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let f = if i == 0 { f.strip_prefix(b"\xef\xbb\xbf").unwrap_or(f) } else { f };
+            String::from_utf8_lossy(f).trim().to_lowercase()
+        })
+        .collect()
+}
+
+/// What reading the files produced.
+struct Read {
+    entries: Vec<(EntryKind, RawEntry)>,
+    counts: FetchCounts,
+}
+
+fn read_files(cfg: &CsvConfig, username_column: Option<&str>, mapped: &[String]) -> Result<Read, String> {
+    let file = std::fs::File::open(&cfg.path).map_err(|e| format!("cannot read {}: {e}", cfg.path.display()))?;
+    let shown = cfg.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(cfg.delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::with_capacity(1 << 16, file));
+    let mut rec = csv::ByteRecord::new();
+    let mut out = Read { entries: Vec::new(), counts: FetchCounts::default() };
+    let header = match r.read_byte_record(&mut rec) {
+        Ok(false) => return Ok(out), // an empty file: an empty source
+        Ok(true) => header_names(&rec),
+        Err(e) => return Err(format!("{}: the header: {e}", cfg.path.display())),
+    };
+    let col = |c: &str| header.iter().position(|h| h == c);
+    for m in mapped {
+        if col(m).is_none() {
+            return Err(format!(
+                "{} has no column \"{m}\" (its header has: {})",
+                cfg.path.display(),
+                header.join(", ")
+            ));
+        }
+    }
+    let id_name = cfg.id_column.as_deref().or(username_column).ok_or_else(|| {
+        "the username is not mapped from one column: set id_column to the column that identifies a row".to_string()
+    })?;
+    let id_col =
+        col(id_name).ok_or_else(|| format!("{} has no column \"{id_name}\" (id_column)", cfg.path.display()))?;
+    let groups_col = match &cfg.groups_column {
+        Some(g) => Some(col(g).ok_or_else(|| format!("{} has no column \"{g}\" (groups_column)", cfg.path.display()))?),
+        None => col("groups"),
+    };
+    let username_col = username_column.and_then(col);
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    loop {
+        let line = r.position().line() + 1;
+        let origin = format!("{shown}:{line}");
+        match r.read_byte_record(&mut rec) {
+            Ok(false) => break,
+            Err(e) => {
+                // A broken row: skipped; the reader goes on with the next one.
+                out.entries.push((EntryKind::User, skipped(None, origin, format!("unreadable row: {e}"))));
+                out.counts.users += 1;
+                continue;
+            }
+            Ok(true) => {}
+        }
+        if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            continue; // a blank line
+        }
+        let line = rec.position().map_or(line, |p| p.line());
+        let origin = format!("{shown}:{line}");
+        out.counts.users += 1;
+        let text: Result<Vec<&str>, usize> =
+            rec.iter().enumerate().map(|(i, f)| std::str::from_utf8(f).map(str::trim).map_err(|_| i)).collect();
+        let entry = match text {
+            Err(i) => skipped(
+                None,
+                origin,
+                format!("column \"{}\" is not valid UTF-8", header.get(i).map_or("?", |h| h.as_str())),
+            ),
+            Ok(v) if v.len() != header.len() => {
+                let who = username_col.and_then(|c| v.get(c).copied());
+                skipped(who, origin, format!("the row has {} columns; the header has {}", v.len(), header.len()))
+            }
+            Ok(v) if v[id_col].is_empty() => {
+                let who = username_col.map(|c| v[c]);
+                skipped(who, origin, format!("the id column \"{id_name}\" is empty"))
+            }
+            Ok(v) => {
+                if let (Some(gc), Some(u)) = (groups_col, username_col) {
+                    for g in v[gc].split(cfg.groups_separator).map(str::trim).filter(|g| !g.is_empty()) {
+                        groups.entry(g.to_string()).or_default().push(v[u].to_string());
+                    }
+                }
+                tabular::user(v[id_col], origin, header.iter().map(String::as_str).zip(v.iter().copied()), Vec::new())
+            }
+        };
+        out.entries.push((EntryKind::User, entry));
+    }
+    if let Some(m) = &cfg.memberships_path {
+        read_memberships(m, cfg.delimiter, &mut groups)?;
+    }
+    for (g, members) in groups {
+        out.counts.groups += 1;
+        let origin = format!("group {g}");
+        out.entries.push((EntryKind::Group, tabular::group(&g, members, Vec::new(), origin)));
+    }
+    Ok(out)
+}
+
+/// `group,username` rows (a `group,username` header is allowed).
+fn read_memberships(path: &PathBuf, delimiter: u8, groups: &mut BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut r = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(file);
+    let mut first = true;
+    for rec in r.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let f: Vec<&str> = rec.iter().map(str::trim).collect();
+        let is_header = first
+            && f.len() == 2
+            && f[0].trim_start_matches('\u{feff}').eq_ignore_ascii_case("group")
+            && f[1].eq_ignore_ascii_case("username");
+        first = false;
+        if is_header || f.iter().all(|x| x.is_empty()) {
+            continue;
+        }
+        if f.len() != 2 || f[0].is_empty() || f[1].is_empty() {
+            // A membership cannot be skipped like a user: a missing one would remove it.
+            return Err(format!("{}:{line}: expected group{}username", path.display(), delimiter as char));
+        }
+        groups.entry(f[0].trim_start_matches('\u{feff}').to_string()).or_default().push(f[1].to_string());
+    }
+    Ok(())
+}
+
+/// A row the mapping skips with `reason`; `username`, when known, still
+/// protects the user it names.
+fn skipped(username: Option<&str>, origin: String, reason: String) -> RawEntry {
+    let mut e = RawEntry::new(format!("user:{origin}"));
+    if let Some(u) = username.filter(|u| !u.is_empty()) {
+        e.push("username", AttrValue::Text(u.to_string()));
+    }
+    e.facts.id = Some(Err(reason));
+    e.facts.origin = Some(origin);
+    e
+}
+
+#[async_trait]
+impl Source for CsvSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn fetch(&self, sink: EntrySink, _since: Option<&str>) -> Result<Fetched, SourceError> {
+        let (cfg, uc, mapped) = (self.cfg.clone(), self.username_column.clone(), self.mapped.clone());
+        let read = tokio::task::spawn_blocking(move || read_files(&cfg, uc.as_deref(), &mapped))
+            .await
+            .map_err(|e| SourceError::new(&self.name, format!("reading stopped: {e}")))?
+            .map_err(|m| SourceError::new(&self.name, m))?;
+        let mut b = sink.batcher();
+        for (kind, e) in read.entries {
+            b.push(kind, e).await.map_err(|m| SourceError::new(&self.name, m))?;
+        }
+        b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
+        Ok(Fetched { counts: read.counts, delta: None, next_state: None })
+    }
+}
