@@ -19,8 +19,13 @@ pub mod unix;
 
 /// Every source kind, one line each: the `type` names it answers to and how
 /// its config section is read.
-pub const KINDS: &[kind::Registration] =
-    &[ldap::config::REGISTRATION, ldif::config::REGISTRATION, program::config::REGISTRATION];
+pub const KINDS: &[kind::Registration] = &[
+    ldap::config::REGISTRATION,
+    ldif::config::REGISTRATION,
+    program::config::REGISTRATION,
+    unix::config::REGISTRATION,
+    csv::config::REGISTRATION,
+];
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -154,7 +154,7 @@ fn read_files(cfg: &CsvConfig, username_column: Option<&str>, mapped: &[String])
         out.entries.push((EntryKind::User, entry));
     }
     if let Some(m) = &cfg.memberships_path {
-        read_memberships(m, cfg.delimiter, &mut groups)?;
+        read_memberships(m, &mut groups)?;
     }
     for (g, members) in groups {
         out.counts.groups += 1;
@@ -165,9 +165,12 @@ fn read_files(cfg: &CsvConfig, username_column: Option<&str>, mapped: &[String])
 }
 
 /// `group,username` rows (a `group,username` header is allowed).
-fn read_memberships(path: &PathBuf, delimiter: u8, groups: &mut BTreeMap<String, Vec<String>>) -> Result<(), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut r = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(file);
+fn read_memberships(path: &PathBuf, groups: &mut BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // Commas, or tabs when the first line has a tab and no comma.
+    let first_line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let delimiter = if first_line.contains(&b'\t') && !first_line.contains(&b',') { b'\t' } else { b',' };
+    let mut r = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(&text[..]);
     let mut first = true;
     for rec in r.records() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;

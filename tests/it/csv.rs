@@ -1,0 +1,98 @@
+//! The CSV source (`type = "csv"`): RFC 4180 quoting (delimiters, quotes and
+//! newlines in fields), a byte order mark, TSV, bad rows skipped with their
+//! line, groups from a column or a memberships file, a missing file (fails)
+//! and an empty one (an empty source), and columns checked at load.
+
+use std::path::Path;
+
+use crate::harness::*;
+use crate::program::user_field;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/csv");
+
+pub const PEOPLE_FIELDS: &str =
+    "[sources.fields]\nusername = \"Login\"\nfull_name = \"Full Name\"\nemail = \"Email\"\ncard_number = \"Card\"\n";
+
+fn csv_env(file: &str, extra: &str, fields: &str) -> Env {
+    let env = Env { dir: tempfile::tempdir().unwrap() };
+    std::fs::copy(Path::new(FIXTURES).join(file), env.dir.path().join(file)).unwrap();
+    env.write_config(&format!(
+        "[store]\npath = \"dirsync.db\"\n\n[[sources]]\nname = \"hr\"\ntype = \"csv\"\npath = \"{file}\"\n{extra}\n{fields}"
+    ));
+    env
+}
+
+#[test]
+fn quoted_fields_a_bom_and_a_groups_column_are_read_and_bad_rows_name_their_line() {
+    let env = csv_env("people.csv", "", PEOPLE_FIELDS);
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(usernames(&env.users()), ["ada", "bob", "zoë"]);
+    assert_eq!(user_field(&env, "ada", "full_name"), "Lovelace, Ada");
+    assert_eq!(user_field(&env, "bob", "full_name"), "Bob \"The Builder\" Smith");
+    assert_eq!(user_field(&env, "zoë", "card_number"), "1006");
+    assert_eq!(env.user("ada")["external_id"], "ada", "the identity defaults to the username's column");
+    let groups = env.user("ada")["groups"].to_string();
+    assert!(groups.contains("Staff") && groups.contains("Students"), "{groups}");
+    let errors = out["errors"].to_string();
+    assert!(errors.contains("people.csv:6") && errors.contains("the row has 6 columns; the header has 5"), "{errors}");
+    assert!(errors.contains("people.csv:7") && errors.contains("the id column \\\"login\\\" is empty"), "{errors}");
+    // A quoted field may hold a line break (the rows after it keep their
+    // line numbers), but a full name may not.
+    assert!(errors.contains("people.csv:4") && errors.contains("control characters"), "{errors}");
+    assert_eq!(out["errors"].as_array().unwrap().len(), 3, "{errors}");
+}
+
+#[test]
+fn a_tsv_file_with_an_id_column_and_a_memberships_file() {
+    let env = csv_env(
+        "people.tsv",
+        "delimiter = \"\\t\"\nid_column = \"card\"\nmemberships_path = \"members.csv\"",
+        "[sources.fields]\nusername = \"login\"\nfull_name = \"name\"\n",
+    );
+    std::fs::write(env.dir.path().join("members.csv"), "group,username\nLab,ada\nLab,bob\nChess,bob\n").unwrap();
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(env.user("bob")["external_id"], "2");
+    assert_eq!(env.user("bob")["groups"], serde_json::json!(["Chess", "Lab"]));
+    // A rename keeps the record: same id, new login.
+    let tsv = env.dir.path().join("people.tsv");
+    std::fs::write(&tsv, std::fs::read_to_string(&tsv).unwrap().replace("bob\tBob B", "robert\tBob B")).unwrap();
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, count(&out, "renamed")), (0, 1), "{out}");
+}
+
+#[test]
+fn a_missing_file_fails_the_run_and_an_empty_one_is_an_empty_source() {
+    let env = csv_env("people.csv", "", PEOPLE_FIELDS);
+    assert_eq!(env.sync(&[]).0, 0);
+    let file = env.dir.path().join("people.csv");
+    std::fs::rename(&file, env.dir.path().join("moved.csv")).unwrap();
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, out["status"].as_str()), (1, Some("failed")), "{out}");
+    assert!(out["message"].as_str().unwrap().contains("cannot read"), "{out}");
+    std::fs::write(&file, "").unwrap();
+    let (code, out) = env.sync(&["--force"]);
+    assert_eq!((code, out["status"].as_str()), (3, Some("blocked")), "an empty file removes nobody: {out}");
+    assert_eq!(env.users().iter().filter(|u| u["status"] == "active").count(), 3);
+}
+
+#[test]
+fn a_field_naming_a_column_the_file_lacks_is_a_config_error() {
+    let env = csv_env("people.csv", "", &PEOPLE_FIELDS.replace("\"Email\"", "\"Emial\""));
+    let r = env.run(&["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sources[0].fields.email") && r.stderr.contains("has no column \"emial\""),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn scope_groups_limit_a_csv_source_to_the_groups_members() {
+    let env = csv_env("people.csv", "scope_groups = [\"Students\"]", PEOPLE_FIELDS);
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(usernames(&env.users()), ["ada", "zoë"]);
+}
