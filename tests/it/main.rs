@@ -15,6 +15,7 @@ mod harness;
 mod hostile;
 mod hostile_ldap;
 mod incremental;
+mod multi;
 mod page;
 mod page_browser;
 mod program;
