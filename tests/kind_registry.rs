@@ -132,9 +132,17 @@ async fn a_kind_registered_outside_the_crate_is_parsed_opened_and_synced() {
 fn without_its_registration_the_type_is_refused_with_the_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     let e = Config::parse(TEXT, &dir.path().join("dirsync.toml")).unwrap_err().to_string();
-    assert!(e.contains("sources[0].type: expected \"ldap\", \"ad\" or \"ldif\", got \"roster\""), "{e}");
+    assert!(
+        e.contains(
+            "sources[0].type: expected \"ldap\", \"ad\", \"ldif\", \"program\", \"unix\" or \"csv\", got \"roster\""
+        ),
+        "{e}"
+    );
     let e = parse(&TEXT.replace("type = \"roster\"", "type = \"nope\""), dir.path()).unwrap_err().to_string();
-    assert!(e.contains("expected \"ldap\", \"ad\", \"ldif\" or \"roster\", got \"nope\""), "{e}");
+    assert!(
+        e.contains("expected \"ldap\", \"ad\", \"ldif\", \"program\", \"unix\", \"csv\" or \"roster\", got \"nope\""),
+        "{e}"
+    );
 }
 
 #[test]

@@ -101,3 +101,31 @@ fn the_bundled_demo_syncs() {
     let users: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(users.as_array().unwrap().iter().all(|u| u["status"] == "active"), "a failed source disabled users");
 }
+
+#[test]
+fn every_example_config_loads() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let programs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/programs");
+    for name in ["samba-winbind.toml", "samba-ad.toml", "azure-ad-ds.toml", "unix.toml", "program.toml"] {
+        let dir = tempfile::tempdir().unwrap();
+        // The files an example names, made here: a password, the programs
+        // (under this folder instead of /opt/userdir); CAs are left out.
+        std::fs::write(dir.path().join("bind-password.txt"), "x\n").unwrap();
+        std::fs::write(dir.path().join("cards.csv"), "login,card\n").unwrap();
+        let userdir = dir.path().join("userdir");
+        std::fs::create_dir(&userdir).unwrap();
+        std::fs::copy(format!("{programs}/userdir.sh"), userdir.join("campus-users")).unwrap();
+        std::fs::copy(format!("{programs}/auth.sh"), userdir.join("campus-auth")).unwrap();
+        let text = std::fs::read_to_string(format!("{examples}/{name}")).unwrap();
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("ca_file"))
+            .map(|l| l.replace("/opt/userdir", &userdir.display().to_string()) + "\n")
+            .collect();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        if let Err(e) = dirsync::config::Config::load(&path) {
+            panic!("examples/{name} does not load: {e}");
+        }
+    }
+}
