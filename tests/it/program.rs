@@ -256,4 +256,10 @@ fn just_in_time_provisioning_reads_one_user_with_get_user_details_and_its_groups
     let store = dirsync::store::sqlite::SqliteStore::open(&env.db()).unwrap();
     let out = rt.block_on(dirsync::sync::run(&cfg, &store, &opts, Default::default())).unwrap();
     assert_eq!(out.counts.created, 0, "{out:?}");
+    // A line break would ask the program for a second user on its stdin.
+    let opts = dirsync::sync::SyncOptions { user: Some("jane\nnobody".into()), ..Default::default() };
+    let out = rt.block_on(dirsync::sync::run(&cfg, &store, &opts, Default::default())).unwrap();
+    assert_eq!(out.counts.created, 0, "{out:?}");
+    drop(store);
+    assert_eq!(usernames(&env.users()), ["zoë"], "jane was not created by a crafted name");
 }

@@ -84,6 +84,35 @@ impl ProgramSource {
         Ok(n)
     }
 
+    /// `get-user-details`: only a line for the user asked for counts (a
+    /// program answering with someone else, or with several lines, creates
+    /// nobody else).
+    async fn user_details(&self, stdin: Vec<u8>, username: &str, b: &mut Batcher) -> Result<u64, SourceError> {
+        let what = self.what("get-user-details");
+        let (lines, stderr) =
+            output(&self.cfg.program, &["-", "get-user-details"], Some(stdin), self.cfg.user_limits(), what.clone())
+                .await
+                .map_err(|m| self.err(m))?;
+        if !stderr.is_empty() {
+            warn!(source = %self.name, command = %what, "the program succeeded but wrote to stderr: {stderr}");
+        }
+        let key = crate::model::name_key(username);
+        let mut n = 0;
+        for (line_no, line) in lines {
+            let first = line.split('\t').next().unwrap_or_default().trim();
+            if crate::model::name_key(first) != key {
+                warn!(source = %self.name, asked = %username, "get-user-details answered a line for another user; ignored");
+                continue;
+            }
+            n += 1;
+            b.push(EntryKind::User, user_entry(line.as_bytes(), &format!("{what} line {line_no}")))
+                .await
+                .map_err(|m| self.err(m))?;
+            break;
+        }
+        Ok(n)
+    }
+
     /// The members of each group, `concurrency` calls at once, in order.
     async fn members(&self, groups: &[String]) -> Result<Vec<Vec<String>>, SourceError> {
         stream::iter(groups.iter().cloned())
@@ -179,9 +208,14 @@ impl Source for ProgramSource {
     /// `get-user-details` with the username on stdin; then `is-user-in-group`
     /// for each group, and the members of the groups that answer yes.
     async fn fetch_user(&self, sink: EntrySink, username: &str) -> Result<Fetched, SourceError> {
+        // One line on stdin is the username: a line break would ask for
+        // another user, so such a name is not known here.
+        if username.trim().is_empty() || username.chars().any(char::is_control) {
+            return Ok(Fetched { delta: Some(Delta::default()), ..Fetched::default() });
+        }
         let mut b = sink.batcher();
         let stdin = format!("{username}\n").into_bytes();
-        let users = self.users(&["-", "get-user-details"], Some(stdin), self.cfg.user_limits(), &mut b).await?;
+        let users = self.user_details(stdin, username, &mut b).await?;
         let mut in_groups = Vec::new();
         if users > 0 {
             let groups = self.group_names().await?;
