@@ -324,7 +324,8 @@ pub async fn sync_user(
     tracing::info!(client = %caller.name, user = %name, status = outcome.status.as_str(), "just-in-time sync");
     let c = &outcome.counts;
     match outcome.status {
-        crate::history::RunStatus::Ok => {}
+        // Several sources: one that failed does not hide a user another found.
+        crate::history::RunStatus::Ok | crate::history::RunStatus::Partial => {}
         crate::history::RunStatus::Failed => {
             let message = outcome.message.clone().unwrap_or_default();
             let busy = message.contains("another sync is running");

@@ -89,10 +89,17 @@ impl ProgramSource {
     /// nobody else).
     async fn user_details(&self, stdin: Vec<u8>, username: &str, b: &mut Batcher) -> Result<u64, SourceError> {
         let what = self.what("get-user-details");
-        let (lines, stderr) =
-            output(&self.cfg.program, &["-", "get-user-details"], Some(stdin), self.cfg.user_limits(), what.clone())
-                .await
-                .map_err(|m| self.err(m))?;
+        let r =
+            output(&self.cfg.program, &["-", "get-user-details"], Some(stdin), self.cfg.user_limits(), what.clone());
+        let (lines, stderr) = match r.await {
+            Ok(done) => done,
+            // PaperCut's samples exit non-zero for a user they do not know.
+            Err(m) if m.contains("exited with status") => {
+                tracing::info!(source = %self.name, asked = %username, "get-user-details: {m}; taken as an unknown user");
+                return Ok(0);
+            }
+            Err(m) => return Err(self.err(m)),
+        };
         if !stderr.is_empty() {
             warn!(source = %self.name, command = %what, "the program succeeded but wrote to stderr: {stderr}");
         }
