@@ -201,3 +201,27 @@ fn guards_are_decided_per_source() {
     assert_eq!(env.user("h9")["status"], "active");
     assert_eq!(env.user("cyd")["status"], "disabled", "cyd left the lab");
 }
+
+#[test]
+fn ownership_moves_when_the_owner_loses_the_user_and_not_behind_its_back() {
+    let sources = csv_source("lab", "lab.csv", "priority = 1") + &csv_source("hr", "hr.csv", "priority = 2");
+    let env = multi_env(&[("lab.csv", "login,name\nada,Ada (Lab)\nbob,Bob\n"), ("hr.csv", "login,name\ncyd,Cyd\n")], &sources, "");
+    assert_eq!(env.sync(&[]).0, 0);
+    // HR (lower priority) gains ada while the lab still has her: the lab keeps her.
+    write(&env, "hr.csv", "login,name\ncyd,Cyd\nada,Ada (HR)\n");
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(owner(&env, "ada"), "lab");
+    // The lab loses her: the record moves to HR (same record, re-linked).
+    write(&env, "lab.csv", "login,name\nbob,Bob\n");
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, count(&out, "disabled")), (0, 0), "{out}");
+    assert_eq!(owner(&env, "ada"), "hr");
+    assert_eq!(env.user("ada")["status"], "active");
+    // Only HR is read: bob (the lab's) is not taken over by an HR row for him.
+    write(&env, "hr.csv", "login,name\ncyd,Cyd\nada,Ada (HR)\nbob,Bob (HR)\n");
+    let (code, out) = env.sync(&["--source", "hr"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(owner(&env, "bob"), "lab", "a source not read in this run keeps its users");
+    assert!(out["warnings"].to_string().contains("belongs to source \\\"lab\\\""), "{out}");
+}
