@@ -86,3 +86,47 @@ extension = { attribute = "telephoneNumber", transform = "digits" }
 "#;
     Config::parse(text, Path::new("/fuzz/dirsync.toml")).expect("the fuzz mapping config is valid")
 }
+
+/// The table-shaped kinds: each line as a program user line and as passwd
+/// and group lines, and the whole input as a CSV file; the entries mapped,
+/// collected and planned. Never panics; every skipped entry says where it was.
+pub fn tables(data: &[u8]) {
+    use crate::sources::{csv, program, unix};
+    let cfg = tables_config();
+    let mut c = Collector::new(&cfg.sources[0]);
+    for (n, line) in data.split(|&b| b == b'\n').enumerate() {
+        let e = program::user_entry(line, &format!("fuzz line {}", n + 1));
+        if let Some(Err(_)) = &e.facts.id {
+            assert!(e.facts.origin.is_some(), "a skipped line names where it was");
+        }
+        c.add(EntryKind::User, e);
+        if let Ok(text) = std::str::from_utf8(line) {
+            let _ = unix::parse_passwd(text);
+            let _ = unix::parse_group(text);
+        }
+    }
+    let b = c.finish();
+    let _ = crate::plan::build(&cfg, &crate::model::Snapshot::default(), &[b]);
+    let csv_cfg = tables_config_csv();
+    let kind = csv_cfg.sources[0].settings::<csv::CsvConfig>().expect("a csv source");
+    if let Ok(entries) = csv::entries_of(data, kind, "login") {
+        let mut c = Collector::new(&csv_cfg.sources[0]);
+        for (k, e) in entries {
+            c.add(k, e);
+        }
+        let b = c.finish();
+        let _ = crate::plan::build(&csv_cfg, &crate::model::Snapshot::default(), &[b]);
+    }
+}
+
+fn tables_config() -> Config {
+    // A program source needs an executable file at load: this process is one.
+    let me = std::env::current_exe().expect("the running executable");
+    let text = format!("[[sources]]\nname = \"p\"\ntype = \"program\"\nprogram = \"{}\"\n", me.display());
+    Config::parse(&text, Path::new("/fuzz/dirsync.toml")).expect("the fuzz program config is valid")
+}
+
+fn tables_config_csv() -> Config {
+    let text = "[[sources]]\nname = \"c\"\ntype = \"csv\"\npath = \"/nonexistent/fuzz.csv\"\n[sources.fields]\nusername = \"login\"\nfull_name = { attribute = \"name\", required = false }\n";
+    Config::parse(text, Path::new("/fuzz/dirsync.toml")).expect("the fuzz csv config is valid")
+}

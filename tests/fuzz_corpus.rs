@@ -36,3 +36,8 @@ fn config_corpus_replays() {
 fn mapping_corpus_replays() {
     replay("mapping", dirsync::fuzzing::mapping);
 }
+
+#[test]
+fn tables_corpus_replays() {
+    replay("tables", dirsync::fuzzing::tables);
+}

@@ -205,7 +205,11 @@ fn guards_are_decided_per_source() {
 #[test]
 fn ownership_moves_when_the_owner_loses_the_user_and_not_behind_its_back() {
     let sources = csv_source("lab", "lab.csv", "priority = 1") + &csv_source("hr", "hr.csv", "priority = 2");
-    let env = multi_env(&[("lab.csv", "login,name\nada,Ada (Lab)\nbob,Bob\n"), ("hr.csv", "login,name\ncyd,Cyd\n")], &sources, "");
+    let env = multi_env(
+        &[("lab.csv", "login,name\nada,Ada (Lab)\nbob,Bob\n"), ("hr.csv", "login,name\ncyd,Cyd\n")],
+        &sources,
+        "",
+    );
     assert_eq!(env.sync(&[]).0, 0);
     // HR (lower priority) gains ada while the lab still has her: the lab keeps her.
     write(&env, "hr.csv", "login,name\ncyd,Cyd\nada,Ada (HR)\n");

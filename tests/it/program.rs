@@ -255,7 +255,11 @@ fn just_in_time_provisioning_reads_one_user_with_get_user_details_and_its_groups
     let opts = dirsync::sync::SyncOptions { user: Some("nobody".into()), ..Default::default() };
     let store = dirsync::store::sqlite::SqliteStore::open(&env.db()).unwrap();
     let out = rt.block_on(dirsync::sync::run(&cfg, &store, &opts, Default::default())).unwrap();
-    assert_eq!((out.status.as_str(), out.counts.created), ("ok", 0), "an unknown user (exit 1) is not an outage: {out:?}");
+    assert_eq!(
+        (out.status.as_str(), out.counts.created),
+        ("ok", 0),
+        "an unknown user (exit 1) is not an outage: {out:?}"
+    );
     // A line break would ask the program for a second user on its stdin.
     let opts = dirsync::sync::SyncOptions { user: Some("jane\nnobody".into()), ..Default::default() };
     let out = rt.block_on(dirsync::sync::run(&cfg, &store, &opts, Default::default())).unwrap();

@@ -69,18 +69,46 @@ fn header_names(rec: &csv::ByteRecord) -> Vec<String> {
 struct Read {
     entries: Vec<(EntryKind, RawEntry)>,
     counts: FetchCounts,
+    /// Group name → member usernames, from the groups column.
+    groups: BTreeMap<String, Vec<String>>,
+}
+
+/// Reads CSV text as the source would (the fuzz target's entry point): the
+/// user entries and the groups, or the error that would fail the read.
+pub fn entries_of(text: &[u8], cfg: &CsvConfig, username_column: &str) -> Result<Vec<(EntryKind, RawEntry)>, String> {
+    let mut out = read_rows(text, cfg, Some(username_column), &[username_column.to_string()])?;
+    for (g, members) in std::mem::take(&mut out.groups) {
+        out.entries.push((EntryKind::Group, tabular::group(&g, members, Vec::new(), format!("group {g}"))));
+    }
+    Ok(out.entries)
 }
 
 fn read_files(cfg: &CsvConfig, username_column: Option<&str>, mapped: &[String]) -> Result<Read, String> {
     let file = std::fs::File::open(&cfg.path).map_err(|e| format!("cannot read {}: {e}", cfg.path.display()))?;
+    let mut out = read_rows(std::io::BufReader::with_capacity(1 << 16, file), cfg, username_column, mapped)?;
+    let mut groups = std::mem::take(&mut out.groups);
+    if let Some(m) = &cfg.memberships_path {
+        read_memberships(m, &mut groups)?;
+    }
+    for (g, members) in groups {
+        out.counts.groups += 1;
+        let origin = format!("group {g}");
+        out.entries.push((EntryKind::Group, tabular::group(&g, members, Vec::new(), origin)));
+    }
+    Ok(out)
+}
+
+/// The people file's rows as user entries, and the groups its groups column names.
+fn read_rows(
+    input: impl std::io::Read,
+    cfg: &CsvConfig,
+    username_column: Option<&str>,
+    mapped: &[String],
+) -> Result<Read, String> {
     let shown = cfg.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut r = csv::ReaderBuilder::new()
-        .delimiter(cfg.delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(std::io::BufReader::with_capacity(1 << 16, file));
+    let mut r = csv::ReaderBuilder::new().delimiter(cfg.delimiter).has_headers(false).flexible(true).from_reader(input);
     let mut rec = csv::ByteRecord::new();
-    let mut out = Read { entries: Vec::new(), counts: FetchCounts::default() };
+    let mut out = Read { entries: Vec::new(), counts: FetchCounts::default(), groups: BTreeMap::new() };
     let header = match r.read_byte_record(&mut rec) {
         Ok(false) => return Ok(out), // an empty file: an empty source
         Ok(true) => header_names(&rec),
@@ -153,14 +181,7 @@ fn read_files(cfg: &CsvConfig, username_column: Option<&str>, mapped: &[String])
         };
         out.entries.push((EntryKind::User, entry));
     }
-    if let Some(m) = &cfg.memberships_path {
-        read_memberships(m, &mut groups)?;
-    }
-    for (g, members) in groups {
-        out.counts.groups += 1;
-        let origin = format!("group {g}");
-        out.entries.push((EntryKind::Group, tabular::group(&g, members, Vec::new(), origin)));
-    }
+    out.groups = groups;
     Ok(out)
 }
 
