@@ -20,6 +20,11 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # Schemathesis (PyPI) runs in a virtualenv of its own (tests/it/schemathesis.rs).
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The program source's fixtures: a C sample built with cc, shell samples using
+# awk; the Unix source's NSS test makes accounts with useradd/groupadd.
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+command -v awk >/dev/null 2>&1 || need+=(mawk)
+command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || need+=(passwd)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # samba-tool alone (samba-common-bin) is not enough: the AD DC daemon and its
 # provisioning data are what the AD tests run.
