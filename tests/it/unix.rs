@@ -87,18 +87,30 @@ struct Accounts {
 impl Drop for Accounts {
     fn drop(&mut self) {
         for u in &self.users {
-            let _ = Command::new("userdel").arg(u).status();
+            let _ = as_root("userdel", &[u]).status();
         }
-        let _ = Command::new("groupdel").arg(&self.group).status();
+        let _ = as_root("groupdel", &[&self.group]).status();
     }
 }
 
+/// `cmd args`, through `sudo -n` when this process is not root (as the test
+/// command installs packages).
+fn as_root(cmd: &str, args: &[&str]) -> Command {
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut c = Command::new(if root { cmd } else { "sudo" });
+    if !root {
+        c.args(["-n", cmd]);
+    }
+    c.args(args);
+    c
+}
+
 fn run(cmd: &str, args: &[&str]) {
-    let st = Command::new(cmd)
-        .args(args)
+    let st = as_root(cmd, args)
         .status()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (the test needs root and the passwd package)"));
-    assert!(st.success(), "{cmd} {args:?} failed (the test needs root)");
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (the test needs root or sudo, and the passwd package)"));
+    assert!(st.success(), "{cmd} {args:?} failed (the test needs root or sudo)");
 }
 
 fn uid_of(user: &str) -> u32 {
@@ -127,7 +139,7 @@ fn nss_reads_accounts_the_machine_knows_through_getent() {
     assert_eq!(user_field(&env, &accounts.users[0], "full_name"), "Nss Ada");
     assert!(groups_of(&env, &accounts.users[0]).contains(&group), "{:?}", groups_of(&env, &accounts.users[0]));
     // The account is deleted from the machine: it is disabled here.
-    Command::new("userdel").arg(&accounts.users[0]).status().unwrap();
+    as_root("userdel", &[&accounts.users[0]]).status().unwrap();
     let (code, out) = env.sync(&["--force"]);
     assert_eq!(code, 3, "the only user gone is an emptied source: blocked even with --force: {out}");
     drop(accounts);
