@@ -2,7 +2,9 @@
 //! users, or whose read (a delta too) would leave it with no active user,
 //! never removes anybody (this cannot be forced); a plan that would
 //! disable or delete more than `max_delete_percent` of a source's users, or
-//! more than `max_delete_count` in all, is blocked unless forced.
+//! more than `max_delete_count` in all, is blocked unless forced. Each
+//! block names the source it holds back (`None`: the whole run); the sync
+//! leaves such a source out and applies the others (a `partial` run).
 
 use serde::Serialize;
 
