@@ -63,3 +63,22 @@ pub fn check_column(name: &str, columns: &[&str], kind: &str) -> Result<(), Stri
         Err(format!("\"{name}\" is not a column of type = \"{kind}\" (expected one of: {})", columns.join(", ")))
     }
 }
+
+/// A user or group entry the mapping skips with `reason` at `origin`
+/// ([`EntryKind`](crate::model::EntryKind) says which); `name`, when one
+/// could be read, still protects the user (or group) it names: a skipped
+/// entry is never a missing one.
+pub fn skipped(kind: crate::model::EntryKind, name: Option<&str>, origin: String, reason: String) -> RawEntry {
+    let (prefix, attr) = match kind {
+        crate::model::EntryKind::User => ("user", "username"),
+        crate::model::EntryKind::Group => ("group", GROUP_NAME),
+    };
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    let mut e = RawEntry::new(format!("{prefix}:{}", name.unwrap_or(&origin)));
+    if let Some(n) = name {
+        e.push(attr, AttrValue::Text(n.to_string()));
+    }
+    e.facts.id = Some(Err(reason));
+    e.facts.origin = Some(origin);
+    e
+}

@@ -20,7 +20,7 @@ pub use config::CsvConfig;
 
 use super::{tabular, EntrySink, FetchCounts, Fetched, Source, SourceError};
 use crate::config::{FieldSource, SourceConfig};
-use crate::model::{AttrValue, EntryKind, RawEntry};
+use crate::model::{EntryKind, RawEntry};
 
 pub struct CsvSource {
     name: String,
@@ -73,13 +73,23 @@ struct Read {
     groups: BTreeMap<String, Vec<String>>,
 }
 
+impl Read {
+    /// The groups, as entries after the users.
+    fn push_groups(&mut self, groups: BTreeMap<String, Vec<String>>) {
+        for (g, members) in groups {
+            self.counts.groups += 1;
+            let origin = format!("group {g}");
+            self.entries.push((EntryKind::Group, tabular::group(&g, members, Vec::new(), origin)));
+        }
+    }
+}
+
 /// Reads CSV text as the source would (the fuzz target's entry point): the
 /// user entries and the groups, or the error that would fail the read.
 pub fn entries_of(text: &[u8], cfg: &CsvConfig, username_column: &str) -> Result<Vec<(EntryKind, RawEntry)>, String> {
     let mut out = read_rows(text, cfg, Some(username_column), &[username_column.to_string()])?;
-    for (g, members) in std::mem::take(&mut out.groups) {
-        out.entries.push((EntryKind::Group, tabular::group(&g, members, Vec::new(), format!("group {g}"))));
-    }
+    let groups = std::mem::take(&mut out.groups);
+    out.push_groups(groups);
     Ok(out.entries)
 }
 
@@ -90,11 +100,7 @@ fn read_files(cfg: &CsvConfig, username_column: Option<&str>, mapped: &[String])
     if let Some(m) = &cfg.memberships_path {
         read_memberships(m, &mut groups)?;
     }
-    for (g, members) in groups {
-        out.counts.groups += 1;
-        let origin = format!("group {g}");
-        out.entries.push((EntryKind::Group, tabular::group(&g, members, Vec::new(), origin)));
-    }
+    out.push_groups(groups);
     Ok(out)
 }
 
@@ -217,13 +223,7 @@ fn read_memberships(path: &PathBuf, groups: &mut BTreeMap<String, Vec<String>>) 
 /// A row the mapping skips with `reason`; `username`, when known, still
 /// protects the user it names.
 fn skipped(username: Option<&str>, origin: String, reason: String) -> RawEntry {
-    let mut e = RawEntry::new(format!("user:{origin}"));
-    if let Some(u) = username.filter(|u| !u.is_empty()) {
-        e.push("username", AttrValue::Text(u.to_string()));
-    }
-    e.facts.id = Some(Err(reason));
-    e.facts.origin = Some(origin);
-    e
+    tabular::skipped(EntryKind::User, username, origin, reason)
 }
 
 #[async_trait]

@@ -25,7 +25,7 @@ use run::{output, Limits, Running};
 
 use super::{tabular, Batcher, EntrySink, FetchCounts, Fetched, Source, SourceError};
 use crate::config::SourceConfig;
-use crate::model::{AttrValue, Delta, EntryKind, RawEntry};
+use crate::model::{Delta, EntryKind, RawEntry};
 
 pub struct ProgramSource {
     name: String,
@@ -166,13 +166,7 @@ impl ProgramSource {
 /// columns, no username, not UTF-8) an entry the mapping skips with the reason.
 pub fn user_entry(line: &[u8], origin: &str) -> RawEntry {
     let bad = |reason: String, username: Option<&str>| {
-        let mut e = RawEntry::new(format!("user:{}", username.unwrap_or("?")));
-        if let Some(u) = username.filter(|u| !u.is_empty()) {
-            e.push("username", AttrValue::Text(u.to_string()));
-        }
-        e.facts.id = Some(Err(reason));
-        e.facts.origin = Some(origin.to_string());
-        e
+        tabular::skipped(EntryKind::User, username, origin.to_string(), reason)
     };
     let Ok(text) = std::str::from_utf8(line) else {
         return bad("the line is not valid UTF-8".into(), None);
@@ -267,6 +261,7 @@ impl Source for ProgramSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AttrValue;
 
     fn cols(e: &RawEntry) -> Vec<(String, String)> {
         e.attrs

@@ -18,7 +18,7 @@ pub use config::UnixConfig;
 
 use super::program::run::{output, Limits};
 use super::{tabular, EntrySink, FetchCounts, Fetched, Source, SourceError};
-use crate::model::{AttrValue, EntryKind, RawEntry};
+use crate::model::EntryKind;
 
 pub struct UnixSource {
     pub(crate) name: String,
@@ -114,18 +114,6 @@ impl UnixSource {
     }
 }
 
-/// A skipped entry: the mapping reports `reason` at `origin`; a username,
-/// when one could be read, still protects the user it names.
-fn skipped(kind: &str, name: Option<&str>, origin: String, reason: String) -> RawEntry {
-    let mut e = RawEntry::new(format!("{kind}:{}", name.unwrap_or("?")));
-    if let Some(n) = name.filter(|n| !n.trim().is_empty()) {
-        e.push(if kind == "user" { "username" } else { tabular::GROUP_NAME }, AttrValue::Text(n.to_string()));
-    }
-    e.facts.id = Some(Err(reason));
-    e.facts.origin = Some(origin);
-    e
-}
-
 #[async_trait]
 impl Source for UnixSource {
     fn name(&self) -> &str {
@@ -142,7 +130,7 @@ impl Source for UnixSource {
         for (n, line) in content(&passwd) {
             let origin = format!("{pname}:{n}");
             let entry = match parse_passwd(line) {
-                Err(reason) => skipped("user", line.split(':').next(), origin, reason),
+                Err(reason) => tabular::skipped(EntryKind::User, line.split(':').next(), origin, reason),
                 Ok(a) if !self.in_scope(&a) => continue,
                 Ok(a) => {
                     let id = if self.cfg.id_is_username { a.name.to_string() } else { a.uid.to_string() };
@@ -173,7 +161,7 @@ impl Source for UnixSource {
         for (n, line) in content(&group) {
             let origin = format!("{gname}:{n}");
             let entry = match parse_group(line) {
-                Err(reason) => skipped("group", line.split(':').next(), origin, reason),
+                Err(reason) => tabular::skipped(EntryKind::Group, line.split(':').next(), origin, reason),
                 Ok((name, gid, members)) => {
                     let has_synced = members.iter().any(|m| synced.contains(*m)) || primary.contains_key(&gid);
                     if !has_synced {
