@@ -54,7 +54,7 @@ impl PasswordCheck for ProgramPasswordCheck {
             },
             Some(_) => Ok(Verdict::Refused(None)),
             None => match exit {
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
                 Ok(_) => Ok(Verdict::Refused(Some("the authentication program printed nothing".into()))),
             },
         }

@@ -37,8 +37,8 @@ impl ProgramSource {
         ProgramSource { name: cfg.name.clone(), cfg: p.clone() }
     }
 
-    fn err(&self, m: String) -> SourceError {
-        SourceError::new(&self.name, m)
+    fn err(&self, m: impl Into<String>) -> SourceError {
+        SourceError::new(&self.name, m.into())
     }
 
     /// `program COMMAND` for messages.
@@ -94,7 +94,7 @@ impl ProgramSource {
         let (lines, stderr) = match r.await {
             Ok(done) => done,
             // PaperCut's samples exit non-zero for a user they do not know.
-            Err(m) if m.contains("exited with status") => {
+            Err(m) if m.exited => {
                 tracing::info!(source = %self.name, asked = %username, "get-user-details: {m}; taken as an unknown user");
                 return Ok(0);
             }

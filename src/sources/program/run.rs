@@ -16,6 +16,32 @@ use tokio::time::Instant;
 /// Longest stderr kept for messages.
 const STDERR_CAP: usize = 16 * 1024;
 
+/// Why a program run failed; `exited` when it ran to its end and exited
+/// non-zero (rather than not starting, being killed or timing out).
+#[derive(Debug)]
+pub struct RunError {
+    pub message: String,
+    pub exited: bool,
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<RunError> for String {
+    fn from(e: RunError) -> String {
+        e.message
+    }
+}
+
+impl From<String> for RunError {
+    fn from(message: String) -> RunError {
+        RunError { message, exited: false }
+    }
+}
+
 /// How long a program may run and how much it may print.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -48,7 +74,7 @@ impl Running {
         stdin: Option<Vec<u8>>,
         limits: Limits,
         what: String,
-    ) -> Result<Running, String> {
+    ) -> Result<Running, RunError> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -105,7 +131,7 @@ impl Running {
 
     /// The next line of stdout (without its `\n` or `\r\n`) and its number,
     /// or `None` at the end.
-    pub async fn next_line(&mut self) -> Result<Option<(usize, &[u8])>, String> {
+    pub async fn next_line(&mut self) -> Result<Option<(usize, &[u8])>, RunError> {
         self.buf.clear();
         let limit = self.limits.max_output.saturating_sub(self.read) + 1;
         let mut take = (&mut self.out).take(limit);
@@ -136,12 +162,12 @@ impl Running {
     /// Waits for the program to end (within the deadline). `Ok`: exit 0,
     /// with what it printed on stderr (a warning to log); `Err`: a non-zero
     /// exit, a signal or a timeout, with stderr in the message.
-    pub async fn finish(mut self) -> Result<String, String> {
+    pub async fn finish(mut self) -> Result<String, RunError> {
         // Whatever is left on stdout is drained (and still capped).
         while self.next_line().await?.is_some() {}
         let status = match tokio::time::timeout_at(self.deadline, self.child.wait()).await {
             Err(_) => return Err(self.kill(format!("did not finish within {} s (killed)", secs(self.limits))).await),
-            Ok(Err(e)) => return Err(format!("{}: waiting for it failed: {e}", self.what)),
+            Ok(Err(e)) => return Err(format!("{}: waiting for it failed: {e}", self.what).into()),
             Ok(Ok(s)) => s,
         };
         let stderr = self.stderr_text().await;
@@ -154,11 +180,11 @@ impl Running {
             (None, Some(sig)) => format!("was killed by signal {sig}"),
             _ => "failed".to_string(),
         };
-        Err(self.message(how, &stderr))
+        Err(RunError { message: self.message(how, &stderr), exited: true })
     }
 
     /// Kills the program and everything in its process group.
-    async fn kill(&mut self, why: String) -> String {
+    async fn kill(&mut self, why: String) -> RunError {
         if let Some(pid) = self.child.id() {
             // SAFETY: kill(2) with a negative pid signals the process group
             // the child leads (`process_group(0)`); no memory is involved.
@@ -168,7 +194,7 @@ impl Running {
         }
         let _ = self.child.kill().await;
         let stderr = self.stderr_text().await;
-        self.message(why, &stderr)
+        self.message(why, &stderr).into()
     }
 
     async fn stderr_text(&mut self) -> String {
@@ -205,7 +231,7 @@ pub async fn output(
     stdin: Option<Vec<u8>>,
     limits: Limits,
     what: String,
-) -> Result<(Vec<(usize, String)>, String), String> {
+) -> Result<(Vec<(usize, String)>, String), RunError> {
     let mut r = Running::start(program, args, stdin, limits, what)?;
     let mut lines = Vec::new();
     while let Some((n, l)) = r.next_line().await? {

@@ -73,8 +73,8 @@ fn content(text: &str) -> impl Iterator<Item = (usize, &str)> {
 }
 
 impl UnixSource {
-    fn err(&self, m: String) -> SourceError {
-        SourceError::new(&self.name, m)
+    fn err(&self, m: impl Into<String>) -> SourceError {
+        SourceError::new(&self.name, m.into())
     }
 
     /// The passwd and group databases as text, and the names they go by.
@@ -93,7 +93,7 @@ impl UnixSource {
                     .into_iter()
                     .map(std::path::Path::new)
                     .find(|p| p.exists())
-                    .ok_or_else(|| self.err("nss = true needs getent (libc-bin), which is not installed".into()))?;
+                    .ok_or_else(|| self.err("nss = true needs getent (libc-bin), which is not installed"))?;
                 let limits = Limits { timeout: Duration::from_secs(300), max_output: 1 << 30 };
                 let mut out = Vec::new();
                 for db in ["passwd", "group"] {
