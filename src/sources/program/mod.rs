@@ -41,6 +41,13 @@ impl ProgramSource {
         SourceError::new(&self.name, m.into())
     }
 
+    /// A program that succeeded but wrote to stderr: logged, not an error.
+    fn warn_stderr(&self, what: &str, stderr: &str) {
+        if !stderr.is_empty() {
+            warn!(source = %self.name, command = %what, "the program succeeded but wrote to stderr: {stderr}");
+        }
+    }
+
     /// `program COMMAND` for messages.
     fn what(&self, cmd: &str) -> String {
         let prog = self.cfg.program.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -52,9 +59,7 @@ impl ProgramSource {
         let what = self.what(&args[1..].join(" "));
         let (lines, stderr) =
             output(&self.cfg.program, args, stdin, limits, what.clone()).await.map_err(|m| self.err(m))?;
-        if !stderr.is_empty() {
-            warn!(source = %self.name, command = %what, "the program succeeded but wrote to stderr: {stderr}");
-        }
+        self.warn_stderr(&what, &stderr);
         Ok(lines.into_iter().map(|(_, l)| l).collect())
     }
 
@@ -78,9 +83,7 @@ impl ProgramSource {
             b.push(EntryKind::User, entry).await.map_err(|m| self.err(m))?;
         }
         let stderr = r.finish().await.map_err(|m| self.err(m))?;
-        if !stderr.is_empty() {
-            warn!(source = %self.name, command = %what, "the program succeeded but wrote to stderr: {stderr}");
-        }
+        self.warn_stderr(&what, &stderr);
         Ok(n)
     }
 
@@ -100,9 +103,7 @@ impl ProgramSource {
             }
             Err(m) => return Err(self.err(m)),
         };
-        if !stderr.is_empty() {
-            warn!(source = %self.name, command = %what, "the program succeeded but wrote to stderr: {stderr}");
-        }
+        self.warn_stderr(&what, &stderr);
         let key = crate::model::name_key(username);
         let mut n = 0;
         for (line_no, line) in lines {
