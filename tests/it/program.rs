@@ -267,3 +267,20 @@ fn just_in_time_provisioning_reads_one_user_with_get_user_details_and_its_groups
     drop(store);
     assert_eq!(usernames(&env.users()), ["zoë"], "jane was not created by a crafted name");
 }
+
+#[test]
+fn a_program_printing_more_than_max_output_is_killed_and_removes_nobody() {
+    let env = Env { dir: tempfile::tempdir().unwrap() };
+    let prog = compiled(env.dir.path());
+    env.write_config(&program_config(&prog, ""));
+    let small =
+        env.command(&["sync", "--json"]).env("USERDIR_USERS", "100").env("USERDIR_GROUPS", "2").output().unwrap();
+    assert_eq!(small.status.code(), Some(0));
+    // 100,000 lines are about 8 MiB: over a 1 MiB cap.
+    env.edit_config(|c| c + "max_output_mib = 1\n");
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 1, "{out}");
+    let msg = out["message"].as_str().unwrap();
+    assert!(msg.contains("userdir all-users printed more than 1048576 bytes (max_output_mib; killed)"), "{msg}");
+    assert_eq!(env.users().iter().filter(|u| u["status"] == "active").count(), 100, "nobody removed");
+}
