@@ -203,6 +203,11 @@ async fn a_field_set_during_a_queued_run_is_kept_and_the_run_is_done_again() {
     *DURING_READ.lock().unwrap() = Some((
         "queued".into(),
         Box::new(move || {
+            // The sync reads the store's snapshot while its sources are read;
+            // the change must come after that snapshot for the run to see it
+            // as a conflict. Nothing outside the store tells when that is, so
+            // leave it ample time (it takes milliseconds for two users).
+            std::thread::sleep(std::time::Duration::from_millis(750));
             let v = dirsync::writeback::SetValue::Value("5.00".into());
             dirsync::writeback::set_field(&c, &*s, "amy", "credit", v).unwrap();
         }),
