@@ -231,7 +231,8 @@ impl Authenticator {
             return Err(AuthError::InvalidCredentials);
         };
         let Some(check) = self.check_for(&user.source) else {
-            // The user's source cannot check passwords (an LDIF file).
+            // The user's source cannot check passwords (an LDIF file, Entra ID).
+            warn!(user = %user.username, source = %user.source, "{}", self.cannot_check(&user.source));
             self.pretend().await;
             return Err(AuthError::InvalidCredentials);
         };
@@ -256,6 +257,31 @@ impl Authenticator {
                 Err(AuthError::Unavailable(format!("source \"{}\" cannot be reached", user.source)))
             }
         }
+    }
+
+    /// Why a source's users cannot be checked here, for the admin: the
+    /// source's kind says what to use instead.
+    pub fn cannot_check(&self, source: &str) -> String {
+        let cfg = self.cfg.read().expect("config lock").clone();
+        let kind = cfg.sources.iter().find(|s| s.name == source).map(|s| s.kind.clone());
+        let (type_name, note) = match &kind {
+            Some(k) => (k.type_name(), k.password_note()),
+            None => ("?", None),
+        };
+        let mut m = format!("source \"{source}\" (type = \"{type_name}\") cannot check passwords");
+        if let Some(n) = note {
+            m.push_str(": ");
+            m.push_str(n);
+        }
+        m
+    }
+
+    /// The source of an active user whose source cannot check passwords
+    /// (`None`: unknown user, or its source can check them).
+    pub async fn uncheckable_source(&self, username: &str) -> Result<Option<String>, StoreError> {
+        let name = username.to_string();
+        let user = on_store(&*self.store, move |s| s.user_by_name(&name)).await?;
+        Ok(user.filter(|u| u.status == Status::Active).map(|u| u.source).filter(|s| self.check_for(s).is_none()))
     }
 
     /// About as long as a real check takes.

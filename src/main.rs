@@ -292,7 +292,12 @@ fn run(args: Args) -> Result<u8, Failure> {
             let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
             let handle = Arc::new(std::sync::RwLock::new(Arc::new(cfg)));
             let auth = dirsync::dirauth::Authenticator::new(handle, store);
-            match runtime()?.block_on(auth.authenticate(&username, password, None)) {
+            let rt = runtime()?;
+            // The admin asking is told why, where an API caller only hears "invalid".
+            if let Some(source) = rt.block_on(auth.uncheckable_source(&username)).map_err(|e| Failure::failed(e.to_string()))? {
+                return Err(Failure::failed(auth.cannot_check(&source)));
+            }
+            match rt.block_on(auth.authenticate(&username, password, None)) {
                 Ok(a) => {
                     println!("{}", serde_json::json!({ "username": a.username, "groups": a.groups }));
                     Ok(0)

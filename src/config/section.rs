@@ -53,6 +53,11 @@ impl<'a> Section<'a> {
         self.table.contains_key(k)
     }
 
+    /// Key `k`'s value, left in the table for its owner to read.
+    pub fn peek(&self, k: &str) -> Option<&toml::Value> {
+        self.table.get(k)
+    }
+
     fn take(&mut self, k: &str) -> Option<toml::Value> {
         self.table.remove(k)
     }

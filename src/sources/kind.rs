@@ -80,6 +80,12 @@ pub trait Kind: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// For kinds without a password check: what to use instead, for the
+    /// admin's message.
+    fn password_note(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The settings as their own type, for code that knows the kind.
     fn as_any(&self) -> &dyn Any;
 }

@@ -9,7 +9,9 @@
 //! `[[sources]]` table), and one line in [`KINDS`]. Nothing else names a kind:
 //! the config, the pipeline and write-back reach it through the trait.
 
+pub mod cloud;
 pub mod csv;
+pub mod graph;
 pub mod kind;
 pub mod ldap;
 pub mod ldif;
@@ -25,6 +27,7 @@ pub const KINDS: &[kind::Registration] = &[
     program::config::REGISTRATION,
     unix::config::REGISTRATION,
     csv::config::REGISTRATION,
+    graph::config::REGISTRATION,
 ];
 
 use std::sync::atomic::{AtomicU64, Ordering};
