@@ -294,7 +294,9 @@ fn run(args: Args) -> Result<u8, Failure> {
             let auth = dirsync::dirauth::Authenticator::new(handle, store);
             let rt = runtime()?;
             // The admin asking is told why, where an API caller only hears "invalid".
-            if let Some(source) = rt.block_on(auth.uncheckable_source(&username)).map_err(|e| Failure::failed(e.to_string()))? {
+            if let Some(source) =
+                rt.block_on(auth.uncheckable_source(&username)).map_err(|e| Failure::failed(e.to_string()))?
+            {
                 return Err(Failure::failed(auth.cannot_check(&source)));
             }
             match rt.block_on(auth.authenticate(&username, password, None)) {

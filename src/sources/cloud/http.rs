@@ -88,7 +88,9 @@ pub fn check_url(url: &str) -> Result<url::Url, String> {
     match u.scheme() {
         "https" if u.host().is_some() => Ok(u),
         "http" if loopback => Ok(u),
-        "http" => Err(format!("\"{url}\" is plain http to another machine: tokens would cross the network in the clear (use https://)")),
+        "http" => Err(format!(
+            "\"{url}\" is plain http to another machine: tokens would cross the network in the clear (use https://)"
+        )),
         _ => Err(format!("expected an https:// URL, got \"{url}\"")),
     }
 }
@@ -155,7 +157,10 @@ pub async fn send(
         })?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| HttpError::new(format!("{what}: reading the answer: {}", without_url(&e))))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| HttpError::new(format!("{what}: reading the answer: {}", without_url(&e))))?;
         if status.is_success() {
             return Ok((status, body.to_vec()));
         }
@@ -228,11 +233,18 @@ mod tests {
     #[test]
     fn error_bodies_of_each_service_are_read() {
         let graph = br#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges"}}"#;
-        assert_eq!(error_of(graph), (Some("Authorization_RequestDenied".into()), Some("Insufficient privileges".into())));
+        assert_eq!(
+            error_of(graph),
+            (Some("Authorization_RequestDenied".into()), Some("Insufficient privileges".into()))
+        );
         let google = br#"{"error":{"code":403,"message":"Rate","errors":[{"reason":"rateLimitExceeded"}]}}"#;
         assert_eq!(error_of(google).0.as_deref(), Some("rateLimitExceeded"));
-        let oauth = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret.\r\nTrace"}"#;
-        assert_eq!(error_of(oauth), (Some("invalid_client".into()), Some("AADSTS7000215: Invalid client secret.".into())));
+        let oauth =
+            br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret.\r\nTrace"}"#;
+        assert_eq!(
+            error_of(oauth),
+            (Some("invalid_client".into()), Some("AADSTS7000215: Invalid client secret.".into()))
+        );
         assert_eq!(error_of(b"<html>"), (None, None));
     }
 

@@ -80,7 +80,8 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         push_paths(&mut e, &v, &paths);
-        let get = |n: &str| e.values(n).iter().map(|v| String::from_utf8(v.bytes().to_vec()).unwrap()).collect::<Vec<_>>();
+        let get =
+            |n: &str| e.values(n).iter().map(|v| String::from_utf8(v.bytes().to_vec()).unwrap()).collect::<Vec<_>>();
         assert_eq!(get("displayname"), ["Amy"]);
         assert_eq!(get("onpremisesextensionattributes.extensionattribute1"), ["B-7"]);
         assert_eq!(get("organizations.0.department"), ["Maths"]);

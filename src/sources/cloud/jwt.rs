@@ -80,7 +80,8 @@ mod tests {
         let t = s.sign(&serde_json::json!({"alg": "RS256"}), &serde_json::json!({"sub": "a"})).unwrap();
         let (input, sig) = t.rsplit_once('.').unwrap();
         let public = aws_lc_rs::signature::KeyPair::public_key(&s.key).as_ref().to_vec();
-        let pk = aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, public);
+        let pk =
+            aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, public);
         pk.verify(input.as_bytes(), &B64.decode(sig).unwrap()).unwrap();
         let claims: Value = serde_json::from_slice(&B64.decode(input.split('.').nth(1).unwrap()).unwrap()).unwrap();
         assert_eq!(claims["sub"], "a");

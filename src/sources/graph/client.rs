@@ -147,9 +147,10 @@ impl Graph {
             let mut again = Vec::new();
             let mut wait = Duration::ZERO;
             for p in parts {
-                let i: usize = p["id"].as_str().and_then(|s| s.parse().ok()).filter(|i| *i < urls.len()).ok_or_else(
-                    || HttpError::new("POST /v1.0/$batch: a response with an id that was not asked for"),
-                )?;
+                let i: usize =
+                    p["id"].as_str().and_then(|s| s.parse().ok()).filter(|i| *i < urls.len()).ok_or_else(|| {
+                        HttpError::new("POST /v1.0/$batch: a response with an id that was not asked for")
+                    })?;
                 let status = p["status"].as_u64().unwrap_or(0) as u16;
                 if throttled(status, None) {
                     let after = p["headers"]["Retry-After"].as_str().and_then(|s| s.parse().ok()).unwrap_or(1);

@@ -54,15 +54,56 @@ office = "officeLocation"
 /// Graph's user properties (v1.0) as Graph spells them: a field source must
 /// start with one of these or be a directory extension (`extension_<app>_<name>`).
 pub const USER_PROPERTIES: &[&str] = &[
-    "aboutMe", "accountEnabled", "ageGroup", "businessPhones", "city", "companyName", "consentProvidedForMinor",
-    "country", "createdDateTime", "creationType", "department", "displayName", "employeeHireDate", "employeeId",
-    "employeeLeaveDateTime", "employeeOrgData", "employeeType", "externalUserState", "faxNumber", "givenName",
-    "id", "identities", "imAddresses", "jobTitle", "legalAgeGroupClassification", "mail", "mailNickname",
-    "mobilePhone", "officeLocation", "onPremisesDistinguishedName", "onPremisesDomainName",
-    "onPremisesExtensionAttributes", "onPremisesImmutableId", "onPremisesSamAccountName",
-    "onPremisesSecurityIdentifier", "onPremisesSyncEnabled", "onPremisesUserPrincipalName", "otherMails",
-    "postalCode", "preferredDataLocation", "preferredLanguage", "proxyAddresses", "securityIdentifier",
-    "showInAddressList", "state", "streetAddress", "surname", "usageLocation", "userPrincipalName", "userType",
+    "aboutMe",
+    "accountEnabled",
+    "ageGroup",
+    "businessPhones",
+    "city",
+    "companyName",
+    "consentProvidedForMinor",
+    "country",
+    "createdDateTime",
+    "creationType",
+    "department",
+    "displayName",
+    "employeeHireDate",
+    "employeeId",
+    "employeeLeaveDateTime",
+    "employeeOrgData",
+    "employeeType",
+    "externalUserState",
+    "faxNumber",
+    "givenName",
+    "id",
+    "identities",
+    "imAddresses",
+    "jobTitle",
+    "legalAgeGroupClassification",
+    "mail",
+    "mailNickname",
+    "mobilePhone",
+    "officeLocation",
+    "onPremisesDistinguishedName",
+    "onPremisesDomainName",
+    "onPremisesExtensionAttributes",
+    "onPremisesImmutableId",
+    "onPremisesSamAccountName",
+    "onPremisesSecurityIdentifier",
+    "onPremisesSyncEnabled",
+    "onPremisesUserPrincipalName",
+    "otherMails",
+    "postalCode",
+    "preferredDataLocation",
+    "preferredLanguage",
+    "proxyAddresses",
+    "securityIdentifier",
+    "showInAddressList",
+    "state",
+    "streetAddress",
+    "surname",
+    "usageLocation",
+    "userPrincipalName",
+    "userType",
 ];
 
 /// How dirsync proves it is the app registration.
@@ -70,7 +111,10 @@ pub const USER_PROPERTIES: &[&str] = &[
 pub enum Credential {
     Secret(Secret),
     /// A client assertion signed with the key, naming the certificate by its thumbprint.
-    Certificate { thumbprint: String, key: Arc<jwt::Signer> },
+    Certificate {
+        thumbprint: String,
+        key: Arc<jwt::Signer>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -149,7 +193,9 @@ impl Kind for GraphConfig {
         &'a self,
         cfg: &'a SourceConfig,
     ) -> Option<BoxFuture<'a, Result<Box<dyn Transport>, TransportError>>> {
-        Some(Box::pin(async move { Ok(Box::new(super::writeback::GraphTransport::new(cfg, self)) as Box<dyn Transport>) }))
+        Some(Box::pin(
+            async move { Ok(Box::new(super::writeback::GraphTransport::new(cfg, self)) as Box<dyn Transport>) },
+        ))
     }
 
     fn password_note(&self) -> Option<&'static str> {
@@ -221,10 +267,17 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
                 .map_err(|m| s.err("private_key_file", format!("{}: {m}", k.display())))?;
             Credential::Certificate { thumbprint, key: Arc::new(key) }
         }
-        (None, Some(_), None) => return Err(s.err("private_key_file", "missing: certificate_file needs its private key")),
-        (None, None, Some(_)) => return Err(s.err("certificate_file", "missing: private_key_file needs its certificate")),
+        (None, Some(_), None) => {
+            return Err(s.err("private_key_file", "missing: certificate_file needs its private key"))
+        }
+        (None, None, Some(_)) => {
+            return Err(s.err("certificate_file", "missing: private_key_file needs its certificate"))
+        }
         (Some(_), _, _) => {
-            return Err(s.err("client_secret_file", "give either a client secret or certificate_file + private_key_file, not both"))
+            return Err(s.err(
+                "client_secret_file",
+                "give either a client secret or certificate_file + private_key_file, not both",
+            ))
         }
         (None, None, None) => {
             return Err(s.err(
@@ -241,7 +294,8 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
     let authority_url = url(s, "authority_url", "https://login.microsoftonline.com")?;
     let graph_url = url(s, "graph_url", "https://graph.microsoft.com")?;
     let user_filter = s.string("user_filter")?.filter(|f| !f.trim().is_empty());
-    if user_filter.is_some() && s.peek("incremental").and_then(|i| i.get("enabled")).and_then(|e| e.as_bool()) == Some(true)
+    if user_filter.is_some()
+        && s.peek("incremental").and_then(|i| i.get("enabled")).and_then(|e| e.as_bool()) == Some(true)
     {
         return Err(s.err(
             "user_filter",

@@ -226,11 +226,7 @@ impl GraphSource {
         Ok(out)
     }
 
-    async fn push_groups(
-        &self,
-        b: &mut Batcher,
-        names: BTreeMap<String, String>,
-    ) -> Result<u64, SourceError> {
+    async fn push_groups(&self, b: &mut Batcher, names: BTreeMap<String, String>) -> Result<u64, SourceError> {
         let lists = self.members(names.keys().cloned().collect()).await.map_err(|e| self.err(e))?;
         let n = lists.len() as u64;
         for (id, members) in lists {
@@ -238,12 +234,8 @@ impl GraphSource {
             if let Some(name) = names.get(&id).filter(|n| !n.is_empty()) {
                 e.push("displayname", AttrValue::Text(name.clone()));
             }
-            e.facts = Facts {
-                id: Some(Ok(id.clone())),
-                members,
-                origin: Some(format!("groups/{id}")),
-                ..Facts::default()
-            };
+            e.facts =
+                Facts { id: Some(Ok(id.clone())), members, origin: Some(format!("groups/{id}")), ..Facts::default() };
             b.push(EntryKind::Group, e).await.map_err(|m| SourceError::new(&self.name, m))?;
         }
         Ok(n)
@@ -293,8 +285,9 @@ impl GraphSource {
         let mut delta = Delta::default();
         let mut b = sink.batcher();
         let (user_count, users_link) = self.push_users(&mut b, st.users, Some(&mut delta)).await.map_err(fail)?;
-        let users_link = users_link
-            .ok_or_else(|| SourceError::new(&self.name, "GET /v1.0/users/delta: the pages ended without a deltaLink"))?;
+        let users_link = users_link.ok_or_else(|| {
+            SourceError::new(&self.name, "GET /v1.0/users/delta: the pages ended without a deltaLink")
+        })?;
         let mut changed: BTreeMap<String, String> = BTreeMap::new();
         let groups_link = self
             .pages(st.groups, &mut |v| {
@@ -313,11 +306,14 @@ impl GraphSource {
             })
             .await
             .map_err(fail)?
-            .ok_or_else(|| SourceError::new(&self.name, "GET /v1.0/groups/delta: the pages ended without a deltaLink"))?;
+            .ok_or_else(|| {
+                SourceError::new(&self.name, "GET /v1.0/groups/delta: the pages ended without a deltaLink")
+            })?;
         // Names a delta page left out are read with the members.
         let unnamed: Vec<String> = changed.iter().filter(|(_, n)| n.is_empty()).map(|(id, _)| id.clone()).collect();
         for chunk in unnamed.chunks(BATCH) {
-            let urls: Vec<String> = chunk.iter().map(|id| format!("/groups/{}?$select=id,displayName", enc(id))).collect();
+            let urls: Vec<String> =
+                chunk.iter().map(|id| format!("/groups/{}?$select=id,displayName", enc(id))).collect();
             for (id, part) in chunk.iter().zip(self.graph.batch(&urls).await.map_err(|e| self.err(e))?) {
                 match part.body["displayName"].as_str() {
                     Some(n) if part.status == 200 => {
@@ -383,4 +379,3 @@ impl Source for GraphSource {
         Ok(Some(format!("signed in to tenant {} and read its users", self.graph.cfg.tenant_id)))
     }
 }
-
