@@ -11,6 +11,7 @@
 
 pub mod cloud;
 pub mod csv;
+pub mod google;
 pub mod graph;
 pub mod kind;
 pub mod ldap;
@@ -28,6 +29,7 @@ pub const KINDS: &[kind::Registration] = &[
     unix::config::REGISTRATION,
     csv::config::REGISTRATION,
     graph::config::REGISTRATION,
+    google::config::REGISTRATION,
 ];
 
 use std::sync::atomic::{AtomicU64, Ordering};
