@@ -106,14 +106,23 @@ fn the_bundled_demo_syncs() {
 fn every_example_config_loads() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     let programs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/programs");
-    for name in ["samba-winbind.toml", "samba-ad.toml", "azure-ad-ds.toml", "unix.toml", "program.toml", "entra.toml", "google.toml"] {
+    for name in [
+        "samba-winbind.toml",
+        "samba-ad.toml",
+        "azure-ad-ds.toml",
+        "unix.toml",
+        "program.toml",
+        "entra.toml",
+        "google.toml",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         // The files an example names, made here: a password, the programs
         // (under this folder instead of /opt/userdir); CAs are left out.
         std::fs::write(dir.path().join("bind-password.txt"), "x\n").unwrap();
         std::fs::write(dir.path().join("cards.csv"), "login,card\n").unwrap();
         std::fs::write(dir.path().join("graph.secret"), "x\n").unwrap();
-        let key = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cloud/test-key.pem")).unwrap();
+        let key =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cloud/test-key.pem")).unwrap();
         let sa = serde_json::json!({"client_email": "sa@p.iam.gserviceaccount.com", "private_key": key});
         std::fs::write(dir.path().join("sa.json"), sa.to_string()).unwrap();
         let userdir = dir.path().join("userdir");
