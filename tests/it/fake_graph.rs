@@ -61,6 +61,8 @@ pub struct Tenant {
     pub expired_below: usize,
     pub forbidden: HashSet<String>,
     pub on_premises: HashSet<String>,
+    /// `/v1.0/users` pages link to this host instead of the fake's own.
+    pub next_link_host: Option<String>,
     tokens: HashSet<String>,
     /// Token requests with their grant (secret or assertion).
     pub token_requests: Vec<BTreeMap<String, String>>,
@@ -373,7 +375,11 @@ fn get(t: &Tenant, base: &str, path: &str, q: &BTreeMap<String, String>) -> (Sta
                 return err(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "");
             }
             let items: Vec<Value> = t.users.values().map(|u| selected(u, q.get("$select"))).collect();
-            (StatusCode::OK, page(t, &here, items, skip, q))
+            let mut body = page(t, &here, items, skip, q);
+            if let (Some(host), Some(next)) = (&t.next_link_host, body["@odata.nextLink"].as_str()) {
+                body["@odata.nextLink"] = json!(next.replace(base, host));
+            }
+            (StatusCode::OK, body)
         }
         ["", "v1.0", "groups"] => {
             let items: Vec<Value> = t.groups.iter().map(|(id, (n, _))| json!({"id": id, "displayName": n})).collect();

@@ -295,3 +295,43 @@ fn config_mistakes_name_the_key() {
         assert!(!r.stderr.contains(SECRET));
     }
 }
+
+#[test]
+fn a_next_link_to_another_host_is_not_followed_and_the_token_stays_home() {
+    let g = FakeGraph::start();
+    tenant(&g);
+    // Another server that would receive the token if dirsync followed the link.
+    let thief = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let thief_base = format!("http://{}", thief.local_addr().unwrap());
+    thief.set_nonblocking(true).unwrap();
+    g.with(|t| t.next_link_host = Some(thief_base.clone()));
+    let env = graph_env(&g, "", FIELDS);
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out["message"].as_str().unwrap().contains("outside graph_url"), "{out}");
+    assert!(thief.accept().is_err(), "nobody connected to the other host");
+    assert!(env.users().is_empty());
+}
+
+#[test]
+fn a_server_that_stalls_fails_the_run_after_timeout_secs() {
+    let g = FakeGraph::start();
+    // Accepts connections and never answers.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = stall.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = stall.accept() {
+            held.push(s);
+        }
+    });
+    let env = graph_env(&g, "timeout_secs = 1", FIELDS);
+    env.edit_config(|c| {
+        c.replace(&format!("graph_url = \"{}\"", g.base()), &format!("graph_url = \"http://127.0.0.1:{port}\""))
+    });
+    let t0 = std::time::Instant::now();
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out["message"].as_str().unwrap().contains("no answer in time"), "{out}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+}
