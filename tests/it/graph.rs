@@ -282,6 +282,11 @@ fn config_mistakes_name_the_key() {
         ),
         (
             "[sources.fields]",
+            "[sources.writeback]\nenabled = true\nbind_dn = \"cn=x\"\n[sources.fields]",
+            "writeback.bind_dn: is not used by type = \"graph\"",
+        ),
+        (
+            "[sources.fields]",
             "user_filter = \"x\"\n[sources.incremental]\nenabled = true\n[sources.fields]",
             "user_filter: cannot be used with",
         ),

@@ -251,6 +251,15 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
     };
     let timeout_secs = positive(s, "timeout_secs", 60, 3600)? as u64;
     let concurrency = positive(s, "concurrency", 4, 32)? as usize;
+    // Write-back goes through the same credential; an LDAP write account means nothing here.
+    for k in ["bind_dn", "bind_password", "bind_password_file", "bind_password_env"] {
+        if s.peek("writeback").and_then(|w| w.get(k)).is_some() {
+            return Err(s.err(
+                &format!("writeback.{k}"),
+                "is not used by type = \"google\": write-back uses the service account (scope admin.directory.user)",
+            ));
+        }
+    }
     let spelling = crate::sources::graph::config::spellings(s.peek("fields"));
     Ok(Box::new(GoogleConfig {
         directory: DirectoryQuery {
