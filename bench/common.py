@@ -61,17 +61,22 @@ def server_section(port, token_file, scopes, extra=""):
             '[schedule]\nfull = ""\nincremental = ""\n')
 
 
-def serve_up(binary, cfg, port):
-    """Starts `dirsync serve`; returns (process, base URL) once /healthz answers."""
+def wait_for(url, tries=100):
+    """Waits until `url` answers (0.1 s between tries)."""
     import urllib.request
-    server = subprocess.Popen([binary, "-c", cfg, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base_url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    for _ in range(tries):
         try:
-            urllib.request.urlopen(base_url + "/healthz", timeout=1)
-            break
+            urllib.request.urlopen(url, timeout=1)
+            return
         except OSError:
             time.sleep(0.1)
+
+
+def serve_up(binary, cfg, port):
+    """Starts `dirsync serve`; returns (process, base URL) once /healthz answers."""
+    server = subprocess.Popen([binary, "-c", cfg, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}"
+    wait_for(base_url + "/healthz")
     return server, base_url
 
 

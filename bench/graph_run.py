@@ -7,8 +7,8 @@ without dirsync.
 
     python3 bench/graph_run.py [users] [groups]
 """
-import json, os, subprocess, sys, tempfile, time, urllib.request
-from common import ROOT, build_release, free_port, timed
+import json, os, subprocess, sys, tempfile, urllib.request
+from common import ROOT, build_release, free_port, timed, wait_for
 
 users = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 groups = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
@@ -16,12 +16,7 @@ binary = build_release()
 port = free_port()
 fake = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "graph_fake.py"), str(port), str(users), str(groups)])
 base = f"http://127.0.0.1:{port}"
-for _ in range(600):
-    try:
-        urllib.request.urlopen(base + "/v1.0/groups", timeout=1)
-        break
-    except Exception:
-        time.sleep(0.1)
+wait_for(base + "/v1.0/groups", tries=600)
 
 
 def log():

@@ -49,15 +49,7 @@ impl FakeGoogle {
     pub fn start() -> FakeGoogle {
         let d = Arc::new(Mutex::new(Domain { page_size: 500, ..Domain::default() }));
         let app = axum::Router::new().fallback(handle).with_state(d.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
-            });
-        });
+        let port = crate::harness::spawn_app(app);
         FakeGoogle { port, d }
     }
 

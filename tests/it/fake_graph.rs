@@ -77,16 +77,7 @@ impl FakeGraph {
     pub fn start() -> FakeGraph {
         let t = Arc::new(Mutex::new(Tenant { page_size: 999, ..Tenant::default() }));
         let app = axum::Router::new().fallback(handle).with_state(t.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(l, app).await.unwrap();
-            });
-        });
+        let port = crate::harness::spawn_app(app);
         FakeGraph { port, t }
     }
 

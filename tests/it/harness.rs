@@ -459,6 +459,21 @@ where
     port
 }
 
+/// Serves an axum app (the in-process fakes of cloud APIs) on a free
+/// loopback port, on a thread with its own runtime; returns the port.
+pub fn spawn_app(app: axum::Router) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
+        });
+    });
+    port
+}
+
 /// An OU of its own for one test, with users (sAMAccountName, cn,
 /// userAccountControl: 544 enabled, 546 disabled) and groups (cn, member cns).
 pub fn ad_ou(ou: &str, users: &[(&str, &str, u32)], groups: &[(&str, &[&str])]) -> String {

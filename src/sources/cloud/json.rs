@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::model::{AttrValue, RawEntry};
+use crate::model::{AttrValue, Facts, MemberRef, RawEntry};
 
 /// The value at `path` (lower-case, dot-separated; a number indexes an
 /// array), or `None`.
@@ -50,6 +50,32 @@ pub fn push_paths<'a>(e: &mut RawEntry, v: &Value, paths: impl IntoIterator<Item
             None => {}
         }
     }
+}
+
+/// A user entry from an API object: its `id` the identity, the mapped
+/// `paths` as attributes, `disabled` as the service says; messages name
+/// `users/{id}` and the user's `name` (a UPN, an email).
+pub fn user_entry(v: &Value, paths: &[String], disabled: Option<bool>, name: Option<&str>) -> Result<RawEntry, String> {
+    let id = v["id"].as_str().filter(|s| !s.is_empty()).ok_or("an object without an \"id\"")?;
+    let mut e = RawEntry::new(format!("users/{id}"));
+    push_paths(&mut e, v, paths);
+    let origin = match name {
+        Some(n) => format!("users/{id} ({n})"),
+        None => format!("users/{id}"),
+    };
+    e.facts = Facts { id: Some(Ok(id.to_string())), disabled, origin: Some(origin), ..Facts::default() };
+    Ok(e)
+}
+
+/// A group entry: identity `id`, its name in `name_attribute` (the kind's
+/// group name attribute), members by id.
+pub fn group_entry(id: &str, name_attribute: &str, name: Option<&str>, members: Vec<MemberRef>) -> RawEntry {
+    let mut e = RawEntry::new(format!("groups/{id}"));
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        e.push(name_attribute, AttrValue::Text(n.to_string()));
+    }
+    e.facts = Facts { id: Some(Ok(id.to_string())), members, origin: Some(format!("groups/{id}")), ..Facts::default() };
+    e
 }
 
 #[cfg(test)]

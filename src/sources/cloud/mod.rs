@@ -3,11 +3,13 @@
 //! clouds, tests), one request with throttling honoured inside a per-run
 //! wait budget, errors that say what the service said (never a token), a
 //! cached access token, RS256-signed JWTs, and JSON values read by dotted
-//! paths into entry attributes.
+//! paths into entry attributes; the config keys both kinds share ([`settings`])
+//! and one authorised request with its token renewed on 401 ([`Api`]).
 
 pub mod http;
 pub mod json;
 pub mod jwt;
+pub mod settings;
 
 pub use http::{check_url, Budget, HttpError, Throttle};
 
@@ -63,4 +65,74 @@ pub fn token_answer(what: &str, body: &[u8]) -> Result<(Secret, u64), HttpError>
         _ => 3600,
     };
     Ok((Secret::new(a.access_token), lasts.max(10)))
+}
+
+/// One cloud API for one source and one credential: the HTTP client, the
+/// cached token, the run's wait budget and what the service calls throttling.
+pub struct Api {
+    pub http: reqwest::Client,
+    token: TokenCache,
+    pub budget: Budget,
+    throttled: Throttle,
+}
+
+impl Api {
+    pub fn new(limits: &settings::Limits, throttled: Throttle) -> Self {
+        Api {
+            http: http::client(Duration::from_secs(limits.timeout_secs)),
+            token: TokenCache::default(),
+            budget: Budget::new(Duration::from_secs(limits.max_retry_wait_secs)),
+            throttled,
+        }
+    }
+
+    /// Sends a request without the token (the token request itself).
+    pub async fn send(
+        &self,
+        what: &str,
+        build: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
+    ) -> Result<Vec<u8>, HttpError> {
+        http::send(what, build, &self.budget, self.throttled).await.map(|(_, body)| body)
+    }
+
+    /// Sends one request with the token `fetch` gets (cached); a 401 renews
+    /// it once. `extra` adds the service's own headers. The answer as JSON
+    /// (`Null` when empty).
+    pub async fn call<F, Fut>(
+        &self,
+        fetch: F,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        extra: &(dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync),
+    ) -> Result<serde_json::Value, HttpError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(Secret, u64), HttpError>>,
+    {
+        let what = http::describe(&method, url);
+        let mut renewed = false;
+        loop {
+            let token = self.token.get(fetch()).await?;
+            let build = || {
+                let r = extra(self.http.request(method.clone(), url).bearer_auth(token.expose()));
+                match body {
+                    Some(b) => r.json(b),
+                    None => r,
+                }
+            };
+            match http::send(&what, &build, &self.budget, self.throttled).await {
+                Ok((_, bytes)) if bytes.is_empty() => return Ok(serde_json::Value::Null),
+                Ok((_, bytes)) => {
+                    return serde_json::from_slice(&bytes)
+                        .map_err(|e| HttpError::new(format!("{what}: the answer is not JSON ({e})")))
+                }
+                Err(e) if e.status == Some(401) && !renewed => {
+                    renewed = true;
+                    self.token.clear().await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }

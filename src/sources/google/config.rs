@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use crate::config::{ConfigError, DirectoryQuery, Section, SourceConfig};
-use crate::sources::cloud::{check_url, jwt};
+use crate::sources::cloud::{jwt, settings};
 use crate::sources::kind::{Capabilities, Kind, Registration};
 use crate::sources::Source;
 use crate::writeback::transport::{Transport, TransportError};
@@ -103,9 +103,8 @@ pub struct GoogleConfig {
     pub token_url: String,
     /// Without a trailing slash.
     pub api_url: String,
-    pub max_retry_wait_secs: u64,
-    pub timeout_secs: u64,
-    pub concurrency: usize,
+    /// `concurrency`: groups whose members are read at once.
+    pub limits: settings::Limits,
     pub spelling: HashMap<String, String>,
     pub directory: DirectoryQuery,
 }
@@ -229,38 +228,12 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
         return Err(s.err("customer", "expected my_customer or a customer id such as C01234567"));
     }
     let query = s.string("query")?.filter(|q| !q.trim().is_empty());
-    let url = |s: &mut Section<'_>, k: &str, default: &str| -> Result<String, ConfigError> {
-        let u = s.string(k)?.unwrap_or_else(|| default.to_string());
-        check_url(&u).map_err(|m| s.err(k, m))?;
-        Ok(u.trim_end_matches('/').to_string())
-    };
     let default_token = kf.token_uri.unwrap_or_else(|| "https://oauth2.googleapis.com/token".into());
-    let token_url = url(s, "token_url", &default_token)?;
-    let api_url = url(s, "api_url", "https://admin.googleapis.com")?;
-    let max_retry_wait_secs = match s.integer("max_retry_wait_secs")? {
-        None => 120,
-        Some(v) if (0..=3600).contains(&v) => v as u64,
-        Some(v) => return Err(s.err("max_retry_wait_secs", format!("expected 0 to 3600, got {v}"))),
-    };
-    let positive = |s: &mut Section<'_>, k: &str, default: i64, max: i64| -> Result<i64, ConfigError> {
-        match s.integer(k)? {
-            None => Ok(default),
-            Some(v) if (1..=max).contains(&v) => Ok(v),
-            Some(v) => Err(s.err(k, format!("expected 1 to {max}, got {v}"))),
-        }
-    };
-    let timeout_secs = positive(s, "timeout_secs", 60, 3600)? as u64;
-    let concurrency = positive(s, "concurrency", 4, 32)? as usize;
-    // Write-back goes through the same credential; an LDAP write account means nothing here.
-    for k in ["bind_dn", "bind_password", "bind_password_file", "bind_password_env"] {
-        if s.peek("writeback").and_then(|w| w.get(k)).is_some() {
-            return Err(s.err(
-                &format!("writeback.{k}"),
-                "is not used by type = \"google\": write-back uses the service account (scope admin.directory.user)",
-            ));
-        }
-    }
-    let spelling = crate::sources::graph::config::spellings(s.peek("fields"));
+    let token_url = settings::endpoint(s, "token_url", &default_token)?;
+    let api_url = settings::endpoint(s, "api_url", "https://admin.googleapis.com")?;
+    let limits = settings::Limits::parse(s)?;
+    settings::refuse_write_account(s, "google", "the service account (scope admin.directory.user)")?;
+    let spelling = settings::spellings(s.peek("fields"));
     Ok(Box::new(GoogleConfig {
         directory: DirectoryQuery {
             user_filter: query.clone().unwrap_or_default(),
@@ -277,9 +250,7 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
         query,
         token_url,
         api_url,
-        max_retry_wait_secs,
-        timeout_secs,
-        concurrency,
+        limits,
         spelling,
     }))
 }

@@ -15,7 +15,6 @@ pub mod config;
 pub mod writeback;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -24,10 +23,10 @@ use serde_json::{json, Value};
 
 use self::config::{GoogleConfig, READ_SCOPES};
 use crate::config::SourceConfig;
-use crate::model::{AttrValue, EntryKind, Facts, MemberRef, RawEntry};
+use crate::model::{EntryKind, MemberRef, RawEntry};
 use crate::secret::Secret;
-use crate::sources::cloud::http::{self, describe, send};
-use crate::sources::cloud::{json as cjson, jwt, token_answer, Budget, HttpError, TokenCache};
+use crate::sources::cloud::http::describe;
+use crate::sources::cloud::{json as cjson, jwt, token_answer, Api, HttpError};
 use crate::sources::{EntrySink, FetchCounts, Fetched, Source, SourceError};
 
 /// Google's throttling answers.
@@ -40,21 +39,13 @@ fn throttled(status: u16, code: Option<&str>) -> bool {
 /// The Directory API for one source, with one scope's token.
 pub struct Directory {
     pub cfg: GoogleConfig,
-    http: reqwest::Client,
-    token: TokenCache,
+    api: Api,
     scope: &'static str,
-    budget: Budget,
 }
 
 impl Directory {
     pub fn new(cfg: &GoogleConfig, scope: &'static str) -> Self {
-        Directory {
-            cfg: cfg.clone(),
-            http: http::client(Duration::from_secs(cfg.timeout_secs)),
-            token: TokenCache::default(),
-            scope,
-            budget: Budget::new(Duration::from_secs(cfg.max_retry_wait_secs)),
-        }
+        Directory { cfg: cfg.clone(), api: Api::new(&cfg.limits, throttled), scope }
     }
 
     /// `{api_url}/admin/directory/v1{path}`.
@@ -77,8 +68,8 @@ impl Directory {
         let form =
             [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string()), ("assertion", assertion)];
         let what = format!("token request to {}", describe(&Method::POST, &c.token_url));
-        let build = || self.http.post(&c.token_url).form(&form);
-        let (_, body) = send(&what, &build, &self.budget, throttled).await.map_err(|mut e| {
+        let build = || self.api.http.post(&c.token_url).form(&form);
+        let body = self.api.send(&what, &build).await.map_err(|mut e| {
             match e.code.as_deref() {
                 Some("unauthorized_client") => e.message.push_str(
                     " (give the service account domain-wide delegation for these scopes in the Admin console)",
@@ -93,31 +84,32 @@ impl Directory {
 
     /// One API request with the token; a 401 renews it once.
     pub async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Value, HttpError> {
-        let what = describe(&method, url);
-        for attempt in 0..2 {
-            let token = self.token.get(self.fetch_token()).await?;
-            let build = || {
-                let r = self.http.request(method.clone(), url).bearer_auth(token.expose());
-                match body {
-                    Some(b) => r.json(b),
-                    None => r,
-                }
-            };
-            match send(&what, &build, &self.budget, throttled).await {
-                Ok((_, bytes)) if bytes.is_empty() => return Ok(Value::Null),
-                Ok((_, bytes)) => {
-                    return serde_json::from_slice(&bytes)
-                        .map_err(|e| HttpError::new(format!("{what}: the answer is not JSON ({e})")))
-                }
-                Err(e) if e.status == Some(401) && attempt == 0 => self.token.clear().await,
-                Err(e) => return Err(e),
-            }
-        }
-        unreachable!("the loop returns")
+        self.api.call(|| self.fetch_token(), method, url, body, &|r| r).await
     }
 
-    /// Every page of a list: `items` of each page to `each`, following
-    /// `nextPageToken` to the end.
+    /// One page of a list: its `items` and the next page's token.
+    async fn page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        items: &str,
+        token: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>), HttpError> {
+        let mut u = url::Url::parse(&self.url(path)).expect("api_url was checked at load");
+        u.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        if let Some(t) = token {
+            u.query_pairs_mut().append_pair("pageToken", t);
+        }
+        let mut page = self.call(Method::GET, u.as_str(), None).await?;
+        let list = match page.get_mut(items).map(Value::take) {
+            Some(Value::Array(a)) => a,
+            None | Some(Value::Null) => Vec::new(), // an empty list has no array
+            Some(_) => return Err(HttpError::new(format!("GET {path}: \"{items}\" is not a list"))),
+        };
+        Ok((list, page["nextPageToken"].as_str().filter(|t| !t.is_empty()).map(str::to_string)))
+    }
+
+    /// Every page of a list, each item to `each`, to the last `nextPageToken`.
     async fn list(
         &self,
         path: &str,
@@ -127,28 +119,12 @@ impl Directory {
     ) -> Result<(), HttpError> {
         let mut token: Option<String> = None;
         loop {
-            let mut u = url::Url::parse(&self.url(path)).expect("api_url was checked at load");
-            {
-                let mut q = u.query_pairs_mut();
-                for (k, v) in query {
-                    q.append_pair(k, v);
-                }
-                if let Some(t) = &token {
-                    q.append_pair("pageToken", t);
-                }
+            let (list, next) = self.page(path, query, items, token.as_deref()).await?;
+            for v in list {
+                each(v).map_err(|m| HttpError::new(format!("GET {path}: {m}")))?;
             }
-            let mut page = self.call(Method::GET, u.as_str(), None).await?;
-            match page.get_mut(items).map(Value::take) {
-                Some(Value::Array(a)) => {
-                    for v in a {
-                        each(v).map_err(|m| HttpError::new(format!("GET {path}: {m}")))?;
-                    }
-                }
-                None | Some(Value::Null) => {} // an empty list has no array
-                Some(_) => return Err(HttpError::new(format!("GET {path}: \"{items}\" is not a list"))),
-            }
-            match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t.to_string()),
+            match next {
+                Some(t) => token = Some(t),
                 None => return Ok(()),
             }
         }
@@ -191,20 +167,7 @@ impl GoogleSource {
     }
 
     fn user_entry(&self, v: &Value) -> Result<RawEntry, String> {
-        let id = v["id"].as_str().filter(|s| !s.is_empty()).ok_or("a user without an \"id\"")?;
-        let mut e = RawEntry::new(format!("users/{id}"));
-        cjson::push_paths(&mut e, v, &self.paths);
-        let email = v["primaryEmail"].as_str();
-        e.facts = Facts {
-            id: Some(Ok(id.to_string())),
-            disabled: v["suspended"].as_bool(),
-            origin: Some(match email {
-                Some(m) => format!("users/{id} ({m})"),
-                None => format!("users/{id}"),
-            }),
-            ..Facts::default()
-        };
-        Ok(e)
+        cjson::user_entry(v, &self.paths, v["suspended"].as_bool(), v["primaryEmail"].as_str())
     }
 
     async fn members_of(&self, id: String) -> Result<(String, Vec<MemberRef>), HttpError> {
@@ -247,33 +210,11 @@ impl Source for GoogleSource {
         let mut users = 0u64;
         let mut token: Option<String> = None;
         loop {
-            let mut page_q = q.clone();
-            if let Some(t) = &token {
-                page_q.push(("pageToken", t.clone()));
-            }
-            let mut entries = Vec::new();
-            let mut next = None;
-            let mut u = url::Url::parse(&self.dir.url("/users")).expect("checked at load");
-            u.query_pairs_mut().extend_pairs(page_q.iter().map(|(k, v)| (*k, v.as_str())));
-            let mut page = self.dir.call(Method::GET, u.as_str(), None).await.map_err(|e| self.err(e))?;
-            match page.get_mut("users").map(Value::take) {
-                Some(Value::Array(a)) => {
-                    for v in a {
-                        entries.push(
-                            self.user_entry(&v)
-                                .map_err(|m| SourceError::new(&self.name, format!("GET /users: {m}")))?,
-                        );
-                    }
-                }
-                None | Some(Value::Null) => {}
-                Some(_) => return Err(SourceError::new(&self.name, "GET /users: \"users\" is not a list")),
-            }
-            if let Some(t) = page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-                next = Some(t.to_string());
-            }
-            users += entries.len() as u64;
-            for e in entries {
+            let (list, next) = self.dir.page("/users", &q, "users", token.as_deref()).await.map_err(|e| self.err(e))?;
+            for v in list {
+                let e = self.user_entry(&v).map_err(|m| SourceError::new(&self.name, format!("GET /users: {m}")))?;
                 b.push(EntryKind::User, e).await.map_err(|m| SourceError::new(&self.name, m))?;
+                users += 1;
             }
             match next {
                 Some(t) => token = Some(t),
@@ -297,18 +238,13 @@ impl Source for GoogleSource {
             .map_err(|e| self.err(e))?;
         let lists: Vec<(String, Vec<MemberRef>)> = stream::iter(names.keys().cloned().collect::<Vec<_>>())
             .map(|id| self.members_of(id))
-            .buffer_unordered(c.concurrency)
+            .buffer_unordered(c.limits.concurrency)
             .try_collect()
             .await
             .map_err(|e| self.err(e))?;
         let groups = lists.len() as u64;
         for (id, members) in lists {
-            let mut e = RawEntry::new(format!("groups/{id}"));
-            if let Some(n) = names.get(&id).filter(|n| !n.is_empty()) {
-                e.push("name", AttrValue::Text(n.clone()));
-            }
-            e.facts =
-                Facts { id: Some(Ok(id.clone())), members, origin: Some(format!("groups/{id}")), ..Facts::default() };
+            let e = cjson::group_entry(&id, "name", names.get(&id).map(String::as_str), members);
             b.push(EntryKind::Group, e).await.map_err(|m| SourceError::new(&self.name, m))?;
         }
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;

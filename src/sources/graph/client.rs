@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::config::{Credential, GraphConfig};
 use crate::secret::Secret;
-use crate::sources::cloud::http::{self, describe, send};
-use crate::sources::cloud::{jwt, token_answer, Budget, HttpError, TokenCache};
+use crate::sources::cloud::http::describe;
+use crate::sources::cloud::{jwt, token_answer, Api, HttpError};
 
 /// Graph's throttling answers: 429, 503, 504.
 fn throttled(status: u16, _code: Option<&str>) -> bool {
@@ -28,9 +28,7 @@ pub fn expired_delta(e: &HttpError) -> bool {
 
 pub struct Graph {
     pub cfg: Arc<GraphConfig>,
-    http: reqwest::Client,
-    token: TokenCache,
-    pub budget: Budget,
+    api: Api,
 }
 
 /// One answer inside a `$batch` response.
@@ -41,12 +39,7 @@ pub struct Part {
 
 impl Graph {
     pub fn new(cfg: &GraphConfig) -> Self {
-        Graph {
-            cfg: Arc::new(cfg.clone()),
-            http: http::client(Duration::from_secs(cfg.timeout_secs)),
-            token: TokenCache::default(),
-            budget: Budget::new(Duration::from_secs(cfg.max_retry_wait_secs)),
-        }
+        Graph { cfg: Arc::new(cfg.clone()), api: Api::new(&cfg.limits, throttled) }
     }
 
     /// The absolute URL of a Graph path (`/v1.0/users`).
@@ -81,8 +74,8 @@ impl Graph {
             }
         }
         let what = format!("token request to {}", describe(&Method::POST, &token_url));
-        let build = || self.http.post(&token_url).form(&form);
-        let (_, body) = send(&what, &build, &self.budget, throttled).await.map_err(|mut e| {
+        let build = || self.api.http.post(&token_url).form(&form);
+        let body = self.api.send(&what, &build).await.map_err(|mut e| {
             if e.code.as_deref() == Some("invalid_client") || e.status == Some(401) {
                 e.message.push_str(" (check client_id and the client secret or certificate of the app registration)");
             }
@@ -99,31 +92,9 @@ impl Graph {
                 describe(&method, url)
             )));
         }
-        let what = describe(&method, url);
-        for attempt in 0..2 {
-            let token = self.token.get(self.fetch_token()).await?;
-            let build = || {
-                let r = self.http.request(method.clone(), url).bearer_auth(token.expose());
-                let r = if self.cfg.user_filter.is_some() { r.header("ConsistencyLevel", "eventual") } else { r };
-                match body {
-                    Some(b) => r.json(b),
-                    None => r,
-                }
-            };
-            match send(&what, &build, &self.budget, throttled).await {
-                Ok((_, bytes)) if bytes.is_empty() => return Ok(Value::Null),
-                Ok((_, bytes)) => {
-                    return serde_json::from_slice(&bytes)
-                        .map_err(|e| HttpError::new(format!("{what}: the answer is not JSON ({e})")))
-                }
-                Err(e) if e.status == Some(401) && attempt == 0 => {
-                    self.token.clear().await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        unreachable!("the loop returns")
+        let consistency = self.cfg.user_filter.is_some();
+        let extra = |r: reqwest::RequestBuilder| if consistency { r.header("ConsistencyLevel", "eventual") } else { r };
+        self.api.call(|| self.fetch_token(), method, url, body, &extra).await
     }
 
     pub async fn get(&self, url: &str) -> Result<Value, HttpError> {
@@ -165,7 +136,7 @@ impl Graph {
                 return Err(HttpError::new(format!("POST /v1.0/$batch: {missing} of the requests got no response")));
             }
             if !again.is_empty() {
-                self.budget.take_or_fail("POST /v1.0/$batch", wait)?;
+                self.api.budget.take_or_fail("POST /v1.0/$batch", wait)?;
                 tokio::time::sleep(wait).await;
             }
             todo = again;

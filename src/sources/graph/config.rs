@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 
 use crate::config::{ConfigError, DirectoryQuery, Section, SourceConfig};
 use crate::secret::Secret;
-use crate::sources::cloud::{check_url, jwt};
+use crate::sources::cloud::{jwt, settings};
 use crate::sources::kind::{Capabilities, Kind, Registration};
 use crate::sources::Source;
 use crate::writeback::transport::{Transport, TransportError};
@@ -126,10 +126,8 @@ pub struct GraphConfig {
     pub authority_url: String,
     pub graph_url: String,
     pub user_filter: Option<String>,
-    pub max_retry_wait_secs: u64,
-    pub timeout_secs: u64,
-    /// `$batch` requests in flight at once.
-    pub concurrency: usize,
+    /// `concurrency`: `$batch` requests in flight at once.
+    pub limits: settings::Limits,
     /// Lower-case property name → as the config file spells it.
     pub spelling: HashMap<String, String>,
     pub query: DirectoryQuery,
@@ -211,34 +209,6 @@ impl Kind for GraphConfig {
     }
 }
 
-/// The field sources as the config file spells them (strings, `attribute`
-/// and `{name}` in templates), keyed by their lower-case form.
-pub(crate) fn spellings(fields: Option<&toml::Value>) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let mut add = |a: &str| {
-        out.insert(a.to_ascii_lowercase(), a.to_string());
-    };
-    for v in fields.and_then(|f| f.as_table()).into_iter().flat_map(|t| t.values()) {
-        match v {
-            toml::Value::String(a) => add(a),
-            toml::Value::Table(t) => {
-                if let Some(a) = t.get("attribute").and_then(|a| a.as_str()) {
-                    add(a);
-                }
-                if let Some(tpl) = t.get("template").and_then(|a| a.as_str()) {
-                    for part in tpl.split('{').skip(1) {
-                        if let Some((name, _)) = part.split_once('}') {
-                            add(name.trim());
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigError> {
     let tenant_id = s.string("tenant_id")?.ok_or_else(|| {
         s.err("tenant_id", "missing (expected the tenant's domain such as contoso.onmicrosoft.com, or its GUID)")
@@ -286,13 +256,8 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
             ))
         }
     };
-    let url = |s: &mut Section<'_>, k: &str, default: &str| -> Result<String, ConfigError> {
-        let u = s.string(k)?.unwrap_or_else(|| default.to_string());
-        check_url(&u).map_err(|m| s.err(k, m))?;
-        Ok(u.trim_end_matches('/').to_string())
-    };
-    let authority_url = url(s, "authority_url", "https://login.microsoftonline.com")?;
-    let graph_url = url(s, "graph_url", "https://graph.microsoft.com")?;
+    let authority_url = settings::endpoint(s, "authority_url", "https://login.microsoftonline.com")?;
+    let graph_url = settings::endpoint(s, "graph_url", "https://graph.microsoft.com")?;
     let user_filter = s.string("user_filter")?.filter(|f| !f.trim().is_empty());
     if user_filter.is_some()
         && s.peek("incremental").and_then(|i| i.get("enabled")).and_then(|e| e.as_bool()) == Some(true)
@@ -303,30 +268,9 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
              filter, or use scope_groups; sources with user_filter are read in full)",
         ));
     }
-    let positive = |s: &mut Section<'_>, k: &str, default: i64, max: i64| -> Result<i64, ConfigError> {
-        match s.integer(k)? {
-            None => Ok(default),
-            Some(v) if (1..=max).contains(&v) => Ok(v),
-            Some(v) => Err(s.err(k, format!("expected 1 to {max}, got {v}"))),
-        }
-    };
-    let max_retry_wait_secs = match s.integer("max_retry_wait_secs")? {
-        None => 120,
-        Some(v) if (0..=3600).contains(&v) => v,
-        Some(v) => return Err(s.err("max_retry_wait_secs", format!("expected 0 to 3600, got {v}"))),
-    } as u64;
-    let timeout_secs = positive(s, "timeout_secs", 60, 3600)? as u64;
-    let concurrency = positive(s, "concurrency", 4, 32)? as usize;
-    // Write-back goes through the same credential; an LDAP write account means nothing here.
-    for k in ["bind_dn", "bind_password", "bind_password_file", "bind_password_env"] {
-        if s.peek("writeback").and_then(|w| w.get(k)).is_some() {
-            return Err(s.err(
-                &format!("writeback.{k}"),
-                "is not used by type = \"graph\": write-back uses the app registration's token (User.ReadWrite.All)",
-            ));
-        }
-    }
-    let spelling = spellings(s.peek("fields"));
+    let limits = settings::Limits::parse(s)?;
+    settings::refuse_write_account(s, "graph", "the app registration's token (User.ReadWrite.All)")?;
+    let spelling = settings::spellings(s.peek("fields"));
     Ok(Box::new(GraphConfig {
         query: DirectoryQuery {
             user_filter: user_filter.clone().unwrap_or_default(),
@@ -341,9 +285,7 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
         authority_url,
         graph_url,
         user_filter,
-        max_retry_wait_secs,
-        timeout_secs,
-        concurrency,
+        limits,
         spelling,
     }))
 }

@@ -24,7 +24,7 @@ use serde_json::Value;
 use self::client::{expired_delta, Graph};
 use self::config::GraphConfig;
 use crate::config::SourceConfig;
-use crate::model::{AttrValue, Delta, EntryKind, Facts, MemberRef, RawEntry};
+use crate::model::{Delta, EntryKind, MemberRef, RawEntry};
 use crate::sources::cloud::{json, HttpError};
 use crate::sources::{Batcher, EntrySink, FetchCounts, Fetched, Source, SourceError};
 
@@ -154,20 +154,8 @@ impl GraphSource {
     }
 
     fn user_entry(&self, v: &Value) -> Result<RawEntry, String> {
-        let id = id_of(v)?;
-        let mut e = RawEntry::new(format!("users/{id}"));
-        json::push_paths(&mut e, v, &self.paths);
-        let upn = v["userPrincipalName"].as_str();
-        e.facts = Facts {
-            id: Some(Ok(id.to_string())),
-            disabled: v["accountEnabled"].as_bool().map(|on| !on),
-            origin: Some(match upn {
-                Some(u) => format!("users/{id} ({u})"),
-                None => format!("users/{id}"),
-            }),
-            ..Facts::default()
-        };
-        Ok(e)
+        let disabled = v["accountEnabled"].as_bool().map(|on| !on);
+        json::user_entry(v, &self.paths, disabled, v["userPrincipalName"].as_str())
     }
 
     /// The members of each group (users and nested groups, by id), read
@@ -177,7 +165,7 @@ impl GraphSource {
         let chunks: Vec<Vec<String>> = ids.chunks(BATCH).map(|c| c.to_vec()).collect();
         let lists: Vec<Vec<(String, Vec<MemberRef>)>> = stream::iter(chunks)
             .map(|chunk| self.members_of(chunk))
-            .buffer_unordered(self.graph.cfg.concurrency)
+            .buffer_unordered(self.graph.cfg.limits.concurrency)
             .try_collect()
             .await?;
         Ok(lists.into_iter().flatten().collect())
@@ -230,12 +218,7 @@ impl GraphSource {
         let lists = self.members(names.keys().cloned().collect()).await.map_err(|e| self.err(e))?;
         let n = lists.len() as u64;
         for (id, members) in lists {
-            let mut e = RawEntry::new(format!("groups/{id}"));
-            if let Some(name) = names.get(&id).filter(|n| !n.is_empty()) {
-                e.push("displayname", AttrValue::Text(name.clone()));
-            }
-            e.facts =
-                Facts { id: Some(Ok(id.clone())), members, origin: Some(format!("groups/{id}")), ..Facts::default() };
+            let e = json::group_entry(&id, "displayname", names.get(&id).map(String::as_str), members);
             b.push(EntryKind::Group, e).await.map_err(|m| SourceError::new(&self.name, m))?;
         }
         Ok(n)
