@@ -279,3 +279,17 @@ fn server_settings_are_checked_at_load() {
     let e = Config::parse(&text, &dir.path().join("dirsync.toml")).unwrap_err().to_string();
     assert!(e.contains("schedule.full: \"61 * * * *\" is not a valid cron pattern"), "{e}");
 }
+
+#[test]
+fn writeback_in_flight_defaults_to_eight_and_is_bounded() {
+    let wb =
+        |extra: &str| format!("{}\n[sources.writeback]\nenabled = true\n{extra}", LDAP.replace("URL", "ldap://h:389"));
+    let cfg = parse(&wb("")).unwrap();
+    assert_eq!(cfg.sources[0].writeback.as_ref().unwrap().in_flight, 8);
+    let cfg = parse(&wb("in_flight = 1\n")).unwrap();
+    assert_eq!(cfg.sources[0].writeback.as_ref().unwrap().in_flight, 1);
+    for bad in ["0", "65", "-3"] {
+        let e = parse(&wb(&format!("in_flight = {bad}\n"))).unwrap_err().to_string();
+        assert!(e.contains("writeback.in_flight: expected a number of items from 1 to 64"), "{bad} → {e}");
+    }
+}

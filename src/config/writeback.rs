@@ -24,13 +24,24 @@ pub struct Writeback {
     pub bind_dn: Option<String>,
     pub bind_password: Option<Secret>,
     pub on_conflict: OnConflict,
+    /// How many items are pushed at once (each still read, compared and
+    /// written in order); 1 pushes one after another.
+    pub in_flight: usize,
 }
+
+/// Items pushed at once unless `in_flight` says otherwise.
+pub const DEFAULT_IN_FLIGHT: usize = 8;
 
 /// Reads `[sources.writeback]`; `None` unless `enabled = true`.
 pub(super) fn parse_writeback(s: &mut Section<'_>) -> Result<Option<Writeback>, ConfigError> {
     let enabled = s.boolean("enabled")?;
     let bind_dn = s.string("bind_dn")?;
     let on_conflict = s.string("on_conflict")?;
+    let in_flight = match s.integer("in_flight")? {
+        None => DEFAULT_IN_FLIGHT,
+        Some(n @ 1..=64) => n as usize,
+        Some(n) => return Err(s.err("in_flight", format!("expected a number of items from 1 to 64, got {n}"))),
+    };
     if enabled != Some(true) {
         // Switched off: the keys are checked for their type, the password is not read.
         for k in ["bind_password", "bind_password_file", "bind_password_env"] {
@@ -50,7 +61,7 @@ pub(super) fn parse_writeback(s: &mut Section<'_>) -> Result<Option<Writeback>, 
             return Err(s.err("on_conflict", format!("expected \"report\", \"app\" or \"directory\", got \"{other}\"")))
         }
     };
-    Ok(Some(Writeback { bind_dn, bind_password, on_conflict }))
+    Ok(Some(Writeback { bind_dn, bind_password, on_conflict, in_flight }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

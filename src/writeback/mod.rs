@@ -15,6 +15,7 @@ use crate::time::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use transport::Transport;
 
@@ -280,7 +281,7 @@ async fn push_source(
     report: &mut PushReport,
     policy: OnConflict,
 ) -> Result<(), WritebackError> {
-    let mut transport = match transport::open(scfg).await {
+    let transport = match transport::open(scfg).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             // Refused at config load; an old queue item of such a source waits, said.
@@ -296,11 +297,33 @@ async fn push_source(
             return record(store, outcomes, report).await.map_err(Into::into);
         }
     };
-    // Outcomes are recorded in batches: a write whose outcome a crash loses is
-    // found "already there" by the next push, so nothing is written twice.
+    let in_flight = scfg.writeback.as_ref().map_or(1, |w| w.in_flight);
+    push_items(transport.as_ref(), store, items, report, policy, in_flight).await?;
+    transport.close().await;
+    Ok(())
+}
+
+/// Pushes `items` through `t` with up to `in_flight` of them at once, each
+/// read, compared and written in order; outcomes come back in queue order.
+/// They are recorded in batches: a write whose outcome a crash loses is
+/// found "already there" by the next push, so nothing is written twice.
+async fn push_items(
+    t: &dyn Transport,
+    store: &dyn Store,
+    items: &[&WritebackItem],
+    report: &mut PushReport,
+    policy: OnConflict,
+    in_flight: usize,
+) -> Result<(), StoreError> {
+    let mut pushes = futures_util::stream::FuturesOrdered::new();
+    let mut queue = items.iter().copied();
     let mut outcomes = Vec::with_capacity(RECORD_BATCH);
-    for item in items {
-        let (outcome, wrote) = push_one(transport.as_mut(), item, policy).await;
+    loop {
+        while pushes.len() < in_flight.max(1) {
+            let Some(item) = queue.next() else { break };
+            pushes.push_back(push_tagged(t, item, policy));
+        }
+        let Some((item, (outcome, wrote))) = pushes.next().await else { break };
         if matches!(outcome, PushOutcome::Done) {
             if wrote {
                 report.pushed += 1;
@@ -308,14 +331,12 @@ async fn push_source(
                 report.already += 1;
             }
         }
-        outcomes.push((*item, outcome));
+        outcomes.push((item, outcome));
         if outcomes.len() >= RECORD_BATCH {
             record(store, std::mem::take(&mut outcomes), report).await?;
         }
     }
-    record(store, outcomes, report).await?;
-    transport.close().await;
-    Ok(())
+    record(store, outcomes, report).await
 }
 
 /// How many push outcomes one store transaction records.
@@ -369,8 +390,17 @@ fn note(item: &WritebackItem, outcome: &PushOutcome, report: &mut PushReport) {
     }
 }
 
+/// [`push_one`], with the item it pushed.
+async fn push_tagged<'a>(
+    t: &'a dyn Transport,
+    item: &'a WritebackItem,
+    policy: OnConflict,
+) -> (&'a WritebackItem, (PushOutcome, bool)) {
+    (item, push_one(t, item, policy).await)
+}
+
 /// One item: read, compare, write; the flag says whether it wrote.
-async fn push_one(t: &mut dyn Transport, item: &WritebackItem, policy: OnConflict) -> (PushOutcome, bool) {
+async fn push_one(t: &dyn Transport, item: &WritebackItem, policy: OnConflict) -> (PushOutcome, bool) {
     let no = |o: PushOutcome| (o, false);
     let current = match t.read(item).await {
         Ok(v) => v,
@@ -431,22 +461,31 @@ mod tests {
     /// A directory of one value, counting writes (the queue logic's unit
     /// tests; the LDAP transport is tested against slapd and Samba).
     struct Memory {
-        value: Option<String>,
-        writes: usize,
+        value: std::sync::Mutex<Option<String>>,
+        writes: std::sync::atomic::AtomicUsize,
         refuse: Option<u32>,
+    }
+
+    impl Memory {
+        fn new(value: Option<&str>, refuse: Option<u32>) -> Memory {
+            Memory { value: std::sync::Mutex::new(value.map(Into::into)), writes: Default::default(), refuse }
+        }
+        fn writes(&self) -> usize {
+            self.writes.load(std::sync::atomic::Ordering::SeqCst)
+        }
     }
 
     #[async_trait::async_trait]
     impl Transport for Memory {
-        async fn read(&mut self, _: &WritebackItem) -> Result<Option<String>, transport::TransportError> {
-            Ok(self.value.clone())
+        async fn read(&self, _: &WritebackItem) -> Result<Option<String>, transport::TransportError> {
+            Ok(self.value.lock().unwrap().clone())
         }
-        async fn write(&mut self, item: &WritebackItem) -> Result<(), transport::TransportError> {
+        async fn write(&self, item: &WritebackItem) -> Result<(), transport::TransportError> {
             if let Some(code) = self.refuse {
                 return Err(transport::TransportError { code: Some(code), message: "refused".into() });
             }
-            self.writes += 1;
-            self.value = item.value.clone();
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            *self.value.lock().unwrap() = item.value.clone();
             Ok(())
         }
         async fn close(self: Box<Self>) {}
@@ -476,30 +515,73 @@ mod tests {
         }
     }
 
-    fn run(t: &mut Memory, it: &WritebackItem, policy: OnConflict) -> (PushOutcome, bool) {
+    fn run(t: &Memory, it: &WritebackItem, policy: OnConflict) -> (PushOutcome, bool) {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(push_one(t, it, policy))
     }
 
     #[test]
     fn the_queue_logic_reads_compares_and_writes_through_any_transport() {
         // Not there yet: written once; then already there: no second write.
-        let mut t = Memory { value: Some("1".into()), writes: 0, refuse: None };
+        let t = Memory::new(Some("1"), None);
         let it = item("2", Some("1"), Some("1"));
-        assert!(matches!(run(&mut t, &it, OnConflict::Report), (PushOutcome::Done, true)));
-        assert!(matches!(run(&mut t, &it, OnConflict::Report), (PushOutcome::Done, false)));
-        assert_eq!(t.writes, 1);
+        assert!(matches!(run(&t, &it, OnConflict::Report), (PushOutcome::Done, true)));
+        assert!(matches!(run(&t, &it, OnConflict::Report), (PushOutcome::Done, false)));
+        assert_eq!(t.writes(), 1);
         // Changed in the directory meanwhile: the policy decides.
         let it = item("2", Some("1"), Some("1"));
-        let mut t = Memory { value: Some("9".into()), writes: 0, refuse: None };
-        assert!(matches!(run(&mut t, &it, OnConflict::Report), (PushOutcome::Conflict { .. }, false)));
+        let t = Memory::new(Some("9"), None);
+        assert!(matches!(run(&t, &it, OnConflict::Report), (PushOutcome::Conflict { .. }, false)));
         assert!(
-            matches!(run(&mut t, &it, OnConflict::Directory), (PushOutcome::TookDirectory { value: Some(ref v) }, false) if v == "9")
+            matches!(run(&t, &it, OnConflict::Directory), (PushOutcome::TookDirectory { value: Some(ref v) }, false) if v == "9")
         );
-        assert!(matches!(run(&mut t, &it, OnConflict::App), (PushOutcome::Done, true)));
+        assert!(matches!(run(&t, &it, OnConflict::App), (PushOutcome::Done, true)));
         // A refusal keeps its code and is retried later.
-        let mut t = Memory { value: None, writes: 0, refuse: Some(50) };
+        let t = Memory::new(None, Some(50));
         let it = item("2", None, None);
-        assert!(matches!(run(&mut t, &it, OnConflict::Report), (PushOutcome::Failed { code: Some(50), .. }, false)));
+        assert!(matches!(run(&t, &it, OnConflict::Report), (PushOutcome::Failed { code: Some(50), .. }, false)));
+    }
+
+    /// A directory that answers after a pause and counts how many reads it
+    /// serves at once.
+    struct Slow {
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Slow {
+        async fn read(&self, item: &WritebackItem) -> Result<Option<String>, transport::TransportError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(n, SeqCst);
+            // Later items answer sooner: the order of answers is not the queue's.
+            tokio::time::sleep(Duration::from_millis(40 - item.id as u64)).await;
+            self.now.fetch_sub(1, SeqCst);
+            Err(transport::TransportError { code: Some(52), message: format!("item {}", item.id) })
+        }
+        async fn write(&self, _: &WritebackItem) -> Result<(), transport::TransportError> {
+            unreachable!("every read fails")
+        }
+        async fn close(self: Box<Self>) {}
+    }
+
+    #[test]
+    fn several_items_are_in_flight_at_once_and_recorded_in_queue_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let items: Vec<WritebackItem> = (1..=20).map(|i| WritebackItem { id: i, ..item("2", None, None) }).collect();
+        let refs: Vec<&WritebackItem> = items.iter().collect();
+        for in_flight in [1, 8] {
+            let t = Slow { now: Default::default(), most: Default::default() };
+            let mut report = PushReport::default();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(push_items(&t, &store, &refs, &mut report, OnConflict::Report, in_flight)).unwrap();
+            assert_eq!(t.most.into_inner(), in_flight, "at most in_flight reads at once, and that many");
+            assert_eq!(report.failed, 20);
+            let said: Vec<String> = report.errors.iter().map(|e| e.reason.clone()).collect();
+            let expected: Vec<String> = (1..=20).map(|i| format!("write-back of print_code: item {i}")).collect();
+            assert_eq!(said, expected, "outcomes in queue order");
+        }
     }
 
     #[test]

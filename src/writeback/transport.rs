@@ -21,11 +21,11 @@ pub struct TransportError {
 
 /// One connection to one source's directory, for one push.
 #[async_trait]
-pub trait Transport: Send {
+pub trait Transport: Send + Sync {
     /// The directory's current value of the item's attribute (`None`: absent).
-    async fn read(&mut self, item: &WritebackItem) -> Result<Option<String>, TransportError>;
+    async fn read(&self, item: &WritebackItem) -> Result<Option<String>, TransportError>;
     /// Writes the item's value (`None` clears the attribute).
-    async fn write(&mut self, item: &WritebackItem) -> Result<(), TransportError>;
+    async fn write(&self, item: &WritebackItem) -> Result<(), TransportError>;
     /// Ends the connection politely.
     async fn close(self: Box<Self>);
 }

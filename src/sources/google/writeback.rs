@@ -62,7 +62,7 @@ fn explain(e: HttpError) -> TransportError {
 
 #[async_trait]
 impl Transport for GoogleTransport {
-    async fn read(&mut self, item: &WritebackItem) -> Result<Option<String>, TransportError> {
+    async fn read(&self, item: &WritebackItem) -> Result<Option<String>, TransportError> {
         self.target(item)?;
         let url = format!("{}?projection=full&fields=customSchemas", self.user_url(item));
         let v = self.dir.call(Method::GET, &url, None).await.map_err(explain)?;
@@ -71,7 +71,7 @@ impl Transport for GoogleTransport {
         Ok(e.values(&item.attribute).first().map(|v| String::from_utf8_lossy(v.bytes()).into_owned()))
     }
 
-    async fn write(&mut self, item: &WritebackItem) -> Result<(), TransportError> {
+    async fn write(&self, item: &WritebackItem) -> Result<(), TransportError> {
         let (schema, field) = self.target(item)?;
         let value = item.value.clone().map(Value::String).unwrap_or(Value::Null);
         let body = json!({ "customSchemas": { schema: { field: value } } });

@@ -56,7 +56,7 @@ fn explain(e: HttpError) -> TransportError {
 
 #[async_trait]
 impl Transport for GraphTransport {
-    async fn read(&mut self, item: &WritebackItem) -> Result<Option<String>, TransportError> {
+    async fn read(&self, item: &WritebackItem) -> Result<Option<String>, TransportError> {
         let prop = self.graph.cfg.spell(&item.attribute);
         let top = prop.split('.').next().unwrap_or(&prop).to_string();
         let v = self.graph.call(Method::GET, &self.user_url(item, Some(&top)), None).await.map_err(explain)?;
@@ -65,7 +65,7 @@ impl Transport for GraphTransport {
         Ok(e.values(&item.attribute).first().map(|v| String::from_utf8_lossy(v.bytes()).into_owned()))
     }
 
-    async fn write(&mut self, item: &WritebackItem) -> Result<(), TransportError> {
+    async fn write(&self, item: &WritebackItem) -> Result<(), TransportError> {
         let prop = self.graph.cfg.spell(&item.attribute);
         // A dotted path writes inside its object (onPremisesExtensionAttributes).
         let value = item.value.clone().map(Value::String).unwrap_or(Value::Null);

@@ -59,13 +59,15 @@ impl LdapTransport {
 
 #[async_trait]
 impl Transport for LdapTransport {
-    async fn read(&mut self, item: &WritebackItem) -> Result<Option<String>, TransportError> {
+    async fn read(&self, item: &WritebackItem) -> Result<Option<String>, TransportError> {
         let failed = |m: String| TransportError {
             code: None,
             message: format!("reading {} on {}: {m}", item.attribute, item.dn),
         };
-        self.ldap.with_timeout(self.timeout);
-        let read = self.ldap.search(&item.dn, Scope::Base, "(objectClass=*)", vec![item.attribute.as_str()]).await;
+        // A clone of the handle: several operations share the connection.
+        let mut ldap = self.ldap.clone();
+        ldap.with_timeout(self.timeout);
+        let read = ldap.search(&item.dn, Scope::Base, "(objectClass=*)", vec![item.attribute.as_str()]).await;
         match read.map(|r| r.success()) {
             Ok(Ok((entries, _))) => match entries.into_iter().next().map(parse_entry) {
                 Some(Ok(e)) => Ok(e.first(&item.attribute.to_ascii_lowercase()).map(|v| match v {
@@ -80,10 +82,11 @@ impl Transport for LdapTransport {
         }
     }
 
-    async fn write(&mut self, item: &WritebackItem) -> Result<(), TransportError> {
+    async fn write(&self, item: &WritebackItem) -> Result<(), TransportError> {
         let values: HashSet<String> = item.value.iter().cloned().collect();
-        self.ldap.with_timeout(self.timeout);
-        match self.ldap.modify(&item.dn, vec![Mod::Replace(item.attribute.clone(), values)]).await {
+        let mut ldap = self.ldap.clone();
+        ldap.with_timeout(self.timeout);
+        match ldap.modify(&item.dn, vec![Mod::Replace(item.attribute.clone(), values)]).await {
             Ok(res) if res.rc == 0 => Ok(()),
             Ok(res) => Err(self.explain(res.rc, &res.text, item)),
             Err(e) => {
