@@ -12,7 +12,7 @@ leave behind; they are written into the store with SQL here (one statement),
 so the benchmark measures the push, not N process starts. Each push reads the
 entry's current value, compares, writes (modify/replace) and records the
 outcome in SQLite, item by item."""
-import argparse, datetime, os, shutil, sqlite3, statistics, subprocess, sys, tempfile
+import argparse, datetime, os, time, shutil, sqlite3, statistics, subprocess, sys, tempfile
 
 from common import ADMIN, ROOT, SUFFIX, build_release, slapd_up, stop, timed as timed_rss
 

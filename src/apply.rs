@@ -5,7 +5,8 @@
 
 use crate::history::{AuditRecord, RunRecord};
 use crate::model::Status;
-use crate::plan::{Member, Plan, Ref, RemovalKind};
+use crate::plan::{Member, NewUser, Plan, Ref, RemovalKind};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use crate::store::{Store, StoreError, StoreTx, UserPatch};
 use crate::time::Timestamp;
 
@@ -42,6 +43,47 @@ impl<'a> Provisioning<'a> {
     }
 }
 
+/// Users a run wrote while its sources were still being read (in the same,
+/// still uncommitted transaction; see `sync::early`): by source and external
+/// id, the rows written and a digest of what they say. The apply keeps those
+/// its plan creates as they are, rewrites those the plan creates otherwise
+/// (a provisioning rule's field) and takes back the rest, before anything else.
+#[derive(Default)]
+pub struct EarlyWrites {
+    hasher: std::hash::RandomState,
+    pub rows: HashMap<String, HashMap<String, Written>>,
+}
+
+/// One user written early: its row, its `create` audit row, and a digest.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    pub user_id: i64,
+    pub audit_id: i64,
+    pub digest: u64,
+}
+
+impl EarlyWrites {
+    /// A digest of everything a created row holds (keyed per run).
+    pub fn digest(&self, u: &NewUser) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.hasher.build_hasher();
+        (&u.source, &u.external_id, &u.dn, &u.username, &u.fields, &u.dir_values, u.status).hash(&mut h);
+        h.finish()
+    }
+
+    pub fn get(&self, u: &NewUser) -> Option<Written> {
+        self.rows.get(&u.source)?.get(&u.external_id).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.values().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Where a source's read left off, saved with the data it describes.
 pub struct Cursor<'a> {
     pub source: &'a str,
@@ -62,13 +104,55 @@ pub fn apply(
     cursors: &[Cursor],
     prov: &Provisioning,
 ) -> Result<(), StoreError> {
-    store.transaction(&mut |tx| {
-        apply_in(tx, plan, generation, run, now, prov)?;
-        for c in cursors {
-            tx.set_sync_state(c.source, &c.saved, c.full, now)?;
-        }
-        Ok(())
-    })
+    store.transaction(&mut |tx| apply_with(tx, plan, generation, run, now, cursors, prov, None))
+}
+
+/// [`apply`] inside a transaction already open (a write session), where
+/// `early` users may have been written already.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_with(
+    tx: &mut dyn StoreTx,
+    plan: &Plan,
+    generation: i64,
+    run: &RunRecord,
+    now: Timestamp,
+    cursors: &[Cursor],
+    prov: &Provisioning,
+    early: Option<&EarlyWrites>,
+) -> Result<(), StoreError> {
+    apply_in(tx, plan, generation, run, now, prov, early)?;
+    for c in cursors {
+        tx.set_sync_state(c.source, &c.saved, c.full, now)?;
+    }
+    Ok(())
+}
+
+/// Creates the plan's new users: those written early are kept (or rewritten
+/// when the plan says otherwise), the others inserted. Returns their ids in
+/// plan order.
+fn create_users(
+    tx: &mut dyn StoreTx,
+    plan: &Plan,
+    early: Option<&EarlyWrites>,
+    run: &RunRecord,
+    now: Timestamp,
+) -> Result<Vec<i64>, StoreError> {
+    let Some(early) = early.filter(|e| !e.is_empty()) else {
+        return Ok(tx.insert_created(&plan.creates, Some(run.id), now)?.into_iter().map(|(id, _)| id).collect());
+    };
+    let mut ids = Vec::with_capacity(plan.creates.len());
+    for u in &plan.creates {
+        let id = match early.get(u) {
+            Some(w) if w.digest == early.digest(u) => w.user_id,
+            Some(w) => {
+                tx.replace_created(w.user_id, w.audit_id, u, now)?;
+                w.user_id
+            }
+            None => tx.insert_created(std::slice::from_ref(u), Some(run.id), now)?[0].0,
+        };
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 fn apply_in(
@@ -78,12 +162,27 @@ fn apply_in(
     run: &RunRecord,
     now: Timestamp,
     prov: &Provisioning,
+    early: Option<&EarlyWrites>,
 ) -> Result<(), StoreError> {
     let found = tx.generation()?;
     if found != generation {
         return Err(StoreError::Conflict { expected: generation, found });
     }
     tx.set_generation(generation + 1)?;
+    // Users written early that the plan does not create (a source that
+    // failed or was held back, a duplicate found at the end) go first, so
+    // their names are free for the renames and creations below.
+    if let Some(early) = early {
+        let planned: HashSet<(&str, &str)> =
+            plan.creates.iter().map(|u| (u.source.as_str(), u.external_id.as_str())).collect();
+        for (source, rows) in &early.rows {
+            for (ext, w) in rows {
+                if !planned.contains(&(source.as_str(), ext.as_str())) {
+                    tx.remove_created(w.user_id, w.audit_id)?;
+                }
+            }
+        }
+    }
     let audit = |tx: &mut dyn StoreTx,
                  user_id: Option<i64>,
                  name: &str,
@@ -189,13 +288,7 @@ fn apply_in(
         }
     }
 
-    let mut user_ids = Vec::with_capacity(plan.creates.len());
-    for u in &plan.creates {
-        let id = tx.insert_user(u, now)?;
-        user_ids.push(id);
-        let summary = serde_json::to_string(&u.fields).unwrap_or_default();
-        audit(tx, Some(id), &u.username, "create", None, None, Some(&summary))?;
-    }
+    let user_ids = create_users(tx, plan, early, run, now)?;
 
     generate_codes(tx, plan, &user_ids, run, now, prov)?;
 

@@ -61,6 +61,11 @@ impl<'a> Collector<'a> {
         }
     }
 
+    /// The users mapped so far, in the order they came.
+    pub fn users(&self) -> &[MappedUser] {
+        &self.batch.users
+    }
+
     /// Resolves duplicates and memberships.
     pub fn finish(mut self) -> SourceBatch {
         let b = &mut self.batch;

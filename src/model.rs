@@ -251,7 +251,7 @@ fn normalize_dn_text(dn: &str) -> String {
 }
 
 /// Whether a user may log in to the application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Active,
@@ -284,7 +284,7 @@ pub type FieldName = Arc<str>;
 
 /// A user's field values (core and custom), sorted by field name. A compact
 /// sorted vector: a user has a handful of fields.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Fields(Vec<(FieldName, String)>);
 
 impl Fields {

@@ -206,6 +206,36 @@ impl Plan {
     }
 }
 
+/// The record a new entry of source `scfg` is created as; `None` for an
+/// entry disabled in the directory, which is not imported unless the source
+/// says `import_disabled`. (The plan adds provisioning rules' fields later.)
+pub fn new_user(scfg: &SourceConfig, u: &MappedUser) -> Option<NewUser> {
+    if u.disabled && !scfg.import_disabled {
+        return None;
+    }
+    let mut fields = Fields::default();
+    let mut dir_values = Fields::default();
+    // Mapped fields are in spec order, username (spec 0) left out.
+    for ((name, value), spec) in u.fields.iter().zip(scfg.fields.iter().skip(1)) {
+        if let (Some(v), true) = (value, spec.on_create) {
+            fields.insert(name.clone(), v.clone());
+        }
+        if let (Some(v), true) = (value, spec.app_owned) {
+            dir_values.insert(name.clone(), v.clone());
+        }
+    }
+    Some(NewUser {
+        source: scfg.name.clone(),
+        external_id: u.external_id.clone(),
+        dn: u.dn.clone(),
+        username: u.username.as_str().to_string(),
+        fields,
+        dir_values,
+        status: if u.disabled { Status::Disabled } else { Status::Active },
+        rules_applied: Vec::new(),
+    })
+}
+
 struct Candidate<'a> {
     batch: usize,
     /// Index into the batch's users.
@@ -396,28 +426,9 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             // Disabled in the directory and never synced: not imported by default.
             None if c.user.disabled && !scfg.import_disabled => continue,
             None => {
-                let mut fields = Fields::default();
-                let mut dir_values = Fields::default();
-                // Mapped fields are in spec order, username (spec 0) left out.
-                for ((name, value), spec) in c.user.fields.iter().zip(scfg.fields.iter().skip(1)) {
-                    if let (Some(v), true) = (value, spec.on_create) {
-                        fields.insert(name.clone(), v.clone());
-                    }
-                    if let (Some(v), true) = (value, spec.app_owned) {
-                        dir_values.insert(name.clone(), v.clone());
-                    }
-                }
+                let Some(nu) = new_user(scfg, c.user) else { continue };
                 user_ref[c.batch][c.index] = Some(Ref::New(plan.creates.len()));
-                plan.creates.push(NewUser {
-                    source: b.source.clone(),
-                    external_id: c.user.external_id.clone(),
-                    dn: c.user.dn.clone(),
-                    username: c.user.username.as_str().to_string(),
-                    fields,
-                    dir_values,
-                    status: if c.user.disabled { Status::Disabled } else { Status::Active },
-                    rules_applied: Vec::new(),
-                });
+                plan.creates.push(nu);
             }
             Some(i) => {
                 let s = &snap.users[i];

@@ -266,6 +266,20 @@ pub trait StoreTx {
     fn add_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError>;
     fn remove_group_member(&mut self, child_id: i64, parent_id: i64) -> Result<(), StoreError>;
     fn audit(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Writes new users and their `create` audit rows (what `new` says: the
+    /// created fields as JSON) in one go; returns (user id, audit id) each.
+    fn insert_created(
+        &mut self,
+        users: &[NewUser],
+        run_id: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Vec<(i64, i64)>, StoreError>;
+    /// Takes back a user [`insert_created`](Self::insert_created) wrote in
+    /// this transaction, with its audit row.
+    fn remove_created(&mut self, user_id: i64, audit_id: i64) -> Result<(), StoreError>;
+    /// Rewrites a user written in this transaction (and its audit row) as `user`.
+    fn replace_created(&mut self, user_id: i64, audit_id: i64, user: &NewUser, now: Timestamp)
+        -> Result<(), StoreError>;
     /// Saves where a source left off (`full`: this read was a full one).
     fn set_sync_state(
         &mut self,

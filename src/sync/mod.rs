@@ -4,6 +4,7 @@
 //! planned, let alone applied. A dry run stops after the guards.
 
 mod approval;
+mod early;
 mod exec;
 mod outcome;
 pub use approval::Approval;
@@ -90,7 +91,19 @@ pub async fn fetch_with(
     progress: Arc<AtomicU64>,
     since: Option<String>,
 ) -> Result<SourceBatch, SourceError> {
-    match read_source(open, cfg, progress.clone(), since.as_deref()).await {
+    fetch_fed(open, cfg, progress, since, None).await
+}
+
+/// [`fetch_with`], sending the new users a full read maps to `feed`.
+async fn fetch_fed(
+    open: &Opener,
+    cfg: &SourceConfig,
+    progress: Arc<AtomicU64>,
+    since: Option<String>,
+    feed: Option<early::Feed>,
+) -> Result<SourceBatch, SourceError> {
+    let feed = feed.filter(|_| since.is_none());
+    match read_source_as(open, cfg, progress.clone(), Read::Since(since.as_deref()), feed).await {
         Err(e) if e.refresh_required && since.is_some() => {
             warn!(source = %cfg.name, reason = %e.message, "the saved position is no longer valid; reading in full");
             read_source(open, cfg, progress, None).await
@@ -107,7 +120,7 @@ async fn read_source(
     progress: Arc<AtomicU64>,
     since: Option<&str>,
 ) -> Result<SourceBatch, SourceError> {
-    read_source_as(open, cfg, progress, Read::Since(since)).await
+    read_source_as(open, cfg, progress, Read::Since(since), None).await
 }
 
 /// What a read asks of a source.
@@ -123,16 +136,28 @@ async fn read_source_as(
     cfg: &SourceConfig,
     progress: Arc<AtomicU64>,
     read: Read<'_>,
+    mut feed: Option<early::Feed>,
 ) -> Result<SourceBatch, SourceError> {
     let (sink, mut rx) = EntrySink::channel(progress);
     let scfg = cfg.clone();
     let mapper = tokio::task::spawn_blocking(move || {
         let mut c = Collector::new(&scfg);
+        let mut sent = 0;
         while let Some(batch) = rx.blocking_recv() {
             for (kind, entry) in batch {
                 c.add(kind, entry);
             }
+            // New users go to the early writer as they are mapped.
+            if let Some(f) = &feed {
+                let users = &c.users()[sent..];
+                sent += users.len();
+                let chunk: Vec<_> = users.iter().filter_map(|u| plan::new_user(&scfg, u)).collect();
+                if !chunk.is_empty() && !f.send(chunk) {
+                    feed = None;
+                }
+            }
         }
+        drop(feed);
         c.finish()
     });
     let source = open(cfg);
@@ -245,6 +270,20 @@ async fn pipeline(
     }
     // One user's read is a delta: only what it touches is read from the store.
     let all_resume = opts.user.is_some() || since.iter().all(Option::is_some);
+    // A source's first sync writes its new users while it is read (early.rs).
+    let fresh = match opts.dry_run || opts.user.is_some() {
+        true => Vec::new(),
+        false => selected
+            .iter()
+            .zip(&since)
+            .filter(|(s, since)| since.is_none() && !s.is_enrich() && s.scope_groups.is_empty())
+            .map(|(s, _)| s.name.clone())
+            .collect(),
+    };
+    let (feed, writer, fresh) = match early::maybe_start(store, outcome.run_id, fresh).await? {
+        Some((f, w, names)) => (Some(f), Some(w), names),
+        None => (None, None, Default::default()),
+    };
     // Read every source (concurrently) while the snapshot is loaded.
     let mut handles = AbortOnDrop(
         selected
@@ -255,19 +294,24 @@ async fn pipeline(
                 let p = progress.clone();
                 let open = open.clone();
                 let user = opts.user.clone();
+                let feed = feed.clone().filter(|_| fresh.contains(&s.name));
                 tokio::spawn(async move {
                     match user {
-                        Some(u) => read_source_as(&open, &s, p, Read::User(&u)).await,
-                        None => fetch_with(&open, &s, p, since).await,
+                        Some(u) => read_source_as(&open, &s, p, Read::User(&u), None).await,
+                        None => fetch_fed(&open, &s, p, since, feed).await,
                     }
                 })
             })
             .collect(),
     );
+    drop(feed);
     // With a full read somewhere, the whole store is needed: read it while the
     // sources are read. If every source resumes, wait and read only what the
     // deltas touch.
     let early = if all_resume { None } else { Some(heavy_store(store, |s| s.snapshot()).await?) };
+    if let (Some(w), Some(snap)) = (&writer, &early) {
+        w.snapshot_read(snap);
+    }
     let mut batches = Vec::new();
     let mut failures = Vec::new();
     for (h, s) in handles.0.iter_mut().zip(selected) {
@@ -287,9 +331,19 @@ async fn pipeline(
         outcome.errors.extend(b.errors.iter().cloned());
         outcome.warnings.extend(b.warnings.iter().cloned());
     }
+    // The early writer's session and rows (every feed is dropped: the
+    // sources are read). Any other store write must wait until it is dropped.
+    let mut session = match writer {
+        Some(w) => Some(w.finish().await?),
+        None => None,
+    };
+    if let Some((_, e)) = &session {
+        info!(elapsed_ms = t0.elapsed().as_millis() as u64, written_early = e.len(), "new users written while reading");
+    }
     // A failing source removes nobody and changes none of its users; the
     // others go on (a `partial` run) unless none is left.
     if batches.is_empty() {
+        drop(session.take());
         outcome.status = RunStatus::Failed;
         outcome.message = Some(format!("{}; nothing was changed", failures.join("; ")));
         return finish_without_changes(store, outcome, started, opts.force).await;
@@ -388,6 +442,7 @@ async fn pipeline(
         return Ok(outcome);
     }
     if outcome.status == RunStatus::Blocked {
+        drop(session.take()); // a rollback of anything written early
         let removals = approval::planned_removals(&plan);
         let summary = serde_json::to_string(&crate::plan::summary::PlanSummary::of(&plan)).expect("serializable");
         outcome.plan = Some(plan);
@@ -433,16 +488,33 @@ async fn pipeline(
         })
         .collect();
     let cfg2 = cfg.clone();
-    let (applied, plan) = heavy_store(store, move |s| {
-        let cursors: Vec<crate::apply::Cursor> = positions
-            .iter()
-            .map(|(source, saved, full)| crate::apply::Cursor { source, saved: saved.clone(), full: *full })
-            .collect();
-        let prov = crate::apply::Provisioning::from_config(&cfg2);
-        (crate::apply::apply(s, &plan, generation, &record, finished, &cursors, &prov), plan)
-    })
-    .await;
-    applied?;
+    let plan = match session {
+        None => {
+            let (applied, plan) = heavy_store(store, move |s| {
+                let cursors = cursors_of(&positions);
+                let prov = crate::apply::Provisioning::from_config(&cfg2);
+                (crate::apply::apply(s, &plan, generation, &record, finished, &cursors, &prov), plan)
+            })
+            .await;
+            applied?;
+            plan
+        }
+        // The same apply in the session that holds the early rows, then its commit.
+        Some((mut session, written)) => {
+            let plan = Arc::new(plan);
+            let p = plan.clone();
+            heavy(move || {
+                session.run(Box::new(move |tx| {
+                    let cursors = cursors_of(&positions);
+                    let prov = crate::apply::Provisioning::from_config(&cfg2);
+                    crate::apply::apply_with(tx, &p, generation, &record, finished, &cursors, &prov, Some(&written))
+                }))?;
+                session.commit()
+            })
+            .await?;
+            Arc::try_unwrap(plan).unwrap_or_else(|p| (*p).clone())
+        }
+    };
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
     outcome.plan = Some(plan);
     // Then push what the application owns; per-item failures stay on the
@@ -525,6 +597,14 @@ fn record_of(o: &SyncOutcome, started: Timestamp, forced: bool) -> RunRecord {
         message: o.message.clone(),
         mode: o.mode.clone(),
     }
+}
+
+/// The apply's view of the sources' positions.
+fn cursors_of(positions: &[(String, crate::store::SavedState, bool)]) -> Vec<crate::apply::Cursor<'_>> {
+    positions
+        .iter()
+        .map(|(source, saved, full)| crate::apply::Cursor { source, saved: saved.clone(), full: *full })
+        .collect()
 }
 
 /// A delta without a present phase: it names everything it touches.

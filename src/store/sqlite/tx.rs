@@ -39,6 +39,11 @@ fn split_fields(fields: &Fields) -> ([Option<&str>; 6], String) {
     (core, serde_json::Value::Object(custom).to_string())
 }
 
+/// What a `create` audit row says: the created fields, as JSON.
+pub(crate) fn created_summary(u: &NewUser) -> String {
+    serde_json::to_string(&u.fields).unwrap_or_default()
+}
+
 impl StoreTx for SqliteTx<'_> {
     fn generation(&mut self) -> Result<i64, StoreError> {
         self.tx
@@ -160,6 +165,42 @@ impl StoreTx for SqliteTx<'_> {
         self.exec(
             "INSERT INTO audit (run_id, at, user_id, name, action, field, old, new) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![a.run_id, a.at, a.user_id, a.name, a.action, a.field, a.old, a.new],
+        )
+        .map(drop)
+    }
+
+    fn insert_created(
+        &mut self,
+        users: &[NewUser],
+        run_id: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut ids = Vec::with_capacity(users.len());
+        for u in users {
+            let id = self.insert_user(u, now)?;
+            self.exec(
+                "INSERT INTO audit (run_id, at, user_id, name, action, new) VALUES (?1, ?2, ?3, ?4, 'create', ?5)",
+                params![run_id, now, id, u.username, created_summary(u)],
+            )?;
+            ids.push((id, self.tx.last_insert_rowid()));
+        }
+        Ok(ids)
+    }
+
+    fn remove_created(&mut self, user_id: i64, audit_id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM audit WHERE id = ?1 AND user_id = ?2", [audit_id, user_id])?;
+        self.delete_user(user_id)
+    }
+
+    fn replace_created(&mut self, user_id: i64, audit_id: i64, u: &NewUser, now: Timestamp) -> Result<(), StoreError> {
+        let (core, custom) = split_fields(&u.fields);
+        self.exec(
+            "UPDATE users SET source = ?2, external_id = ?3, username = ?4, username_key = ?5, dn = ?6, dn_key = ?7, status = ?8, full_name = ?9, email = ?10, department = ?11, office = ?12, card_number = ?13, card_number2 = ?14, fields = ?15, dir_values = ?16, updated_at = ?17 WHERE id = ?1",
+            params![user_id, u.source, u.external_id, u.username, name_key(&u.username), u.dn, normalize_dn(&u.dn), u.status.as_str(), core[0], core[1], core[2], core[3], core[4], core[5], custom, split_fields(&u.dir_values).1, now],
+        )?;
+        self.exec(
+            "UPDATE audit SET name = ?3, new = ?4 WHERE id = ?1 AND user_id = ?2",
+            params![audit_id, user_id, u.username, created_summary(u)],
         )
         .map(drop)
     }
