@@ -6,9 +6,9 @@
 use crate::history::{AuditRecord, RunRecord};
 use crate::model::Status;
 use crate::plan::{Member, NewUser, Plan, Ref, RemovalKind};
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use crate::store::{Store, StoreError, StoreTx, UserPatch};
 use crate::time::Timestamp;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// What the apply needs to provision new users beyond the plan: generated
 /// codes, and which app-owned fields are written back (source → field →
@@ -65,10 +65,8 @@ pub struct Written {
 impl EarlyWrites {
     /// A digest of everything a created row holds (keyed per run).
     pub fn digest(&self, u: &NewUser) -> u64 {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = self.hasher.build_hasher();
-        (&u.source, &u.external_id, &u.dn, &u.username, &u.fields, &u.dir_values, u.status).hash(&mut h);
-        h.finish()
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((&u.source, &u.external_id, &u.dn, &u.username, &u.fields, &u.dir_values, u.status))
     }
 
     pub fn get(&self, u: &NewUser) -> Option<Written> {

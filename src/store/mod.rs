@@ -278,8 +278,13 @@ pub trait StoreTx {
     /// this transaction, with its audit row.
     fn remove_created(&mut self, user_id: i64, audit_id: i64) -> Result<(), StoreError>;
     /// Rewrites a user written in this transaction (and its audit row) as `user`.
-    fn replace_created(&mut self, user_id: i64, audit_id: i64, user: &NewUser, now: Timestamp)
-        -> Result<(), StoreError>;
+    fn replace_created(
+        &mut self,
+        user_id: i64,
+        audit_id: i64,
+        user: &NewUser,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     /// Saves where a source left off (`full`: this read was a full one).
     fn set_sync_state(
         &mut self,

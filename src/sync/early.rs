@@ -40,8 +40,11 @@ impl Feed {
 /// mappers, holding the run's write session.
 pub struct Writer {
     snapshot: SyncSender<Taken>,
-    done: tokio::task::JoinHandle<Result<(Box<dyn WriteSession>, EarlyWrites), StoreError>>,
+    done: tokio::task::JoinHandle<Result<Early, StoreError>>,
 }
+
+/// The run's open session and what was written in it.
+pub type Early = (Box<dyn WriteSession>, EarlyWrites);
 
 /// What the store already holds that early rows must not collide with.
 struct Taken {
@@ -71,7 +74,7 @@ impl Writer {
 
     /// Waits for the writer (every [`Feed`] must be dropped first) and
     /// returns the open session and what was written in it.
-    pub async fn finish(self) -> Result<(Box<dyn WriteSession>, EarlyWrites), StoreError> {
+    pub async fn finish(self) -> Result<Early, StoreError> {
         drop(self.snapshot);
         match self.done.await {
             Ok(r) => r,
@@ -85,7 +88,7 @@ fn write(
     taken: Receiver<Taken>,
     chunks: Receiver<Vec<NewUser>>,
     run_id: Option<i64>,
-) -> Result<(Box<dyn WriteSession>, EarlyWrites), StoreError> {
+) -> Result<Early, StoreError> {
     let mut early = EarlyWrites::default();
     // No snapshot (it failed): nothing is written early.
     let Ok(taken) = taken.recv() else { return Ok((session, early)) };

@@ -7,6 +7,7 @@ mod cli;
 mod contrib;
 mod csv;
 mod ds389;
+mod early;
 mod fake_ad;
 mod fake_google;
 mod fake_graph;
