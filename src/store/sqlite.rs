@@ -340,13 +340,6 @@ impl Drop for SqliteLease {
 
 impl Store for SqliteStore {
     fn write_session(&self) -> Result<Box<dyn super::WriteSession>, StoreError> {
-        // Its readers share the writer: a session would keep them waiting.
-        if self.inner.memory {
-            return Err(StoreError::Backend {
-                path: self.inner.path.display().to_string(),
-                message: "an in-memory store has no write session".into(),
-            });
-        }
         Ok(Box::new(session::SqliteSession::start(self.inner.clone())?))
     }
 

@@ -11,6 +11,7 @@
 //! failed or killed run rolls the transaction back. The session holds the
 //! store's writer while the source is read: other writes wait for the run
 //! (only on a first sync; a source with users in the store never takes it).
+//! Dry runs never write early (an in-memory store's readers share its writer).
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
