@@ -2,7 +2,11 @@
 """dirsync benchmark: sync N users / G groups from a real slapd into SQLite,
 against the floor of reading the same directory with OpenLDAP's ldapsearch.
 
-Usage: python3 bench/run.py [--users 100000] [--groups 1000] [--reps 3]
+Usage: python3 bench/run.py [--users 100000] [--groups 1000] [--reps 3] [--compare OTHER_BINARY]
+
+--compare times the first sync of another dirsync build too (e.g. the commit
+before a change, built in a worktree), alternating with this one's in the
+same script, so the two are measured against the same slapd and floor.
 
 Everything runs in this one script, on this machine: it generates the data,
 loads it into a throwaway slapd (scripts/slapd-test-server.sh), builds the
@@ -19,6 +23,7 @@ def main():
     ap.add_argument("--groups", type=int, default=1_000)
     ap.add_argument("--per-user", type=int, default=3)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--compare", help="another dirsync binary whose first sync is timed too")
     a = ap.parse_args()
 
     binary = build_release()
@@ -68,8 +73,8 @@ max_delete_count = 1000000
         def raw_same():
             return timed(ldapsearch + [users_f] + attrs)[0] + timed(ldapsearch + [groups_f, "entryUUID", "cn", "member"])[0]
 
-        def sync(*extra):
-            return timed([binary, "--config", cfg, "sync", *extra])
+        def sync(*extra, using=binary):
+            return timed([using, "--config", cfg, "sync", *extra])
 
         def reset():
             for suffix in ("", "-wal", "-shm"):
@@ -80,8 +85,11 @@ max_delete_count = 1000000
         rows = {}
         rows["raw_all"] = [raw_all() for _ in range(a.reps)]
         rows["raw_same"] = [raw_same() for _ in range(a.reps)]
-        first, first_rss = [], []
+        first, first_rss, other, other_rss = [], [], [], []
         for _ in range(a.reps):
+            if a.compare:
+                reset()
+                dt, rss = sync(using=a.compare); other.append(dt); other_rss.append(rss)
             reset()
             dt, rss = sync(); first.append(dt); first_rss.append(rss)
         # Full reads of an unchanged directory (--full: a full comparison).
@@ -111,6 +119,9 @@ max_delete_count = 1000000
         print(f"| raw paged ldapsearch of all entries, all attributes (floor) | {ra:.2f} | 1.00 | {ra/rs:.2f} | – | – |")
         print(f"| raw paged ldapsearch, the attributes dirsync requests | {rs:.2f} | {rs/ra:.2f} | 1.00 | – | – |")
         f0 = med(first)
+        if other:
+            o = med(other)
+            print(f"| first sync, the `--compare` build | {o:.2f} | {o/ra:.2f} | {o/rs:.2f} | {o/f0:.3f} | {max(other_rss):.0f} |")
         for name, t, m in [("first sync (empty store, full read)", first, first_rss),
                            ("full read, no changes (`sync --full`)", nochange, nochange_rss),
                            ("full read after changing 1% of users (`sync --full`)", changed, changed_rss),
