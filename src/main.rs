@@ -328,7 +328,7 @@ fn run(args: Args) -> Result<u8, Failure> {
                     return Err(Failure::failed(e.to_string()));
                 }
             };
-            let opts = SyncOptions { dry_run, force, sources, full, ..SyncOptions::default() };
+            let opts = SyncOptions { dry_run, force, sources, full, early_writes: true, ..SyncOptions::default() };
             let progress = Arc::new(AtomicU64::new(0));
             let rt = runtime()?;
             let bar = cli::Progress::start(&rt, progress.clone());

@@ -81,12 +81,8 @@ impl Source for RosterSource {
         // Something the test wants done while the source is being read.
         // (Only the source it is meant for: tests run side by side.)
         let hook = {
-            let mut slot = DURING_READ.lock().unwrap();
-            if slot.as_ref().is_some_and(|(name, _)| *name == self.name) {
-                slot.take()
-            } else {
-                None
-            }
+            let mut hooks = DURING_READ.lock().unwrap();
+            hooks.iter().position(|(name, _)| *name == self.name).map(|i| hooks.remove(i))
         };
         if let Some((_, h)) = hook {
             tokio::task::spawn_blocking(h).await.unwrap();
@@ -106,7 +102,8 @@ impl Source for RosterSource {
 }
 
 type Hook = Box<dyn FnOnce() + Send>;
-static DURING_READ: std::sync::Mutex<Option<(String, Hook)>> = std::sync::Mutex::new(None);
+/// Hooks by source name (tests run side by side, each with its own source).
+static DURING_READ: std::sync::Mutex<Vec<(String, Hook)>> = std::sync::Mutex::new(Vec::new());
 
 const TEXT: &str = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"staff\"\ntype = \"roster\"\nusers = [\"amy\", \"bob\"]\n[sources.fields]\nusername = \"Login\"\nfull_name = \"Full Name\"\n";
 
@@ -200,7 +197,7 @@ async fn a_field_set_during_a_queued_run_is_kept_and_the_run_is_done_again() {
     wait(1).await;
     // While the next run reads its source, the application sets a field.
     let (c, s) = (cfg.clone(), store.clone());
-    *DURING_READ.lock().unwrap() = Some((
+    DURING_READ.lock().unwrap().push((
         "queued".into(),
         Box::new(move || {
             // The sync reads the store's snapshot while its sources are read;
@@ -221,4 +218,42 @@ async fn a_field_set_during_a_queued_run_is_kept_and_the_run_is_done_again() {
     assert_eq!(amy.fields.get("credit"), Some("5.00"), "the field set meanwhile is kept");
     runner.stop();
     worker.await.unwrap();
+}
+
+/// Tries a store write (queueing a run, as the service does when asked for
+/// one) while `source` is being read: whether it got through within a second.
+fn probe_during_read(source: &str, store: Arc<dyn Store>) -> Arc<std::sync::Mutex<Option<bool>>> {
+    let got = Arc::new(std::sync::Mutex::new(None));
+    let g = got.clone();
+    let hook: Hook = Box::new(move || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(store.queue_run("probe", dirsync::history::now(), false).is_ok());
+        });
+        *g.lock().unwrap() = Some(rx.recv_timeout(std::time::Duration::from_secs(1)).unwrap_or(false));
+    });
+    DURING_READ.lock().unwrap().push((source.into(), hook));
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_run_that_asks_writes_early_and_holds_the_writer_while_it_reads() {
+    for (name, early) in [("first-service", false), ("first-cli", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = parse(&TEXT.replace("name = \"staff\"", &format!("name = \"{name}\"")), dir.path()).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
+        let got = probe_during_read(name, store.clone());
+        let opts = SyncOptions { early_writes: early, ..SyncOptions::default() };
+        let out = dirsync::sync::run(&cfg, &*store, &opts, Arc::new(AtomicU64::new(0))).await.unwrap();
+        assert_eq!((out.status, out.counts.created), (RunStatus::Ok, 2), "{out:?}");
+        let through = *got.lock().unwrap();
+        match early {
+            // The service's runs: its queue and API keep writing while a
+            // first sync reads a slow directory.
+            false => assert_eq!(through, Some(true), "a service run must leave the store writable while it reads"),
+            // The CLI's first sync writes its users in its own transaction
+            // while reading: other writes wait for it.
+            true => assert_eq!(through, Some(false), "an early-writing run holds the writer"),
+        }
+    }
 }

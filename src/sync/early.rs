@@ -10,7 +10,9 @@
 //! that failed or was held back, a duplicate found at the end). A blocked,
 //! failed or killed run rolls the transaction back. The session holds the
 //! store's writer while the source is read: other writes wait for the run
-//! (only on a first sync; a source with users in the store never takes it).
+//! (only on a first sync; a source with users in the store never takes it),
+//! so only runs that ask for it (`SyncOptions::early_writes`: the CLI's
+//! `sync`, not the service, which must keep taking writes) write early.
 //! Dry runs never write early (an in-memory store's readers share its writer).
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};

@@ -46,6 +46,11 @@ pub struct SyncOptions {
     /// Approval of a blocked run: the thresholds are lifted, but the run is
     /// blocked again if it would remove anybody the approved run did not plan.
     pub approved: Option<Arc<Approval>>,
+    /// Let a source's first sync write its new users while it is read
+    /// (`early.rs`). That holds the store's writer for the whole read, so
+    /// only the CLI's `sync` asks for it: a service must keep taking writes
+    /// (queued runs, API patches) while a first sync reads a slow directory.
+    pub early_writes: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,7 +276,7 @@ async fn pipeline(
     // One user's read is a delta: only what it touches is read from the store.
     let all_resume = opts.user.is_some() || since.iter().all(Option::is_some);
     // A source's first sync writes its new users while it is read (early.rs).
-    let fresh = match opts.dry_run || opts.user.is_some() {
+    let fresh = match opts.dry_run || opts.user.is_some() || !opts.early_writes {
         true => Vec::new(),
         false => selected
             .iter()
