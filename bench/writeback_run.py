@@ -21,9 +21,9 @@ def timed(cmd, stdin=None):
     return timed_rss(cmd, stdin)[0]
 
 
-def ldif_part(users, rep, j, k):
-    """Every k-th user from j: the raw references' changes."""
-    return "".join(f"dn: uid=user{i:06d},ou=people,{SUFFIX}\nchangetype: modify\nreplace: pager\npager: par{rep}{i}\n\n"
+def ldif_part(users, tag, j=0, k=1):
+    """The raw references' changes: every k-th user from j gets pager TAG<i>."""
+    return "".join(f"dn: uid=user{i:06d},ou=people,{SUFFIX}\nchangetype: modify\nreplace: pager\npager: {tag}{i}\n\n"
                    for i in range(j, users, k)).encode()
 
 
@@ -74,39 +74,37 @@ in_flight = IN_FLIGHT
         push, again, raw, raw8 = {k: [] for k in flights}, {k: [] for k in flights}, [], []
         serial = 0
         for rep in range(a.reps):
-          for k in flights:
-            configure(k)
-            serial += 1
-            now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-            con = sqlite3.connect(db)
-            with con:
-                con.execute("UPDATE users SET fields = json_set(fields, '$.print_code', printf('%d%06d', ?, id))", (serial,))
-                con.execute("""INSERT INTO writeback (user_id, field, attribute, value, old_value, base_value, status, attempts, created_at, updated_at)
-                               SELECT id, 'print_code', 'pager', json_extract(fields, '$.print_code'), NULL, json_extract(dir_values, '$.print_code'),
-                                      'pending', 0, ?1, ?1 FROM users WHERE true
-                               ON CONFLICT (user_id, field) DO UPDATE SET value = excluded.value, base_value = excluded.base_value,
-                                      old_value = NULL, status = 'pending', attempts = 0, updated_at = excluded.updated_at""", (now,))
-            n = con.execute("SELECT count(*) FROM writeback WHERE status = 'pending'").fetchone()[0]
-            con.close()
-            push[k].append(timed([binary, "--config", cfg, "writeback", "push"]))
-            con = sqlite3.connect(db)
-            done = con.execute("SELECT count(*) FROM writeback WHERE status = 'done'").fetchone()[0]
-            con.close()
-            assert done == n, f"in_flight = {k}: {done} of {n} items done"
-            # Idempotence: the same values again are read and found there.
-            con = sqlite3.connect(db)
-            with con:
-                con.execute("UPDATE writeback SET status = 'pending'")
-            con.close()
-            again[k].append(timed([binary, "--config", cfg, "writeback", "push"]))
-          if True:
+            for k in flights:
+                configure(k)
+                serial += 1
+                now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                con = sqlite3.connect(db)
+                with con:
+                    con.execute("UPDATE users SET fields = json_set(fields, '$.print_code', printf('%d%06d', ?, id))", (serial,))
+                    con.execute("""INSERT INTO writeback (user_id, field, attribute, value, old_value, base_value, status, attempts, created_at, updated_at)
+                                   SELECT id, 'print_code', 'pager', json_extract(fields, '$.print_code'), NULL, json_extract(dir_values, '$.print_code'),
+                                          'pending', 0, ?1, ?1 FROM users WHERE true
+                                   ON CONFLICT (user_id, field) DO UPDATE SET value = excluded.value, base_value = excluded.base_value,
+                                          old_value = NULL, status = 'pending', attempts = 0, updated_at = excluded.updated_at""", (now,))
+                n = con.execute("SELECT count(*) FROM writeback WHERE status = 'pending'").fetchone()[0]
+                con.close()
+                push[k].append(timed([binary, "--config", cfg, "writeback", "push"]))
+                con = sqlite3.connect(db)
+                done = con.execute("SELECT count(*) FROM writeback WHERE status = 'done'").fetchone()[0]
+                con.close()
+                assert done == n, f"in_flight = {k}: {done} of {n} items done"
+                # Idempotence: the same values again are read and found there.
+                con = sqlite3.connect(db)
+                with con:
+                    con.execute("UPDATE writeback SET status = 'pending'")
+                con.close()
+                again[k].append(timed([binary, "--config", cfg, "writeback", "push"]))
             # The raw rate: ldapmodify applying the same number of changes.
-            ldif = "".join(f"dn: uid=user{i:06d},ou=people,{SUFFIX}\nchangetype: modify\nreplace: pager\npager: raw{rep}{i}\n\n"
-                           for i in range(a.users)).encode()
+            ldif = ldif_part(a.users, f"raw{rep}")
             raw.append(timed(["ldapmodify", "-x", "-H", url, "-D", ADMIN, "-w", "secret"], stdin=ldif))
             # The directory's own write rate: the same changes from 8
             # ldapmodify processes at once (a floor no client can beat).
-            parts = [ldif_part(a.users, rep, j, 8) for j in range(8)]
+            parts = [ldif_part(a.users, f"par{rep}", j, 8) for j in range(8)]
             t0 = time.perf_counter()
             procs = [subprocess.Popen(["ldapmodify", "-x", "-H", url, "-D", ADMIN, "-w", "secret"], stdin=subprocess.PIPE,
                                       stdout=subprocess.DEVNULL) for _ in parts]

@@ -424,7 +424,6 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         let scfg = source_cfg(&b.source);
         match c.target {
             // Disabled in the directory and never synced: not imported by default.
-            None if c.user.disabled && !scfg.import_disabled => continue,
             None => {
                 let Some(nu) = new_user(scfg, c.user) else { continue };
                 user_ref[c.batch][c.index] = Some(Ref::New(plan.creates.len()));

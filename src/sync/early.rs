@@ -58,7 +58,7 @@ struct Taken {
 /// Opens the run's write session (the store's writer is held from here on)
 /// and starts the writer. The snapshot must be read after this returns, so
 /// that it and the session see the same store.
-pub async fn start(store: &dyn Store, run_id: Option<i64>) -> Result<(Feed, Writer), StoreError> {
+async fn start(store: &dyn Store, run_id: Option<i64>) -> Result<(Feed, Writer), StoreError> {
     let session = on_store(store, |s| s.write_session()).await?;
     let (feed, chunks) = sync_channel::<Vec<NewUser>>(4);
     let (snapshot, taken) = sync_channel::<Taken>(1);
@@ -103,10 +103,11 @@ fn write(
         let chunk: Vec<NewUser> = chunk
             .into_iter()
             .filter(|u| {
-                !taken.sources.contains(&u.source)
-                    && early.get(u).is_none()
-                    && !taken.names.contains(&name_key(&u.username))
-                    && claimed.insert(name_key(&u.username))
+                if taken.sources.contains(&u.source) || early.get(u).is_some() {
+                    return false;
+                }
+                let key = name_key(&u.username);
+                !taken.names.contains(&key) && claimed.insert(key)
             })
             .collect();
         if chunk.is_empty() {

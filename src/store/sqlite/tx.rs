@@ -40,7 +40,7 @@ fn split_fields(fields: &Fields) -> ([Option<&str>; 6], String) {
 }
 
 /// What a `create` audit row says: the created fields, as JSON.
-pub(crate) fn created_summary(u: &NewUser) -> String {
+fn created_summary(u: &NewUser) -> String {
     serde_json::to_string(&u.fields).unwrap_or_default()
 }
 
