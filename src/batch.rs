@@ -4,30 +4,35 @@
 //! (DNs or usernames) to direct user and nested-group memberships. A member
 //! that points nowhere is ignored.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::SourceConfig;
-use crate::mapping::{map_group, map_user, UserOutcome};
+use crate::mapping::{field_names, map_group, map_user_named, UserOutcome};
 use crate::model::{
-    name_key, normalize_dn, EntryError, EntryKind, MappedGroup, MappedUser, MemberRef, RawEntry, SourceBatch,
+    name_key, normalize_dn, EntryError, EntryKind, FieldName, MappedGroup, MappedUser, MemberRef, RawEntry, SourceBatch,
 };
 
 /// Builds a [`SourceBatch`] from raw entries, one at a time.
 pub struct Collector<'a> {
     cfg: &'a SourceConfig,
+    /// The source's mapped field names, shared by all its users.
+    names: Arc<[FieldName]>,
     batch: SourceBatch,
 }
 
 impl<'a> Collector<'a> {
     pub fn new(cfg: &'a SourceConfig) -> Self {
-        Collector { cfg, batch: SourceBatch { source: cfg.name.clone(), ..SourceBatch::default() } }
+        let names = field_names(cfg);
+        Collector { cfg, names, batch: SourceBatch { source: cfg.name.clone(), ..SourceBatch::default() } }
     }
 
     pub fn add(&mut self, kind: EntryKind, entry: RawEntry) {
         match kind {
             EntryKind::User => {
                 self.batch.user_entries += 1;
-                match map_user(self.cfg, &entry) {
+                match map_user_named(self.cfg, &self.names, &entry) {
                     UserOutcome::Mapped(u, warnings) => {
                         self.batch.seen_user_ids.insert(u.external_id.clone());
                         self.batch.warnings.extend(warnings);

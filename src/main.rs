@@ -24,6 +24,7 @@ use cli::Failure;
 
 // Syncs allocate many small strings across two threads; mimalloc measured
 // faster than glibc's allocator here (see BENCHMARKS.md).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -5,9 +5,11 @@
 //! dropped with a warning.
 
 use crate::config::{FieldSource, FieldSpec, SourceConfig, TemplatePart, Transform};
+use std::sync::Arc;
+
 use crate::model::{
-    is_invisible, name_key, short_dn, AttrValue, EntryError, MappedGroup, MappedUser, MemberRef, Name, RawEntry,
-    MAX_DN_LEN,
+    is_invisible, name_key, short_dn, AttrValue, EntryError, FieldName, MappedFields, MappedGroup, MappedUser,
+    MemberRef, Name, RawEntry, MAX_DN_LEN,
 };
 
 /// Longest value accepted for any field.
@@ -44,8 +46,19 @@ fn origin(entry: &RawEntry) -> String {
     entry.facts.origin.clone().unwrap_or_else(|| short_dn(&entry.dn))
 }
 
+/// The names of a source's mapped fields but username, in its order: what
+/// [`MappedUser::fields`] are named by (shared by all of a source's users).
+pub fn field_names(cfg: &SourceConfig) -> Arc<[FieldName]> {
+    cfg.fields.iter().filter(|s| &*s.name != "username").map(|s| s.name.clone()).collect()
+}
+
 /// Maps one user entry.
 pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
+    map_user_named(cfg, &field_names(cfg), entry)
+}
+
+/// [`map_user`] with the source's [`field_names`] computed once.
+pub fn map_user_named(cfg: &SourceConfig, names: &Arc<[FieldName]>, entry: &RawEntry) -> UserOutcome {
     // The name the entry claims, even when it is skipped for another reason.
     let name = || {
         let spec = cfg.fields.iter().find(|s| &*s.name == "username")?;
@@ -81,7 +94,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
         if &*spec.name == "username" {
             username = value;
         } else {
-            fields.push((spec.name.clone(), value));
+            fields.push(value);
         }
     }
     let Some(username) = username else {
@@ -94,7 +107,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
             username: Name::new(username),
             disabled: entry.facts.disabled.unwrap_or(false),
             member_of: entry.facts.member_of.clone(),
-            fields,
+            fields: MappedFields::new(names.clone(), &fields),
         },
         warnings,
     )
@@ -163,7 +176,7 @@ fn text<'a>(entry: &'a RawEntry, attr: &str) -> Result<Option<&'a str>, String> 
 
 /// A mapped field's value by name (tests and display).
 pub fn field<'a>(u: &'a MappedUser, name: &str) -> Option<&'a str> {
-    u.fields.iter().find(|(k, _)| &**k == name).and_then(|(_, v)| v.as_deref())
+    u.fields.get(name)
 }
 
 /// Computes a field's value: source, transforms, then the default for an

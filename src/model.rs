@@ -5,10 +5,11 @@
 //! Nothing in here does I/O; every step takes one of these and returns another.
 
 use std::fmt;
-use std::sync::Arc;
 
-use serde::ser::SerializeMap;
 use serde::Serialize;
+
+mod fields;
+pub use fields::{FieldName, Fields, MappedFields};
 
 /// One attribute value as the directory sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,55 +279,6 @@ impl Status {
 /// custom field.
 pub const CORE_FIELDS: [&str; 6] = ["full_name", "email", "department", "office", "card_number", "card_number2"];
 
-/// A field name, shared by every user that has the field (100,000 users do
-/// not hold 100,000 copies of "full_name").
-pub type FieldName = Arc<str>;
-
-/// A user's field values (core and custom), sorted by field name. A compact
-/// sorted vector: a user has a handful of fields.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Fields(Vec<(FieldName, String)>);
-
-impl Fields {
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.binary_search_by(|(k, _)| (**k).cmp(name)).ok().map(|i| self.0[i].1.as_str())
-    }
-
-    /// Sets a value, replacing any previous one.
-    pub fn insert(&mut self, name: FieldName, value: String) {
-        match self.0.binary_search_by(|(k, _)| (**k).cmp(&*name)) {
-            Ok(i) => self.0[i].1 = value,
-            Err(i) => self.0.insert(i, (name, value)),
-        }
-    }
-
-    pub fn contains_key(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (&**k, v.as_str()))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Fields {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            m.serialize_entry(&**k, v)?;
-        }
-        m.end()
-    }
-}
-
 /// A user entry after mapping and validation: what the source says the user
 /// should look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,7 +292,7 @@ pub struct MappedUser {
     pub member_of: Vec<String>,
     /// Every mapped field but username, in the source's field order; a field
     /// whose attribute is absent maps to `None` (it clears the field on update).
-    pub fields: Vec<(FieldName, Option<String>)>,
+    pub fields: MappedFields,
 }
 
 /// A group entry after mapping: members are references (DNs, usernames or

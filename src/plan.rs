@@ -213,17 +213,18 @@ pub fn new_user(scfg: &SourceConfig, u: &MappedUser) -> Option<NewUser> {
     if u.disabled && !scfg.import_disabled {
         return None;
     }
-    let mut fields = Fields::default();
-    let mut dir_values = Fields::default();
+    let mut fields = Vec::with_capacity(u.fields.len());
+    let mut dir_values = Vec::new();
     // Mapped fields are in spec order, username (spec 0) left out.
     for ((name, value), spec) in u.fields.iter().zip(scfg.fields.iter().skip(1)) {
         if let (Some(v), true) = (value, spec.on_create) {
-            fields.insert(name.clone(), v.clone());
+            fields.push((name.clone(), v));
         }
         if let (Some(v), true) = (value, spec.app_owned) {
-            dir_values.insert(name.clone(), v.clone());
+            dir_values.push((name.clone(), v));
         }
     }
+    let (fields, dir_values) = (Fields::from_pairs(fields), Fields::from_pairs(dir_values));
     Some(NewUser {
         source: scfg.name.clone(),
         external_id: u.external_id.clone(),
@@ -448,23 +449,27 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     if spec.app_owned {
                         // The application owns it: the directory only fills it in.
                         if old.is_none() && new.is_some() && spec.on_update {
-                            changes.push(FieldChange { field: name.to_string(), old: None, new: new.clone() });
+                            changes.push(FieldChange {
+                                field: name.to_string(),
+                                old: None,
+                                new: new.map(str::to_string),
+                            });
                         }
                         let seen = s.dir_values.get(name);
-                        if new.as_deref() != seen {
+                        if new != seen {
                             dir_changes.push(FieldChange {
                                 field: name.to_string(),
                                 old: seen.map(str::to_string),
-                                new: new.clone(),
+                                new: new.map(str::to_string),
                             });
                         }
                         continue;
                     }
-                    if spec.on_update && new.as_deref() != old {
+                    if spec.on_update && new != old {
                         changes.push(FieldChange {
                             field: name.to_string(),
                             old: old.map(str::to_string),
-                            new: new.clone(),
+                            new: new.map(str::to_string),
                         });
                     }
                 }

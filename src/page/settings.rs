@@ -29,7 +29,7 @@ pub fn masked(text: &str) -> String {
 }
 
 fn field<'a>(u: &'a crate::model::MappedUser, name: &str) -> &'a str {
-    u.fields.iter().find(|(k, _)| &**k == name).and_then(|(_, v)| v.as_deref()).unwrap_or("")
+    u.fields.get(name).unwrap_or("")
 }
 
 fn form(csrf: &str) -> Markup {

@@ -73,23 +73,23 @@ pub(super) fn apply_rows(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch],
                 }
             };
             // The mapped fields but the one matched on (spec 0 is username).
-            let values = u.fields.iter().zip(scfg.fields.iter().skip(1)).filter(|((n, _), _)| **n != **match_on);
+            let values = u.fields.iter().zip(scfg.fields.iter().skip(1)).filter(|((n, _), _)| ***n != **match_on);
             match target {
                 Target::New(i) => {
                     for ((name, value), spec) in values {
                         if let (Some(v), true) = (value, spec.on_create) {
-                            plan.creates[i].fields.insert(name.clone(), v.clone());
+                            plan.creates[i].fields.insert(name.clone(), v.to_string());
                         }
                     }
                 }
                 Target::Stored(i) => {
                     let s = &snap.users[i];
                     let changes: Vec<FieldChange> = values
-                        .filter(|((name, new), spec)| spec.on_update && new.as_deref() != s.fields.get(name))
+                        .filter(|((name, new), spec)| spec.on_update && *new != s.fields.get(name))
                         .map(|((name, new), _)| FieldChange {
                             field: name.to_string(),
                             old: s.fields.get(name).map(str::to_string),
-                            new: new.clone(),
+                            new: new.map(str::to_string),
                         })
                         .collect();
                     if changes.is_empty() {

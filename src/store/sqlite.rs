@@ -253,6 +253,9 @@ fn read_snapshot_on(conn: &mut Connection, path: &Path, q: Option<&SnapshotQuery
             }
         }
         tx.commit().map_err(&err)?;
+        // No spare capacity is kept while the sources are still being read.
+        snap.users.shrink_to_fit();
+        snap.user_groups.shrink_to_fit();
         Ok(snap)
     }
 }
@@ -276,49 +279,47 @@ impl Interner {
 }
 
 pub(super) fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<StoredUser> {
-    let mut fields = Fields::default();
+    // Values are borrowed from the row and packed once (Fields::from_pairs).
+    let mut pairs: Vec<(FieldName, &str)> = Vec::with_capacity(CORE_FIELDS.len());
     for (i, name) in CORE_FIELDS.iter().enumerate() {
-        if let Some(v) = r.get::<_, Option<String>>(6 + i)? {
-            fields.insert(names.get(name), v);
+        if let rusqlite::types::ValueRef::Text(t) = r.get_ref(6 + i)? {
+            let v = std::str::from_utf8(t).map_err(|e| rusqlite::Error::Utf8Error(6 + i, e))?;
+            pairs.push((names.get(name), v));
         }
     }
-    let custom: String = r.get(12)?;
-    if custom != "{}" {
-        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&custom) {
-            for (k, v) in m {
-                if let serde_json::Value::String(s) = v {
-                    fields.insert(names.get(&k), s);
-                }
-            }
-        }
-    }
-    let status: String = r.get(5)?;
+    let custom = json_object(r, 12, names)?;
+    let mut fields: Vec<(FieldName, &str)> = pairs;
+    fields.extend(custom.iter().map(|(k, v)| (k.clone(), v.as_str())));
+    let status = r.get_ref(5)?.as_str()?;
     Ok(StoredUser {
         id: r.get(0)?,
         source: r.get(1)?,
         external_id: r.get(2)?,
         username: r.get(3)?,
         dn: r.get(4)?,
-        status: Status::parse(&status).unwrap_or(Status::Disabled),
+        status: Status::parse(status).unwrap_or(Status::Disabled),
         missing_since: r.get(15)?,
-        dir_values: {
-            let text: String = r.get(16)?;
-            let mut dv = Fields::default();
-            if text != "{}" {
-                if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&text) {
-                    for (k, v) in m {
-                        if let serde_json::Value::String(s) = v {
-                            dv.insert(names.get(&k), s);
-                        }
-                    }
-                }
-            }
-            dv
-        },
-        fields,
+        dir_values: Fields::from_pairs(json_object(r, 16, names)?),
+        fields: Fields::from_pairs(fields),
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
     })
+}
+
+/// A JSON object of strings in column `i` (custom fields, directory values);
+/// anything else in it is ignored.
+fn json_object(r: &rusqlite::Row, i: usize, names: &mut Interner) -> rusqlite::Result<Vec<(FieldName, String)>> {
+    let text = r.get_ref(i)?.as_str()?;
+    if text == "{}" {
+        return Ok(Vec::new());
+    }
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_str(text) else { return Ok(Vec::new()) };
+    Ok(m.into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((names.get(&k), s)),
+            _ => None,
+        })
+        .collect())
 }
 
 /// SQLite's lease: an advisory lock on a file beside the store (released by
