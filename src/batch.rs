@@ -3,6 +3,10 @@
 //! skipped, every run, so nothing flip-flops), and resolves group members
 //! (DNs or usernames) to direct user and nested-group memberships. A member
 //! that points nowhere is ignored.
+//!
+//! Memory: member references and users' normalized DNs are interned as they
+//! arrive (a DN three groups list is held once, a member costs 8 bytes), and
+//! the users are reordered in place, never copied.
 
 use std::sync::Arc;
 
@@ -20,12 +24,71 @@ pub struct Collector<'a> {
     /// The source's mapped field names, shared by all its users.
     names: Arc<[FieldName]>,
     batch: SourceBatch,
+    /// Normalized DNs (users' and members'), username keys and external ids,
+    /// each held once.
+    dns: Keys,
+    usernames: Keys,
+    ids: Keys,
+    /// Each user's normalized DN in `dns`, parallel to the batch's users.
+    user_dns: Vec<u32>,
+    /// Each group's members, parallel to the batch's groups.
+    members: Vec<Vec<Member>>,
+}
+
+/// A member reference by its interned key.
+#[derive(Clone, Copy)]
+enum Member {
+    Dn(u32),
+    Username(u32),
+    Id(u32),
+}
+
+/// Interned strings: each gets the next number.
+#[derive(Default)]
+struct Keys(HashMap<Box<str>, u32>);
+
+impl Keys {
+    fn id(&mut self, key: &str) -> u32 {
+        if let Some(&i) = self.0.get(key) {
+            return i;
+        }
+        let i = self.0.len() as u32;
+        self.0.insert(key.into(), i);
+        i
+    }
+
+    fn get(&self, key: &str) -> Option<u32> {
+        self.0.get(key).copied()
+    }
+
+    /// The strings by number.
+    fn by_id(&self) -> Vec<&str> {
+        let mut v = vec![""; self.0.len()];
+        for (k, &i) in &self.0 {
+            v[i as usize] = k;
+        }
+        v
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    User(u32),
+    Group(u32),
 }
 
 impl<'a> Collector<'a> {
     pub fn new(cfg: &'a SourceConfig) -> Self {
-        let names = field_names(cfg);
-        Collector { cfg, names, batch: SourceBatch { source: cfg.name.clone(), ..SourceBatch::default() } }
+        Collector {
+            cfg,
+            names: field_names(cfg),
+            batch: SourceBatch { source: cfg.name.clone(), ..SourceBatch::default() },
+            dns: Keys::default(),
+            usernames: Keys::default(),
+            ids: Keys::default(),
+            user_dns: Vec::new(),
+            members: Vec::new(),
+        }
     }
 
     pub fn add(&mut self, kind: EntryKind, entry: RawEntry) {
@@ -36,6 +99,7 @@ impl<'a> Collector<'a> {
                     UserOutcome::Mapped(u, warnings) => {
                         self.batch.seen_user_ids.insert(u.external_id.clone());
                         self.batch.warnings.extend(warnings);
+                        self.user_dns.push(self.dns.id(&normalize_dn(&u.dn)));
                         self.batch.users.push(u);
                     }
                     UserOutcome::Skipped(err, id, name) => {
@@ -56,7 +120,18 @@ impl<'a> Collector<'a> {
                     self.batch.seen_group_ids.insert(id);
                 }
                 match map_group(self.cfg, &entry) {
-                    Ok(g) => self.batch.groups.push(g),
+                    Ok(mut g) => {
+                        let members = std::mem::take(&mut g.members)
+                            .iter()
+                            .map(|m| match m {
+                                MemberRef::Dn(dn) => Member::Dn(self.dns.id(&normalize_dn(dn))),
+                                MemberRef::Username(n) => Member::Username(self.usernames.id(&name_key(n))),
+                                MemberRef::ExternalId(id) => Member::Id(self.ids.id(id)),
+                            })
+                            .collect();
+                        self.members.push(members);
+                        self.batch.groups.push(g);
+                    }
                     Err(e) => {
                         self.batch.skipped_group_dns.insert(normalize_dn(&entry.dn));
                         self.batch.errors.push(e);
@@ -72,99 +147,113 @@ impl<'a> Collector<'a> {
     }
 
     /// Resolves duplicates and memberships.
-    pub fn finish(mut self) -> SourceBatch {
-        let b = &mut self.batch;
+    pub fn finish(self) -> SourceBatch {
+        let Collector { cfg, mut batch, dns, usernames, ids, mut user_dns, members, .. } = self;
+        let b = &mut batch;
+        let dn_of = dns.by_id();
         // Every claimant of a duplicate is skipped, and protects what it
-        // could be. Normalized DNs are computed once, kept for member resolution.
-        let mut users: Vec<(String, MappedUser)> =
-            std::mem::take(&mut b.users).into_iter().map(|u| (normalize_dn(&u.dn), u)).collect();
-        // Two entries with one username are left to the planner, which knows
-        // which of them (if any) already holds the name.
-        let mut dropped =
-            drop_duplicates(&mut users, &mut b.errors, |(_, u)| u.external_id.as_str(), |(_, u)| &u.dn, "identity");
-        dropped.extend(drop_duplicates(&mut users, &mut b.errors, |(k, _)| k.as_str(), |(_, u)| &u.dn, "DN"));
-        for (dn, u) in dropped {
-            b.skipped_names.insert(u.username.key().to_string());
-            b.skipped_dns.insert(dn);
+        // could be. Users are handled by index and reordered in place.
+        let mut users = std::mem::take(&mut b.users);
+        let mut keep = vec![true; users.len()];
+        let ext = |i: usize| users[i].external_id.as_str();
+        let dn = |i: usize| users[i].dn.as_str();
+        mark_duplicates(&mut keep, &mut b.errors, ext, dn, "identity");
+        mark_duplicates(&mut keep, &mut b.errors, |i| dn_of[user_dns[i] as usize], dn, "DN");
+        for i in (0..users.len()).filter(|&i| !keep[i]) {
+            b.skipped_names.insert(users[i].username.key().to_string());
+            b.skipped_dns.insert(dn_of[user_dns[i] as usize].to_string());
         }
-        let mut groups: Vec<(String, MappedGroup)> =
-            std::mem::take(&mut b.groups).into_iter().map(|g| (normalize_dn(&g.dn), g)).collect();
-        let mut dropped =
-            drop_duplicates(&mut groups, &mut b.errors, |(_, g)| g.external_id.as_str(), |(_, g)| &g.dn, "identity");
-        dropped.extend(drop_duplicates(&mut groups, &mut b.errors, |(k, _)| k.as_str(), |(_, g)| &g.dn, "DN"));
-        b.skipped_group_dns.extend(dropped.into_iter().map(|(k, _)| k));
-        users.sort_by(|(_, a), (_, c)| a.username.key().cmp(c.username.key()));
-        groups.sort_by(|(_, a), (_, c)| a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id)));
-        let (user_dns, users): (Vec<String>, Vec<MappedUser>) = users.into_iter().unzip();
-        let (group_dns, groups): (Vec<String>, Vec<MappedGroup>) = groups.into_iter().unzip();
-        (b.users, b.groups) = (users, groups);
+        retain_by(&mut users, &keep);
+        retain_by(&mut user_dns, &keep);
+        // Sorted by username (two entries with one username are left to the
+        // planner, which knows which of them holds the name), then identity.
+        let mut order: Vec<u32> = (0..users.len() as u32).collect();
+        order.sort_unstable_by(|&a, &c| {
+            let (a, c) = (&users[a as usize], &users[c as usize]);
+            a.username.key().cmp(c.username.key()).then_with(|| a.external_id.cmp(&c.external_id))
+        });
+        permute(&mut user_dns, order.clone());
+        permute(&mut users, order);
+        b.users = users;
 
-        #[derive(Clone, Copy)]
-        enum Target {
-            User(u32),
-            Group(u32),
-        }
-        let usernames = self.cfg.members_are_usernames();
-        let mut by_dn: HashMap<String, Target> =
-            HashMap::with_capacity_and_hasher(b.users.len() + b.groups.len(), Default::default());
-        // A name two entries claim resolves to both: the planner keeps at most one.
-        let mut by_username: HashMap<&str, Vec<u32>> = HashMap::default();
-        for (i, (u, dn)) in b.users.iter().zip(user_dns).enumerate() {
-            if usernames {
-                by_username.entry(u.username.key()).or_default().push(i as u32);
+        let groups = std::mem::take(&mut b.groups);
+        let mut groups: Vec<(String, MappedGroup, Vec<Member>)> =
+            groups.into_iter().zip(members).map(|(g, m)| (normalize_dn(&g.dn), g, m)).collect();
+        let mut keep = vec![true; groups.len()];
+        let ext = |i: usize| groups[i].1.external_id.as_str();
+        let dn = |i: usize| groups[i].1.dn.as_str();
+        mark_duplicates(&mut keep, &mut b.errors, ext, dn, "identity");
+        mark_duplicates(&mut keep, &mut b.errors, |i| groups[i].0.as_str(), dn, "DN");
+        b.skipped_group_dns.extend((0..groups.len()).filter(|&i| !keep[i]).map(|i| groups[i].0.clone()));
+        retain_by(&mut groups, &keep);
+        groups.sort_by(|(_, a, _), (_, c, _)| a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id)));
+
+        // What each interned key points at.
+        let by_username = cfg.members_are_usernames();
+        let mut at_dn: Vec<Option<Target>> = vec![None; dn_of.len()];
+        let mut at_name: Vec<Vec<u32>> = vec![Vec::new(); usernames.0.len()];
+        let mut at_id: Vec<Option<Target>> = vec![None; ids.0.len()];
+        for (i, u) in b.users.iter().enumerate() {
+            if by_username {
+                // A name two entries claim resolves to both: the planner keeps at most one.
+                if let Some(k) = usernames.get(u.username.key()) {
+                    at_name[k as usize].push(i as u32);
+                }
             } else {
-                by_dn.insert(dn, Target::User(i as u32));
+                at_dn[user_dns[i] as usize] = Some(Target::User(i as u32));
+            }
+            if let Some(k) = ids.get(&u.external_id) {
+                at_id[k as usize] = Some(Target::User(i as u32));
             }
         }
-        for (i, dn) in group_dns.into_iter().enumerate() {
-            by_dn.insert(dn, Target::Group(i as u32));
+        for (i, (dn, g, _)) in groups.iter().enumerate() {
+            if let Some(k) = dns.get(dn) {
+                at_dn[k as usize] = Some(Target::Group(i as u32));
+            }
+            if let Some(k) = ids.get(&g.external_id) {
+                at_id[k as usize] = Some(Target::Group(i as u32));
+            }
         }
-        // Members named by external id, and groups named by a source's keys.
-        let by_ext: HashMap<&str, Target> =
-            if b.groups.iter().any(|g| g.members.iter().any(|m| matches!(m, MemberRef::ExternalId(_)))) {
-                let users = b.users.iter().enumerate().map(|(i, u)| (u.external_id.as_str(), Target::User(i as u32)));
-                users
-                    .chain(b.groups.iter().enumerate().map(|(i, g)| (g.external_id.as_str(), Target::Group(i as u32))))
-                    .collect()
-            } else {
-                HashMap::default()
-            };
+        let name_of = usernames.by_id();
+        let id_of = ids.by_id();
         let mut user_groups = Vec::new();
         let mut group_groups = Vec::new();
         let mut unresolved = Vec::new();
         let mut unresolved_ids = Vec::new();
-        for (gi, g) in b.groups.iter().enumerate() {
+        for (gi, (_, _, ms)) in groups.iter().enumerate() {
             let gi = gi as u32;
-            for m in &g.members {
-                let (target, key) = match m {
-                    MemberRef::Username(n) => {
-                        let key = name_key(n);
-                        match by_username.get(key.as_str()) {
-                            Some(us) => user_groups.extend(us.iter().map(|&u| (u, gi))),
-                            None => unresolved.push((gi, key)),
+            for &m in ms {
+                let target = match m {
+                    Member::Username(k) => {
+                        match &at_name[k as usize] {
+                            us if us.is_empty() => unresolved.push((gi, name_of[k as usize].to_string())),
+                            us => user_groups.extend(us.iter().map(|&u| (u, gi))),
                         }
                         continue;
                     }
-                    MemberRef::Dn(dn) => {
-                        let key = normalize_dn(dn);
-                        (by_dn.get(&key).copied(), Some(key))
-                    }
-                    MemberRef::ExternalId(id) => match by_ext.get(id.as_str()) {
-                        Some(t) => (Some(*t), None),
+                    Member::Dn(k) => match at_dn[k as usize] {
+                        Some(t) => t,
                         None => {
-                            unresolved_ids.push((gi, id.clone()));
+                            unresolved.push((gi, dn_of[k as usize].to_string()));
+                            continue;
+                        }
+                    },
+                    Member::Id(k) => match at_id[k as usize] {
+                        Some(t) => t,
+                        None => {
+                            unresolved_ids.push((gi, id_of[k as usize].to_string()));
                             continue;
                         }
                     },
                 };
                 match target {
-                    Some(Target::User(u)) => user_groups.push((u, gi)),
-                    Some(Target::Group(child)) if child != gi => group_groups.push((child, gi)),
-                    Some(Target::Group(_)) => {} // itself: ignored
-                    None => unresolved.extend(key.map(|k| (gi, k))),
+                    Target::User(u) => user_groups.push((u, gi)),
+                    Target::Group(child) if child != gi => group_groups.push((child, gi)),
+                    Target::Group(_) => {} // itself: ignored
                 }
             }
         }
+        b.groups = groups.into_iter().map(|(_, g, _)| g).collect();
         // A user's groups named by key (AD: its primary group, not in `member`).
         let by_key: HashMap<&str, u32> =
             b.groups.iter().enumerate().flat_map(|(i, g)| g.keys.iter().map(move |k| (k.as_str(), i as u32))).collect();
@@ -178,18 +267,40 @@ impl<'a> Collector<'a> {
         user_groups.dedup();
         group_groups.sort_unstable();
         group_groups.dedup();
-        drop(by_username);
         b.user_groups = user_groups;
         b.group_groups = group_groups;
         b.unresolved = unresolved;
         b.unresolved_ids = unresolved_ids;
-        for g in &mut b.groups {
-            g.members = Vec::new(); // resolved; free the memory
+        if !cfg.scope_groups.is_empty() {
+            restrict_to_scope(b, &cfg.scope_groups);
         }
-        if !self.cfg.scope_groups.is_empty() {
-            restrict_to_scope(b, &self.cfg.scope_groups);
+        batch
+    }
+}
+
+/// Keeps the items whose flag is set, in order, in place.
+fn retain_by<T>(v: &mut Vec<T>, keep: &[bool]) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+/// Reorders `v` in place so that item k is the one at `order[k]` before.
+fn permute<T>(v: &mut [T], mut order: Vec<u32>) {
+    const DONE: u32 = u32::MAX;
+    for start in 0..v.len() {
+        let mut cur = start;
+        while order[cur] != DONE {
+            let next = order[cur] as usize;
+            order[cur] = DONE;
+            if next == start {
+                break;
+            }
+            v.swap(cur, next);
+            cur = next;
         }
-        self.batch
     }
 }
 
@@ -251,34 +362,34 @@ fn restrict_to_scope(b: &mut SourceBatch, scope: &[String]) {
     });
 }
 
-/// Removes every item whose key is shared with another, reporting each with
-/// the DNs of the others, and returns them. Deterministic: all claimants are
-/// skipped.
-fn drop_duplicates<T>(
-    items: &mut Vec<T>,
+/// Clears `keep` for every kept item whose key another kept item shares,
+/// reporting each with the DNs of the others. Deterministic: all claimants
+/// are skipped.
+fn mark_duplicates<'k>(
+    keep: &mut [bool],
     errors: &mut Vec<EntryError>,
-    key: impl Fn(&T) -> &str,
-    dn: impl Fn(&T) -> &String,
+    key: impl Fn(usize) -> &'k str,
+    dn: impl Fn(usize) -> &'k str,
     what: &str,
-) -> Vec<T> {
-    let mut dups: Vec<(String, Vec<usize>)> = {
-        let mut by_key: HashMap<&str, Vec<usize>> = HashMap::with_capacity_and_hasher(items.len(), Default::default());
-        for (i, it) in items.iter().enumerate() {
-            by_key.entry(key(it)).or_default().push(i);
+) {
+    let alive = keep.iter().filter(|&&k| k).count();
+    let mut dups: Vec<(&str, Vec<usize>)> = {
+        let mut by_key: HashMap<&str, Vec<usize>> = HashMap::with_capacity_and_hasher(alive, Default::default());
+        for i in (0..keep.len()).filter(|&i| keep[i]) {
+            by_key.entry(key(i)).or_default().push(i);
         }
-        if by_key.len() == items.len() {
-            return Vec::new();
+        if by_key.len() == alive {
+            return;
         }
-        by_key.into_iter().filter(|(_, v)| v.len() > 1).map(|(k, v)| (k.to_string(), v)).collect()
+        by_key.into_iter().filter(|(_, v)| v.len() > 1).collect()
     };
-    let mut drop = vec![false; items.len()];
     dups.sort();
     for (k, idxs) in dups {
         for &i in &idxs {
-            drop[i] = true;
-            let others: Vec<&str> = idxs.iter().filter(|&&j| j != i).map(|&j| dn(&items[j]).as_str()).collect();
+            keep[i] = false;
+            let others: Vec<&str> = idxs.iter().filter(|&&j| j != i).map(|&j| dn(j)).collect();
             errors.push(EntryError::new(
-                dn(&items[i]),
+                dn(i),
                 format!(
                     "duplicate {what} \"{k}\": also claimed by {}; both skipped until one is fixed",
                     others.join("; ")
@@ -286,15 +397,6 @@ fn drop_duplicates<T>(
             ));
         }
     }
-    let mut removed = Vec::new();
-    for (i, it) in std::mem::take(items).into_iter().enumerate() {
-        if drop[i] {
-            removed.push(it);
-        } else {
-            items.push(it);
-        }
-    }
-    removed
 }
 
 #[cfg(test)]
@@ -303,6 +405,19 @@ mod tests {
     use crate::config::Config;
     use crate::model::AttrValue;
     use std::path::Path;
+
+    #[test]
+    fn permute_puts_each_item_where_the_order_says_in_place() {
+        let order = vec![3u32, 0, 4, 1, 2, 5];
+        let mut v = vec!["a", "b", "c", "d", "e", "f"];
+        permute(&mut v, order.clone());
+        assert_eq!(v, ["d", "a", "e", "b", "c", "f"]);
+        let mut w: Vec<u32> = (0..1000).collect();
+        let mut rev: Vec<u32> = (0..1000).rev().collect();
+        rev.swap(10, 500);
+        permute(&mut w, rev.clone());
+        assert_eq!(w, rev);
+    }
 
     fn cfg(member_attr: &str) -> SourceConfig {
         let text = format!(
