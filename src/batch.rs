@@ -174,6 +174,7 @@ impl<'a> Collector<'a> {
         });
         permute(&mut user_dns, order.clone());
         permute(&mut users, order);
+        users.shrink_to_fit(); // the plan is made while this is held
         b.users = users;
 
         let groups = std::mem::take(&mut b.groups);

@@ -420,6 +420,8 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     // 4. Users: creates and updates.
     // Per batch, per user index: the record the entry maps to (None: skipped).
     let mut user_ref: Vec<Vec<Option<Ref>>> = batches.iter().map(|b| vec![None; b.users.len()]).collect();
+    // No spare capacity: a first sync creates every user (peak RSS).
+    plan.creates.reserve_exact(cands.iter().filter(|c| !c.skipped && c.target.is_none()).count());
     for c in cands.iter().filter(|c| !c.skipped) {
         let b = &batches[c.batch];
         let scfg = source_cfg(&b.source);
