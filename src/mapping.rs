@@ -5,6 +5,7 @@
 //! dropped with a warning.
 
 use crate::config::{FieldSource, FieldSpec, SourceConfig, TemplatePart, Transform};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::model::{
@@ -180,10 +181,10 @@ pub fn field<'a>(u: &'a MappedUser, name: &str) -> Option<&'a str> {
 }
 
 /// Computes a field's value: source, transforms, then the default for an
-/// empty result.
-pub fn evaluate(spec: &FieldSpec, entry: &RawEntry) -> Result<Option<String>, String> {
-    let raw = match &spec.source {
-        FieldSource::Attribute(a) => text(entry, a)?.map(str::to_string),
+/// empty result. A plain attribute's value is borrowed from the entry.
+pub fn evaluate<'a>(spec: &'a FieldSpec, entry: &'a RawEntry) -> Result<Option<Cow<'a, str>>, String> {
+    let raw: Option<Cow<'a, str>> = match &spec.source {
+        FieldSource::Attribute(a) => text(entry, a)?.map(Cow::Borrowed),
         FieldSource::Template(parts) => {
             let mut out = String::new();
             let mut any = false;
@@ -198,18 +199,18 @@ pub fn evaluate(spec: &FieldSpec, entry: &RawEntry) -> Result<Option<String>, St
                     }
                 }
             }
-            any.then(|| out.trim().to_string())
+            any.then(|| Cow::Owned(out.trim().to_string()))
         }
         FieldSource::Constant => None,
     };
     let mut value = raw;
     if let Some(v) = value.as_mut() {
         for t in &spec.transforms {
-            *v = apply_transform(t, v);
+            *v = Cow::Owned(apply_transform(t, v));
         }
     }
     let value = value.filter(|v| !v.is_empty());
-    Ok(value.or_else(|| spec.default.clone()))
+    Ok(value.or_else(|| spec.default.as_deref().map(Cow::Borrowed)))
 }
 
 fn apply_transform(t: &Transform, v: &str) -> String {
@@ -223,8 +224,9 @@ fn apply_transform(t: &Transform, v: &str) -> String {
 }
 
 /// Validates a field value; `Ok(None)` passes an absent value through.
-pub fn validate(field: &str, value: Option<String>) -> Result<Option<String>, String> {
-    let Some(v) = value else { return Ok(None) };
+pub fn validate<S: AsRef<str>>(field: &str, value: Option<S>) -> Result<Option<S>, String> {
+    let Some(value) = value else { return Ok(None) };
+    let v = value.as_ref();
     if v.len() > MAX_VALUE_LEN {
         return Err(format!("value is longer than {MAX_VALUE_LEN} bytes"));
     }
@@ -247,10 +249,10 @@ pub fn validate(field: &str, value: Option<String>) -> Result<Option<String>, St
                 ));
             }
         }
-        "email" if !is_email(&v) => return Err(format!("{v:?} is not an email address")),
+        "email" if !is_email(v) => return Err(format!("{v:?} is not an email address")),
         _ => {}
     }
-    Ok(Some(v))
+    Ok(Some(value))
 }
 
 fn is_email(v: &str) -> bool {

@@ -56,9 +56,9 @@ pub(crate) fn parse_entry(re: ResultEntry) -> Result<RawEntry, String> {
     for pa in attrs {
         let mut parts = pa.expect_constructed().ok_or("bad attribute")?.into_iter();
         let name = prim(parts.next()).ok_or("bad attribute name")?;
-        let name = String::from_utf8(name).map_err(|_| "attribute name is not UTF-8".to_string())?;
+        let mut name = String::from_utf8(name).map_err(|_| "attribute name is not UTF-8".to_string())?;
         let vals = parts.next().and_then(|t| t.expect_constructed()).ok_or("bad attribute values")?;
-        let name = name.to_ascii_lowercase();
+        name.make_ascii_lowercase();
         let mut values = Vec::with_capacity(vals.len());
         for v in vals {
             let bytes = prim(Some(v)).ok_or("bad attribute value")?;
