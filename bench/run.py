@@ -4,6 +4,10 @@ against the floor of reading the same directory with OpenLDAP's ldapsearch.
 
 Usage: python3 bench/run.py [--users 100000] [--groups 1000] [--reps 3] [--compare OTHER_BINARY]
 
+A second reference, examples/rawread.rs, does only the paged read with ldap3
+(the LDAP client dirsync uses), decoding each entry and dropping it: the floor
+for any ldap3-based reader on this machine.
+
 --compare times the first sync of another dirsync build too (e.g. the commit
 before a change, built in a worktree), alternating with this one's in the
 same script, so the two are measured against the same slapd and floor.
@@ -27,6 +31,7 @@ def main():
     a = ap.parse_args()
 
     binary = build_release()
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "rawread"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="dirsync-bench-")
     base = os.path.join(work, "slapd")
     data = os.path.join(work, "data.ldif")
@@ -70,6 +75,10 @@ max_delete_count = 1000000
         def raw_all():
             return timed(ldapsearch + [f"(|{users_f}{groups_f})"])[0]
 
+        rawread = os.path.join(ROOT, "target", "release", "examples", "rawread")
+        def raw_ldap3():
+            return timed([rawread, url, ADMIN, "secret", SUFFIX])[0]
+
         def raw_same():
             return timed(ldapsearch + [users_f] + attrs)[0] + timed(ldapsearch + [groups_f, "entryUUID", "cn", "member"])[0]
 
@@ -85,6 +94,7 @@ max_delete_count = 1000000
         rows = {}
         rows["raw_all"] = [raw_all() for _ in range(a.reps)]
         rows["raw_same"] = [raw_same() for _ in range(a.reps)]
+        rows["raw_ldap3"] = [raw_ldap3() for _ in range(a.reps)]
         first, first_rss, other, other_rss = [], [], [], []
         for _ in range(a.reps):
             if a.compare:
@@ -111,13 +121,15 @@ max_delete_count = 1000000
             dt, rss = sync("--full"); changed.append(dt); changed_rss.append(rss)
             change(f"inc{rep}")
             dt, rss = sync(); inc.append(dt); inc_rss.append(rss)
-        ra, rs = statistics.median(rows["raw_all"]), statistics.median(rows["raw_same"])
         med = statistics.median
+        ra, rs = med(rows["raw_all"]), med(rows["raw_same"])
         print(f"users={a.users} groups={a.groups} per_user={a.per_user} reps={a.reps} (medians; slapadd load {load:.1f} s)\n")
         print("| step | time (s) | × raw ldapsearch, all attributes | × raw ldapsearch, dirsync's attributes | × first sync | peak RSS (MiB) |")
         print("|---|---:|---:|---:|---:|---:|")
         print(f"| raw paged ldapsearch of all entries, all attributes (floor) | {ra:.2f} | 1.00 | {ra/rs:.2f} | – | – |")
         print(f"| raw paged ldapsearch, the attributes dirsync requests | {rs:.2f} | {rs/ra:.2f} | 1.00 | – | – |")
+        r3 = med(rows["raw_ldap3"])
+        print(f"| ldap3's paged read alone, dirsync's attributes (examples/rawread.rs: decode, drop) | {r3:.2f} | {r3/ra:.2f} | {r3/rs:.2f} | – | – |")
         f0 = med(first)
         if other:
             o = med(other)
