@@ -264,7 +264,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     let gone: Vec<Gone> = batches.iter().map(|b| gone(snap, b)).collect();
 
     // 1. Which stored record does each entry update?
-    let mut cands: Vec<Candidate> = Vec::new();
+    let mut cands: Vec<Candidate> = Vec::with_capacity(batches.iter().map(|b| b.users.len()).sum());
     let mut targeted = vec![false; snap.users.len()];
     let enrich = |b: &SourceBatch| source_cfg(&b.source).is_enrich();
     let prio = |b: &SourceBatch| source_cfg(&b.source).priority;
