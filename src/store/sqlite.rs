@@ -280,15 +280,14 @@ impl Interner {
 
 pub(super) fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<StoredUser> {
     // Values are borrowed from the row and packed once (Fields::from_pairs).
-    let mut pairs: Vec<(FieldName, &str)> = Vec::with_capacity(CORE_FIELDS.len());
+    // A value of another type than text is an error, as `get::<String>` was.
+    let mut fields: Vec<(FieldName, &str)> = Vec::with_capacity(CORE_FIELDS.len());
     for (i, name) in CORE_FIELDS.iter().enumerate() {
-        if let rusqlite::types::ValueRef::Text(t) = r.get_ref(6 + i)? {
-            let v = std::str::from_utf8(t).map_err(|e| rusqlite::Error::Utf8Error(6 + i, e))?;
-            pairs.push((names.get(name), v));
+        if let Some(v) = r.get_ref(6 + i)?.as_str_or_null()? {
+            fields.push((names.get(name), v));
         }
     }
     let custom = json_object(r, 12, names)?;
-    let mut fields: Vec<(FieldName, &str)> = pairs;
     fields.extend(custom.iter().map(|(k, v)| (k.clone(), v.as_str())));
     let status = r.get_ref(5)?.as_str()?;
     Ok(StoredUser {

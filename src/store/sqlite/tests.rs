@@ -157,3 +157,21 @@ fn the_store_suite_passes_on_sqlite() {
     crate::store::suite::run_all(&SqliteStore::open(&dir.path().join("suite.db")).unwrap());
     crate::store::suite::run_all(&SqliteStore::open_for_dry_run(&dir.path().join("absent.db")).unwrap());
 }
+
+#[test]
+fn a_stored_field_of_another_type_than_text_is_an_error_not_an_absent_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let gen = store.snapshot().unwrap().generation;
+    let r = run(&store);
+    let mut plan = plan_with("amy");
+    plan.creates[0].fields.insert("full_name".into(), "Amy".into());
+    crate::apply::apply(&store, &plan, gen, &r, now(), &[], &Default::default()).unwrap();
+    assert_eq!(store.snapshot().unwrap().users[0].fields.get("full_name"), Some("Amy"));
+    // Edited behind dirsync's back: a value it never writes.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE users SET full_name = x'4142'", []).unwrap(); // a blob: TEXT affinity keeps it one
+    drop(conn);
+    assert!(store.snapshot().is_err(), "an unreadable field must not read as absent (the sync would overwrite it)");
+}
