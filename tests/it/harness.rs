@@ -437,41 +437,39 @@ pub fn ldapmodify(url: &str, bind: &str, password: &str, ldif: &str) {
     assert!(out.status.success(), "ldapmodify on {url} failed: {}\n{ldif}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Serves connections on a free loopback port with `serve`, on a thread with
-/// its own runtime (for the in-process fake servers); returns the port.
-pub fn spawn_server<F, Fut>(serve: F) -> u16
+/// Runs `run` on a listener on a free loopback port, on a thread with its
+/// own runtime (the in-process fake servers); returns the port.
+fn on_loopback<F, Fut>(run: F) -> u16
 where
-    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream));
-            }
-        });
+        rt.block_on(async move { run(tokio::net::TcpListener::from_std(listener).unwrap()).await });
     });
     port
 }
 
-/// Serves an axum app (the in-process fakes of cloud APIs) on a free
-/// loopback port, on a thread with its own runtime; returns the port.
+/// Serves each connection with `serve`; returns the port.
+pub fn spawn_server<F, Fut>(serve: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    on_loopback(move |listener| async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
+        }
+    })
+}
+
+/// Serves an axum app (the in-process fakes of cloud APIs); returns the port.
 pub fn spawn_app(app: axum::Router) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
-        });
-    });
-    port
+    on_loopback(|listener| async move { axum::serve(listener, app).await.unwrap() })
 }
 
 /// An OU of its own for one test, with users (sAMAccountName, cn,
