@@ -311,10 +311,9 @@ fn apply_in(
     }
     // Inserted in key order: the membership table's B-tree then grows at its
     // end instead of splitting pages all over (measured: see BENCHMARKS.md).
-    // (user, group, the change to audit: an existing user's, or NONE). A new
-    // user's memberships are not audited one by one, and the sorted order is
-    // not the plan's: looking each change up again would miss the cache at
-    // every row (measured at 1,000,000 users, BENCHMARKS.md).
+    // Each row carries the change to audit (an existing user's; a new user's
+    // memberships are not audited one by one), or NONE: looking the change up
+    // again in this order would miss the cache at every row (1,000,000 users).
     const NONE: usize = usize::MAX;
     let mut user_adds: Vec<(i64, i64, usize)> = Vec::with_capacity(plan.member_adds.len());
     for (i, m) in plan.member_adds.iter().enumerate() {

@@ -4,10 +4,10 @@
 //! skips the entry with its DN and the reason; an invalid optional value is
 //! dropped with a warning.
 
-use crate::config::{FieldSource, FieldSpec, SourceConfig, TemplatePart, Transform};
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::config::{FieldSource, FieldSpec, SourceConfig, TemplatePart, Transform};
 use crate::model::{
     is_invisible, name_key, short_dn, AttrValue, EntryError, FieldName, MappedFields, MappedGroup, MappedUser,
     MemberRef, Name, RawEntry, MAX_DN_LEN,
