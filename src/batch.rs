@@ -15,14 +15,14 @@ use rustc_hash::FxHashMap as HashMap;
 use crate::config::SourceConfig;
 use crate::mapping::{field_names, map_group, map_user_named, UserOutcome};
 use crate::model::{
-    name_key, normalize_dn, EntryError, EntryKind, FieldName, MappedGroup, MappedUser, MemberRef, RawEntry, SourceBatch,
+    name_key, normalize_dn, EntryError, EntryKind, Layout, MappedGroup, MappedUser, MemberRef, RawEntry, SourceBatch,
 };
 
 /// Builds a [`SourceBatch`] from raw entries, one at a time.
 pub struct Collector<'a> {
     cfg: &'a SourceConfig,
     /// The source's mapped field names, shared by all its users.
-    names: Arc<[FieldName]>,
+    names: Arc<Layout>,
     batch: SourceBatch,
     /// Normalized DNs (users' and members'), username keys and external ids,
     /// each held once.

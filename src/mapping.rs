@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::config::{FieldSource, FieldSpec, SourceConfig, TemplatePart, Transform};
 use crate::model::{
-    is_invisible, name_key, short_dn, AttrValue, EntryError, FieldName, MappedFields, MappedGroup, MappedUser,
-    MemberRef, Name, RawEntry, MAX_DN_LEN,
+    is_invisible, name_key, short_dn, AttrValue, EntryError, Layout, MappedFields, MappedGroup, MappedUser, MemberRef,
+    Name, RawEntry, MAX_DN_LEN,
 };
 
 /// Longest value accepted for any field.
@@ -49,8 +49,8 @@ fn origin(entry: &RawEntry) -> String {
 
 /// The names of a source's mapped fields but username, in its order: what
 /// [`MappedUser::fields`] are named by (shared by all of a source's users).
-pub fn field_names(cfg: &SourceConfig) -> Arc<[FieldName]> {
-    cfg.fields.iter().filter(|s| &*s.name != "username").map(|s| s.name.clone()).collect()
+pub fn field_names(cfg: &SourceConfig) -> Arc<Layout> {
+    Layout::new(cfg.fields.iter().filter(|s| &*s.name != "username").map(|s| s.name.clone()).collect())
 }
 
 /// Maps one user entry.
@@ -59,7 +59,7 @@ pub fn map_user(cfg: &SourceConfig, entry: &RawEntry) -> UserOutcome {
 }
 
 /// [`map_user`] with the source's [`field_names`] computed once.
-pub fn map_user_named(cfg: &SourceConfig, names: &Arc<[FieldName]>, entry: &RawEntry) -> UserOutcome {
+pub fn map_user_named(cfg: &SourceConfig, names: &Arc<Layout>, entry: &RawEntry) -> UserOutcome {
     // The name the entry claims, even when it is skipped for another reason.
     let name = || {
         let spec = cfg.fields.iter().find(|s| &*s.name == "username")?;

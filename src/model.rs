@@ -9,7 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 mod fields;
-pub use fields::{FieldName, Fields, MappedFields};
+pub use fields::{FieldName, Fields, Layout, MappedFields};
 
 /// One attribute value as the directory sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -213,18 +213,11 @@ pub fn new_user(scfg: &SourceConfig, u: &MappedUser) -> Option<NewUser> {
     if u.disabled && !scfg.import_disabled {
         return None;
     }
-    let mut fields = Vec::with_capacity(u.fields.len());
-    let mut dir_values = Vec::new();
-    // Mapped fields are in spec order, username (spec 0) left out.
-    for ((name, value), spec) in u.fields.iter().zip(scfg.fields.iter().skip(1)) {
-        if let (Some(v), true) = (value, spec.on_create) {
-            fields.push((name.clone(), v));
-        }
-        if let (Some(v), true) = (value, spec.app_owned) {
-            dir_values.push((name.clone(), v));
-        }
-    }
-    let (fields, dir_values) = (Fields::from_pairs(fields), Fields::from_pairs(dir_values));
+    // Mapped fields are in spec order, username (spec 0) left out. Values
+    // are shared with the mapped entry when every one is kept (the usual case).
+    let spec = |i: usize| &scfg.fields[i + 1];
+    let fields = Fields::from_mapped(&u.fields, |i| spec(i).on_create);
+    let dir_values = Fields::from_mapped(&u.fields, |i| spec(i).app_owned);
     Some(NewUser {
         source: scfg.name.clone(),
         external_id: u.external_id.clone(),
