@@ -9,6 +9,7 @@ use crate::plan::{Member, NewUser, Plan, Ref, RemovalKind};
 use crate::store::{Store, StoreError, StoreTx, UserPatch};
 use crate::time::Timestamp;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::sync::Arc;
 
 /// What the apply needs to provision new users beyond the plan: generated
 /// codes, and which app-owned fields are written back (source → field →
@@ -51,7 +52,7 @@ impl<'a> Provisioning<'a> {
 #[derive(Default)]
 pub struct EarlyWrites {
     hasher: std::hash::RandomState,
-    pub rows: HashMap<String, HashMap<String, Written>>,
+    pub rows: HashMap<String, HashMap<Arc<str>, Written>>,
 }
 
 /// One user written early: its row, its `create` audit row, and a digest.
@@ -70,7 +71,7 @@ impl EarlyWrites {
     }
 
     pub fn get(&self, u: &NewUser) -> Option<Written> {
-        self.rows.get(&u.source)?.get(&u.external_id).copied()
+        self.rows.get(&*u.source)?.get(&*u.external_id).copied()
     }
 
     pub fn len(&self) -> usize {
@@ -171,11 +172,10 @@ fn apply_in(
     // failed or was held back, a duplicate found at the end) go first, so
     // their names are free for the renames and creations below.
     if let Some(early) = early {
-        let planned: HashSet<(&str, &str)> =
-            plan.creates.iter().map(|u| (u.source.as_str(), u.external_id.as_str())).collect();
+        let planned: HashSet<(&str, &str)> = plan.creates.iter().map(|u| (&*u.source, &*u.external_id)).collect();
         for (source, rows) in &early.rows {
             for (ext, w) in rows {
-                if !planned.contains(&(source.as_str(), ext.as_str())) {
+                if !planned.contains(&(source.as_str(), &**ext)) {
                     tx.remove_created(w.user_id, w.audit_id)?;
                 }
             }
@@ -363,7 +363,7 @@ fn generate_codes(
                 run_id: Some(run.id),
                 at: now,
                 user_id: Some(user_ids[i]),
-                name: u.username.clone(),
+                name: u.username.to_string(),
                 action: "generate".into(),
                 field: Some(field.clone()),
                 old: None,

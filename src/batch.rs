@@ -104,7 +104,7 @@ impl<'a> Collector<'a> {
                     }
                     UserOutcome::Skipped(err, id, name) => {
                         if let Some(id) = id {
-                            self.batch.seen_user_ids.insert(id);
+                            self.batch.seen_user_ids.insert(id.into());
                         }
                         if let Some(name) = name {
                             self.batch.skipped_names.insert(name);
@@ -155,8 +155,8 @@ impl<'a> Collector<'a> {
         // could be. Users are handled by index and reordered in place.
         let mut users = std::mem::take(&mut b.users);
         let mut keep = vec![true; users.len()];
-        let ext = |i: usize| users[i].external_id.as_str();
-        let dn = |i: usize| users[i].dn.as_str();
+        let ext = |i: usize| &*users[i].external_id;
+        let dn = |i: usize| &*users[i].dn;
         mark_duplicates(&mut keep, &mut b.errors, ext, dn, "identity");
         mark_duplicates(&mut keep, &mut b.errors, |i| dn_of[user_dns[i] as usize], dn, "DN");
         for i in (0..users.len()).filter(|&i| !keep[i]) {
@@ -486,8 +486,7 @@ mod tests {
         );
         col.add(EntryKind::Group, group("Teachers", "g2", "member", &["cn=Teachers,ou=groups,dc=t"]));
         let b = col.finish();
-        let ids =
-            |u: u32, g: u32| (b.users[u as usize].external_id.as_str(), b.groups[g as usize].external_id.as_str());
+        let ids = |u: u32, g: u32| (&*b.users[u as usize].external_id, b.groups[g as usize].external_id.as_str());
         assert_eq!(b.user_groups.iter().map(|&(u, g)| ids(u, g)).collect::<Vec<_>>(), [("u1", "g1")]);
         let gids =
             |c: u32, p: u32| (b.groups[c as usize].external_id.as_str(), b.groups[p as usize].external_id.as_str());
@@ -525,6 +524,6 @@ mod tests {
         col.add(EntryKind::Group, group("g", "g1", "memberUid", &["alice", "nobody"]));
         let b = col.finish();
         assert_eq!(b.user_groups, [(0, 0)]);
-        assert_eq!(b.users[0].external_id, "u1");
+        assert_eq!(&*b.users[0].external_id, "u1");
     }
 }

@@ -103,8 +103,8 @@ pub fn map_user_named(cfg: &SourceConfig, names: &Arc<Layout>, entry: &RawEntry)
     };
     UserOutcome::Mapped(
         MappedUser {
-            dn: entry.dn.clone(),
-            external_id: id,
+            dn: entry.dn.as_str().into(),
+            external_id: id.into(),
             username: Name::new(username),
             disabled: entry.facts.disabled.unwrap_or(false),
             member_of: entry.facts.member_of.clone(),
@@ -300,7 +300,7 @@ mod tests {
         let UserOutcome::Mapped(u, w) = map_user(&c, &e) else { panic!() };
         assert!(w.is_empty());
         assert_eq!(u.username.as_str(), "jsmith");
-        assert_eq!(u.external_id, "id-1");
+        assert_eq!(&*u.external_id, "id-1");
         assert_eq!(field(&u, "office"), Some("Paris"));
         assert_eq!(field(&u, "extension"), Some("331234"));
         assert_eq!(field(&u, "department"), Some("General"));

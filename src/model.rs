@@ -105,33 +105,40 @@ pub enum EntryKind {
 /// group names. `key` is its [`name_key`], used for comparison.
 #[derive(Debug, Clone)]
 pub struct Name {
-    display: String,
-    key: String,
+    /// Shared with the records made from it (a plan's new user).
+    display: std::sync::Arc<str>,
+    /// `None` when the key is the display form itself (most usernames).
+    key: Option<Box<str>>,
 }
 
 impl Name {
     pub fn new(s: impl Into<String>) -> Self {
-        let display = s.into();
+        let display: String = s.into();
         let key = name_key(&display);
-        Name { display, key }
+        let key = (key != display).then(|| key.into_boxed_str());
+        Name { display: display.into(), key }
     }
     pub fn as_str(&self) -> &str {
         &self.display
     }
+    /// The display form, shared.
+    pub fn shared(&self) -> &std::sync::Arc<str> {
+        &self.display
+    }
     pub fn key(&self) -> &str {
-        &self.key
+        self.key.as_deref().unwrap_or(&self.display)
     }
 }
 
 impl PartialEq for Name {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+        self.key() == other.key()
     }
 }
 impl Eq for Name {}
 impl std::hash::Hash for Name {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.key.hash(state)
+        self.key().hash(state)
     }
 }
 impl fmt::Display for Name {
@@ -283,8 +290,10 @@ pub const CORE_FIELDS: [&str; 6] = ["full_name", "email", "department", "office"
 /// should look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappedUser {
-    pub dn: String,
-    pub external_id: String,
+    /// Shared with a plan's new user made from it, as are the external id,
+    /// the username and the field values.
+    pub dn: std::sync::Arc<str>,
+    pub external_id: std::sync::Arc<str>,
     pub username: Name,
     /// Disabled in the directory (the source's [`Facts::disabled`]).
     pub disabled: bool,
@@ -361,7 +370,7 @@ pub struct SourceBatch {
     pub scope_error: Option<String>,
     /// External ids of every user entry the source returned, including the
     /// skipped ones: a skipped user is not a missing user.
-    pub seen_user_ids: rustc_hash::FxHashSet<String>,
+    pub seen_user_ids: rustc_hash::FxHashSet<std::sync::Arc<str>>,
     /// The same for groups: a skipped group is not deleted.
     pub seen_group_ids: rustc_hash::FxHashSet<String>,
     /// Normalized DNs and username keys of skipped user entries (even those
@@ -383,7 +392,7 @@ impl SourceBatch {
     /// entry was returned (perhaps skipped), or a skipped entry has its DN or
     /// its username.
     pub fn protects(&self, u: &StoredUser) -> bool {
-        self.seen_user_ids.contains(&u.external_id)
+        self.seen_user_ids.contains(u.external_id.as_str())
             || (!self.skipped_dns.is_empty() && self.skipped_dns.contains(&normalize_dn(&u.dn)))
             || (!self.skipped_names.is_empty() && self.skipped_names.contains(&name_key(&u.username)))
     }

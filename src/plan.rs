@@ -32,10 +32,12 @@ pub enum Ref {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NewUser {
-    pub source: String,
-    pub external_id: String,
-    pub dn: String,
-    pub username: String,
+    /// Shared: with the source's other new users, and with the mapped entry
+    /// (the external id, DN, username and values).
+    pub source: Arc<str>,
+    pub external_id: Arc<str>,
+    pub dn: Arc<str>,
+    pub username: Arc<str>,
     pub fields: Fields,
     /// App-owned fields: the directory's values as read.
     pub dir_values: Fields,
@@ -209,7 +211,8 @@ impl Plan {
 /// The record a new entry of source `scfg` is created as; `None` for an
 /// entry disabled in the directory, which is not imported unless the source
 /// says `import_disabled`. (The plan adds provisioning rules' fields later.)
-pub fn new_user(scfg: &SourceConfig, u: &MappedUser) -> Option<NewUser> {
+/// `source` is the source's name, shared by its new users.
+pub fn new_user(scfg: &SourceConfig, source: &Arc<str>, u: &MappedUser) -> Option<NewUser> {
     if u.disabled && !scfg.import_disabled {
         return None;
     }
@@ -219,10 +222,10 @@ pub fn new_user(scfg: &SourceConfig, u: &MappedUser) -> Option<NewUser> {
     let fields = Fields::from_mapped(&u.fields, |i| spec(i).on_create);
     let dir_values = Fields::from_mapped(&u.fields, |i| spec(i).app_owned);
     Some(NewUser {
-        source: scfg.name.clone(),
+        source: source.clone(),
         external_id: u.external_id.clone(),
         dn: u.dn.clone(),
-        username: u.username.as_str().to_string(),
+        username: u.username.shared().clone(),
         fields,
         dir_values,
         status: if u.disabled { Status::Disabled } else { Status::Active },
@@ -263,7 +266,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     let prio = |b: &SourceBatch| source_cfg(&b.source).priority;
     for (bi, b) in batches.iter().enumerate().filter(|(_, b)| !enrich(b)) {
         for (index, u) in b.users.iter().enumerate() {
-            let target = by_ext.get(&(b.source.as_str(), u.external_id.as_str())).copied();
+            let target = by_ext.get(&(b.source.as_str(), &*u.external_id)).copied();
             if let Some(t) = target {
                 targeted[t] = true;
             }
@@ -288,7 +291,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 let old_gone = match &gone[ob].0 {
                     // A delta: only if reported deleted now, or gone since an earlier run.
                     Some(deleted) => deleted.contains(&s.external_id) || s.missing_since.is_some(),
-                    None => !owner.seen_user_ids.contains(&s.external_id),
+                    None => !owner.seen_user_ids.contains(s.external_id.as_str()),
                 } && (ob == c.batch || !owner.protects(s));
                 if old_gone && !targeted[i] {
                     targeted[i] = true;
@@ -405,7 +408,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         for (ci, reason, warning) in newly {
             cands[ci].skipped = true;
             let list = if warning { &mut plan.warnings } else { &mut plan.errors };
-            list.push(EntryError::new(&cands[ci].user.dn, reason));
+            list.push(EntryError::new(&*cands[ci].user.dn, reason));
         }
     }
     let live_targets = live;
@@ -413,6 +416,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     // 4. Users: creates and updates.
     // Per batch, per user index: the record the entry maps to (None: skipped).
     let mut user_ref: Vec<Vec<Option<Ref>>> = batches.iter().map(|b| vec![None; b.users.len()]).collect();
+    let source_names: Vec<Arc<str>> = batches.iter().map(|b| Arc::from(b.source.as_str())).collect();
     // No spare capacity: a first sync creates every user (peak RSS).
     plan.creates.reserve_exact(cands.iter().filter(|c| !c.skipped && c.target.is_none()).count());
     for c in cands.iter().filter(|c| !c.skipped) {
@@ -421,7 +425,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         match c.target {
             // Disabled in the directory and never synced: not imported by default.
             None => {
-                let Some(nu) = new_user(scfg, c.user) else { continue };
+                let Some(nu) = new_user(scfg, &source_names[c.batch], c.user) else { continue };
                 user_ref[c.batch][c.index] = Some(Ref::New(plan.creates.len()));
                 plan.creates.push(nu);
             }
@@ -468,11 +472,11 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                         });
                     }
                 }
-                if s.dn != c.user.dn {
+                if *s.dn != *c.user.dn {
                     changes.push(FieldChange {
                         field: "dn".into(),
                         old: Some(s.dn.clone()),
-                        new: Some(c.user.dn.clone()),
+                        new: Some(c.user.dn.to_string()),
                     });
                 }
                 let enable = s.status == Status::Disabled && !c.user.disabled;
@@ -488,7 +492,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     source: b.source.clone(),
                     username: s.username.clone(),
                     rename_to,
-                    relink_to: c.relink.then(|| c.user.external_id.clone()),
+                    relink_to: c.relink.then(|| c.user.external_id.to_string()),
                     relink_from: (c.relink && s.source != b.source).then(|| s.source.clone()),
                     enable,
                     disable,
@@ -530,7 +534,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             }
             let missing = match &gone[bi].0 {
                 Some(deleted) => deleted.contains(&s.external_id),
-                None => !b.seen_user_ids.contains(&s.external_id),
+                None => !b.seen_user_ids.contains(s.external_id.as_str()),
             };
             // A skipped entry protects the user it could be (same identity,
             // DN or username): a skipped entry is never a missing one.
@@ -559,7 +563,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             summary.active_before = active.get(&b.source).copied().unwrap_or(0);
         }
         let enabled = plan.updates.iter().filter(|u| u.enable && u.source == b.source).count();
-        let created = plan.creates.iter().filter(|c| c.source == b.source && c.status == Status::Active).count();
+        let created = plan.creates.iter().filter(|c| *c.source == *b.source && c.status == Status::Active).count();
         summary.active_after = (summary.active_before + enabled + created).saturating_sub(removed_active + disabled);
         plan.sources.push(summary);
     }

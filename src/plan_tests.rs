@@ -94,10 +94,10 @@ fn first_sync_creates_everything_with_rules_through_nested_groups() {
     );
     let plan = build(&cfg, &Snapshot::default(), &[b]);
     assert_eq!(plan.creates.len(), 2);
-    let amy = plan.creates.iter().find(|u| u.username == "amy").unwrap();
+    let amy = plan.creates.iter().find(|u| &*u.username == "amy").unwrap();
     assert_eq!(amy.fields.get("credit"), Some("10.00"));
     assert_eq!(amy.fields.get("card_number"), Some("7"));
-    let bob = plan.creates.iter().find(|u| u.username == "bob").unwrap();
+    let bob = plan.creates.iter().find(|u| &*u.username == "bob").unwrap();
     assert!(!bob.fields.contains_key("credit"));
     assert_eq!(plan.group_creates.len(), 2);
     assert_eq!(plan.member_adds.len(), 2, "amy→Class 5A and Class 5A→Students");

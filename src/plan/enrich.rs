@@ -41,7 +41,7 @@ pub(super) fn apply_rows(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch],
             if row.len() > 1 {
                 for u in row {
                     plan.warnings.push(EntryError::new(
-                        &u.dn,
+                        &*u.dn,
                         format!(
                             "{} is on {} rows of enrich source \"{}\"; none of them is used until one is fixed",
                             what(u),
@@ -58,7 +58,7 @@ pub(super) fn apply_rows(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch],
                 [t] => *t,
                 [] => {
                     let reason = format!("{} matches no user; enrich source \"{}\" changes nobody", what(u), b.source);
-                    plan.warnings.push(EntryError::new(&u.dn, reason));
+                    plan.warnings.push(EntryError::new(&*u.dn, reason));
                     continue;
                 }
                 many => {
@@ -68,7 +68,7 @@ pub(super) fn apply_rows(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch],
                         many.len(),
                         b.source
                     );
-                    plan.warnings.push(EntryError::new(&u.dn, reason));
+                    plan.warnings.push(EntryError::new(&*u.dn, reason));
                     continue;
                 }
             };
@@ -147,7 +147,7 @@ fn targets(snap: &Snapshot, plan: &Plan, match_on: &str) -> HashMap<String, Vec<
         }
     }
     for (i, c) in plan.creates.iter().enumerate() {
-        let key = if match_on == "username" { Some(c.username.as_str()) } else { c.fields.get(match_on) };
+        let key = if match_on == "username" { Some(&*c.username) } else { c.fields.get(match_on) };
         if let Some(k) = key {
             out.entry(name_key(k)).or_default().push(Target::New(i));
         }

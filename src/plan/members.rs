@@ -22,8 +22,10 @@ pub(super) fn gone(snap: &Snapshot, b: &SourceBatch) -> Gone {
     let users = snap.users.iter().map(|u| (u.source.as_str(), &u.external_id));
     let groups = snap.groups.iter().map(|g| (g.source.as_str(), &g.external_id));
     (
-        Some(gone_ids(&d.deleted_users, d.present_users.as_ref(), users, &b.source, &b.seen_user_ids)),
-        Some(gone_ids(&d.deleted_groups, d.present_groups.as_ref(), groups, &b.source, &b.seen_group_ids)),
+        Some(gone_ids(&d.deleted_users, d.present_users.as_ref(), users, &b.source, |id| b.seen_user_ids.contains(id))),
+        Some(gone_ids(&d.deleted_groups, d.present_groups.as_ref(), groups, &b.source, |id| {
+            b.seen_group_ids.contains(id)
+        })),
     )
 }
 
@@ -34,14 +36,12 @@ fn gone_ids<'a>(
     present: Option<&rustc_hash::FxHashSet<String>>,
     stored: impl Iterator<Item = (&'a str, &'a String)>,
     source: &str,
-    seen: &rustc_hash::FxHashSet<String>,
+    seen: impl Fn(&str) -> bool,
 ) -> HashSet<String> {
     let mut out: HashSet<String> = deleted.iter().cloned().collect();
     if let Some(present) = present {
         out.extend(
-            stored
-                .filter(|(s, id)| *s == source && !present.contains(*id) && !seen.contains(*id))
-                .map(|(_, id)| id.clone()),
+            stored.filter(|(s, id)| *s == source && !present.contains(*id) && !seen(id)).map(|(_, id)| id.clone()),
         );
     }
     out
@@ -157,10 +157,8 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         .count();
     adds.reserve_exact(direct_adds);
     let mut desired: Vec<((i64, i64), (u32, u32))> = Vec::with_capacity(b.user_groups.len() - direct_adds);
-    let mut user_arc: Vec<Option<Arc<str>>> = vec![None; b.users.len()];
-    let mut uname = |ui: u32| -> Arc<str> {
-        user_arc[ui as usize].get_or_insert_with(|| Arc::from(b.users[ui as usize].username.as_str())).clone()
-    };
+    // The mapped entry's own name, shared.
+    let uname = |ui: u32| -> Arc<str> { b.users[ui as usize].username.shared().clone() };
     for &(ui, gi) in &b.user_groups {
         let Some(u) = user_ref[ui as usize] else { continue };
         let g = group_ref[gi as usize];
@@ -427,13 +425,13 @@ fn apply_rules(cfg: &Config, b: &SourceBatch, plan: &mut Plan) {
     for &(c, p) in &b.group_groups {
         parents[c as usize].push(p);
     }
-    let by_ext: HashMap<&str, usize> = b.users.iter().enumerate().map(|(i, u)| (u.external_id.as_str(), i)).collect();
+    let by_ext: HashMap<&str, usize> = b.users.iter().enumerate().map(|(i, u)| (&*u.external_id, i)).collect();
     let mut direct: Vec<Vec<u32>> = vec![Vec::new(); b.users.len()];
     for &(u, g) in &b.user_groups {
         direct[u as usize].push(g);
     }
-    for nu in plan.creates.iter_mut().filter(|u| u.source == b.source) {
-        let Some(&ui) = by_ext.get(nu.external_id.as_str()) else { continue };
+    for nu in plan.creates.iter_mut().filter(|u| *u.source == *b.source) {
+        let Some(&ui) = by_ext.get(&*nu.external_id) else { continue };
         let mut seen: HashSet<u32> = HashSet::default();
         let mut stack: Vec<u32> = direct[ui].clone();
         while let Some(g) = stack.pop() {

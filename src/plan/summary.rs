@@ -77,7 +77,7 @@ impl PlanSummary {
     pub fn first(plan: &Plan, n: usize) -> PlanSummary {
         let pair = |m: &super::MemberChange| (m.member_name.to_string(), m.group_name.to_string());
         PlanSummary {
-            creates: Listed::of(&plan.creates, n, |u| u.username.clone()),
+            creates: Listed::of(&plan.creates, n, |u| u.username.to_string()),
             updates: Listed::of(&plan.updates, n, |u| UpdateLine {
                 username: u.username.clone(),
                 rename_to: u.rename_to.clone(),

@@ -71,8 +71,8 @@ fn user(name: &str, status: Status) -> NewUser {
     fields.insert("full_name".into(), format!("{name} Doe"));
     NewUser {
         source: "s".into(),
-        external_id: format!("id-{name}"),
-        dn: format!("uid={name},dc=t"),
+        external_id: format!("id-{name}").into(),
+        dn: format!("uid={name},dc=t").into(),
         username: name.into(),
         fields,
         dir_values: Fields::default(),

@@ -103,7 +103,7 @@ fn write(
         let chunk: Vec<NewUser> = chunk
             .into_iter()
             .filter(|u| {
-                if taken.sources.contains(&u.source) || early.get(u).is_some() {
+                if taken.sources.contains(&*u.source) || early.get(u).is_some() {
                     return false;
                 }
                 let key = name_key(&u.username);
@@ -124,7 +124,11 @@ fn write(
         let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(|p| p.into_inner()));
         for ((u, (user_id, audit_id)), digest) in chunk.iter().zip(ids).zip(digests) {
             let w = Written { user_id, audit_id, digest };
-            early.rows.entry(u.source.clone()).or_default().insert(u.external_id.clone(), w);
+            if !early.rows.contains_key(&*u.source) {
+                early.rows.insert(u.source.to_string(), Default::default());
+            }
+            let rows = early.rows.get_mut(&*u.source).expect("inserted above");
+            rows.insert(u.external_id.clone(), w);
         }
     }
     Ok((session, early))

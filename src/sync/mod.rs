@@ -148,6 +148,7 @@ async fn read_source_as(
     let mapper = tokio::task::spawn_blocking(move || {
         let mut c = Collector::new(&scfg);
         let mut sent = 0;
+        let source: std::sync::Arc<str> = scfg.name.as_str().into();
         while let Some(batch) = rx.blocking_recv() {
             for (kind, entry) in batch {
                 c.add(kind, entry);
@@ -156,7 +157,7 @@ async fn read_source_as(
             if let Some(f) = &feed {
                 let users = &c.users()[sent..];
                 sent += users.len();
-                let chunk: Vec<_> = users.iter().filter_map(|u| plan::new_user(&scfg, u)).collect();
+                let chunk: Vec<_> = users.iter().filter_map(|u| plan::new_user(&scfg, &source, u)).collect();
                 if !chunk.is_empty() && !f.send(chunk) {
                     feed = None;
                 }
@@ -623,8 +624,9 @@ fn snapshot_query(batches: &[SourceBatch]) -> SnapshotQuery {
     for b in batches {
         let src = || b.source.clone();
         let d = b.delta.as_ref();
-        let users = b.users.iter().map(|u| &u.external_id).chain(&b.seen_user_ids);
-        q.user_ids.extend(users.chain(d.into_iter().flat_map(|d| &d.deleted_users)).map(|e| (src(), e.clone())));
+        let users = b.users.iter().map(|u| &*u.external_id).chain(b.seen_user_ids.iter().map(|i| &**i));
+        let deleted = d.into_iter().flat_map(|d| &d.deleted_users).map(String::as_str);
+        q.user_ids.extend(users.chain(deleted).map(|e| (src(), e.to_string())));
         let groups = b.groups.iter().map(|g| &g.external_id).chain(&b.seen_group_ids);
         q.group_ids.extend(groups.chain(d.into_iter().flat_map(|d| &d.deleted_groups)).map(|e| (src(), e.clone())));
         q.username_keys.extend(b.users.iter().map(|u| u.username.key().to_string()));

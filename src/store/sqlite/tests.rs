@@ -12,8 +12,8 @@ fn plan_with(username: &str) -> Plan {
     Plan {
         creates: vec![NewUser {
             source: "s".into(),
-            external_id: format!("id-{username}"),
-            dn: format!("uid={username}"),
+            external_id: format!("id-{username}").into(),
+            dn: format!("uid={username}").into(),
             username: username.into(),
             fields: Fields::default(),
             dir_values: Fields::default(),
