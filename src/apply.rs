@@ -304,7 +304,8 @@ fn apply_in(
             Member::User(u) => {
                 let uid = resolve_user(u);
                 tx.remove_user_member(uid, g)?;
-                audit(tx, Some(uid), &m.member_name, "group_remove", Some("group"), Some(&m.group_name), None)?;
+                let (member, group) = plan.names_of(m);
+                audit(tx, Some(uid), member, "group_remove", Some("group"), Some(group), None)?;
             }
             Member::Group(c) => tx.remove_group_member(resolve_group(c), g)?,
         }
@@ -328,8 +329,8 @@ fn apply_in(
     for (uid, gid, i) in user_adds {
         tx.add_user_member(uid, gid)?;
         if i != NONE {
-            let m = &plan.member_adds[i];
-            audit(tx, Some(uid), &m.member_name, "group_add", Some("group"), None, Some(&m.group_name))?;
+            let (member, group) = plan.names_of(&plan.member_adds[i]);
+            audit(tx, Some(uid), member, "group_add", Some("group"), None, Some(group))?;
         }
     }
     tx.finish_run(run)

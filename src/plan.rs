@@ -16,10 +16,12 @@ use crate::model::{name_key, EntryError, Fields, MappedUser, Snapshot, SourceBat
 
 mod enrich;
 mod members;
+mod names;
 pub mod summary;
 #[cfg(test)]
 use members::diff_pairs;
 use members::{gone, groups_and_members, Gone, SourceCtx};
+pub use names::Names;
 
 /// A user or group the plan refers to: already stored, or created by this plan
 /// (index into [`Plan::creates`] / [`Plan::group_creates`]).
@@ -133,13 +135,13 @@ pub enum Member {
     Group(Ref),
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A membership to add or remove; its names for display are the plan's
+/// ([`Plan::member_name`], [`Plan::group_name`]): 40 bytes, and a first sync
+/// of 1,000,000 users has 3,000,000 of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberChange {
     pub member: Member,
     pub group: Ref,
-    /// For display: the member's and the group's names.
-    pub member_name: Arc<str>,
-    pub group_name: Arc<str>,
 }
 
 /// Per-source figures the guards look at.
@@ -160,7 +162,8 @@ pub struct SourceSummary {
     pub group_deletes: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+/// Serialized by `names.rs` (each member change with its names).
+#[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub creates: Vec<NewUser>,
     pub updates: Vec<UserUpdate>,
@@ -177,6 +180,8 @@ pub struct Plan {
     /// and enrich rows that match nobody: reported on every run.
     pub warnings: Vec<EntryError>,
     pub sources: Vec<SourceSummary>,
+    /// Display names of the stored users and groups the member changes name.
+    pub names: Names,
 }
 
 impl Plan {

@@ -257,9 +257,9 @@ fn membership_changes_and_skipped_users_keep_theirs() {
     let snap = three_in_staff(["amy", "bob", "carl"], &[(1, 10), (3, 10)]);
     let plan = build(&cfg, &snap, &[b]);
     assert_eq!(plan.member_adds.len(), 1);
-    assert_eq!(&*plan.member_adds[0].member_name, "bob");
+    assert_eq!(plan.names_of(&plan.member_adds[0]).0, "bob");
     assert_eq!(plan.member_removes.len(), 1, "amy leaves; skipped carl keeps his membership");
-    assert_eq!(&*plan.member_removes[0].member_name, "amy");
+    assert_eq!(plan.names_of(&plan.member_removes[0]).0, "amy");
 }
 
 #[test]
@@ -340,8 +340,8 @@ fn a_changed_group_in_a_delta_resolves_unchanged_members_from_the_store() {
         b
     };
     let plan = build(&cfg, &three_users_in_staff(), &[b]);
-    let adds: Vec<&str> = plan.member_adds.iter().map(|m| &*m.member_name).collect();
-    let removes: Vec<&str> = plan.member_removes.iter().map(|m| &*m.member_name).collect();
+    let adds: Vec<&str> = plan.member_adds.iter().map(|m| plan.names_of(m).0).collect();
+    let removes: Vec<&str> = plan.member_removes.iter().map(|m| plan.names_of(m).0).collect();
     assert_eq!(adds, ["cat"]);
     assert_eq!(removes, ["amy"]);
     assert!(plan.removals.is_empty());
@@ -433,7 +433,7 @@ fn a_deleted_group_removes_and_counts_every_membership() {
     let b = batch(&cfg, users.into_iter().collect());
     let plan = build(&cfg, &three_users_in_staff(), &[b]);
     assert_eq!(plan.group_deletes.len(), 1);
-    let removed: Vec<(&str, &str)> = plan.member_removes.iter().map(|m| (&*m.member_name, &*m.group_name)).collect();
+    let removed: Vec<(&str, &str)> = plan.member_removes.iter().map(|m| plan.names_of(m)).collect();
     assert_eq!(removed, [("amy", "Staff"), ("bob", "Staff")]);
 }
 
@@ -462,7 +462,7 @@ fn a_delta_resolves_members_named_by_external_id_against_the_store() {
     snap.user_groups.clear();
     snap.groups[0].external_id = "g1".into();
     let plan = build(&cfg, &snap, &[b]);
-    let added: Vec<(&str, &str)> = plan.member_adds.iter().map(|m| (&*m.member_name, &*m.group_name)).collect();
+    let added: Vec<(&str, &str)> = plan.member_adds.iter().map(|m| plan.names_of(m)).collect();
     assert_eq!(added, [("amy", "Staff")]);
     assert!(plan.removals.is_empty() && plan.member_removes.is_empty(), "{plan:?}");
 }

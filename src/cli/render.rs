@@ -66,8 +66,14 @@ pub fn print_plan(plan: &Plan) {
     capped(&plan.group_creates, |g| println!("  + group    {} ({})", g.name, g.dn));
     capped(&plan.group_updates, |g| println!("  ~ group    {} → {} ({})", g.name, g.new_name, g.new_dn));
     capped(&plan.group_deletes, |g| println!("  - group    {}", g.name));
-    capped(&plan.member_adds, |m| println!("  + member   {} → {}", m.member_name, m.group_name));
-    capped(&plan.member_removes, |m| println!("  - member   {} ✕ {}", m.member_name, m.group_name));
+    capped(&plan.member_adds, |m| {
+        let (member, group) = plan.names_of(m);
+        println!("  + member   {member} → {group}")
+    });
+    capped(&plan.member_removes, |m| {
+        let (member, group) = plan.names_of(m);
+        println!("  - member   {member} ✕ {group}")
+    });
 }
 
 pub fn print_outcome(o: &SyncOutcome) {

@@ -110,17 +110,6 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         summary.group_deletes = removed_groups.len();
     }
 
-    // Names for display, shared between the changes that mention them.
-    let batch_group_name: Vec<Arc<str>> = b.groups.iter().map(|g| Arc::from(g.name.as_str())).collect();
-    let stored_group_name: HashMap<i64, Arc<str>> =
-        snap.groups.iter().map(|g| (g.id, Arc::from(g.name.as_str()))).collect();
-    let gname = |r: &Ref, batch_index: Option<u32>| -> Arc<str> {
-        match (batch_index, r) {
-            (Some(i), _) => batch_group_name[i as usize].clone(),
-            (None, Ref::Existing(id)) => stored_group_name.get(id).cloned().unwrap_or_else(|| Arc::from("?")),
-            (None, Ref::New(_)) => Arc::from("?"),
-        }
-    };
     // The groups whose member lists this batch states: all of the source's
     // for a full batch, only the groups in it for a delta.
     let source_group_ids: HashSet<i64> = match gone_groups {
@@ -157,19 +146,12 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         .count();
     adds.reserve_exact(direct_adds);
     let mut desired: Vec<((i64, i64), (u32, u32))> = Vec::with_capacity(b.user_groups.len() - direct_adds);
-    // The mapped entry's own name, shared.
-    let uname = |ui: u32| -> Arc<str> { b.users[ui as usize].username.shared().clone() };
     for &(ui, gi) in &b.user_groups {
         let Some(u) = user_ref[ui as usize] else { continue };
         let g = group_ref[gi as usize];
         match (u, g) {
             (Ref::Existing(uid), Ref::Existing(gid)) => desired.push(((uid, gid), (ui, gi))),
-            _ => adds.push(MemberChange {
-                member: Member::User(u),
-                group: g,
-                member_name: uname(ui),
-                group_name: gname(&g, Some(gi)),
-            }),
+            _ => adds.push(MemberChange { member: Member::User(u), group: g }),
         }
     }
     // A delta names members that did not change: find them in the store.
@@ -206,12 +188,6 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
             }
         }
     }
-    let stored_user_names: HashMap<i64, &str> = if stored_members.is_empty() {
-        HashMap::default()
-    } else {
-        snap.users.iter().map(|u| (u.id, u.username.as_str())).collect()
-    };
-    let stored_name = |id: i64| -> Arc<str> { Arc::from(stored_user_names.get(&id).copied().unwrap_or("?")) };
     // Payload u32::MAX: a stored member, not a batch user.
     let mut stored_nested: Vec<(i64, u32)> = Vec::new();
     adds.reserve_exact(stored_members.len());
@@ -219,28 +195,21 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         let g = group_ref[gi as usize];
         match (m, g) {
             (Member::User(Ref::Existing(uid)), Ref::Existing(gid)) => desired.push(((uid, gid), (u32::MAX, gi))),
-            (Member::User(u @ Ref::Existing(uid)), Ref::New(_)) => adds.push(MemberChange {
-                member: Member::User(u),
-                group: g,
-                member_name: stored_name(uid),
-                group_name: gname(&g, Some(gi)),
-            }),
+            (Member::User(u @ Ref::Existing(_)), Ref::New(_)) => {
+                adds.push(MemberChange { member: Member::User(u), group: g })
+            }
             (Member::Group(Ref::Existing(cid)), _) => stored_nested.push((cid, gi)),
             _ => {}
         }
     }
-    let current: Vec<(i64, i64)> =
-        snap.user_groups.iter().filter(|(_, g)| source_group_ids.contains(g)).copied().collect();
+    // Counted first: collected blind, 300,000 pairs would grow to room for 524,288.
+    let ours = |(_, g): &&(i64, i64)| source_group_ids.contains(g);
+    let mut current: Vec<(i64, i64)> = Vec::with_capacity(snap.user_groups.iter().filter(ours).count());
+    current.extend(snap.user_groups.iter().filter(ours).copied());
     let (new_pairs, gone_pairs) = diff_pairs(desired, current);
     adds.reserve_exact(new_pairs.len());
-    for ((uid, gid), (ui, gi)) in new_pairs {
-        let g = Ref::Existing(gid);
-        adds.push(MemberChange {
-            member: Member::User(Ref::Existing(uid)),
-            group: g,
-            member_name: if ui == u32::MAX { stored_name(uid) } else { uname(ui) },
-            group_name: gname(&g, Some(gi)),
-        });
+    for ((uid, gid), _) in new_pairs {
+        adds.push(MemberChange { member: Member::User(Ref::Existing(uid)), group: Ref::Existing(gid) });
     }
     let gone_pairs: Vec<(i64, i64)> = gone_pairs
         .into_iter()
@@ -251,22 +220,9 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
                 && !removed_groups.contains(gid)
         })
         .collect();
-    let stored_user_name: HashMap<i64, &str> = if gone_pairs.is_empty() {
-        HashMap::default()
-    } else {
-        snap.users.iter().map(|u| (u.id, u.username.as_str())).collect()
-    };
     let mut removes: Vec<MemberChange> = gone_pairs
         .into_iter()
-        .map(|(uid, gid)| {
-            let g = Ref::Existing(gid);
-            MemberChange {
-                member: Member::User(Ref::Existing(uid)),
-                group: g,
-                member_name: Arc::from(stored_user_name.get(&uid).copied().unwrap_or("?")),
-                group_name: gname(&g, None),
-            }
-        })
+        .map(|(uid, gid)| MemberChange { member: Member::User(Ref::Existing(uid)), group: Ref::Existing(gid) })
         .collect();
 
     // Stored memberships that end without the diff above seeing them: a
@@ -291,16 +247,10 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
                 _ => None,
             })
             .collect();
-        let names: HashMap<i64, &str> = snap.users.iter().map(|u| (u.id, u.username.as_str())).collect();
         for &(u, g) in &snap.user_groups {
             let ends = if removed_groups.contains(&g) { !removed_users.contains(&u) } else { gone_users.contains(&u) };
             if ends && !already.contains(&(u, g)) {
-                removes.push(MemberChange {
-                    member: Member::User(Ref::Existing(u)),
-                    group: Ref::Existing(g),
-                    member_name: Arc::from(names.get(&u).copied().unwrap_or("?")),
-                    group_name: gname(&Ref::Existing(g), None),
-                });
+                removes.push(MemberChange { member: Member::User(Ref::Existing(u)), group: Ref::Existing(g) });
             }
         }
     }
@@ -312,38 +262,22 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         let (c, p) = (group_ref[ci as usize], group_ref[pi as usize]);
         match (c, p) {
             (Ref::Existing(cid), Ref::Existing(pid)) => desired_gg.push(((cid, pid), (ci, pi))),
-            _ => adds.push(MemberChange {
-                member: Member::Group(c),
-                group: p,
-                member_name: gname(&c, Some(ci)),
-                group_name: gname(&p, Some(pi)),
-            }),
+            _ => adds.push(MemberChange { member: Member::Group(c), group: p }),
         }
     }
     for &(cid, pi) in &stored_nested {
         let (c, p) = (Ref::Existing(cid), group_ref[pi as usize]);
         match p {
             Ref::Existing(pid) => desired_gg.push(((cid, pid), (u32::MAX, pi))),
-            Ref::New(_) => adds.push(MemberChange {
-                member: Member::Group(c),
-                group: p,
-                member_name: gname(&c, None),
-                group_name: gname(&p, Some(pi)),
-            }),
+            Ref::New(_) => adds.push(MemberChange { member: Member::Group(c), group: p }),
         }
     }
     let current_gg: Vec<(i64, i64)> =
         snap.group_groups.iter().filter(|(_, p)| source_group_ids.contains(p)).copied().collect();
     let (new_pairs, gone_pairs) = diff_pairs(desired_gg, current_gg);
     adds.reserve_exact(new_pairs.len());
-    for ((cid, pid), (ci, pi)) in new_pairs {
-        let (c, p) = (Ref::Existing(cid), Ref::Existing(pid));
-        adds.push(MemberChange {
-            member: Member::Group(c),
-            group: p,
-            member_name: gname(&c, (ci != u32::MAX).then_some(ci)),
-            group_name: gname(&p, Some(pi)),
-        });
+    for ((cid, pid), _) in new_pairs {
+        adds.push(MemberChange { member: Member::Group(Ref::Existing(cid)), group: Ref::Existing(pid) });
     }
     removes.extend(
         gone_pairs
@@ -354,20 +288,11 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
                     && !removed_groups.contains(cid)
                     && !removed_groups.contains(pid)
             })
-            .map(|(cid, pid)| {
-                let (c, p) = (Ref::Existing(cid), Ref::Existing(pid));
-                MemberChange {
-                    member: Member::Group(c),
-                    group: p,
-                    member_name: gname(&c, None),
-                    group_name: gname(&p, None),
-                }
-            }),
+            .map(|(cid, pid)| MemberChange { member: Member::Group(Ref::Existing(cid)), group: Ref::Existing(pid) }),
     );
-    let order =
-        |a: &MemberChange, c: &MemberChange| (&a.group_name, &a.member_name).cmp(&(&c.group_name, &c.member_name));
-    adds.sort_unstable_by(order);
-    removes.sort_unstable_by(order);
+    note_names(snap, b, user_ref, &group_ref, [&adds, &removes], plan);
+    sort_by_names(plan, &mut adds);
+    sort_by_names(plan, &mut removes);
     for (all, these) in [(&mut plan.member_adds, adds), (&mut plan.member_removes, removes)] {
         match all.is_empty() {
             true => *all = these, // no copy (one source, the usual case)
@@ -453,5 +378,181 @@ fn apply_rules(cfg: &Config, b: &SourceBatch, plan: &mut Plan) {
                 nu.rules_applied.push(name.unwrap_or_else(|| "*".into()));
             }
         }
+    }
+}
+
+/// Records the display names of the stored users and groups these changes
+/// name, for [`Plan::member_name`]: the batch's name when the entry is in
+/// it (a rename shows the new one), else the stored one. New users and
+/// groups are named by the plan's creations.
+fn note_names(
+    snap: &Snapshot,
+    b: &SourceBatch,
+    user_ref: &[Option<Ref>],
+    group_ref: &[Ref],
+    changes: [&[MemberChange]; 2],
+    plan: &mut Plan,
+) {
+    let (mut users, mut groups): (HashSet<i64>, HashSet<i64>) = Default::default();
+    for c in changes.iter().flat_map(|c| c.iter()) {
+        match c.member {
+            Member::User(Ref::Existing(id)) => users.insert(id),
+            Member::Group(Ref::Existing(id)) => groups.insert(id),
+            _ => false,
+        };
+        if let Ref::Existing(id) = c.group {
+            groups.insert(id);
+        }
+    }
+    users.retain(|id| !plan.names.users.contains_key(id));
+    groups.retain(|id| !plan.names.groups.contains_key(id));
+    if !users.is_empty() {
+        for (ui, r) in user_ref.iter().enumerate() {
+            if let Some(Ref::Existing(id)) = r {
+                if users.remove(id) {
+                    plan.names.users.insert(*id, b.users[ui].username.shared().clone());
+                }
+            }
+        }
+        for u in snap.users.iter().filter(|u| users.contains(&u.id)) {
+            plan.names.users.insert(u.id, Arc::from(u.username.as_str()));
+        }
+    }
+    if !groups.is_empty() {
+        for (gi, r) in group_ref.iter().enumerate() {
+            if let Ref::Existing(id) = r {
+                if groups.remove(id) {
+                    plan.names.groups.insert(*id, b.groups[gi].name.shared().clone());
+                }
+            }
+        }
+        for g in snap.groups.iter().filter(|g| groups.contains(&g.id)) {
+            plan.names.groups.insert(g.id, Arc::from(g.name.as_str()));
+        }
+    }
+}
+
+/// Sorts changes by group name, then member name, in place. Each distinct
+/// group and member is ranked by name once and the changes sort on the two
+/// ranks (a first sync at 1,000,000 users sorts 3,000,000 changes: comparing
+/// names each time cost a fifth of the plan).
+fn sort_by_names(plan: &Plan, changes: &mut [MemberChange]) {
+    if changes.len() < 2 {
+        return;
+    }
+    let member = Ranks::new(plan, changes.iter().map(|c| c.member));
+    let group = Ranks::new(plan, changes.iter().map(|c| Member::Group(c.group)));
+    changes.sort_unstable_by_key(|c| (group.of(Member::Group(c.group)), member.of(c.member)));
+}
+
+/// The rank by name of each member (user or group) an iterator names: new
+/// ones by index (a first sync names every new user), stored ones by key.
+struct Ranks {
+    new_users: Vec<u32>,
+    new_groups: Vec<u32>,
+    stored: HashMap<Member, u32>,
+}
+
+const UNRANKED: u32 = u32::MAX;
+
+impl Ranks {
+    fn new(plan: &Plan, members: impl Iterator<Item = Member>) -> Ranks {
+        let mut r = Ranks { new_users: Vec::new(), new_groups: Vec::new(), stored: HashMap::default() };
+        let mut named: Vec<(&str, Member)> = Vec::new();
+        for m in members {
+            let slot = r.slot(plan, m);
+            if *slot == UNRANKED {
+                *slot = 0;
+                named.push((plan.member_name(&m), m));
+            }
+        }
+        named.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (rank, (_, m)) in named.into_iter().enumerate() {
+            *r.slot(plan, m) = rank as u32;
+        }
+        r
+    }
+
+    fn slot(&mut self, plan: &Plan, m: Member) -> &mut u32 {
+        match m {
+            Member::User(Ref::New(i)) => {
+                if self.new_users.is_empty() {
+                    self.new_users = vec![UNRANKED; plan.creates.len()];
+                }
+                &mut self.new_users[i]
+            }
+            Member::Group(Ref::New(i)) => {
+                if self.new_groups.is_empty() {
+                    self.new_groups = vec![UNRANKED; plan.group_creates.len()];
+                }
+                &mut self.new_groups[i]
+            }
+            _ => self.stored.entry(m).or_insert(UNRANKED),
+        }
+    }
+
+    fn of(&self, m: Member) -> u32 {
+        match m {
+            Member::User(Ref::New(i)) => self.new_users[i],
+            Member::Group(Ref::New(i)) => self.new_groups[i],
+            _ => self.stored[&m],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::NewUser;
+
+    fn new_user(name: &str) -> NewUser {
+        NewUser {
+            source: "s".into(),
+            external_id: name.into(),
+            dn: name.into(),
+            username: name.into(),
+            fields: Default::default(),
+            dir_values: Default::default(),
+            status: crate::model::Status::Active,
+            rules_applied: vec![],
+        }
+    }
+
+    #[test]
+    fn member_changes_sort_by_group_name_then_member_name_across_new_and_stored_ones() {
+        let mut plan = Plan::default();
+        plan.creates = vec![new_user("carl"), new_user("amy")];
+        for name in ["Staff", "Admins"] {
+            plan.group_creates.push(NewGroup {
+                source: "s".into(),
+                external_id: name.into(),
+                name: name.into(),
+                dn: name.into(),
+            });
+        }
+        plan.names.users.insert(5, "bob".into());
+        plan.names.groups.insert(9, "Board".into());
+        let change = |member, group| MemberChange { member, group };
+        let mut changes = vec![
+            change(Member::User(Ref::New(0)), Ref::New(0)),
+            change(Member::Group(Ref::New(1)), Ref::New(0)),
+            change(Member::User(Ref::Existing(5)), Ref::New(0)),
+            change(Member::User(Ref::New(1)), Ref::Existing(9)),
+            change(Member::User(Ref::New(0)), Ref::New(1)),
+            change(Member::User(Ref::New(1)), Ref::New(0)),
+        ];
+        sort_by_names(&plan, &mut changes);
+        let got: Vec<(&str, &str)> = changes.iter().map(|c| plan.names_of(c)).collect();
+        assert_eq!(
+            got,
+            [
+                ("carl", "Admins"),
+                ("amy", "Board"),
+                ("Admins", "Staff"),
+                ("amy", "Staff"),
+                ("bob", "Staff"),
+                ("carl", "Staff"),
+            ]
+        );
     }
 }

@@ -75,7 +75,10 @@ impl PlanSummary {
 
     /// The first `n` of each kind (`usize::MAX`: all).
     pub fn first(plan: &Plan, n: usize) -> PlanSummary {
-        let pair = |m: &super::MemberChange| (m.member_name.to_string(), m.group_name.to_string());
+        let pair = |m: &super::MemberChange| {
+            let (member, group) = plan.names_of(m);
+            (member.to_string(), group.to_string())
+        };
         PlanSummary {
             creates: Listed::of(&plan.creates, n, |u| u.username.to_string()),
             updates: Listed::of(&plan.updates, n, |u| UpdateLine {

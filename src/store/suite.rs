@@ -2,8 +2,6 @@
 //! backend runs it on a fresh, empty store (SQLite in
 //! `store/sqlite/tests.rs`; PostgreSQL will run the same functions).
 
-use std::sync::Arc;
-
 use super::{Store, StoreError, UserQuery};
 use crate::apply::{apply, Provisioning};
 use crate::history::{now, Counts, RunRecord, RunStatus};
@@ -86,7 +84,7 @@ fn group(name: &str) -> NewGroup {
 }
 
 fn member(m: Member, g: usize) -> MemberChange {
-    MemberChange { member: m, group: Ref::New(g), member_name: Arc::from("m"), group_name: Arc::from("g") }
+    MemberChange { member: m, group: Ref::New(g) }
 }
 
 /// amy ∈ A, bob ∈ C, A ∈ B ∈ C ∈ A (a cycle), josé (NFC), dora disabled.
