@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::config::SourceConfig;
 use crate::mapping::{field_names, map_group, map_user_named, UserOutcome};
@@ -374,17 +374,24 @@ fn mark_duplicates<'k>(
     what: &str,
 ) {
     let alive = keep.iter().filter(|&&k| k).count();
-    let mut dups: Vec<(&str, Vec<usize>)> = {
-        let mut by_key: HashMap<&str, Vec<usize>> = HashMap::with_capacity_and_hasher(alive, Default::default());
-        for i in (0..keep.len()).filter(|&i| keep[i]) {
-            by_key.entry(key(i)).or_default().push(i);
-        }
-        if by_key.len() == alive {
-            return;
-        }
-        by_key.into_iter().filter(|(_, v)| v.len() > 1).collect()
+    // First pass: one slot per key, the duplicated keys on the side (a Vec
+    // per key cost 8.6 MB at 100,000 users for nothing: duplicates are rare).
+    let mut dup_keys: Vec<&str> = {
+        let mut seen: HashSet<&str> = HashSet::with_capacity_and_hasher(alive, Default::default());
+        (0..keep.len()).filter(|&i| keep[i]).filter(|&i| !seen.insert(key(i))).map(&key).collect()
     };
-    dups.sort();
+    if dup_keys.is_empty() {
+        return;
+    }
+    dup_keys.sort_unstable();
+    dup_keys.dedup();
+    // Second pass: every claimant of each duplicated key, in order.
+    let mut dups: Vec<(&str, Vec<usize>)> = dup_keys.into_iter().map(|k| (k, Vec::new())).collect();
+    for i in (0..keep.len()).filter(|&i| keep[i]) {
+        if let Ok(at) = dups.binary_search_by(|(k, _)| (*k).cmp(key(i))) {
+            dups[at].1.push(i);
+        }
+    }
     for (k, idxs) in dups {
         for &i in &idxs {
             keep[i] = false;

@@ -281,7 +281,10 @@ impl Authenticator {
     pub async fn uncheckable_source(&self, username: &str) -> Result<Option<String>, StoreError> {
         let name = username.to_string();
         let user = on_store(&*self.store, move |s| s.user_by_name(&name)).await?;
-        Ok(user.filter(|u| u.status == Status::Active).map(|u| u.source).filter(|s| self.check_for(s).is_none()))
+        Ok(user
+            .filter(|u| u.status == Status::Active)
+            .map(|u| u.source.to_string())
+            .filter(|s| self.check_for(s).is_none()))
     }
 
     /// About as long as a real check takes.

@@ -417,7 +417,8 @@ pub fn short_dn(dn: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredUser {
     pub id: i64,
-    pub source: String,
+    /// Shared by every user of the source the snapshot holds.
+    pub source: std::sync::Arc<str>,
     pub external_id: String,
     pub username: String,
     pub dn: String,

@@ -291,7 +291,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             let c = &mut cands[ci];
             if let Some(&i) = by_key.get(c.user.username.key()) {
                 let s = &snap.users[i];
-                let Some(ob) = batches.iter().position(|x| x.source == s.source && !enrich(x)) else { continue };
+                let Some(ob) = batches.iter().position(|x| *x.source == *s.source && !enrich(x)) else { continue };
                 let owner = &batches[ob];
                 let old_gone = match &gone[ob].0 {
                     // A delta: only if reported deleted now, or gone since an earlier run.
@@ -374,7 +374,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     continue;
                 }
                 let holder_src =
-                    stored.map(|i| snap.users[i].source.as_str()).or_else(|| incumbent.map(|w| src(w).source.as_str()));
+                    stored.map(|i| &*snap.users[i].source).or_else(|| incumbent.map(|w| src(w).source.as_str()));
                 if let Some(hs) = holder_src.filter(|hs| *hs != src(ci).source) {
                     let reason = format!(
                         "username \"{key}\" belongs to source \"{hs}\" (priority {}); this entry of source \"{}\" (priority {}) is skipped",
@@ -498,7 +498,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                     username: s.username.clone(),
                     rename_to,
                     relink_to: c.relink.then(|| c.user.external_id.to_string()),
-                    relink_from: (c.relink && s.source != b.source).then(|| s.source.clone()),
+                    relink_from: (c.relink && *s.source != *b.source).then(|| s.source.to_string()),
                     enable,
                     disable,
                     changes,
@@ -533,7 +533,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             ..Default::default()
         };
         let mut removed_active = 0;
-        for (i, s) in snap.users.iter().enumerate().filter(|(_, s)| s.source == b.source) {
+        for (i, s) in snap.users.iter().enumerate().filter(|(_, s)| *s.source == *b.source) {
             if s.status == Status::Active {
                 summary.active_before += 1;
             }
@@ -558,7 +558,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 removed_active += 1;
             }
             summary.removals += 1;
-            plan.removals.push(Removal { id: s.id, source: s.source.clone(), username: s.username.clone(), kind });
+            plan.removals.push(Removal { id: s.id, source: s.source.to_string(), username: s.username.clone(), kind });
         }
         // Users the directory disabled count toward the thresholds too.
         let disabled = plan.updates.iter().filter(|u| u.disable && u.source == b.source).count();

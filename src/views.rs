@@ -61,7 +61,7 @@ impl UserView {
             id: u.id,
             username: u.username.clone(),
             external_id: u.external_id.clone(),
-            source: u.source.clone(),
+            source: u.source.to_string(),
             dn: u.dn.clone(),
             status: u.status,
             full_name: core("full_name"),

@@ -108,7 +108,7 @@ pub(super) fn apply_rows(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch],
                             }
                             plan.updates.push(UserUpdate {
                                 id: s.id,
-                                source: s.source.clone(),
+                                source: s.source.to_string(),
                                 username: s.username.clone(),
                                 rename_to: None,
                                 relink_to: None,

@@ -19,7 +19,7 @@ pub(super) type Gone = (Option<HashSet<String>>, Option<HashSet<String>>);
 
 pub(super) fn gone(snap: &Snapshot, b: &SourceBatch) -> Gone {
     let Some(d) = &b.delta else { return (None, None) };
-    let users = snap.users.iter().map(|u| (u.source.as_str(), &u.external_id));
+    let users = snap.users.iter().map(|u| (&*u.source, &u.external_id));
     let groups = snap.groups.iter().map(|g| (g.source.as_str(), &g.external_id));
     (
         Some(gone_ids(&d.deleted_users, d.present_users.as_ref(), users, &b.source, |id| b.seen_user_ids.contains(id))),
@@ -121,7 +121,7 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         .users
         .iter()
         .enumerate()
-        .filter(|(i, u)| !live[*i] && u.source == b.source && b.protects(u))
+        .filter(|(i, u)| !live[*i] && *u.source == *b.source && b.protects(u))
         .map(|(_, u)| u.id)
         .collect();
     let frozen_groups: HashSet<i64> = b
@@ -159,7 +159,7 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
     if gone_groups.is_some() && !b.unresolved.is_empty() {
         let by_usernames = cfg.sources.iter().any(|s| s.name == b.source && s.members_are_usernames());
         let mut index: HashMap<String, Member> = HashMap::default();
-        for u in snap.users.iter().filter(|u| u.source == b.source && !removed_users.contains(&u.id)) {
+        for u in snap.users.iter().filter(|u| *u.source == *b.source && !removed_users.contains(&u.id)) {
             let key =
                 if by_usernames { crate::model::name_key(&u.username) } else { crate::model::normalize_dn(&u.dn) };
             index.insert(key, Member::User(Ref::Existing(u.id)));
@@ -179,7 +179,7 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         for g in snap.groups.iter().filter(|g| g.source == b.source) {
             by_ext.insert(&g.external_id, Member::Group(Ref::Existing(g.id)));
         }
-        for u in snap.users.iter().filter(|u| u.source == b.source && !removed_users.contains(&u.id)) {
+        for u in snap.users.iter().filter(|u| *u.source == *b.source && !removed_users.contains(&u.id)) {
             by_ext.insert(&u.external_id, Member::User(Ref::Existing(u.id)));
         }
         for (gi, id) in &b.unresolved_ids {

@@ -263,7 +263,7 @@ fn read_snapshot_on(conn: &mut Connection, path: &Path, q: Option<&SnapshotQuery
 /// The columns [`read_user`] reads, in its order.
 pub(super) const USER_COLUMNS: &str = "id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since, dir_values";
 
-/// Shares field names between the users of one snapshot.
+/// Shares field names and source names between the users of one snapshot.
 #[derive(Default)]
 pub(super) struct Interner(HashMap<String, FieldName>);
 
@@ -292,7 +292,7 @@ pub(super) fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Re
     let status = r.get_ref(5)?.as_str()?;
     Ok(StoredUser {
         id: r.get(0)?,
-        source: r.get(1)?,
+        source: names.get(r.get_ref(1)?.as_str()?),
         external_id: r.get(2)?,
         username: r.get(3)?,
         dn: r.get(4)?,

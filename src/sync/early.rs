@@ -71,7 +71,7 @@ impl Writer {
     /// sources that already have users (theirs are left to the plan).
     pub fn snapshot_read(&self, snap: &Snapshot) {
         let names = snap.users.iter().map(|u| name_key(&u.username)).collect();
-        let sources = snap.users.iter().map(|u| u.source.clone()).collect();
+        let sources = snap.users.iter().map(|u| u.source.to_string()).collect();
         let _ = self.snapshot.send(Taken { names, sources });
     }
 
