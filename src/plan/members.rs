@@ -520,8 +520,7 @@ mod tests {
 
     #[test]
     fn member_changes_sort_by_group_name_then_member_name_across_new_and_stored_ones() {
-        let mut plan = Plan::default();
-        plan.creates = vec![new_user("carl"), new_user("amy")];
+        let mut plan = Plan { creates: vec![new_user("carl"), new_user("amy")], ..Plan::default() };
         for name in ["Staff", "Admins"] {
             plan.group_creates.push(NewGroup {
                 source: "s".into(),
