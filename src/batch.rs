@@ -96,7 +96,8 @@ impl<'a> Collector<'a> {
             EntryKind::User => {
                 self.batch.user_entries += 1;
                 match map_user_named(self.cfg, &self.names, &entry) {
-                    UserOutcome::Mapped(u, warnings) => {
+                    UserOutcome::Mapped(mut u, warnings) => {
+                        u.seq = u32::try_from(self.batch.users.len()).expect("fewer than 4 billion users");
                         self.batch.seen_user_ids.insert(u.external_id.clone());
                         self.batch.warnings.extend(warnings);
                         self.user_dns.push(self.dns.id(&normalize_dn(&u.dn)));

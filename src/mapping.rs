@@ -109,6 +109,7 @@ pub fn map_user_named(cfg: &SourceConfig, names: &Arc<Layout>, entry: &RawEntry)
             disabled: entry.facts.disabled.unwrap_or(false),
             member_of: entry.facts.member_of.clone(),
             fields: MappedFields::new(names.clone(), &fields),
+            seq: 0,
         },
         warnings,
     )

@@ -302,6 +302,9 @@ pub struct MappedUser {
     /// Every mapped field but username, in the source's field order; a field
     /// whose attribute is absent maps to `None` (it clears the field on update).
     pub fields: MappedFields,
+    /// Its place among the source's mapped entries in the order they came
+    /// (set by the batch): what early rows are found by.
+    pub seq: u32,
 }
 
 /// A group entry after mapping: members are references (DNs, usernames or

@@ -47,6 +47,9 @@ pub struct NewUser {
     pub status: Status,
     /// Names of the rules' groups that matched (for the plan display).
     pub rules_applied: Vec<String>,
+    /// The mapped entry's [`MappedUser::seq`].
+    #[serde(skip)]
+    pub seq: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -235,6 +238,7 @@ pub fn new_user(scfg: &SourceConfig, source: &Arc<str>, u: &MappedUser) -> Optio
         dir_values,
         status: if u.disabled { Status::Disabled } else { Status::Active },
         rules_applied: Vec::new(),
+        seq: u.seq,
     })
 }
 
@@ -507,6 +511,9 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             }
         }
     }
+    // Every later step works from `user_ref`: the candidates (48 bytes an
+    // entry) go before the membership changes are made (peak RSS).
+    drop(cands);
 
     // 4b. Fields from enrich sources, on the users the others own.
     enrich::apply_rows(cfg, snap, batches, &live_targets, &mut plan);

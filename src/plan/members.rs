@@ -440,8 +440,10 @@ fn sort_by_names(plan: &Plan, changes: &mut [MemberChange]) {
     if changes.len() < 2 {
         return;
     }
-    let member = Ranks::new(plan, changes.iter().map(|c| c.member));
-    let group = Ranks::new(plan, changes.iter().map(|c| Member::Group(c.group)));
+    let groups = plan.group_creates.len() + plan.names.groups.len();
+    let members = plan.creates.len() + plan.names.users.len() + groups;
+    let member = Ranks::new(plan, changes.iter().map(|c| c.member), members.min(changes.len()));
+    let group = Ranks::new(plan, changes.iter().map(|c| Member::Group(c.group)), groups.min(changes.len()));
     changes.sort_unstable_by_key(|c| (group.of(Member::Group(c.group)), member.of(c.member)));
 }
 
@@ -456,9 +458,11 @@ struct Ranks {
 const UNRANKED: u32 = u32::MAX;
 
 impl Ranks {
-    fn new(plan: &Plan, members: impl Iterator<Item = Member>) -> Ranks {
+    /// `distinct`: at most how many distinct members there are (room for
+    /// them all at once, not a doubling past them).
+    fn new(plan: &Plan, members: impl Iterator<Item = Member>, distinct: usize) -> Ranks {
         let mut r = Ranks { new_users: Vec::new(), new_groups: Vec::new(), stored: HashMap::default() };
-        let mut named: Vec<(&str, Member)> = Vec::new();
+        let mut named: Vec<(&str, Member)> = Vec::with_capacity(distinct);
         for m in members {
             let slot = r.slot(plan, m);
             if *slot == UNRANKED {
@@ -515,6 +519,7 @@ mod tests {
             dir_values: Default::default(),
             status: crate::model::Status::Active,
             rules_applied: vec![],
+            seq: 0,
         }
     }
 

@@ -117,6 +117,7 @@ mod tests {
             dir_values: Default::default(),
             status: crate::model::Status::Active,
             rules_applied: vec![],
+            seq: 0,
         });
         plan.group_creates.push(NewGroup {
             source: "s".into(),

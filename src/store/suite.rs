@@ -76,6 +76,7 @@ fn user(name: &str, status: Status) -> NewUser {
         dir_values: Fields::default(),
         status,
         rules_applied: vec![],
+        seq: 0,
     }
 }
 

@@ -96,6 +96,7 @@ fn write(
     // No snapshot (it failed): nothing is written early.
     let Ok(taken) = taken.recv() else { return Ok((session, early)) };
     let mut claimed: HashSet<String> = HashSet::default();
+    let mut identities: HashSet<(Arc<str>, Arc<str>)> = HashSet::default();
     while let Ok(chunk) = chunks.recv() {
         // A name the store holds, or that this read already claimed (a
         // duplicate: the plan decides), and an identity seen twice, are left
@@ -103,7 +104,7 @@ fn write(
         let chunk: Vec<NewUser> = chunk
             .into_iter()
             .filter(|u| {
-                if taken.sources.contains(&*u.source) || early.get(u).is_some() {
+                if taken.sources.contains(&*u.source) || !identities.insert((u.source.clone(), u.external_id.clone())) {
                     return false;
                 }
                 let key = name_key(&u.username);
@@ -123,12 +124,7 @@ fn write(
         }))?;
         let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(|p| p.into_inner()));
         for ((u, (user_id, audit_id)), digest) in chunk.iter().zip(ids).zip(digests) {
-            let w = Written { user_id, audit_id, digest };
-            if !early.rows.contains_key(&*u.source) {
-                early.rows.insert(u.source.to_string(), Default::default());
-            }
-            let rows = early.rows.get_mut(&*u.source).expect("inserted above");
-            rows.insert(u.external_id.clone(), w);
+            early.insert(u, Written { user_id, audit_id, digest });
         }
     }
     Ok((session, early))

@@ -19,6 +19,7 @@ fn plan_with(username: &str) -> Plan {
             dir_values: Fields::default(),
             status: Status::Active,
             rules_applied: vec![],
+            seq: 0,
         }],
         ..Plan::default()
     }
