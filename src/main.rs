@@ -22,11 +22,8 @@ use dirsync::views::Directory;
 
 use cli::Failure;
 
-// Syncs allocate many small strings across two threads; mimalloc measured
-// faster than glibc's allocator here (see BENCHMARKS.md).
 #[cfg(not(feature = "system-allocator"))]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod alloc;
 
 #[derive(Parser)]
 #[command(name = "dirsync", version, about = "Keep an application's users and groups in step with a directory")]
@@ -180,6 +177,8 @@ enum GroupsCommand {
 }
 
 fn main() -> ExitCode {
+    #[cfg(not(feature = "system-allocator"))]
+    alloc::tune();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
