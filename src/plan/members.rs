@@ -132,7 +132,8 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         .collect();
 
     // Direct user memberships: desired (from the batch) against current (in
-    // the store), as sorted id pairs; pairs with a new user or group are adds.
+    // the store), as sorted id pairs (no payload: 16 bytes a pair); pairs
+    // with a new user or group are adds.
     // Reserved exactly before each run of pushes: a first sync adds 300,000
     // memberships at 100,000 users, and doubling would leave up to half spare.
     let mut adds: Vec<MemberChange> = Vec::new();
@@ -145,12 +146,12 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         })
         .count();
     adds.reserve_exact(direct_adds);
-    let mut desired: Vec<((i64, i64), (u32, u32))> = Vec::with_capacity(b.user_groups.len() - direct_adds);
+    let mut desired: Vec<((i64, i64), ())> = Vec::with_capacity(b.user_groups.len() - direct_adds);
     for &(ui, gi) in &b.user_groups {
         let Some(u) = user_ref[ui as usize] else { continue };
         let g = group_ref[gi as usize];
         match (u, g) {
-            (Ref::Existing(uid), Ref::Existing(gid)) => desired.push(((uid, gid), (ui, gi))),
+            (Ref::Existing(uid), Ref::Existing(gid)) => desired.push(((uid, gid), ())),
             _ => adds.push(MemberChange { member: Member::User(u), group: g }),
         }
     }
@@ -188,13 +189,12 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
             }
         }
     }
-    // Payload u32::MAX: a stored member, not a batch user.
     let mut stored_nested: Vec<(i64, u32)> = Vec::new();
     adds.reserve_exact(stored_members.len());
     for &(m, gi) in &stored_members {
         let g = group_ref[gi as usize];
         match (m, g) {
-            (Member::User(Ref::Existing(uid)), Ref::Existing(gid)) => desired.push(((uid, gid), (u32::MAX, gi))),
+            (Member::User(Ref::Existing(uid)), Ref::Existing(gid)) => desired.push(((uid, gid), ())),
             (Member::User(u @ Ref::Existing(_)), Ref::New(_)) => {
                 adds.push(MemberChange { member: Member::User(u), group: g })
             }
@@ -256,19 +256,19 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
     }
 
     // Nested groups, the same way.
-    let mut desired_gg: Vec<((i64, i64), (u32, u32))> = Vec::new();
+    let mut desired_gg: Vec<((i64, i64), ())> = Vec::new();
     adds.reserve_exact(b.group_groups.len() + stored_nested.len());
     for &(ci, pi) in &b.group_groups {
         let (c, p) = (group_ref[ci as usize], group_ref[pi as usize]);
         match (c, p) {
-            (Ref::Existing(cid), Ref::Existing(pid)) => desired_gg.push(((cid, pid), (ci, pi))),
+            (Ref::Existing(cid), Ref::Existing(pid)) => desired_gg.push(((cid, pid), ())),
             _ => adds.push(MemberChange { member: Member::Group(c), group: p }),
         }
     }
     for &(cid, pi) in &stored_nested {
         let (c, p) = (Ref::Existing(cid), group_ref[pi as usize]);
         match p {
-            Ref::Existing(pid) => desired_gg.push(((cid, pid), (u32::MAX, pi))),
+            Ref::Existing(pid) => desired_gg.push(((cid, pid), ())),
             Ref::New(_) => adds.push(MemberChange { member: Member::Group(c), group: p }),
         }
     }
