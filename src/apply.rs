@@ -9,6 +9,7 @@ use crate::plan::{Member, NewUser, Plan, Ref, RemovalKind};
 use crate::store::{Store, StoreError, StoreTx, UserPatch};
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap as HashMap;
+use std::sync::Arc;
 
 /// What the apply needs to provision new users beyond the plan: generated
 /// codes, and which app-owned fields are written back (source → field →
@@ -54,7 +55,7 @@ impl<'a> Provisioning<'a> {
 #[derive(Default)]
 pub struct EarlyWrites {
     hasher: std::hash::RandomState,
-    pub rows: HashMap<String, Vec<Written>>,
+    pub rows: HashMap<Arc<str>, Vec<Written>>,
 }
 
 /// One user written early: its row, its `create` audit row, and a digest.
@@ -87,10 +88,7 @@ impl EarlyWrites {
 
     /// Records the row written for `u`.
     pub fn insert(&mut self, u: &NewUser, w: Written) {
-        if !self.rows.contains_key(&*u.source) {
-            self.rows.insert(u.source.to_string(), Vec::new());
-        }
-        let rows = self.rows.get_mut(&*u.source).expect("inserted above");
+        let rows = self.rows.entry(u.source.clone()).or_default();
         let at = u.seq as usize;
         if rows.len() <= at {
             rows.resize(at + 1, Written::NONE);

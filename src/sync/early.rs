@@ -52,7 +52,7 @@ pub type Early = (Box<dyn WriteSession>, EarlyWrites);
 /// What the store already holds that early rows must not collide with.
 struct Taken {
     names: HashSet<String>,
-    sources: HashSet<String>,
+    sources: HashSet<Arc<str>>,
 }
 
 /// Opens the run's write session (the store's writer is held from here on)
@@ -71,7 +71,7 @@ impl Writer {
     /// sources that already have users (theirs are left to the plan).
     pub fn snapshot_read(&self, snap: &Snapshot) {
         let names = snap.users.iter().map(|u| name_key(&u.username)).collect();
-        let sources = snap.users.iter().map(|u| u.source.to_string()).collect();
+        let sources = snap.users.iter().map(|u| u.source.clone()).collect();
         let _ = self.snapshot.send(Taken { names, sources });
     }
 
