@@ -45,7 +45,7 @@ enum Member {
 
 /// Interned strings: each gets the next number.
 #[derive(Default)]
-struct Keys(HashMap<Box<str>, u32>);
+struct Keys(HashMap<Arc<str>, u32>);
 
 impl Keys {
     fn id(&mut self, key: &str) -> u32 {
@@ -54,6 +54,17 @@ impl Keys {
         }
         let i = self.0.len() as u32;
         self.0.insert(key.into(), i);
+        i
+    }
+
+    /// As [`Keys::id`], holding `shared` itself when the key is its text (a
+    /// user's DN that is already normalized is not held twice).
+    fn id_shared(&mut self, key: &str, shared: &Arc<str>) -> u32 {
+        if let Some(&i) = self.0.get(key) {
+            return i;
+        }
+        let i = self.0.len() as u32;
+        self.0.insert(if key == &**shared { shared.clone() } else { key.into() }, i);
         i
     }
 
@@ -100,7 +111,7 @@ impl<'a> Collector<'a> {
                         u.seq = u32::try_from(self.batch.users.len()).expect("fewer than 4 billion users");
                         self.batch.seen_user_ids.insert(u.external_id.clone());
                         self.batch.warnings.extend(warnings);
-                        self.user_dns.push(self.dns.id(&normalize_dn(&u.dn)));
+                        self.user_dns.push(self.dns.id_shared(&normalize_dn(&u.dn), &u.dn));
                         self.batch.users.push(u);
                     }
                     UserOutcome::Skipped(err, id, name) => {
@@ -218,7 +229,8 @@ impl<'a> Collector<'a> {
         }
         let name_of = usernames.by_id();
         let id_of = ids.by_id();
-        let mut user_groups = Vec::new();
+        // Sized once: at its peak the batch is whole and the snapshot is held.
+        let mut user_groups = Vec::with_capacity(groups.iter().map(|(_, _, ms)| ms.len()).sum());
         let mut group_groups = Vec::new();
         let mut unresolved = Vec::new();
         let mut unresolved_ids = Vec::new();
@@ -414,6 +426,19 @@ mod tests {
     use crate::config::Config;
     use crate::model::AttrValue;
     use std::path::Path;
+
+    #[test]
+    fn a_normalized_user_dn_is_interned_by_sharing_the_users_own_text() {
+        let mut keys = Keys::default();
+        let plain: Arc<str> = "uid=a,ou=people,dc=t".into();
+        let mixed: Arc<str> = "UID=B, OU=People,DC=t".into();
+        let a = keys.id_shared(&normalize_dn(&plain), &plain);
+        let b = keys.id_shared(&normalize_dn(&mixed), &mixed);
+        assert_eq!(Arc::strong_count(&plain), 2, "the key is the user's own DN");
+        assert_eq!(Arc::strong_count(&mixed), 1, "a DN that normalizes differently is held as its normal form");
+        assert_eq!((keys.get("uid=a,ou=people,dc=t"), keys.get("uid=b,ou=people,dc=t")), (Some(a), Some(b)));
+        assert_eq!(keys.id("uid=a,ou=people,dc=t"), a, "a member naming it finds the same number");
+    }
 
     #[test]
     fn permute_puts_each_item_where_the_order_says_in_place() {

@@ -246,7 +246,7 @@ impl Authenticator {
         match verdict {
             Ok(Verdict::Accepted) => {
                 tracing::debug!(user = %user.username, "password accepted");
-                Ok(Authenticated { username: user.username, groups: groups.all })
+                Ok(Authenticated { username: user.username.into(), groups: groups.all })
             }
             Ok(Verdict::Refused(reason)) => {
                 info!(user = %user.username, reason = reason.as_deref().unwrap_or("wrong password"), "password refused");

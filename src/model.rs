@@ -395,7 +395,7 @@ impl SourceBatch {
     /// entry was returned (perhaps skipped), or a skipped entry has its DN or
     /// its username.
     pub fn protects(&self, u: &StoredUser) -> bool {
-        self.seen_user_ids.contains(u.external_id.as_str())
+        self.seen_user_ids.contains(&*u.external_id)
             || (!self.skipped_dns.is_empty() && self.skipped_dns.contains(&normalize_dn(&u.dn)))
             || (!self.skipped_names.is_empty() && self.skipped_names.contains(&name_key(&u.username)))
     }
@@ -422,9 +422,9 @@ pub struct StoredUser {
     pub id: i64,
     /// Shared by every user of the source the snapshot holds.
     pub source: std::sync::Arc<str>,
-    pub external_id: String,
-    pub username: String,
-    pub dn: String,
+    pub external_id: Box<str>,
+    pub username: Box<str>,
+    pub dn: Box<str>,
     pub status: Status,
     /// Set (to when) while the user is gone from its source and was disabled
     /// for it; a user disabled in the directory itself is not missing.

@@ -299,8 +299,8 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 let owner = &batches[ob];
                 let old_gone = match &gone[ob].0 {
                     // A delta: only if reported deleted now, or gone since an earlier run.
-                    Some(deleted) => deleted.contains(&s.external_id) || s.missing_since.is_some(),
-                    None => !owner.seen_user_ids.contains(s.external_id.as_str()),
+                    Some(deleted) => deleted.contains(&*s.external_id) || s.missing_since.is_some(),
+                    None => !owner.seen_user_ids.contains(&*s.external_id),
                 } && (ob == c.batch || !owner.protects(s));
                 if old_gone && !targeted[i] {
                     targeted[i] = true;
@@ -444,10 +444,10 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 let mut changes = Vec::new();
                 let new_name = c.user.username.as_str();
                 let rename_to = (name_key(&s.username) != c.user.username.key()).then(|| new_name.to_string());
-                if rename_to.is_none() && s.username != new_name {
+                if rename_to.is_none() && &*s.username != new_name {
                     changes.push(FieldChange {
                         field: "username".into(),
-                        old: Some(s.username.clone()),
+                        old: Some(s.username.to_string()),
                         new: Some(new_name.into()),
                     });
                 }
@@ -484,7 +484,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 if *s.dn != *c.user.dn {
                     changes.push(FieldChange {
                         field: "dn".into(),
-                        old: Some(s.dn.clone()),
+                        old: Some(s.dn.to_string()),
                         new: Some(c.user.dn.to_string()),
                     });
                 }
@@ -499,7 +499,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 plan.updates.push(UserUpdate {
                     id: s.id,
                     source: b.source.clone(),
-                    username: s.username.clone(),
+                    username: s.username.to_string(),
                     rename_to,
                     relink_to: c.relink.then(|| c.user.external_id.to_string()),
                     relink_from: (c.relink && *s.source != *b.source).then(|| s.source.to_string()),
@@ -545,8 +545,8 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 summary.active_before += 1;
             }
             let missing = match &gone[bi].0 {
-                Some(deleted) => deleted.contains(&s.external_id),
-                None => !b.seen_user_ids.contains(s.external_id.as_str()),
+                Some(deleted) => deleted.contains(&*s.external_id),
+                None => !b.seen_user_ids.contains(&*s.external_id),
             };
             // A skipped entry protects the user it could be (same identity,
             // DN or username): a skipped entry is never a missing one.
@@ -565,7 +565,12 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 removed_active += 1;
             }
             summary.removals += 1;
-            plan.removals.push(Removal { id: s.id, source: s.source.to_string(), username: s.username.clone(), kind });
+            plan.removals.push(Removal {
+                id: s.id,
+                source: s.source.to_string(),
+                username: s.username.to_string(),
+                kind,
+            });
         }
         // Users the directory disabled count toward the thresholds too.
         let disabled = plan.updates.iter().filter(|u| u.disable && u.source == b.source).count();

@@ -49,7 +49,7 @@ fn stored(id: i64, uid: &str, ext: &str, status: Status, fields: &[(&str, &str)]
         source: "s".into(),
         external_id: ext.into(),
         username: uid.into(),
-        dn: format!("uid={uid},ou=people,dc=t"),
+        dn: format!("uid={uid},ou=people,dc=t").into(),
         status,
         missing_since: None,
         dir_values: Default::default(),

@@ -59,10 +59,10 @@ impl UserView {
         let core = |name: &str| u.fields.get(name).map(str::to_string);
         UserView {
             id: u.id,
-            username: u.username.clone(),
-            external_id: u.external_id.clone(),
+            username: u.username.to_string(),
+            external_id: u.external_id.to_string(),
             source: u.source.to_string(),
-            dn: u.dn.clone(),
+            dn: u.dn.to_string(),
             status: u.status,
             full_name: core("full_name"),
             email: core("email"),

@@ -121,8 +121,8 @@ async fn a_kind_registered_outside_the_crate_is_parsed_opened_and_synced() {
     let out = dirsync::sync::run(&cfg, &store, &SyncOptions::default(), Arc::new(AtomicU64::new(0))).await.unwrap();
     assert_eq!((out.status, out.counts.created), (RunStatus::Ok, 2), "{out:?}");
     let snap = store.snapshot().unwrap();
-    let amy = snap.users.iter().find(|u| u.username == "amy").unwrap();
-    assert_eq!((amy.external_id.as_str(), amy.fields.get("full_name")), ("r-amy", Some("amy from the roster")));
+    let amy = snap.users.iter().find(|u| &*u.username == "amy").unwrap();
+    assert_eq!((&*amy.external_id, amy.fields.get("full_name")), ("r-amy", Some("amy from the roster")));
 }
 
 #[test]

@@ -109,7 +109,7 @@ pub(super) fn apply_rows(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch],
                             plan.updates.push(UserUpdate {
                                 id: s.id,
                                 source: s.source.to_string(),
-                                username: s.username.clone(),
+                                username: s.username.to_string(),
                                 rename_to: None,
                                 relink_to: None,
                                 relink_from: None,
@@ -135,7 +135,7 @@ fn targets(snap: &Snapshot, plan: &Plan, match_on: &str) -> HashMap<String, Vec<
     for (i, s) in snap.users.iter().enumerate().filter(|(_, s)| !removed.contains(&s.id)) {
         let up = updates.get(&s.id);
         let key = if match_on == "username" {
-            Some(up.and_then(|u| u.rename_to.clone()).unwrap_or_else(|| s.username.clone()))
+            Some(up.and_then(|u| u.rename_to.clone()).unwrap_or_else(|| s.username.to_string()))
         } else {
             match up.and_then(|u| u.changes.iter().find(|c| c.field == match_on)) {
                 Some(c) => c.new.clone(),

@@ -19,8 +19,8 @@ pub(super) type Gone = (Option<HashSet<String>>, Option<HashSet<String>>);
 
 pub(super) fn gone(snap: &Snapshot, b: &SourceBatch) -> Gone {
     let Some(d) = &b.delta else { return (None, None) };
-    let users = snap.users.iter().map(|u| (&*u.source, &u.external_id));
-    let groups = snap.groups.iter().map(|g| (g.source.as_str(), &g.external_id));
+    let users = snap.users.iter().map(|u| (&*u.source, &*u.external_id));
+    let groups = snap.groups.iter().map(|g| (g.source.as_str(), g.external_id.as_str()));
     (
         Some(gone_ids(&d.deleted_users, d.present_users.as_ref(), users, &b.source, |id| b.seen_user_ids.contains(id))),
         Some(gone_ids(&d.deleted_groups, d.present_groups.as_ref(), groups, &b.source, |id| {
@@ -34,14 +34,14 @@ pub(super) fn gone(snap: &Snapshot, b: &SourceBatch) -> Gone {
 fn gone_ids<'a>(
     deleted: &rustc_hash::FxHashSet<String>,
     present: Option<&rustc_hash::FxHashSet<String>>,
-    stored: impl Iterator<Item = (&'a str, &'a String)>,
+    stored: impl Iterator<Item = (&'a str, &'a str)>,
     source: &str,
     seen: impl Fn(&str) -> bool,
 ) -> HashSet<String> {
     let mut out: HashSet<String> = deleted.iter().cloned().collect();
     if let Some(present) = present {
         out.extend(
-            stored.filter(|(s, id)| *s == source && !present.contains(*id) && !seen(id)).map(|(_, id)| id.clone()),
+            stored.filter(|(s, id)| *s == source && !present.contains(*id) && !seen(id)).map(|(_, id)| id.to_string()),
         );
     }
     out
@@ -415,7 +415,7 @@ fn note_names(
             }
         }
         for u in snap.users.iter().filter(|u| users.contains(&u.id)) {
-            plan.names.users.insert(u.id, Arc::from(u.username.as_str()));
+            plan.names.users.insert(u.id, Arc::from(&*u.username));
         }
     }
     if !groups.is_empty() {

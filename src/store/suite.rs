@@ -114,9 +114,9 @@ fn fill(store: &dyn Store) {
 fn fills_and_reads_one_user_by_name(store: &dyn Store) {
     fill(store);
     let amy = store.user_by_name("AMY").unwrap().expect("case folded");
-    assert_eq!((amy.username.as_str(), amy.status), ("amy", Status::Active));
+    assert_eq!((&*amy.username, amy.status), ("amy", Status::Active));
     let jose = store.user_by_name("jose\u{301}").unwrap().expect("NFD finds NFC");
-    assert_eq!(jose.username, "jos\u{e9}");
+    assert_eq!(&*jose.username, "jos\u{e9}");
     assert!(store.user_by_name("nobody").unwrap().is_none());
 }
 
@@ -130,8 +130,9 @@ fn effective_groups_follow_nesting_and_survive_a_cycle(store: &dyn Store) {
 }
 
 fn users_page_by_cursor_and_filters(store: &dyn Store) {
-    let names =
-        |q: UserQuery| -> Vec<String> { store.users_page(&q).unwrap().into_iter().map(|u| u.username).collect() };
+    let names = |q: UserQuery| -> Vec<String> {
+        store.users_page(&q).unwrap().into_iter().map(|u| u.username.into()).collect()
+    };
     assert_eq!(names(UserQuery { limit: 2, ..UserQuery::default() }), ["amy", "Bob"]);
     assert_eq!(names(UserQuery { limit: 2, after: Some("bob".into()), ..UserQuery::default() }), ["dora", "jos\u{e9}"]);
     assert_eq!(names(UserQuery { limit: 10, status: Some(Status::Disabled), ..UserQuery::default() }), ["dora"]);
@@ -165,7 +166,7 @@ fn a_stale_generation_is_refused_and_nothing_is_written(store: &dyn Store) {
 fn users_by_prefix_with_wildcards_taken_literally(store: &dyn Store) {
     let names = |p: &str| -> Vec<String> {
         let q = UserQuery { limit: 10, prefix: Some(p.into()), ..UserQuery::default() };
-        store.users_page(&q).unwrap().into_iter().map(|u| u.username).collect()
+        store.users_page(&q).unwrap().into_iter().map(|u| u.username.into()).collect()
     };
     assert_eq!(names("B"), ["Bob"], "case folded");
     assert_eq!(names("JOSE\u{301}"), ["jos\u{e9}"], "Unicode forms folded");

@@ -137,7 +137,7 @@ pub fn set_field(
             run_id: None,
             at,
             user_id: Some(user.id),
-            name: user.username.clone(),
+            name: user.username.to_string(),
             action: "set".into(),
             field: Some(field.to_string()),
             old: old.clone(),
@@ -161,7 +161,7 @@ pub fn set_field(
     })
     .map_err(|e| failure.take().unwrap_or(WritebackError::Store(e)))?;
     Ok(SetOutcome {
-        username: user.username.clone(),
+        username: user.username.to_string(),
         field: field.to_string(),
         old,
         new,

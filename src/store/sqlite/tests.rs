@@ -39,7 +39,7 @@ fn apply_checks_the_generation_and_rolls_back_on_error() {
     let err = crate::apply::apply(&store, &plan_with("bob"), snap.generation, &r2, now(), &[], &Default::default())
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
-    let names: Vec<String> = store.snapshot().unwrap().users.into_iter().map(|u| u.username).collect();
+    let names: Vec<String> = store.snapshot().unwrap().users.into_iter().map(|u| u.username.into()).collect();
     assert_eq!(names, ["amy"]);
 
     // A failure in the middle (a username already taken) rolls back the whole transaction.
