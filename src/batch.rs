@@ -72,10 +72,11 @@ impl Keys {
         self.0.get(key).copied()
     }
 
-    /// The strings by number.
-    fn by_id(&self) -> Vec<&str> {
-        let mut v = vec![""; self.0.len()];
-        for (k, &i) in &self.0 {
+    /// The strings by number (the table itself is freed).
+    fn into_by_id(self) -> Vec<Arc<str>> {
+        let empty: Arc<str> = Arc::from("");
+        let mut v = vec![empty; self.0.len()];
+        for (k, i) in self.0 {
             v[i as usize] = k;
         }
         v
@@ -109,14 +110,13 @@ impl<'a> Collector<'a> {
                 match map_user_named(self.cfg, &self.names, &entry) {
                     UserOutcome::Mapped(mut u, warnings) => {
                         u.seq = u32::try_from(self.batch.users.len()).expect("fewer than 4 billion users");
-                        self.batch.seen_user_ids.insert(u.external_id.clone());
                         self.batch.warnings.extend(warnings);
                         self.user_dns.push(self.dns.id_shared(&normalize_dn(&u.dn), &u.dn));
                         self.batch.users.push(u);
                     }
                     UserOutcome::Skipped(err, id, name) => {
                         if let Some(id) = id {
-                            self.batch.seen_user_ids.insert(id.into());
+                            self.batch.skipped_user_ids.insert(id.into());
                         }
                         if let Some(name) = name {
                             self.batch.skipped_names.insert(name);
@@ -162,7 +162,20 @@ impl<'a> Collector<'a> {
     pub fn finish(self) -> SourceBatch {
         let Collector { cfg, mut batch, dns, usernames, ids, mut user_dns, members, .. } = self;
         let b = &mut batch;
-        let dn_of = dns.by_id();
+        // Groups find their own DNs' numbers first; then the table of DNs is
+        // given up for a plain list (at a million users the table is 50 MB,
+        // and this is when the batch is whole beside the store's snapshot).
+        let groups = std::mem::take(&mut b.groups);
+        let mut groups: Vec<(String, Option<u32>, MappedGroup, Vec<Member>)> = groups
+            .into_iter()
+            .zip(members)
+            .map(|(g, m)| {
+                let dn = normalize_dn(&g.dn);
+                let id = dns.get(&dn);
+                (dn, id, g, m)
+            })
+            .collect();
+        let dn_of = dns.into_by_id();
         // Every claimant of a duplicate is skipped, and protects what it
         // could be. Users are handled by index and reordered in place.
         let mut users = std::mem::take(&mut b.users);
@@ -170,8 +183,9 @@ impl<'a> Collector<'a> {
         let ext = |i: usize| &*users[i].external_id;
         let dn = |i: usize| &*users[i].dn;
         mark_duplicates(&mut keep, &mut b.errors, ext, dn, "identity");
-        mark_duplicates(&mut keep, &mut b.errors, |i| dn_of[user_dns[i] as usize], dn, "DN");
+        mark_duplicates(&mut keep, &mut b.errors, |i| &*dn_of[user_dns[i] as usize], dn, "DN");
         for i in (0..users.len()).filter(|&i| !keep[i]) {
+            b.skipped_user_ids.insert(users[i].external_id.clone());
             b.skipped_names.insert(users[i].username.key().to_string());
             b.skipped_dns.insert(dn_of[user_dns[i] as usize].to_string());
         }
@@ -189,17 +203,16 @@ impl<'a> Collector<'a> {
         users.shrink_to_fit(); // the plan is made while this is held
         b.users = users;
 
-        let groups = std::mem::take(&mut b.groups);
-        let mut groups: Vec<(String, MappedGroup, Vec<Member>)> =
-            groups.into_iter().zip(members).map(|(g, m)| (normalize_dn(&g.dn), g, m)).collect();
         let mut keep = vec![true; groups.len()];
-        let ext = |i: usize| groups[i].1.external_id.as_str();
-        let dn = |i: usize| groups[i].1.dn.as_str();
+        let ext = |i: usize| groups[i].2.external_id.as_str();
+        let dn = |i: usize| groups[i].2.dn.as_str();
         mark_duplicates(&mut keep, &mut b.errors, ext, dn, "identity");
         mark_duplicates(&mut keep, &mut b.errors, |i| groups[i].0.as_str(), dn, "DN");
         b.skipped_group_dns.extend((0..groups.len()).filter(|&i| !keep[i]).map(|i| groups[i].0.clone()));
         retain_by(&mut groups, &keep);
-        groups.sort_by(|(_, a, _), (_, c, _)| a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id)));
+        groups.sort_by(|(_, _, a, _), (_, _, c, _)| {
+            a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id))
+        });
 
         // What each interned key points at.
         let by_username = cfg.members_are_usernames();
@@ -219,22 +232,22 @@ impl<'a> Collector<'a> {
                 at_id[k as usize] = Some(Target::User(i as u32));
             }
         }
-        for (i, (dn, g, _)) in groups.iter().enumerate() {
-            if let Some(k) = dns.get(dn) {
+        for (i, (_, dn_id, g, _)) in groups.iter().enumerate() {
+            if let Some(k) = *dn_id {
                 at_dn[k as usize] = Some(Target::Group(i as u32));
             }
             if let Some(k) = ids.get(&g.external_id) {
                 at_id[k as usize] = Some(Target::Group(i as u32));
             }
         }
-        let name_of = usernames.by_id();
-        let id_of = ids.by_id();
+        let name_of = usernames.into_by_id();
+        let id_of = ids.into_by_id();
         // Sized once: at its peak the batch is whole and the snapshot is held.
-        let mut user_groups = Vec::with_capacity(groups.iter().map(|(_, _, ms)| ms.len()).sum());
+        let mut user_groups = Vec::with_capacity(groups.iter().map(|(_, _, _, ms)| ms.len()).sum());
         let mut group_groups = Vec::new();
         let mut unresolved = Vec::new();
         let mut unresolved_ids = Vec::new();
-        for (gi, (_, _, ms)) in groups.iter().enumerate() {
+        for (gi, (_, _, _, ms)) in groups.iter().enumerate() {
             let gi = gi as u32;
             for &m in ms {
                 let target = match m {
@@ -267,7 +280,7 @@ impl<'a> Collector<'a> {
                 }
             }
         }
-        b.groups = groups.into_iter().map(|(_, g, _)| g).collect();
+        b.groups = groups.into_iter().map(|(_, _, g, _)| g).collect();
         // A user's groups named by key (AD: its primary group, not in `member`).
         let by_key: HashMap<&str, u32> =
             b.groups.iter().enumerate().flat_map(|(i, g)| g.keys.iter().map(move |k| (k.as_str(), i as u32))).collect();
@@ -288,6 +301,7 @@ impl<'a> Collector<'a> {
         if !cfg.scope_groups.is_empty() {
             restrict_to_scope(b, &cfg.scope_groups);
         }
+        b.index_users();
         batch
     }
 }
@@ -361,8 +375,6 @@ fn restrict_to_scope(b: &mut SourceBatch, scope: &[String]) {
         if *k {
             new_index[i] = next;
             next += 1;
-        } else {
-            b.seen_user_ids.remove(&b.users[i].external_id);
         }
     }
     let mut i = 0;
@@ -489,7 +501,7 @@ mod tests {
         assert_eq!(b.users.len(), 1);
         assert_eq!(b.errors.len(), 2);
         assert!(b.errors[0].reason.contains("duplicate identity \"1\""));
-        assert!(b.seen_user_ids.contains("1") && b.skipped_names.contains("amy") && b.skipped_names.contains("bob"));
+        assert!(b.saw_user("1") && b.skipped_names.contains("amy") && b.skipped_names.contains("bob"));
     }
 
     #[test]

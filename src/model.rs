@@ -9,7 +9,9 @@ use std::fmt;
 use serde::Serialize;
 
 mod fields;
+mod seen;
 pub use fields::{FieldName, Fields, Layout, MappedFields};
+pub use seen::UserIndex;
 
 /// One attribute value as the directory sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,9 +373,13 @@ pub struct SourceBatch {
     pub next_state: Option<String>,
     /// Set when the read cannot be used as it is (a scope group is missing).
     pub scope_error: Option<String>,
-    /// External ids of every user entry the source returned, including the
-    /// skipped ones: a skipped user is not a missing user.
-    pub seen_user_ids: rustc_hash::FxHashSet<std::sync::Arc<str>>,
+    /// External ids of the user entries the source returned that are not in
+    /// `users` (skipped ones): a skipped user is not a missing user. With
+    /// `users` itself, what [`SourceBatch::saw_user`] answers from.
+    pub skipped_user_ids: seen::SkippedIds,
+    /// `users` by external id, made by [`SourceBatch::index_users`] once they
+    /// are in their final order.
+    pub user_index: UserIndex,
     /// The same for groups: a skipped group is not deleted.
     pub seen_group_ids: rustc_hash::FxHashSet<String>,
     /// Normalized DNs and username keys of skipped user entries (even those
@@ -391,11 +397,22 @@ pub struct SourceBatch {
 }
 
 impl SourceBatch {
+    /// Whether the source returned a user entry with this external id
+    /// (perhaps skipped).
+    pub fn saw_user(&self, id: &str) -> bool {
+        self.skipped_user_ids.contains(id) || self.user_index.contains(&self.users, id)
+    }
+
+    /// Indexes `users` by external id; call again after they change.
+    pub fn index_users(&mut self) {
+        self.user_index = UserIndex::new(&self.users);
+    }
+
     /// Whether a stored user of this source is protected by this read: its
     /// entry was returned (perhaps skipped), or a skipped entry has its DN or
     /// its username.
     pub fn protects(&self, u: &StoredUser) -> bool {
-        self.seen_user_ids.contains(&*u.external_id)
+        self.saw_user(&u.external_id)
             || (!self.skipped_dns.is_empty() && self.skipped_dns.contains(&normalize_dn(&u.dn)))
             || (!self.skipped_names.is_empty() && self.skipped_names.contains(&name_key(&u.username)))
     }

@@ -15,6 +15,7 @@ use crate::config::{Config, OnMissing, SourceConfig};
 use crate::model::{name_key, EntryError, Fields, MappedUser, Snapshot, SourceBatch, Status};
 
 mod enrich;
+mod index;
 mod members;
 mod names;
 pub mod summary;
@@ -260,11 +261,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         cfg.sources.iter().find(|s| s.name == name).expect("batch of a configured source")
     };
 
-    let mut by_ext: HashMap<(&str, &str), usize> =
-        HashMap::with_capacity_and_hasher(snap.users.len(), Default::default());
-    for (i, u) in snap.users.iter().enumerate() {
-        by_ext.insert((&u.source, &u.external_id), i);
-    }
+    let by_ext = index::ByIdentity::new(snap);
 
     let gone: Vec<Gone> = batches.iter().map(|b| gone(snap, b)).collect();
 
@@ -275,7 +272,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     let prio = |b: &SourceBatch| source_cfg(&b.source).priority;
     for (bi, b) in batches.iter().enumerate().filter(|(_, b)| !enrich(b)) {
         for (index, u) in b.users.iter().enumerate() {
-            let target = by_ext.get(&(b.source.as_str(), &*u.external_id)).copied();
+            let target = by_ext.get(&b.source, &u.external_id);
             if let Some(t) = target {
                 targeted[t] = true;
             }
@@ -300,7 +297,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                 let old_gone = match &gone[ob].0 {
                     // A delta: only if reported deleted now, or gone since an earlier run.
                     Some(deleted) => deleted.contains(&*s.external_id) || s.missing_since.is_some(),
-                    None => !owner.seen_user_ids.contains(&*s.external_id),
+                    None => !owner.saw_user(&s.external_id),
                 } && (ob == c.batch || !owner.protects(s));
                 if old_gone && !targeted[i] {
                     targeted[i] = true;
@@ -321,16 +318,11 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         // Stored users that keep their name, and everybody's claims.
         let kept: Vec<(usize, String)> =
             (0..snap.users.len()).filter(|&i| !live[i]).map(|i| (i, name_key(&snap.users[i].username))).collect();
-        let mut claims: HashMap<&str, (Option<usize>, u32)> =
-            HashMap::with_capacity_and_hasher(cands.len() + kept.len(), Default::default());
-        for (i, k) in &kept {
-            claims.entry(k.as_str()).or_default().0 = Some(*i);
-        }
-        for c in cands.iter().filter(|c| !c.skipped) {
-            let user: &MappedUser = c.user;
-            claims.entry(user.username.key()).or_default().1 += 1;
-        }
-        claims.retain(|_, (stored, n)| *n as usize + stored.is_some() as usize > 1);
+        // Contested names only (a map over every claim took 80 MB at a million).
+        let claims = index::contested(&kept, cands.len(), |ci| {
+            let user: &MappedUser = cands[ci].user;
+            (!cands[ci].skipped).then(|| user.username.key())
+        });
         if claims.is_empty() {
             break;
         }
@@ -344,7 +336,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         let mut newly = Vec::new();
         let mut takeovers = Vec::new();
         for (key, cs) in &claimants {
-            let stored = claims[key].0;
+            let stored = claims[key];
             // The claimant already linked by identity to the record holding
             // this name keeps it: only newcomers are the conflict, so one
             // crafted entry cannot freeze another user.
@@ -546,7 +538,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
             }
             let missing = match &gone[bi].0 {
                 Some(deleted) => deleted.contains(&*s.external_id),
-                None => !b.seen_user_ids.contains(&*s.external_id),
+                None => !b.saw_user(&s.external_id),
             };
             // A skipped entry protects the user it could be (same identity,
             // DN or username): a skipped entry is never a missing one.

@@ -22,7 +22,7 @@ pub(super) fn gone(snap: &Snapshot, b: &SourceBatch) -> Gone {
     let users = snap.users.iter().map(|u| (&*u.source, &*u.external_id));
     let groups = snap.groups.iter().map(|g| (g.source.as_str(), g.external_id.as_str()));
     (
-        Some(gone_ids(&d.deleted_users, d.present_users.as_ref(), users, &b.source, |id| b.seen_user_ids.contains(id))),
+        Some(gone_ids(&d.deleted_users, d.present_users.as_ref(), users, &b.source, |id| b.saw_user(id))),
         Some(gone_ids(&d.deleted_groups, d.present_groups.as_ref(), groups, &b.source, |id| {
             b.seen_group_ids.contains(id)
         })),

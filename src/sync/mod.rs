@@ -469,6 +469,7 @@ async fn pipeline(
     // users can go before the store's own memory grows (peak RSS).
     for b in &mut batches {
         b.users = Vec::new();
+        b.user_index = Default::default();
         b.groups = Vec::new();
         b.user_groups = Vec::new();
         b.unresolved = Vec::new();
@@ -624,7 +625,7 @@ fn snapshot_query(batches: &[SourceBatch]) -> SnapshotQuery {
     for b in batches {
         let src = || b.source.clone();
         let d = b.delta.as_ref();
-        let users = b.users.iter().map(|u| &*u.external_id).chain(b.seen_user_ids.iter().map(|i| &**i));
+        let users = b.users.iter().map(|u| &*u.external_id).chain(b.skipped_user_ids.iter().map(|i| &**i));
         let deleted = d.into_iter().flat_map(|d| &d.deleted_users).map(String::as_str);
         q.user_ids.extend(users.chain(deleted).map(|e| (src(), e.to_string())));
         let groups = b.groups.iter().map(|g| &g.external_id).chain(&b.seen_group_ids);
