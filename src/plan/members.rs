@@ -146,12 +146,12 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         })
         .count();
     adds.reserve_exact(direct_adds);
-    let mut desired: Vec<((i64, i64), ())> = Vec::with_capacity(b.user_groups.len() - direct_adds);
+    let mut desired: Vec<(i64, i64)> = Vec::with_capacity(b.user_groups.len() - direct_adds);
     for &(ui, gi) in &b.user_groups {
         let Some(u) = user_ref[ui as usize] else { continue };
         let g = group_ref[gi as usize];
         match (u, g) {
-            (Ref::Existing(uid), Ref::Existing(gid)) => desired.push(((uid, gid), ())),
+            (Ref::Existing(uid), Ref::Existing(gid)) => desired.push((uid, gid)),
             _ => adds.push(MemberChange { member: Member::User(u), group: g }),
         }
     }
@@ -194,7 +194,7 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
     for &(m, gi) in &stored_members {
         let g = group_ref[gi as usize];
         match (m, g) {
-            (Member::User(Ref::Existing(uid)), Ref::Existing(gid)) => desired.push(((uid, gid), ())),
+            (Member::User(Ref::Existing(uid)), Ref::Existing(gid)) => desired.push((uid, gid)),
             (Member::User(u @ Ref::Existing(_)), Ref::New(_)) => {
                 adds.push(MemberChange { member: Member::User(u), group: g })
             }
@@ -208,7 +208,7 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
     current.extend(snap.user_groups.iter().filter(ours).copied());
     let (new_pairs, gone_pairs) = diff_pairs(desired, current);
     adds.reserve_exact(new_pairs.len());
-    for ((uid, gid), _) in new_pairs {
+    for (uid, gid) in new_pairs {
         adds.push(MemberChange { member: Member::User(Ref::Existing(uid)), group: Ref::Existing(gid) });
     }
     let gone_pairs: Vec<(i64, i64)> = gone_pairs
@@ -256,19 +256,19 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
     }
 
     // Nested groups, the same way.
-    let mut desired_gg: Vec<((i64, i64), ())> = Vec::new();
+    let mut desired_gg: Vec<(i64, i64)> = Vec::new();
     adds.reserve_exact(b.group_groups.len() + stored_nested.len());
     for &(ci, pi) in &b.group_groups {
         let (c, p) = (group_ref[ci as usize], group_ref[pi as usize]);
         match (c, p) {
-            (Ref::Existing(cid), Ref::Existing(pid)) => desired_gg.push(((cid, pid), ())),
+            (Ref::Existing(cid), Ref::Existing(pid)) => desired_gg.push((cid, pid)),
             _ => adds.push(MemberChange { member: Member::Group(c), group: p }),
         }
     }
     for &(cid, pi) in &stored_nested {
         let (c, p) = (Ref::Existing(cid), group_ref[pi as usize]);
         match p {
-            Ref::Existing(pid) => desired_gg.push(((cid, pid), ())),
+            Ref::Existing(pid) => desired_gg.push((cid, pid)),
             Ref::New(_) => adds.push(MemberChange { member: Member::Group(c), group: p }),
         }
     }
@@ -276,7 +276,7 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         snap.group_groups.iter().filter(|(_, p)| source_group_ids.contains(p)).copied().collect();
     let (new_pairs, gone_pairs) = diff_pairs(desired_gg, current_gg);
     adds.reserve_exact(new_pairs.len());
-    for ((cid, pid), _) in new_pairs {
+    for (cid, pid) in new_pairs {
         adds.push(MemberChange { member: Member::Group(Ref::Existing(cid)), group: Ref::Existing(pid) });
     }
     removes.extend(
@@ -303,25 +303,25 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
     apply_rules(cfg, b, plan);
 }
 
-/// Compares desired id pairs (with a payload) against current ones: returns
-/// the desired pairs that are missing and the current pairs that are not
-/// desired. Sorted merge: no hash sets of 300,000 pairs.
+/// Compares desired id pairs against current ones: returns the desired
+/// pairs that are missing and the current pairs that are not desired.
+/// Sorted merge: no hash sets of 300,000 pairs.
 type Pair = (i64, i64);
 
-pub(super) fn diff_pairs<T: Copy>(mut desired: Vec<(Pair, T)>, mut current: Vec<Pair>) -> (Vec<(Pair, T)>, Vec<Pair>) {
-    desired.sort_unstable_by_key(|(k, _)| *k);
-    desired.dedup_by_key(|(k, _)| *k);
+pub(super) fn diff_pairs(mut desired: Vec<Pair>, mut current: Vec<Pair>) -> (Vec<Pair>, Vec<Pair>) {
+    desired.sort_unstable();
+    desired.dedup();
     current.sort_unstable();
     current.dedup();
     let (mut new, mut gone) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < desired.len() || j < current.len() {
         match (desired.get(i), current.get(j)) {
-            (Some(d), Some(c)) if d.0 == *c => {
+            (Some(d), Some(c)) if d == c => {
                 i += 1;
                 j += 1;
             }
-            (Some(d), Some(c)) if d.0 < *c => {
+            (Some(d), Some(c)) if d < c => {
                 new.push(*d);
                 i += 1;
             }
