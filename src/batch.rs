@@ -49,22 +49,21 @@ struct Keys(HashMap<Arc<str>, u32>);
 
 impl Keys {
     fn id(&mut self, key: &str) -> u32 {
-        if let Some(&i) = self.0.get(key) {
-            return i;
-        }
-        let i = self.0.len() as u32;
-        self.0.insert(key.into(), i);
-        i
+        self.intern(key, || key.into())
     }
 
     /// As [`Keys::id`], holding `shared` itself when the key is its text (a
     /// user's DN that is already normalized is not held twice).
     fn id_shared(&mut self, key: &str, shared: &Arc<str>) -> u32 {
+        self.intern(key, || if key == &**shared { shared.clone() } else { key.into() })
+    }
+
+    fn intern(&mut self, key: &str, held: impl FnOnce() -> Arc<str>) -> u32 {
         if let Some(&i) = self.0.get(key) {
             return i;
         }
         let i = self.0.len() as u32;
-        self.0.insert(if key == &**shared { shared.clone() } else { key.into() }, i);
+        self.0.insert(held(), i);
         i
     }
 
@@ -94,7 +93,7 @@ impl<'a> Collector<'a> {
         Collector {
             cfg,
             names: field_names(cfg),
-            batch: SourceBatch { source: cfg.name.clone(), ..SourceBatch::default() },
+            batch: SourceBatch::new(cfg.name.clone()),
             dns: Keys::default(),
             usernames: Keys::default(),
             ids: Keys::default(),

@@ -11,7 +11,7 @@ use serde::Serialize;
 mod fields;
 mod seen;
 pub use fields::{FieldName, Fields, Layout, MappedFields};
-pub use seen::UserIndex;
+use seen::UserIndex;
 
 /// One attribute value as the directory sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,8 +378,8 @@ pub struct SourceBatch {
     /// `users` itself, what [`SourceBatch::saw_user`] answers from.
     pub skipped_user_ids: seen::SkippedIds,
     /// `users` by external id, made by [`SourceBatch::index_users`] once they
-    /// are in their final order.
-    pub user_index: UserIndex,
+    /// are in their final order (derived: only the methods below touch it).
+    user_index: UserIndex,
     /// The same for groups: a skipped group is not deleted.
     pub seen_group_ids: rustc_hash::FxHashSet<String>,
     /// Normalized DNs and username keys of skipped user entries (even those
@@ -397,6 +397,11 @@ pub struct SourceBatch {
 }
 
 impl SourceBatch {
+    /// An empty batch of `source`.
+    pub fn new(source: String) -> SourceBatch {
+        SourceBatch { source, ..SourceBatch::default() }
+    }
+
     /// Whether the source returned a user entry with this external id
     /// (perhaps skipped).
     pub fn saw_user(&self, id: &str) -> bool {
@@ -406,6 +411,17 @@ impl SourceBatch {
     /// Indexes `users` by external id; call again after they change.
     pub fn index_users(&mut self) {
         self.user_index = UserIndex::new(&self.users);
+    }
+
+    /// Frees the mapped entries once the plan holds what the apply needs
+    /// (peak RSS); what was seen is not asked any more.
+    pub fn drop_entries(&mut self) {
+        self.users = Vec::new();
+        self.user_index = UserIndex::default();
+        self.groups = Vec::new();
+        self.user_groups = Vec::new();
+        self.unresolved = Vec::new();
+        self.unresolved_ids = Vec::new();
     }
 
     /// Whether a stored user of this source is protected by this read: its

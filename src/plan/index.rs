@@ -25,10 +25,7 @@ pub(super) struct ByIdentity<'a> {
 impl<'a> ByIdentity<'a> {
     pub(super) fn new(snap: &'a Snapshot) -> Self {
         let n = u32::try_from(snap.users.len()).expect("fewer than 4 billion stored users");
-        let key = |i: u32| {
-            let u = &snap.users[i as usize];
-            (&*u.source, &*u.external_id)
-        };
+        let key = |i: u32| identity(snap, i);
         let mut table = HashTable::with_capacity(snap.users.len());
         for i in 0..n {
             let k = key(i);
@@ -45,12 +42,14 @@ impl<'a> ByIdentity<'a> {
     /// The stored user's index in the snapshot.
     pub(super) fn get(&self, source: &str, external_id: &str) -> Option<usize> {
         let k = (source, external_id);
-        let key = |i: u32| {
-            let u = &self.snap.users[i as usize];
-            (&*u.source, &*u.external_id)
-        };
-        self.table.find(hash(k), |&j| key(j) == k).map(|&j| j as usize)
+        self.table.find(hash(k), |&j| identity(self.snap, j) == k).map(|&j| j as usize)
     }
+}
+
+/// A stored user's (source, external id).
+fn identity(snap: &Snapshot, i: u32) -> (&str, &str) {
+    let u = &snap.users[i as usize];
+    (&u.source, &u.external_id)
 }
 
 /// A name's claims: who first named it (an index into the kept stored

@@ -468,12 +468,7 @@ async fn pipeline(
     // The plan holds what the apply needs; the mapped entries and the stored
     // users can go before the store's own memory grows (peak RSS).
     for b in &mut batches {
-        b.users = Vec::new();
-        b.user_index = Default::default();
-        b.groups = Vec::new();
-        b.user_groups = Vec::new();
-        b.unresolved = Vec::new();
-        b.unresolved_ids = Vec::new();
+        b.drop_entries();
     }
     let generation = snap.generation;
     drop(snap);
