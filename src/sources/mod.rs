@@ -79,8 +79,16 @@ pub struct FetchCounts {
     pub groups: u64,
 }
 
-/// A batch of entries on their way from a source to the mapping step.
-pub type EntryBatch = Vec<(EntryKind, RawEntry)>;
+/// What a source hands to the mapping step: an entry, or the report that
+/// the object with this identity is gone (an incremental read's removal).
+#[derive(Debug)]
+pub enum Item {
+    Entry(EntryKind, RawEntry),
+    Gone(EntryKind, String),
+}
+
+/// A batch of items on their way from a source to the mapping step.
+pub type EntryBatch = Vec<Item>;
 
 const BATCH: usize = 256;
 
@@ -127,8 +135,20 @@ impl Batcher {
         if let Some(f) = &self.sink.interpret {
             f(kind, &mut entry);
         }
-        self.buf.push((kind, entry));
+        self.buf.push(Item::Entry(kind, entry));
         self.sink.read.fetch_add(1, Ordering::Relaxed);
+        self.flush_full().await
+    }
+
+    /// Reports the object with identity `id` gone, in its place among the
+    /// entries: for a source that replays, whichever of an entry and a
+    /// removal of one identity comes last wins.
+    pub async fn gone(&mut self, kind: EntryKind, id: String) -> Result<(), String> {
+        self.buf.push(Item::Gone(kind, id));
+        self.flush_full().await
+    }
+
+    async fn flush_full(&mut self) -> Result<(), String> {
         if self.buf.len() >= BATCH {
             self.flush().await?;
         }
@@ -163,6 +183,14 @@ pub trait Source: Send + Sync {
     /// look one user up (an LDIF file) answer that they do not know it.
     async fn fetch_user(&self, _sink: EntrySink, _username: &str) -> Result<Fetched, SourceError> {
         Ok(Fetched { delta: Some(Delta::default()), ..Fetched::default() })
+    }
+
+    /// Whether the source's API may hand out one object several times in a
+    /// read (a replay): then its entries are versions, the last of each
+    /// identity wins, and removals go through [`Batcher::gone`]. Otherwise
+    /// two entries with one identity are a conflict and both are skipped.
+    fn replays(&self) -> bool {
+        false
     }
 
     /// Asks the source whether it works, before a read (`dirsync check`,

@@ -23,7 +23,7 @@ use crate::guards;
 use crate::history::{now, Counts, RunRecord, RunStatus};
 use crate::model::{EntryError, SourceBatch};
 use crate::plan;
-use crate::sources::{self, EntrySink, Source, SourceError};
+use crate::sources::{self, EntrySink, Item, Source, SourceError};
 use crate::store::{on_store, SnapshotQuery, Store, StoreError};
 
 #[derive(Debug, Clone, Default)]
@@ -145,13 +145,22 @@ async fn read_source_as(
 ) -> Result<SourceBatch, SourceError> {
     let (sink, mut rx) = EntrySink::channel(progress);
     let scfg = cfg.clone();
+    let source = open(cfg);
+    let replays = source.replays();
+    if replays {
+        // A later version may replace a user already sent: nothing is written early.
+        feed = None;
+    }
     let mapper = tokio::task::spawn_blocking(move || {
-        let mut c = Collector::new(&scfg);
+        let mut c = if replays { Collector::replaying(&scfg) } else { Collector::new(&scfg) };
         let mut sent = 0;
         let source: std::sync::Arc<str> = scfg.name.as_str().into();
         while let Some(batch) = rx.blocking_recv() {
-            for (kind, entry) in batch {
-                c.add(kind, entry);
+            for item in batch {
+                match item {
+                    Item::Entry(kind, entry) => c.add(kind, entry),
+                    Item::Gone(kind, id) => c.gone(kind, id),
+                }
             }
             // New users go to the early writer as they are mapped.
             if let Some(f) = &feed {
@@ -166,15 +175,20 @@ async fn read_source_as(
         drop(feed);
         c.finish()
     });
-    let source = open(cfg);
     let fetched = match read {
         Read::Since(since) => source.fetch(sink, since).await,
         Read::User(name) => source.fetch_user(sink, name).await,
     };
     let mut batch = mapper.await.map_err(|e| SourceError::new(&cfg.name, format!("mapping failed: {e}")))?;
-    let fetched = fetched?;
+    let mut fetched = fetched?;
     if let Some(e) = batch.scope_error.take() {
         return Err(SourceError::new(&cfg.name, e));
+    }
+    // Removals reported through the sink join the read's delta; a full read
+    // is judged by what it returned, so there they mean nothing.
+    if let (Some(d), Some(gone)) = (fetched.delta.as_mut(), batch.delta.take()) {
+        d.deleted_users.extend(gone.deleted_users);
+        d.deleted_groups.extend(gone.deleted_groups);
     }
     let c = fetched.counts;
     let incremental = fetched.delta.is_some();

@@ -36,7 +36,8 @@ pub struct Request {
 
 #[derive(Debug, Clone)]
 enum Change {
-    User(String),
+    /// A user changed: its id and the user as it was then.
+    User(String, Value),
     UserRemoved(String, &'static str),
     Group(String),
     GroupRemoved(String),
@@ -57,6 +58,9 @@ pub struct Tenant {
     pub throttle: (usize, u64),
     /// `/v1.0/users` answers this page (0-based) with a 500.
     pub fail_users_page: Option<usize>,
+    /// Delta rounds replay: an object comes once for each change, in order,
+    /// anywhere in the round's pages (Graph's documentation allows it).
+    pub replay: bool,
     /// Delta tokens at or below this are expired (410).
     pub expired_below: usize,
     pub forbidden: HashSet<String>,
@@ -106,8 +110,8 @@ impl Tenant {
         for (k, v) in extra.as_object().into_iter().flatten() {
             u[k] = v.clone();
         }
-        self.users.insert(id.into(), u);
-        self.log.push(Change::User(id.into()));
+        self.users.insert(id.into(), u.clone());
+        self.log.push(Change::User(id.into(), u));
     }
 
     /// Changes a user's properties (a delta change).
@@ -116,7 +120,8 @@ impl Tenant {
         for (k, v) in extra.as_object().into_iter().flatten() {
             u[k] = v.clone();
         }
-        self.log.push(Change::User(id.into()));
+        let then = u.clone();
+        self.log.push(Change::User(id.into(), then));
     }
 
     /// Deletes a user: `changed` is Entra's soft delete, `deleted` permanent.
@@ -270,7 +275,8 @@ async fn handle(
             return graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", "no such user");
         };
         merge(u, &body_json);
-        t.log.push(Change::User(id));
+        let then = u.clone();
+        t.log.push(Change::User(id, then));
         return StatusCode::NO_CONTENT.into_response();
     }
     if method != Method::GET {
@@ -417,7 +423,9 @@ fn delta(t: &Tenant, here: &str, what: &str, q: &BTreeMap<String, String>) -> (S
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for c in &t.log[from.min(t.log.len())..] {
         let (id, v) = match (what, c) {
-            ("users", Change::User(id)) => match t.users.get(id) {
+            // Replayed: each change as the user was then, as often as it changed.
+            ("users", Change::User(id, then)) if t.replay => (id.clone(), selected(then, q.get("$select"))),
+            ("users", Change::User(id, _)) => match t.users.get(id) {
                 Some(u) => (id.clone(), selected(u, q.get("$select"))),
                 None => continue,
             },
@@ -440,6 +448,7 @@ fn delta(t: &Tenant, here: &str, what: &str, q: &BTreeMap<String, String>) -> (S
             _ => continue,
         };
         match seen.get(&id) {
+            _ if t.replay => items.push(v),
             Some(&i) => merge(&mut items[i], &v),
             None => {
                 seen.insert(id, items.len());

@@ -12,10 +12,10 @@ use crate::fake_graph::*;
 use crate::harness::*;
 use crate::program::user_field;
 
-const FIELDS: &str = "[sources.fields]\nusername = \"userPrincipalName\"\nfull_name = \"displayName\"\n\
+pub const FIELDS: &str = "[sources.fields]\nusername = \"userPrincipalName\"\nfull_name = \"displayName\"\n\
     email = \"mail\"\ncard_number = \"employeeId\"\nbadge = \"onPremisesExtensionAttributes.extensionAttribute1\"\n";
 
-fn graph_env(g: &FakeGraph, extra: &str, fields: &str) -> Env {
+pub fn graph_env(g: &FakeGraph, extra: &str, fields: &str) -> Env {
     let env = Env { dir: tempfile::tempdir().unwrap() };
     std::fs::write(env.dir.path().join("graph.secret"), format!("{SECRET}\n")).unwrap();
     env.write_config(&format!(
@@ -28,7 +28,7 @@ fn graph_env(g: &FakeGraph, extra: &str, fields: &str) -> Env {
 }
 
 /// Seven users (one disabled), a big group paged, a nested group, a device.
-fn tenant(g: &FakeGraph) {
+pub fn tenant(g: &FakeGraph) {
     g.with(|t| {
         t.page_size = 3;
         for (i, name) in ["amy", "bob", "cat", "dan", "eve", "fay", "gus"].iter().enumerate() {

@@ -16,6 +16,7 @@ mod fake_limits;
 mod fake_sync;
 mod google;
 mod graph;
+mod graph_replay;
 mod harness;
 mod hostile;
 mod hostile_ldap;

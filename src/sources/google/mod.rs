@@ -194,6 +194,12 @@ impl Source for GoogleSource {
         &self.name
     }
 
+    /// A user's `id` never changes, so two entries with one id are one user
+    /// read twice (a listing that shifted while it was paged): the last wins.
+    fn replays(&self) -> bool {
+        true
+    }
+
     async fn fetch(&self, sink: EntrySink, _since: Option<&str>) -> Result<Fetched, SourceError> {
         let c = &self.dir.cfg;
         let mut q = vec![

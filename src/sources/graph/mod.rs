@@ -126,27 +126,20 @@ impl GraphSource {
         Ok(Some(items))
     }
 
-    /// Users page by page into the batcher (deleted ones into `delta`).
-    async fn push_users(
-        &self,
-        b: &mut Batcher,
-        url: String,
-        mut delta: Option<&mut Delta>,
-    ) -> Result<(u64, Option<String>), HttpError> {
+    /// Users page by page into the batcher; in a delta round, `@removed`
+    /// ones as removals (a user can come several times in one round: the
+    /// batch keeps the last).
+    async fn push_users(&self, b: &mut Batcher, url: String, delta: bool) -> Result<(u64, Option<String>), HttpError> {
         let mut p = Pager::new(url);
         let mut n = 0;
         while let Some(items) = self.next_page(&mut p).await? {
             for v in &items {
-                let at = || client_path(&p.last);
-                match (v.get("@removed"), delta.as_deref_mut()) {
-                    (Some(_), Some(d)) => {
-                        d.deleted_users.insert(id_of(v).map_err(|m| HttpError::new(format!("{}: {m}", at())))?.into());
-                    }
-                    _ => {
-                        let e = self.user_entry(v).map_err(|m| HttpError::new(format!("{}: {m}", at())))?;
-                        b.push(EntryKind::User, e).await.map_err(HttpError::new)?;
-                        n += 1;
-                    }
+                let at = |m: String| HttpError::new(format!("{}: {m}", client_path(&p.last)));
+                if delta && v.get("@removed").is_some() {
+                    b.gone(EntryKind::User, id_of(v).map_err(at)?.to_string()).await.map_err(HttpError::new)?;
+                } else {
+                    b.push(EntryKind::User, self.user_entry(v).map_err(at)?).await.map_err(HttpError::new)?;
+                    n += 1;
                 }
             }
         }
@@ -234,7 +227,7 @@ impl GraphSource {
             None
         };
         let mut b = sink.batcher();
-        let (user_count, _) = self.push_users(&mut b, self.users_url(), None).await.map_err(|e| self.err(e))?;
+        let (user_count, _) = self.push_users(&mut b, self.users_url(), false).await.map_err(|e| self.err(e))?;
         let mut names = BTreeMap::new();
         let groups_url = self.graph.url(&format!("/v1.0/groups?$select=id,displayName&$top={PAGE}"));
         self.pages(groups_url, &mut |v| {
@@ -267,7 +260,7 @@ impl GraphSource {
         };
         let mut delta = Delta::default();
         let mut b = sink.batcher();
-        let (user_count, users_link) = self.push_users(&mut b, st.users, Some(&mut delta)).await.map_err(fail)?;
+        let (user_count, users_link) = self.push_users(&mut b, st.users, true).await.map_err(fail)?;
         let users_link = users_link.ok_or_else(|| {
             SourceError::new(&self.name, "GET /v1.0/users/delta: the pages ended without a deltaLink")
         })?;
@@ -275,10 +268,12 @@ impl GraphSource {
         let groups_link = self
             .pages(st.groups, &mut |v| {
                 let id = id_of(v)?.to_string();
+                // The last of a group's appearances in the round wins.
                 if v.get("@removed").is_some() {
                     changed.remove(&id);
                     delta.deleted_groups.insert(id);
                 } else {
+                    delta.deleted_groups.remove(&id);
                     let name = v["displayName"].as_str().map(str::to_string);
                     let slot = changed.entry(id).or_default();
                     if let Some(n) = name {
@@ -347,6 +342,12 @@ fn client_path(url: &str) -> String {
 impl Source for GraphSource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Graph's delta rounds may return an object several times (its delta
+    /// documentation says so): the last one wins.
+    fn replays(&self) -> bool {
+        true
     }
 
     async fn fetch(&self, sink: EntrySink, since: Option<&str>) -> Result<Fetched, SourceError> {

@@ -4,9 +4,15 @@
 //! (DNs or usernames) to direct user and nested-group memberships. A member
 //! that points nowhere is ignored.
 //!
+//! A source whose API replays objects hands over versions instead, the last
+//! of which wins ([`replay`]); removals a read reports travel the same way,
+//! so their order against the versions is kept.
+//!
 //! Memory: member references and users' normalized DNs are interned as they
 //! arrive (a DN three groups list is held once, a member costs 8 bytes), and
 //! the users are reordered in place, never copied.
+
+mod replay;
 
 use std::sync::Arc;
 
@@ -15,7 +21,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use crate::config::SourceConfig;
 use crate::mapping::{field_names, map_group, map_user_named, UserOutcome};
 use crate::model::{
-    name_key, normalize_dn, EntryError, EntryKind, Layout, MappedGroup, MappedUser, MemberRef, RawEntry, SourceBatch,
+    name_key, normalize_dn, Delta, EntryError, EntryKind, Layout, MappedGroup, MappedUser, MemberRef, RawEntry, SourceBatch,
 };
 
 /// Builds a [`SourceBatch`] from raw entries, one at a time.
@@ -33,6 +39,10 @@ pub struct Collector<'a> {
     user_dns: Vec<u32>,
     /// Each group's members, parallel to the batch's groups.
     members: Vec<Vec<Member>>,
+    /// `Some` for a source that replays: the last version of an identity wins.
+    versions: Option<replay::Versions>,
+    /// Identities the read reported removed (users, groups).
+    gone: (HashSet<String>, HashSet<String>),
 }
 
 /// A member reference by its interned key.
@@ -99,32 +109,103 @@ impl<'a> Collector<'a> {
             ids: Keys::default(),
             user_dns: Vec::new(),
             members: Vec::new(),
+            versions: None,
+            gone: Default::default(),
+        }
+    }
+
+    /// A collector for a source whose API may hand out one object several
+    /// times in a read: the last version of each identity wins.
+    pub fn replaying(cfg: &'a SourceConfig) -> Self {
+        Collector { versions: Some(replay::Versions::default()), ..Collector::new(cfg) }
+    }
+
+    /// The read reports the object with this identity removed. For a
+    /// replaying source, a removal replaces an earlier version and a later
+    /// version replaces the removal.
+    pub fn gone(&mut self, kind: EntryKind, id: String) {
+        match kind {
+            EntryKind::User => {
+                let shared: Arc<str> = id.as_str().into();
+                self.supersede(&shared, replay::Slot::Gone);
+                self.gone.0.insert(id);
+            }
+            EntryKind::Group => {
+                self.gone.1.insert(id);
+            }
+        }
+    }
+
+    /// Records `now` as the last version of the user `id` and withdraws the
+    /// version before it; returns the place of a mapped version before it,
+    /// which the caller overwrites (a mapped version that follows one).
+    fn supersede(&mut self, id: &Arc<str>, now: replay::Slot) -> Option<u32> {
+        use replay::Slot;
+        let v = self.versions.as_mut()?;
+        let before = v.record(id, now)?;
+        let b = &mut self.batch;
+        match before {
+            Slot::User(i) if matches!(now, Slot::User(_)) => {
+                b.user_entries -= 1;
+                return Some(i);
+            }
+            Slot::User(i) => v.withdraw_user(i),
+            Slot::Skipped(e) => {
+                v.withdraw_error(e);
+                b.skipped_user_ids.remove(id);
+            }
+            Slot::Gone => {
+                self.gone.0.remove(&**id);
+                return None;
+            }
+        }
+        b.user_entries -= 1;
+        None
+    }
+
+    fn add_user(&mut self, entry: RawEntry) {
+        use replay::Slot;
+        self.batch.user_entries += 1;
+        match map_user_named(self.cfg, &self.names, &entry) {
+            UserOutcome::Mapped(mut u, warnings) => {
+                self.batch.warnings.extend(warnings);
+                let at = u32::try_from(self.batch.users.len()).expect("fewer than 4 billion users");
+                let dn = self.dns.id_shared(&normalize_dn(&u.dn), &u.dn);
+                let id = u.external_id.clone();
+                match self.supersede(&id, Slot::User(at)) {
+                    Some(i) => {
+                        // The newer version takes the older one's place.
+                        let v = self.versions.as_mut().expect("only replays supersede");
+                        v.record(&id, Slot::User(i));
+                        u.seq = i;
+                        self.user_dns[i as usize] = dn;
+                        self.batch.users[i as usize] = u;
+                    }
+                    None => {
+                        u.seq = at;
+                        self.user_dns.push(dn);
+                        self.batch.users.push(u);
+                    }
+                }
+            }
+            UserOutcome::Skipped(err, id, name) => {
+                if let Some(id) = id {
+                    let id: Arc<str> = id.into();
+                    self.supersede(&id, Slot::Skipped(self.batch.errors.len() as u32));
+                    self.batch.skipped_user_ids.insert(id);
+                }
+                if let Some(name) = name {
+                    self.batch.skipped_names.insert(name);
+                }
+                self.batch.skipped_dns.insert(normalize_dn(&entry.dn));
+                self.batch.errors.push(err);
+            }
         }
     }
 
     pub fn add(&mut self, kind: EntryKind, entry: RawEntry) {
         match kind {
-            EntryKind::User => {
-                self.batch.user_entries += 1;
-                match map_user_named(self.cfg, &self.names, &entry) {
-                    UserOutcome::Mapped(mut u, warnings) => {
-                        u.seq = u32::try_from(self.batch.users.len()).expect("fewer than 4 billion users");
-                        self.batch.warnings.extend(warnings);
-                        self.user_dns.push(self.dns.id_shared(&normalize_dn(&u.dn), &u.dn));
-                        self.batch.users.push(u);
-                    }
-                    UserOutcome::Skipped(err, id, name) => {
-                        if let Some(id) = id {
-                            self.batch.skipped_user_ids.insert(id.into());
-                        }
-                        if let Some(name) = name {
-                            self.batch.skipped_names.insert(name);
-                        }
-                        self.batch.skipped_dns.insert(normalize_dn(&entry.dn));
-                        self.batch.errors.push(err);
-                    }
-                }
-            }
+            EntryKind::User => self.add_user(entry),
             EntryKind::Group => {
                 self.batch.group_entries += 1;
                 if let Ok(id) = crate::mapping::external_id(&entry, &self.cfg.query().id_attribute) {
@@ -159,8 +240,17 @@ impl<'a> Collector<'a> {
 
     /// Resolves duplicates and memberships.
     pub fn finish(self) -> SourceBatch {
-        let Collector { cfg, mut batch, dns, usernames, ids, mut user_dns, members, .. } = self;
+        let Collector { cfg, mut batch, dns, usernames, ids, mut user_dns, members, versions, gone, .. } = self;
         let b = &mut batch;
+        if let Some(v) = versions {
+            let (users, errors) = v.keep(b.users.len(), b.errors.len());
+            retain_by(&mut b.users, &users);
+            retain_by(&mut user_dns, &users);
+            retain_by(&mut b.errors, &errors);
+        }
+        if !gone.0.is_empty() || !gone.1.is_empty() {
+            b.delta = Some(Delta { deleted_users: gone.0, deleted_groups: gone.1, ..Delta::default() });
+        }
         // Groups find their own DNs' numbers first; then the table of DNs is
         // given up for a plain list (at a million users the table is 50 MB,
         // and this is when the batch is whole beside the store's snapshot).
@@ -432,7 +522,7 @@ fn mark_duplicates<'k>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::Config;
     use crate::model::AttrValue;
@@ -464,14 +554,14 @@ mod tests {
         assert_eq!(w, rev);
     }
 
-    fn cfg(member_attr: &str) -> SourceConfig {
+    pub(super) fn cfg(member_attr: &str) -> SourceConfig {
         let text = format!(
             "[[sources]]\nname = \"s\"\ntype = \"ldif\"\npath = \"x\"\nmember_attribute = \"{member_attr}\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n"
         );
         Config::parse(&text, Path::new("/t.toml")).unwrap().sources.remove(0)
     }
 
-    fn user(uid: &str, id: &str) -> RawEntry {
+    pub(super) fn user(uid: &str, id: &str) -> RawEntry {
         let mut e = RawEntry::new(format!("uid={uid},ou=People,dc=t"));
         e.push("uid", AttrValue::Text(uid.into()));
         e.push("cn", AttrValue::Text(uid.into()));
