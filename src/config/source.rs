@@ -71,8 +71,13 @@ pub(super) fn parse_source(
         Some(other) => return Err(s.err("role", format!("expected \"primary\" or \"enrich\", got \"{other}\""))),
     };
     let fields_table = match (s.table("fields")?, kind.default_fields()) {
-        (Some(t), _) => t,
-        (None, Some(d)) => toml::from_str(d).expect("valid default fields"),
+        (given, Some(d)) => over_defaults(s, toml::from_str(d).expect("valid default fields"), given)?,
+        (Some(t), None) => {
+            if let Some((k, _)) = t.iter().find(|(_, v)| v.as_bool() == Some(false)) {
+                return Err(s.err(&format!("fields.{k}"), "`false` turns a default field off, and this kind has none"));
+            }
+            t
+        }
         (None, None) => {
             return Err(s.err("fields", "missing: add [sources.fields] with at least username and full_name"))
         }
@@ -270,4 +275,29 @@ fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
         1 => v[0].clone(),
         n => format!("{} or {}", v[..n - 1].join(", "), v[n - 1]),
     }
+}
+
+/// A kind's default fields with the given `[sources.fields]` table merged
+/// over them: an entry given wins, a default not given still applies, and
+/// `name = false` turns a default off.
+fn over_defaults(s: &Section, mut defaults: toml::Table, given: Option<toml::Table>) -> Result<toml::Table, ConfigError> {
+    for (name, value) in given.unwrap_or_default() {
+        match value {
+            toml::Value::Boolean(false) if name == "username" => {
+                return Err(s.err("fields.username", "username is always mapped; it cannot be turned off"));
+            }
+            toml::Value::Boolean(false) => {
+                if defaults.remove(&name).is_none() {
+                    return Err(s.err(
+                        &format!("fields.{name}"),
+                        "`false` turns a default field off, and this kind has no default by that name",
+                    ));
+                }
+            }
+            v => {
+                defaults.insert(name, v);
+            }
+        }
+    }
+    Ok(defaults)
 }

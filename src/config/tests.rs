@@ -293,3 +293,17 @@ fn writeback_in_flight_defaults_to_eight_and_is_bounded() {
         assert!(e.contains("writeback.in_flight: expected a number of items from 1 to 64"), "{bad} → {e}");
     }
 }
+
+#[test]
+fn a_partial_fields_table_merges_over_the_kinds_defaults() {
+    let text = "[[sources]]\nname = \"u\"\ntype = \"unix\"\npasswd_file = \"p\"\ngroup_file = \"g\"\n\
+                [sources.fields]\noffice = false\nfull_name = \"gecos\"\nshell = \"shell\"\n";
+    let c = parse(text).unwrap();
+    let names: Vec<&str> = c.sources[0].fields.iter().map(|f| &*f.name).collect();
+    assert!(names.contains(&"username") && names.contains(&"shell"), "{names:?}");
+    assert!(!names.contains(&"office"), "turned off: {names:?}");
+    let full = c.sources[0].fields.iter().find(|f| &*f.name == "full_name").unwrap();
+    assert_eq!(full.attributes(), ["gecos"], "the given entry wins");
+    let e = parse(&MIN.replace("full_name = \"cn\"", "full_name = \"cn\"\nemail = false")).unwrap_err().to_string();
+    assert!(e.contains("sources[0].fields.email") && e.contains("has none"), "a kind without defaults: {e}");
+}

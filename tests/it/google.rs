@@ -12,7 +12,7 @@ use crate::fake_google::*;
 use crate::harness::*;
 use crate::program::user_field;
 
-fn google_env(g: &FakeGoogle, extra: &str, fields: &str) -> Env {
+pub fn google_env(g: &FakeGoogle, extra: &str, fields: &str) -> Env {
     let env = Env { dir: tempfile::tempdir().unwrap() };
     std::fs::write(env.dir.path().join("sa.json"), g.key_file()).unwrap();
     env.write_config(&format!(
@@ -23,7 +23,7 @@ fn google_env(g: &FakeGoogle, extra: &str, fields: &str) -> Env {
     env
 }
 
-fn domain(g: &FakeGoogle) {
+pub fn domain(g: &FakeGoogle) {
     g.with(|d| {
         d.page_size = 2;
         for (i, n) in ["amy", "bob", "cat", "dan", "eve"].iter().enumerate() {

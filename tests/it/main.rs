@@ -6,6 +6,7 @@ mod behaviours;
 mod cli;
 mod contrib;
 mod csv;
+mod default_fields;
 mod ds389;
 mod early;
 mod fake_ad;

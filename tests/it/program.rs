@@ -30,13 +30,13 @@ pub fn program_config(program: &Path, extra: &str) -> String {
     )
 }
 
-const USERS: &str = "jane\tJane Rodgers\tjaner@example.com\tSales\tDocklands\t5678\t\t05678\t\t\t1234\n\
+pub const USERS: &str = "jane\tJane Rodgers\tjaner@example.com\tSales\tDocklands\t5678\t\t05678\t\t\t1234\n\
 ann\tAnn Short\tann@example.com\tLaw\tLevel 2\n\
 tab\tTrailing Tab\ttab@example.com\t\t\t\t\t\t\t\t\t\n\
 crlf\tWindows Line\tcrlf@example.com\r\n\
 zoë\tZoë Ångström\tzoe@example.com\tPhysique\tBâtiment Ü\t9012\n";
 
-const MEMBERS: &str = "Staff\tjane\nStaff\tann\nStudents\tzoë\nStudents\tcrlf\nEmpty Group\tnobody\n";
+pub const MEMBERS: &str = "Staff\tjane\nStaff\tann\nStudents\tzoë\nStudents\tcrlf\nEmpty Group\tnobody\n";
 
 /// A core field (top level) or a custom one (under `fields`).
 pub fn user_field(env: &Env, name: &str, field: &str) -> String {

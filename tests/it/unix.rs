@@ -11,7 +11,7 @@ use crate::program::user_field;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/unix");
 
-fn unix_env(extra: &str) -> Env {
+pub fn unix_env(extra: &str) -> Env {
     let env = Env { dir: tempfile::tempdir().unwrap() };
     for f in ["passwd", "group"] {
         std::fs::copy(Path::new(FIXTURES).join(f), env.dir.path().join(f)).unwrap();
