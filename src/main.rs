@@ -365,7 +365,8 @@ fn run(args: Args) -> Result<u8, Failure> {
                 _ => return Err(Failure::config("give a value, --generate or --clear")),
             };
             let out = dirsync::writeback::set_field(&cfg, &store, &name, &field, v).map_err(|e| match e {
-                dirsync::writeback::WritebackError::Refused(m) => Failure::config(m),
+                e @ (dirsync::writeback::WritebackError::Refused(_)
+                | dirsync::writeback::WritebackError::Invalid { .. }) => Failure::config(e.to_string()),
                 other => Failure::failed(other.to_string()),
             })?;
             if json {

@@ -21,7 +21,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use crate::config::SourceConfig;
 use crate::mapping::{field_names, map_group, map_user_named, UserOutcome};
 use crate::model::{
-    name_key, normalize_dn, Delta, EntryError, EntryKind, Layout, MappedGroup, MappedUser, MemberRef, RawEntry, SourceBatch,
+    name_key, normalize_dn, Delta, EntryError, EntryKind, Layout, MappedGroup, MappedUser, MemberRef, RawEntry,
+    SourceBatch,
 };
 
 /// Builds a [`SourceBatch`] from raw entries, one at a time.

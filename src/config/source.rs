@@ -280,7 +280,11 @@ fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
 /// A kind's default fields with the given `[sources.fields]` table merged
 /// over them: an entry given wins, a default not given still applies, and
 /// `name = false` turns a default off.
-fn over_defaults(s: &Section, mut defaults: toml::Table, given: Option<toml::Table>) -> Result<toml::Table, ConfigError> {
+fn over_defaults(
+    s: &Section,
+    mut defaults: toml::Table,
+    given: Option<toml::Table>,
+) -> Result<toml::Table, ConfigError> {
     for (name, value) in given.unwrap_or_default() {
         match value {
             toml::Value::Boolean(false) if name == "username" => {

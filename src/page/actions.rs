@@ -46,7 +46,10 @@ pub async fn set_user_field(
             tracing::info!(user = %s.user, target = %out.username, field = %out.field, "admin page: field set");
             Redirect::to(&user_url(&out.username)).into_response()
         }
-        Err(e) => page_error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e) => {
+            let e = crate::service::error::ApiError::from(e);
+            page_error(e.status, &e.message)
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use axum::Json;
 use tracing::error;
 
 use crate::store::StoreError;
+use crate::writeback::WritebackError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -69,6 +70,22 @@ impl From<StoreError> for ApiError {
                     "the store failed; see the service's log",
                 )
             }
+        }
+    }
+}
+
+/// A local change or a write-back action, answered once for every route.
+impl From<WritebackError> for ApiError {
+    fn from(e: WritebackError) -> ApiError {
+        match e {
+            WritebackError::NoUser(n) => ApiError::not_found(format!("no user named \"{n}\"")),
+            WritebackError::NoItem(m) => ApiError::not_found(m),
+            WritebackError::Refused(m) => ApiError::conflict(m),
+            e @ WritebackError::Invalid { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", e.to_string())
+            }
+            WritebackError::Code(e) => ApiError::conflict(e.to_string()),
+            WritebackError::Store(e) => e.into(),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::config::Scope;
 use crate::model::{Status, StoredGroup, CORE_FIELDS};
 use crate::store::{on_store, UserQuery};
 use crate::views::UserView;
-use crate::writeback::{set_field, SetValue, WritebackError};
+use crate::writeback::{set_fields, SetValue};
 
 /// The largest page.
 pub const MAX_LIMIT: usize = 1000;
@@ -173,27 +173,10 @@ pub async fn patch_user(
         return Ok(Json(user_view(&st, name).await?));
     }
     let cfg = st.config();
-    let (who, changes2) = (name.clone(), changes.clone());
-    on_store(&*st.store, move |s| -> Result<(), ApiError> {
-        // Checked first, so a refused field sets nothing.
-        let user = s.user_by_name(&who)?.ok_or_else(|| ApiError::not_found(format!("no user named \"{who}\"")))?;
-        for (field, _) in &changes2 {
-            crate::writeback::settable(&cfg, Some(&user.source), field).map_err(ApiError::conflict)?;
-        }
-        for (field, value) in changes2 {
-            let v = value.map(SetValue::Value).unwrap_or(SetValue::Clear);
-            set_field(&cfg, s, &who, &field, v).map_err(|e| match e {
-                WritebackError::NoUser(n) => ApiError::not_found(format!("no user named \"{n}\"")),
-                WritebackError::NoItem(m) => ApiError::not_found(m),
-                WritebackError::Refused(m) => ApiError::conflict(m),
-                WritebackError::Store(e) => e.into(),
-                WritebackError::Code(e) => ApiError::conflict(e.to_string()),
-            })?;
-        }
-        Ok(())
-    })
-    .await?;
-    tracing::info!(client = %caller.name, user = %name, fields = ?changes.iter().map(|c| &c.0).collect::<Vec<_>>(), "fields set");
+    let (who, fields) = (name.clone(), changes.iter().map(|c| c.0.clone()).collect::<Vec<_>>());
+    let values = changes.into_iter().map(|(f, v)| (f, v.map(SetValue::Value).unwrap_or(SetValue::Clear))).collect();
+    on_store(&*st.store, move |s| set_fields(&cfg, s, &who, values)).await?;
+    tracing::info!(client = %caller.name, user = %name, ?fields, "fields set");
     Ok(Json(user_view(&st, name).await?))
 }
 

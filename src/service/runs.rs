@@ -188,10 +188,7 @@ pub async fn writeback_push(State(st): State<AppState>, headers: HeaderMap) -> R
     authorize(&st, &headers, Scope::Write)?;
     let _lease = lease(&st).await?;
     let cfg = st.config();
-    let report = crate::writeback::push(&cfg, &*st.store, true).await.map_err(|e| match e {
-        crate::writeback::WritebackError::Store(e) => e.into(),
-        other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "writeback_failed", other.to_string()),
-    })?;
+    let report = crate::writeback::push(&cfg, &*st.store, true).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
 
@@ -220,12 +217,7 @@ pub async fn writeback_resolve(
     };
     let _lease = lease(&st).await?;
     let cfg = st.config();
-    let (resolved, report) = crate::writeback::resolve(&cfg, &*st.store, id, keep).await.map_err(|e| match e {
-        crate::writeback::WritebackError::NoItem(m) => ApiError::not_found(m),
-        crate::writeback::WritebackError::Refused(m) => ApiError::conflict(m),
-        crate::writeback::WritebackError::Store(e) => e.into(),
-        other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "writeback_failed", other.to_string()),
-    })?;
+    let (resolved, report) = crate::writeback::resolve(&cfg, &*st.store, id, keep).await?;
     tracing::info!(client = %caller.name, item = id, keep = %b.keep, resolved, "write-back conflict resolution");
     Ok(Json(json!({ "resolved": resolved, "push": report })))
 }

@@ -9,7 +9,10 @@
 //! fix. Reading and writing go through a [`transport::Transport`] per source
 //! kind (LDAP's is `sources::ldap::writeback`); the queue logic is here.
 
+mod local;
 pub mod transport;
+
+pub use local::{set_field, set_fields, settable};
 
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -19,14 +22,11 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use transport::Transport;
 
-use crate::apply::Provisioning;
-use crate::codes::{CodeError, Generator};
+use crate::codes::CodeError;
 use crate::config::{Config, OnConflict, SourceConfig};
-use crate::history::{now, AuditRecord};
+use crate::history::now;
 use crate::model::EntryError;
-use crate::store::{
-    on_store, NewWriteback, PushOutcome, QueueStatus, SnapshotQuery, Store, StoreError, UserPatch, WritebackItem,
-};
+use crate::store::{on_store, PushOutcome, QueueStatus, Store, StoreError, WritebackItem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WritebackError {
@@ -34,6 +34,9 @@ pub enum WritebackError {
     NoUser(String),
     #[error("{0}")]
     Refused(String),
+    /// A value the field does not take: nothing of the change was set.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
     #[error("{0}")]
     NoItem(String),
     #[error(transparent)]
@@ -58,115 +61,6 @@ pub struct SetOutcome {
     pub new: Option<String>,
     /// Queued for write-back to this attribute.
     pub queued_for: Option<String>,
-}
-
-/// Whether `field` may be set locally for a user of `source` (`None`: only
-/// the name is checked): not the username, and not a field the directory
-/// owns (the next sync would overwrite it). `Err` says why.
-pub fn settable(cfg: &Config, source: Option<&str>, field: &str) -> Result<(), String> {
-    if field == "username" || field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("\"{field}\" is not a field that can be set (letters, digits and '_'; not username)"));
-    }
-    let owner = source.and_then(|n| cfg.sources.iter().enumerate().find(|(_, s)| s.name == n));
-    if let Some((si, s)) = owner {
-        if s.fields.iter().any(|f| &*f.name == field && !f.app_owned && f.on_update) {
-            return Err(format!(
-                "field {field} of source \"{}\" is owned by the directory (sources[{si}].fields.{field}): the next sync would overwrite a local value; set owner = \"app\" there to own it here",
-                s.name
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Changes one field of one user locally, and queues it for write-back when
-/// the field is app-owned in a source with write-back, in one transaction.
-pub fn set_field(
-    cfg: &Config,
-    store: &dyn Store,
-    username: &str,
-    field: &str,
-    value: SetValue,
-) -> Result<SetOutcome, WritebackError> {
-    settable(cfg, None, field).map_err(WritebackError::Refused)?;
-    let q = SnapshotQuery { username_keys: vec![crate::model::name_key(username)], ..SnapshotQuery::default() };
-    let snap = store.partial_snapshot(&q)?;
-    let user = snap
-        .users
-        .iter()
-        .find(|u| crate::model::name_key(&u.username) == crate::model::name_key(username))
-        .ok_or_else(|| WritebackError::NoUser(username.to_string()))?;
-    settable(cfg, Some(&user.source), field).map_err(WritebackError::Refused)?;
-    if let SetValue::Value(v) = &value {
-        crate::mapping::validate(field, Some(v.clone()))
-            .map_err(|m| WritebackError::Refused(format!("{field}: {m}")))?;
-    }
-    let prov = Provisioning::from_config(cfg);
-    let attribute = prov.writeback_attribute(&user.source, field);
-    let old = user.fields.get(field).map(str::to_string);
-    let base = user.dir_values.get(field).map(str::to_string);
-    let at = now();
-    let mut new: Option<String> = None;
-    let mut failure: Option<WritebackError> = None;
-    // The optimistic check, as a sync's apply does: the user read above must
-    // still be as it was, and a sync planned before this change must not
-    // apply over it.
-    let generation = snap.generation;
-    store.transaction(&mut |tx| {
-        let found = tx.generation()?;
-        if found != generation {
-            return Err(StoreError::Conflict { expected: generation, found });
-        }
-        tx.set_generation(generation + 1)?;
-        let v = match &value {
-            SetValue::Value(v) => Some(v.clone()),
-            SetValue::Clear => None,
-            SetValue::Generate => {
-                let Some(spec) = cfg.codes.get(field) else {
-                    failure = Some(WritebackError::Refused(format!(
-                        "--generate needs a [codes] entry for {field} (e.g. {field} = {{ length = 6, charset = \"digits\" }})"
-                    )));
-                    return Err(StoreError::Provisioning("no code spec".into()));
-                };
-                let mut generator = Generator::load(tx, field, spec).map_err(|e| StoreError::Provisioning(e.to_string()))?;
-                Some(generator.next_value().map_err(|e| StoreError::Provisioning(e.to_string()))?)
-            }
-        };
-        tx.update_user(user.id, &UserPatch { fields: vec![(field, v.as_deref())], ..UserPatch::default() }, at)?;
-        tx.audit(&AuditRecord {
-            run_id: None,
-            at,
-            user_id: Some(user.id),
-            name: user.username.to_string(),
-            action: "set".into(),
-            field: Some(field.to_string()),
-            old: old.clone(),
-            new: v.clone(),
-        })?;
-        if let Some(attribute) = attribute {
-            tx.enqueue_writeback(
-                &NewWriteback {
-                    user_id: user.id,
-                    field,
-                    attribute,
-                    value: v.as_deref(),
-                    old_value: old.as_deref(),
-                    base_value: base.as_deref(),
-                },
-                at,
-            )?;
-        }
-        new = v;
-        Ok(())
-    })
-    .map_err(|e| failure.take().unwrap_or(WritebackError::Store(e)))?;
-    Ok(SetOutcome {
-        username: user.username.to_string(),
-        field: field.to_string(),
-        old,
-        new,
-        queued_for: attribute.map(str::to_string),
-    })
 }
 
 /// What one push did.

@@ -64,7 +64,11 @@ fn unix_with_a_partial_table_keeps_username_and_full_name() {
 fn ad_with_a_partial_table_keeps_sam_account_name_and_cn() {
     samba();
     let ou = ad_ou("adpart", &[("tpann", "Pat Ann", 544)], &[]);
-    let env = ad_env(&[&ou], "", "[sources.fields]\nemail = false\nlogin = { attribute = \"sAMAccountName\", transform = \"upper\" }\n");
+    let env = ad_env(
+        &[&ou],
+        "",
+        "[sources.fields]\nemail = false\nlogin = { attribute = \"sAMAccountName\", transform = \"upper\" }\n",
+    );
     let (code, out) = env.sync(&[]);
     assert_eq!(code, 0, "{out}");
     let ann = env.user("tpann");
@@ -78,9 +82,17 @@ fn turning_off_username_or_an_unknown_default_is_refused_at_load() {
     let env = crate::unix::unix_env("[sources.fields]\nusername = false\n");
     let r = env.run(&["check"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("sources[0].fields.username") && r.stderr.contains("cannot be turned off"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sources[0].fields.username") && r.stderr.contains("cannot be turned off"),
+        "{}",
+        r.stderr
+    );
     let env = crate::unix::unix_env("[sources.fields]\nbadge = false\n");
     let r = env.run(&["check"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("sources[0].fields.badge") && r.stderr.contains("no default by that name"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sources[0].fields.badge") && r.stderr.contains("no default by that name"),
+        "{}",
+        r.stderr
+    );
 }

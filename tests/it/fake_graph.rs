@@ -41,7 +41,11 @@ enum Change {
     UserRemoved(String, &'static str),
     Group(String),
     GroupRemoved(String),
-    Members { group: String, added: Vec<String>, removed: Vec<String> },
+    Members {
+        group: String,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
 }
 
 #[derive(Default)]

@@ -30,6 +30,7 @@ mod safety;
 mod schemathesis;
 mod serve;
 mod serve_auth;
+mod serve_patch;
 mod sync;
 mod tls;
 mod unix;
