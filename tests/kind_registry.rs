@@ -257,3 +257,73 @@ async fn only_a_run_that_asks_writes_early_and_holds_the_writer_while_it_reads()
         }
     }
 }
+
+/// A free loopback port (bound and let go: the service binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn the_service_reloads_on_sighup_with_the_applications_own_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dirsync.toml");
+    let port = free_port();
+    std::fs::write(dir.path().join("t.token"), "reload-test-token-0123456789abcdef\n").unwrap(); // TOKEN below
+    let server = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n[[server.clients]]\nname = \"app\"\n\
+         token_file = \"t.token\"\nscopes = [\"read\", \"sync\"]\n[schedule]\nfull = \"\"\nincremental = \"\"\n"
+    );
+    let text = |users: &str| {
+        TEXT.replace("name = \"staff\"", "name = \"served\"").replace("[\"amy\", \"bob\"]", users) + &server
+    };
+    std::fs::write(&path, text("[\"amy\"]")).unwrap();
+    let kinds = [KINDS, &[ROSTER]].concat();
+    let cfg = Config::load_with(&path, &kinds).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let service = rt.spawn(dirsync::service::serve_with(path.clone(), cfg, store.clone(), kinds));
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    const TOKEN: &str = "reload-test-token-0123456789abcdef";
+    let sync_and_names = || -> Option<Vec<String>> {
+        rt.block_on(async {
+            let r = http.post(format!("{base}/api/syncs")).bearer_auth(TOKEN).json(&serde_json::json!({})).send();
+            let id = r.await.ok()?.json::<serde_json::Value>().await.ok()?["run_id"].as_i64()?;
+            for _ in 0..400 {
+                let r = http.get(format!("{base}/api/runs/{id}")).bearer_auth(TOKEN).send().await.ok()?;
+                let run: serde_json::Value = r.json().await.ok()?;
+                if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            Some(())
+        })?;
+        let mut names: Vec<String> = store.snapshot().ok()?.users.iter().map(|u| u.username.to_string()).collect();
+        names.sort();
+        Some(names)
+    };
+    // The service is up once a sync goes through.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let first = loop {
+        if let Some(n) = sync_and_names() {
+            break n;
+        }
+        assert!(std::time::Instant::now() < deadline, "the service did not answer");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(first, ["amy"]);
+    // The roster grows; SIGHUP reloads it with the roster kind still known.
+    std::fs::write(&path, text("[\"amy\", \"cyd\"]")).unwrap();
+    unsafe { libc::kill(libc::getpid(), libc::SIGHUP) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if sync_and_names().as_deref() == Some(&["amy".to_string(), "cyd".to_string()][..]) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the reload was refused: the roster kind was lost");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    rt.block_on(service).unwrap().unwrap();
+}

@@ -269,9 +269,14 @@ struct RawSafety {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, crate::sources::KINDS)
+    }
+
+    /// [`Config::load`] with another set of source kinds (see [`Config::parse_with`]).
+    pub fn load_with(path: &Path, kinds: &[Registration]) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(path, "", format!("cannot read the config file: {e}")))?;
-        Config::parse(&text, path)
+        Config::parse_with(&text, path, kinds)
     }
 
     /// Validates config text as if read from `path` (relative paths resolve

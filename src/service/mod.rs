@@ -30,6 +30,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::dirauth::Authenticator;
 use crate::runner::{ConfigHandle, Runner};
+use crate::sources::kind::Registration;
 use crate::store::Store;
 
 /// The largest request body accepted (bytes).
@@ -138,6 +139,17 @@ pub enum ServeError {
 
 /// Runs the service until SIGTERM/SIGINT. `config_path` is read again on SIGHUP.
 pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> Result<(), ServeError> {
+    serve_with(config_path, cfg, store, crate::sources::KINDS.to_vec()).await
+}
+
+/// [`serve`] for an application with source kinds of its own (`cfg` was read
+/// with [`Config::parse_with`] and `kinds`): every reload reads with them too.
+pub async fn serve_with(
+    config_path: PathBuf,
+    cfg: Config,
+    store: Arc<dyn Store>,
+    kinds: Vec<Registration>,
+) -> Result<(), ServeError> {
     // The handlers first: a signal that arrives before them would take its
     // default action (SIGHUP and SIGTERM end the process on the spot).
     let sigs = Signals::install()?;
@@ -185,7 +197,7 @@ pub async fn serve(config_path: PathBuf, cfg: Config, store: Arc<dyn Store>) -> 
     };
     let scheduler =
         tokio::spawn(crate::schedule::drive(state.runner.clone(), state.cfg.clone(), reload_rx, stop_rx.clone()));
-    let signals = tokio::spawn(signals(sigs, config_path, state.cfg.clone(), reload_tx, stop_tx));
+    let signals = tokio::spawn(signals(sigs, (config_path, kinds), state.cfg.clone(), reload_tx, stop_tx));
 
     let mut http_stop = stop_rx.clone();
     let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -252,9 +264,10 @@ impl Signals {
     }
 }
 
+/// Reloads read `path` with `kinds`.
 async fn signals(
     sigs: Signals,
-    path: PathBuf,
+    (path, kinds): (PathBuf, Vec<Registration>),
     cfg: ConfigHandle,
     reload: watch::Sender<u64>,
     stop: watch::Sender<bool>,
@@ -265,7 +278,7 @@ async fn signals(
             _ = term.recv() => { info!("SIGTERM received"); let _ = stop.send(true); return; }
             _ = int.recv() => { info!("SIGINT received"); let _ = stop.send(true); return; }
             _ = hup.recv() => {
-                match Config::load(&path) {
+                match Config::load_with(&path, &kinds) {
                     Ok(new) => {
                         let old_store = cfg.read().expect("config lock").store.path.clone();
                         if new.store.path != old_store {
