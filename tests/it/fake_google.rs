@@ -61,6 +61,10 @@ impl FakeGoogle {
         f(&mut self.d.lock().unwrap())
     }
 
+    pub fn clear_requests(&self) {
+        self.with(|d| d.requests.clear());
+    }
+
     pub fn requests(&self, method: &str, path: &str) -> Vec<Request> {
         self.with(|d| d.requests.iter().filter(|r| r.method == method && r.path == path).cloned().collect())
     }
@@ -87,6 +91,34 @@ impl Domain {
         }
         self.users.insert(id.into(), u);
     }
+}
+
+impl Domain {
+    /// A user by its userKey: the id, or the primary email in any case.
+    fn user_by_key(&self, key: &str) -> Option<&Value> {
+        self.users.get(key).or_else(|| {
+            self.users.values().find(|u| u["primaryEmail"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(key)))
+        })
+    }
+}
+
+/// A path segment with its %XX escapes decoded.
+fn decode(seg: &str) -> String {
+    let b = seg.as_bytes();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < b.len() {
+        match (b[i], seg.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(x)) => {
+                out.push(x);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
 }
 
 fn error(status: StatusCode, reason: &str, message: &str) -> Response {
@@ -142,6 +174,7 @@ async fn handle(
         path: path.clone(),
         query: q.clone(),
         body: body_json.clone(),
+        consistency: None,
     });
     if path == "/token" {
         let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
@@ -192,7 +225,11 @@ async fn handle(
                 .users
                 .values()
                 .filter(|u| {
-                    q.get("query").is_none_or(|qq| qq != "orgUnitPath='/Staff'" || u["orgUnitPath"] == "/Staff")
+                    let qq = q.get("query").map(String::as_str).unwrap_or("");
+                    // `orgUnitPath='/Staff'` and `email='…'`, alone or together.
+                    let staff = !qq.contains("orgUnitPath='/Staff'") || u["orgUnitPath"] == "/Staff";
+                    let email = qq.split("email='").nth(1).and_then(|r| r.split('\'').next());
+                    staff && email.is_none_or(|e| u["primaryEmail"].as_str().is_some_and(|p| p.eq_ignore_ascii_case(e)))
                 })
                 .map(|u| {
                     let mut u = u.clone();
@@ -205,9 +242,15 @@ async fn handle(
             paged(&d, "users", items, &q)
         }
         (Method::GET, ["", "admin", "directory", "v1", "groups"]) => {
+            // With userKey: the groups that list that user directly (and no customer).
+            let user = q.get("userKey").map(|k| {
+                assert!(q.get("customer").is_none(), "customer and userKey are exclusive");
+                d.user_by_key(k).map(|u| u["id"].as_str().unwrap().to_string()).unwrap_or_default()
+            });
             let items = d
                 .groups
                 .iter()
+                .filter(|(_, (_, m))| user.as_ref().is_none_or(|u| m.iter().any(|(id, _)| id == u)))
                 .map(|(id, (n, _))| json!({"id": id, "name": n, "email": format!("{id}@school.example")}))
                 .collect();
             paged(&d, "groups", items, &q)
@@ -222,9 +265,15 @@ async fn handle(
                 paged(&d, "members", items, &q)
             }
         },
-        (Method::GET, ["", "admin", "directory", "v1", "users", id]) => match d.users.get(*id) {
+        (Method::GET, ["", "admin", "directory", "v1", "users", key]) => match d.user_by_key(&decode(key)) {
             None => error(StatusCode::NOT_FOUND, "notFound", "Resource Not Found: userKey"),
-            Some(u) => Json(u.clone()).into_response(),
+            Some(u) => {
+                let mut u = u.clone();
+                if q.get("projection").map(String::as_str) != Some("full") {
+                    u.as_object_mut().unwrap().remove("customSchemas");
+                }
+                Json(u).into_response()
+            }
         },
         (Method::PATCH, ["", "admin", "directory", "v1", "users", id]) => {
             if scope != WRITE_SCOPE {

@@ -32,6 +32,8 @@ pub struct Request {
     pub path: String,
     pub query: BTreeMap<String, String>,
     pub body: Value,
+    /// The `ConsistencyLevel` header, when sent.
+    pub consistency: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,9 @@ pub struct Tenant {
     pub groups: BTreeMap<String, (String, Vec<String>)>,
     /// Objects that are neither users nor groups (devices) by id.
     pub devices: HashSet<String>,
+    /// Directory roles: id → (displayName, member ids). `memberOf` lists
+    /// them beside groups, as Graph does.
+    pub roles: BTreeMap<String, (String, Vec<String>)>,
     log: Vec<Change>,
     pub requests: Vec<Request>,
     pub page_size: usize,
@@ -227,6 +232,7 @@ async fn handle(
         path: path.clone(),
         query: query.clone(),
         body: body_json.clone(),
+        consistency: headers.get("consistencylevel").and_then(|h| h.to_str().ok()).map(str::to_string),
     });
 
     if path == format!("/{TENANT}/oauth2/v2.0/token") && method == Method::POST {
@@ -375,7 +381,21 @@ fn get(t: &Tenant, base: &str, path: &str, q: &BTreeMap<String, String>) -> (Sta
             if t.fail_users_page == Some(skip / t.page_size.max(1)) {
                 return err(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "");
             }
-            let items: Vec<Value> = t.users.values().map(|u| selected(u, q.get("$select"))).collect();
+            let keep = match q.get("$filter") {
+                None => None,
+                Some(f) => match eq_filter(f) {
+                    Some(kv) => Some(kv),
+                    None => return err(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", "unsupported filter"),
+                },
+            };
+            let items: Vec<Value> = t
+                .users
+                .values()
+                .filter(|u| {
+                    keep.as_ref().is_none_or(|(k, v)| u[k.as_str()].as_str().is_some_and(|x| x.eq_ignore_ascii_case(v)))
+                })
+                .map(|u| selected(u, q.get("$select")))
+                .collect();
             let mut body = page(t, &here, items, skip, q);
             if let (Some(host), Some(next)) = (&t.next_link_host, body["@odata.nextLink"].as_str()) {
                 body["@odata.nextLink"] = json!(next.replace(base, host));
@@ -395,12 +415,36 @@ fn get(t: &Tenant, base: &str, path: &str, q: &BTreeMap<String, String>) -> (Sta
             None => err(StatusCode::NOT_FOUND, "Request_ResourceNotFound", "no such group"),
             Some((n, _)) => (StatusCode::OK, json!({"id": id, "displayName": n})),
         },
+        ["", "v1.0", "users", id, "memberOf"] => {
+            let of = |m: &Vec<String>| m.iter().any(|x| x == id);
+            let mut items: Vec<Value> = t
+                .groups
+                .iter()
+                .filter(|(_, (_, m))| of(m))
+                .map(|(g, (n, _))| json!({"@odata.type": "#microsoft.graph.group", "id": g, "displayName": n}))
+                .collect();
+            items.extend(t.roles.iter().filter(|(_, (_, m))| of(m)).map(
+                |(r, (n, _))| json!({"@odata.type": "#microsoft.graph.directoryRole", "id": r, "displayName": n}),
+            ));
+            (StatusCode::OK, page(t, &here, items, skip, q))
+        }
         ["", "v1.0", "users", id] => match t.users.get(*id) {
             None => err(StatusCode::NOT_FOUND, "Request_ResourceNotFound", "no such user"),
             Some(u) => (StatusCode::OK, selected(u, q.get("$select"))),
         },
         _ => err(StatusCode::NOT_FOUND, "BadRequest", &format!("{path} is not served by the fake")),
     }
+}
+
+/// `property eq 'value'` (a quote doubled inside), the only filter the fake
+/// takes: anything else is refused as Graph refuses what it cannot run.
+fn eq_filter(f: &str) -> Option<(String, String)> {
+    let (k, v) = f.split_once(" eq ")?;
+    let v = v.strip_prefix('\'')?.strip_suffix('\'')?;
+    if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || v.replace("''", "").contains('\'') {
+        return None;
+    }
+    Some((k.to_string(), v.replace("''", "'")))
 }
 
 fn delta(t: &Tenant, here: &str, what: &str, q: &BTreeMap<String, String>) -> (StatusCode, Value) {

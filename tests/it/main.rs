@@ -4,6 +4,7 @@
 mod ad;
 mod behaviours;
 mod cli;
+mod cloud_jit;
 mod contrib;
 mod csv;
 mod default_fields;

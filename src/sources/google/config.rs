@@ -26,6 +26,7 @@ pub const REGISTRATION: Registration = Registration {
         "service_account_file",
         "admin_email",
         "customer",
+        "domain",
         "query",
         "token_url",
         "api_url",
@@ -99,6 +100,9 @@ pub struct GoogleConfig {
     pub key: Arc<jwt::Signer>,
     pub admin_email: String,
     pub customer: String,
+    /// The domain a username mapped from `primaryEmail` without its domain
+    /// belongs to, for looking one user up (default: `admin_email`'s).
+    pub domain: String,
     pub query: Option<String>,
     pub token_url: String,
     /// Without a trailing slash.
@@ -227,6 +231,11 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
     if customer.is_empty() || !customer.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(s.err("customer", "expected my_customer or a customer id such as C01234567"));
     }
+    let domain = match s.string("domain")? {
+        None => admin_email.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default(),
+        Some(d) if !d.is_empty() && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') => d,
+        Some(_) => return Err(s.err("domain", "expected a domain name such as school.example")),
+    };
     let query = s.string("query")?.filter(|q| !q.trim().is_empty());
     let default_token = kf.token_uri.unwrap_or_else(|| "https://oauth2.googleapis.com/token".into());
     let token_url = settings::endpoint(s, "token_url", &default_token)?;
@@ -247,6 +256,7 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
         key: Arc::new(key),
         admin_email,
         customer,
+        domain,
         query,
         token_url,
         api_url,

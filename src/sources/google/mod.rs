@@ -12,6 +12,7 @@
 //! before anything is removed.
 
 pub mod config;
+mod lookup;
 pub mod writeback;
 
 use std::collections::BTreeMap;
@@ -138,6 +139,8 @@ pub struct GoogleSource {
     /// `fields=` for users.list.
     user_fields: String,
     custom: bool,
+    /// How a username maps to a primary email ([`lookup::email_mapping`]).
+    email_mapping: Option<bool>,
 }
 
 impl GoogleSource {
@@ -159,6 +162,7 @@ impl GoogleSource {
             paths,
             user_fields: format!("nextPageToken,users({})", tops.join(",")),
             custom,
+            email_mapping: lookup::email_mapping(cfg),
         }
     }
 
@@ -255,6 +259,10 @@ impl Source for GoogleSource {
         }
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
         Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None })
+    }
+
+    async fn fetch_user(&self, sink: EntrySink, username: &str) -> Result<Fetched, SourceError> {
+        self.lookup(sink, username).await
     }
 
     async fn probe(&self) -> Result<Option<String>, SourceError> {

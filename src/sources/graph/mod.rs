@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod config;
+mod lookup;
 pub mod writeback;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,8 @@ pub struct GraphSource {
     select: String,
     /// Whether a full read also takes delta links for the next run.
     incremental: bool,
+    /// The property usernames are looked up by (`None`: they cannot be).
+    username_property: Option<String>,
 }
 
 /// The saved position: the two delta links.
@@ -69,6 +72,7 @@ impl GraphSource {
             paths,
             select: select.join(","),
             incremental: cfg.incremental.enabled && g.user_filter.is_none(),
+            username_property: lookup::username_property(cfg, |a| g.spell(a)),
         }
     }
 
@@ -355,6 +359,10 @@ impl Source for GraphSource {
             Some(state) if self.incremental => self.delta(sink, state).await,
             _ => self.full(sink).await,
         }
+    }
+
+    async fn fetch_user(&self, sink: EntrySink, username: &str) -> Result<Fetched, SourceError> {
+        self.lookup(sink, username).await
     }
 
     async fn probe(&self) -> Result<Option<String>, SourceError> {
