@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{layout, page_error, Admin, Checked};
+use super::{layout, page_error, page_failure, Admin, Checked};
 use crate::service::AppState;
 use crate::store::{on_store, UserQuery};
 use crate::writeback::{set_field, SetValue};
@@ -46,10 +46,7 @@ pub async fn set_user_field(
             tracing::info!(user = %s.user, target = %out.username, field = %out.field, "admin page: field set");
             Redirect::to(&user_url(&out.username)).into_response()
         }
-        Err(e) => {
-            let e = crate::service::error::ApiError::from(e);
-            page_error(e.status, &e.message)
-        }
+        Err(e) => page_failure(e),
     }
 }
 
@@ -70,7 +67,7 @@ pub async fn sync_user(
                 None => Redirect::to(&user_url(&name)).into_response(),
             }
         }
-        Err(e) => page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => page_failure(e),
     }
 }
 
@@ -82,7 +79,7 @@ pub async fn groups(State(st): State<AppState>, Admin(s): Admin) -> Response {
     .await;
     let groups = match read {
         Ok(g) => g,
-        Err(e) => return page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return page_failure(e),
     };
     let body = html! {
         table {
@@ -118,7 +115,7 @@ pub async fn group(
     let (direct, all, rel, g) = match read {
         Ok(Some(x)) => x,
         Ok(None) => return page_error(StatusCode::NOT_FOUND, "No such group."),
-        Err(e) => return page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return page_failure(e),
     };
     let list = |users: &[crate::model::StoredUser]| {
         html! { ul { @for u in users { li { a href=(user_url(&u.username)) { (u.username) } } } } }
@@ -135,7 +132,7 @@ pub async fn group(
 pub async fn writeback(State(st): State<AppState>, Admin(s): Admin) -> Response {
     let status = match on_store(&*st.store, |s| crate::writeback::status(s)).await {
         Ok(q) => q,
-        Err(e) => return page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return page_failure(e),
     };
     let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     let body = html! {
@@ -210,7 +207,7 @@ pub async fn resolve(
             tracing::info!(user = %s.user, item = id, keep = %f.keep, resolved, "admin page: conflict resolution");
             Redirect::to("/ui/writeback").into_response()
         }
-        Err(e) => page_error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e) => page_failure(e),
     }
 }
 
@@ -221,7 +218,7 @@ pub async fn push(State(st): State<AppState>, Checked(_, _): Checked<super::Csrf
     };
     match crate::writeback::push(&cfg, &*st.store, true).await {
         Ok(_) => Redirect::to("/ui/writeback").into_response(),
-        Err(e) => page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => page_failure(e),
     }
 }
 

@@ -189,6 +189,18 @@ pub fn page_error(status: StatusCode, message: &str) -> Response {
     (status, layout("Not done", None, html! { p.error { (message) } p { a href="/" { "Back" } } })).into_response()
 }
 
+/// A library error on the page, with the status, words and `Retry-After`
+/// the API gives it (one conversion decides both): store failures are
+/// answered in general terms, never with their SQL.
+pub fn page_failure(e: impl Into<crate::service::error::ApiError>) -> Response {
+    let e = e.into();
+    let mut r = page_error(e.status, &e.message);
+    if let Some(s) = e.retry_after {
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s.max(1)));
+    }
+    r
+}
+
 async fn login_form(State(st): State<AppState>) -> Response {
     let admin = st.config().server.as_ref().map(|s| s.admin.clone()).unwrap_or_default();
     login_page(&admin, None, StatusCode::OK)

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{layout, page_error, Admin, Checked};
+use super::{layout, page_error, page_failure, Admin, Checked};
 use crate::history::{RunRecord, RunStatus};
 use crate::runner::{RunRequest, Trigger};
 use crate::service::AppState;
@@ -141,7 +141,7 @@ pub async fn sync_now(State(st): State<AppState>, Checked(s, f): Checked<SourceF
             tracing::info!(user = %s.user, run = id, "admin page: sync asked for");
             Redirect::to(&format!("/ui/runs/{id}")).into_response()
         }
-        Err(e) => page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => page_failure(e),
     }
 }
 
@@ -153,7 +153,7 @@ pub async fn preview(State(st): State<AppState>, Checked(s, f): Checked<SourceFo
         crate::sync::SyncOptions { dry_run: true, sources: f.source.into_iter().collect(), ..Default::default() };
     let outcome = match crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await {
         Ok(o) => o,
-        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return page_failure(e),
     };
     let body = html! {
         p { (status_badge(outcome.status)) " " (outcome.mode) " read of " (outcome.source) ": nothing was changed." }

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tracing::error;
 
+use crate::runner::QueueError;
 use crate::store::StoreError;
+use crate::sync::SyncError;
 use crate::writeback::WritebackError;
 
 #[derive(Debug)]
@@ -34,6 +36,19 @@ impl ApiError {
 
     pub fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// The service is shutting down: try again (at another instance) soon.
+    pub fn stopping() -> ApiError {
+        ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the service is stopping")
+        }
+    }
+
+    /// Another sync holds the store's lock.
+    pub fn sync_running(message: impl Into<String>) -> ApiError {
+        ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_busy", message) }
     }
 }
 
@@ -70,6 +85,27 @@ impl From<StoreError> for ApiError {
                     "the store failed; see the service's log",
                 )
             }
+        }
+    }
+}
+
+/// A sync that could not run (the API's and the page's answer alike).
+impl From<SyncError> for ApiError {
+    fn from(e: SyncError) -> ApiError {
+        match e {
+            SyncError::UnknownSource(n) => ApiError::not_found(format!("no source is named \"{n}\"")),
+            SyncError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A run that could not be queued.
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> ApiError {
+        match e {
+            QueueError::UnknownSource(n) => ApiError::not_found(format!("no source is named \"{n}\"")),
+            QueueError::Stopping => ApiError::stopping(),
+            QueueError::Store(e) => e.into(),
         }
     }
 }

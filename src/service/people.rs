@@ -53,7 +53,8 @@ async fn page(st: &AppState, q: UserQuery) -> Result<Value, ApiError> {
     let limit = q.limit;
     let views = on_store(&*st.store, move |s| -> Result<Vec<UserView>, crate::store::StoreError> {
         let users = s.users_page(&UserQuery { limit: limit + 1, ..q })?;
-        users.iter().map(|u| Ok(UserView::of(u, s.groups_of_user(u.id)?))).collect()
+        let mut groups = s.groups_of_users(&users.iter().map(|u| u.id).collect::<Vec<_>>())?;
+        Ok(users.iter().map(|u| UserView::of(u, groups.remove(&u.id).unwrap_or_default())).collect())
     })
     .await?;
     let mut views = views;
@@ -300,26 +301,21 @@ pub async fn sync_user(
     }
     let cfg = st.config();
     let opts = crate::sync::SyncOptions { user: Some(name.clone()), ..Default::default() };
-    let outcome = crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await.map_err(|e| match e {
-        crate::sync::SyncError::Store(e) => ApiError::from(e),
-        other => ApiError::bad_request(other.to_string()),
-    })?;
+    let outcome = crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await?;
     tracing::info!(client = %caller.name, user = %name, status = outcome.status.as_str(), "just-in-time sync");
     let c = &outcome.counts;
     match outcome.status {
         // Several sources: one that failed does not hide a user another found.
         crate::history::RunStatus::Ok | crate::history::RunStatus::Partial => {}
+        crate::history::RunStatus::Failed if outcome.lock_held => {
+            return Err(ApiError::sync_running(outcome.message.clone().unwrap_or_default()))
+        }
         crate::history::RunStatus::Failed => {
-            let message = outcome.message.clone().unwrap_or_default();
-            let busy = message.contains("another sync is running");
-            return Err(ApiError {
-                retry_after: busy.then_some(5),
-                ..ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    if busy { "store_busy" } else { "directory_unavailable" },
-                    message,
-                )
-            });
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "directory_unavailable",
+                outcome.message.clone().unwrap_or_default(),
+            ))
         }
         _ => return Err(ApiError::conflict(outcome.message.clone().unwrap_or_default())),
     }

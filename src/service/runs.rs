@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::people::limit;
 use super::AppState;
 use crate::config::Scope;
-use crate::runner::{QueueError, RunRequest, Trigger};
+use crate::runner::{RunRequest, Trigger};
 use crate::store::on_store;
 use crate::sync::SyncOptions;
 
@@ -51,21 +51,11 @@ pub async fn start_sync(
     if body.dry_run == Some(true) {
         let cfg = st.config();
         let opts = SyncOptions { dry_run: true, sources, full: body.full.unwrap_or(false), ..SyncOptions::default() };
-        let outcome = crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await.map_err(|e| match e {
-            crate::sync::SyncError::UnknownSource(n) => ApiError::not_found(format!("no source is named \"{n}\"")),
-            crate::sync::SyncError::Store(e) => e.into(),
-        })?;
+        let outcome = crate::sync::run(&cfg, &*st.store, &opts, Default::default()).await?;
         return Ok(Json(outcome).into_response());
     }
     let req = RunRequest { sources, full: body.full.unwrap_or(false), trigger: Trigger::Api, approved: None };
-    let (id, queued) = st.runner.submit(req).await.map_err(|e| match e {
-        QueueError::UnknownSource(n) => ApiError::not_found(format!("no source is named \"{n}\"")),
-        QueueError::Stopping => ApiError {
-            retry_after: Some(5),
-            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the service is stopping")
-        },
-        QueueError::Store(e) => e.into(),
-    })?;
+    let (id, queued) = st.runner.submit(req).await?;
     tracing::info!(client = %caller.name, run = id, queued, "sync asked for");
     Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id, "queued": queued }))).into_response())
 }
@@ -264,18 +254,16 @@ pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::P
         }
     }
     let sources: Vec<String> = run.source.split(',').map(str::to_string).filter(|s| !s.is_empty()).collect();
+    let cfg = st.config();
+    if let Some(n) = sources.iter().find(|n| !cfg.sources.iter().any(|s| &s.name == *n)) {
+        return Err(ApiError::conflict(format!("run {id} read source \"{n}\", which is no longer configured")));
+    }
     let req = RunRequest {
         sources,
         full: run.mode == "full",
         trigger: Trigger::Api,
         approved: Some(std::sync::Arc::new(approval)),
     };
-    let (new_id, _) = st.runner.submit(req).await.map_err(|e| match e {
-        QueueError::UnknownSource(n) => {
-            ApiError::conflict(format!("run {id} read source \"{n}\", which is no longer configured"))
-        }
-        QueueError::Stopping => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the service is stopping"),
-        QueueError::Store(e) => e.into(),
-    })?;
+    let (new_id, _) = st.runner.submit(req).await?;
     Ok((new_id, removals))
 }

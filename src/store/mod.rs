@@ -346,6 +346,11 @@ pub trait Store: Send + Sync {
     fn user_by_name(&self, name: &str) -> Result<Option<crate::model::StoredUser>, StoreError>;
     /// A user's direct and effective groups.
     fn groups_of_user(&self, user_id: i64) -> Result<UserGroups, StoreError>;
+    /// [`Store::groups_of_user`] for a page of users at once (one query in
+    /// the SQL backends), by user id; a user without groups has none.
+    fn groups_of_users(&self, user_ids: &[i64]) -> Result<std::collections::HashMap<i64, UserGroups>, StoreError> {
+        user_ids.iter().map(|&id| Ok((id, self.groups_of_user(id)?))).collect()
+    }
     /// A page of users in username order.
     fn users_page(&self, q: &UserQuery) -> Result<Vec<crate::model::StoredUser>, StoreError>;
     /// Audit trail of one user (by id), newest first.

@@ -449,6 +449,10 @@ impl Store for SqliteStore {
         self.read(|conn| queries::groups_of_user(conn, &self.inner.path, user_id))
     }
 
+    fn groups_of_users(&self, user_ids: &[i64]) -> Result<std::collections::HashMap<i64, UserGroups>, StoreError> {
+        self.read(|conn| queries::groups_of_users(conn, &self.inner.path, user_ids))
+    }
+
     fn users_page(&self, q: &UserQuery) -> Result<Vec<StoredUser>, StoreError> {
         self.read(|conn| queries::users_page(conn, &self.inner.path, q))
     }

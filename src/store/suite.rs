@@ -127,6 +127,14 @@ fn effective_groups_follow_nesting_and_survive_a_cycle(store: &dyn Store) {
     assert_eq!(g.all, ["A", "B", "C"], "A ∈ B ∈ C, and C ∈ A ends the walk");
     let dora = store.user_by_name("dora").unwrap().unwrap();
     assert!(store.groups_of_user(dora.id).unwrap().all.is_empty());
+    // A page's groups at once: the same answers as one user at a time.
+    let users = store.users_page(&UserQuery { limit: 100, ..UserQuery::default() }).unwrap();
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let all = store.groups_of_users(&ids).unwrap();
+    assert_eq!(all.len(), ids.len());
+    for id in ids {
+        assert_eq!(all[&id], store.groups_of_user(id).unwrap(), "user {id}");
+    }
 }
 
 fn users_page_by_cursor_and_filters(store: &dyn Store) {

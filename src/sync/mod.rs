@@ -578,6 +578,7 @@ async fn push_after_apply(cfg: &Config, store: &dyn Store, outcome: &mut SyncOut
 async fn refused(store: &dyn Store, opts: &SyncOptions, source: &str, started: Timestamp, lock: &str) -> SyncOutcome {
     let mut o = SyncOutcome::new(None, false, source);
     o.status = RunStatus::Failed;
+    o.lock_held = true;
     o.message =
         Some(format!("another sync is running on this store (lock {lock} is held); nothing was read or changed"));
     let (src, at, force, queued) = (source.to_string(), started, opts.force, opts.run_id);

@@ -37,6 +37,10 @@ pub struct SyncOutcome {
     /// meanwhile) or was busy: running it again at once may well succeed.
     #[serde(skip)]
     pub retryable: bool,
+    /// The run was refused because another sync holds the store's lock:
+    /// nothing was read or changed.
+    #[serde(skip)]
+    pub lock_held: bool,
 }
 
 impl SyncOutcome {
@@ -57,6 +61,7 @@ impl SyncOutcome {
             plan: None,
             sources: Vec::new(),
             retryable: false,
+            lock_held: false,
         }
     }
 }

@@ -45,6 +45,46 @@ pub(super) fn groups_of_user(conn: &Connection, path: &Path, user_id: i64) -> Re
     })
 }
 
+/// [`groups_of_user`] for many users in one query: each user's groups,
+/// walked up through nesting, with whether the user is a direct member.
+pub(super) fn groups_of_users(
+    conn: &Connection,
+    path: &Path,
+    user_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, UserGroups>, StoreError> {
+    let err = backend(path);
+    let ids = serde_json::to_string(user_ids).expect("numbers");
+    let mut st = conn
+        .prepare_cached(
+            "WITH RECURSIVE up(user_id, id, direct) AS (
+               SELECT user_id, group_id, 1 FROM user_groups WHERE user_id IN (SELECT value FROM json_each(?1))
+               UNION SELECT up.user_id, gg.parent_id, 0 FROM group_groups gg JOIN up ON gg.child_id = up.id)
+             SELECT up.user_id, g.name, max(up.direct) FROM up JOIN groups g ON g.id = up.id
+             GROUP BY up.user_id, g.id",
+        )
+        .map_err(&err)?;
+    let rows = st
+        .query_map([ids], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)? == 1)))
+        .map_err(&err)?;
+    let mut out: std::collections::HashMap<i64, UserGroups> =
+        user_ids.iter().map(|&id| (id, UserGroups::default())).collect();
+    for row in rows {
+        let (user, name, direct) = row.map_err(&err)?;
+        let g = out.entry(user).or_default();
+        if direct {
+            g.direct.push(name.clone());
+        }
+        g.all.push(name);
+    }
+    for g in out.values_mut() {
+        for v in [&mut g.direct, &mut g.all] {
+            v.sort_by_key(|n| name_key(n));
+            v.dedup();
+        }
+    }
+    Ok(out)
+}
+
 /// A page of users in username order after the cursor, filtered.
 pub(super) fn users_page(conn: &Connection, path: &Path, q: &UserQuery) -> Result<Vec<StoredUser>, StoreError> {
     let err = backend(path);
