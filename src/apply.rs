@@ -250,6 +250,7 @@ fn apply_in(
     let mut group_ids = Vec::with_capacity(plan.group_creates.len());
     for g in &plan.group_creates {
         group_ids.push(tx.insert_group(g, now)?);
+        audit(tx, None, &g.name, "group_create", Some("source"), None, Some(&g.source))?;
     }
     for g in &plan.group_updates {
         tx.update_group(g.id, &g.new_name, &g.new_dn, now)?;
@@ -332,7 +333,11 @@ fn apply_in(
                 let (member, group) = plan.names_of(m);
                 audit(tx, Some(uid), member, "group_remove", Some("group"), Some(group), None)?;
             }
-            Member::Group(c) => tx.remove_group_member(resolve_group(c), g)?,
+            Member::Group(c) => {
+                tx.remove_group_member(resolve_group(c), g)?;
+                let (child, parent) = plan.names_of(m);
+                audit(tx, None, child, "subgroup_remove", Some("group"), Some(parent), None)?;
+            }
         }
     }
     // Inserted in key order: the membership table's B-tree then grows at its
@@ -347,7 +352,11 @@ fn apply_in(
         match m.member {
             Member::User(u @ Ref::Existing(_)) => user_adds.push((resolve_user(u), g, i)),
             Member::User(u) => user_adds.push((resolve_user(u), g, NONE)),
-            Member::Group(c) => tx.add_group_member(resolve_group(c), g)?,
+            Member::Group(c) => {
+                tx.add_group_member(resolve_group(c), g)?;
+                let (child, parent) = plan.names_of(m);
+                audit(tx, None, child, "subgroup_add", Some("group"), None, Some(parent))?;
+            }
         }
     }
     user_adds.sort_unstable();

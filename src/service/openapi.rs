@@ -350,6 +350,10 @@ fn schemas() -> Value {
             "properties": {
                 "cursor": { "type": "integer" }, "run_id": nullable("integer"), "at": { "type": "string" }, "action": { "type": "string" },
                 "name": { "type": "string" }, "user_id": nullable("integer"), "field": nullable("string"), "old": nullable("string"), "new": nullable("string"),
+                "username": { "type": "string", "description": "on a user's change: the user's name (as `name`)" },
+                "fields": { "type": "object", "description": "on a create: the new user's fields" },
+                "status": nullable("string"),
+                "groups": { "type": "array", "items": { "type": "string" }, "description": "on a create: the user's direct groups now" },
             },
         },
         "ChangeList": list_of("changes", "Change", "integer"),

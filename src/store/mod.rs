@@ -140,6 +140,8 @@ pub struct Change {
     /// Increases in commit order; pass the last one seen to get what follows.
     pub cursor: i64,
     pub record: AuditRecord,
+    /// For a `create`: the user's status now (`None` once deleted).
+    pub status_now: Option<crate::model::Status>,
 }
 
 /// A user's groups by name, sorted.

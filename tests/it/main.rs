@@ -16,6 +16,7 @@ mod fake_graph;
 mod fake_ldap;
 mod fake_limits;
 mod fake_sync;
+mod feed_mirror;
 mod google;
 mod graph;
 mod graph_replay;

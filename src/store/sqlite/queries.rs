@@ -292,7 +292,9 @@ pub(super) fn changes(conn: &Connection, path: &Path, cursor: i64, limit: usize)
     let err = backend(path);
     let mut st = conn
         .prepare_cached(
-            "SELECT id, run_id, at, user_id, name, action, field, old, new FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
+            "SELECT a.id, a.run_id, a.at, a.user_id, a.name, a.action, a.field, a.old, a.new, u.status
+             FROM audit a LEFT JOIN users u ON a.action = 'create' AND u.id = a.user_id
+             WHERE a.id > ?1 ORDER BY a.id LIMIT ?2",
         )
         .map_err(&err)?;
     let rows = st
@@ -309,6 +311,7 @@ pub(super) fn changes(conn: &Connection, path: &Path, cursor: i64, limit: usize)
                     old: r.get(7)?,
                     new: r.get(8)?,
                 },
+                status_now: r.get::<_, Option<String>>(9)?.as_deref().and_then(Status::parse),
             })
         })
         .map_err(&err)?;
