@@ -62,12 +62,24 @@ impl Mirror {
             }
             "rename" => self.users.get_mut(&user.unwrap()).unwrap().username = s("new").unwrap(),
             "enable" | "disable" => self.users.get_mut(&user.unwrap()).unwrap().status = s("new").unwrap(),
-            "delete" => drop(self.users.remove(&user.unwrap())),
-            "group_add" => drop(self.users.get_mut(&user.unwrap()).unwrap().groups.insert(s("new").unwrap())),
-            "group_remove" => drop(self.users.get_mut(&user.unwrap()).unwrap().groups.remove(&s("old").unwrap())),
-            "group_create" => drop(self.parents.entry(name).or_default()),
-            "subgroup_add" => drop(self.parents.entry(name).or_default().insert(s("new").unwrap())),
-            "subgroup_remove" => drop(self.parents.entry(name).or_default().remove(&s("old").unwrap())),
+            "delete" => {
+                self.users.remove(&user.unwrap());
+            }
+            "group_add" => {
+                self.users.get_mut(&user.unwrap()).unwrap().groups.insert(s("new").unwrap());
+            }
+            "group_remove" => {
+                self.users.get_mut(&user.unwrap()).unwrap().groups.remove(&s("old").unwrap());
+            }
+            "group_create" => {
+                self.parents.entry(name).or_default();
+            }
+            "subgroup_add" => {
+                self.parents.entry(name).or_default().insert(s("new").unwrap());
+            }
+            "subgroup_remove" => {
+                self.parents.entry(name).or_default().remove(&s("old").unwrap());
+            }
             "group_update" => {
                 let (from, to) = (s("old").unwrap(), s("new").unwrap());
                 let swap = |set: &mut BTreeSet<String>| {
@@ -82,8 +94,12 @@ impl Mirror {
                 }
             }
             "group_delete" => {
-                self.users.values_mut().for_each(|u| drop(u.groups.remove(&name)));
-                self.parents.values_mut().for_each(|p| drop(p.remove(&name)));
+                self.users.values_mut().for_each(|u| {
+                    u.groups.remove(&name);
+                });
+                self.parents.values_mut().for_each(|p| {
+                    p.remove(&name);
+                });
                 self.parents.remove(&name);
             }
             "relink" => {}
