@@ -184,6 +184,14 @@ fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
     assert!(env.user("bob")["full_name"] == "Bob Baker", "the preview changed nothing");
     let p = b.send("POST", "/ui/preview", &[("csrf", &csrf), ("source", "corp"), ("all", "1")]);
     assert!(p.status == 200 && p.body.contains("dave → Students") && !p.body.contains("more ("), "{}", p.body);
+    // An unknown source is answered as the API answers it: 404, from Preview and Sync now alike.
+    for path in ["/ui/preview", "/ui/sync"] {
+        let p = b.send("POST", path, &[("csrf", &csrf), ("source", "nope")]);
+        assert_eq!(p.status, 404, "{path}: {}", p.body);
+        assert!(p.body.contains("no source is named"), "{path}: {}", p.body);
+    }
+    let (s, _, e) = svc.call("POST", "/api/syncs", Some(WRITER), Some(serde_json::json!({"sources": ["nope"]})));
+    assert_eq!((s, e["error"].as_str()), (404, Some("not_found")), "{e}");
     // Runs: a chart and a filter.
     let p = b.get("/ui/runs?status=ok");
     assert!(p.body.contains("<svg") && p.body.contains("class=\"bar ok\""), "{}", p.body);
