@@ -248,6 +248,17 @@ fn list_of(key: &str, item: &str, next: &str) -> Value {
 
 fn schemas() -> Value {
     let strings = json!({ "type": "array", "items": { "type": "string" } });
+    // The value rules a PATCH is checked by (422 otherwise): no control
+    // characters, at most 1,024 bytes; an email has a local part, an `@` and
+    // a domain with a dot inside.
+    let value = json!({ "anyOf": [
+        { "type": "string", "maxLength": 1024, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" },
+        { "type": "number" }, { "type": "null" },
+    ] });
+    let email = json!({ "anyOf": [
+        { "type": "string", "maxLength": 1024, "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+@[^@\\s\\u0000-\\u001f\\u007f-\\u009f.]([^@\\s\\u0000-\\u001f\\u007f-\\u009f]*\\.)+[^@\\s\\u0000-\\u001f\\u007f-\\u009f.]+$" },
+        { "type": "null" },
+    ] });
     let user = json!({
         "type": "object",
         "required": ["username", "external_id", "source", "dn", "status", "fields", "groups", "all_groups", "created_at", "updated_at"],
@@ -316,10 +327,9 @@ fn schemas() -> Value {
         "UserPatch": {
             "type": "object", "additionalProperties": false,
             "properties": {
-                "fields": { "type": "object", "additionalProperties": { "type": ["string", "number", "null"] } },
-                "full_name": { "type": ["string", "number", "null"] }, "email": { "type": ["string", "number", "null"] },
-                "department": { "type": ["string", "number", "null"] }, "office": { "type": ["string", "number", "null"] },
-                "card_number": { "type": ["string", "number", "null"] }, "card_number2": { "type": ["string", "number", "null"] },
+                "fields": { "type": "object", "additionalProperties": value },
+                "full_name": value, "email": email,
+                "department": value, "office": value, "card_number": value, "card_number2": value,
             },
         },
         "History": { "type": "object", "required": ["username", "history"], "properties": { "username": { "type": "string" }, "history": { "type": "array", "items": { "type": "object" } } } },

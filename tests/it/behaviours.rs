@@ -153,7 +153,18 @@ fn runs_limit_and_every_audit_action() {
     let conn = rusqlite::Connection::open(env.db()).unwrap();
     let mut st = conn.prepare("SELECT DISTINCT action FROM audit ORDER BY action").unwrap();
     let actions: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-    let want = ["create", "delete", "disable", "enable", "group_add", "group_remove", "relink", "rename", "update"];
+    let want = [
+        "create",
+        "delete",
+        "disable",
+        "enable",
+        "group_add",
+        "group_create",
+        "group_remove",
+        "relink",
+        "rename",
+        "update",
+    ];
     assert_eq!(actions, want);
     let r = env.run(&["runs", "--json", "--limit", "2"]);
     let runs = r.json();

@@ -12,8 +12,10 @@ use crate::fake_graph::*;
 use crate::harness::*;
 use crate::program::user_field;
 
+/// The defaults username, full_name and email, two defaults turned off, two more fields.
 pub const FIELDS: &str = "[sources.fields]\nusername = \"userPrincipalName\"\nfull_name = \"displayName\"\n\
-    email = \"mail\"\ncard_number = \"employeeId\"\nbadge = \"onPremisesExtensionAttributes.extensionAttribute1\"\n";
+    email = \"mail\"\ndepartment = false\noffice = false\ncard_number = \"employeeId\"\n\
+    badge = \"onPremisesExtensionAttributes.extensionAttribute1\"\n";
 
 pub fn graph_env(g: &FakeGraph, extra: &str, fields: &str) -> Env {
     let env = Env { dir: tempfile::tempdir().unwrap() };
