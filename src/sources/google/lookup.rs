@@ -6,16 +6,12 @@
 //! that list the user directly (`groups.list?userKey=`), whose member lists
 //! are read whole, so nested groups resolve as in full reads.
 
-use std::collections::BTreeMap;
-
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde_json::Value;
 
 use super::GoogleSource;
 use crate::config::{FieldSource, SourceConfig, Transform};
-use crate::model::{Delta, EntryKind, MemberRef};
-use crate::sources::cloud::json as cjson;
+use crate::model::{Delta, EntryKind};
 use crate::sources::{EntrySink, FetchCounts, Fetched, SourceError};
 
 /// How usernames map to primary emails: `None` when the username is not
@@ -65,31 +61,12 @@ impl GoogleSource {
         let entry = self.user_entry(&user).map_err(|m| SourceError::new(&self.name, format!("GET /users: {m}")))?;
         b.push(EntryKind::User, entry).await.map_err(|m| SourceError::new(&self.name, m))?;
         let id = user["id"].as_str().unwrap_or_default().to_string();
-        let mut names: BTreeMap<String, String> = BTreeMap::new();
         let gq = [
             ("userKey", id),
             ("maxResults", "200".to_string()),
             ("fields", "nextPageToken,groups(id,name,email)".to_string()),
         ];
-        self.dir
-            .list("/groups", &gq, "groups", &mut |g| {
-                let id = g["id"].as_str().ok_or("a group without an \"id\"")?;
-                names.insert(id.to_string(), g["name"].as_str().or(g["email"].as_str()).unwrap_or("").to_string());
-                Ok(())
-            })
-            .await
-            .map_err(|e| self.err(e))?;
-        let lists: Vec<(String, Vec<MemberRef>)> = stream::iter(names.keys().cloned().collect::<Vec<_>>())
-            .map(|id| self.members_of(id))
-            .buffer_unordered(self.dir.cfg.limits.concurrency)
-            .try_collect()
-            .await
-            .map_err(|e| self.err(e))?;
-        let groups = lists.len() as u64;
-        for (id, members) in lists {
-            let e = cjson::group_entry(&id, "name", names.get(&id).map(String::as_str), members);
-            b.push(EntryKind::Group, e).await.map_err(|m| SourceError::new(&self.name, m))?;
-        }
+        let groups = self.push_groups(&mut b, &gq).await?;
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
         Ok(Fetched { counts: FetchCounts { users: 1, groups }, delta: Some(Delta::default()), next_state: None })
     }

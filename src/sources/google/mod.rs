@@ -28,7 +28,7 @@ use crate::model::{EntryKind, MemberRef, RawEntry};
 use crate::secret::Secret;
 use crate::sources::cloud::http::describe;
 use crate::sources::cloud::{json as cjson, jwt, token_answer, Api, HttpError};
-use crate::sources::{EntrySink, FetchCounts, Fetched, Source, SourceError};
+use crate::sources::{Batcher, EntrySink, FetchCounts, Fetched, Source, SourceError};
 
 /// Google's throttling answers.
 fn throttled(status: u16, code: Option<&str>) -> bool {
@@ -174,6 +174,32 @@ impl GoogleSource {
         cjson::user_entry(v, &self.paths, v["suspended"].as_bool(), v["primaryEmail"].as_str())
     }
 
+    /// The groups a `groups.list` query names, each with its whole member
+    /// list, into the batcher; returns how many.
+    async fn push_groups(&self, b: &mut Batcher, query: &[(&str, String)]) -> Result<u64, SourceError> {
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        self.dir
+            .list("/groups", query, "groups", &mut |g| {
+                let id = g["id"].as_str().ok_or("a group without an \"id\"")?;
+                names.insert(id.to_string(), g["name"].as_str().or(g["email"].as_str()).unwrap_or("").to_string());
+                Ok(())
+            })
+            .await
+            .map_err(|e| self.err(e))?;
+        let lists: Vec<(String, Vec<MemberRef>)> = stream::iter(names.keys().cloned().collect::<Vec<_>>())
+            .map(|id| self.members_of(id))
+            .buffer_unordered(self.dir.cfg.limits.concurrency)
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))?;
+        let groups = lists.len() as u64;
+        for (id, members) in lists {
+            let e = cjson::group_entry(&id, "name", names.get(&id).map(String::as_str), members);
+            b.push(EntryKind::Group, e).await.map_err(|m| SourceError::new(&self.name, m))?;
+        }
+        Ok(groups)
+    }
+
     async fn members_of(&self, id: String) -> Result<(String, Vec<MemberRef>), HttpError> {
         let mut members = Vec::new();
         let path =
@@ -231,32 +257,12 @@ impl Source for GoogleSource {
                 None => break,
             }
         }
-        let mut names: BTreeMap<String, String> = BTreeMap::new();
         let gq = [
             ("customer", c.customer.clone()),
             ("maxResults", "200".to_string()),
             ("fields", "nextPageToken,groups(id,name,email)".to_string()),
         ];
-        self.dir
-            .list("/groups", &gq, "groups", &mut |g| {
-                let id = g["id"].as_str().ok_or("a group without an \"id\"")?;
-                let name = g["name"].as_str().or(g["email"].as_str()).unwrap_or("");
-                names.insert(id.to_string(), name.to_string());
-                Ok(())
-            })
-            .await
-            .map_err(|e| self.err(e))?;
-        let lists: Vec<(String, Vec<MemberRef>)> = stream::iter(names.keys().cloned().collect::<Vec<_>>())
-            .map(|id| self.members_of(id))
-            .buffer_unordered(c.limits.concurrency)
-            .try_collect()
-            .await
-            .map_err(|e| self.err(e))?;
-        let groups = lists.len() as u64;
-        for (id, members) in lists {
-            let e = cjson::group_entry(&id, "name", names.get(&id).map(String::as_str), members);
-            b.push(EntryKind::Group, e).await.map_err(|m| SourceError::new(&self.name, m))?;
-        }
+        let groups = self.push_groups(&mut b, &gq).await?;
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
         Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None })
     }
