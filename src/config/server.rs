@@ -297,6 +297,16 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
                 "the token is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)",
             ));
         }
+        if token.expose().chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+            return Err(c.err("token_file", "the token has blanks or control characters inside; use a long random one (e.g. `openssl rand -hex 32`)"));
+        }
+        let bits = token_bits(token.expose());
+        if bits < MIN_TOKEN_BITS {
+            return Err(c.err(
+                "token_file",
+                format!("the token has about {bits:.0} bits of randomness (at least {MIN_TOKEN_BITS:.0} are needed: one repeated character or a short pattern is guessable); use a long random one (e.g. `openssl rand -hex 32`)"),
+            ));
+        }
         let mut scopes = BTreeSet::new();
         for sc in c.strings("scopes")?.ok_or_else(|| c.err("scopes", "missing (expected e.g. [\"read\"])"))? {
             let scope = Scope::ALL.into_iter().find(|x| x.as_str() == sc).ok_or_else(|| {
@@ -315,4 +325,40 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
     }
     s.finish("[server]", &[])?;
     Ok(out)
+}
+
+/// The least randomness a client token may have, in bits.
+pub const MIN_TOKEN_BITS: f64 = 64.0;
+
+/// A token's randomness as its length times the entropy of its characters'
+/// distribution: a repeated character has none, `abab…` one bit a
+/// character, 32 hex digits from a random source about 128.
+pub fn token_bits(token: &str) -> f64 {
+    let mut counts: std::collections::HashMap<char, usize> = std::collections::HashMap::new();
+    let mut n = 0usize;
+    for ch in token.chars() {
+        *counts.entry(ch).or_default() += 1;
+        n += 1;
+    }
+    let per_char: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n as f64;
+            -p * p.log2()
+        })
+        .sum();
+    per_char * n as f64
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::token_bits;
+
+    #[test]
+    fn guessable_tokens_have_few_bits_and_random_ones_many() {
+        assert_eq!(token_bits(&"a".repeat(64)), 0.0);
+        assert!(token_bits(&"ab".repeat(32)) <= 64.0);
+        assert!(token_bits("reader-token-0123456789abcdef") > 64.0);
+        assert!(token_bits("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08") > 200.0);
+    }
 }

@@ -13,6 +13,8 @@ use crate::config::Scope;
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: String,
+    /// The client may read users (the `read` scope or `admin`).
+    pub reads: bool,
 }
 
 /// Equal bytes in time that depends only on the lengths.
@@ -33,11 +35,13 @@ pub fn authorize(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Cal
             "a valid Authorization: Bearer <token> header is needed",
         )
     };
+    // The scheme is matched without regard to case (RFC 9110, 11.1).
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .ok_or_else(unauthorized)?;
     let cfg = st.config();
     let clients = cfg.server.as_ref().map(|s| s.clients.as_slice()).unwrap_or_default();
@@ -55,7 +59,7 @@ pub fn authorize(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Cal
             format!("client \"{}\" does not have the \"{scope}\" scope", client.name),
         ));
     }
-    Ok(Caller { name: client.name.clone() })
+    Ok(Caller { name: client.name.clone(), reads: client.may(Scope::Read) })
 }
 
 #[cfg(test)]

@@ -121,9 +121,23 @@ pub fn app(state: AppState) -> Router {
                 "this route does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn(api_headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Every `/api` answer: never cached (it may carry users' data), never
+/// sniffed as another type than the JSON it says it is.
+async fn api_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let api = req.uri().path().starts_with("/api");
+    let mut r = next.run(req).await;
+    if api {
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    }
+    r
 }
 
 /// Why the service could not start.

@@ -64,7 +64,7 @@ pub const ROUTES: &[RouteDoc] = &[
         summary: "Set fields the application owns or keeps locally (a JSON merge patch)",
         params: &[NAME],
         body: Some("UserPatch"),
-        ok: (200, "User"),
+        ok: (200, "Patched"),
     },
     RouteDoc {
         method: "get",
@@ -322,6 +322,10 @@ fn schemas() -> Value {
         },
         "Object": { "type": "object" },
         "User": user,
+        "Patched": { "anyOf": [
+            { "$ref": "#/components/schemas/User" },
+            { "type": "object", "required": ["updated"], "properties": { "updated": strings }, "description": "to a client without the read scope: the fields set" },
+        ] },
         "UserList": list_of("users", "User", "string"),
         "MemberList": list_of("members", "User", "string"),
         "UserPatch": {

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::clients::authorize;
+use super::clients::{authorize, Caller};
 use super::error::ApiError;
 use super::AppState;
 use crate::config::Scope;
@@ -134,7 +134,7 @@ pub async fn patch_user(
     headers: HeaderMap,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<UserView>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let Path(name) = path?;
     let caller = authorize(&st, &headers, Scope::Write)?;
     let Json(body) = body?;
@@ -170,15 +170,24 @@ pub async fn patch_user(
         }
     }
     if changes.is_empty() {
-        // An empty merge patch changes nothing: the user as it is.
-        return Ok(Json(user_view(&st, name).await?));
+        return patched(&st, &caller, name, Vec::new()).await;
     }
     let cfg = st.config();
     let (who, fields) = (name.clone(), changes.iter().map(|c| c.0.clone()).collect::<Vec<_>>());
+    let shown = fields.clone();
     let values = changes.into_iter().map(|(f, v)| (f, v.map(SetValue::Value).unwrap_or(SetValue::Clear))).collect();
     on_store(&*st.store, move |s| set_fields(&cfg, s, &who, values)).await?;
-    tracing::info!(client = %caller.name, user = %name, ?fields, "fields set");
-    Ok(Json(user_view(&st, name).await?))
+    tracing::info!(client = %caller.name, user = %name, fields = ?shown, "fields set");
+    patched(&st, &caller, name, shown).await
+}
+
+/// A PATCH's answer: the user as it is now, or, to a client that may not
+/// read users, only which fields were set (an empty merge patch sets none).
+async fn patched(st: &AppState, caller: &Caller, name: String, fields: Vec<String>) -> Result<Json<Value>, ApiError> {
+    match caller.reads {
+        true => Ok(Json(serde_json::to_value(user_view(st, name).await?).unwrap_or_default())),
+        false => Ok(Json(json!({ "updated": fields }))),
+    }
 }
 
 #[derive(Deserialize)]

@@ -97,3 +97,38 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_matches_in_any_case_and_api_answers_are_never_cached_or_sniffed() {
+    let (_dir, st) = state().await;
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let req =
+            Request::get("/api/users/amy").header("authorization", format!("{scheme} {TOKEN}")).body(Body::empty());
+        let r = app(st.clone()).oneshot(req.unwrap()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{scheme}");
+    }
+    let req = Request::get("/api/users/amy").header("authorization", format!("Basic {TOKEN}")).body(Body::empty());
+    assert_eq!(app(st.clone()).oneshot(req.unwrap()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Success, refusal and an unknown route alike.
+    for (path, token) in [("/api/users/amy", Some(TOKEN)), ("/api/users/amy", None), ("/api/nope", Some(TOKEN))] {
+        let mut req = Request::get(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let r = app(st.clone()).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+}
+
+#[test]
+fn a_guessable_client_token_is_refused_at_load_without_quoting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n[server]\n[[server.clients]]\nname = \"t\"\ntoken_file = \"t.token\"\nscopes = [\"read\"]\n";
+    for bad in ["a".repeat(40), "ab".repeat(20), format!("{} {}", "x1y2z3w4", "q5r6s7t8u9")] {
+        std::fs::write(dir.path().join("t.token"), &bad).unwrap();
+        let e = Config::parse(base, &dir.path().join("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("server.clients[0].token_file"), "{e}");
+        assert!(!e.contains(&bad), "the token is not quoted: {e}");
+    }
+}

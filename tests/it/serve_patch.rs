@@ -106,3 +106,26 @@ fn parallel_patches_of_one_user_all_apply_each_audited_once_in_a_chain() {
     let last = fields(&env, "bob")["credit"].as_str().unwrap().to_string();
     assert!(!olds.contains(&last.as_str()), "the stored value is the chain's end");
 }
+
+#[test]
+fn a_write_only_client_learns_which_fields_were_set_never_the_record() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let env = Env::ldap(&slapd, "", "");
+    let server = server_section(&env, "");
+    std::fs::write(env.dir.path().join("wo.token"), "write-only-token-0123456789abcdef\n").unwrap();
+    env.edit_config(|c| {
+        format!("{c}\n{server}\n[[server.clients]]\nname = \"wo\"\ntoken_file = \"wo.token\"\nscopes = [\"write\"]\n")
+    });
+    let svc = Service::start(&env);
+    assert_eq!(svc.sync()["status"], "ok");
+    const WO: &str = "write-only-token-0123456789abcdef";
+    let (s, _, v) = svc.call("PATCH", "/api/users/alice", Some(WO), Some(json!({})));
+    assert_eq!((s, v.clone()), (200, json!({"updated": []})), "an empty patch reads nothing back: {v}");
+    let (s, _, v) = svc.call("PATCH", "/api/users/alice", Some(WO), Some(json!({"fields": {"credit": "3"}})));
+    assert_eq!((s, v.clone()), (200, json!({"updated": ["credit"]})), "{v}");
+    assert!(!v.to_string().contains("alice@example.com"));
+    assert_eq!(svc.get("/api/users/alice", WO).0, 403, "and it cannot read the user either");
+    let (_, _, v) = svc.call("PATCH", "/api/users/alice", Some(WRITER), Some(json!({})));
+    assert_eq!(v["username"], "alice", "a client with read gets the record");
+}
