@@ -284,3 +284,24 @@ fn a_program_printing_more_than_max_output_is_killed_and_removes_nobody() {
     assert!(msg.contains("userdir all-users printed more than 1048576 bytes (max_output_mib; killed)"), "{msg}");
     assert_eq!(env.users().iter().filter(|u| u["status"] == "active").count(), 100, "nobody removed");
 }
+
+#[test]
+fn a_program_that_times_out_or_is_killed_during_a_lookup_is_a_503_naming_it_not_an_unknown_user() {
+    let env = program_env("userdir.sh", USERS, MEMBERS, "user_timeout_secs = 1");
+    let server = crate::serve::server_section(&env, "");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    let svc = crate::serve::Service::start(&env);
+    for m in ["slow-details", "killed-details"] {
+        marker(&env, m);
+        let t0 = std::time::Instant::now();
+        let (s, _, v) = svc.call("POST", "/api/users/jane/sync", Some(crate::serve::WRITER), None);
+        assert!(t0.elapsed().as_secs() < 8, "{m}: answered after the 1 s timeout: {:?}", t0.elapsed());
+        assert_eq!((s, v["error"].as_str()), (503, Some("directory_unavailable")), "{m}: {v}");
+        assert!(v["message"].as_str().unwrap().contains("campus"), "names the source: {v}");
+        std::fs::remove_file(env.dir.path().join("userdir").join(m)).unwrap();
+    }
+    // Its own non-zero exit is its answer: an unknown user.
+    let (s, _, v) = svc.call("POST", "/api/users/nobody/sync", Some(crate::serve::WRITER), None);
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(svc.stop(10), 0);
+}

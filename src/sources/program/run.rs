@@ -17,6 +17,7 @@ use tokio::time::Instant;
 const STDERR_CAP: usize = 16 * 1024;
 
 /// Why a program run failed; `exited` when it ran to its end and exited
+/// with a status of its own (not killed by a signal or the timeout)
 /// non-zero (rather than not starting, being killed or timing out).
 #[derive(Debug)]
 pub struct RunError {
@@ -175,12 +176,14 @@ impl Running {
             return Ok(stderr);
         }
         use std::os::unix::process::ExitStatusExt;
-        let how = match (status.code(), status.signal()) {
-            (Some(c), _) => format!("exited with status {c}"),
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            _ => "failed".to_string(),
+        // Only an exit status is the program's answer (PaperCut's programs
+        // exit non-zero for a user they do not know); a signal is a failure.
+        let (how, exited) = match (status.code(), status.signal()) {
+            (Some(c), _) => (format!("exited with status {c}"), true),
+            (None, Some(sig)) => (format!("was killed by signal {sig}"), false),
+            _ => ("failed".to_string(), false),
         };
-        Err(RunError { message: self.message(how, &stderr), exited: true })
+        Err(RunError { message: self.message(how, &stderr), exited })
     }
 
     /// Kills the program and everything in its process group.
