@@ -188,6 +188,11 @@ fn main() -> ExitCode {
     };
     let serving = matches!(args.command, Command::Serve);
     init_logging(args.verbose, args.log_format, serving);
+    // What a directory program leaves running comes to dirsync, not init,
+    // and is killed when the program ends.
+    if !dirsync::sources::program::reap::become_subreaper() {
+        tracing::debug!("not a child subreaper: processes a program moves to a session of their own are not found");
+    }
     match run(args) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {

@@ -67,7 +67,7 @@ impl Source for Fake {
                     counts.users += 1;
                 }
                 b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
-                Ok(Fetched { counts, delta: None, next_state: state })
+                Ok(Fetched { counts, delta: None, next_state: state, ..Fetched::default() })
             }
             Script::FailAfter(users) => {
                 for u in users {
@@ -80,7 +80,7 @@ impl Source for Fake {
                 assert_eq!(since, Some("position-1"), "the saved position is offered");
                 let delta =
                     Delta { deleted_users: users.iter().map(|u| format!("id-{u}")).collect(), ..Delta::default() };
-                Ok(Fetched { counts, delta: Some(delta), next_state: Some("position-2".into()) })
+                Ok(Fetched { counts, delta: Some(delta), next_state: Some("position-2".into()), ..Fetched::default() })
             }
             Script::Endless(dropped) => {
                 let _guard = SetOnDrop(dropped);

@@ -70,6 +70,9 @@ pub struct Fetched {
     pub delta: Option<Delta>,
     /// The position to continue from next time (`None`: the source cannot).
     pub next_state: Option<String>,
+    /// Things the run should be warned of (a program that left processes
+    /// running); the read itself is complete.
+    pub warnings: Vec<String>,
 }
 
 /// How many entries a source delivered.

@@ -195,6 +195,7 @@ async fn read_source_as(
     info!(source = %cfg.name, users = c.users, groups = c.groups, skipped = batch.errors.len(), incremental, "source read");
     batch.delta = fetched.delta;
     batch.next_state = fetched.next_state;
+    batch.warnings.extend(fetched.warnings.into_iter().map(|m| crate::model::EntryError::new(&cfg.name, m)));
     Ok(batch)
 }
 

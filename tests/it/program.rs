@@ -305,3 +305,27 @@ fn a_program_that_times_out_or_is_killed_during_a_lookup_is_a_503_naming_it_not_
     assert_eq!(s, 404, "{v}");
     assert_eq!(svc.stop(10), 0);
 }
+
+/// Processes whose command line is `sleep SECS`.
+fn sleeping(secs: &str) -> Vec<String> {
+    let want = format!("sleep\0{secs}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want.as_bytes()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn children_a_program_leaves_running_are_killed_even_in_a_session_of_their_own() {
+    let env = program_env("userdir.sh", USERS, MEMBERS, "");
+    marker(&env, "leave-children");
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(sleeping("3011").is_empty(), "the child in its process group survived");
+    assert!(sleeping("3012").is_empty(), "the child that called setsid survived");
+    let warnings = out["warnings"].to_string();
+    assert!(warnings.contains("userdir.sh all-users left") && warnings.contains("killed"), "{warnings}");
+    assert_eq!(count(&out, "created"), 5, "the read itself is complete: {out}");
+}

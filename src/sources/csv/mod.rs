@@ -243,6 +243,6 @@ impl Source for CsvSource {
             b.push(kind, e).await.map_err(|m| SourceError::new(&self.name, m))?;
         }
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
-        Ok(Fetched { counts: read.counts, delta: None, next_state: None })
+        Ok(Fetched { counts: read.counts, delta: None, next_state: None, ..Fetched::default() })
     }
 }

@@ -68,7 +68,12 @@ impl GoogleSource {
         ];
         let groups = self.push_groups(&mut b, &gq).await?;
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
-        Ok(Fetched { counts: FetchCounts { users: 1, groups }, delta: Some(Delta::default()), next_state: None })
+        Ok(Fetched {
+            counts: FetchCounts { users: 1, groups },
+            delta: Some(Delta::default()),
+            next_state: None,
+            ..Fetched::default()
+        })
     }
 
     /// The user with this primary email, if the source has one.

@@ -264,7 +264,7 @@ impl Source for GoogleSource {
         ];
         let groups = self.push_groups(&mut b, &gq).await?;
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
-        Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None })
+        Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None, ..Fetched::default() })
     }
 
     async fn fetch_user(&self, sink: EntrySink, username: &str) -> Result<Fetched, SourceError> {

@@ -83,7 +83,12 @@ impl GraphSource {
         let users = found.len() as u64;
         let groups = self.push_groups(&mut b, groups).await?;
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
-        Ok(Fetched { counts: FetchCounts { users, groups }, delta: Some(Delta::default()), next_state: None })
+        Ok(Fetched {
+            counts: FetchCounts { users, groups },
+            delta: Some(Delta::default()),
+            next_state: None,
+            ..Fetched::default()
+        })
     }
 }
 

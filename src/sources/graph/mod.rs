@@ -242,7 +242,7 @@ impl GraphSource {
         .map_err(|e| self.err(e))?;
         let groups = self.push_groups(&mut b, names).await?;
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
-        Ok(Fetched { counts: FetchCounts { users: user_count, groups }, delta: None, next_state })
+        Ok(Fetched { counts: FetchCounts { users: user_count, groups }, delta: None, next_state, ..Fetched::default() })
     }
 
     /// The delta link for "from now on" (`$deltatoken=latest`).
@@ -310,7 +310,12 @@ impl GraphSource {
         let groups = self.push_groups(&mut b, changed).await?;
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
         let next = serde_json::to_string(&State { users: users_link, groups: groups_link }).expect("serializable");
-        Ok(Fetched { counts: FetchCounts { users: user_count, groups }, delta: Some(delta), next_state: Some(next) })
+        Ok(Fetched {
+            counts: FetchCounts { users: user_count, groups },
+            delta: Some(delta),
+            next_state: Some(next),
+            ..Fetched::default()
+        })
     }
 }
 

@@ -235,7 +235,12 @@ impl Source for LdapSource {
         }
         let _ = ldap.unbind().await;
         if dns.is_empty() {
-            return Ok(Fetched { counts: FetchCounts::default(), delta: Some(Delta::default()), next_state: None });
+            return Ok(Fetched {
+                counts: FetchCounts::default(),
+                delta: Some(Delta::default()),
+                next_state: None,
+                ..Fetched::default()
+            });
         }
         let users = self.search(EntryKind::User, &user_filter, &self.user_attrs, &sink).await?;
         let groups = match &self.group_filter {
@@ -251,7 +256,12 @@ impl Source for LdapSource {
                 self.search(EntryKind::Group, &f, &self.group_attrs, &sink).await?
             }
         };
-        Ok(Fetched { counts: FetchCounts { users, groups }, delta: Some(Delta::default()), next_state: None })
+        Ok(Fetched {
+            counts: FetchCounts { users, groups },
+            delta: Some(Delta::default()),
+            next_state: None,
+            ..Fetched::default()
+        })
     }
 }
 
@@ -266,7 +276,7 @@ impl LdapSource {
             }
         };
         let (users, groups) = tokio::try_join!(users, groups)?;
-        Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None })
+        Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None, ..Fetched::default() })
     }
 
     /// Active Directory: everything, or what changed after the saved USN on
@@ -318,7 +328,12 @@ impl LdapSource {
             deleted_groups: ids.into_iter().collect(),
             ..Delta::default()
         });
-        Ok(Fetched { counts: FetchCounts { users, groups }, delta, next_state: Some(pos.state.encode()) })
+        Ok(Fetched {
+            counts: FetchCounts { users, groups },
+            delta,
+            next_state: Some(pos.state.encode()),
+            ..Fetched::default()
+        })
     }
 
     /// Reads through RFC 4533 refreshes: in full without cookies, else what
@@ -415,6 +430,11 @@ impl LdapSource {
             present_groups: g.present,
         });
         debug!(source = %self.name, incremental, users = u.entries, groups = g.entries, "sync refresh done");
-        Ok(Fetched { counts: FetchCounts { users: u.entries, groups: g.entries }, delta, next_state })
+        Ok(Fetched {
+            counts: FetchCounts { users: u.entries, groups: g.entries },
+            delta,
+            next_state,
+            ..Fetched::default()
+        })
     }
 }

@@ -97,6 +97,6 @@ impl Source for LdifSource {
             batcher.push(kind, entry).await.map_err(|m| SourceError::new(&self.name, m))?;
         }
         batcher.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
-        Ok(Fetched { counts, delta: None, next_state: None })
+        Ok(Fetched { counts, delta: None, next_state: None, ..Fetched::default() })
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod reap;
 pub mod run;
 
 use async_trait::async_trait;
@@ -30,11 +31,13 @@ use crate::model::{Delta, EntryKind, RawEntry};
 pub struct ProgramSource {
     name: String,
     cfg: ProgramConfig,
+    /// Warnings for the run (a command that left processes running).
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl ProgramSource {
     pub fn new(cfg: &SourceConfig, p: &ProgramConfig) -> Self {
-        ProgramSource { name: cfg.name.clone(), cfg: p.clone() }
+        ProgramSource { name: cfg.name.clone(), cfg: p.clone(), warnings: Default::default() }
     }
 
     fn err(&self, m: impl Into<String>) -> SourceError {
@@ -42,10 +45,25 @@ impl ProgramSource {
     }
 
     /// A program that succeeded but wrote to stderr: logged, not an error.
-    fn warn_stderr(&self, what: &str, stderr: &str) {
-        if !stderr.is_empty() {
-            warn!(source = %self.name, command = %what, "the program succeeded but wrote to stderr: {stderr}");
+    /// Logs what a command that succeeded wrote on stderr, and warns the
+    /// run when it left processes running (they were killed).
+    fn after(&self, what: &str, done: &run::Done) {
+        if !done.stderr.is_empty() {
+            warn!(source = %self.name, command = %what, "the program succeeded but wrote to stderr: {}", done.stderr);
         }
+        if done.leftover > 0 {
+            let m = format!(
+                "{what} left {} process(es) running after it ended (in its process group or in a session of its own); they were killed",
+                done.leftover
+            );
+            warn!(source = %self.name, "{m}");
+            self.warnings.lock().expect("warnings lock").push(m);
+        }
+    }
+
+    /// The warnings gathered so far, for the run.
+    fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().expect("warnings lock"))
     }
 
     /// `program COMMAND` for messages.
@@ -57,9 +75,9 @@ impl ProgramSource {
     /// Runs a short command to the end; its stdout lines.
     async fn lines(&self, args: &[&str], stdin: Option<Vec<u8>>, limits: Limits) -> Result<Vec<String>, SourceError> {
         let what = self.what(&args[1..].join(" "));
-        let (lines, stderr) =
+        let (lines, done) =
             output(&self.cfg.program, args, stdin, limits, what.clone()).await.map_err(|m| self.err(m))?;
-        self.warn_stderr(&what, &stderr);
+        self.after(&what, &done);
         Ok(lines.into_iter().map(|(_, l)| l).collect())
     }
 
@@ -82,8 +100,8 @@ impl ProgramSource {
             n += 1;
             b.push(EntryKind::User, entry).await.map_err(|m| self.err(m))?;
         }
-        let stderr = r.finish().await.map_err(|m| self.err(m))?;
-        self.warn_stderr(&what, &stderr);
+        let done = r.finish().await.map_err(|m| self.err(m))?;
+        self.after(&what, &done);
         Ok(n)
     }
 
@@ -94,7 +112,7 @@ impl ProgramSource {
         let what = self.what("get-user-details");
         let r =
             output(&self.cfg.program, &["-", "get-user-details"], Some(stdin), self.cfg.user_limits(), what.clone());
-        let (lines, stderr) = match r.await {
+        let (lines, done) = match r.await {
             Ok(done) => done,
             // PaperCut's samples exit non-zero for a user they do not know.
             Err(m) if m.exited => {
@@ -103,7 +121,7 @@ impl ProgramSource {
             }
             Err(m) => return Err(self.err(m)),
         };
-        self.warn_stderr(&what, &stderr);
+        self.after(&what, &done);
         let key = crate::model::name_key(username);
         let mut n = 0;
         for (line_no, line) in lines {
@@ -204,7 +222,7 @@ impl Source for ProgramSource {
         let members = self.members(&groups).await?;
         let groups = self.push_groups(&mut b, groups, members).await?;
         b.flush().await.map_err(|m| self.err(m))?;
-        Ok(Fetched { counts: FetchCounts { users, groups }, delta: None, next_state: None })
+        Ok(Fetched { counts: FetchCounts { users, groups }, warnings: self.take_warnings(), ..Fetched::default() })
     }
 
     /// `get-user-details` with the username on stdin; then `is-user-in-group`
@@ -242,7 +260,13 @@ impl Source for ProgramSource {
         let members = self.members(&in_groups).await?;
         let groups = self.push_groups(&mut b, in_groups, members).await?;
         b.flush().await.map_err(|m| self.err(m))?;
-        Ok(Fetched { counts: FetchCounts { users, groups }, delta: Some(Delta::default()), next_state: None })
+        let warnings = self.take_warnings();
+        Ok(Fetched {
+            counts: FetchCounts { users, groups },
+            delta: Some(Delta::default()),
+            warnings,
+            ..Fetched::default()
+        })
     }
 
     async fn probe(&self) -> Result<Option<String>, SourceError> {

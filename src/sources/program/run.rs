@@ -4,6 +4,7 @@
 //! as it arrives under a byte cap, stderr kept (capped) for the error, and a
 //! deadline after which the whole group is killed. A non-zero exit or a
 //! signal is an error naming the command; what was read is not to be used.
+//! What a program leaves running when it ends is killed ([`super::reap`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -43,6 +44,14 @@ impl From<String> for RunError {
     }
 }
 
+/// A program that exited 0: what it wrote on stderr (a warning to log) and
+/// how many processes it left running (killed; the run is warned).
+#[derive(Debug, Default)]
+pub struct Done {
+    pub stderr: String,
+    pub leftover: usize,
+}
+
 /// How long a program may run and how much it may print.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -64,6 +73,9 @@ pub struct Running {
     /// Whether stderr may be quoted in messages (not for the auth program,
     /// which may echo what it was given).
     quote_stderr: bool,
+    /// The run's tag and process group, for what it leaves behind.
+    tag: String,
+    group: i32,
 }
 
 impl Running {
@@ -83,6 +95,8 @@ impl Running {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
+        let tag = super::reap::new_tag();
+        cmd.env(super::reap::TAG_VAR, &tag);
         if let Some(dir) = program.parent() {
             cmd.current_dir(dir);
         }
@@ -110,7 +124,10 @@ impl Running {
             kept
         });
         let out = BufReader::with_capacity(1 << 16, child.stdout.take().expect("piped stdout"));
+        let group = child.id().map_or(0, |p| p as i32);
         Ok(Running {
+            tag,
+            group,
             what,
             child,
             out,
@@ -160,10 +177,11 @@ impl Running {
         Ok(Some((self.line, line)))
     }
 
-    /// Waits for the program to end (within the deadline). `Ok`: exit 0,
-    /// with what it printed on stderr (a warning to log); `Err`: a non-zero
-    /// exit, a signal or a timeout, with stderr in the message.
-    pub async fn finish(mut self) -> Result<String, RunError> {
+    /// Waits for the program to end (within the deadline), then kills what
+    /// it left running. `Ok`: exit 0, with what it printed on stderr and
+    /// left behind; `Err`: a non-zero exit, a signal or a timeout, with
+    /// stderr in the message.
+    pub async fn finish(mut self) -> Result<Done, RunError> {
         // Whatever is left on stdout is drained (and still capped).
         while self.next_line().await?.is_some() {}
         let status = match tokio::time::timeout_at(self.deadline, self.child.wait()).await {
@@ -172,8 +190,9 @@ impl Running {
             Ok(Ok(s)) => s,
         };
         let stderr = self.stderr_text().await;
+        let leftover = self.sweep().await;
         if status.success() {
-            return Ok(stderr);
+            return Ok(Done { stderr, leftover });
         }
         use std::os::unix::process::ExitStatusExt;
         // Only an exit status is the program's answer (PaperCut's programs
@@ -196,8 +215,15 @@ impl Running {
             }
         }
         let _ = self.child.kill().await;
+        self.sweep().await;
         let stderr = self.stderr_text().await;
         self.message(why, &stderr).into()
+    }
+
+    /// Kills and reaps whatever of this run is still running ([`super::reap`]).
+    async fn sweep(&self) -> usize {
+        let (group, tag) = (self.group, self.tag.clone());
+        tokio::task::spawn_blocking(move || super::reap::sweep(group, &tag)).await.unwrap_or(0)
     }
 
     async fn stderr_text(&mut self) -> String {
@@ -234,14 +260,14 @@ pub async fn output(
     stdin: Option<Vec<u8>>,
     limits: Limits,
     what: String,
-) -> Result<(Vec<(usize, String)>, String), RunError> {
+) -> Result<(Vec<(usize, String)>, Done), RunError> {
     let mut r = Running::start(program, args, stdin, limits, what)?;
     let mut lines = Vec::new();
     while let Some((n, l)) = r.next_line().await? {
         lines.push((n, String::from_utf8_lossy(l).into_owned()));
     }
-    let stderr = r.finish().await?;
-    Ok((lines, stderr))
+    let done = r.finish().await?;
+    Ok((lines, done))
 }
 
 /// A program path as the config gave it, checked: absolute, a regular file,

@@ -175,7 +175,7 @@ impl Source for UnixSource {
             b.push(EntryKind::Group, entry).await.map_err(|m| self.err(m))?;
         }
         b.flush().await.map_err(|m| self.err(m))?;
-        Ok(Fetched { counts, delta: None, next_state: None })
+        Ok(Fetched { counts, delta: None, next_state: None, ..Fetched::default() })
     }
 }
 
