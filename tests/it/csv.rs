@@ -96,3 +96,50 @@ fn scope_groups_limit_a_csv_source_to_the_groups_members() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(usernames(&env.users()), ["ada", "zoë"]);
 }
+
+const SECRET: &str = "s3cr3t-T0ken-Value-9f86d081884c7d65";
+
+#[test]
+fn a_csv_path_linked_to_a_token_file_elsewhere_is_refused_without_showing_it() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let token = elsewhere.path().join("api.token");
+    std::fs::write(&token, format!("{SECRET}\n")).unwrap();
+    for key in ["path", "memberships_path"] {
+        let env = csv_env("people.csv", "", PEOPLE_FIELDS);
+        std::os::unix::fs::symlink(&token, env.dir.path().join("linked.csv")).unwrap();
+        env.edit_config(|c| match key {
+            "path" => c.replace("path = \"people.csv\"", "path = \"linked.csv\""),
+            _ => c.replace("path = \"people.csv\"", "path = \"people.csv\"\nmemberships_path = \"linked.csv\""),
+        });
+        let r = env.run(&["check"]);
+        assert_eq!(r.code, 2, "{key}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(&format!("sources[0].{key}")) && r.stderr.contains("outside"), "{key}: {}", r.stderr);
+        assert!(!r.stderr.contains(SECRET) && !r.stdout.contains(SECRET), "{key}: the secret is shown");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_csv_is_named_without_quoting_its_first_line() {
+    // A token, a password file, two random-looking columns: none is quoted.
+    for first in
+        [SECRET.to_string(), format!("root:{SECRET}:19000:0:99999:7:::"), format!("AKIAIOSFODNN7EXAMPLE1,{SECRET}")]
+    {
+        let env = csv_env("people.csv", "", PEOPLE_FIELDS);
+        std::fs::write(env.dir.path().join("people.csv"), format!("{first}\n")).unwrap();
+        for cmd in [&["check"][..], &["sync", "--json"][..]] {
+            let r = env.run(cmd);
+            assert_eq!(r.code, 2, "{cmd:?}: {}", r.stderr);
+            assert!(
+                r.stderr.contains("has no column") && r.stderr.contains("does not read as a header"),
+                "{}",
+                r.stderr
+            );
+            let everywhere = format!("{}{}{}", r.stdout, r.stderr, env.run(&["runs", "--json"]).stdout);
+            assert!(!everywhere.contains(SECRET) && !everywhere.contains("AKIA"), "quoted: {everywhere}");
+        }
+    }
+    // A real header is still listed, to help the admin.
+    let env = csv_env("people.csv", "", &PEOPLE_FIELDS.replace("\"Card\"", "\"Badge\""));
+    let r = env.run(&["check"]);
+    assert!(r.stderr.contains("its header has: login, full name"), "{}", r.stderr);
+}

@@ -50,7 +50,7 @@ impl Kind for CsvConfig {
     fn check_field_source(&self, name: &str) -> Result<(), String> {
         match &self.header {
             Some(h) if !h.iter().any(|c| c == name) => {
-                Err(format!("{} has no column \"{name}\" (its header has: {})", self.path.display(), h.join(", ")))
+                Err(format!("{} has no column \"{name}\" ({})", self.path.display(), super::header_words(h)))
             }
             _ => Ok(()),
         }
@@ -88,13 +88,18 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
         Some(g) => return Err(s.err("groups_separator", format!("expected one character, got \"{g}\""))),
     };
     let memberships_path = s.string("memberships_path")?.map(|m| s.resolve(&m));
+    // A file that is there is checked now: no link out of its folder.
+    for (key, p) in [("path", Some(&path)), ("memberships_path", memberships_path.as_ref())] {
+        if let Some(p) = p.filter(|p| p.exists()) {
+            super::open_in_place(p).map_err(|m| s.err(key, m))?;
+        }
+    }
     let header = super::read_header(&path, delimiter).ok().flatten();
     if let (Some(h), Some(c)) = (&header, &id_column) {
         if !h.contains(c) {
-            return Err(s.err(
-                "id_column",
-                format!("{} has no column \"{c}\" (its header has: {})", path.display(), h.join(", ")),
-            ));
+            return Err(
+                s.err("id_column", format!("{} has no column \"{c}\" ({})", path.display(), super::header_words(h)))
+            );
         }
     }
     Ok(Box::new(CsvConfig {

@@ -42,10 +42,49 @@ impl CsvSource {
     }
 }
 
+/// Opens a configured file: a regular file in the folder its path names
+/// (a symbolic link may point within that folder, never out of it: a link
+/// to a token or a password file elsewhere is refused before it is read).
+pub fn open_in_place(path: &Path) -> Result<std::fs::File, String> {
+    let no = |why: String| format!("cannot read {}: {why}", path.display());
+    let real = path.canonicalize().map_err(|e| no(e.to_string()))?;
+    let folder = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
+    let base = folder.map(Path::canonicalize).transpose().map_err(|e| no(e.to_string()))?;
+    if base.is_some_and(|b| !real.starts_with(b)) {
+        return Err(no(format!(
+            "it is a link to a file outside {} (link the folder instead, or give the file's own path)",
+            folder.unwrap_or(Path::new("/")).display()
+        )));
+    }
+    let file = std::fs::File::open(&real).map_err(|e| no(e.to_string()))?;
+    if !file.metadata().map_err(|e| no(e.to_string()))?.is_file() {
+        return Err(no("not a regular file".into()));
+    }
+    Ok(file)
+}
+
+/// How a header is described in an error: its column names when it parses
+/// into at least two plausible ones, never the line itself (the file may
+/// not be the CSV it should be, but a token or a password file).
+pub fn header_words(header: &[String]) -> String {
+    let plausible = |h: &String| {
+        let longest_word = h.split(|c: char| !c.is_alphanumeric()).map(|w| w.chars().count()).max().unwrap_or(0);
+        (1..=40).contains(&h.chars().count())
+            && h.chars().any(char::is_alphabetic)
+            && h.chars().all(|c| c.is_alphanumeric() || " _-./#()".contains(c))
+            && longest_word <= 20
+    };
+    if header.len() >= 2 && header.iter().all(plausible) {
+        format!("its header has: {}", header.join(", "))
+    } else {
+        "its first line does not read as a header of column names".into()
+    }
+}
+
 /// The header of a CSV file, lower-case and trimmed (a BOM removed);
 /// `Ok(None)` for an empty file.
 pub fn read_header(path: &Path, delimiter: u8) -> Result<Option<Vec<String>>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file = open_in_place(path)?;
     let mut r = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(file);
     let mut rec = csv::ByteRecord::new();
     match r.read_byte_record(&mut rec) {
@@ -94,7 +133,7 @@ pub fn entries_of(text: &[u8], cfg: &CsvConfig, username_column: &str) -> Result
 }
 
 fn read_files(cfg: &CsvConfig, username_column: Option<&str>, mapped: &[String]) -> Result<Read, String> {
-    let file = std::fs::File::open(&cfg.path).map_err(|e| format!("cannot read {}: {e}", cfg.path.display()))?;
+    let file = open_in_place(&cfg.path)?;
     let mut out = read_rows(std::io::BufReader::with_capacity(1 << 16, file), cfg, username_column, mapped)?;
     let mut groups = std::mem::take(&mut out.groups);
     if let Some(m) = &cfg.memberships_path {
@@ -123,11 +162,7 @@ fn read_rows(
     let col = |c: &str| header.iter().position(|h| h == c);
     for m in mapped {
         if col(m).is_none() {
-            return Err(format!(
-                "{} has no column \"{m}\" (its header has: {})",
-                cfg.path.display(),
-                header.join(", ")
-            ));
+            return Err(format!("{} has no column \"{m}\" ({})", cfg.path.display(), header_words(&header)));
         }
     }
     let id_name = cfg.id_column.as_deref().or(username_column).ok_or_else(|| {
@@ -193,7 +228,9 @@ fn read_rows(
 
 /// `group,username` rows (a `group,username` header is allowed).
 fn read_memberships(path: &PathBuf, groups: &mut BTreeMap<String, Vec<String>>) -> Result<(), String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut open_in_place(path)?, &mut text)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     // Commas, or tabs when the first line has a tab and no comma.
     let first_line = text.split(|&b| b == b'\n').next().unwrap_or_default();
     let delimiter = if first_line.contains(&b'\t') && !first_line.contains(&b',') { b'\t' } else { b',' };
@@ -244,5 +281,28 @@ impl Source for CsvSource {
         }
         b.flush().await.map_err(|m| SourceError::new(&self.name, m))?;
         Ok(Fetched { counts: read.counts, delta: None, next_state: None, ..Fetched::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_words;
+
+    fn words(h: &[&str]) -> String {
+        header_words(&h.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_header_is_listed_only_when_it_reads_as_column_names() {
+        assert_eq!(words(&["login", "full name", "e-mail"]), "its header has: login, full name, e-mail");
+        for secret in [
+            &["s3cr3t-t0ken-value"][..],
+            &["akiaiosfodnn7example1", "wjalrxutnfemi/k7mdeng/bpxrficyexamplekey"],
+            &["password=hunter2", "user=x"],
+            &["root:$6$abc:19000:0"],
+        ] {
+            let w = words(secret);
+            assert!(!secret.iter().any(|s| w.contains(s)), "{w}");
+        }
     }
 }
