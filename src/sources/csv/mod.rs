@@ -227,7 +227,7 @@ fn read_rows(
 }
 
 /// `group,username` rows (a `group,username` header is allowed).
-fn read_memberships(path: &PathBuf, groups: &mut BTreeMap<String, Vec<String>>) -> Result<(), String> {
+fn read_memberships(path: &Path, groups: &mut BTreeMap<String, Vec<String>>) -> Result<(), String> {
     let mut text = Vec::new();
     std::io::Read::read_to_end(&mut open_in_place(path)?, &mut text)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
