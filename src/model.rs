@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub mod claims;
 mod fields;
 mod seen;
 pub use fields::{FieldName, Fields, Layout, MappedFields};

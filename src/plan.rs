@@ -390,14 +390,14 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
                             u.username, u.source, u.dn
                         )
                     }
-                    None => format!(
-                        "duplicate username \"{key}\": also claimed by {}; all claimants skipped until one is fixed",
-                        cs.iter()
+                    None => {
+                        let others = cs
+                            .iter()
                             .filter(|&&o| o != ci)
-                            .map(|&o| format!("{} (source {})", cands[o].user.dn, batches[cands[o].batch].source))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
+                            .map(|&o| format!("{} (source {})", cands[o].user.dn, batches[cands[o].batch].source));
+                        let claimed = crate::model::claims::also_claimed_by(cs.len(), others);
+                        format!("duplicate username \"{key}\": {claimed}; all claimants skipped until one is fixed")
+                    }
                 };
                 newly.push((ci, reason, false));
             }

@@ -510,13 +510,11 @@ fn mark_duplicates<'k>(
     for (k, idxs) in dups {
         for &i in &idxs {
             keep[i] = false;
-            let others: Vec<&str> = idxs.iter().filter(|&&j| j != i).map(|&j| dn(j)).collect();
+            let others = idxs.iter().filter(|&&j| j != i).map(|&j| dn(j).to_string());
+            let claimed = crate::model::claims::also_claimed_by(idxs.len(), others);
             errors.push(EntryError::new(
                 dn(i),
-                format!(
-                    "duplicate {what} \"{k}\": also claimed by {}; both skipped until one is fixed",
-                    others.join("; ")
-                ),
+                format!("duplicate {what} \"{k}\": {claimed}; all skipped until one is fixed"),
             ));
         }
     }

@@ -143,3 +143,27 @@ fn a_file_that_is_not_csv_is_named_without_quoting_its_first_line() {
     let r = env.run(&["check"]);
     assert!(r.stderr.contains("its header has: login, full name"), "{}", r.stderr);
 }
+
+#[test]
+fn eight_thousand_rows_claiming_one_identity_make_bounded_errors_and_a_small_store() {
+    let env = csv_env("people.csv", "", PEOPLE_FIELDS);
+    let mut text = String::from("Login,Full Name,Email,Card\n");
+    for i in 0..8000 {
+        text += &format!("dup,Name {i},n{i}@example.com,{i}\n");
+    }
+    std::fs::write(env.dir.path().join("people.csv"), text).unwrap();
+    let r = env.run(&["sync", "--dry-run", "--json"]);
+    let out = r.json();
+    let errors = out["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 8000, "every claimant is skipped and said");
+    let longest = errors.iter().map(|e| e["reason"].as_str().unwrap().len()).max().unwrap();
+    assert!(longest < 1024, "an error names a few claimants, not all: {longest} bytes");
+    assert!(errors[0]["reason"].as_str().unwrap().contains("claimed by 8000 entries"), "{}", errors[0]);
+    assert!(r.stdout.len() < 5 << 20, "the whole answer is {} bytes", r.stdout.len());
+    // Each real run records its errors: the store grows by little.
+    let size = || std::fs::metadata(env.db()).map(|m| m.len()).unwrap_or(0);
+    env.sync(&[]);
+    let before = size();
+    env.sync(&[]);
+    assert!(size() - before < 5 << 20, "a run grew the store by {} bytes", size() - before);
+}
