@@ -103,6 +103,13 @@ pub struct ServerConfig {
     pub shutdown_grace: std::time::Duration,
     /// HTTPS: the certificate chain and key files (PEM), checked at load.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Connections served at once; more are refused at accept.
+    pub max_connections: usize,
+    /// A request head (its first byte, or a new connection, to its end)
+    /// must arrive within this.
+    pub header_timeout: std::time::Duration,
+    /// A kept-alive connection with no request in progress is closed after this.
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +122,9 @@ impl Default for ServerConfig {
             admin: AdminConfig::default(),
             shutdown_grace: std::time::Duration::from_secs(30),
             tls: None,
+            max_connections: 512,
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -221,6 +231,21 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
             return Err(s.err("shutdown_grace_secs", format!("expected 0 to 86400 seconds, got {g}")));
         }
         out.shutdown_grace = std::time::Duration::from_secs(g as u64);
+    }
+    if let Some(n) = s.integer("max_connections")? {
+        if !(1..=1_000_000).contains(&n) {
+            return Err(s.err("max_connections", format!("expected 1 to 1000000, got {n}")));
+        }
+        out.max_connections = n as usize;
+    }
+    for (key, slot) in [("header_timeout_secs", &mut out.header_timeout), ("idle_timeout_secs", &mut out.idle_timeout)]
+    {
+        if let Some(t) = s.integer(key)? {
+            if !(1..=3600).contains(&t) {
+                return Err(s.err(key, format!("expected 1 to 3600 seconds, got {t}")));
+            }
+            *slot = std::time::Duration::from_secs(t as u64);
+        }
     }
     let cert = s.string("tls_cert_file")?.map(|p| s.resolve(&p));
     let key = s.string("tls_key_file")?.map(|p| s.resolve(&p));

@@ -7,6 +7,7 @@
 //! (a bad new config is refused and the old one kept).
 
 pub mod clients;
+pub mod conn;
 pub mod error;
 pub mod openapi;
 pub mod ops;
@@ -213,17 +214,22 @@ pub async fn serve_with(
         tokio::spawn(crate::schedule::drive(state.runner.clone(), state.cfg.clone(), reload_rx, stop_rx.clone()));
     let signals = tokio::spawn(signals(sigs, (config_path, kinds), state.cfg.clone(), reload_tx, stop_tx));
 
-    let mut http_stop = stop_rx.clone();
-    let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let stopped = async move {
-        let _ = http_stop.wait_for(|s| *s).await;
+    let router = app(state.clone());
+    let limits = conn::Limits {
+        max_connections: server.max_connections,
+        header_timeout: server.header_timeout,
+        idle_timeout: server.idle_timeout,
     };
+    let cap = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
+    let http_stop = stop_rx.clone();
     let http = match tls {
-        None => tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await }),
+        None => {
+            let incoming = conn::accept_plain(listener, cap);
+            tokio::spawn(conn::serve(incoming, router, limits, http_stop))
+        }
         Some(config) => {
-            use axum::serve::ListenerExt;
-            let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
-            tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await })
+            let incoming = tls::accept_tls(listener, config, cap);
+            tokio::spawn(conn::serve(incoming, router, limits, http_stop))
         }
     };
 
@@ -249,10 +255,8 @@ pub async fn serve_with(
         s.mark_interrupted(at).map(drop)
     })
     .await;
-    match tokio::time::timeout(Duration::from_secs(10), http).await {
-        Ok(Ok(Err(e))) => error!("the HTTP server failed: {e}"),
-        Err(_) => warn!("open HTTP connections did not close within 10 s"),
-        _ => {}
+    if tokio::time::timeout(Duration::from_secs(10), http).await.is_err() {
+        warn!("open HTTP connections did not close within 10 s");
     }
     signals.abort();
     info!("stopped");

@@ -1,72 +1,57 @@
 //! HTTPS for `dirsync serve` (`[server] tls_cert_file` + `tls_key_file`,
 //! rustls): the certificate chain and key are read and checked at config
-//! load (`config::server::tls_server_config`); handshakes run on tasks of their own with a
-//! time limit, so a client that connects and says nothing holds up nobody
-//! ([`TlsListener`], an axum `Listener`).
+//! load (`config::server::tls_server_config`); handshakes run on tasks of
+//! their own with a time limit, so a client that connects and says nothing
+//! holds up nobody, and each takes its place under the connection cap from
+//! the moment it is accepted ([`accept_tls`]).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-/// Accepts TCP connections and hands over those whose TLS handshake
-/// finished within 10 s.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
+use super::conn::{place, refused, Accepted};
 
-impl TlsListener {
-    pub fn new(tcp: TcpListener, config: rustls::ServerConfig) -> std::io::Result<TlsListener> {
-        let local = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let (stream, addr) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if tx.is_closed() {
-                    return;
+/// Accepts TCP connections (closing those beyond the cap) and hands over
+/// those whose TLS handshake finished within 10 s.
+pub fn accept_tls(
+    tcp: TcpListener,
+    config: rustls::ServerConfig,
+    cap: Arc<Semaphore>,
+) -> mpsc::Receiver<Accepted<TlsStream<TcpStream>>> {
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (stream, addr) = match tcp.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, addr)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                    }
-                });
+            };
+            if tx.is_closed() {
+                return;
             }
-        });
-        Ok(TlsListener { rx, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accepting task ended: nothing more will come.
-            None => std::future::pending().await,
+            let Some(permit) = place(&cap) else {
+                refused(addr);
+                continue;
+            };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(io)) => {
+                        let _ = tx.send(Accepted { io, addr, permit }).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                }
+            });
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
+    });
+    rx
 }

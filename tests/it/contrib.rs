@@ -28,3 +28,12 @@ fn the_systemd_unit_verifies_without_a_warning() {
     let (_, stderr) = verify(&unit.replace("ProtectHome=yes", "ProtectHoem=yes"));
     assert!(stderr.contains("ProtectHoem"), "{stderr}");
 }
+
+#[test]
+fn the_unit_allows_far_more_files_than_the_connection_cap() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/dirsync.service")).unwrap();
+    let n: usize =
+        unit.lines().find_map(|l| l.strip_prefix("LimitNOFILE=")).expect("LimitNOFILE is set").parse().unwrap();
+    let cap = dirsync::config::ServerConfig::default().max_connections;
+    assert!(n >= 4 * cap, "LimitNOFILE={n} for max_connections={cap}");
+}

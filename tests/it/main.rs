@@ -32,6 +32,7 @@ mod safety;
 mod schemathesis;
 mod serve;
 mod serve_auth;
+mod serve_limits;
 mod serve_patch;
 mod sync;
 mod tls;
