@@ -304,7 +304,7 @@ fn run(args: Args) -> Result<u8, Failure> {
             {
                 return Err(Failure::failed(auth.cannot_check(&source)));
             }
-            match rt.block_on(auth.authenticate(&username, password, None)) {
+            match rt.block_on(auth.authenticate(&username, password, dirsync::dirauth::Origin::Cli)) {
                 Ok(a) => {
                     println!("{}", serde_json::json!({ "username": a.username, "groups": a.groups }));
                     Ok(0)

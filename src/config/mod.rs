@@ -343,6 +343,11 @@ impl Config {
             sources.push(s);
         }
         source::settle_sources(&mut sources, path)?;
+        if let Some(src) = server.as_ref().and_then(|s| s.admin.source.as_deref()) {
+            if !sources.iter().any(|s| s.name == src) {
+                return Err(err("server.admin.source".into(), format!("no source is named \"{src}\"")));
+            }
+        }
 
         let mut rules = Vec::new();
         for (i, rr) in raw.rules.into_iter().enumerate() {

@@ -83,8 +83,13 @@ pub struct AdminConfig {
     /// The local `admin` account's Argon2id hash (PHC string), from
     /// `password_file` (`dirsync admin-password FILE` writes it).
     pub password_hash: Option<Secret>,
+    /// The source the group is looked for in (`None`: the one source that
+    /// has a group of that name; none or several refuse group sign-in).
+    pub source: Option<String>,
     /// How long a session lasts without being used.
     pub session: std::time::Duration,
+    /// How long a session lasts at most, used or not.
+    pub session_max: std::time::Duration,
 }
 
 /// `[server]`.
@@ -267,9 +272,17 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
             ),
         ));
     }
-    out.admin.session = std::time::Duration::from_secs(8 * 3600);
+    out.admin.session = std::time::Duration::from_secs(3600);
+    out.admin.session_max = std::time::Duration::from_secs(8 * 3600);
     if let Some(mut a) = s.sub("admin")? {
         out.admin.group = a.string("group")?.filter(|g| !g.trim().is_empty());
+        out.admin.source = a.string("source")?.filter(|g| !g.trim().is_empty());
+        if let Some(h) = a.integer("session_max_hours")? {
+            if !(1..=24 * 30).contains(&h) {
+                return Err(a.err("session_max_hours", format!("expected 1 to 720 hours, got {h}")));
+            }
+            out.admin.session_max = std::time::Duration::from_secs(h as u64 * 3600);
+        }
         if let Some(f) = a.string("password_file")? {
             let path = a.resolve(&f);
             let text = std::fs::read_to_string(&path)

@@ -10,11 +10,10 @@
 pub mod actions;
 pub mod session;
 pub mod settings;
+pub mod signin;
 pub mod views;
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Form, FromRequest, FromRequestParts, Request, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -25,14 +24,14 @@ use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
 use crate::service::AppState;
-use session::{Session, COOKIE};
+use session::Session;
 
 /// The page's routes (merged into the service's router).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(views::dashboard))
-        .route("/login", get(login_form).post(login))
-        .route("/logout", post(logout))
+        .route("/login", get(signin::login_form).post(signin::login))
+        .route("/logout", post(signin::logout))
         .route("/ui/sync", post(views::sync_now))
         .route("/ui/preview", post(views::preview))
         .route("/ui/runs", get(views::runs))
@@ -118,7 +117,7 @@ pub fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
     }
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == name).then(|| v.to_string())
@@ -145,12 +144,6 @@ impl IntoResponse for Denied {
     }
 }
 
-/// The signed-in admin.
-pub fn signed_in(st: &AppState, headers: &HeaderMap) -> Result<Session, Denied> {
-    let ttl = st.config().server.as_ref().map(|s| s.admin.session).unwrap_or_default();
-    cookie(headers, COOKIE).and_then(|id| st.sessions.get(&id, ttl)).ok_or(Denied::SignIn)
-}
-
 /// The signed-in admin, as a handler's argument (else to the sign-in page).
 pub struct Admin(pub Session);
 
@@ -158,7 +151,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = Denied;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Admin, Denied> {
-        signed_in(st, &parts.headers).map(Admin)
+        signin::signed_in(st, &parts.headers).await.map(Admin)
     }
 }
 
@@ -176,12 +169,24 @@ impl<T: serde::de::DeserializeOwned + WithCsrf + Send> FromRequest<AppState> for
     type Rejection = Denied;
 
     async fn from_request(req: Request, st: &AppState) -> Result<Checked<T>, Denied> {
-        let s = signed_in(st, req.headers())?;
+        let s = signin::signed_in(st, req.headers()).await?;
         let Form(f) = Form::<T>::from_request(req, st).await.map_err(|_| Denied::Stale)?;
         if !crate::service::clients::ct_eq(s.csrf.as_bytes(), f.csrf().as_bytes()) {
             return Err(Denied::Stale);
         }
         Ok(Checked(s, f))
+    }
+}
+
+/// A form that carries only the session's CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
+impl WithCsrf for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }
 
@@ -199,122 +204,4 @@ pub fn page_failure(e: impl Into<crate::service::error::ApiError>) -> Response {
         r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s.max(1)));
     }
     r
-}
-
-async fn login_form(State(st): State<AppState>) -> Response {
-    let admin = st.config().server.as_ref().map(|s| s.admin.clone()).unwrap_or_default();
-    login_page(&admin, None, StatusCode::OK)
-}
-
-fn login_page(admin: &crate::config::AdminConfig, problem: Option<&str>, status: StatusCode) -> Response {
-    let token = session::token();
-    let body = html! {
-        @if let Some(p) = problem { p.error role="alert" { (p) } }
-        @if admin.group.is_none() && admin.password_hash.is_none() {
-            p.error { "No sign-in is configured: set [server.admin] group or password_file." }
-        }
-        form.login method="post" action="/login" {
-            input type="hidden" name="csrf" value=(token);
-            label { "Username" input name="username" autocomplete="username" required autofocus; }
-            label { "Password" input name="password" type="password" autocomplete="current-password" required; }
-            button type="submit" { "Sign in" }
-        }
-        @if let Some(g) = &admin.group { p.hint { "Members of " strong { (g) } " sign in with their directory password." } }
-    };
-    let mut res = (status, layout("Sign in", None, body)).into_response();
-    // Double-submit token for the sign-in form (there is no session yet).
-    let c = format!("dirsync_login={token}; HttpOnly; SameSite=Strict; Path=/login");
-    res.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&c).expect("a valid cookie"));
-    res
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
-    csrf: String,
-    username: String,
-    password: String,
-}
-
-async fn login(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Form(f): Form<LoginForm>,
-) -> Response {
-    let cfg = st.config();
-    let server = cfg.server.clone().unwrap_or_default();
-    let admin = server.admin.clone();
-    if cookie(&headers, "dirsync_login").as_deref() != Some(f.csrf.as_str()) || f.csrf.is_empty() {
-        return login_page(&admin, Some("The form is stale: try again."), StatusCode::FORBIDDEN);
-    }
-    let address = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let refused = "The username or the password is not right, or this account may not sign in here.";
-    if let Some(wait) = st.auth.limited(&f.username, address) {
-        let msg = format!("Too many failed attempts: try again in {} s.", wait.as_secs().max(1));
-        return login_page(&admin, Some(&msg), StatusCode::TOO_MANY_REQUESTS);
-    }
-    let local = admin.password_hash.as_ref().filter(|_| f.username == "admin");
-    let user = if let Some(hash) = local {
-        let hash = hash.expose().to_string();
-        let password = f.password.clone();
-        let ok = tokio::task::spawn_blocking(move || session::verify_password(&hash, &password)).await.unwrap_or(false);
-        if !ok {
-            st.auth.failed(&f.username, address);
-            return login_page(&admin, Some(refused), StatusCode::UNAUTHORIZED);
-        }
-        "admin".to_string()
-    } else {
-        let Some(group) = admin.group.clone() else {
-            st.auth.failed(&f.username, address);
-            return login_page(&admin, Some(refused), StatusCode::UNAUTHORIZED);
-        };
-        match st.auth.authenticate(&f.username, &f.password, address).await {
-            Ok(a) if a.groups.iter().any(|g| crate::model::name_key(g) == crate::model::name_key(&group)) => a.username,
-            Ok(a) => {
-                tracing::info!(user = %a.username, "admin page: signed in to the directory but not a member of the admin group");
-                return login_page(&admin, Some(refused), StatusCode::UNAUTHORIZED);
-            }
-            Err(crate::dirauth::AuthError::RateLimited { retry_after }) => {
-                let msg = format!("Too many failed attempts: try again in {} s.", retry_after.as_secs().max(1));
-                return login_page(&admin, Some(&msg), StatusCode::TOO_MANY_REQUESTS);
-            }
-            Err(crate::dirauth::AuthError::Unavailable(_)) => {
-                return login_page(
-                    &admin,
-                    Some("The directory cannot be reached: try again later."),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                )
-            }
-            Err(_) => return login_page(&admin, Some(refused), StatusCode::UNAUTHORIZED),
-        }
-    };
-    let id = st.sessions.open(&user, admin.session);
-    tracing::info!(%user, "admin page: signed in");
-    let secure = if server.tls.is_some() { "; Secure" } else { "" };
-    let c = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", admin.session.as_secs());
-    let mut res = Redirect::to("/").into_response();
-    res.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&c).expect("a valid cookie"));
-    res
-}
-
-/// A form that carries only the session's CSRF token.
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    pub csrf: String,
-}
-
-impl WithCsrf for CsrfForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-async fn logout(State(st): State<AppState>, headers: HeaderMap, Checked(_s, _f): Checked<CsrfForm>) -> Response {
-    if let Some(id) = cookie(&headers, COOKIE) {
-        st.sessions.close(&id);
-    }
-    let mut res = Redirect::to("/login").into_response();
-    let c = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    res.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&c).expect("a valid cookie"));
-    res
 }

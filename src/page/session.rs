@@ -41,6 +41,9 @@ pub struct Session {
     pub user: String,
     /// The token every form that changes something must carry.
     pub csrf: String,
+    /// The local `admin` account (not a directory user).
+    pub local: bool,
+    opened: Instant,
     last_used: Instant,
 }
 
@@ -52,21 +55,22 @@ pub struct Sessions {
 
 impl Sessions {
     /// Opens a session for `user`; returns its id (the cookie's value).
-    pub fn open(&self, user: &str, ttl: Duration) -> String {
+    pub fn open(&self, user: &str, local: bool, idle: Duration) -> String {
         let id = token();
         let mut open = self.open.lock().expect("sessions lock");
         let now = Instant::now();
-        open.retain(|_, s| now.duration_since(s.last_used) < ttl);
-        open.insert(id.clone(), Session { user: user.to_string(), csrf: token(), last_used: now });
+        open.retain(|_, s| now.duration_since(s.last_used) < idle);
+        open.insert(id.clone(), Session { user: user.to_string(), csrf: token(), local, opened: now, last_used: now });
         id
     }
 
-    /// The session with this id, if it is open and was used within `ttl`.
-    pub fn get(&self, id: &str, ttl: Duration) -> Option<Session> {
+    /// The session with this id, if it is open, was used within `idle` and
+    /// was opened within `max`.
+    pub fn get(&self, id: &str, idle: Duration, max: Duration) -> Option<Session> {
         let mut open = self.open.lock().expect("sessions lock");
         let now = Instant::now();
         match open.get_mut(id) {
-            Some(s) if now.duration_since(s.last_used) < ttl => {
+            Some(s) if now.duration_since(s.last_used) < idle && now.duration_since(s.opened) < max => {
                 s.last_used = now;
                 Some(s.clone())
             }
@@ -97,16 +101,28 @@ mod tests {
 
     #[test]
     fn sessions_expire_unused_and_close() {
+        let (m, h) = (Duration::from_secs(60), Duration::from_secs(3600));
         let s = Sessions::default();
-        let id = s.open("admin", Duration::from_secs(60));
-        let a = s.get(&id, Duration::from_secs(60)).unwrap();
-        assert_eq!(a.user, "admin");
+        let id = s.open("admin", true, m);
+        let a = s.get(&id, m, h).unwrap();
+        assert_eq!((a.user.as_str(), a.local), ("admin", true));
         assert_eq!(a.csrf.len(), 64);
-        assert!(s.get(&id, Duration::ZERO).is_none(), "expired");
-        assert!(s.get(&id, Duration::from_secs(60)).is_none(), "and gone");
-        let id = s.open("admin", Duration::from_secs(60));
+        assert!(s.get(&id, Duration::ZERO, h).is_none(), "expired");
+        assert!(s.get(&id, m, h).is_none(), "and gone");
+        let id = s.open("admin", true, m);
         s.close(&id);
-        assert!(s.get(&id, Duration::from_secs(60)).is_none());
-        assert!(s.get("forged", Duration::from_secs(60)).is_none());
+        assert!(s.get(&id, m, h).is_none());
+        assert!(s.get("forged", m, h).is_none());
+    }
+
+    #[test]
+    fn a_session_in_use_ends_at_its_absolute_lifetime() {
+        let s = Sessions::default();
+        let id = s.open("ann", false, Duration::from_secs(60));
+        assert!(s.get(&id, Duration::from_secs(60), Duration::from_secs(3600)).is_some());
+        assert!(
+            s.get(&id, Duration::from_secs(60), Duration::ZERO).is_none(),
+            "used a moment ago, but past its lifetime"
+        );
     }
 }

@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,7 +19,7 @@ use super::clients::authorize;
 use super::error::ApiError;
 use super::AppState;
 use crate::config::Scope;
-use crate::dirauth::AuthError;
+use crate::dirauth::{AuthError, Origin};
 use crate::history::RunStatus;
 use crate::runner::Histogram;
 use crate::store::on_store;
@@ -36,13 +35,11 @@ pub struct AuthBody {
 pub async fn auth(
     State(st): State<AppState>,
     headers: HeaderMap,
-    ext: axum::http::Extensions,
     body: Result<Json<AuthBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&st, &headers, Scope::Auth)?;
+    let caller = authorize(&st, &headers, Scope::Auth)?;
     let Json(b) = body?;
-    let address = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    match st.auth.authenticate(&b.username, &b.password, address).await {
+    match st.auth.authenticate(&b.username, &b.password, Origin::Api { client: &caller.name }).await {
         Ok(a) => Ok(Json(json!({ "username": a.username, "groups": a.groups }))),
         Err(AuthError::InvalidCredentials) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

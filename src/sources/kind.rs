@@ -99,12 +99,26 @@ pub enum Verdict {
     Refused(Option<String>),
 }
 
+/// The stored user whose password is checked, as last synced.
+#[derive(Debug, Clone, Copy)]
+pub struct Account<'a> {
+    pub dn: &'a str,
+    pub username: &'a str,
+    /// The identity the store holds: an entry found under this username
+    /// that carries another is another person, and is refused.
+    pub external_id: &'a str,
+}
+
 /// Checks one user's password against a source's directory.
 #[async_trait::async_trait]
 pub trait PasswordCheck: Send + Sync {
-    /// `dn` is the user's DN as last synced, `username` its name. `Err`:
-    /// the directory could not be asked (down, busy): never "refused".
-    async fn check(&self, dn: &str, username: &str, password: &str) -> Result<Verdict, String>;
+    /// `Err`: the directory could not be asked (down, busy): never "refused".
+    async fn check(&self, who: &Account<'_>, password: &str) -> Result<Verdict, String>;
+
+    /// Does what checking a password costs, for a user who cannot succeed
+    /// (unknown, disabled), so the answer's timing does not tell them apart:
+    /// a bind the directory refuses, a call of the authentication program.
+    async fn decoy(&self, password: &str);
 }
 
 /// One line of the registry: the `type` names a kind answers to, the keys of

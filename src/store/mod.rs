@@ -348,6 +348,9 @@ pub trait Store: Send + Sync {
     fn user_by_name(&self, name: &str) -> Result<Option<crate::model::StoredUser>, StoreError>;
     /// A user's direct and effective groups.
     fn groups_of_user(&self, user_id: i64) -> Result<UserGroups, StoreError>;
+    /// Whether the user is an effective member of the group (nested groups
+    /// followed), by ids: an indexed walk up from the user's groups.
+    fn is_member(&self, user_id: i64, group_id: i64) -> Result<bool, StoreError>;
     /// [`Store::groups_of_user`] for a page of users at once (one query in
     /// the SQL backends), by user id; a user without groups has none.
     fn groups_of_users(&self, user_ids: &[i64]) -> Result<std::collections::HashMap<i64, UserGroups>, StoreError> {

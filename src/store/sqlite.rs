@@ -449,6 +449,10 @@ impl Store for SqliteStore {
         self.read(|conn| queries::groups_of_user(conn, &self.inner.path, user_id))
     }
 
+    fn is_member(&self, user_id: i64, group_id: i64) -> Result<bool, StoreError> {
+        self.read(|conn| queries::is_member(conn, &self.inner.path, user_id, group_id))
+    }
+
     fn groups_of_users(&self, user_ids: &[i64]) -> Result<std::collections::HashMap<i64, UserGroups>, StoreError> {
         self.read(|conn| queries::groups_of_users(conn, &self.inner.path, user_ids))
     }

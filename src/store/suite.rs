@@ -127,6 +127,10 @@ fn effective_groups_follow_nesting_and_survive_a_cycle(store: &dyn Store) {
     assert_eq!(g.all, ["A", "B", "C"], "A ∈ B ∈ C, and C ∈ A ends the walk");
     let dora = store.user_by_name("dora").unwrap().unwrap();
     assert!(store.groups_of_user(dora.id).unwrap().all.is_empty());
+    // Membership by ids, through the nesting and its cycle.
+    let id_of = |n: &str| store.groups_by_name(n).unwrap()[0].id;
+    assert!(store.is_member(amy.id, id_of("C")).unwrap(), "A ∈ B ∈ C");
+    assert!(!store.is_member(dora.id, id_of("A")).unwrap());
     // A page's groups at once: the same answers as one user at a time.
     let users = store.users_page(&UserQuery { limit: 100, ..UserQuery::default() }).unwrap();
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();

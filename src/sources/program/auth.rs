@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use super::run::{Limits, Running};
 use crate::model::name_key;
-use crate::sources::kind::{PasswordCheck, Verdict};
+use crate::sources::kind::{Account, PasswordCheck, Verdict};
 
 pub struct ProgramPasswordCheck {
     source: String,
@@ -29,7 +29,15 @@ impl ProgramPasswordCheck {
 
 #[async_trait]
 impl PasswordCheck for ProgramPasswordCheck {
-    async fn check(&self, _dn: &str, username: &str, password: &str) -> Result<Verdict, String> {
+    /// A decoy asks the program about a name no user has.
+    async fn decoy(&self, password: &str) {
+        let name = format!("dirsync-decoy-{}", crate::sources::program::reap::new_tag());
+        let who = Account { dn: "", username: &name, external_id: "" };
+        let _ = self.check(&who, password).await;
+    }
+
+    async fn check(&self, who: &Account<'_>, password: &str) -> Result<Verdict, String> {
+        let username = who.username;
         if username.contains(['\n', '\r']) || password.contains(['\n', '\r']) {
             // One more line would be read as something else.
             return Ok(Verdict::Refused(Some("a line break in the username or password".into())));

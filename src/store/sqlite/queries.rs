@@ -45,6 +45,19 @@ pub(super) fn groups_of_user(conn: &Connection, path: &Path, user_id: i64) -> Re
     })
 }
 
+/// Whether the user is in the group, directly or through nested groups.
+pub(super) fn is_member(conn: &Connection, path: &Path, user_id: i64, group_id: i64) -> Result<bool, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "WITH RECURSIVE up(id) AS (
+               SELECT group_id FROM user_groups WHERE user_id = ?1
+               UNION SELECT gg.parent_id FROM group_groups gg JOIN up ON gg.child_id = up.id)
+             SELECT EXISTS (SELECT 1 FROM up WHERE id = ?2)",
+        )
+        .map_err(backend(path))?;
+    st.query_row([user_id, group_id], |r| r.get(0)).map_err(backend(path))
+}
+
 /// [`groups_of_user`] for many users in one query: each user's groups,
 /// walked up through nesting, with whether the user is a direct member.
 pub(super) fn groups_of_users(

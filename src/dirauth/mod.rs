@@ -2,24 +2,30 @@
 //! (`POST /api/auth`, `dirsync auth`). The store decides who may try (a user
 //! it knows and holds active: the application's truth); the user's source
 //! decides whether the password is right (a bind as the user). The answer
-//! never says which of the two failed, and an unknown user costs about what
-//! a known one does (a wait as long as recent directory checks took).
+//! never says which of the two failed, and an unknown or disabled user costs
+//! what a real check costs (a decoy check against a directory: a bind it
+//! refuses, a call of the authentication program), not a delay.
 //! Refused before anything is sent: an empty or blank password, one over
-//! 1 KiB, a username with control characters. Failures are rate-limited per
-//! username and per client address; the limit grows each time it trips.
-//! No password is logged, kept or stored.
+//! 1 KiB, a username with control characters. Attempts are rate-limited
+//! ([`limiter`]): the API's by client and (client, user), the admin page's
+//! by address and (address, user), apart, so failures on the page never
+//! lock an application's users out. No password is logged, kept or stored.
+
+pub mod limiter;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::{info, warn};
 
 use crate::config::AuthLimits;
 use crate::model::{name_key, Status};
 use crate::runner::ConfigHandle;
-use crate::sources::kind::{PasswordCheck, Verdict};
+use crate::sources::kind::{Account, PasswordCheck, Verdict};
+
+use self::limiter::{Attempt, Limiter};
 use crate::store::{on_store, Store, StoreError};
 
 /// The longest password accepted (bytes).
@@ -59,43 +65,6 @@ pub struct AuthCounts {
     pub unavailable: u64,
 }
 
-/// Failures per key in a sliding minute, with a block that doubles each
-/// time the limit trips (reset by a quiet hour).
-#[derive(Default)]
-struct Window {
-    failures: Vec<Instant>,
-    blocked_until: Option<Instant>,
-    trips: u32,
-    last_trip: Option<Instant>,
-}
-
-impl Window {
-    fn retry_after(&self, now: Instant) -> Option<Duration> {
-        self.blocked_until.filter(|t| *t > now).map(|t| t - now)
-    }
-
-    fn fail(&mut self, now: Instant, limit: u32) {
-        self.failures.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-        self.failures.push(now);
-        if self.last_trip.is_some_and(|t| now.duration_since(t) > Duration::from_secs(3600)) {
-            self.trips = 0;
-        }
-        if self.failures.len() as u32 >= limit {
-            self.trips += 1;
-            self.last_trip = Some(now);
-            let secs = 60u64 << (self.trips - 1).min(6);
-            self.blocked_until = Some(now + Duration::from_secs(secs));
-            self.failures.clear();
-        }
-    }
-}
-
-#[derive(Default)]
-struct Limits {
-    users: HashMap<String, Window>,
-    addresses: HashMap<IpAddr, Window>,
-}
-
 type Built = (Arc<dyn crate::sources::kind::Kind>, Arc<dyn PasswordCheck>);
 
 /// Checks passwords; one per service, shared by its requests.
@@ -104,10 +73,20 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     /// Per source: the settings it was built for, and the check.
     checks: Mutex<HashMap<String, Built>>,
-    limits: Mutex<Limits>,
-    /// How long recent directory checks took (for unknown users' wait).
-    typical: Mutex<Duration>,
+    api: Limiter,
+    page: Limiter,
     counts: Mutex<AuthCounts>,
+}
+
+/// Who asks for a password check, for its rate limits.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// `POST /api/auth` from this client.
+    Api { client: &'a str },
+    /// The admin page's sign-in, from this address.
+    Page { address: Option<IpAddr> },
+    /// `dirsync auth` on the command line.
+    Cli,
 }
 
 impl Authenticator {
@@ -116,8 +95,8 @@ impl Authenticator {
             cfg,
             store,
             checks: Mutex::default(),
-            limits: Mutex::default(),
-            typical: Mutex::new(Duration::from_millis(5)),
+            api: Limiter::default(),
+            page: Limiter::default(),
             counts: Mutex::default(),
         }
     }
@@ -130,38 +109,68 @@ impl Authenticator {
         self.cfg.read().expect("config lock").server.as_ref().map(|s| s.auth).unwrap_or_default()
     }
 
-    /// How long `username` (or `address`) must wait before trying again, if
-    /// a rate limit holds it (for sign-ins checked elsewhere: the page's
-    /// local admin account).
-    pub fn limited(&self, username: &str, address: Option<IpAddr>) -> Option<Duration> {
-        let now = Instant::now();
-        let l = self.limits.lock().expect("limits lock");
-        let by_user = l.users.get(&name_key(username)).and_then(|w| w.retry_after(now));
-        let by_addr = address.and_then(|a| l.addresses.get(&a)).and_then(|w| w.retry_after(now));
-        by_user.max(by_addr)
-    }
-
-    /// Counts a failed sign-in checked elsewhere against the rate limits.
-    pub fn failed(&self, username: &str, address: Option<IpAddr>) {
+    /// Takes the attempt's places in its rate limits (before any check), or
+    /// says how long to wait.
+    pub fn reserve(&self, username: &str, origin: Origin<'_>) -> Result<Attempt<'_>, AuthError> {
         let limits = self.limits_config();
-        let now = Instant::now();
-        let mut l = self.limits.lock().expect("limits lock");
-        l.users.entry(name_key(username)).or_default().fail(now, limits.failures_per_user);
-        if let Some(a) = address {
-            l.addresses.entry(a).or_default().fail(now, limits.failures_per_address);
-        }
-        self.counts.lock().expect("counts lock").invalid += 1;
+        let user = name_key(username);
+        let (limiter, keys) = match origin {
+            Origin::Api { client } => (
+                &self.api,
+                vec![
+                    (format!("user\0{client}\0{user}"), limits.failures_per_user),
+                    (format!("client\0{client}"), limits.failures_per_address),
+                ],
+            ),
+            Origin::Cli => (&self.api, vec![(format!("user\0\0{user}"), limits.failures_per_user)]),
+            Origin::Page { address } => {
+                let a = address.map(|a| a.to_string()).unwrap_or_default();
+                (
+                    &self.page,
+                    vec![
+                        (format!("user\0{a}\0{user}"), limits.failures_per_user),
+                        (format!("address\0{a}"), limits.failures_per_address),
+                    ],
+                )
+            }
+        };
+        limiter.begin(keys).map_err(|retry_after| {
+            self.counts.lock().expect("counts lock").rate_limited += 1;
+            AuthError::RateLimited { retry_after }
+        })
     }
 
-    /// Checks `password` for `username` (from `address`, when known).
+    /// Counts an outcome checked elsewhere (the page's local admin).
+    pub fn count(&self, ok: bool) {
+        let mut c = self.counts.lock().expect("counts lock");
+        if ok {
+            c.ok += 1;
+        } else {
+            c.invalid += 1;
+        }
+    }
+
+    /// Checks `password` for `username`, within the rate limits of `origin`.
     pub async fn authenticate(
         &self,
         username: &str,
         password: &str,
-        address: Option<IpAddr>,
+        origin: Origin<'_>,
     ) -> Result<Authenticated, AuthError> {
-        let key = name_key(username);
-        let outcome = self.attempt(&key, username, password, address).await;
+        let attempt = self.reserve(username, origin)?;
+        let outcome = self.check(username, password).await;
+        match &outcome {
+            Err(AuthError::InvalidCredentials) => attempt.failed(),
+            // A success, or a directory that could not be asked: not the caller's failure.
+            _ => attempt.succeeded(),
+        }
+        outcome
+    }
+
+    /// Checks `password` for `username`, outside any rate limit (the caller
+    /// holds an [`Attempt`]).
+    pub async fn check(&self, username: &str, password: &str) -> Result<Authenticated, AuthError> {
+        let outcome = self.verify(username, password).await;
         let mut counts = self.counts.lock().expect("counts lock");
         match &outcome {
             Ok(_) => counts.ok += 1,
@@ -170,41 +179,6 @@ impl Authenticator {
             Err(_) => counts.unavailable += 1,
         }
         outcome
-    }
-
-    async fn attempt(
-        &self,
-        key: &str,
-        username: &str,
-        password: &str,
-        address: Option<IpAddr>,
-    ) -> Result<Authenticated, AuthError> {
-        let now = Instant::now();
-        {
-            let l = self.limits.lock().expect("limits lock");
-            let by_user = l.users.get(key).and_then(|w| w.retry_after(now));
-            let by_addr = address.and_then(|a| l.addresses.get(&a)).and_then(|w| w.retry_after(now));
-            if let Some(retry_after) = by_user.max(by_addr) {
-                return Err(AuthError::RateLimited { retry_after });
-            }
-        }
-        let result = self.verify(username, password).await;
-        if matches!(result, Err(AuthError::InvalidCredentials)) {
-            let limits = self.limits_config();
-            let mut l = self.limits.lock().expect("limits lock");
-            // Bounded memory under a spray of names: forget quiet windows.
-            if l.users.len() > 100_000 {
-                l.users.retain(|_, w| w.blocked_until.is_some_and(|t| t > now) || !w.failures.is_empty());
-            }
-            if l.addresses.len() > 100_000 {
-                l.addresses.retain(|_, w| w.blocked_until.is_some_and(|t| t > now) || !w.failures.is_empty());
-            }
-            l.users.entry(key.to_string()).or_default().fail(now, limits.failures_per_user);
-            if let Some(a) = address {
-                l.addresses.entry(a).or_default().fail(now, limits.failures_per_address);
-            }
-        }
-        result
     }
 
     async fn verify(&self, username: &str, password: &str) -> Result<Authenticated, AuthError> {
@@ -221,29 +195,35 @@ impl Authenticator {
         // only answered after the directory accepted the password).
         let name = username.to_string();
         let found = on_store(&*self.store, move |s| -> Result<_, StoreError> {
-            let Some(u) = s.user_by_name(&name)?.filter(|u| u.status == Status::Active) else { return Ok(None) };
+            let Some(u) = s.user_by_name(&name)? else { return Ok(Err(None)) };
+            if u.status != Status::Active {
+                return Ok(Err(Some(u.source.to_string())));
+            }
             let groups = s.groups_of_user(u.id)?;
-            Ok(Some((u, groups)))
+            Ok(Ok((u, groups)))
         })
         .await?;
+        // A disabled user costs what a check against its source costs.
+        let found = match found {
+            Ok(f) => Some(f),
+            Err(Some(source)) => {
+                self.decoy(Some(&source), password).await;
+                return Err(AuthError::InvalidCredentials);
+            }
+            Err(None) => None,
+        };
         let Some((user, groups)) = found else {
-            self.pretend().await;
+            self.decoy(None, password).await;
             return Err(AuthError::InvalidCredentials);
         };
         let Some(check) = self.check_for(&user.source) else {
             // The user's source cannot check passwords (an LDIF file, Entra ID).
             warn!(user = %user.username, source = %user.source, "{}", self.cannot_check(&user.source));
-            self.pretend().await;
+            self.decoy(None, password).await;
             return Err(AuthError::InvalidCredentials);
         };
-        let t0 = Instant::now();
-        let verdict = check.check(&user.dn, &user.username, password).await;
-        let took = t0.elapsed();
-        {
-            let mut t = self.typical.lock().expect("typical lock");
-            *t = (*t * 7 + took) / 8;
-        }
-        match verdict {
+        let who = Account { dn: &user.dn, username: &user.username, external_id: &user.external_id };
+        match check.check(&who, password).await {
             Ok(Verdict::Accepted) => {
                 tracing::debug!(user = %user.username, "password accepted");
                 Ok(Authenticated { username: user.username.into(), groups: groups.all })
@@ -287,10 +267,15 @@ impl Authenticator {
             .filter(|s| self.check_for(s).is_none()))
     }
 
-    /// About as long as a real check takes.
-    async fn pretend(&self) {
-        let t = *self.typical.lock().expect("typical lock");
-        tokio::time::sleep(t.min(Duration::from_secs(2))).await;
+    /// A check that cannot succeed, costing what a real one costs: against
+    /// `source` when it can check passwords, else the first source that can.
+    async fn decoy(&self, source: Option<&str>, password: &str) {
+        let cfg = self.cfg.read().expect("config lock").clone();
+        let check =
+            source.and_then(|s| self.check_for(s)).or_else(|| cfg.sources.iter().find_map(|s| self.check_for(&s.name)));
+        if let Some(c) = check {
+            c.decoy(password).await;
+        }
     }
 
     /// The source's password check, built once per source settings.
@@ -308,28 +293,5 @@ impl Authenticator {
         let c = s.kind.password_check(s)?;
         checks.insert(source.to_string(), (s.kind.clone(), c.clone()));
         Some(c)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_window_trips_at_the_limit_and_the_block_grows() {
-        let mut w = Window::default();
-        let t = Instant::now();
-        for _ in 0..4 {
-            w.fail(t, 5);
-        }
-        assert!(w.retry_after(t).is_none(), "4 of 5 allowed");
-        w.fail(t, 5);
-        assert_eq!(w.retry_after(t), Some(Duration::from_secs(60)));
-        let later = t + Duration::from_secs(61);
-        assert!(w.retry_after(later).is_none(), "the block ends");
-        for _ in 0..5 {
-            w.fail(later, 5);
-        }
-        assert_eq!(w.retry_after(later), Some(Duration::from_secs(120)), "the second block is twice as long");
     }
 }
