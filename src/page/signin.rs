@@ -143,13 +143,13 @@ async fn check(
                 StatusCode::TOO_MANY_REQUESTS,
             );
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return Err(r);
+            return Err(Box::new(r));
         }
-        Err(_) => return Err(login_page(admin, Some(REFUSED), StatusCode::UNAUTHORIZED)),
+        Err(_) => return Err(Box::new(login_page(admin, Some(REFUSED), StatusCode::UNAUTHORIZED))),
     };
     let refused = |attempt: crate::dirauth::limiter::Attempt<'_>| {
         attempt.failed();
-        Err(login_page(admin, Some(REFUSED), StatusCode::UNAUTHORIZED))
+        Err(Box::new(login_page(admin, Some(REFUSED), StatusCode::UNAUTHORIZED)))
     };
     if let Some(hash) = admin.password_hash.as_ref().filter(|_| f.username == "admin") {
         let ok = local_password_ok(hash.expose().to_string(), f.password.clone()).await;
@@ -173,7 +173,7 @@ async fn check(
                     tracing::info!(user = %a.username, "admin page: the password is right but the user is not an admin");
                     refused(attempt)
                 }
-                Err(e) => Err(super::page_failure(e)),
+                Err(e) => Err(Box::new(super::page_failure(e))),
             }
         }
         Err(AuthError::Unavailable(_)) => {
@@ -203,7 +203,7 @@ pub async fn login(
     let address = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let (user, local) = match check(&st, &admin, &f, address).await {
         Ok(u) => u,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let id = st.sessions.open(&user, local, admin.session);
     tracing::info!(%user, "admin page: signed in");
