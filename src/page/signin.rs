@@ -132,7 +132,7 @@ async fn check(
     admin: &AdminConfig,
     f: &LoginForm,
     address: Option<IpAddr>,
-) -> Result<(String, bool), Response> {
+) -> Result<(String, bool), Box<Response>> {
     let attempt = match st.auth.reserve(&f.username, Origin::Page { address }) {
         Ok(a) => a,
         Err(AuthError::RateLimited { retry_after }) => {
@@ -178,11 +178,8 @@ async fn check(
         }
         Err(AuthError::Unavailable(_)) => {
             attempt.succeeded(); // not the caller's failure
-            Err(login_page(
-                admin,
-                Some("The directory cannot be reached: try again later."),
-                StatusCode::SERVICE_UNAVAILABLE,
-            ))
+            let m = "The directory cannot be reached: try again later.";
+            Err(Box::new(login_page(admin, Some(m), StatusCode::SERVICE_UNAVAILABLE)))
         }
         Err(_) => refused(attempt),
     }
