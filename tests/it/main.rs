@@ -2,6 +2,7 @@
 //! modules by topic.
 
 mod ad;
+mod attack_auth;
 mod behaviours;
 mod cli;
 mod cloud_jit;

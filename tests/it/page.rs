@@ -48,27 +48,27 @@ pub fn writeback_page_env(slapd: &Slapd) -> Env {
     env
 }
 
-struct Browser {
+pub struct Browser {
     rt: tokio::runtime::Runtime,
     http: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
 }
 
 impl Browser {
-    fn new(base: &str) -> Browser {
+    pub fn new(base: &str) -> Browser {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
         Browser { rt, http, base: base.to_string(), cookies: Vec::new() }
     }
 
-    fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Page {
+    pub fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Page {
         let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
         let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
         if !cookie.is_empty() {
@@ -93,17 +93,17 @@ impl Browser {
         Page { status, headers, body }
     }
 
-    fn get(&mut self, path: &str) -> Page {
+    pub fn get(&mut self, path: &str) -> Page {
         self.send("GET", path, &[])
     }
 
     /// The first `name="csrf" value="…"` on the page.
-    fn csrf(page: &Page) -> String {
+    pub fn csrf(page: &Page) -> String {
         let i = page.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
         page.body[i..i + page.body[i..].find('"').unwrap()].to_string()
     }
 
-    fn sign_in(&mut self, user: &str, password: &str) -> Page {
+    pub fn sign_in(&mut self, user: &str, password: &str) -> Page {
         let form = self.get("/login");
         let csrf = Browser::csrf(&form);
         self.send("POST", "/login", &[("csrf", &csrf), ("username", user), ("password", password)])
