@@ -1,5 +1,5 @@
-//! The admin page's Settings: the config file as it is on disk, read-only,
-//! every secret-looking value masked; and **Test settings** (PaperCut's
+//! The admin page's Settings: the config file as parsed, read-only, every
+//! secret-looking value masked wherever it stands; and **Test settings** (PaperCut's
 //! button): each source is read in full, mapped and checked, and what it
 //! would bring is shown (counts, a sample of users, the first problems);
 //! nothing is planned against the store and nothing is changed.
@@ -11,21 +11,41 @@ use maud::{html, Markup};
 use super::{layout, Admin, Checked};
 use crate::service::AppState;
 
-/// The file's text with the value of every secret-looking key masked.
+/// The config file as parsed (TOML), shown again with the value of every
+/// secret-looking key masked wherever it stands: in a table, an inline
+/// table (`clients = [{ token = "…" }]`), an array, a multi-line string.
+/// The file's lines are never shown as they are; a file that does not
+/// parse (changed since it was loaded) is named, not shown.
 pub fn masked(text: &str) -> String {
-    text.lines()
-        .map(|l| match l.split_once('=') {
-            Some((k, _))
-                if crate::config::is_secret_key(k)
-                    && !k.trim_end().ends_with("_file")
-                    && !k.trim_end().ends_with("_env") =>
-            {
-                format!("{}= \"••••••\"", k)
-            }
-            _ => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    match text.parse::<toml::Table>() {
+        Ok(mut t) => {
+            mask_table(&mut t);
+            toml::to_string_pretty(&t).unwrap_or_else(|_| "(the configuration cannot be shown)".into())
+        }
+        Err(e) => format!(
+            "(the file no longer parses{}; the configuration in use is the one loaded before)",
+            e.span().map(|s| format!(" near byte {}", s.start)).unwrap_or_default()
+        ),
+    }
+}
+
+fn mask_table(t: &mut toml::Table) {
+    for (k, v) in t.iter_mut() {
+        let secret = crate::config::is_secret_key(k) && !k.ends_with("_file") && !k.ends_with("_env");
+        if secret {
+            *v = toml::Value::String("••••••".into());
+        } else {
+            mask_value(v);
+        }
+    }
+}
+
+fn mask_value(v: &mut toml::Value) {
+    match v {
+        toml::Value::Table(t) => mask_table(t),
+        toml::Value::Array(a) => a.iter_mut().for_each(mask_value),
+        _ => {}
+    }
 }
 
 fn field<'a>(u: &'a crate::model::MappedUser, name: &str) -> &'a str {
@@ -93,5 +113,23 @@ mod tests {
         let m = super::masked(text);
         assert!(!m.contains("hunter2") && !m.contains("abc") && !m.contains("s3\""), "{m}");
         assert!(m.contains("bind_password_file = \"pw.txt\"") && m.contains("url = \"ldap://h\""), "{m}");
+    }
+
+    #[test]
+    fn inline_tables_and_multi_line_strings_are_masked_too() {
+        let text = "[server]\nclients = [{ name = \"app\", token = \"tok-inline-123\", scopes = [\"read\"] }]\n\
+                    [[sources]]\nname = \"corp\"\nbind_password = \"\"\"\nmulti-line-secret\n\"\"\"\n\
+                    [sources.writeback]\nbind_password = \'literal-secret\'\n";
+        let m = super::masked(text);
+        for secret in ["tok-inline-123", "multi-line-secret", "literal-secret"] {
+            assert!(!m.contains(secret), "{secret} shown: {m}");
+        }
+        assert!(m.contains("name = \"app\"") && m.contains("name = \"corp\""), "{m}");
+    }
+
+    #[test]
+    fn a_file_that_no_longer_parses_is_not_shown() {
+        let m = super::masked("bind_password = \"unterminated-secret\nx = 1");
+        assert!(!m.contains("unterminated-secret") && m.contains("no longer parses"), "{m}");
     }
 }

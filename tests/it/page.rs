@@ -320,3 +320,27 @@ fn from_the_page_an_admin_generates_a_code_pushes_it_resolves_a_conflict_and_bro
     assert!(p.headers["location"].to_str().unwrap().starts_with("/ui/runs/"));
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn settings_shows_no_secret_written_over_several_lines() {
+    let slapd = Slapd::start();
+    let env = page_env(&slapd);
+    // The bind password inline, in a multi-line string whose value is on the next line.
+    env.edit_config(|c| {
+        c.replace(
+            "bind_password_file = \"secret.txt\"",
+            &format!("bind_password = \"\"\"\\\n    {PASSWORD}-multi\"\"\""),
+        )
+    });
+    slapd.config_modify(&format!(
+        "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcRootPW\nolcRootPW: {PASSWORD}-multi\n\n"
+    ));
+    let svc = Service::start(&env);
+    assert_eq!(svc.sync()["status"], "ok", "the multi-line password is the right one");
+    let mut b = Browser::new(&svc.base);
+    assert_eq!(b.sign_in("admin", ADMIN_PASSWORD).status, 303);
+    let p = b.get("/ui/settings");
+    assert_eq!(p.status, 200);
+    assert!(!p.body.contains(&format!("{PASSWORD}-multi")), "the secret is on the page: {}", p.body);
+    assert!(p.body.contains("bind_password") && p.body.contains("••••••"), "{}", p.body);
+}
