@@ -174,8 +174,10 @@ fn parallel_admin_sign_ins_are_limited_and_do_not_exhaust_memory() {
     let statuses = parallel(40, |i| send(i, 40));
     assert!(count(&statuses, 401) + count(&statuses, 303) <= 5, "at most 5 checks ran: {statuses:?}");
     assert_eq!(count(&statuses, 429) + count(&statuses, 401) + count(&statuses, 303), 40, "{statuses:?}");
-    let statuses = parallel(200, |i| send(i, 1000));
-    assert_eq!(count(&statuses, 429), 200, "blocked by now: {statuses:?}");
+    let more = parallel(200, |i| send(i, 1000));
+    let failed = count(&statuses, 401) + count(&more, 401);
+    assert!(failed <= 5, "at most 5 failed checks in the minute across both bursts: {statuses:?} {more:?}");
+    assert_eq!(count(&more, 429) + count(&more, 401), 200, "{more:?}");
     let peak = peak_kb(&svc);
     assert!(peak < 300 * 1024, "peak RSS {peak} kB after 240 parallel admin sign-ins (19 MiB an Argon2 check)");
     assert_eq!(svc.stop(10), 0);
