@@ -43,32 +43,50 @@ pub fn place(cap: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
     cap.clone().try_acquire_owned().ok()
 }
 
-/// Plain TCP: accepts connections, closing those beyond the cap.
+/// Accepts TCP connections for ever, closing those beyond the cap at once,
+/// and hands each other one with its place to `take` (which returns `false`
+/// when nobody wants connections any more).
+pub async fn accept_loop(
+    tcp: tokio::net::TcpListener,
+    cap: Arc<Semaphore>,
+    mut take: impl FnMut(tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit) -> bool,
+) {
+    loop {
+        let (io, addr) = match tcp.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors, mostly: wait for some to be freed.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(permit) = place(&cap) else {
+            refused(addr);
+            continue; // dropped: closed
+        };
+        if !take(io, addr, permit) {
+            return;
+        }
+    }
+}
+
+/// Plain TCP: the accepted connections, as they come.
 pub fn accept_plain(
     tcp: tokio::net::TcpListener,
     cap: Arc<Semaphore>,
 ) -> mpsc::Receiver<Accepted<tokio::net::TcpStream>> {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (io, addr) = match tcp.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors, mostly: wait for some to be freed.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Some(permit) = place(&cap) else {
-                refused(addr);
-                continue; // dropped: closed
-            };
-            if tx.send(Accepted { io, addr, permit }).await.is_err() {
-                return;
-            }
+    tokio::spawn(accept_loop(tcp, cap, move |io, addr, permit| match tx.try_send(Accepted { io, addr, permit }) {
+        Ok(()) => true,
+        // The server is behind: the connection waits its turn (it holds its place).
+        Err(mpsc::error::TrySendError::Full(a)) => {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send(a).await });
+            true
         }
-    });
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }));
     rx
 }
 

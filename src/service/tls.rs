@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::conn::{place, refused, Accepted};
+use super::conn::{accept_loop, Accepted};
 
 /// Accepts TCP connections (closing those beyond the cap) and hands over
 /// those whose TLS handshake finished within 10 s.
@@ -24,34 +24,21 @@ pub fn accept_tls(
 ) -> mpsc::Receiver<Accepted<TlsStream<TcpStream>>> {
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (stream, addr) = match tcp.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            if tx.is_closed() {
-                return;
-            }
-            let Some(permit) = place(&cap) else {
-                refused(addr);
-                continue;
-            };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(io)) => {
-                        let _ = tx.send(Accepted { io, addr, permit }).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
-                    Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                }
-            });
+    tokio::spawn(accept_loop(tcp, cap, move |stream, addr, permit| {
+        if tx.is_closed() {
+            return false;
         }
-    });
+        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                Ok(Ok(io)) => {
+                    let _ = tx.send(Accepted { io, addr, permit }).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+            }
+        });
+        true
+    }));
     rx
 }

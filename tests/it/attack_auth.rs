@@ -5,7 +5,7 @@
 //! lock-out of the API through the page, and unknown users answered
 //! without a real check.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::harness::*;
 use crate::page::{page_env, Browser, ADMIN_PASSWORD};
@@ -219,19 +219,7 @@ fn failed_page_sign_ins_never_lock_a_user_out_of_the_api() {
 #[test]
 fn an_unknown_or_disabled_user_costs_a_call_of_the_auth_program() {
     let env = crate::program::program_env("userdir.sh", crate::program::USERS, crate::program::MEMBERS, "");
-    let dir = env.dir.path().join("userdir");
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/programs/auth.sh"),
-        dir.join("auth.sh"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("passwords.tsv"), "jane\tc0rrect horse\n").unwrap();
-    env.edit_config(|c| {
-        c.replace(
-            "type = \"program\"\n",
-            &format!("type = \"program\"\nauth_program = \"{}\"\n", dir.join("auth.sh").display()),
-        )
-    });
+    let dir = crate::program::with_auth_program(&env);
     assert_eq!(env.sync(&[]).0, 0);
     let calls = || std::fs::read_to_string(dir.join("calls.log")).unwrap_or_default().lines().count();
     let before = calls();
@@ -240,5 +228,4 @@ fn an_unknown_or_disabled_user_costs_a_call_of_the_auth_program() {
     assert_eq!(calls(), before + 1, "an unknown user cost a real call, not a wait");
     let log = std::fs::read_to_string(dir.join("calls.log")).unwrap();
     assert!(!log.contains("guess"), "the password is in no log");
-    let _: Value = json!(null);
 }

@@ -212,9 +212,9 @@ fn a_program_outside_allowed_dirs_is_refused_at_load() {
     assert!(r.code == 2 && r.stderr.contains("expected an absolute path"), "{}", r.stderr);
 }
 
-#[test]
-fn the_auth_program_accepts_the_right_password_only_and_sees_it_on_stdin_only() {
-    let env = program_env("userdir.sh", USERS, MEMBERS, "");
+/// The program source with the authentication program beside it, knowing
+/// jane's password; its folder (where `calls.log` is written).
+pub fn with_auth_program(env: &Env) -> PathBuf {
     let dir = env.dir.path().join("userdir");
     std::fs::copy(Path::new(FIXTURES).join("auth.sh"), dir.join("auth.sh")).unwrap();
     std::fs::write(dir.join("passwords.tsv"), "jane\tc0rrect horse\n").unwrap();
@@ -224,6 +224,13 @@ fn the_auth_program_accepts_the_right_password_only_and_sees_it_on_stdin_only() 
             &format!("type = \"program\"\nauth_program = \"{}\"\n", dir.join("auth.sh").display()),
         )
     });
+    dir
+}
+
+#[test]
+fn the_auth_program_accepts_the_right_password_only_and_sees_it_on_stdin_only() {
+    let env = program_env("userdir.sh", USERS, MEMBERS, "");
+    let dir = with_auth_program(&env);
     assert_eq!(env.sync(&[]).0, 0);
     let (code, out, err) = env.auth("jane", "c0rrect horse", &[]);
     assert_eq!(code, 0, "{out}{err}");
