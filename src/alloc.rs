@@ -3,7 +3,7 @@
 //! told to give freed memory back to the system at once instead of after its
 //! default 1 s. A sync frees the raw entries, the batch's interned keys and
 //! the plan's scratch as it goes; held for a second, they were a fifth to a
-//! quarter of the peak RSS, for 7–12% more time (BENCHMARKS.md, issue 13). `MIMALLOC_PURGE_DELAY` in the
+//! quarter of the peak RSS, for 7–12% more time (BENCHMARKS.md). `MIMALLOC_PURGE_DELAY` in the
 //! environment still wins. Feature `system-allocator` leaves all of it out.
 
 use std::ffi::{c_int, c_long};

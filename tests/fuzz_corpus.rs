@@ -1,5 +1,5 @@
-//! Replays every input kept in `fuzz/corpus/<target>/` (the reproducers of
-//! issue 7 and what fuzzing found) through the same functions the fuzz
+//! Replays every input kept in `fuzz/corpus/<target>/` (hand-made
+//! reproducers of hostile input and what fuzzing found) through the same functions the fuzz
 //! targets call, so CI checks them on every run.
 
 use std::path::Path;

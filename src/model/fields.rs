@@ -4,7 +4,7 @@
 //! values back to back. Cloning is two reference-count bumps, so a plan's new
 //! user shares its values with the mapped entry it came from. At 100,000 users
 //! a snapshot and a first sync's plan each hold 100,000 of these
-//! (BENCHMARKS.md, issue 13).
+//! (BENCHMARKS.md).
 
 use std::cell::RefCell;
 use std::fmt;

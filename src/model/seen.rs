@@ -3,7 +3,7 @@
 //! of 4-byte positions into the batch's users, hashed by the id, which stays
 //! in the user) and the ids of the entries that were skipped. At a million
 //! users a set of every id took 35 MB, and doubled while the read was
-//! ending (issue 13, BENCHMARKS.md).
+//! ending (BENCHMARKS.md).
 
 use std::hash::BuildHasher;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! 4-byte positions, hashed by the text they point at, which stays where it
 //! is (in the snapshot or the batch). At a million users a map keyed by
 //! borrowed strings took 80 MB for each, built while the store's snapshot and
-//! the source's batch are both whole (issue 13, BENCHMARKS.md).
+//! the source's batch are both whole (BENCHMARKS.md).
 
 use std::hash::BuildHasher;
 

@@ -1,6 +1,6 @@
 //! Hostile input through the real binary: broken LDIF exports, look-alike
 //! names, resource attacks, bad configs, damaged stores. Each test is named
-//! after the promise it guards (issue 7); the LDAP-server cases are in
+//! after the promise it guards; the LDAP-server cases are in
 //! `hostile_ldap.rs`.
 
 use std::time::{Duration, Instant};
