@@ -9,8 +9,11 @@ use std::fmt;
 use serde::Serialize;
 
 pub mod claims;
+mod creation;
 mod fields;
+pub mod records;
 mod seen;
+pub use creation::{NewGroup, NewUser};
 pub use fields::{FieldName, Fields, Layout, MappedFields};
 use seen::UserIndex;
 

@@ -19,6 +19,7 @@ mod index;
 mod members;
 mod names;
 pub mod summary;
+pub use crate::model::{NewGroup, NewUser};
 #[cfg(test)]
 use members::diff_pairs;
 use members::{gone, groups_and_members, Gone, SourceCtx};
@@ -31,26 +32,6 @@ pub use names::Names;
 pub enum Ref {
     Existing(i64),
     New(usize),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NewUser {
-    /// Shared: with the source's other new users, and with the mapped entry
-    /// (the external id, DN, username and values).
-    pub source: Arc<str>,
-    pub external_id: Arc<str>,
-    pub dn: Arc<str>,
-    pub username: Arc<str>,
-    pub fields: Fields,
-    /// App-owned fields: the directory's values as read.
-    pub dir_values: Fields,
-    /// `Disabled` for an AD user disabled in the directory (with import_disabled).
-    pub status: Status,
-    /// Names of the rules' groups that matched (for the plan display).
-    pub rules_applied: Vec<String>,
-    /// The mapped entry's [`MappedUser::seq`].
-    #[serde(skip)]
-    pub seq: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,14 +89,6 @@ pub struct Removal {
     pub source: String,
     pub username: String,
     pub kind: RemovalKind,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NewGroup {
-    pub source: String,
-    pub external_id: String,
-    pub name: String,
-    pub dn: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -17,9 +17,9 @@ pub mod sqlite;
 #[cfg(test)]
 pub mod suite;
 
-use crate::history::{AuditRecord, RunRecord};
+use crate::model::records::{AuditRecord, RunRecord};
+use crate::model::{NewGroup, NewUser};
 use crate::model::{Snapshot, Status, StoredGroup};
-use crate::plan::{NewGroup, NewUser};
 use crate::time::Timestamp;
 
 /// A store failure. The kind is kept (a caller may retry a busy store, a

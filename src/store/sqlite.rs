@@ -13,7 +13,7 @@ use super::{
     Change, GroupRelations, PushOutcome, QueueStatus, SavedState, SnapshotQuery, Store, StoreError, StoreTx,
     UserGroups, UserQuery, WritebackItem,
 };
-use crate::history::{AuditRecord, RunRecord};
+use crate::model::records::{AuditRecord, RunRecord};
 use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
 
 mod open;

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use crate::batch::Collector;
 use crate::config::{Config, SourceConfig};
 use crate::guards;
-use crate::history::{now, Counts, RunRecord, RunStatus};
+use crate::history::{now, RunRecord, RunStatus};
 use crate::model::{EntryError, SourceBatch};
 use crate::plan;
 use crate::sources::{self, EntrySink, Item, Source, SourceError};
@@ -440,7 +440,7 @@ async fn pipeline(
     outcome.sources.sort_by_key(|o| selected.iter().position(|s| s.name == o.name));
     outcome.errors.extend(plan.errors.iter().cloned());
     outcome.warnings.extend(plan.warnings.iter().cloned());
-    outcome.counts = Counts::from_plan(&plan, &batches);
+    outcome.counts = crate::history::counts_of(&plan, &batches);
     let held_back: Vec<String> = outcome
         .sources
         .iter()

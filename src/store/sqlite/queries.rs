@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{backend, read_user, Interner, USER_COLUMNS};
-use crate::history::{AuditRecord, Counts, RunRecord, RunStatus};
+use crate::model::records::{AuditRecord, Counts, RunRecord, RunStatus};
 use crate::model::{name_key, EntryError, Status, StoredGroup, StoredUser};
 use crate::store::{Change, GroupRelations, StoreError, UserGroups, UserQuery};
 

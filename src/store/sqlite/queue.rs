@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{params, Connection};
 
 use super::{backend, SqliteTx};
-use crate::history::AuditRecord;
+use crate::model::records::AuditRecord;
 use crate::store::{PushOutcome, QueueStatus, StoreError, StoreTx, UserPatch, WritebackItem};
 
 /// Items with one of `statuses`, oldest first.

@@ -8,9 +8,9 @@ use std::path::Path;
 use rusqlite::{params, Transaction};
 
 use super::backend;
-use crate::history::{AuditRecord, RunRecord};
+use crate::model::records::{AuditRecord, RunRecord};
 use crate::model::{name_key, normalize_dn, Fields, CORE_FIELDS};
-use crate::plan::{NewGroup, NewUser};
+use crate::model::{NewGroup, NewUser};
 use crate::store::{NewWriteback, SavedState, StoreError, StoreTx, UserPatch};
 
 pub(super) struct SqliteTx<'c> {
