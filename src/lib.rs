@@ -17,7 +17,7 @@
 //! | pipeline | [`sync`] | wires the steps together (sources opened through an [`sync::Opener`]) |
 //! | views | [`views`] | users and groups as the CLI and API show them |
 //! | write-back | [`writeback`], [`codes`] | local field changes (all or nothing), app-owned fields pushed through a source's transport; generated codes |
-//! | service | [`runner`], [`schedule`], [`dirauth`], [`service`], [`page`] | `dirsync serve`: the run queue, the cron scheduler, password checks against the directory with their rate limits, the HTTP API and its connections, and the admin page, as thin layers over the steps above |
+//! | service | [`runner`], [`schedule`], [`dirauth`], [`service`] (with [`service::page`]) | `dirsync serve`: the run queue, the cron scheduler, password checks against the directory with their rate limits, the HTTP API and its connections, and the admin page, as thin layers over the steps above |
 //!
 //! [`fuzzing`] holds the fuzz targets' entry points (`fuzz/`).
 //!
@@ -35,7 +35,6 @@ pub mod guards;
 pub mod history;
 pub mod mapping;
 pub mod model;
-pub mod page;
 pub mod plan;
 pub mod runner;
 pub mod schedule;
@@ -47,3 +46,6 @@ pub mod sync;
 pub mod time;
 pub mod views;
 pub mod writeback;
+
+/// The admin page lives with the service it is served by.
+pub use service::page;

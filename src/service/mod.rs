@@ -11,6 +11,7 @@ pub mod conn;
 pub mod error;
 pub mod openapi;
 pub mod ops;
+pub mod page;
 pub mod people;
 pub mod runs;
 #[cfg(test)]
@@ -46,7 +47,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub http: Arc<ops::HttpMetrics>,
     /// The admin page's sessions.
-    pub sessions: Arc<crate::page::session::Sessions>,
+    pub sessions: Arc<crate::service::page::session::Sessions>,
 }
 
 impl AppState {
@@ -110,7 +111,7 @@ fn routes() -> Routes {
 
 /// The routes.
 pub fn app(state: AppState) -> Router {
-    let page = crate::page::router().layer(axum::middleware::from_fn(crate::page::headers));
+    let page = crate::service::page::router().layer(axum::middleware::from_fn(crate::service::page::headers));
     routes()
         .router
         .merge(page)
