@@ -21,7 +21,8 @@
 //!
 //! [`fuzzing`] holds the fuzz targets' entry points (`fuzz/`).
 //!
-//! The types that flow between steps are plain data in [`model`].
+//! The types that flow between steps are plain data in [`model`]. The layers
+//! and where to add a kind, a store backend or an endpoint: ARCHITECTURE.md.
 
 pub mod apply;
 pub mod batch;
