@@ -129,15 +129,13 @@ fn sixty_parallel_api_checks_for_one_user_run_at_most_five() {
         http.post(&url).bearer_auth(AUTHER).json(&json!({"username": "bob", "password": pw}))
     });
     assert_eq!(count(&statuses, 429) + count(&statuses, 401) + count(&statuses, 200), 60, "{statuses:?}");
-    assert!(count(&statuses, 401) + count(&statuses, 200) <= 5, "at most 5 checks ran: {statuses:?}");
+    // A wrong guess keeps its place for the minute; a right one gives it back.
+    assert!(count(&statuses, 401) <= 5, "at most 5 wrong guesses were checked: {statuses:?}");
     let (_, m) = svc.get("/metrics", READER);
     let m = m.as_str().unwrap_or_default().to_string();
     let checked: u64 = m
         .lines()
-        .filter(|l| {
-            l.starts_with("dirsync_auth_attempts_total{outcome=\"invalid\"}")
-                || l.starts_with("dirsync_auth_attempts_total{outcome=\"ok\"}")
-        })
+        .filter(|l| l.starts_with("dirsync_auth_attempts_total{outcome=\"invalid\"}"))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert!(checked <= 5, "{m}");
@@ -172,7 +170,7 @@ fn parallel_admin_sign_ins_are_limited_and_do_not_exhaust_memory() {
             .body(body)
     };
     let statuses = parallel(40, |i| send(i, 40));
-    assert!(count(&statuses, 401) + count(&statuses, 303) <= 5, "at most 5 checks ran: {statuses:?}");
+    assert!(count(&statuses, 401) <= 5, "at most 5 wrong passwords were checked: {statuses:?}");
     assert_eq!(count(&statuses, 429) + count(&statuses, 401) + count(&statuses, 303), 40, "{statuses:?}");
     let more = parallel(200, |i| send(i, 1000));
     let failed = count(&statuses, 401) + count(&more, 401);
