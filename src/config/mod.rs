@@ -130,7 +130,19 @@ pub struct DirectoryQuery {
     pub group_filter: Option<String>,
     pub group_name_attribute: String,
     pub member_attribute: String,
+    /// What the member attribute's values are.
+    pub member_syntax: MemberSyntax,
     pub id_attribute: String,
+}
+
+/// What a group's member values name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MemberSyntax {
+    /// Entries, by DN (`member`, `uniqueMember`), or by external id.
+    #[default]
+    Dn,
+    /// Users, by username (`memberUid`, table-shaped kinds).
+    Username,
 }
 
 impl SourceConfig {
@@ -167,7 +179,7 @@ impl SourceConfig {
 
     /// Whether group members are usernames (`memberUid`) rather than DNs.
     pub fn members_are_usernames(&self) -> bool {
-        self.query().member_attribute == "memberuid"
+        self.query().member_syntax == MemberSyntax::Username
     }
 
     /// The attributes a user search must return (lower-case, de-duplicated).

@@ -4,7 +4,7 @@
 //! is `user:<identity>`, a group `group:<name>`, and messages name the file
 //! and line (or program and line) through [`Facts::origin`].
 
-use crate::config::DirectoryQuery;
+use crate::config::{DirectoryQuery, MemberSyntax};
 use crate::model::{AttrValue, Facts, RawEntry};
 
 /// The attribute a group entry's name is in.
@@ -20,6 +20,7 @@ pub fn query() -> DirectoryQuery {
         group_filter: None,
         group_name_attribute: GROUP_NAME.into(),
         member_attribute: MEMBERS.into(),
+        member_syntax: MemberSyntax::Username,
         id_attribute: "id".into(),
     }
 }

@@ -250,6 +250,7 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
             group_name_attribute: "name".into(),
             member_attribute: "members".into(),
             id_attribute: "id".into(),
+            ..DirectoryQuery::default()
         },
         client_email,
         key_id: kf.private_key_id,

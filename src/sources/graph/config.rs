@@ -278,6 +278,7 @@ fn parse(_type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigE
             group_name_attribute: "displayname".into(),
             member_attribute: "members".into(),
             id_attribute: "id".into(),
+            ..DirectoryQuery::default()
         },
         tenant_id,
         client_id,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use futures_util::future::BoxFuture;
 
-use crate::config::{fields, ConfigError, DirectoryQuery, Section, SourceConfig};
+use crate::config::{fields, ConfigError, DirectoryQuery, MemberSyntax, Section, SourceConfig};
 use crate::secret::Secret;
 use crate::sources::kind::{Capabilities, Kind, Registration};
 use crate::sources::Source;
@@ -223,6 +223,8 @@ pub fn parse_query(s: &mut Section<'_>, ad: bool) -> Result<DirectoryQuery, Conf
         user_filter,
         group_filter,
         group_name_attribute: attr("group_name_attribute", "cn")?,
+        // memberUid (RFC 2307) names users by uid; member and uniqueMember name entries.
+        member_syntax: if member_attribute == "memberuid" { MemberSyntax::Username } else { MemberSyntax::Dn },
         member_attribute,
         id_attribute: attr("id_attribute", if ad { "objectGUID" } else { "entryUUID" })?,
     })

@@ -36,7 +36,7 @@ pub(crate) use proto::{describe, parse_entry};
 use super::{EntrySink, FetchCounts, Fetched, Source, SourceError};
 pub use config::LdapConfig;
 
-use crate::config::SourceConfig;
+use crate::config::{MemberSyntax, SourceConfig};
 use crate::model::{Delta, EntryKind, RawEntry};
 use sync::{self as ldap_sync, Cookies, RefreshError};
 use usn::{self as ad_usn, UsnState};
@@ -247,7 +247,7 @@ impl Source for LdapSource {
             None => 0,
             Some(gf) => {
                 let m = &self.member_attribute;
-                let refs: String = if m == "memberuid" {
+                let refs: String = if self.cfg.query.member_syntax == MemberSyntax::Username {
                     format!("({m}={})", ldap3::ldap_escape(username))
                 } else {
                     dns.iter().map(|dn| format!("({m}={})", ldap3::ldap_escape(dn.as_str()))).collect()
