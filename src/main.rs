@@ -263,6 +263,206 @@ fn exit_code(status: RunStatus) -> u8 {
     }
 }
 
+/// `dirsync admin-password FILE`: the local admin's password (stdin) as an Argon2id hash.
+fn admin_password(file: std::path::PathBuf) -> Result<u8, Failure> {
+    let mut password = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
+        .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
+    let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
+    if password.trim().chars().count() < 12 {
+        return Err(Failure::config("the admin password must have at least 12 characters"));
+    }
+    let hash = dirsync::page::session::hash_password(password).map_err(Failure::failed)?;
+    write_private(&file, &format!("{hash}\n"))
+        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", file.display())))?;
+    println!("wrote the admin password's hash to {} (set [server.admin] password_file to it)", file.display());
+    Ok(0)
+}
+
+/// `dirsync auth NAME`: the password (stdin) checked against the directory.
+fn auth(config: &std::path::Path, username: String) -> Result<u8, Failure> {
+    let cfg = load(config)?;
+    let store: Arc<dyn Store> = Arc::new(open_store(&cfg)?);
+    let mut password = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
+        .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
+    let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
+    let handle = Arc::new(std::sync::RwLock::new(Arc::new(cfg)));
+    let auth = dirsync::dirauth::Authenticator::new(handle, store);
+    let rt = runtime()?;
+    // The admin asking is told why, where an API caller only hears "invalid".
+    if let Some(source) = rt.block_on(auth.uncheckable_source(&username)).map_err(|e| Failure::failed(e.to_string()))? {
+        return Err(Failure::failed(auth.cannot_check(&source)));
+    }
+    match rt.block_on(auth.authenticate(&username, password, dirsync::dirauth::Origin::Cli)) {
+        Ok(a) => {
+            println!("{}", serde_json::json!({ "username": a.username, "groups": a.groups }));
+            Ok(0)
+        }
+        Err(dirsync::dirauth::AuthError::Unavailable(m)) => Err(Failure { code: 4, message: m }),
+        Err(e) => Err(Failure::failed(e.to_string())),
+    }
+}
+
+/// `dirsync sync`.
+fn sync_command(
+    config: &std::path::Path,
+    dry_run: bool,
+    force: bool,
+    json: bool,
+    full: bool,
+    sources: Vec<String>,
+) -> Result<u8, Failure> {
+    let cfg = load(config)?;
+    // A dry run creates nothing: without a store file it plans against an empty one.
+    let opened = match dry_run {
+        true => SqliteStore::open_for_dry_run(&cfg.store.path),
+        false => SqliteStore::open(&cfg.store.path),
+    };
+    let store = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            if json {
+                print_failed_json(dry_run, &e.to_string());
+            }
+            return Err(Failure::failed(e.to_string()));
+        }
+    };
+    let opts = SyncOptions { dry_run, force, sources, full, early_writes: true, ..SyncOptions::default() };
+    let progress = Arc::new(AtomicU64::new(0));
+    let rt = runtime()?;
+    let bar = cli::Progress::start(&rt, progress.clone());
+    let result = rt.block_on(sync::run(&cfg, &store, &opts, progress));
+    bar.finish();
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e @ sync::SyncError::UnknownSource(_)) => return Err(Failure::config(e.to_string())),
+        Err(e) => {
+            if json {
+                print_failed_json(dry_run, &e.to_string());
+            }
+            return Err(Failure::failed(e.to_string()));
+        }
+    };
+    if json {
+        let mut outcome = outcome;
+        if !dry_run && outcome.status != RunStatus::Blocked {
+            outcome.plan = None; // applied: the history has it
+        }
+        println!("{}", serde_json::to_string_pretty(&outcome).expect("serializable"));
+        return Ok(exit_code(outcome.status));
+    }
+    cli::print_outcome(&outcome);
+    Ok(exit_code(outcome.status))
+}
+
+/// `dirsync users set`.
+fn users_set(
+    config: &std::path::Path,
+    name: String,
+    field: String,
+    value: Option<String>,
+    flags: (bool, bool),
+    json: bool,
+) -> Result<u8, Failure> {
+    let (generate, clear) = flags;
+    let cfg = load(config)?;
+    let store = open_store(&cfg)?;
+    let v = match (value, generate, clear) {
+        (Some(v), false, false) => dirsync::writeback::SetValue::Value(v),
+        (None, true, false) => dirsync::writeback::SetValue::Generate,
+        (None, false, true) => dirsync::writeback::SetValue::Clear,
+        _ => return Err(Failure::config("give a value, --generate or --clear")),
+    };
+    let out = dirsync::writeback::set_field(&cfg, &store, &name, &field, v).map_err(|e| match e {
+        e @ (dirsync::writeback::WritebackError::Refused(_) | dirsync::writeback::WritebackError::Invalid { .. }) => {
+            Failure::config(e.to_string())
+        }
+        other => Failure::failed(other.to_string()),
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out).expect("serializable"));
+    } else {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        let queued = out.queued_for.as_ref().map(|a| format!("; queued for write-back to {a}")).unwrap_or_default();
+        println!("{} {}: {} → {}{queued}", out.username, out.field, show(&out.old), show(&out.new));
+    }
+    Ok(0)
+}
+
+/// `dirsync users show`.
+fn users_show(config: &std::path::Path, name: String, json: bool) -> Result<u8, Failure> {
+    let cfg = load(config)?;
+    let store = open_store(&cfg)?;
+    let failed = |e: dirsync::store::StoreError| Failure::failed(e.to_string());
+    // Indexed reads: one user, its groups, its history; not the whole store.
+    let stored = store
+        .user_by_name(&name)
+        .map_err(failed)?
+        .ok_or_else(|| Failure::failed(format!("no user named \"{name}\"")))?;
+    let user = dirsync::views::UserView::of(&stored, store.groups_of_user(stored.id).map_err(failed)?);
+    let history = store.audit_of(user.id, 50).map_err(failed)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&user).expect("serializable"));
+    } else {
+        cli::print_user(&user, &history);
+    }
+    Ok(0)
+}
+
+/// `dirsync writeback status|push|resolve`.
+fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, Failure> {
+    let cfg = load(config)?;
+    let store = open_store(&cfg)?;
+    match command {
+        WritebackCommand::Status { json } => {
+            let st = dirsync::writeback::status(&store).map_err(|e| Failure::failed(e.to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st).expect("serializable"));
+            } else {
+                cli::print_writeback_status(&st);
+            }
+            Ok(0)
+        }
+        WritebackCommand::Push { json } => {
+            let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
+            let (_, report) = runtime()?
+                .block_on(dirsync::writeback::push_as_run(&cfg, &store))
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+            } else {
+                println!(
+                    "write-back: {} written, {} already there, {} failed, {} conflicts",
+                    report.pushed, report.already, report.failed, report.conflicts
+                );
+                for e in &report.errors {
+                    println!("  {}: {}", e.dn, e.reason);
+                }
+            }
+            Ok(0)
+        }
+        WritebackCommand::Resolve { id, keep, json } => {
+            let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
+            let keep = if keep == "app" { OnConflict::App } else { OnConflict::Directory };
+            let (settled, report) = runtime()?
+                .block_on(dirsync::writeback::resolve(&cfg, &store, id, keep))
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+            } else {
+                for e in &report.errors {
+                    println!("  {}: {}", e.dn, e.reason);
+                }
+            }
+            if !json {
+                println!("write-back item {id}: {}", if settled { "resolved" } else { "not resolved (see above)" });
+            }
+            Ok(if settled { 0 } else { 1 })
+        }
+    }
+}
+
 fn run(args: Args) -> Result<u8, Failure> {
     match args.command {
         Command::Init { force } => cli::init(&args.config, force),
@@ -274,115 +474,17 @@ fn run(args: Args) -> Result<u8, Failure> {
                 .map_err(|e| Failure::failed(e.to_string()))?;
             Ok(0)
         }
-        Command::AdminPassword { file } => {
-            let mut password = String::new();
-            std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
-                .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
-            let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
-            if password.trim().chars().count() < 12 {
-                return Err(Failure::config("the admin password must have at least 12 characters"));
-            }
-            let hash = dirsync::page::session::hash_password(password).map_err(Failure::failed)?;
-            write_private(&file, &format!("{hash}\n"))
-                .map_err(|e| Failure::failed(format!("cannot write {}: {e}", file.display())))?;
-            println!("wrote the admin password's hash to {} (set [server.admin] password_file to it)", file.display());
-            Ok(0)
-        }
-        Command::Auth { username } => {
-            let cfg = load(&args.config)?;
-            let store: Arc<dyn Store> = Arc::new(open_store(&cfg)?);
-            let mut password = String::new();
-            std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
-                .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
-            let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
-            let handle = Arc::new(std::sync::RwLock::new(Arc::new(cfg)));
-            let auth = dirsync::dirauth::Authenticator::new(handle, store);
-            let rt = runtime()?;
-            // The admin asking is told why, where an API caller only hears "invalid".
-            if let Some(source) =
-                rt.block_on(auth.uncheckable_source(&username)).map_err(|e| Failure::failed(e.to_string()))?
-            {
-                return Err(Failure::failed(auth.cannot_check(&source)));
-            }
-            match rt.block_on(auth.authenticate(&username, password, dirsync::dirauth::Origin::Cli)) {
-                Ok(a) => {
-                    println!("{}", serde_json::json!({ "username": a.username, "groups": a.groups }));
-                    Ok(0)
-                }
-                Err(dirsync::dirauth::AuthError::Unavailable(m)) => Err(Failure { code: 4, message: m }),
-                Err(e) => Err(Failure::failed(e.to_string())),
-            }
-        }
+        Command::AdminPassword { file } => admin_password(file),
+        Command::Auth { username } => auth(&args.config, username),
         Command::Check => {
             let cfg = load(&args.config)?;
             runtime()?.block_on(cli::check(&cfg))
         }
         Command::Sync { dry_run, force, json, full, sources } => {
-            let cfg = load(&args.config)?;
-            // A dry run creates nothing: without a store file it plans against an empty one.
-            let opened = match dry_run {
-                true => SqliteStore::open_for_dry_run(&cfg.store.path),
-                false => SqliteStore::open(&cfg.store.path),
-            };
-            let store = match opened {
-                Ok(s) => s,
-                Err(e) => {
-                    if json {
-                        print_failed_json(dry_run, &e.to_string());
-                    }
-                    return Err(Failure::failed(e.to_string()));
-                }
-            };
-            let opts = SyncOptions { dry_run, force, sources, full, early_writes: true, ..SyncOptions::default() };
-            let progress = Arc::new(AtomicU64::new(0));
-            let rt = runtime()?;
-            let bar = cli::Progress::start(&rt, progress.clone());
-            let result = rt.block_on(sync::run(&cfg, &store, &opts, progress));
-            bar.finish();
-            let outcome = match result {
-                Ok(o) => o,
-                Err(e @ sync::SyncError::UnknownSource(_)) => return Err(Failure::config(e.to_string())),
-                Err(e) => {
-                    if json {
-                        print_failed_json(dry_run, &e.to_string());
-                    }
-                    return Err(Failure::failed(e.to_string()));
-                }
-            };
-            if json {
-                let mut outcome = outcome;
-                if !dry_run && outcome.status != RunStatus::Blocked {
-                    outcome.plan = None; // applied: the history has it
-                }
-                println!("{}", serde_json::to_string_pretty(&outcome).expect("serializable"));
-                return Ok(exit_code(outcome.status));
-            }
-            cli::print_outcome(&outcome);
-            Ok(exit_code(outcome.status))
+            sync_command(&args.config, dry_run, force, json, full, sources)
         }
         Command::Users { command: UsersCommand::Set { name, field, value, generate, clear, json } } => {
-            let cfg = load(&args.config)?;
-            let store = open_store(&cfg)?;
-            let v = match (value, generate, clear) {
-                (Some(v), false, false) => dirsync::writeback::SetValue::Value(v),
-                (None, true, false) => dirsync::writeback::SetValue::Generate,
-                (None, false, true) => dirsync::writeback::SetValue::Clear,
-                _ => return Err(Failure::config("give a value, --generate or --clear")),
-            };
-            let out = dirsync::writeback::set_field(&cfg, &store, &name, &field, v).map_err(|e| match e {
-                e @ (dirsync::writeback::WritebackError::Refused(_)
-                | dirsync::writeback::WritebackError::Invalid { .. }) => Failure::config(e.to_string()),
-                other => Failure::failed(other.to_string()),
-            })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&out).expect("serializable"));
-            } else {
-                let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
-                let queued =
-                    out.queued_for.as_ref().map(|a| format!("; queued for write-back to {a}")).unwrap_or_default();
-                println!("{} {}: {} → {}{queued}", out.username, out.field, show(&out.old), show(&out.new));
-            }
-            Ok(0)
+            users_set(&args.config, name, field, value, (generate, clear), json)
         }
         Command::Users { command: UsersCommand::List { json, group } } => {
             let cfg = load(&args.config)?;
@@ -395,78 +497,8 @@ fn run(args: Args) -> Result<u8, Failure> {
             }
             Ok(0)
         }
-        Command::Users { command: UsersCommand::Show { name, json } } => {
-            let cfg = load(&args.config)?;
-            let store = open_store(&cfg)?;
-            let failed = |e: dirsync::store::StoreError| Failure::failed(e.to_string());
-            // Indexed reads: one user, its groups, its history; not the whole store.
-            let stored = store
-                .user_by_name(&name)
-                .map_err(failed)?
-                .ok_or_else(|| Failure::failed(format!("no user named \"{name}\"")))?;
-            let user = dirsync::views::UserView::of(&stored, store.groups_of_user(stored.id).map_err(failed)?);
-            let history = store.audit_of(user.id, 50).map_err(failed)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&user).expect("serializable"));
-            } else {
-                cli::print_user(&user, &history);
-            }
-            Ok(0)
-        }
-        Command::Writeback { command } => {
-            let cfg = load(&args.config)?;
-            let store = open_store(&cfg)?;
-            match command {
-                WritebackCommand::Status { json } => {
-                    let st = dirsync::writeback::status(&store).map_err(|e| Failure::failed(e.to_string()))?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&st).expect("serializable"));
-                    } else {
-                        cli::print_writeback_status(&st);
-                    }
-                    Ok(0)
-                }
-                WritebackCommand::Push { json } => {
-                    let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
-                    let (_, report) = runtime()?
-                        .block_on(dirsync::writeback::push_as_run(&cfg, &store))
-                        .map_err(|e| Failure::failed(e.to_string()))?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
-                    } else {
-                        println!(
-                            "write-back: {} written, {} already there, {} failed, {} conflicts",
-                            report.pushed, report.already, report.failed, report.conflicts
-                        );
-                        for e in &report.errors {
-                            println!("  {}: {}", e.dn, e.reason);
-                        }
-                    }
-                    Ok(0)
-                }
-                WritebackCommand::Resolve { id, keep, json } => {
-                    let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
-                    let keep = if keep == "app" { OnConflict::App } else { OnConflict::Directory };
-                    let (settled, report) = runtime()?
-                        .block_on(dirsync::writeback::resolve(&cfg, &store, id, keep))
-                        .map_err(|e| Failure::failed(e.to_string()))?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
-                    } else {
-                        for e in &report.errors {
-                            println!("  {}: {}", e.dn, e.reason);
-                        }
-                    }
-                    if !json {
-                        println!(
-                            "write-back item {id}: {}",
-                            if settled { "resolved" } else { "not resolved (see above)" }
-                        );
-                    }
-                    Ok(if settled { 0 } else { 1 })
-                }
-            }
-        }
+        Command::Users { command: UsersCommand::Show { name, json } } => users_show(&args.config, name, json),
+        Command::Writeback { command } => writeback(&args.config, command),
         Command::Groups { command: GroupsCommand::List { json } } => {
             let cfg = load(&args.config)?;
             let snap = open_store(&cfg)?.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
