@@ -190,32 +190,40 @@ fn apply_in(
         return Err(StoreError::Conflict { expected: generation, found });
     }
     tx.set_generation(generation + 1)?;
-    // Users written early that the plan does not create (a source that
-    // failed or was held back, a duplicate found at the end) go first, so
-    // their names are free for the renames and creations below.
     if let Some(early) = early {
-        for (source, rows) in &early.rows {
-            let mut planned = vec![false; rows.len()];
-            for u in plan.creates.iter().filter(|u| *u.source == **source) {
-                if let Some(p) = planned.get_mut(u.seq as usize) {
-                    *p = true;
-                }
-            }
-            for (w, _) in rows.iter().zip(&planned).filter(|(w, p)| !w.is_none() && !**p) {
-                tx.remove_created(w.user_id, w.audit_id)?;
-            }
-        }
+        take_back_unplanned(tx, plan, early)?;
     }
-    let audit = |tx: &mut dyn StoreTx,
-                 user_id: Option<i64>,
-                 name: &str,
-                 action: &str,
-                 field: Option<&str>,
-                 old: Option<&str>,
-                 new: Option<&str>| {
+    let audit = Audit { run_id: run.id, at: now };
+    remove(tx, plan, &audit, now)?;
+    let group_ids = write_groups(tx, plan, &audit, now)?;
+    update_users(tx, plan, &audit, now)?;
+    let user_ids = create_users(tx, plan, early, run, now)?;
+    generate_codes(tx, plan, &user_ids, run, now, prov)?;
+    write_memberships(tx, plan, &audit, &user_ids, &group_ids)?;
+    tx.finish_run(run)
+}
+
+/// Audit rows of one run, all at one time.
+struct Audit {
+    run_id: i64,
+    at: Timestamp,
+}
+
+impl Audit {
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        tx: &mut dyn StoreTx,
+        user_id: Option<i64>,
+        name: &str,
+        action: &str,
+        field: Option<&str>,
+        old: Option<&str>,
+        new: Option<&str>,
+    ) -> Result<(), StoreError> {
         tx.audit(&AuditRecord {
-            run_id: Some(run.id),
-            at: now,
+            run_id: Some(self.run_id),
+            at: self.at,
             user_id,
             name: name.to_string(),
             action: action.to_string(),
@@ -223,11 +231,32 @@ fn apply_in(
             old: old.map(str::to_string),
             new: new.map(str::to_string),
         })
-    };
+    }
+}
 
+/// Users written early that the plan does not create (a source that failed
+/// or was held back, a duplicate found at the end) go first, so their names
+/// are free for the renames and creations that follow.
+fn take_back_unplanned(tx: &mut dyn StoreTx, plan: &Plan, early: &EarlyWrites) -> Result<(), StoreError> {
+    for (source, rows) in &early.rows {
+        let mut planned = vec![false; rows.len()];
+        for u in plan.creates.iter().filter(|u| *u.source == **source) {
+            if let Some(p) = planned.get_mut(u.seq as usize) {
+                *p = true;
+            }
+        }
+        for (w, _) in rows.iter().zip(&planned).filter(|(w, p)| !w.is_none() && !**p) {
+            tx.remove_created(w.user_id, w.audit_id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Groups deleted, users disabled or deleted.
+fn remove(tx: &mut dyn StoreTx, plan: &Plan, audit: &Audit, now: Timestamp) -> Result<(), StoreError> {
     for g in &plan.group_deletes {
         tx.delete_group(g.id)?;
-        audit(tx, None, &g.name, "group_delete", None, None, None)?;
+        audit.row(tx, None, &g.name, "group_delete", None, None, None)?;
     }
     for r in &plan.removals {
         match r.kind {
@@ -238,27 +267,35 @@ fn apply_in(
                     ..UserPatch::default()
                 };
                 tx.update_user(r.id, &patch, now)?;
-                audit(tx, Some(r.id), &r.username, "disable", Some("status"), Some("active"), Some("disabled"))?;
+                audit.row(tx, Some(r.id), &r.username, "disable", Some("status"), Some("active"), Some("disabled"))?;
             }
             RemovalKind::Delete => {
                 tx.delete_user(r.id)?;
-                audit(tx, Some(r.id), &r.username, "delete", None, None, None)?;
+                audit.row(tx, Some(r.id), &r.username, "delete", None, None, None)?;
             }
         }
     }
+    Ok(())
+}
 
+/// Groups created and renamed; the new groups' ids in plan order.
+fn write_groups(tx: &mut dyn StoreTx, plan: &Plan, audit: &Audit, now: Timestamp) -> Result<Vec<i64>, StoreError> {
     let mut group_ids = Vec::with_capacity(plan.group_creates.len());
     for g in &plan.group_creates {
         group_ids.push(tx.insert_group(g, now)?);
-        audit(tx, None, &g.name, "group_create", Some("source"), None, Some(&g.source))?;
+        audit.row(tx, None, &g.name, "group_create", Some("source"), None, Some(&g.source))?;
     }
     for g in &plan.group_updates {
         tx.update_group(g.id, &g.new_name, &g.new_dn, now)?;
         if g.name != g.new_name {
-            audit(tx, None, &g.new_name, "group_update", Some("name"), Some(&g.name), Some(&g.new_name))?;
+            audit.row(tx, None, &g.new_name, "group_update", Some("name"), Some(&g.name), Some(&g.new_name))?;
         }
     }
+    Ok(group_ids)
+}
 
+/// Existing users renamed, re-linked, enabled, disabled and changed.
+fn update_users(tx: &mut dyn StoreTx, plan: &Plan, audit: &Audit, now: Timestamp) -> Result<(), StoreError> {
     // Renames go through a placeholder first, so two users may swap names.
     for u in plan.updates.iter().filter(|u| u.rename_to.is_some()) {
         let placeholder = format!("\u{1}renaming:{}", u.id);
@@ -288,34 +325,46 @@ fn apply_in(
             }
         }
         tx.update_user(u.id, &patch, now)?;
-        let name = u.rename_to.as_deref().unwrap_or(&u.username);
-        if let Some(to) = &u.rename_to {
-            audit(tx, Some(u.id), name, "rename", Some("username"), Some(&u.username), Some(to))?;
-        }
-        if let Some(ext) = &u.relink_to {
-            match &u.relink_from {
-                None => audit(tx, Some(u.id), name, "relink", Some("external_id"), None, Some(ext))?,
-                Some(from) => {
-                    let to = format!("{}:{ext}", u.source);
-                    audit(tx, Some(u.id), name, "relink", Some("source"), Some(from), Some(&to))?
-                }
+        audit_update(tx, audit, u)?;
+    }
+    Ok(())
+}
+
+/// The audit rows of one existing user's update.
+fn audit_update(tx: &mut dyn StoreTx, audit: &Audit, u: &crate::plan::UserUpdate) -> Result<(), StoreError> {
+    let name = u.rename_to.as_deref().unwrap_or(&u.username);
+    if let Some(to) = &u.rename_to {
+        audit.row(tx, Some(u.id), name, "rename", Some("username"), Some(&u.username), Some(to))?;
+    }
+    if let Some(ext) = &u.relink_to {
+        match &u.relink_from {
+            None => audit.row(tx, Some(u.id), name, "relink", Some("external_id"), None, Some(ext))?,
+            Some(from) => {
+                let to = format!("{}:{ext}", u.source);
+                audit.row(tx, Some(u.id), name, "relink", Some("source"), Some(from), Some(&to))?
             }
         }
-        if u.enable {
-            audit(tx, Some(u.id), name, "enable", Some("status"), Some("disabled"), Some("active"))?;
-        }
-        if u.disable {
-            audit(tx, Some(u.id), name, "disable", Some("status"), Some("active"), Some("disabled"))?;
-        }
-        for c in &u.changes {
-            audit(tx, Some(u.id), name, "update", Some(&c.field), c.old.as_deref(), c.new.as_deref())?;
-        }
     }
+    if u.enable {
+        audit.row(tx, Some(u.id), name, "enable", Some("status"), Some("disabled"), Some("active"))?;
+    }
+    if u.disable {
+        audit.row(tx, Some(u.id), name, "disable", Some("status"), Some("active"), Some("disabled"))?;
+    }
+    for c in &u.changes {
+        audit.row(tx, Some(u.id), name, "update", Some(&c.field), c.old.as_deref(), c.new.as_deref())?;
+    }
+    Ok(())
+}
 
-    let user_ids = create_users(tx, plan, early, run, now)?;
-
-    generate_codes(tx, plan, &user_ids, run, now, prov)?;
-
+/// Memberships removed and added (users' and nested groups').
+fn write_memberships(
+    tx: &mut dyn StoreTx,
+    plan: &Plan,
+    audit: &Audit,
+    user_ids: &[i64],
+    group_ids: &[i64],
+) -> Result<(), StoreError> {
     let resolve_user = |r: Ref| match r {
         Ref::Existing(id) => id,
         Ref::New(i) => user_ids[i],
@@ -326,17 +375,16 @@ fn apply_in(
     };
     for m in &plan.member_removes {
         let g = resolve_group(m.group);
+        let (member, group) = plan.names_of(m);
         match m.member {
             Member::User(u) => {
                 let uid = resolve_user(u);
                 tx.remove_user_member(uid, g)?;
-                let (member, group) = plan.names_of(m);
-                audit(tx, Some(uid), member, "group_remove", Some("group"), Some(group), None)?;
+                audit.row(tx, Some(uid), member, "group_remove", Some("group"), Some(group), None)?;
             }
             Member::Group(c) => {
                 tx.remove_group_member(resolve_group(c), g)?;
-                let (child, parent) = plan.names_of(m);
-                audit(tx, None, child, "subgroup_remove", Some("group"), Some(parent), None)?;
+                audit.row(tx, None, member, "subgroup_remove", Some("group"), Some(group), None)?;
             }
         }
     }
@@ -355,7 +403,7 @@ fn apply_in(
             Member::Group(c) => {
                 tx.add_group_member(resolve_group(c), g)?;
                 let (child, parent) = plan.names_of(m);
-                audit(tx, None, child, "subgroup_add", Some("group"), None, Some(parent))?;
+                audit.row(tx, None, child, "subgroup_add", Some("group"), None, Some(parent))?;
             }
         }
     }
@@ -364,10 +412,10 @@ fn apply_in(
         tx.add_user_member(uid, gid)?;
         if i != NONE {
             let (member, group) = plan.names_of(&plan.member_adds[i]);
-            audit(tx, Some(uid), member, "group_add", Some("group"), None, Some(group))?;
+            audit.row(tx, Some(uid), member, "group_add", Some("group"), None, Some(group))?;
         }
     }
-    tx.finish_run(run)
+    Ok(())
 }
 
 /// `[codes]` for new users who lack the field; a generated value of an
