@@ -13,6 +13,7 @@
 //! the users are reordered in place, never copied.
 
 mod replay;
+mod resolve;
 
 use std::sync::Arc;
 
@@ -255,8 +256,7 @@ impl<'a> Collector<'a> {
         // Groups find their own DNs' numbers first; then the table of DNs is
         // given up for a plain list (at a million users the table is 50 MB,
         // and this is when the batch is whole beside the store's snapshot).
-        let groups = std::mem::take(&mut b.groups);
-        let mut groups: Vec<(String, Option<u32>, MappedGroup, Vec<Member>)> = groups
+        let groups: Vec<Pending> = std::mem::take(&mut b.groups)
             .into_iter()
             .zip(members)
             .map(|(g, m)| {
@@ -266,134 +266,62 @@ impl<'a> Collector<'a> {
             })
             .collect();
         let dn_of = dns.into_by_id();
-        // Every claimant of a duplicate is skipped, and protects what it
-        // could be. Users are handled by index and reordered in place.
-        let mut users = std::mem::take(&mut b.users);
-        let mut keep = vec![true; users.len()];
-        let ext = |i: usize| &*users[i].external_id;
-        let dn = |i: usize| &*users[i].dn;
-        mark_duplicates(&mut keep, &mut b.errors, ext, dn, "identity");
-        mark_duplicates(&mut keep, &mut b.errors, |i| &*dn_of[user_dns[i] as usize], dn, "DN");
-        for i in (0..users.len()).filter(|&i| !keep[i]) {
-            b.skipped_user_ids.insert(users[i].external_id.clone());
-            b.skipped_names.insert(users[i].username.key().to_string());
-            b.skipped_dns.insert(dn_of[user_dns[i] as usize].to_string());
-        }
-        retain_by(&mut users, &keep);
-        retain_by(&mut user_dns, &keep);
-        // Sorted by username (two entries with one username are left to the
-        // planner, which knows which of them holds the name), then identity.
-        let mut order: Vec<u32> = (0..users.len() as u32).collect();
-        order.sort_unstable_by(|&a, &c| {
-            let (a, c) = (&users[a as usize], &users[c as usize]);
-            a.username.key().cmp(c.username.key()).then_with(|| a.external_id.cmp(&c.external_id))
-        });
-        permute(&mut user_dns, order.clone());
-        permute(&mut users, order);
-        users.shrink_to_fit(); // the plan is made while this is held
-        b.users = users;
-
-        let mut keep = vec![true; groups.len()];
-        let ext = |i: usize| groups[i].2.external_id.as_str();
-        let dn = |i: usize| groups[i].2.dn.as_str();
-        mark_duplicates(&mut keep, &mut b.errors, ext, dn, "identity");
-        mark_duplicates(&mut keep, &mut b.errors, |i| groups[i].0.as_str(), dn, "DN");
-        b.skipped_group_dns.extend((0..groups.len()).filter(|&i| !keep[i]).map(|i| groups[i].0.clone()));
-        retain_by(&mut groups, &keep);
-        groups.sort_by(|(_, _, a, _), (_, _, c, _)| {
-            a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id))
-        });
-
-        // What each interned key points at.
-        let by_username = cfg.members_are_usernames();
-        let mut at_dn: Vec<Option<Target>> = vec![None; dn_of.len()];
-        let mut at_name: Vec<Vec<u32>> = vec![Vec::new(); usernames.0.len()];
-        let mut at_id: Vec<Option<Target>> = vec![None; ids.0.len()];
-        for (i, u) in b.users.iter().enumerate() {
-            if by_username {
-                // A name two entries claim resolves to both: the planner keeps at most one.
-                if let Some(k) = usernames.get(u.username.key()) {
-                    at_name[k as usize].push(i as u32);
-                }
-            } else {
-                at_dn[user_dns[i] as usize] = Some(Target::User(i as u32));
-            }
-            if let Some(k) = ids.get(&u.external_id) {
-                at_id[k as usize] = Some(Target::User(i as u32));
-            }
-        }
-        for (i, (_, dn_id, g, _)) in groups.iter().enumerate() {
-            if let Some(k) = *dn_id {
-                at_dn[k as usize] = Some(Target::Group(i as u32));
-            }
-            if let Some(k) = ids.get(&g.external_id) {
-                at_id[k as usize] = Some(Target::Group(i as u32));
-            }
-        }
-        let name_of = usernames.into_by_id();
-        let id_of = ids.into_by_id();
-        // Sized once: at its peak the batch is whole and the snapshot is held.
-        let mut user_groups = Vec::with_capacity(groups.iter().map(|(_, _, _, ms)| ms.len()).sum());
-        let mut group_groups = Vec::new();
-        let mut unresolved = Vec::new();
-        let mut unresolved_ids = Vec::new();
-        for (gi, (_, _, _, ms)) in groups.iter().enumerate() {
-            let gi = gi as u32;
-            for &m in ms {
-                let target = match m {
-                    Member::Username(k) => {
-                        match &at_name[k as usize] {
-                            us if us.is_empty() => unresolved.push((gi, name_of[k as usize].to_string())),
-                            us => user_groups.extend(us.iter().map(|&u| (u, gi))),
-                        }
-                        continue;
-                    }
-                    Member::Dn(k) => match at_dn[k as usize] {
-                        Some(t) => t,
-                        None => {
-                            unresolved.push((gi, dn_of[k as usize].to_string()));
-                            continue;
-                        }
-                    },
-                    Member::Id(k) => match at_id[k as usize] {
-                        Some(t) => t,
-                        None => {
-                            unresolved_ids.push((gi, id_of[k as usize].to_string()));
-                            continue;
-                        }
-                    },
-                };
-                match target {
-                    Target::User(u) => user_groups.push((u, gi)),
-                    Target::Group(child) if child != gi => group_groups.push((child, gi)),
-                    Target::Group(_) => {} // itself: ignored
-                }
-            }
-        }
-        b.groups = groups.into_iter().map(|(_, _, g, _)| g).collect();
-        // A user's groups named by key (AD: its primary group, not in `member`).
-        let by_key: HashMap<&str, u32> =
-            b.groups.iter().enumerate().flat_map(|(i, g)| g.keys.iter().map(move |k| (k.as_str(), i as u32))).collect();
-        if !by_key.is_empty() {
-            for (ui, u) in b.users.iter().enumerate() {
-                user_groups
-                    .extend(u.member_of.iter().filter_map(|k| by_key.get(k.as_str())).map(|&gi| (ui as u32, gi)));
-            }
-        }
-        user_groups.sort_unstable();
-        user_groups.dedup();
-        group_groups.sort_unstable();
-        group_groups.dedup();
-        b.user_groups = user_groups;
-        b.group_groups = group_groups;
-        b.unresolved = unresolved;
-        b.unresolved_ids = unresolved_ids;
+        settle_users(b, &mut user_dns, &dn_of);
+        let groups = settle_groups(b, groups);
+        let refs = resolve::Refs { dn_of, usernames, ids, by_username: cfg.members_are_usernames() };
+        resolve::members(b, groups, &user_dns, refs);
         if !cfg.scope_groups.is_empty() {
             restrict_to_scope(b, &cfg.scope_groups);
         }
         b.index_users();
         batch
     }
+}
+
+/// A group on its way into the batch: its normalized DN, the DN's number
+/// (when a member names it), the group, its members.
+type Pending = (String, Option<u32>, MappedGroup, Vec<Member>);
+
+/// Users: every claimant of a duplicate identity or DN is skipped and
+/// protects what it could be; the rest are sorted by username (two entries
+/// with one username are left to the planner, which knows which of them
+/// holds the name), then identity. By index, reordered in place.
+fn settle_users(b: &mut SourceBatch, user_dns: &mut Vec<u32>, dn_of: &[Arc<str>]) {
+    let mut users = std::mem::take(&mut b.users);
+    let mut keep = vec![true; users.len()];
+    let ext = |i: usize| &*users[i].external_id;
+    let dn = |i: usize| &*users[i].dn;
+    mark_duplicates(&mut keep, &mut b.errors, ext, dn, "identity");
+    mark_duplicates(&mut keep, &mut b.errors, |i| &*dn_of[user_dns[i] as usize], dn, "DN");
+    for i in (0..users.len()).filter(|&i| !keep[i]) {
+        b.skipped_user_ids.insert(users[i].external_id.clone());
+        b.skipped_names.insert(users[i].username.key().to_string());
+        b.skipped_dns.insert(dn_of[user_dns[i] as usize].to_string());
+    }
+    retain_by(&mut users, &keep);
+    retain_by(user_dns, &keep);
+    let mut order: Vec<u32> = (0..users.len() as u32).collect();
+    order.sort_unstable_by(|&a, &c| {
+        let (a, c) = (&users[a as usize], &users[c as usize]);
+        a.username.key().cmp(c.username.key()).then_with(|| a.external_id.cmp(&c.external_id))
+    });
+    permute(user_dns, order.clone());
+    permute(&mut users, order);
+    users.shrink_to_fit(); // the plan is made while this is held
+    b.users = users;
+}
+
+/// Groups: duplicates skipped as users' are, the rest sorted by name, then identity.
+fn settle_groups(b: &mut SourceBatch, mut groups: Vec<Pending>) -> Vec<Pending> {
+    let mut keep = vec![true; groups.len()];
+    let ext = |i: usize| groups[i].2.external_id.as_str();
+    let dn = |i: usize| groups[i].2.dn.as_str();
+    mark_duplicates(&mut keep, &mut b.errors, ext, dn, "identity");
+    mark_duplicates(&mut keep, &mut b.errors, |i| groups[i].0.as_str(), dn, "DN");
+    b.skipped_group_dns.extend((0..groups.len()).filter(|&i| !keep[i]).map(|i| groups[i].0.clone()));
+    retain_by(&mut groups, &keep);
+    groups.sort_by(|(_, _, a, _), (_, _, c, _)| a.name.key().cmp(c.name.key()).then(a.external_id.cmp(&c.external_id)));
+    groups
 }
 
 /// Keeps the items whose flag is set, in order, in place.
