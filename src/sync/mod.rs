@@ -7,8 +7,9 @@ mod approval;
 mod early;
 mod exec;
 mod outcome;
+mod steps;
 pub use approval::Approval;
-use exec::{heavy, heavy_store, rss_mib, AbortOnDrop};
+use exec::{heavy_store, rss_mib, AbortOnDrop};
 pub use outcome::{SourceOutcome, SyncOutcome};
 
 use crate::time::Timestamp;
@@ -19,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::batch::Collector;
 use crate::config::{Config, SourceConfig};
-use crate::guards;
+
 use crate::history::{now, RunRecord, RunStatus};
 use crate::model::{EntryError, SourceBatch};
 use crate::plan;
@@ -282,13 +283,7 @@ async fn pipeline(
     open: &Opener,
 ) -> Result<SyncOutcome, SyncError> {
     let t0 = std::time::Instant::now();
-    // Where each source left off, unless a full read is asked for or due.
-    let mut since = Vec::with_capacity(selected.len());
-    for s in selected {
-        let sc = (*s).clone();
-        let skip = opts.full || opts.user.is_some();
-        since.push(if skip { None } else { on_store(store, move |st| resume_point(st, &sc)).await? });
-    }
+    let since = resume_points(store, selected, opts).await?;
     // One user's read is a delta: only what it touches is read from the store.
     let all_resume = opts.user.is_some() || since.iter().all(Option::is_some);
     // A source's first sync writes its new users while it is read (early.rs).
@@ -305,6 +300,121 @@ async fn pipeline(
         Some((f, w, names)) => (Some(f), Some(w), names),
         None => (None, None, Default::default()),
     };
+    let reads = ReadAll { selected, opts, progress, open, feed, fresh: &fresh };
+    let (batches, failures, early) = read_all(store, reads, since, all_resume, writer.as_ref(), &mut outcome).await?;
+    // The early writer's session and rows (every feed is dropped: the
+    // sources are read). Any other store write must wait until it is dropped.
+    let mut session = match writer {
+        Some(w) => Some(w.finish().await?),
+        None => None,
+    };
+    if let Some((_, e)) = &session {
+        info!(elapsed_ms = t0.elapsed().as_millis() as u64, written_early = e.len(), "new users written while reading");
+    }
+    // A failing source removes nobody and changes none of its users; the
+    // others go on (a `partial` run) unless none is left.
+    if batches.is_empty() {
+        drop(session.take());
+        outcome.status = RunStatus::Failed;
+        outcome.message = Some(format!("{}; nothing was changed", failures.join("; ")));
+        return finish_without_changes(store, outcome, started, opts.force).await;
+    }
+
+    info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "sources read");
+    let snap = match early {
+        Some(s) => s,
+        None if batches.iter().all(is_plain_delta) => {
+            let q = snapshot_query(&batches);
+            heavy_store(store, move |s| s.partial_snapshot(&q)).await?
+        }
+        None => heavy_store(store, |s| s.snapshot()).await?,
+    };
+    info!(
+        elapsed_ms = t0.elapsed().as_millis() as u64,
+        rss_mib = rss_mib(),
+        users = snap.users.len(),
+        partial = snap.active_by_source.is_some(),
+        "store snapshot read"
+    );
+    let deltas = batches.iter().filter(|b| b.delta.is_some()).count();
+    outcome.mode = match deltas {
+        _ if opts.user.is_some() => "single",
+        0 => "full",
+        n if n == batches.len() => "incremental",
+        _ => "mixed",
+    }
+    .into();
+    let (plan, snap, mut batches) = steps::plan_with_guards(cfg, opts, snap, batches, &mut outcome, t0).await;
+    steps::settle_outcome(&mut outcome, &plan, &batches, selected, &failures);
+    if opts.dry_run {
+        outcome.plan = Some(plan);
+        return Ok(outcome);
+    }
+    if outcome.status == RunStatus::Blocked {
+        drop(session.take()); // a rollback of anything written early
+        return steps::record_blocked(store, outcome, plan, started, opts.force).await;
+    }
+    // The plan holds what the apply needs; the mapped entries and the stored
+    // users can go before the store's own memory grows (peak RSS).
+    for b in &mut batches {
+        b.drop_entries();
+    }
+    let generation = snap.generation;
+    drop(snap);
+    let record = record_of(&outcome, started, opts.force);
+    let finished = record.finished_at.unwrap_or_else(now);
+    let positions = steps::positions_of(&batches, selected, opts);
+    let plan = steps::apply_plan(store, cfg, plan, session, (generation, record, finished), positions).await?;
+    info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
+    outcome.plan = Some(plan);
+    // Then push what the application owns; per-item failures stay on the
+    // queue. The apply has committed: from here on nothing may turn the run
+    // into a failed one, so a push that fails as a whole is reported as such.
+    if cfg.sources.iter().any(|s| s.writeback.is_some()) {
+        push_after_apply(cfg, store, &mut outcome).await;
+    }
+    Ok(outcome)
+}
+
+/// Where each source left off, unless a full read is asked for or due.
+async fn resume_points(
+    store: &dyn Store,
+    selected: &[&SourceConfig],
+    opts: &SyncOptions,
+) -> Result<Vec<Option<String>>, SyncError> {
+    let mut since = Vec::with_capacity(selected.len());
+    for s in selected {
+        let sc = (*s).clone();
+        let skip = opts.full || opts.user.is_some();
+        since.push(if skip { None } else { on_store(store, move |st| resume_point(st, &sc)).await? });
+    }
+    Ok(since)
+}
+
+/// What [`read_all`] reads with.
+struct ReadAll<'a> {
+    selected: &'a [&'a SourceConfig],
+    opts: &'a SyncOptions,
+    progress: Arc<AtomicU64>,
+    open: &'a Opener,
+    /// Where early creations go, for the sources in `fresh`.
+    feed: Option<early::Feed>,
+    fresh: &'a rustc_hash::FxHashSet<String>,
+}
+
+/// Reads every source concurrently (from `since`, each) and, unless every
+/// source resumes, the whole store meanwhile. Returns the batches read, the
+/// sources that failed (also in `outcome.sources`), and the store's snapshot
+/// when it was read.
+async fn read_all(
+    store: &dyn Store,
+    r: ReadAll<'_>,
+    since: Vec<Option<String>>,
+    all_resume: bool,
+    writer: Option<&early::Writer>,
+    outcome: &mut SyncOutcome,
+) -> Result<(Vec<SourceBatch>, Vec<String>, Option<crate::model::Snapshot>), SyncError> {
+    let ReadAll { selected, opts, progress, open, feed, fresh } = r;
     // Read every source (concurrently) while the snapshot is loaded.
     let mut handles = AbortOnDrop(
         selected
@@ -352,195 +462,7 @@ async fn pipeline(
         outcome.errors.extend(b.errors.iter().cloned());
         outcome.warnings.extend(b.warnings.iter().cloned());
     }
-    // The early writer's session and rows (every feed is dropped: the
-    // sources are read). Any other store write must wait until it is dropped.
-    let mut session = match writer {
-        Some(w) => Some(w.finish().await?),
-        None => None,
-    };
-    if let Some((_, e)) = &session {
-        info!(elapsed_ms = t0.elapsed().as_millis() as u64, written_early = e.len(), "new users written while reading");
-    }
-    // A failing source removes nobody and changes none of its users; the
-    // others go on (a `partial` run) unless none is left.
-    if batches.is_empty() {
-        drop(session.take());
-        outcome.status = RunStatus::Failed;
-        outcome.message = Some(format!("{}; nothing was changed", failures.join("; ")));
-        return finish_without_changes(store, outcome, started, opts.force).await;
-    }
-
-    info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "sources read");
-    let snap = match early {
-        Some(s) => s,
-        None if batches.iter().all(is_plain_delta) => {
-            let q = snapshot_query(&batches);
-            heavy_store(store, move |s| s.partial_snapshot(&q)).await?
-        }
-        None => heavy_store(store, |s| s.snapshot()).await?,
-    };
-    info!(
-        elapsed_ms = t0.elapsed().as_millis() as u64,
-        rss_mib = rss_mib(),
-        users = snap.users.len(),
-        partial = snap.active_by_source.is_some(),
-        "store snapshot read"
-    );
-    let deltas = batches.iter().filter(|b| b.delta.is_some()).count();
-    outcome.mode = match deltas {
-        _ if opts.user.is_some() => "single",
-        0 => "full",
-        n if n == batches.len() => "incremental",
-        _ => "mixed",
-    }
-    .into();
-    // Plan, then the guards, per source: a source the guards hold back is
-    // left out and the plan made again without it, so the others apply.
-    let mut snap = snap;
-    let mut held: Vec<guards::Block> = Vec::new();
-    let plan = loop {
-        let planned = {
-            let cfg = cfg.clone();
-            heavy(move || {
-                let plan = plan::build(&cfg, &snap, &batches);
-                (plan, snap, batches)
-            })
-            .await
-        };
-        let plan;
-        (plan, snap, batches) = planned;
-        info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
-        let mut blocks = guards::check(&plan, &cfg.safety, opts.force || opts.approved.is_some());
-        if let Some(a) = &opts.approved {
-            blocks.extend(approval::check(a, &plan));
-        }
-        let whole = blocks.iter().any(|b| b.source.is_none())
-            || batches.iter().all(|b| blocks.iter().any(|k| k.source.as_deref() == Some(b.source.as_str())));
-        if blocks.is_empty() || whole {
-            blocks.extend(std::mem::take(&mut held));
-            outcome.blocked_by = blocks;
-            break plan;
-        }
-        batches.retain(|b| !blocks.iter().any(|k| k.source.as_deref() == Some(b.source.as_str())));
-        held.extend(blocks);
-    };
-    for b in &outcome.blocked_by {
-        if let Some(name) = &b.source {
-            match outcome.sources.iter_mut().find(|o| &o.name == name) {
-                Some(o) => o.message = Some(format!("{}; {}", o.message.take().unwrap_or_default(), b.reason)),
-                None => outcome.sources.push(SourceOutcome::new(name, "blocked", Some(b.reason.clone()))),
-            }
-        }
-    }
-    for b in &batches {
-        if !outcome.sources.iter().any(|o| o.name == b.source) {
-            outcome.sources.push(SourceOutcome::new(&b.source, "ok", None));
-        }
-    }
-    outcome.sources.sort_by_key(|o| selected.iter().position(|s| s.name == o.name));
-    outcome.errors.extend(plan.errors.iter().cloned());
-    outcome.warnings.extend(plan.warnings.iter().cloned());
-    outcome.counts = crate::history::counts_of(&plan, &batches);
-    let held_back: Vec<String> = outcome
-        .sources
-        .iter()
-        .filter(|o| o.status != "ok")
-        .map(|o| format!("source \"{}\" {}: {}", o.name, o.status, o.message.as_deref().unwrap_or("")))
-        .collect();
-    if outcome.blocked_by.iter().any(|b| b.source.is_none()) || held_back.len() == outcome.sources.len() {
-        outcome.status = RunStatus::Blocked;
-        let failed = failures.iter().map(|f| format!("; {f}")).collect::<String>();
-        outcome.message = Some(format!(
-            "blocked by the safety guards: {}{failed}; nothing was changed",
-            outcome.blocked_by.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>().join("; ")
-        ));
-    } else if !held_back.is_empty() {
-        outcome.status = RunStatus::Partial;
-        outcome.message = Some(format!("{}; the other sources were applied", held_back.join("; ")));
-    }
-    if opts.dry_run {
-        outcome.plan = Some(plan);
-        return Ok(outcome);
-    }
-    if outcome.status == RunStatus::Blocked {
-        drop(session.take()); // a rollback of anything written early
-        let removals = approval::planned_removals(&plan);
-        let summary = serde_json::to_string(&crate::plan::summary::PlanSummary::of(&plan)).expect("serializable");
-        outcome.plan = Some(plan);
-        if let Some(id) = outcome.run_id {
-            let record = record_of(&outcome, started, opts.force);
-            on_store(store, move |s| {
-                s.transaction(&mut |tx| {
-                    tx.record_removals(id, &removals)?;
-                    tx.record_plan(id, &summary)?;
-                    tx.finish_run(&record)
-                })
-            })
-            .await?;
-        }
-        return Ok(outcome);
-    }
-    // The plan holds what the apply needs; the mapped entries and the stored
-    // users can go before the store's own memory grows (peak RSS).
-    for b in &mut batches {
-        b.drop_entries();
-    }
-    let generation = snap.generation;
-    drop(snap);
-    let record = record_of(&outcome, started, opts.force);
-    let finished = record.finished_at.unwrap_or_else(now);
-    // One user's read saves no position: the next incremental read goes on
-    // from where the last one left off.
-    let positions: Vec<(String, crate::store::SavedState, bool)> = batches
-        .iter()
-        .filter(|_| opts.user.is_none())
-        .filter_map(|b| Some((b, *selected.iter().find(|s| s.name == b.source)?)))
-        .map(|(b, s)| {
-            let saved = crate::store::SavedState {
-                state: b.next_state.clone(),
-                fingerprint: Some(s.fingerprint()),
-                last_full_at: None,
-            };
-            (b.source.clone(), saved, b.delta.is_none())
-        })
-        .collect();
-    let cfg2 = cfg.clone();
-    let plan = match session {
-        None => {
-            let (applied, plan) = heavy_store(store, move |s| {
-                let cursors = cursors_of(&positions);
-                let prov = crate::apply::Provisioning::from_config(&cfg2);
-                (crate::apply::apply(s, &plan, generation, &record, finished, &cursors, &prov), plan)
-            })
-            .await;
-            applied?;
-            plan
-        }
-        // The same apply in the session that holds the early rows, then its commit.
-        Some((mut session, written)) => {
-            let plan = Arc::new(plan);
-            let p = plan.clone();
-            heavy(move || {
-                session.run(Box::new(move |tx| {
-                    let cursors = cursors_of(&positions);
-                    let prov = crate::apply::Provisioning::from_config(&cfg2);
-                    crate::apply::apply_with(tx, &p, generation, &record, finished, &cursors, &prov, Some(&written))
-                }))?;
-                session.commit()
-            })
-            .await?;
-            Arc::try_unwrap(plan).unwrap_or_else(|p| (*p).clone())
-        }
-    };
-    info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), run = ?outcome.run_id, changes = outcome.counts.changes(), "sync applied");
-    outcome.plan = Some(plan);
-    // Then push what the application owns; per-item failures stay on the
-    // queue. The apply has committed: from here on nothing may turn the run
-    // into a failed one, so a push that fails as a whole is reported as such.
-    if cfg.sources.iter().any(|s| s.writeback.is_some()) {
-        push_after_apply(cfg, store, &mut outcome).await;
-    }
-    Ok(outcome)
+    Ok((batches, failures, early))
 }
 
 /// The write-back push at the end of an applied run.
