@@ -272,97 +272,129 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
             ),
         ));
     }
-    out.admin.session = std::time::Duration::from_secs(3600);
-    out.admin.session_max = std::time::Duration::from_secs(8 * 3600);
-    if let Some(mut a) = s.sub("admin")? {
-        out.admin.group = a.string("group")?.filter(|g| !g.trim().is_empty());
-        out.admin.source = a.string("source")?.filter(|g| !g.trim().is_empty());
-        if let Some(h) = a.integer("session_max_hours")? {
-            if !(1..=24 * 30).contains(&h) {
-                return Err(a.err("session_max_hours", format!("expected 1 to 720 hours, got {h}")));
-            }
-            out.admin.session_max = std::time::Duration::from_secs(h as u64 * 3600);
-        }
-        if let Some(f) = a.string("password_file")? {
-            let path = a.resolve(&f);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| a.err("password_file", format!("cannot read {}: {e}", path.display())))?;
-            let hash = text.trim().to_string();
-            if argon2::PasswordHash::new(&hash).map(|h| h.algorithm.as_str() != "argon2id").unwrap_or(true) {
-                return Err(a.err(
-                    "password_file",
-                    format!(
-                        "{} does not hold an Argon2id hash (PHC string); write one with `dirsync admin-password FILE`",
-                        path.display()
-                    ),
-                ));
-            }
-            out.admin.password_hash = Some(Secret::new(hash));
-        }
-        if let Some(m) = a.integer("session_minutes")? {
-            if !(1..=7 * 24 * 60).contains(&m) {
-                return Err(a.err("session_minutes", format!("expected 1 to 10080 minutes, got {m}")));
-            }
-            out.admin.session = std::time::Duration::from_secs(m as u64 * 60);
-        }
-        a.finish("[server.admin]", &[])?;
-    }
+    out.admin = match s.sub("admin")? {
+        Some(mut a) => parse_admin(&mut a)?,
+        None => AdminConfig::default_sessions(),
+    };
     if let Some(mut a) = s.sub("auth")? {
-        for (k, slot) in [
-            ("failures_per_user", &mut out.auth.failures_per_user),
-            ("failures_per_address", &mut out.auth.failures_per_address),
-        ] {
-            if let Some(n) = a.integer(k)? {
-                if !(1..=100_000).contains(&n) {
-                    return Err(a.err(k, format!("expected 1 to 100000 failures a minute, got {n}")));
-                }
-                *slot = n as u32;
-            }
-        }
-        a.finish("[server.auth]", &[])?;
+        out.auth = parse_auth(&mut a)?;
     }
     let clients = s.take_array("clients")?.unwrap_or_default();
     for (i, t) in clients.into_iter().enumerate() {
         let mut c = s.child(t, &format!("clients[{i}]"));
-        let name = c.string("name")?.unwrap_or_default();
-        if name.trim().is_empty() || name.chars().any(char::is_control) {
-            return Err(c.err("name", "expected a non-empty name"));
-        }
-        let token = c.secret("token")?.ok_or_else(|| c.err("token_file", "missing: give token_file or token_env"))?;
-        if token.expose().len() < 16 {
-            return Err(c.err(
-                "token_file",
-                "the token is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)",
-            ));
-        }
-        if token.expose().chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-            return Err(c.err("token_file", "the token has blanks or control characters inside; use a long random one (e.g. `openssl rand -hex 32`)"));
-        }
-        let bits = token_bits(token.expose());
-        if bits < MIN_TOKEN_BITS {
-            return Err(c.err(
-                "token_file",
-                format!("the token has about {bits:.0} bits of randomness (at least {MIN_TOKEN_BITS:.0} are needed: one repeated character or a short pattern is guessable); use a long random one (e.g. `openssl rand -hex 32`)"),
-            ));
-        }
-        let mut scopes = BTreeSet::new();
-        for sc in c.strings("scopes")?.ok_or_else(|| c.err("scopes", "missing (expected e.g. [\"read\"])"))? {
-            let scope = Scope::ALL.into_iter().find(|x| x.as_str() == sc).ok_or_else(|| {
-                c.err("scopes", format!("expected \"read\", \"write\", \"sync\", \"auth\" or \"admin\", got \"{sc}\""))
-            })?;
-            scopes.insert(scope);
-        }
-        c.finish("[[server.clients]]", &[])?;
-        if out.clients.iter().any(|o: &Client| o.name == name) {
-            return Err(c.err("name", format!("\"{name}\" is used by two clients (names must be unique)")));
-        }
-        if out.clients.iter().any(|o: &Client| o.token.expose() == token.expose()) {
-            return Err(c.err("token_file", "two clients have the same token (each needs its own)"));
-        }
-        out.clients.push(Client { name, token, scopes });
+        let client = parse_client(&mut c, &out.clients)?;
+        out.clients.push(client);
     }
     s.finish("[server]", &[])?;
     Ok(out)
+}
+
+impl AdminConfig {
+    /// No `[server.admin]`: nobody signs in, sessions have their defaults.
+    fn default_sessions() -> AdminConfig {
+        AdminConfig {
+            session: std::time::Duration::from_secs(3600),
+            session_max: std::time::Duration::from_secs(8 * 3600),
+            ..AdminConfig::default()
+        }
+    }
+}
+
+/// `[server.admin]`.
+fn parse_admin(a: &mut Section<'_>) -> Result<AdminConfig, ConfigError> {
+    let mut admin = AdminConfig::default_sessions();
+    admin.group = a.string("group")?.filter(|g| !g.trim().is_empty());
+    admin.source = a.string("source")?.filter(|g| !g.trim().is_empty());
+    if let Some(h) = a.integer("session_max_hours")? {
+        if !(1..=24 * 30).contains(&h) {
+            return Err(a.err("session_max_hours", format!("expected 1 to 720 hours, got {h}")));
+        }
+        admin.session_max = std::time::Duration::from_secs(h as u64 * 3600);
+    }
+    if let Some(f) = a.string("password_file")? {
+        let path = a.resolve(&f);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| a.err("password_file", format!("cannot read {}: {e}", path.display())))?;
+        let hash = text.trim().to_string();
+        if argon2::PasswordHash::new(&hash).map(|h| h.algorithm.as_str() != "argon2id").unwrap_or(true) {
+            return Err(a.err(
+                "password_file",
+                format!(
+                    "{} does not hold an Argon2id hash (PHC string); write one with `dirsync admin-password FILE`",
+                    path.display()
+                ),
+            ));
+        }
+        admin.password_hash = Some(Secret::new(hash));
+    }
+    if let Some(m) = a.integer("session_minutes")? {
+        if !(1..=7 * 24 * 60).contains(&m) {
+            return Err(a.err("session_minutes", format!("expected 1 to 10080 minutes, got {m}")));
+        }
+        admin.session = std::time::Duration::from_secs(m as u64 * 60);
+    }
+    a.finish("[server.admin]", &[])?;
+    Ok(admin)
+}
+
+/// `[server.auth]`: failures allowed a minute.
+fn parse_auth(a: &mut Section<'_>) -> Result<AuthLimits, ConfigError> {
+    let mut auth = AuthLimits::default();
+    for (k, slot) in
+        [("failures_per_user", &mut auth.failures_per_user), ("failures_per_address", &mut auth.failures_per_address)]
+    {
+        if let Some(n) = a.integer(k)? {
+            if !(1..=100_000).contains(&n) {
+                return Err(a.err(k, format!("expected 1 to 100000 failures a minute, got {n}")));
+            }
+            *slot = n as u32;
+        }
+    }
+    a.finish("[server.auth]", &[])?;
+    Ok(auth)
+}
+
+/// One `[[server.clients]]`, checked against the clients before it.
+fn parse_client(c: &mut Section<'_>, before: &[Client]) -> Result<Client, ConfigError> {
+    let name = c.string("name")?.unwrap_or_default();
+    if name.trim().is_empty() || name.chars().any(char::is_control) {
+        return Err(c.err("name", "expected a non-empty name"));
+    }
+    let token = c.secret("token")?.ok_or_else(|| c.err("token_file", "missing: give token_file or token_env"))?;
+    if token.expose().len() < 16 {
+        return Err(c.err(
+            "token_file",
+            "the token is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)",
+        ));
+    }
+    if token.expose().chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+        return Err(c.err(
+            "token_file",
+            "the token has blanks or control characters inside; use a long random one (e.g. `openssl rand -hex 32`)",
+        ));
+    }
+    let bits = token_bits(token.expose());
+    if bits < MIN_TOKEN_BITS {
+        return Err(c.err(
+            "token_file",
+            format!("the token has about {bits:.0} bits of randomness (at least {MIN_TOKEN_BITS:.0} are needed: one repeated character or a short pattern is guessable); use a long random one (e.g. `openssl rand -hex 32`)"),
+        ));
+    }
+    let mut scopes = BTreeSet::new();
+    for sc in c.strings("scopes")?.ok_or_else(|| c.err("scopes", "missing (expected e.g. [\"read\"])"))? {
+        let scope = Scope::ALL.into_iter().find(|x| x.as_str() == sc).ok_or_else(|| {
+            c.err("scopes", format!("expected \"read\", \"write\", \"sync\", \"auth\" or \"admin\", got \"{sc}\""))
+        })?;
+        scopes.insert(scope);
+    }
+    c.finish("[[server.clients]]", &[])?;
+    if before.iter().any(|o: &Client| o.name == name) {
+        return Err(c.err("name", format!("\"{name}\" is used by two clients (names must be unique)")));
+    }
+    if before.iter().any(|o: &Client| o.token.expose() == token.expose()) {
+        return Err(c.err("token_file", "two clients have the same token (each needs its own)"));
+    }
+    Ok(Client { name, token, scopes })
 }
 
 /// The least randomness a client token may have, in bits.
