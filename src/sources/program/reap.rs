@@ -59,8 +59,8 @@ pub fn sweep(group: i32, tag: &str) -> usize {
 fn leftovers(group: i32, tag: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     let want = format!("{TAG_VAR}={tag}");
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    candidates()
+        .into_iter()
         .filter(|&pid| {
             let Some((ppid, pgrp)) = parent_and_group(pid) else { return false };
             ppid == me
@@ -69,6 +69,23 @@ fn leftovers(group: i32, tag: &str) -> Vec<i32> {
                         .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes())))
         })
         .collect()
+}
+
+/// This process's children, as its threads list them
+/// (`/proc/self/task/*/children`: a look at a handful of files after every
+/// command, not at every process of the machine); every process when the
+/// kernel does not offer those lists.
+fn candidates() -> Vec<i32> {
+    let numbers = |text: &str| text.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        let lists: Vec<String> =
+            tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok()).collect();
+        if !lists.is_empty() {
+            return lists.iter().flat_map(|l| numbers(l)).collect();
+        }
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).collect()
 }
 
 /// A process's parent and process group, from `/proc/PID/stat` (after the
