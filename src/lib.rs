@@ -34,6 +34,7 @@ pub mod filter;
 pub mod fuzzing;
 pub mod guards;
 pub mod history;
+pub mod kind;
 pub mod mapping;
 pub mod model;
 pub mod plan;

@@ -15,7 +15,6 @@ use clap::{Parser, Subcommand};
 
 use dirsync::config::{Config, OnConflict};
 use dirsync::history::RunStatus;
-use dirsync::store::sqlite::SqliteStore;
 use dirsync::store::Store;
 use dirsync::sync::{self, SyncOptions};
 use dirsync::views::Directory;
@@ -234,8 +233,8 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
-fn open_store(cfg: &Config) -> Result<SqliteStore, Failure> {
-    SqliteStore::open(&cfg.store.path).map_err(|e| Failure::failed(e.to_string()))
+fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
+    dirsync::store::open(&cfg.store).map_err(|e| Failure::failed(e.to_string()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -282,7 +281,7 @@ fn admin_password(file: std::path::PathBuf) -> Result<u8, Failure> {
 /// `dirsync auth NAME`: the password (stdin) checked against the directory.
 fn auth(config: &std::path::Path, username: String) -> Result<u8, Failure> {
     let cfg = load(config)?;
-    let store: Arc<dyn Store> = Arc::new(open_store(&cfg)?);
+    let store = open_store(&cfg)?;
     let mut password = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
         .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
@@ -316,8 +315,8 @@ fn sync_command(
     let cfg = load(config)?;
     // A dry run creates nothing: without a store file it plans against an empty one.
     let opened = match dry_run {
-        true => SqliteStore::open_for_dry_run(&cfg.store.path),
-        false => SqliteStore::open(&cfg.store.path),
+        true => dirsync::store::open_for_dry_run(&cfg.store),
+        false => dirsync::store::open(&cfg.store),
     };
     let store = match opened {
         Ok(s) => s,
@@ -332,7 +331,7 @@ fn sync_command(
     let progress = Arc::new(AtomicU64::new(0));
     let rt = runtime()?;
     let bar = cli::Progress::start(&rt, progress.clone());
-    let result = rt.block_on(sync::run(&cfg, &store, &opts, progress));
+    let result = rt.block_on(sync::run(&cfg, &*store, &opts, progress));
     bar.finish();
     let outcome = match result {
         Ok(o) => o,
@@ -374,7 +373,7 @@ fn users_set(
         (None, false, true) => dirsync::writeback::SetValue::Clear,
         _ => return Err(Failure::config("give a value, --generate or --clear")),
     };
-    let out = dirsync::writeback::set_field(&cfg, &store, &name, &field, v).map_err(|e| match e {
+    let out = dirsync::writeback::set_field(&cfg, &*store, &name, &field, v).map_err(|e| match e {
         e @ (dirsync::writeback::WritebackError::Refused(_) | dirsync::writeback::WritebackError::Invalid { .. }) => {
             Failure::config(e.to_string())
         }
@@ -416,7 +415,7 @@ fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, 
     let store = open_store(&cfg)?;
     match command {
         WritebackCommand::Status { json } => {
-            let st = dirsync::writeback::status(&store).map_err(|e| Failure::failed(e.to_string()))?;
+            let st = dirsync::writeback::status(&*store).map_err(|e| Failure::failed(e.to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st).expect("serializable"));
             } else {
@@ -427,7 +426,7 @@ fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, 
         WritebackCommand::Push { json } => {
             let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
             let (_, report) = runtime()?
-                .block_on(dirsync::writeback::push_as_run(&cfg, &store))
+                .block_on(dirsync::writeback::push_as_run(&cfg, &*store))
                 .map_err(|e| Failure::failed(e.to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
@@ -446,7 +445,7 @@ fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, 
             let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
             let keep = if keep == "app" { OnConflict::App } else { OnConflict::Directory };
             let (settled, report) = runtime()?
-                .block_on(dirsync::writeback::resolve(&cfg, &store, id, keep))
+                .block_on(dirsync::writeback::resolve(&cfg, &*store, id, keep))
                 .map_err(|e| Failure::failed(e.to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
@@ -468,7 +467,7 @@ fn run(args: Args) -> Result<u8, Failure> {
         Command::Init { force } => cli::init(&args.config, force),
         Command::Serve => {
             let cfg = load(&args.config)?;
-            let store: Arc<dyn Store> = Arc::new(open_store(&cfg)?);
+            let store = open_store(&cfg)?;
             runtime()?
                 .block_on(dirsync::service::serve(args.config.clone(), cfg, store))
                 .map_err(|e| Failure::failed(e.to_string()))?;

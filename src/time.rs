@@ -1,7 +1,7 @@
 //! Times as runs, the audit trail and the store keep them: UTC instants,
 //! compared as instants (never as text), written as RFC 3339 with
-//! milliseconds (`2026-11-23T10:21:02.123Z`), which is also how SQLite
-//! stores them and JSON shows them.
+//! milliseconds (`2026-11-23T10:21:02.123Z`), which is also how the store
+//! keeps them as text and JSON shows them.
 
 use std::fmt;
 use std::time::Duration;
@@ -43,19 +43,6 @@ impl fmt::Display for Timestamp {
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
-    }
-}
-
-impl rusqlite::types::ToSql for Timestamp {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::from(self.to_string()))
-    }
-}
-
-impl rusqlite::types::FromSql for Timestamp {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Timestamp::parse(s).ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("not a time: {s:?}").into()))
     }
 }
 

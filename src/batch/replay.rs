@@ -1,7 +1,7 @@
 //! Replays: a source whose API may hand out one object several times in one
 //! read (Microsoft Graph's delta rounds say so in their documentation; a
 //! Google listing that shifts while it is paged can too) says so with
-//! [`Source::replays`](crate::sources::Source::replays). Its entries are then
+//! [`Source::replays`](crate::kind::Source::replays). Its entries are then
 //! versions of an object keyed by its identity, and the last one of the read
 //! wins, whatever it is: a change, an entry that is skipped, or a removal.
 //!

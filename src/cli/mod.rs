@@ -75,17 +75,14 @@ pub async fn check(cfg: &Config) -> Result<u8, Failure> {
         }
     }
     // The store: opened (which refuses what is not a store) and checked page by page.
-    if cfg.store.path.exists() {
-        let checked = dirsync::store::sqlite::SqliteStore::open(&cfg.store.path).and_then(|s| s.quick_check());
-        match checked {
-            Ok(()) => println!("store {}: ok (integrity checked)", cfg.store.path.display()),
-            Err(e) => {
-                failed += 1;
-                println!("store: FAILED: {e}");
-            }
+    let place = dirsync::store::describe(&cfg.store);
+    match dirsync::store::check(&cfg.store) {
+        Ok(true) => println!("store {place}: ok (integrity checked)"),
+        Ok(false) => println!("store {place}: not created yet (the first sync creates it)"),
+        Err(e) => {
+            failed += 1;
+            println!("store: FAILED: {e}");
         }
-    } else {
-        println!("store {}: not created yet (the first sync creates it)", cfg.store.path.display());
     }
     Ok(if failed > 0 { 1 } else { 0 })
 }

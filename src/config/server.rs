@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use super::{ConfigError, Section};
+use super::{ConfigError, CronPattern, Schedule, Section};
 use crate::secret::Secret;
 
 /// What an API client may do.
@@ -130,56 +130,6 @@ impl Default for ServerConfig {
             max_connections: 512,
             header_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(60),
-        }
-    }
-}
-
-/// A cron pattern (5 fields, or 6 with seconds first), evaluated in local time.
-#[derive(Clone)]
-pub struct CronPattern {
-    pub text: String,
-    pub cron: croner::Cron,
-}
-
-impl fmt::Debug for CronPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.text)
-    }
-}
-
-impl CronPattern {
-    pub fn parse(text: &str) -> Result<CronPattern, String> {
-        let fields = text.split_whitespace().count();
-        if !(fields == 5 || fields == 6 || text.trim_start().starts_with('@')) {
-            return Err(format!(
-                "expected a cron pattern of 5 fields (minute hour day month weekday) or 6 (seconds first), got \"{text}\""
-            ));
-        }
-        let parser = croner::parser::CronParser::builder().year(croner::parser::Year::Disallowed).build();
-        let cron = parser.parse(text).map_err(|e| format!("\"{text}\" is not a valid cron pattern: {e}"))?;
-        Ok(CronPattern { text: text.to_string(), cron })
-    }
-
-    /// The first time after `after` that matches, in local time.
-    pub fn next_after(&self, after: chrono::DateTime<chrono::Local>) -> Option<chrono::DateTime<chrono::Local>> {
-        self.cron.find_next_occurrence(&after, false).ok()
-    }
-}
-
-/// When runs start on their own (`[schedule]`, `[sources.schedule]`).
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    /// Full reads; `None`: never on a schedule.
-    pub full: Option<CronPattern>,
-    /// Incremental reads where the source supports them; `None`: off.
-    pub incremental: Option<CronPattern>,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Schedule {
-            full: Some(CronPattern::parse("55 0 * * *").expect("valid default")),
-            incremental: Some(CronPattern::parse("*/15 * * * *").expect("valid default")),
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::sources::kind::Registration;
+use crate::kind::Registration;
 
 /// The keys every source table has, read here.
 const COMMON_KEYS: &[&str] = &[
@@ -38,7 +38,7 @@ pub(super) fn parse_source(
     let Some(reg) = kinds.iter().find(|k| k.types.contains(&type_name.as_str())) else {
         return Err(s.err("type", format!("expected {}, got \"{type_name}\"", type_list(kinds))));
     };
-    let kind: Arc<dyn crate::sources::kind::Kind> = Arc::from((reg.parse)(&type_name, s)?);
+    let kind: Arc<dyn crate::kind::Kind> = Arc::from((reg.parse)(&type_name, s)?);
     let can = kind.capabilities();
     let not_used = |k: &str| s.err(k, format!("is not used by type = \"{type_name}\""));
     for (k, used) in

@@ -4,33 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{ConfigError, Section};
-use crate::secret::Secret;
-
-/// What to do when the directory's value changed since the last sync and
-/// differs from both the old and the new local value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnConflict {
-    /// Push the application's value anyway.
-    App,
-    /// Take the directory's value locally.
-    Directory,
-    /// Record the conflict and change nothing until an admin acts (default).
-    Report,
-}
-
-#[derive(Debug, Clone)]
-pub struct Writeback {
-    /// A separate account with write rights; `None`: the source's bind.
-    pub bind_dn: Option<String>,
-    pub bind_password: Option<Secret>,
-    pub on_conflict: OnConflict,
-    /// How many items are pushed at once (each still read, compared and
-    /// written in order); 1 pushes one after another.
-    pub in_flight: usize,
-}
-
-/// Items pushed at once unless `in_flight` says otherwise.
-pub const DEFAULT_IN_FLIGHT: usize = 8;
+pub use crate::kind::settings::{OnConflict, Writeback, DEFAULT_IN_FLIGHT};
 
 /// Reads `[sources.writeback]`; `None` unless `enabled = true`.
 pub(super) fn parse_writeback(s: &mut Section<'_>) -> Result<Option<Writeback>, ConfigError> {

@@ -21,9 +21,9 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::config::AuthLimits;
+use crate::kind::{Account, PasswordCheck, Verdict};
 use crate::model::{name_key, Status};
 use crate::runner::ConfigHandle;
-use crate::sources::kind::{Account, PasswordCheck, Verdict};
 
 use self::limiter::{Attempt, Limiter};
 use crate::store::{on_store, Store, StoreError};
@@ -65,7 +65,7 @@ pub struct AuthCounts {
     pub unavailable: u64,
 }
 
-type Built = (Arc<dyn crate::sources::kind::Kind>, Arc<dyn PasswordCheck>);
+type Built = (Arc<dyn crate::kind::Kind>, Arc<dyn PasswordCheck>);
 
 /// Checks passwords; one per service, shared by its requests.
 pub struct Authenticator {

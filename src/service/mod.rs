@@ -31,8 +31,8 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::dirauth::Authenticator;
+use crate::kind::Registration;
 use crate::runner::{ConfigHandle, Runner};
-use crate::sources::kind::Registration;
 use crate::store::Store;
 
 /// The largest request body accepted (bytes).

@@ -17,28 +17,66 @@ pub mod sqlite;
 #[cfg(test)]
 pub mod suite;
 
+pub use crate::model::queue::{QueueStatus, WritebackItem};
 use crate::model::records::{AuditRecord, RunRecord};
 use crate::model::{NewGroup, NewUser};
 use crate::model::{Snapshot, Status, StoredGroup};
 use crate::time::Timestamp;
 
+/// Where the store lives (`[store]`).
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The SQLite file (relative paths are resolved against the config's folder).
+    pub path: std::path::PathBuf,
+}
+
+/// Opens (creating if needed) the store the config names, with the backend
+/// it calls for.
+pub fn open(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(std::sync::Arc::new(sqlite::SqliteStore::open(&cfg.path)?))
+}
+
+/// Opens the store for a run that writes nothing: an existing one read-only,
+/// a missing one as an empty store in memory (nothing is created).
+pub fn open_for_dry_run(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(std::sync::Arc::new(sqlite::SqliteStore::open_for_dry_run(&cfg.path)?))
+}
+
+/// Checks an existing store's integrity (`dirsync check`): `Ok(false)` when
+/// it is not created yet (the first sync creates it).
+pub fn check(cfg: &StoreConfig) -> Result<bool, StoreError> {
+    if !cfg.path.exists() {
+        return Ok(false);
+    }
+    sqlite::SqliteStore::open(&cfg.path)?.quick_check()?;
+    Ok(true)
+}
+
+/// The store's name in messages (its file).
+pub fn describe(cfg: &StoreConfig) -> String {
+    cfg.path.display().to_string()
+}
+
 /// A store failure. The kind is kept (a caller may retry a busy store, a
 /// service may answer 503 for an unavailable one) and every message names
 /// the store and what to do.
 #[derive(Debug, thiserror::Error)]
+///
+/// `store` names the store for the admin as its backend knows it (a file's
+/// path, a database's address without its password).
 pub enum StoreError {
-    #[error("store {path}: {message}")]
-    Backend { path: String, message: String },
+    #[error("store {store}: {message}")]
+    Backend { store: String, message: String },
     /// Another writer held the store longer than the busy timeout: try again.
-    #[error("store {path}: busy ({message}); try again")]
-    Busy { path: String, message: String },
+    #[error("store {store}: busy ({message}); try again")]
+    Busy { store: String, message: String },
     /// A uniqueness or reference rule refused a write (nothing of it landed).
-    #[error("store {path}: {message}")]
-    Constraint { path: String, message: String },
+    #[error("store {store}: {message}")]
+    Constraint { store: String, message: String },
     /// The store cannot be reached or written: cannot open, I/O error, disk
     /// full, connection lost.
-    #[error("store {path}: {message}")]
-    Unavailable { path: String, message: String },
+    #[error("store {store}: {message}")]
+    Unavailable { store: String, message: String },
     #[error("the store was changed by another run since this run read it (generation {expected} → {found}); run the sync again")]
     Conflict { expected: i64, found: i64 },
     #[error("another sync is running on this store (lock {0} is held)")]
@@ -150,65 +188,6 @@ pub struct UserGroups {
     pub direct: Vec<String>,
     /// Direct and through nested groups.
     pub all: Vec<String>,
-}
-
-/// Where a write-back item stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QueueStatus {
-    /// Not pushed yet.
-    Pending,
-    /// Refused or failed; retried after a backoff.
-    Failed,
-    /// The directory changed meanwhile (on_conflict = "report"): left for an admin.
-    Conflict,
-    Done,
-}
-
-impl QueueStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueStatus::Pending => "pending",
-            QueueStatus::Failed => "failed",
-            QueueStatus::Conflict => "conflict",
-            QueueStatus::Done => "done",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<QueueStatus> {
-        [QueueStatus::Pending, QueueStatus::Failed, QueueStatus::Conflict, QueueStatus::Done]
-            .into_iter()
-            .find(|q| q.as_str() == s)
-    }
-}
-
-/// One queued write-back of an application-owned field.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct WritebackItem {
-    pub id: i64,
-    pub user_id: i64,
-    pub username: String,
-    /// The item is addressed by (source, external id); `dn` is the user's DN
-    /// as last read (what an LDAP transport writes to).
-    pub source: String,
-    pub external_id: String,
-    pub dn: String,
-    pub field: String,
-    pub attribute: String,
-    /// The application's value to write (`None`: clear the attribute).
-    pub value: Option<String>,
-    /// The application's value before the change.
-    pub old_value: Option<String>,
-    /// The directory's value when the change was made (for conflicts).
-    pub base_value: Option<String>,
-    pub status: QueueStatus,
-    pub attempts: i64,
-    pub last_code: Option<i64>,
-    pub last_error: Option<String>,
-    pub next_attempt_at: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    pub done_at: Option<Timestamp>,
 }
 
 /// A local change of an app-owned field, to queue.

@@ -21,6 +21,7 @@ mod queries;
 mod queue;
 mod schema;
 mod session;
+mod timestamp;
 mod tx;
 use tx::SqliteTx;
 
@@ -357,7 +358,7 @@ impl Store for SqliteStore {
         }
         let path = self.lock_path();
         let failed =
-            |m: String| StoreError::Backend { path: path.display().to_string(), message: format!("lock file: {m}") };
+            |m: String| StoreError::Backend { store: path.display().to_string(), message: format!("lock file: {m}") };
         let file = std::fs::File::options()
             .create(true)
             .truncate(false)

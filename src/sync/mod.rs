@@ -22,9 +22,9 @@ use crate::batch::Collector;
 use crate::config::{Config, SourceConfig};
 
 use crate::history::{now, RunRecord, RunStatus};
+use crate::kind::source::{self, EntrySink, Item, Source, SourceError};
 use crate::model::{EntryError, SourceBatch};
 use crate::plan;
-use crate::sources::{self, EntrySink, Item, Source, SourceError};
 use crate::store::{on_store, SnapshotQuery, Store, StoreError};
 
 #[derive(Debug, Clone, Default)]
@@ -62,13 +62,13 @@ pub enum SyncError {
     UnknownSource(String),
 }
 
-/// Opens the source a config section describes: [`sources::open`], or in
+/// Opens the source a config section describes: [`source::open`], or in
 /// tests a fake.
 pub type Opener = Arc<dyn Fn(&SourceConfig) -> Box<dyn Source> + Send + Sync>;
 
 /// The real sources.
 pub fn real_sources() -> Opener {
-    Arc::new(sources::open)
+    Arc::new(source::open)
 }
 
 /// Reads one source and maps it: in full, or since `since` when the source can
@@ -85,7 +85,7 @@ pub async fn fetch_source(
 /// it works (a program's `is-valid`), then read it in full and map it,
 /// changing nothing. `Ok` holds what the source said about itself.
 pub async fn check_source(cfg: &SourceConfig) -> Result<(Option<String>, SourceBatch), SourceError> {
-    let said = sources::open(cfg).probe().await?;
+    let said = source::open(cfg).probe().await?;
     let batch = fetch_source(cfg, Arc::new(AtomicU64::new(0)), None).await?;
     Ok((said, batch))
 }

@@ -10,7 +10,6 @@
 //! kind (LDAP's is `sources::ldap::writeback`); the queue logic is here.
 
 mod local;
-pub mod transport;
 
 pub use local::{set_field, set_fields, settable};
 
@@ -18,9 +17,9 @@ use crate::time::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::kind::transport::{self, Transport};
 use futures_util::StreamExt;
 use serde::Serialize;
-use transport::Transport;
 
 use crate::codes::CodeError;
 use crate::config::{Config, OnConflict, SourceConfig};

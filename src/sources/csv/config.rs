@@ -8,7 +8,7 @@ use std::any::Any;
 use std::path::PathBuf;
 
 use crate::config::{ConfigError, DirectoryQuery, Section, SourceConfig};
-use crate::sources::kind::{Kind, Registration};
+use crate::kind::{Kind, Registration};
 use crate::sources::{tabular, Source};
 
 /// `type = "csv"`.

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use super::config::{GoogleConfig, WRITE_SCOPE};
 use super::Directory;
 use crate::config::SourceConfig;
+use crate::kind::transport::{Transport, TransportError};
 use crate::sources::cloud::{json as cjson, HttpError};
 use crate::store::WritebackItem;
-use crate::writeback::transport::{Transport, TransportError};
 
 pub struct GoogleTransport {
     dir: Directory,

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use crate::config::{ConfigError, DirectoryQuery, Section, SourceConfig};
+use crate::kind::transport::{Transport, TransportError};
+use crate::kind::{Capabilities, Kind, Registration};
 use crate::secret::Secret;
 use crate::sources::cloud::{jwt, settings};
-use crate::sources::kind::{Capabilities, Kind, Registration};
 use crate::sources::Source;
-use crate::writeback::transport::{Transport, TransportError};
 
 /// `type = "graph"`.
 pub const REGISTRATION: Registration = Registration {

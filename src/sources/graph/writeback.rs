@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 use super::client::Graph;
 use super::config::GraphConfig;
 use crate::config::SourceConfig;
+use crate::kind::transport::{Transport, TransportError};
 use crate::sources::cloud::{json as cjson, HttpError};
 use crate::store::WritebackItem;
-use crate::writeback::transport::{Transport, TransportError};
 
 pub struct GraphTransport {
     graph: Graph,

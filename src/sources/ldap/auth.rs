@@ -19,7 +19,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
 use super::proto::describe;
 use super::{ad_bind_reason, LdapConfig};
 use crate::config::{FieldSource, SourceConfig};
-use crate::sources::kind::{Account, PasswordCheck, Verdict};
+use crate::kind::{Account, PasswordCheck, Verdict};
 
 /// Idle connections kept for the next check.
 const POOL: usize = 8;

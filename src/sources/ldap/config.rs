@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use futures_util::future::BoxFuture;
 
 use crate::config::{fields, ConfigError, DirectoryQuery, MemberSyntax, Section, SourceConfig};
+use crate::kind::transport::{Transport, TransportError};
+use crate::kind::{Capabilities, Kind, Registration};
 use crate::secret::Secret;
-use crate::sources::kind::{Capabilities, Kind, Registration};
 use crate::sources::Source;
-use crate::writeback::transport::{Transport, TransportError};
 
 /// `type = "ldap"` and `type = "ad"`.
 pub const REGISTRATION: Registration = Registration {
@@ -114,7 +114,7 @@ impl Kind for LdapConfig {
         }))
     }
 
-    fn password_check(&self, cfg: &SourceConfig) -> Option<std::sync::Arc<dyn crate::sources::kind::PasswordCheck>> {
+    fn password_check(&self, cfg: &SourceConfig) -> Option<std::sync::Arc<dyn crate::kind::PasswordCheck>> {
         Some(std::sync::Arc::new(super::auth::LdapPasswordCheck::new(cfg, self)))
     }
 

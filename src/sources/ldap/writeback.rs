@@ -12,9 +12,9 @@ use ldap3::{Ldap, Mod, Scope};
 use super::LdapConfig;
 use super::{connect, parse_entry, result_text};
 use crate::config::SourceConfig;
+use crate::kind::transport::{Transport, TransportError};
 use crate::model::AttrValue;
 use crate::store::WritebackItem;
-use crate::writeback::transport::{Transport, TransportError};
 
 pub struct LdapTransport {
     ldap: Ldap,

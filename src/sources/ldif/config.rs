@@ -6,7 +6,7 @@ use std::any::Any;
 use std::path::PathBuf;
 
 use crate::config::{fields, ConfigError, DirectoryQuery, Section, SourceConfig};
-use crate::sources::kind::{Capabilities, Kind, Registration};
+use crate::kind::{Capabilities, Kind, Registration};
 use crate::sources::Source;
 
 /// `type = "ldif"`.

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use super::run::{Limits, Running};
+use crate::kind::{Account, PasswordCheck, Verdict};
 use crate::model::name_key;
-use crate::sources::kind::{Account, PasswordCheck, Verdict};
 
 pub struct ProgramPasswordCheck {
     source: String,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::run::check_program;
 use crate::config::{ConfigError, DirectoryQuery, Section, SourceConfig};
-use crate::sources::kind::{Kind, PasswordCheck, Registration};
+use crate::kind::{Kind, PasswordCheck, Registration};
 use crate::sources::{tabular, Source};
 
 /// `type = "program"`.

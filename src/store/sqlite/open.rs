@@ -39,12 +39,12 @@ pub(super) fn explain(path: &Path, e: rusqlite::Error) -> StoreError {
     };
     let path = path.display().to_string();
     match code {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { path, message: hint },
-        Some(ErrorCode::ConstraintViolation) => StoreError::Constraint { path, message: hint },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { store: path, message: hint },
+        Some(ErrorCode::ConstraintViolation) => StoreError::Constraint { store: path, message: hint },
         Some(ErrorCode::CannotOpen | ErrorCode::SystemIoFailure | ErrorCode::DiskFull | ErrorCode::ReadOnly) => {
-            StoreError::Unavailable { path, message: hint }
+            StoreError::Unavailable { store: path, message: hint }
         }
-        _ => StoreError::Backend { path, message: hint },
+        _ => StoreError::Backend { store: path, message: hint },
     }
 }
 
@@ -60,7 +60,7 @@ fn file_name(path: &Path) -> String {
 }
 
 fn fail(path: &Path, message: impl Into<String>) -> StoreError {
-    StoreError::Backend { path: path.display().to_string(), message: message.into() }
+    StoreError::Backend { store: path.display().to_string(), message: message.into() }
 }
 
 impl SqliteStore {

@@ -57,17 +57,17 @@ impl SqliteSession {
                 // The session was dropped without a commit: `stx` rolls back.
             })
             .map_err(|e| StoreError::Backend {
-                path: String::new(),
+                store: String::new(),
                 message: format!("cannot start the write session's thread: {e}"),
             })?;
         ready.recv().unwrap_or_else(|_| {
-            Err(StoreError::Backend { path: String::new(), message: "the write session stopped".into() })
+            Err(StoreError::Backend { store: String::new(), message: "the write session stopped".into() })
         })?;
         Ok(SqliteSession { tx: Some(tx), thread: Some(thread) })
     }
 
     fn ask(&self, make: impl FnOnce(mpsc::Sender<Result<(), StoreError>>) -> Msg) -> Result<(), StoreError> {
-        let stopped = || StoreError::Backend { path: String::new(), message: "the write session stopped".into() };
+        let stopped = || StoreError::Backend { store: String::new(), message: "the write session stopped".into() };
         let (reply, answer) = mpsc::channel();
         self.tx.as_ref().ok_or_else(stopped)?.send(make(reply)).map_err(|_| stopped())?;
         answer.recv().map_err(|_| stopped())?

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read_password, ConfigError, PasswordKeys};
+use super::settings::{read_password, ConfigError, PasswordKeys};
 use crate::secret::Secret;
 
 /// A table being read; see the module doc.

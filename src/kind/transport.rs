@@ -3,12 +3,12 @@
 //! compare, conflicts, backoff, recording) is shared in [`super`]; each
 //! source kind that can be written to implements this trait in its own module
 //! (LDAP and AD: `sources::ldap::writeback`) and says so in its
-//! [`Kind`](crate::sources::kind::Kind) (capabilities and `open_writeback`).
+//! [`Kind`](super::Kind) (capabilities and `open_writeback`).
 
 use async_trait::async_trait;
 
-use crate::config::SourceConfig;
-use crate::store::WritebackItem;
+use super::settings::SourceConfig;
+use crate::model::queue::WritebackItem;
 
 /// A read or write that failed, explained for an admin.
 #[derive(Debug, Clone)]

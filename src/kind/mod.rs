@@ -1,16 +1,34 @@
-//! What a source kind tells the rest of dirsync: the [`Kind`] trait (its
-//! settings, parsed from its part of a `[[sources]]` table, and what they
-//! open: a [`Source`], a write-back [`Transport`]) and the [`Registration`]
-//! that the registry in [`super::KINDS`] lists, one line per kind.
+//! The kind contract: everything a source kind and the rest of dirsync
+//! agree on, and nothing else. It sits just above [`crate::model`] and
+//! imports nothing of the engine, the kinds, the config file or the service.
+//!
+//! - [`Kind`]: a kind's settings, parsed from its part of a `[[sources]]`
+//!   table, and what they open: a [`Source`], a write-back [`Transport`], a
+//!   [`PasswordCheck`]; the [`Registration`] a registry lists, one a kind
+//!   (dirsync's own is `sources::KINDS`).
+//! - [`source`]: the [`Source`] trait and the sink it streams entries into.
+//! - [`transport`]: writing application-owned values to a directory.
+//! - [`settings`], [`fields`], [`incremental`], [`schedule`]: what every
+//!   source has whatever its kind, and [`section`], the reader a kind parses
+//!   its keys with ([`ConfigError`] names the file and key).
+
+pub mod fields;
+pub mod incremental;
+pub mod schedule;
+pub mod section;
+pub mod settings;
+pub mod source;
+pub mod transport;
 
 use std::any::Any;
 use std::fmt;
 
 use futures_util::future::BoxFuture;
 
-use super::Source;
-use crate::config::{ConfigError, DirectoryQuery, Section, SourceConfig};
-use crate::writeback::transport::{Transport, TransportError};
+pub use section::Section;
+pub use settings::{ConfigError, DirectoryQuery, MemberSyntax, SourceConfig};
+pub use source::Source;
+pub use transport::{Transport, TransportError};
 
 /// What a kind can do beyond a full read; the common config refuses the
 /// settings a kind has no use for (`incremental`, `import_disabled`,

@@ -4,7 +4,7 @@
 
 use regex::Regex;
 
-use super::ConfigError;
+use super::settings::ConfigError;
 
 /// Where a field's value comes from.
 #[derive(Debug, Clone)]
