@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use crate::batch::Collector;
 use crate::config::Config;
+use crate::engine::batch::Collector;
 use crate::filter::Filter;
 use crate::model::{AttrValue, EntryKind, RawEntry};
 use crate::sources::ldif::reader::read_all;
@@ -67,7 +67,7 @@ pub fn mapping(data: &[u8]) {
         c.add(if i % 3 == 2 { EntryKind::Group } else { EntryKind::User }, e);
     }
     let b = c.finish();
-    let _ = crate::plan::build(&cfg, &crate::model::Snapshot::default(), &[b]);
+    let _ = crate::engine::plan::build(&cfg, &crate::model::Snapshot::default(), &[b]);
 }
 
 fn mapping_config() -> Config {
@@ -106,7 +106,7 @@ pub fn tables(data: &[u8]) {
         }
     }
     let b = c.finish();
-    let _ = crate::plan::build(&cfg, &crate::model::Snapshot::default(), &[b]);
+    let _ = crate::engine::plan::build(&cfg, &crate::model::Snapshot::default(), &[b]);
     let csv_cfg = tables_config_csv();
     let kind = csv_cfg.sources[0].settings::<csv::CsvConfig>().expect("a csv source");
     if let Ok(entries) = csv::entries_of(data, kind, "login") {
@@ -115,7 +115,7 @@ pub fn tables(data: &[u8]) {
             c.add(k, e);
         }
         let b = c.finish();
-        let _ = crate::plan::build(&csv_cfg, &crate::model::Snapshot::default(), &[b]);
+        let _ = crate::engine::plan::build(&csv_cfg, &crate::model::Snapshot::default(), &[b]);
     }
 }
 

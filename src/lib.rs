@@ -2,52 +2,33 @@
 //! where people really live.
 //!
 //! # Layout
-//! One data flow, one module per step:
+//! Layers, bottom up; each imports only from the rows above it (none of
+//! them imports a row below it, and no two import each other):
 //!
-//! | step | module | what it owns |
+//! | layer | module | what it owns |
 //! |---|---|---|
-//! | config | [`config`] | the TOML file, read once into a validated [`config::Config`]: what every source has, and each kind's own part |
-//! | sources | [`sources`] | one module per kind behind one trait, registered in [`sources::KINDS`], streaming [`model::RawEntry`]s with neutral [`model::Facts`]: `ldap/` (LDAP and AD: connection, paged search, RFC 4533, uSNChanged, range retrieval, AD facts, password check, write-back transport), `ldif/` (bounded reader, writer), `graph/` and `google/` (cloud APIs, one-user lookups), `program/` (PaperCut's program interface, leftovers reaped), `unix/`, `csv/`, `cloud/` (shared HTTP, JSON, JWT) |
-//! | mapping | [`mapping`], [`batch`] | entry → mapped user/group, validation, duplicates, replayed versions, member references |
-//! | plan | [`plan`] | pure diff of mapped entries against a store [`model::Snapshot`] |
-//! | guards | [`guards`] | safety checks between plan and apply |
-//! | apply | [`apply`] | the plan in one store transaction, with audit rows |
-//! | store | [`store`] | the storage trait (a shared handle: lease, snapshots, indexed reads, transactions) and its SQLite backend |
-//! | history | [`history`] | run records, counts, audit records |
-//! | pipeline | [`sync`] | wires the steps together (sources opened through an [`sync::Opener`]) |
-//! | views | [`views`] | users and groups as the CLI and API show them |
-//! | write-back | [`writeback`], [`codes`] | local field changes (all or nothing), app-owned fields pushed through a source's transport; generated codes |
-//! | service | [`runner`], [`schedule`], [`dirauth`], [`service`] (with [`service::page`]) | `dirsync serve`: the run queue, the cron scheduler, password checks against the directory with their rate limits, the HTTP API and its connections, and the admin page, as thin layers over the steps above |
+//! | plain data | [`model`], [`time`], [`secret`] | users, groups, entries, facts, what a run leaves ([`model::records`]), the write-back queue's items; instants; secrets that never print |
+//! | the store | [`store`] | the storage traits (a shared handle: lease, snapshots, indexed reads, transactions, write sessions), [`store::open`], the suite every backend passes, and the SQLite backend (`store/sqlite*`, the only place SQL is written) |
+//! | the kind contract | [`kind`] | what a source kind and dirsync agree on: [`kind::Kind`], [`kind::Source`], [`kind::Transport`], [`kind::PasswordCheck`], the settings every source has ([`kind::SourceConfig`]) and the section reader a kind parses its keys with |
+//! | config | [`config`] | the TOML file, read once into a validated [`config::Config`] with the registry of kinds it is given |
+//! | the engine | [`engine`] | one sync's steps: [`engine::mapping`] and [`engine::batch`] (entry → mapped user/group, validation, duplicates, replayed versions, member references), [`engine::plan`] (a pure diff against a [`model::Snapshot`]), [`engine::guards`], [`engine::apply`] (one store transaction, with audit rows), [`engine::writeback`] and [`engine::codes`] (local field changes, pushes through a kind's transport, generated values), [`engine::history`]; [`engine::sync`] runs them in order; [`engine::views`] shows users and groups |
+//! | the kinds | [`sources`] | one folder per kind, registered in [`sources::KINDS`]: `ldap/` (LDAP and AD: connection, paged search, RFC 4533, uSNChanged, range retrieval, AD facts, password check, write-back transport), `ldif/` (bounded reader, writer), `graph/` and `google/` (cloud APIs, one-user lookups), `program/` (PaperCut's program interface, leftovers reaped), `unix/`, `csv/`, `cloud/` (shared HTTP, JSON, JWT), `tabular` (what table-shaped kinds share) |
+//! | the service | [`serve`] | `dirsync serve`: [`serve::runner`] (run queue), [`serve::schedule`] (cron), [`serve::dirauth`] (password checks and their rate limits), [`serve::api`] (the HTTP API's handlers, route table and error answers), [`serve::page`] (the admin page), connections and TLS, as thin layers over the engine |
+//! | the binary | `main.rs`, `cli/`, `alloc.rs` | the CLI's commands, its output, the allocator's settings |
 //!
-//! [`fuzzing`] holds the fuzz targets' entry points (`fuzz/`).
-//!
-//! The types that flow between steps are plain data in [`model`]. The layers
-//! and where to add a kind, a store backend or an endpoint: ARCHITECTURE.md.
+//! [`filter`] (LDAP filter text, escaped) sits beside the model; [`fuzzing`]
+//! holds the fuzz targets' entry points (`fuzz/`). Where to add a kind, a
+//! store backend, an endpoint or a page: ARCHITECTURE.md.
 
-pub mod apply;
-pub mod batch;
-pub mod codes;
 pub mod config;
-pub mod dirauth;
+pub mod engine;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod guards;
-pub mod history;
 pub mod kind;
-pub mod mapping;
 pub mod model;
-pub mod plan;
-pub mod runner;
-pub mod schedule;
 pub mod secret;
-pub mod service;
+pub mod serve;
 pub mod sources;
 pub mod store;
-pub mod sync;
 pub mod time;
-pub mod views;
-pub mod writeback;
-
-/// The admin page lives with the service it is served by.
-pub use service::page;

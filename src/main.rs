@@ -14,10 +14,10 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use dirsync::config::{Config, OnConflict};
-use dirsync::history::RunStatus;
+use dirsync::engine::history::RunStatus;
+use dirsync::engine::sync::{self, SyncOptions};
+use dirsync::engine::views::Directory;
 use dirsync::store::Store;
-use dirsync::sync::{self, SyncOptions};
-use dirsync::views::Directory;
 
 use cli::Failure;
 
@@ -271,7 +271,7 @@ fn admin_password(file: std::path::PathBuf) -> Result<u8, Failure> {
     if password.trim().chars().count() < 12 {
         return Err(Failure::config("the admin password must have at least 12 characters"));
     }
-    let hash = dirsync::page::session::hash_password(password).map_err(Failure::failed)?;
+    let hash = dirsync::serve::page::session::hash_password(password).map_err(Failure::failed)?;
     write_private(&file, &format!("{hash}\n"))
         .map_err(|e| Failure::failed(format!("cannot write {}: {e}", file.display())))?;
     println!("wrote the admin password's hash to {} (set [server.admin] password_file to it)", file.display());
@@ -287,18 +287,18 @@ fn auth(config: &std::path::Path, username: String) -> Result<u8, Failure> {
         .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
     let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
     let handle = Arc::new(std::sync::RwLock::new(Arc::new(cfg)));
-    let auth = dirsync::dirauth::Authenticator::new(handle, store);
+    let auth = dirsync::serve::dirauth::Authenticator::new(handle, store);
     let rt = runtime()?;
     // The admin asking is told why, where an API caller only hears "invalid".
     if let Some(source) = rt.block_on(auth.uncheckable_source(&username)).map_err(|e| Failure::failed(e.to_string()))? {
         return Err(Failure::failed(auth.cannot_check(&source)));
     }
-    match rt.block_on(auth.authenticate(&username, password, dirsync::dirauth::Origin::Cli)) {
+    match rt.block_on(auth.authenticate(&username, password, dirsync::serve::dirauth::Origin::Cli)) {
         Ok(a) => {
             println!("{}", serde_json::json!({ "username": a.username, "groups": a.groups }));
             Ok(0)
         }
-        Err(dirsync::dirauth::AuthError::Unavailable(m)) => Err(Failure { code: 4, message: m }),
+        Err(dirsync::serve::dirauth::AuthError::Unavailable(m)) => Err(Failure { code: 4, message: m }),
         Err(e) => Err(Failure::failed(e.to_string())),
     }
 }
@@ -368,15 +368,14 @@ fn users_set(
     let cfg = load(config)?;
     let store = open_store(&cfg)?;
     let v = match (value, generate, clear) {
-        (Some(v), false, false) => dirsync::writeback::SetValue::Value(v),
-        (None, true, false) => dirsync::writeback::SetValue::Generate,
-        (None, false, true) => dirsync::writeback::SetValue::Clear,
+        (Some(v), false, false) => dirsync::engine::writeback::SetValue::Value(v),
+        (None, true, false) => dirsync::engine::writeback::SetValue::Generate,
+        (None, false, true) => dirsync::engine::writeback::SetValue::Clear,
         _ => return Err(Failure::config("give a value, --generate or --clear")),
     };
-    let out = dirsync::writeback::set_field(&cfg, &*store, &name, &field, v).map_err(|e| match e {
-        e @ (dirsync::writeback::WritebackError::Refused(_) | dirsync::writeback::WritebackError::Invalid { .. }) => {
-            Failure::config(e.to_string())
-        }
+    let out = dirsync::engine::writeback::set_field(&cfg, &*store, &name, &field, v).map_err(|e| match e {
+        e @ (dirsync::engine::writeback::WritebackError::Refused(_)
+        | dirsync::engine::writeback::WritebackError::Invalid { .. }) => Failure::config(e.to_string()),
         other => Failure::failed(other.to_string()),
     })?;
     if json {
@@ -399,7 +398,7 @@ fn users_show(config: &std::path::Path, name: String, json: bool) -> Result<u8, 
         .user_by_name(&name)
         .map_err(failed)?
         .ok_or_else(|| Failure::failed(format!("no user named \"{name}\"")))?;
-    let user = dirsync::views::UserView::of(&stored, store.groups_of_user(stored.id).map_err(failed)?);
+    let user = dirsync::engine::views::UserView::of(&stored, store.groups_of_user(stored.id).map_err(failed)?);
     let history = store.audit_of(user.id, 50).map_err(failed)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&user).expect("serializable"));
@@ -415,7 +414,7 @@ fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, 
     let store = open_store(&cfg)?;
     match command {
         WritebackCommand::Status { json } => {
-            let st = dirsync::writeback::status(&*store).map_err(|e| Failure::failed(e.to_string()))?;
+            let st = dirsync::engine::writeback::status(&*store).map_err(|e| Failure::failed(e.to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st).expect("serializable"));
             } else {
@@ -426,7 +425,7 @@ fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, 
         WritebackCommand::Push { json } => {
             let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
             let (_, report) = runtime()?
-                .block_on(dirsync::writeback::push_as_run(&cfg, &*store))
+                .block_on(dirsync::engine::writeback::push_as_run(&cfg, &*store))
                 .map_err(|e| Failure::failed(e.to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
@@ -445,7 +444,7 @@ fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, 
             let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
             let keep = if keep == "app" { OnConflict::App } else { OnConflict::Directory };
             let (settled, report) = runtime()?
-                .block_on(dirsync::writeback::resolve(&cfg, &*store, id, keep))
+                .block_on(dirsync::engine::writeback::resolve(&cfg, &*store, id, keep))
                 .map_err(|e| Failure::failed(e.to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
@@ -469,7 +468,7 @@ fn run(args: Args) -> Result<u8, Failure> {
             let cfg = load(&args.config)?;
             let store = open_store(&cfg)?;
             runtime()?
-                .block_on(dirsync::service::serve(args.config.clone(), cfg, store))
+                .block_on(dirsync::serve::serve(args.config.clone(), cfg, store))
                 .map_err(|e| Failure::failed(e.to_string()))?;
             Ok(0)
         }

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dirsync::config::{Config, ConfigError, DirectoryQuery, Section, SourceConfig};
-use dirsync::history::RunStatus;
+use dirsync::engine::history::RunStatus;
+use dirsync::engine::sync::SyncOptions;
 use dirsync::model::{AttrValue, EntryKind, RawEntry};
 use dirsync::sources::kind::{Kind, Registration};
 use dirsync::sources::{EntrySink, FetchCounts, Fetched, Source, SourceError, KINDS};
 use dirsync::store::sqlite::SqliteStore;
 use dirsync::store::Store;
-use dirsync::sync::SyncOptions;
 
 /// `type = "roster"`: users listed in the config itself, with columns named
 /// like a spreadsheet's headers.
@@ -118,7 +118,8 @@ async fn a_kind_registered_outside_the_crate_is_parsed_opened_and_synced() {
     assert_eq!(cfg.sources[0].kind.type_name(), "roster");
     assert_eq!(cfg.sources[0].settings::<Roster>().unwrap().users, ["amy", "bob"]);
     let store = SqliteStore::open(&cfg.store.path).unwrap();
-    let out = dirsync::sync::run(&cfg, &store, &SyncOptions::default(), Arc::new(AtomicU64::new(0))).await.unwrap();
+    let out =
+        dirsync::engine::sync::run(&cfg, &store, &SyncOptions::default(), Arc::new(AtomicU64::new(0))).await.unwrap();
     assert_eq!((out.status, out.counts.created), (RunStatus::Ok, 2), "{out:?}");
     let snap = store.snapshot().unwrap();
     let amy = snap.users.iter().find(|u| &*u.username == "amy").unwrap();
@@ -167,7 +168,7 @@ fn the_kind_decides_which_keys_and_fields_it_takes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_field_set_during_a_queued_run_is_kept_and_the_run_is_done_again() {
-    use dirsync::runner::{RunRequest, Runner, Trigger};
+    use dirsync::serve::runner::{RunRequest, Runner, Trigger};
     let dir = tempfile::tempdir().unwrap();
     let cfg = parse(&TEXT.replace("name = \"staff\"", "name = \"queued\""), dir.path()).unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
@@ -205,8 +206,8 @@ async fn a_field_set_during_a_queued_run_is_kept_and_the_run_is_done_again() {
             // as a conflict. Nothing outside the store tells when that is, so
             // leave it ample time (it takes milliseconds for two users).
             std::thread::sleep(std::time::Duration::from_millis(750));
-            let v = dirsync::writeback::SetValue::Value("5.00".into());
-            dirsync::writeback::set_field(&c, &*s, "amy", "credit", v).unwrap();
+            let v = dirsync::engine::writeback::SetValue::Value("5.00".into());
+            dirsync::engine::writeback::set_field(&c, &*s, "amy", "credit", v).unwrap();
         }),
     ));
     runner.submit(req()).await.unwrap();
@@ -228,7 +229,7 @@ fn probe_during_read(source: &str, store: Arc<dyn Store>) -> Arc<std::sync::Mute
     let hook: Hook = Box::new(move || {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = tx.send(store.queue_run("probe", dirsync::history::now(), false).is_ok());
+            let _ = tx.send(store.queue_run("probe", dirsync::engine::history::now(), false).is_ok());
         });
         *g.lock().unwrap() = Some(rx.recv_timeout(std::time::Duration::from_secs(1)).unwrap_or(false));
     });
@@ -244,7 +245,7 @@ async fn only_a_run_that_asks_writes_early_and_holds_the_writer_while_it_reads()
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
         let got = probe_during_read(name, store.clone());
         let opts = SyncOptions { early_writes: early, ..SyncOptions::default() };
-        let out = dirsync::sync::run(&cfg, &*store, &opts, Arc::new(AtomicU64::new(0))).await.unwrap();
+        let out = dirsync::engine::sync::run(&cfg, &*store, &opts, Arc::new(AtomicU64::new(0))).await.unwrap();
         assert_eq!((out.status, out.counts.created), (RunStatus::Ok, 2), "{out:?}");
         let through = *got.lock().unwrap();
         match early {
@@ -281,7 +282,7 @@ fn the_service_reloads_on_sighup_with_the_applications_own_kinds() {
     let cfg = Config::load_with(&path, &kinds).unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let service = rt.spawn(dirsync::service::serve_with(path.clone(), cfg, store.clone(), kinds));
+    let service = rt.spawn(dirsync::serve::serve_with(path.clone(), cfg, store.clone(), kinds));
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     const TOKEN: &str = "reload-test-token-0123456789abcdef";

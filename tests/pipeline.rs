@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dirsync::config::{Config, SourceConfig};
-use dirsync::history::RunStatus;
+use dirsync::engine::history::RunStatus;
+use dirsync::engine::sync::{run_with, Opener, SyncOptions};
 use dirsync::model::{AttrValue, Delta, EntryKind, RawEntry};
 use dirsync::sources::{EntrySink, FetchCounts, Fetched, Source, SourceError};
 use dirsync::store::sqlite::SqliteStore;
 use dirsync::store::Store;
-use dirsync::sync::{run_with, Opener, SyncOptions};
 
 /// What the fake source does on its next fetch.
 #[derive(Clone)]
@@ -124,7 +124,7 @@ impl Setup {
         })
     }
 
-    async fn sync(&mut self, script: Script, force: bool) -> dirsync::sync::SyncOutcome {
+    async fn sync(&mut self, script: Script, force: bool) -> dirsync::engine::sync::SyncOutcome {
         *self.script.lock().unwrap() = script;
         let opts = SyncOptions { force, sources: vec!["fake".into()], ..SyncOptions::default() };
         let open = self.opener();
@@ -186,8 +186,8 @@ async fn users_set_takes_part_in_the_optimistic_check() {
     let mut s = Setup::new();
     s.sync(Script::Full(vec!["amy"]), false).await;
     let before = s.store.snapshot().unwrap().generation;
-    let v = dirsync::writeback::SetValue::Value("5.00".into());
-    dirsync::writeback::set_field(&s.cfg, &s.store, "amy", "credit", v).unwrap();
+    let v = dirsync::engine::writeback::SetValue::Value("5.00".into());
+    dirsync::engine::writeback::set_field(&s.cfg, &s.store, "amy", "credit", v).unwrap();
     let snap = s.store.snapshot().unwrap();
     assert_eq!(snap.generation, before + 1, "a sync planned before the change conflicts at apply");
     assert_eq!(snap.users[0].fields.get("credit"), Some("5.00"));

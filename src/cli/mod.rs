@@ -49,7 +49,7 @@ pub async fn check(cfg: &Config) -> Result<u8, Failure> {
     let mut failed = 0;
     for s in &cfg.sources {
         let place = s.kind.place();
-        match dirsync::sync::check_source(s).await {
+        match dirsync::engine::sync::check_source(s).await {
             Ok((said, b)) => {
                 if let Some(said) = said {
                     println!("source {}: the source says: {said}", s.name);

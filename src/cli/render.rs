@@ -1,9 +1,9 @@
 //! Human-readable output: the plan, a run's outcome, users, groups, history.
 
-use dirsync::history::{AuditRecord, RunRecord, RunStatus};
-use dirsync::plan::{Plan, RemovalKind};
-use dirsync::sync::SyncOutcome;
-use dirsync::views::{GroupView, UserView};
+use dirsync::engine::history::{AuditRecord, RunRecord, RunStatus};
+use dirsync::engine::plan::{Plan, RemovalKind};
+use dirsync::engine::sync::SyncOutcome;
+use dirsync::engine::views::{GroupView, UserView};
 
 /// At most this many lines per kind of change; `--json` has them all.
 const MAX_LINES: usize = 200;
@@ -210,7 +210,7 @@ pub fn print_runs(runs: &[RunRecord]) {
     }
 }
 
-pub fn print_writeback_status(st: &dirsync::writeback::Status) {
+pub fn print_writeback_status(st: &dirsync::engine::writeback::Status) {
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     for (title, items) in [("pending", &st.pending), ("failed", &st.failed), ("conflicts", &st.conflicts)] {
         println!("{title}: {}", items.len());

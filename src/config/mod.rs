@@ -1,7 +1,7 @@
 //! The configuration file (TOML), read in two stages: the raw values as the
 //! admin typed them, then one validated [`Config`] that nothing re-checks.
 //! Every error names the file, the key and what is expected; every path is
-//! relative to the config file; secrets are read here into [`Secret`]s.
+//! relative to the config file; secrets are read here into [`Secret`](crate::secret::Secret)s.
 
 pub mod server;
 mod source;

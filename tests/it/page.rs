@@ -42,7 +42,7 @@ pub fn writeback_page_env(slapd: &Slapd) -> Env {
     let rest = "print_code = { attribute = \"pager\", owner = \"app\" }\n\n[sources.writeback]\nenabled = true\n\n[codes]\nprint_code = { length = 6, charset = \"digits\", unique = true }\n";
     let env = Env::ldap(slapd, "", rest);
     let hash = env.dir.path().join("admin.hash");
-    std::fs::write(&hash, dirsync::page::session::hash_password(ADMIN_PASSWORD).unwrap()).unwrap();
+    std::fs::write(&hash, dirsync::serve::page::session::hash_password(ADMIN_PASSWORD).unwrap()).unwrap();
     let server = server_section(&env, "[server.admin]\npassword_file = \"admin.hash\"\n");
     env.edit_config(|c| format!("{c}\n{server}"));
     env

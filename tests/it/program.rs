@@ -252,24 +252,24 @@ fn just_in_time_provisioning_reads_one_user_with_get_user_details_and_its_groups
     let cfg = dirsync::config::Config::load(&env.config()).unwrap();
     let store = dirsync::store::sqlite::SqliteStore::open(&env.db()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let opts = dirsync::sync::SyncOptions { user: Some("zoë".into()), ..Default::default() };
-    let out = rt.block_on(dirsync::sync::run(&cfg, &store, &opts, Default::default())).unwrap();
+    let opts = dirsync::engine::sync::SyncOptions { user: Some("zoë".into()), ..Default::default() };
+    let out = rt.block_on(dirsync::engine::sync::run(&cfg, &store, &opts, Default::default())).unwrap();
     assert_eq!((out.status.as_str(), out.mode.as_str(), out.counts.created), ("ok", "single", 1), "{out:?}");
     drop(store);
     assert_eq!(usernames(&env.users()), ["zoë"]);
     let groups = env.user("zoë")["groups"].to_string();
     assert!(groups.contains("Students") && !groups.contains("Staff"), "{groups}");
-    let opts = dirsync::sync::SyncOptions { user: Some("nobody".into()), ..Default::default() };
+    let opts = dirsync::engine::sync::SyncOptions { user: Some("nobody".into()), ..Default::default() };
     let store = dirsync::store::sqlite::SqliteStore::open(&env.db()).unwrap();
-    let out = rt.block_on(dirsync::sync::run(&cfg, &store, &opts, Default::default())).unwrap();
+    let out = rt.block_on(dirsync::engine::sync::run(&cfg, &store, &opts, Default::default())).unwrap();
     assert_eq!(
         (out.status.as_str(), out.counts.created),
         ("ok", 0),
         "an unknown user (exit 1) is not an outage: {out:?}"
     );
     // A line break would ask the program for a second user on its stdin.
-    let opts = dirsync::sync::SyncOptions { user: Some("jane\nnobody".into()), ..Default::default() };
-    let out = rt.block_on(dirsync::sync::run(&cfg, &store, &opts, Default::default())).unwrap();
+    let opts = dirsync::engine::sync::SyncOptions { user: Some("jane\nnobody".into()), ..Default::default() };
+    let out = rt.block_on(dirsync::engine::sync::run(&cfg, &store, &opts, Default::default())).unwrap();
     assert_eq!(out.counts.created, 0, "{out:?}");
     drop(store);
     assert_eq!(usernames(&env.users()), ["zoë"], "jane was not created by a crafted name");

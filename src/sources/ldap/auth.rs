@@ -115,7 +115,7 @@ impl LdapPasswordCheck {
 
     fn id_of(&self, mut entry: crate::model::RawEntry) -> Option<String> {
         (self.interpret)(crate::model::EntryKind::User, &mut entry);
-        crate::mapping::external_id(&entry, &self.cfg.query.id_attribute).ok()
+        crate::engine::mapping::external_id(&entry, &self.cfg.query.id_attribute).ok()
     }
 
     /// The user's current DN and identity, searched with the sync's account.

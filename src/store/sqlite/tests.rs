@@ -1,8 +1,8 @@
 //! SQLite store tests: generation checks, rollback, reopening.
 
 use super::*;
-use crate::history::{now, RunStatus};
-use crate::plan::{NewUser, Plan};
+use crate::engine::history::{now, RunStatus};
+use crate::engine::plan::{NewUser, Plan};
 
 fn run(store: &SqliteStore) -> RunRecord {
     RunRecord { errors: vec![EntryError::new("uid=x", "why")], ..crate::store::suite::record(store) }
@@ -31,13 +31,15 @@ fn apply_checks_the_generation_and_rolls_back_on_error() {
     let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
     let snap = store.snapshot().unwrap();
     let r = run(&store);
-    crate::apply::apply(&store, &plan_with("amy"), snap.generation, &r, now(), &[], &Default::default()).unwrap();
+    crate::engine::apply::apply(&store, &plan_with("amy"), snap.generation, &r, now(), &[], &Default::default())
+        .unwrap();
     assert_eq!(store.snapshot().unwrap().generation, snap.generation + 1);
 
     // A plan made from the old snapshot is refused, and nothing of it lands.
     let r2 = run(&store);
-    let err = crate::apply::apply(&store, &plan_with("bob"), snap.generation, &r2, now(), &[], &Default::default())
-        .unwrap_err();
+    let err =
+        crate::engine::apply::apply(&store, &plan_with("bob"), snap.generation, &r2, now(), &[], &Default::default())
+            .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     let names: Vec<String> = store.snapshot().unwrap().users.into_iter().map(|u| u.username.into()).collect();
     assert_eq!(names, ["amy"]);
@@ -46,7 +48,7 @@ fn apply_checks_the_generation_and_rolls_back_on_error() {
     let gen = store.snapshot().unwrap().generation;
     let mut plan = plan_with("cat");
     plan.creates.extend(plan_with("AMY").creates);
-    assert!(crate::apply::apply(&store, &plan, gen, &r2, now(), &[], &Default::default()).is_err());
+    assert!(crate::engine::apply::apply(&store, &plan, gen, &r2, now(), &[], &Default::default()).is_err());
     let snap = store.snapshot().unwrap();
     assert_eq!(snap.users.len(), 1, "cat was rolled back with the failed run");
     assert_eq!(snap.generation, gen);
@@ -64,7 +66,7 @@ fn reopening_keeps_data_and_schema_version() {
     {
         let store = SqliteStore::open(&path).unwrap();
         let r = run(&store);
-        crate::apply::apply(&store, &plan_with("amy"), 0, &r, now(), &[], &Default::default()).unwrap();
+        crate::engine::apply::apply(&store, &plan_with("amy"), 0, &r, now(), &[], &Default::default()).unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.snapshot().unwrap().users.len(), 1);
@@ -96,7 +98,7 @@ fn an_older_store_is_rekeyed_once_by_migration_4() {
     {
         let store = SqliteStore::open(&path).unwrap();
         let r = run(&store);
-        crate::apply::apply(&store, &plan_with("Jose\u{301}"), 0, &r, now(), &[], &Default::default()).unwrap();
+        crate::engine::apply::apply(&store, &plan_with("Jose\u{301}"), 0, &r, now(), &[], &Default::default()).unwrap();
         // As a version-3 store wrote it: lower-cased, not folded; no dn_key.
         store
             .write()
@@ -121,7 +123,7 @@ fn a_cloned_handle_reads_from_other_threads_while_one_writes() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
     let r = run(&store);
-    crate::apply::apply(&store, &plan_with("amy"), 0, &r, now(), &[], &Default::default()).unwrap();
+    crate::engine::apply::apply(&store, &plan_with("amy"), 0, &r, now(), &[], &Default::default()).unwrap();
     let before = store.snapshot().unwrap().generation;
     // A write transaction held open on one thread...
     let (started_tx, started) = std::sync::mpsc::channel();
@@ -168,7 +170,7 @@ fn a_stored_field_of_another_type_than_text_is_an_error_not_an_absent_value() {
     let r = run(&store);
     let mut plan = plan_with("amy");
     plan.creates[0].fields.insert("full_name".into(), "Amy".into());
-    crate::apply::apply(&store, &plan, gen, &r, now(), &[], &Default::default()).unwrap();
+    crate::engine::apply::apply(&store, &plan, gen, &r, now(), &[], &Default::default()).unwrap();
     assert_eq!(store.snapshot().unwrap().users[0].fields.get("full_name"), Some("Amy"));
     // Edited behind dirsync's back: a value it never writes.
     let conn = rusqlite::Connection::open(&path).unwrap();

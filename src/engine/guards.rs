@@ -1,0 +1,186 @@
+//! Guards: the checks between a plan and its apply. A source that returned no
+//! users, or whose read (a delta too) would leave it with no active user,
+//! never removes anybody (this cannot be forced); a plan that would
+//! disable or delete more than `max_delete_percent` of a source's users, or
+//! more than `max_delete_count` in all, is blocked unless forced. Each
+//! block names the source it holds back (`None`: the whole run); the sync
+//! leaves such a source out and applies the others (a `partial` run).
+
+use serde::Serialize;
+
+use crate::config::Safety;
+use crate::engine::plan::Plan;
+
+/// Why a plan was blocked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Block {
+    pub reason: String,
+    /// Whether `--force` lifts it.
+    pub forceable: bool,
+    /// The source it holds back (`None`: the whole run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// Checks a plan; returns every reason to block it (empty: go ahead).
+pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for s in &plan.sources {
+        // A delta with no entries is normal (nothing changed); its deletions
+        // are explicit and meet the thresholds below.
+        if !s.incremental && s.users_usable == 0 && s.removals > 0 {
+            let what = if s.users_returned == 0 {
+                "returned no users".to_string()
+            } else {
+                format!("returned no usable users ({} entries, all skipped)", s.users_returned)
+            };
+            blocks.push(Block {
+                source: Some(s.source.clone()),
+                reason: format!(
+                    "source \"{}\" {what}; refusing to disable or delete its {} user(s) (a source that returns nothing never removes anybody, even with --force)",
+                    s.source, s.removals
+                ),
+                forceable: false,
+            });
+            continue;
+        }
+        // The same for a delta that brings nothing usable and would leave the
+        // source with no active user: an emptied directory is an empty source,
+        // whether it is read in full or incrementally.
+        if s.incremental && s.users_usable == 0 && s.active_before > 0 && s.active_after == 0 && s.removals > 0 {
+            blocks.push(Block {
+                source: Some(s.source.clone()),
+                reason: format!(
+                    "source \"{}\": an incremental read would disable or delete all {} of its active users, leaving none; refusing (a source that returns nothing never removes anybody, even with --force; check the directory, then use on_missing = \"keep\" or remove the source if this is intended)",
+                    s.source, s.active_before
+                ),
+                forceable: false,
+            });
+            continue;
+        }
+        if !s.incremental && s.groups_returned == 0 && s.group_deletes > 0 {
+            blocks.push(Block {
+                source: Some(s.source.clone()),
+                reason: format!(
+                    "source \"{}\" returned no groups; refusing to delete its {} group(s) (check group_filter; --force allows it)",
+                    s.source, s.group_deletes
+                ),
+                forceable: true,
+            });
+        }
+        if s.active_before > 0 && s.removals > 0 {
+            let pct = 100.0 * s.removals as f64 / s.active_before as f64;
+            if pct > safety.max_delete_percent {
+                blocks.push(Block {
+                source: Some(s.source.clone()),
+                    reason: format!(
+                        "source \"{}\": {} of {} users ({pct:.1}%) would be disabled or deleted, above max_delete_percent = {}",
+                        s.source, s.removals, s.active_before, safety.max_delete_percent
+                    ),
+                    forceable: true,
+                });
+            }
+        }
+    }
+    let total = plan.removals.len() as u64;
+    if total > safety.max_delete_count {
+        blocks.push(Block {
+            source: None,
+            reason: format!(
+                "{total} users would be disabled or deleted, above max_delete_count = {}",
+                safety.max_delete_count
+            ),
+            forceable: true,
+        });
+    }
+    if force {
+        blocks.retain(|b| !b.forceable);
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan::{Removal, RemovalKind, SourceSummary};
+
+    fn plan(returned: usize, before: usize, removals: usize) -> Plan {
+        Plan {
+            removals: (0..removals)
+                .map(|i| Removal {
+                    id: i as i64,
+                    source: "s".into(),
+                    username: format!("u{i}"),
+                    kind: RemovalKind::Disable,
+                })
+                .collect(),
+            sources: vec![SourceSummary {
+                source: "s".into(),
+                users_returned: returned,
+                users_usable: returned,
+                groups_returned: 1,
+                active_before: before,
+                active_after: before.saturating_sub(removals),
+                removals,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn empty_source_never_removes_even_forced() {
+        let b = check(&plan(0, 10, 10), &Safety::default(), true);
+        assert_eq!(b.len(), 1);
+        assert!(!b[0].forceable);
+        assert!(check(&plan(0, 0, 0), &Safety::default(), false).is_empty());
+    }
+
+    #[test]
+    fn a_source_whose_entries_are_all_skipped_counts_as_empty() {
+        let mut p = plan(10, 10, 10);
+        p.sources[0].users_usable = 0;
+        let b = check(&p, &Safety::default(), true);
+        assert_eq!(b.len(), 1);
+        assert!(!b[0].forceable);
+        assert!(b[0].reason.contains("no usable users (10 entries, all skipped)"), "{}", b[0].reason);
+    }
+
+    #[test]
+    fn a_delta_that_empties_the_source_is_the_empty_source_case_even_forced() {
+        let mut p = plan(0, 1000, 1000);
+        p.sources[0].incremental = true;
+        p.sources[0].active_after = 0;
+        let b = check(&p, &Safety::default(), true);
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(!b[0].forceable && b[0].reason.contains("leaving none"), "{b:?}");
+        // One user left: the thresholds apply, and --force lifts them.
+        p.sources[0].active_after = 1;
+        assert!(check(&p, &Safety::default(), true).is_empty());
+        assert!(!check(&p, &Safety::default(), false).is_empty());
+    }
+
+    #[test]
+    fn deltas_meet_the_thresholds_but_not_the_empty_rule() {
+        let mut p = plan(0, 10, 1);
+        p.sources[0].incremental = true;
+        assert!(check(&p, &Safety::default(), false).is_empty(), "one deletion in ten, nothing else changed");
+        let mut p = plan(0, 10, 6);
+        p.sources[0].incremental = true;
+        let b = check(&p, &Safety::default(), false);
+        assert_eq!(b.len(), 1);
+        assert!(b[0].forceable && b[0].reason.contains("60.0%"), "{b:?}");
+    }
+
+    #[test]
+    fn percent_and_count_thresholds_block_unless_forced() {
+        let safety = Safety { max_delete_percent: 20.0, max_delete_count: 3, ..Safety::default() };
+        assert!(check(&plan(8, 10, 2), &safety, false).is_empty());
+        let b = check(&plan(7, 10, 3), &safety, false);
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(b[0].reason.contains("30.0%"));
+        let b = check(&plan(96, 100, 4), &safety, false);
+        assert!(b[0].reason.contains("max_delete_count = 3"), "{b:?}");
+        assert!(check(&plan(7, 10, 3), &safety, true).is_empty());
+    }
+}

@@ -1,0 +1,23 @@
+//! The engine: one sync's steps, each a module, over the plain data of
+//! [`crate::model`] and the [`crate::store`]:
+//!
+//! ```text
+//! sources → mapping & validation → plan → guards → apply → write-back → history
+//!           mapping, batch          plan   guards   apply   writeback    history
+//! ```
+//!
+//! [`sync`] runs them in order for a run; [`codes`] generates the values
+//! provisioning sets, and [`views`] shows users and groups as the CLI and
+//! API answer them. The engine reaches a source only through the kind
+//! contract ([`crate::kind`]), never a kind by name.
+
+pub mod apply;
+pub mod batch;
+pub mod codes;
+pub mod guards;
+pub mod history;
+pub mod mapping;
+pub mod plan;
+pub mod sync;
+pub mod views;
+pub mod writeback;

@@ -1,0 +1,83 @@
+//! What a run reports: [`SyncOutcome`] (also the `sync --json` document)
+//! and each source's part in it ([`SourceOutcome`]).
+
+use serde::Serialize;
+
+use crate::engine::guards::Block;
+use crate::engine::history::{Counts, RunStatus};
+use crate::engine::plan::Plan;
+use crate::model::EntryError;
+
+/// What a sync did; also the `sync --json` output.
+#[derive(Debug, Serialize)]
+pub struct SyncOutcome {
+    pub run_id: Option<i64>,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub source: String,
+    /// `full`, `incremental`, or `mixed` (several sources, both kinds).
+    pub mode: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub errors: Vec<EntryError>,
+    pub warnings: Vec<EntryError>,
+    /// Why the run failed or was blocked.
+    pub message: Option<String>,
+    pub blocked_by: Vec<Block>,
+    /// Write-back at the end of the run (sources with write-back only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writeback: Option<crate::engine::writeback::PushReport>,
+    /// The plan (dry runs and blocked runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// Each selected source's outcome: applied, failed or held back by the
+    /// guards (a `partial` run applied some of them).
+    pub sources: Vec<SourceOutcome>,
+    /// The run failed only because the store changed under it (a field set
+    /// meanwhile) or was busy: running it again at once may well succeed.
+    #[serde(skip)]
+    pub retryable: bool,
+    /// The run was refused because another sync holds the store's lock:
+    /// nothing was read or changed.
+    #[serde(skip)]
+    pub lock_held: bool,
+}
+
+impl SyncOutcome {
+    /// An outcome with nothing done yet (status ok, mode full).
+    pub fn new(run_id: Option<i64>, dry_run: bool, source: &str) -> SyncOutcome {
+        SyncOutcome {
+            run_id,
+            status: RunStatus::Ok,
+            dry_run,
+            source: source.to_string(),
+            mode: "full".into(),
+            counts: Counts::default(),
+            errors: vec![],
+            warnings: vec![],
+            message: None,
+            blocked_by: vec![],
+            writeback: None,
+            plan: None,
+            sources: Vec::new(),
+            retryable: false,
+            lock_held: false,
+        }
+    }
+}
+
+/// One source's part in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceOutcome {
+    pub name: String,
+    /// `ok` (read, and applied unless the run was not), `failed` (could not
+    /// be read: its users untouched) or `blocked` (held back by the guards).
+    pub status: &'static str,
+    pub message: Option<String>,
+}
+
+impl SourceOutcome {
+    pub(super) fn new(name: &str, status: &'static str, message: Option<String>) -> Self {
+        SourceOutcome { name: name.to_string(), status, message }
+    }
+}

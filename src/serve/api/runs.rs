@@ -1,0 +1,294 @@
+//! `/api/syncs`, `/api/runs`, `/api/changes` and `/api/writeback`: start a
+//! sync (queued, coalesced), follow runs, read the change feed (every change
+//! to users, groups and memberships in commit order, with long polling), see
+//! and push the write-back queue.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::clients::authorize;
+use super::error::ApiError;
+use super::people::limit;
+use crate::config::Scope;
+use crate::engine::sync::SyncOptions;
+use crate::serve::runner::{RunRequest, Trigger};
+use crate::serve::AppState;
+use crate::store::on_store;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBody {
+    sources: Option<Vec<String>>,
+    dry_run: Option<bool>,
+    full: Option<bool>,
+}
+
+/// `POST /api/syncs`: 202 `{run_id, queued}` at once (`queued` false: an
+/// equal run was already queued or running, and this is its id). A dry run
+/// changes nothing and takes no place in the queue: it is planned at once
+/// and answered with its outcome and plan (200).
+pub async fn start_sync(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let caller = authorize(&st, &headers, Scope::Sync)?;
+    let body = body.map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
+    // An empty body asks for every source.
+    let body: SyncBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SyncBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("expected {{sources?, dry_run?, full?}}: {e}")))?
+    };
+    let sources = body.sources.unwrap_or_default();
+    if body.dry_run == Some(true) {
+        let cfg = st.config();
+        let opts = SyncOptions { dry_run: true, sources, full: body.full.unwrap_or(false), ..SyncOptions::default() };
+        let outcome = crate::engine::sync::run(&cfg, &*st.store, &opts, Default::default()).await?;
+        return Ok(Json(outcome).into_response());
+    }
+    let req = RunRequest { sources, full: body.full.unwrap_or(false), trigger: Trigger::Api, approved: None };
+    let (id, queued) = st.runner.submit(req).await?;
+    tracing::info!(client = %caller.name, run = id, queued, "sync asked for");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id, "queued": queued }))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RunsParams {
+    limit: Option<usize>,
+    cursor: Option<i64>,
+}
+
+pub async fn list_runs(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<RunsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &headers, Scope::Read)?;
+    let Query(p) = params?;
+    let limit = limit(p.limit)?;
+    let mut runs = on_store(&*st.store, move |s| s.runs_page(p.cursor, limit + 1)).await?;
+    let next = if runs.len() > limit {
+        runs.truncate(limit);
+        runs.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok(Json(json!({ "runs": runs, "next": next })))
+}
+
+pub async fn get_run(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(id) = path?;
+    authorize(&st, &headers, Scope::Read)?;
+    let run = on_store(&*st.store, move |s| s.runs_page(id.checked_add(1), 1)).await?;
+    let run = run.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
+    let blocked = run.status == crate::engine::history::RunStatus::Blocked;
+    let mut v = serde_json::to_value(run).unwrap_or_default();
+    // A blocked run: what it would have removed and its plan, for the review before an approval.
+    if blocked {
+        let (removals, plan) = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
+            Ok((s.removals_of(id)?, s.plan_of(id)?))
+        })
+        .await?;
+        v["removals"] = serde_json::to_value(removals).unwrap_or_default();
+        if let Some(p) = plan.and_then(|j| serde_json::from_str::<Value>(&j).ok()) {
+            v["plan"] = p;
+        }
+    }
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub struct ChangesParams {
+    since: Option<i64>,
+    limit: Option<usize>,
+    /// Seconds to wait for a change when there is none (at most 60).
+    wait: Option<u64>,
+}
+
+/// `GET /api/changes?since=<cursor>`: `{changes, next}` in commit order;
+/// pass `next` as `since` to get what follows (nothing missed, nothing
+/// repeated). With `wait`, an empty answer waits for the next change.
+pub async fn changes(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<ChangesParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &headers, Scope::Read)?;
+    let Query(p) = params?;
+    let limit = limit(p.limit)?;
+    let since = p.since.unwrap_or(0);
+    if since < 0 {
+        return Err(ApiError::bad_request(format!("since: expected 0 or a cursor this API gave, got {since}")));
+    }
+    let wait = p.wait.unwrap_or(0);
+    if wait > 60 {
+        return Err(ApiError::bad_request(format!("wait: expected 0 to 60 seconds, got {wait}")));
+    }
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    loop {
+        let page = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
+            let page = s.changes(since, limit)?;
+            // A new user's memberships have no entries of their own: its
+            // create entry carries its direct groups (one query a page).
+            let created: Vec<i64> =
+                page.iter().filter(|c| c.record.action == "create").filter_map(|c| c.record.user_id).collect();
+            let groups = if created.is_empty() { Default::default() } else { s.groups_of_users(&created)? };
+            Ok((page, groups))
+        })
+        .await?;
+        let (page, mut groups) = page;
+        if !page.is_empty() || Instant::now() >= deadline {
+            let next = page.last().map(|c| c.cursor).unwrap_or(since);
+            let changes: Vec<Value> = page.into_iter().map(|c| change_json(c, &mut groups)).collect();
+            return Ok(Json(json!({ "changes": changes, "next": next })));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One entry of the change feed. `username` names the user of a user's
+/// change (`name` also names groups); a `create` adds the new user's
+/// `fields`, and its `status` and direct `groups` as the store has them now.
+fn change_json(
+    c: crate::store::Change,
+    groups: &mut std::collections::HashMap<i64, crate::store::UserGroups>,
+) -> Value {
+    let r = c.record;
+    let mut v = json!({
+        "cursor": c.cursor, "run_id": r.run_id, "at": r.at, "action": r.action,
+        "name": r.name, "user_id": r.user_id, "field": r.field, "old": r.old, "new": r.new,
+    });
+    if r.user_id.is_some() {
+        v["username"] = json!(r.name);
+    }
+    if r.action == "create" {
+        let fields: Value = r.new.as_deref().and_then(|n| serde_json::from_str(n).ok()).unwrap_or(json!({}));
+        v["fields"] = fields;
+        v["status"] = json!(c.status_now.map(|s| s.as_str()));
+        v["groups"] = json!(r.user_id.and_then(|id| groups.remove(&id)).map(|g| g.direct).unwrap_or_default());
+    }
+    v
+}
+
+pub async fn writeback_status(State(st): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &headers, Scope::Read)?;
+    let status = on_store(&*st.store, |s| crate::engine::writeback::status(s)).await?;
+    Ok(Json(serde_json::to_value(status).unwrap_or_default()))
+}
+
+/// The store's lease for a push outside a sync (one writer to the directory at a time).
+async fn lease(st: &AppState) -> Result<Box<dyn crate::store::Lease>, ApiError> {
+    on_store(&*st.store, |s| s.lease()).await.map_err(|e| match e {
+        crate::store::StoreError::Locked(_) => ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_busy", "a sync or push is running; try again")
+        },
+        other => other.into(),
+    })
+}
+
+pub async fn writeback_push(State(st): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &headers, Scope::Write)?;
+    let _lease = lease(&st).await?;
+    let cfg = st.config();
+    let report = crate::engine::writeback::push(&cfg, &*st.store, true).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    keep: String,
+}
+
+/// `POST /api/writeback/{id}/resolve` `{keep: "app" | "directory"}`.
+pub async fn writeback_resolve(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    body: Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(id) = path?;
+    let caller = authorize(&st, &headers, Scope::Write)?;
+    let Json(b) = body?;
+    let keep = match b.keep.as_str() {
+        "app" => crate::config::OnConflict::App,
+        "directory" => crate::config::OnConflict::Directory,
+        other => {
+            return Err(ApiError::bad_request(format!("keep: expected \"app\" or \"directory\", got \"{other}\"")))
+        }
+    };
+    let _lease = lease(&st).await?;
+    let cfg = st.config();
+    let (resolved, report) = crate::engine::writeback::resolve(&cfg, &*st.store, id, keep).await?;
+    tracing::info!(client = %caller.name, item = id, keep = %b.keep, resolved, "write-back conflict resolution");
+    Ok(Json(json!({ "resolved": resolved, "push": report })))
+}
+
+/// `POST /api/runs/{id}/approve`: a run blocked by a threshold is planned
+/// again with the thresholds lifted, and applied only if it removes nobody
+/// the blocked run did not plan (otherwise it is blocked again and names who
+/// is new). 202 `{run_id}` of the new run; 409 when the run is not blocked.
+pub async fn approve_run(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = path?;
+    let caller = authorize(&st, &headers, Scope::Admin)?;
+    let (new_id, removals) = approve(&st, id).await?;
+    tracing::info!(client = %caller.name, blocked = id, run = new_id, removals = removals.len(), "blocked run approved");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": new_id, "approves": id, "removals": removals }))).into_response())
+}
+
+/// Queues the approval of blocked run `id` (the API's and the page's).
+pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::PlannedRemoval>), ApiError> {
+    let found = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
+        let run = s.runs_page(id.checked_add(1), 1)?.into_iter().find(|r| r.id == id);
+        Ok(match run {
+            None => None,
+            Some(r) => Some((r, s.removals_of(id)?)),
+        })
+    })
+    .await?;
+    let (run, removals) = found.ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
+    if run.status != crate::engine::history::RunStatus::Blocked {
+        return Err(ApiError::conflict(format!(
+            "run {id} is {}, not blocked: there is nothing to approve",
+            run.status.as_str()
+        )));
+    }
+    let mut approval = crate::engine::sync::Approval { run_id: id, ..Default::default() };
+    for r in &removals {
+        if r.kind == "user" {
+            approval.users.insert(r.target_id);
+        } else {
+            approval.groups.insert(r.target_id);
+        }
+    }
+    let sources: Vec<String> = run.source.split(',').map(str::to_string).filter(|s| !s.is_empty()).collect();
+    let cfg = st.config();
+    if let Some(n) = sources.iter().find(|n| !cfg.sources.iter().any(|s| &s.name == *n)) {
+        return Err(ApiError::conflict(format!("run {id} read source \"{n}\", which is no longer configured")));
+    }
+    let req = RunRequest {
+        sources,
+        full: run.mode == "full",
+        trigger: Trigger::Api,
+        approved: Some(std::sync::Arc::new(approval)),
+    };
+    let (new_id, _) = st.runner.submit(req).await?;
+    Ok((new_id, removals))
+}

@@ -1,0 +1,346 @@
+//! The run queue of `dirsync serve`: syncs asked for by the schedule, the
+//! API or an admin run one at a time on one store, in order. An ask while an
+//! equivalent run (same sources, same kind of read) is queued or running is
+//! coalesced: it gets that run's id instead of stacking another. Every
+//! queued run has its record in the store from the start (status `queued`),
+//! so its id can be looked up at once. The worker also keeps each source's
+//! health (last outcome, consecutive failures) for `/readyz`, the metrics
+//! and the scheduler's retries.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::engine::history::RunStatus;
+use crate::engine::sync::{SyncOptions, SyncOutcome};
+use crate::store::{on_store, Store, StoreError};
+use crate::time::Timestamp;
+
+/// The configuration a service runs with; replaced whole on reload.
+pub type ConfigHandle = Arc<RwLock<Arc<Config>>>;
+
+/// Who asked for a run (logged and counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Schedule,
+    Api,
+    Retry,
+}
+
+/// A run to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRequest {
+    /// Source names (empty: every source).
+    pub sources: Vec<String>,
+    /// A full read even where an incremental one is possible.
+    pub full: bool,
+    pub trigger: Trigger,
+    /// An approval of a blocked run (never coalesced).
+    pub approved: Option<Arc<crate::engine::sync::Approval>>,
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    run_id: i64,
+    /// Sorted; never empty (resolved against the config when queued).
+    sources: Vec<String>,
+    full: bool,
+    trigger: Trigger,
+    approved: Option<Arc<crate::engine::sync::Approval>>,
+}
+
+impl Job {
+    fn same_as(&self, sources: &[String], full: bool) -> bool {
+        self.approved.is_none() && self.sources == sources && self.full == full
+    }
+}
+
+/// How a source's runs have been going.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SourceHealth {
+    /// The last finished run's status.
+    pub last_status: Option<RunStatus>,
+    pub last_run_at: Option<Timestamp>,
+    pub last_ok_at: Option<Timestamp>,
+    /// Failed runs in a row (0 after a run that is not failed).
+    pub failures: u32,
+    pub last_message: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Job>,
+    running: Option<Job>,
+    stopping: bool,
+    health: BTreeMap<String, SourceHealth>,
+    /// Finished runs by (source list, mode, status), for the metrics.
+    finished: BTreeMap<(String, String, RunStatus), u64>,
+    durations: Histogram,
+}
+
+/// Run durations in seconds, in Prometheus' cumulative buckets.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    /// Counts per upper bound in [`Histogram::BOUNDS`] (not cumulative).
+    pub counts: [u64; 8],
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub const BOUNDS: [f64; 8] = [0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0];
+
+    pub fn observe(&mut self, v: f64) {
+        if let Some(i) = Self::BOUNDS.iter().position(|b| v <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+/// Why a run could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("no source is named \"{0}\"")]
+    UnknownSource(String),
+    #[error("the service is stopping")]
+    Stopping,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The queue and its worker's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    state: Arc<Mutex<State>>,
+    submitting: Arc<tokio::sync::Mutex<()>>,
+    wake: Arc<Notify>,
+    cfg: ConfigHandle,
+    store: Arc<dyn Store>,
+    /// Entries read by the running sync (progress).
+    pub progress: Arc<AtomicU64>,
+}
+
+impl Runner {
+    pub fn new(cfg: ConfigHandle, store: Arc<dyn Store>) -> Runner {
+        Runner {
+            state: Arc::default(),
+            submitting: Arc::default(),
+            wake: Arc::new(Notify::new()),
+            cfg,
+            store,
+            progress: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.cfg.read().expect("config lock").clone()
+    }
+
+    /// Queues a run, or returns the id of an equivalent one already queued
+    /// or running. The second value says whether a new run was queued.
+    pub async fn submit(&self, req: RunRequest) -> Result<(i64, bool), QueueError> {
+        let cfg = self.config();
+        let mut sources = if req.sources.is_empty() {
+            cfg.sources.iter().map(|s| s.name.clone()).collect::<Vec<_>>()
+        } else {
+            for n in &req.sources {
+                if !cfg.sources.iter().any(|s| &s.name == n) {
+                    return Err(QueueError::UnknownSource(n.clone()));
+                }
+            }
+            req.sources.clone()
+        };
+        sources.sort();
+        sources.dedup();
+        // One ask at a time from here: two equal asks must not both queue.
+        let _one = self.submitting.lock().await;
+        if req.approved.is_none() {
+            if let Some(id) = self.coalesce(&sources, req.full)? {
+                return Ok((id, false));
+            }
+        } else if self.state.lock().expect("queue lock").stopping {
+            return Err(QueueError::Stopping);
+        }
+        let label = sources.join(",");
+        // An approval lifts the thresholds: recorded as forced.
+        let forced = req.approved.is_some();
+        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced)).await?;
+        self.state.lock().expect("queue lock").queue.push_back(Job {
+            run_id: id,
+            sources,
+            full: req.full,
+            trigger: req.trigger,
+            approved: req.approved.clone(),
+        });
+        info!(run = id, trigger = ?req.trigger, "sync queued");
+        self.wake.notify_one();
+        Ok((id, true))
+    }
+
+    /// Queues a run at the front (a retry of the run that just failed).
+    async fn submit_front(&self, req: RunRequest) -> Result<i64, QueueError> {
+        let _one = self.submitting.lock().await;
+        let label = req.sources.join(",");
+        let forced = req.approved.is_some();
+        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced)).await?;
+        let mut st = self.state.lock().expect("queue lock");
+        if st.stopping {
+            return Err(QueueError::Stopping);
+        }
+        st.queue.push_front(Job {
+            run_id: id,
+            sources: req.sources,
+            full: req.full,
+            trigger: req.trigger,
+            approved: req.approved,
+        });
+        Ok(id)
+    }
+
+    fn coalesce(&self, sources: &[String], full: bool) -> Result<Option<i64>, QueueError> {
+        let st = self.state.lock().expect("queue lock");
+        if st.stopping {
+            return Err(QueueError::Stopping);
+        }
+        let queued = st.queue.iter().find(|j| j.same_as(sources, full));
+        let running = st.running.as_ref().filter(|j| j.same_as(sources, full));
+        Ok(queued.or(running).map(|j| j.run_id))
+    }
+
+    /// The runs waiting, oldest first, and the one running.
+    pub fn queued(&self) -> (Vec<i64>, Option<i64>) {
+        let st = self.state.lock().expect("queue lock");
+        (st.queue.iter().map(|j| j.run_id).collect(), st.running.as_ref().map(|j| j.run_id))
+    }
+
+    /// Each source's health.
+    pub fn health(&self) -> BTreeMap<String, SourceHealth> {
+        self.state.lock().expect("queue lock").health.clone()
+    }
+
+    /// Finished runs counted by (sources, mode, status), and run durations in seconds.
+    pub fn finished(&self) -> (BTreeMap<(String, String, RunStatus), u64>, Histogram) {
+        let st = self.state.lock().expect("queue lock");
+        (st.finished.clone(), st.durations.clone())
+    }
+
+    /// Stops taking work: queued runs are dropped (marked interrupted), the
+    /// running one finishes. [`Runner::work`] returns once it is idle.
+    pub fn stop(&self) {
+        let dropped: Vec<i64> = {
+            let mut st = self.state.lock().expect("queue lock");
+            st.stopping = true;
+            st.queue.drain(..).map(|j| j.run_id).collect()
+        };
+        if !dropped.is_empty() {
+            info!(runs = ?dropped, "queued runs dropped: the service is stopping");
+        }
+        self.wake.notify_one();
+    }
+
+    /// Whether nothing is running or queued.
+    pub fn idle(&self) -> bool {
+        let st = self.state.lock().expect("queue lock");
+        st.running.is_none() && st.queue.is_empty()
+    }
+
+    /// The worker: runs queued jobs one at a time until [`Runner::stop`].
+    pub async fn work(&self) {
+        loop {
+            let job = {
+                let mut st = self.state.lock().expect("queue lock");
+                if st.stopping {
+                    st.running = None;
+                    break;
+                }
+                let job = st.queue.pop_front();
+                st.running = job.clone();
+                job
+            };
+            let Some(job) = job else {
+                self.wake.notified().await;
+                continue;
+            };
+            let t0 = Instant::now();
+            self.progress.store(0, std::sync::atomic::Ordering::Relaxed);
+            let cfg = self.config();
+            let opts = SyncOptions {
+                sources: job.sources.clone(),
+                full: job.full,
+                run_id: Some(job.run_id),
+                approved: job.approved.clone(),
+                // An approval lifts the thresholds: recorded as a forced run.
+                force: job.approved.is_some(),
+                ..SyncOptions::default()
+            };
+            info!(run = job.run_id, sources = %job.sources.join(","), full = job.full, trigger = ?job.trigger, "sync started");
+            let result = crate::engine::sync::run(&cfg, &*self.store, &opts, self.progress.clone()).await;
+            // The store changed under the run (a field set through the API
+            // meanwhile): once, at once, before anything queued after it.
+            let again = matches!(&result, Ok(o) if o.retryable) && job.trigger != Trigger::Retry;
+            self.finish(&job, result, t0.elapsed());
+            if again {
+                let req = RunRequest {
+                    sources: job.sources.clone(),
+                    full: job.full,
+                    trigger: Trigger::Retry,
+                    approved: job.approved.clone(),
+                };
+                match self.submit_front(req).await {
+                    Ok(id) => info!(run = id, after = job.run_id, "the store changed during the run: running it again"),
+                    Err(e) => warn!("the run could not be queued again: {e}"),
+                }
+            }
+        }
+        let at = crate::engine::history::now();
+        let _ = on_store(&*self.store, move |s| s.abandon_queued(at)).await;
+    }
+
+    fn finish(&self, job: &Job, result: Result<SyncOutcome, crate::engine::sync::SyncError>, took: Duration) {
+        let (status, mode, message) = match &result {
+            Ok(o) => (o.status, o.mode.clone(), o.message.clone()),
+            Err(e) => (RunStatus::Failed, if job.full { "full" } else { "auto" }.to_string(), Some(e.to_string())),
+        };
+        match &result {
+            Ok(o) => {
+                info!(run = job.run_id, status = status.as_str(), mode = %o.mode, changes = o.counts.changes(), secs = took.as_secs_f64(), "sync finished")
+            }
+            Err(e) => warn!(run = job.run_id, "sync failed: {e}"),
+        }
+        let at = crate::engine::history::now();
+        let mut st = self.state.lock().expect("queue lock");
+        st.running = None;
+        *st.finished.entry((job.sources.join(","), mode, status)).or_default() += 1;
+        st.durations.observe(took.as_secs_f64());
+        for s in &job.sources {
+            // In a partial run each source has its own outcome.
+            let own = result.as_ref().ok().and_then(|o| o.sources.iter().find(|x| &x.name == s));
+            let (status, message) = match own {
+                Some(x) if status == RunStatus::Partial => match x.status {
+                    "failed" => (RunStatus::Failed, x.message.clone()),
+                    "blocked" => (RunStatus::Blocked, x.message.clone()),
+                    _ => (RunStatus::Ok, None),
+                },
+                _ => (status, message.clone()),
+            };
+            let h = st.health.entry(s.clone()).or_default();
+            h.last_status = Some(status);
+            h.last_run_at = Some(at);
+            h.last_message = message;
+            if status == RunStatus::Failed {
+                h.failures += 1;
+            } else {
+                h.failures = 0;
+                h.last_ok_at = Some(at);
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The router in-process (`oneshot`, as axum's own examples test), over an
+//! LDIF source and a real SQLite store.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt;
+
+use super::{app, AppState};
+use crate::config::Config;
+use crate::store::sqlite::SqliteStore;
+
+const TOKEN: &str = "oneshot-token-0123456789";
+
+async fn state() -> (tempfile::TempDir, AppState) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("d.ldif"),
+        "dn: uid=amy,ou=people,dc=t\nobjectClass: inetOrgPerson\nuid: amy\ncn: Amy\nentryUUID: 1\n\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("t.token"), TOKEN).unwrap();
+    let text = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n[server]\n[[server.clients]]\nname = \"t\"\ntoken_file = \"t.token\"\nscopes = [\"read\"]\n";
+    let cfg = Config::parse(text, &dir.path().join("c.toml")).unwrap();
+    let store = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
+    crate::engine::sync::run(&cfg, &*store, &Default::default(), Default::default()).await.unwrap();
+    (dir, AppState::new(cfg, store))
+}
+
+async fn body(r: axum::response::Response) -> serde_json::Value {
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_user_by_name_with_a_token_and_a_json_401_without() {
+    let (_dir, st) = state().await;
+    let req = Request::get("/api/users/AMY").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty());
+    let r = app(st.clone()).oneshot(req.unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await["username"], "amy");
+    let r = app(st.clone()).oneshot(Request::get("/api/users/amy").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(r).await["error"], "unauthorized");
+    // A source without a password check (LDIF) refuses like a wrong password.
+    let auth = Request::post("/api/auth")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"username":"amy","password":"x"}"#));
+    let r = app(st).oneshot(auth.unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "the read scope cannot check passwords");
+}
+
+#[tokio::test]
+async fn metrics_labels_stay_bounded_whatever_the_method_or_path() {
+    let (_dir, st) = state().await;
+    for i in 0..50 {
+        let req =
+            Request::builder().method(format!("X{i}").as_str()).uri(format!("/api/random-{i}")).body(Body::empty());
+        let r = app(st.clone()).oneshot(req.unwrap()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let r = app(st.clone()).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    let text = String::from_utf8(axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("dirsync_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 50"),
+        "{text}"
+    );
+    assert!(!text.contains("X7") && !text.contains("random-"), "no label per method or path");
+}
+
+#[tokio::test]
+async fn every_route_is_documented_and_every_documented_route_is_served() {
+    let mut served = super::routes().added;
+    let mut documented: Vec<(&str, &str)> = super::openapi::ROUTES.iter().map(|r| (r.method, r.path)).collect();
+    served.sort();
+    documented.sort();
+    assert_eq!(served, documented, "the router and the OpenAPI table list the same routes");
+    // Each documented route answers its method (not 405, not the fallback).
+    let (_dir, st) = state().await;
+    for r in super::openapi::ROUTES {
+        let path = r.path.replace("{username}", "amy").replace("{name}", "g").replace("{id}", "1");
+        let req = Request::builder().method(r.method.to_uppercase().as_str()).uri(&path).body(Body::empty()).unwrap();
+        let res = app(st.clone()).oneshot(req).await.unwrap();
+        assert_ne!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{} {path}", r.method);
+        if res.status() == StatusCode::NOT_FOUND {
+            assert_ne!(body(res).await["message"], "no such route", "{} {path}", r.method);
+        }
+    }
+    // The document itself: OpenAPI 3.1, every path, a security scheme.
+    let r = app(st).oneshot(Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await.unwrap();
+    let doc = body(r).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (_, path) in documented {
+        assert!(doc["paths"].get(path).is_some(), "{path} is in the document");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_matches_in_any_case_and_api_answers_are_never_cached_or_sniffed() {
+    let (_dir, st) = state().await;
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let req =
+            Request::get("/api/users/amy").header("authorization", format!("{scheme} {TOKEN}")).body(Body::empty());
+        let r = app(st.clone()).oneshot(req.unwrap()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{scheme}");
+    }
+    let req = Request::get("/api/users/amy").header("authorization", format!("Basic {TOKEN}")).body(Body::empty());
+    assert_eq!(app(st.clone()).oneshot(req.unwrap()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Success, refusal and an unknown route alike.
+    for (path, token) in [("/api/users/amy", Some(TOKEN)), ("/api/users/amy", None), ("/api/nope", Some(TOKEN))] {
+        let mut req = Request::get(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let r = app(st.clone()).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+}
+
+#[test]
+fn a_guessable_client_token_is_refused_at_load_without_quoting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n[server]\n[[server.clients]]\nname = \"t\"\ntoken_file = \"t.token\"\nscopes = [\"read\"]\n";
+    for bad in ["a".repeat(40), "ab".repeat(20), format!("{} {}", "x1y2z3w4", "q5r6s7t8u9")] {
+        std::fs::write(dir.path().join("t.token"), &bad).unwrap();
+        let e = Config::parse(base, &dir.path().join("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("server.clients[0].token_file"), "{e}");
+        assert!(!e.contains(&bad), "the token is not quoted: {e}");
+    }
+}
