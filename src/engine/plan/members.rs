@@ -10,7 +10,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{GroupRemoval, GroupUpdate, Member, MemberChange, NewGroup, Plan, Ref, RemovalKind};
 use crate::config::Config;
-use crate::model::{Snapshot, SourceBatch};
+use crate::model::{Snapshot, SourceBatch, StoredGroup};
 
 /// What is gone from a delta batch's source: (users, groups) identities, the
 /// reported deletions plus, after a present phase, every stored identity that
@@ -57,9 +57,51 @@ pub(super) struct SourceCtx<'a> {
     pub(super) gone_groups: Option<&'a HashSet<String>>,
 }
 
+/// One source's groups as the plan has them, for the membership steps.
+struct SourceGroups<'a> {
+    /// The source's stored groups, by external id.
+    stored: HashMap<&'a str, &'a StoredGroup>,
+    /// Per group of the batch: the record it is (stored or created).
+    group_ref: Vec<Ref>,
+    /// External ids of the batch's groups.
+    seen_ext: HashSet<&'a str>,
+    /// Stored groups deleted by this plan.
+    removed: HashSet<i64>,
+    /// The groups whose member lists this batch states: all of the source's
+    /// for a full batch, only the groups in it for a delta.
+    stated: HashSet<i64>,
+    /// Users and groups whose entries were skipped: their memberships stay.
+    frozen_users: HashSet<i64>,
+    frozen_groups: HashSet<i64>,
+}
+
+/// The plan's group and membership steps for one source, in order.
 pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx, plan: &mut Plan) {
-    let SourceCtx { b, user_ref, live, removed_users, gone_groups } = *ctx;
-    let stored: HashMap<&str, &crate::model::StoredGroup> =
+    let mut gs = groups(snap, ctx, plan);
+    group_deletes(ctx, &mut gs, plan);
+    freeze(snap, ctx, &mut gs);
+    let mut adds: Vec<MemberChange> = Vec::new();
+    let mut desired = direct_members(ctx, &gs, &mut adds);
+    let stored_nested = delta_members(cfg, snap, ctx, &gs, &mut desired, &mut adds);
+    let mut removes = user_member_changes(snap, ctx, &gs, desired, &mut adds);
+    ended_memberships(snap, ctx, &gs, plan, &mut removes);
+    nested_changes(snap, &gs, ctx.b, stored_nested, &mut adds, &mut removes);
+    note_names(snap, ctx.b, ctx.user_ref, &gs.group_ref, [&adds, &removes], plan);
+    sort_by_names(plan, &mut adds);
+    sort_by_names(plan, &mut removes);
+    for (all, these) in [(&mut plan.member_adds, adds), (&mut plan.member_removes, removes)] {
+        match all.is_empty() {
+            true => *all = these, // no copy (one source, the usual case)
+            false => all.extend(these),
+        }
+    }
+    apply_rules(cfg, ctx.b, plan);
+}
+
+/// The batch's groups: created, or renamed and moved.
+fn groups<'a>(snap: &'a Snapshot, ctx: &SourceCtx<'a>, plan: &mut Plan) -> SourceGroups<'a> {
+    let b = ctx.b;
+    let stored: HashMap<&str, &StoredGroup> =
         snap.groups.iter().filter(|g| g.source == b.source).map(|g| (g.external_id.as_str(), g)).collect();
     let mut group_ref: Vec<Ref> = Vec::with_capacity(b.groups.len());
     let mut seen_ext: HashSet<&str> = HashSet::default();
@@ -88,55 +130,74 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
             }
         }
     }
-    let mut removed_groups = HashSet::default();
-    for s in stored.values() {
-        let missing = match gone_groups {
+    SourceGroups {
+        stored,
+        group_ref,
+        seen_ext,
+        removed: HashSet::default(),
+        stated: HashSet::default(),
+        frozen_users: HashSet::default(),
+        frozen_groups: HashSet::default(),
+    }
+}
+
+/// Stored groups gone from the source are deleted (a skipped group entry
+/// protects the group it could be); the source's summary counts them.
+fn group_deletes(ctx: &SourceCtx, gs: &mut SourceGroups, plan: &mut Plan) {
+    let b = ctx.b;
+    for s in gs.stored.values() {
+        let missing = match ctx.gone_groups {
             Some(g) => g.contains(&s.external_id),
             None => {
-                !seen_ext.contains(s.external_id.as_str())
+                !gs.seen_ext.contains(s.external_id.as_str())
                     && !b.seen_group_ids.contains(&s.external_id)
                     && (b.skipped_group_dns.is_empty()
                         || !b.skipped_group_dns.contains(&crate::model::normalize_dn(&s.dn)))
             }
         };
         if missing {
-            removed_groups.insert(s.id);
+            gs.removed.insert(s.id);
             plan.group_deletes.push(GroupRemoval { id: s.id, name: s.name.clone() });
         }
     }
     plan.group_deletes.sort_by(|a, c| a.name.cmp(&c.name));
     if let Some(summary) = plan.sources.iter_mut().find(|s| s.source == b.source) {
-        summary.groups_before = stored.len();
-        summary.group_deletes = removed_groups.len();
+        summary.groups_before = gs.stored.len();
+        summary.group_deletes = gs.removed.len();
     }
+}
 
-    // The groups whose member lists this batch states: all of the source's
-    // for a full batch, only the groups in it for a delta.
-    let source_group_ids: HashSet<i64> = match gone_groups {
-        None => stored.values().map(|g| g.id).collect(),
-        Some(_) => group_ref.iter().filter_map(|r| if let Ref::Existing(id) = r { Some(*id) } else { None }).collect(),
+/// Which groups' member lists the batch states, and whose memberships stay
+/// as they are because their entries were skipped.
+fn freeze(snap: &Snapshot, ctx: &SourceCtx, gs: &mut SourceGroups) {
+    let b = ctx.b;
+    gs.stated = match ctx.gone_groups {
+        None => gs.stored.values().map(|g| g.id).collect(),
+        Some(_) => {
+            gs.group_ref.iter().filter_map(|r| if let Ref::Existing(id) = r { Some(*id) } else { None }).collect()
+        }
     };
-    // Users and groups whose entries were skipped keep their memberships as they are.
-    let frozen_users: HashSet<i64> = snap
+    gs.frozen_users = snap
         .users
         .iter()
         .enumerate()
-        .filter(|(i, u)| !live[*i] && *u.source == *b.source && b.protects(u))
+        .filter(|(i, u)| !ctx.live[*i] && *u.source == *b.source && b.protects(u))
         .map(|(_, u)| u.id)
         .collect();
-    let frozen_groups: HashSet<i64> = b
+    gs.frozen_groups = b
         .seen_group_ids
         .iter()
-        .filter(|ext| !seen_ext.contains(ext.as_str()))
-        .filter_map(|ext| stored.get(ext.as_str()).map(|g| g.id))
+        .filter(|ext| !gs.seen_ext.contains(ext.as_str()))
+        .filter_map(|ext| gs.stored.get(ext.as_str()).map(|g| g.id))
         .collect();
+}
 
-    // Direct user memberships: desired (from the batch) against current (in
-    // the store), as sorted id pairs (no payload: 16 bytes a pair); pairs
-    // with a new user or group are adds.
-    // Reserved exactly before each run of pushes: a first sync adds 300,000
-    // memberships at 100,000 users, and doubling would leave up to half spare.
-    let mut adds: Vec<MemberChange> = Vec::new();
+/// Direct user memberships the batch states: pairs of stored records are
+/// returned as desired id pairs (no payload: 16 bytes a pair), pairs with a
+/// new user or group are adds. Reserved exactly: a first sync adds 300,000
+/// memberships at 100,000 users, and doubling would leave up to half spare.
+fn direct_members(ctx: &SourceCtx, gs: &SourceGroups, adds: &mut Vec<MemberChange>) -> Vec<Pair> {
+    let (b, user_ref, group_ref) = (ctx.b, ctx.user_ref, &gs.group_ref);
     let direct_adds = b
         .user_groups
         .iter()
@@ -146,7 +207,7 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         })
         .count();
     adds.reserve_exact(direct_adds);
-    let mut desired: Vec<(i64, i64)> = Vec::with_capacity(b.user_groups.len() - direct_adds);
+    let mut desired: Vec<Pair> = Vec::with_capacity(b.user_groups.len() - direct_adds);
     for &(ui, gi) in &b.user_groups {
         let Some(u) = user_ref[ui as usize] else { continue };
         let g = group_ref[gi as usize];
@@ -155,9 +216,24 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
             _ => adds.push(MemberChange { member: Member::User(u), group: g }),
         }
     }
-    // A delta names members that did not change: find them in the store.
+    desired
+}
+
+/// A delta names members that did not change: they are found in the store
+/// (by DN or username, then by external id, users first as in the batch).
+/// Users join `desired` or `adds`; stored subgroups are returned as
+/// (child id, parent's index in the batch).
+fn delta_members(
+    cfg: &Config,
+    snap: &Snapshot,
+    ctx: &SourceCtx,
+    gs: &SourceGroups,
+    desired: &mut Vec<Pair>,
+    adds: &mut Vec<MemberChange>,
+) -> Vec<(i64, u32)> {
+    let (b, removed_users) = (ctx.b, ctx.removed_users);
     let mut stored_members: Vec<(Member, u32)> = Vec::new();
-    if gone_groups.is_some() && !b.unresolved.is_empty() {
+    if ctx.gone_groups.is_some() && !b.unresolved.is_empty() {
         let by_usernames = cfg.sources.iter().any(|s| s.name == b.source && s.members_are_usernames());
         let mut index: HashMap<String, Member> = HashMap::default();
         for u in snap.users.iter().filter(|u| *u.source == *b.source && !removed_users.contains(&u.id)) {
@@ -168,14 +244,9 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         for g in snap.groups.iter().filter(|g| g.source == b.source) {
             index.entry(crate::model::normalize_dn(&g.dn)).or_insert(Member::Group(Ref::Existing(g.id)));
         }
-        for (gi, key) in &b.unresolved {
-            if let Some(m) = index.get(key) {
-                stored_members.push((*m, *gi));
-            }
-        }
+        stored_members.extend(b.unresolved.iter().filter_map(|(gi, key)| index.get(key).map(|m| (*m, *gi))));
     }
-    // ...and members named by external id (users first, as in the batch).
-    if gone_groups.is_some() && !b.unresolved_ids.is_empty() {
+    if ctx.gone_groups.is_some() && !b.unresolved_ids.is_empty() {
         let mut by_ext: HashMap<&str, Member> = HashMap::default();
         for g in snap.groups.iter().filter(|g| g.source == b.source) {
             by_ext.insert(&g.external_id, Member::Group(Ref::Existing(g.id)));
@@ -183,16 +254,13 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
         for u in snap.users.iter().filter(|u| *u.source == *b.source && !removed_users.contains(&u.id)) {
             by_ext.insert(&u.external_id, Member::User(Ref::Existing(u.id)));
         }
-        for (gi, id) in &b.unresolved_ids {
-            if let Some(m) = by_ext.get(id.as_str()) {
-                stored_members.push((*m, *gi));
-            }
-        }
+        stored_members
+            .extend(b.unresolved_ids.iter().filter_map(|(gi, id)| by_ext.get(id.as_str()).map(|m| (*m, *gi))));
     }
     let mut stored_nested: Vec<(i64, u32)> = Vec::new();
     adds.reserve_exact(stored_members.len());
     for &(m, gi) in &stored_members {
-        let g = group_ref[gi as usize];
+        let g = gs.group_ref[gi as usize];
         match (m, g) {
             (Member::User(Ref::Existing(uid)), Ref::Existing(gid)) => desired.push((uid, gid)),
             (Member::User(u @ Ref::Existing(_)), Ref::New(_)) => {
@@ -202,61 +270,94 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
             _ => {}
         }
     }
+    stored_nested
+}
+
+/// Direct memberships: desired against current (the stated groups' stored
+/// pairs); new pairs are adds, the others removes unless a skipped entry
+/// or a removal already accounts for them.
+fn user_member_changes(
+    snap: &Snapshot,
+    ctx: &SourceCtx,
+    gs: &SourceGroups,
+    desired: Vec<Pair>,
+    adds: &mut Vec<MemberChange>,
+) -> Vec<MemberChange> {
     // Counted first: collected blind, 300,000 pairs would grow to room for 524,288.
-    let ours = |(_, g): &&(i64, i64)| source_group_ids.contains(g);
-    let mut current: Vec<(i64, i64)> = Vec::with_capacity(snap.user_groups.iter().filter(ours).count());
+    let ours = |(_, g): &&Pair| gs.stated.contains(g);
+    let mut current: Vec<Pair> = Vec::with_capacity(snap.user_groups.iter().filter(ours).count());
     current.extend(snap.user_groups.iter().filter(ours).copied());
     let (new_pairs, gone_pairs) = diff_pairs(desired, current);
     adds.reserve_exact(new_pairs.len());
     for (uid, gid) in new_pairs {
         adds.push(MemberChange { member: Member::User(Ref::Existing(uid)), group: Ref::Existing(gid) });
     }
-    let gone_pairs: Vec<(i64, i64)> = gone_pairs
+    let gone_pairs: Vec<Pair> = gone_pairs
         .into_iter()
         .filter(|(uid, gid)| {
-            !frozen_users.contains(uid)
-                && !frozen_groups.contains(gid)
-                && !removed_users.contains(uid)
-                && !removed_groups.contains(gid)
+            !gs.frozen_users.contains(uid)
+                && !gs.frozen_groups.contains(gid)
+                && !ctx.removed_users.contains(uid)
+                && !gs.removed.contains(gid)
         })
         .collect();
-    let mut removes: Vec<MemberChange> = gone_pairs
+    gone_pairs
         .into_iter()
         .map(|(uid, gid)| MemberChange { member: Member::User(Ref::Existing(uid)), group: Ref::Existing(gid) })
-        .collect();
+        .collect()
+}
 
-    // Stored memberships that end without the diff above seeing them: a
-    // user gone from a delta's source is a member of nothing any more (AD
-    // drops the links without touching the groups' uSNChanged), and a deleted
-    // group loses its members (each removal counted and audited, not dropped
-    // silently by the store's cascade).
-    let gone_users: HashSet<i64> = match gone_groups {
+/// Stored memberships that end without the diff seeing them: a user gone
+/// from a delta's source is a member of nothing any more (AD drops the links
+/// without touching the groups' uSNChanged), and a deleted group loses its
+/// members (each removal counted and audited, not dropped silently by the
+/// store's cascade).
+fn ended_memberships(
+    snap: &Snapshot,
+    ctx: &SourceCtx,
+    gs: &SourceGroups,
+    plan: &Plan,
+    removes: &mut Vec<MemberChange>,
+) {
+    let gone_users: HashSet<i64> = match ctx.gone_groups {
         Some(_) => plan
             .removals
             .iter()
-            .filter(|r| r.source == b.source && r.kind == RemovalKind::Disable)
+            .filter(|r| r.source == ctx.b.source && r.kind == RemovalKind::Disable)
             .map(|r| r.id)
             .collect(),
         None => HashSet::default(),
     };
-    if !gone_users.is_empty() || !removed_groups.is_empty() {
-        let already: HashSet<(i64, i64)> = removes
-            .iter()
-            .filter_map(|m| match (m.member, m.group) {
-                (Member::User(Ref::Existing(u)), Ref::Existing(g)) => Some((u, g)),
-                _ => None,
-            })
-            .collect();
-        for &(u, g) in &snap.user_groups {
-            let ends = if removed_groups.contains(&g) { !removed_users.contains(&u) } else { gone_users.contains(&u) };
-            if ends && !already.contains(&(u, g)) {
-                removes.push(MemberChange { member: Member::User(Ref::Existing(u)), group: Ref::Existing(g) });
-            }
+    if gone_users.is_empty() && gs.removed.is_empty() {
+        return;
+    }
+    let already: HashSet<Pair> = removes
+        .iter()
+        .filter_map(|m| match (m.member, m.group) {
+            (Member::User(Ref::Existing(u)), Ref::Existing(g)) => Some((u, g)),
+            _ => None,
+        })
+        .collect();
+    for &(u, g) in &snap.user_groups {
+        let ends = if gs.removed.contains(&g) { !ctx.removed_users.contains(&u) } else { gone_users.contains(&u) };
+        if ends && !already.contains(&(u, g)) {
+            removes.push(MemberChange { member: Member::User(Ref::Existing(u)), group: Ref::Existing(g) });
         }
     }
+}
 
-    // Nested groups, the same way.
-    let mut desired_gg: Vec<(i64, i64)> = Vec::new();
+/// Nested groups, the same way as users: the batch's and a delta's stored
+/// subgroups against the stated groups' stored pairs.
+fn nested_changes(
+    snap: &Snapshot,
+    gs: &SourceGroups,
+    b: &SourceBatch,
+    stored_nested: Vec<(i64, u32)>,
+    adds: &mut Vec<MemberChange>,
+    removes: &mut Vec<MemberChange>,
+) {
+    let group_ref = &gs.group_ref;
+    let mut desired_gg: Vec<Pair> = Vec::new();
     adds.reserve_exact(b.group_groups.len() + stored_nested.len());
     for &(ci, pi) in &b.group_groups {
         let (c, p) = (group_ref[ci as usize], group_ref[pi as usize]);
@@ -272,35 +373,19 @@ pub(super) fn groups_and_members(cfg: &Config, snap: &Snapshot, ctx: &SourceCtx,
             Ref::New(_) => adds.push(MemberChange { member: Member::Group(c), group: p }),
         }
     }
-    let current_gg: Vec<(i64, i64)> =
-        snap.group_groups.iter().filter(|(_, p)| source_group_ids.contains(p)).copied().collect();
+    let current_gg: Vec<Pair> = snap.group_groups.iter().filter(|(_, p)| gs.stated.contains(p)).copied().collect();
     let (new_pairs, gone_pairs) = diff_pairs(desired_gg, current_gg);
     adds.reserve_exact(new_pairs.len());
     for (cid, pid) in new_pairs {
         adds.push(MemberChange { member: Member::Group(Ref::Existing(cid)), group: Ref::Existing(pid) });
     }
+    let kept = |id: &i64| !gs.frozen_groups.contains(id) && !gs.removed.contains(id);
     removes.extend(
         gone_pairs
             .into_iter()
-            .filter(|(cid, pid)| {
-                !frozen_groups.contains(cid)
-                    && !frozen_groups.contains(pid)
-                    && !removed_groups.contains(cid)
-                    && !removed_groups.contains(pid)
-            })
+            .filter(|(cid, pid)| kept(cid) && kept(pid))
             .map(|(cid, pid)| MemberChange { member: Member::Group(Ref::Existing(cid)), group: Ref::Existing(pid) }),
     );
-    note_names(snap, b, user_ref, &group_ref, [&adds, &removes], plan);
-    sort_by_names(plan, &mut adds);
-    sort_by_names(plan, &mut removes);
-    for (all, these) in [(&mut plan.member_adds, adds), (&mut plan.member_removes, removes)] {
-        match all.is_empty() {
-            true => *all = these, // no copy (one source, the usual case)
-            false => all.extend(these),
-        }
-    }
-
-    apply_rules(cfg, b, plan);
 }
 
 /// Compares desired id pairs against current ones: returns the desired
