@@ -141,20 +141,7 @@ impl Config {
         };
         let err = |key: String, msg: String| ConfigError::new(path, key, msg);
         let mut warnings = Vec::new();
-
-        let store_path = raw.store.and_then(|s| s.path);
-        let store_path = store_path.as_deref().unwrap_or("dirsync.db");
-        if store_path.trim().is_empty() {
-            return Err(err("store.path".into(), "expected the store file's path, got an empty string".into()));
-        }
-        let store = StoreConfig { path: resolve(store_path) };
-        if store.path.is_dir() {
-            return Err(err(
-                "store.path".into(),
-                format!("{} is a folder; expected a file (e.g. \"dirsync.db\")", store.path.display()),
-            ));
-        }
-
+        let store = parse_store(raw.store, &resolve, &err)?;
         let schedule = match raw.schedule {
             None => Schedule::default(),
             Some(t) => {
@@ -166,15 +153,74 @@ impl Config {
             None => None,
             Some(t) => Some(server::parse_server(&mut Section::new(t, "server", path, &resolve, &mut warnings))?),
         };
+        let read = SourcesRead { kinds, schedule: &schedule, path, resolve: &resolve, err: &err };
+        let sources = read.parse(raw.sources, &mut warnings)?;
+        if let Some(src) = server.as_ref().and_then(|s| s.admin.source.as_deref()) {
+            if !sources.iter().any(|s| s.name == src) {
+                return Err(err("server.admin.source".into(), format!("no source is named \"{src}\"")));
+            }
+        }
+        let rules = raw
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| parse_rule(i, r, &sources, &err))
+            .collect::<Result<_, _>>()?;
+        let safety = parse_safety(raw.safety, &err)?;
+        let codes = match &raw.codes {
+            Some(t) => writeback::parse_codes(t, &|k, m| err(k, m))?,
+            None => BTreeMap::new(),
+        };
+        Ok(Config { file: path.to_path_buf(), store, sources, rules, safety, codes, warnings, server, schedule })
+    }
+}
 
-        if raw.sources.is_empty() {
+/// What a config mistake is reported with: the key and what is expected.
+type KeyError<'a> = dyn Fn(String, String) -> ConfigError + 'a;
+
+/// `[store]`: the file's path (default `dirsync.db` beside the config).
+fn parse_store(
+    raw: Option<RawStore>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    err: &KeyError,
+) -> Result<StoreConfig, ConfigError> {
+    let store_path = raw.and_then(|s| s.path);
+    let store_path = store_path.as_deref().unwrap_or("dirsync.db");
+    if store_path.trim().is_empty() {
+        return Err(err("store.path".into(), "expected the store file's path, got an empty string".into()));
+    }
+    let store = StoreConfig { path: resolve(store_path) };
+    if store.path.is_dir() {
+        return Err(err(
+            "store.path".into(),
+            format!("{} is a folder; expected a file (e.g. \"dirsync.db\")", store.path.display()),
+        ));
+    }
+    Ok(store)
+}
+
+/// What reading the `[[sources]]` tables needs from the file around them.
+struct SourcesRead<'a> {
+    kinds: &'a [Registration],
+    schedule: &'a Schedule,
+    path: &'a Path,
+    resolve: &'a dyn Fn(&str) -> PathBuf,
+    err: &'a KeyError<'a>,
+}
+
+impl SourcesRead<'_> {
+    /// Every `[[sources]]` table (at least one, names unique), then checked
+    /// against each other.
+    fn parse(&self, tables: Vec<toml::Table>, warnings: &mut Vec<String>) -> Result<Vec<SourceConfig>, ConfigError> {
+        let err = self.err;
+        if tables.is_empty() {
             return Err(err("sources".into(), "no [[sources]] configured (expected at least one)".into()));
         }
         let mut names = HashSet::new();
         let mut sources = Vec::new();
-        for (i, table) in raw.sources.into_iter().enumerate() {
-            let mut section = Section::new(table, format!("sources[{i}]"), path, &resolve, &mut warnings);
-            let s = source::parse_source(&mut section, kinds, &schedule)?;
+        for (i, table) in tables.into_iter().enumerate() {
+            let mut section = Section::new(table, format!("sources[{i}]"), self.path, self.resolve, warnings);
+            let s = source::parse_source(&mut section, self.kinds, self.schedule)?;
             if !names.insert(s.name.clone()) {
                 return Err(err(
                     format!("sources[{i}].name"),
@@ -183,90 +229,83 @@ impl Config {
             }
             sources.push(s);
         }
-        source::settle_sources(&mut sources, path)?;
-        if let Some(src) = server.as_ref().and_then(|s| s.admin.source.as_deref()) {
-            if !sources.iter().any(|s| s.name == src) {
-                return Err(err("server.admin.source".into(), format!("no source is named \"{src}\"")));
-            }
-        }
-
-        let mut rules = Vec::new();
-        for (i, rr) in raw.rules.into_iter().enumerate() {
-            let mut set = BTreeMap::new();
-            for (k, v) in rr.set {
-                let s = match v {
-                    toml::Value::String(s) => s,
-                    toml::Value::Integer(n) => n.to_string(),
-                    toml::Value::Float(f) => f.to_string(),
-                    toml::Value::Boolean(b) => b.to_string(),
-                    other => {
-                        return Err(err(
-                            format!("rules[{i}].set.{k}"),
-                            format!("expected a string or number, got {}", other.type_str()),
-                        ))
-                    }
-                };
-                if k == "username" {
-                    return Err(err(format!("rules[{i}].set.username"), "rules cannot set the username".into()));
-                }
-                // A rule's value for a field the directory updates would be
-                // overwritten at the next sync: every run would flip it back.
-                for (si, src) in sources.iter().enumerate() {
-                    if rr.source.as_ref().is_some_and(|s| *s != src.name) {
-                        continue;
-                    }
-                    if src.fields.iter().any(|f| *f.name == *k && f.on_update) {
-                        return Err(err(
-                            format!("rules[{i}].set.{k}"),
-                            format!("sources[{si}].fields.{k} is mapped from the directory on update, so the rule's value would be overwritten at the next sync; map it with on = [\"create\"] or drop it from the rule"),
-                        ));
-                    }
-                }
-                set.insert(k, s);
-            }
-            if let Some(s) = &rr.source {
-                if !names.contains(s) {
-                    return Err(err(format!("rules[{i}].source"), format!("no source is named \"{s}\"")));
-                }
-            }
-            rules.push(Rule { when_member_of: rr.when_member_of.map(Name::new), source: rr.source, set });
-        }
-
-        let mut safety = Safety::default();
-        if let Some(rs) = raw.safety {
-            if let Some(m) = rs.on_missing {
-                safety.on_missing = match m.as_str() {
-                    "disable" => OnMissing::Disable,
-                    "delete" => OnMissing::Delete,
-                    "keep" => OnMissing::Keep,
-                    other => {
-                        return Err(err(
-                            "safety.on_missing".into(),
-                            format!("expected \"disable\", \"delete\" or \"keep\", got \"{other}\""),
-                        ))
-                    }
-                };
-            }
-            if let Some(p) = rs.max_delete_percent {
-                if !(0.0..=100.0).contains(&p) {
-                    return Err(err("safety.max_delete_percent".into(), format!("expected 0 to 100, got {p}")));
-                }
-                safety.max_delete_percent = p;
-            }
-            if let Some(c) = rs.max_delete_count {
-                if c < 0 {
-                    return Err(err("safety.max_delete_count".into(), format!("expected 0 or more, got {c}")));
-                }
-                safety.max_delete_count = c as u64;
-            }
-        }
-
-        let codes = match &raw.codes {
-            Some(t) => writeback::parse_codes(t, &|k, m| err(k, m))?,
-            None => BTreeMap::new(),
-        };
-        Ok(Config { file: path.to_path_buf(), store, sources, rules, safety, codes, warnings, server, schedule })
+        source::settle_sources(&mut sources, self.path)?;
+        Ok(sources)
     }
+}
+
+/// One `[[rules]]` table. A rule may not set the username, nor a field a
+/// source updates from the directory (every run would flip it back).
+fn parse_rule(i: usize, rr: RawRule, sources: &[SourceConfig], err: &KeyError) -> Result<Rule, ConfigError> {
+    let mut set = BTreeMap::new();
+    for (k, v) in rr.set {
+        let s = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(err(
+                    format!("rules[{i}].set.{k}"),
+                    format!("expected a string or number, got {}", other.type_str()),
+                ))
+            }
+        };
+        if k == "username" {
+            return Err(err(format!("rules[{i}].set.username"), "rules cannot set the username".into()));
+        }
+        for (si, src) in sources.iter().enumerate() {
+            if rr.source.as_ref().is_some_and(|s| *s != src.name) {
+                continue;
+            }
+            if src.fields.iter().any(|f| *f.name == *k && f.on_update) {
+                return Err(err(
+                    format!("rules[{i}].set.{k}"),
+                    format!("sources[{si}].fields.{k} is mapped from the directory on update, so the rule's value would be overwritten at the next sync; map it with on = [\"create\"] or drop it from the rule"),
+                ));
+            }
+        }
+        set.insert(k, s);
+    }
+    if let Some(s) = &rr.source {
+        if !sources.iter().any(|src| src.name == *s) {
+            return Err(err(format!("rules[{i}].source"), format!("no source is named \"{s}\"")));
+        }
+    }
+    Ok(Rule { when_member_of: rr.when_member_of.map(Name::new), source: rr.source, set })
+}
+
+/// `[safety]`: what happens to users gone from their source, and the
+/// thresholds above which a run is held.
+fn parse_safety(raw: Option<RawSafety>, err: &KeyError) -> Result<Safety, ConfigError> {
+    let mut safety = Safety::default();
+    let Some(rs) = raw else { return Ok(safety) };
+    if let Some(m) = rs.on_missing {
+        safety.on_missing = match m.as_str() {
+            "disable" => OnMissing::Disable,
+            "delete" => OnMissing::Delete,
+            "keep" => OnMissing::Keep,
+            other => {
+                return Err(err(
+                    "safety.on_missing".into(),
+                    format!("expected \"disable\", \"delete\" or \"keep\", got \"{other}\""),
+                ))
+            }
+        };
+    }
+    if let Some(p) = rs.max_delete_percent {
+        if !(0.0..=100.0).contains(&p) {
+            return Err(err("safety.max_delete_percent".into(), format!("expected 0 to 100, got {p}")));
+        }
+        safety.max_delete_percent = p;
+    }
+    if let Some(c) = rs.max_delete_count {
+        if c < 0 {
+            return Err(err("safety.max_delete_count".into(), format!("expected 0 or more, got {c}")));
+        }
+        safety.max_delete_count = c as u64;
+    }
+    Ok(safety)
 }
 
 /// A TOML syntax or type error as a [`ConfigError`]: the line and what is

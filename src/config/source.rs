@@ -23,12 +23,54 @@ const COMMON_KEYS: &[&str] = &[
     "match_on",
 ];
 
-/// Validates one source table.
+/// Validates one source table: its kind, role, fields, then the rest.
 pub(super) fn parse_source(
     s: &mut Section<'_>,
     kinds: &[Registration],
     schedule: &Schedule,
 ) -> Result<SourceConfig, ConfigError> {
+    let (name, type_name, kind) = parse_kind(s, kinds)?;
+    let (priority, role) = parse_role(s)?;
+    let fields = parse_fields(s, &*kind, &type_name, &role)?;
+    let import_disabled = s.boolean("import_disabled")?.unwrap_or(false);
+    let scope_groups = s.strings("scope_groups")?.unwrap_or_default();
+    let writeback = match s.sub("writeback")? {
+        None => None,
+        Some(mut w) => {
+            let parsed = writeback::parse_writeback(&mut w)?;
+            w.finish("[sources.writeback]", &[])?;
+            parsed
+        }
+    };
+    let incremental = parse_incremental(s)?;
+    let schedule = match s.sub("schedule")? {
+        None => schedule.clone(),
+        Some(mut t) => server::parse_schedule(&mut t, schedule)?,
+    };
+    let known: Vec<&str> = COMMON_KEYS.iter().chain(kinds.iter().flat_map(|k| k.keys)).copied().collect();
+    let what = format!("type = \"{type_name}\"");
+    s.finish(&what, &known)?;
+    Ok(SourceConfig {
+        name,
+        kind,
+        fields,
+        incremental,
+        import_disabled,
+        scope_groups,
+        writeback,
+        schedule,
+        priority,
+        role,
+    })
+}
+
+/// The source's name, its `type`, and the kind's own settings, read by the
+/// registration of that type; the common keys the kind has no use for are
+/// refused.
+fn parse_kind(
+    s: &mut Section<'_>,
+    kinds: &[Registration],
+) -> Result<(String, String, Arc<dyn crate::kind::Kind>), ConfigError> {
     let name = s.string("name")?.unwrap_or_default();
     if name.trim().is_empty() || name.chars().any(char::is_control) {
         return Err(s.err("name", "expected a non-empty name"));
@@ -40,15 +82,18 @@ pub(super) fn parse_source(
     };
     let kind: Arc<dyn crate::kind::Kind> = Arc::from((reg.parse)(&type_name, s)?);
     let can = kind.capabilities();
-    let not_used = |k: &str| s.err(k, format!("is not used by type = \"{type_name}\""));
     for (k, used) in
         [("incremental", can.incremental), ("import_disabled", can.disabled_flag), ("writeback", can.writeback)]
     {
         if s.has(k) && !used {
-            return Err(not_used(k));
+            return Err(s.err(k, format!("is not used by type = \"{type_name}\"")));
         }
     }
+    Ok((name, type_name, kind))
+}
 
+/// `priority` and `role` (with `match_on` for an enrich source).
+fn parse_role(s: &mut Section<'_>) -> Result<(u32, Role), ConfigError> {
     let priority = match s.integer("priority")? {
         None => 0, // the order in the file, set by `settle_sources`
         Some(p) if (1..=1000).contains(&p) => p as u32,
@@ -70,6 +115,18 @@ pub(super) fn parse_source(
         }
         Some(other) => return Err(s.err("role", format!("expected \"primary\" or \"enrich\", got \"{other}\""))),
     };
+    Ok((priority, role))
+}
+
+/// `[sources.fields]` (over the kind's defaults, if it has any), checked
+/// against the role and the kind; username first, so mapping can name the
+/// user in messages.
+fn parse_fields(
+    s: &mut Section<'_>,
+    kind: &dyn crate::kind::Kind,
+    type_name: &str,
+    role: &Role,
+) -> Result<Vec<FieldSpec>, ConfigError> {
     let fields_table = match (s.table("fields")?, kind.default_fields()) {
         (given, Some(d)) => over_defaults(s, toml::from_str(d).expect("valid default fields"), given)?,
         (Some(t), None) => {
@@ -99,7 +156,36 @@ pub(super) fn parse_source(
         }
         fields.push(spec);
     }
-    match &role {
+    fields_for_role(s, role, &mut fields)?;
+    for f in &fields {
+        for a in f.attributes() {
+            kind.check_field_source(&a).map_err(|m| s.err(&format!("fields.{}", f.name), m))?;
+        }
+    }
+    if let Some(f) = fields.iter().find(|f| f.app_owned) {
+        if !kind.capabilities().writeback {
+            return Err(s.err(
+                &format!("fields.{}.owner", f.name),
+                format!(
+                    "owner = \"app\" needs a source dirsync can write the value back to; type = \"{type_name}\" has none"
+                ),
+            ));
+        }
+    }
+    fields.sort_by_key(|f| &*f.name != "username");
+    if let Some(f) = fields.iter_mut().find(|f| &*f.name == "full_name") {
+        if !fields_table.get("full_name").and_then(|v| v.as_table()).is_some_and(|t| t.contains_key("required")) {
+            f.required = true;
+        }
+    }
+    Ok(fields)
+}
+
+/// What a role needs of the fields: a primary source maps username and
+/// full_name; an enrich source maps the field it matches on (read where a
+/// username would be) and at least one more.
+fn fields_for_role(s: &Section<'_>, role: &Role, fields: &mut Vec<FieldSpec>) -> Result<(), ConfigError> {
+    match role {
         Role::Primary => {
             for needed in ["username", "full_name"] {
                 if !fields.iter().any(|f| &*f.name == needed) {
@@ -123,7 +209,6 @@ pub(super) fn parse_source(
                         format!("an enrich source matching on \"{match_on}\" cannot set usernames; drop it"),
                     ));
                 }
-                // The match value is read where a username would be.
                 let mut k = key;
                 k.name = "username".into();
                 (k.required, k.on_create, k.on_update) = (true, true, true);
@@ -136,72 +221,22 @@ pub(super) fn parse_source(
             }
         }
     }
-    for f in &fields {
-        for a in f.attributes() {
-            kind.check_field_source(&a).map_err(|m| s.err(&format!("fields.{}", f.name), m))?;
-        }
-    }
-    if let Some(f) = fields.iter().find(|f| f.app_owned) {
-        if !can.writeback {
-            return Err(s.err(
-                &format!("fields.{}.owner", f.name),
-                format!(
-                    "owner = \"app\" needs a source dirsync can write the value back to; type = \"{type_name}\" has none"
-                ),
-            ));
-        }
-    }
-    // username first, so mapping can name the user in messages.
-    fields.sort_by_key(|f| &*f.name != "username");
-    if let Some(f) = fields.iter_mut().find(|f| &*f.name == "full_name") {
-        if !fields_table.get("full_name").and_then(|v| v.as_table()).is_some_and(|t| t.contains_key("required")) {
-            f.required = true;
-        }
-    }
+    Ok(())
+}
 
-    let import_disabled = s.boolean("import_disabled")?.unwrap_or(false);
-    let scope_groups = s.strings("scope_groups")?.unwrap_or_default();
-    let writeback = match s.sub("writeback")? {
-        None => None,
-        Some(mut w) => {
-            let parsed = writeback::parse_writeback(&mut w)?;
-            w.finish("[sources.writeback]", &[])?;
-            parsed
-        }
+/// `[sources.incremental]`: on by default where the kind can, and how often
+/// to read in full anyway.
+fn parse_incremental(s: &mut Section<'_>) -> Result<Incremental, ConfigError> {
+    let Some(mut ri) = s.sub("incremental")? else { return Ok(Incremental::default()) };
+    let inc = Incremental {
+        enabled: ri.boolean("enabled")?.unwrap_or(true),
+        full_every: match ri.string("full_every")? {
+            None => Incremental::default().full_every,
+            Some(t) => parse_duration(&t).map_err(|m| ri.err("full_every", m))?,
+        },
     };
-    let incremental = match s.sub("incremental")? {
-        None => Incremental::default(),
-        Some(mut ri) => {
-            let inc = Incremental {
-                enabled: ri.boolean("enabled")?.unwrap_or(true),
-                full_every: match ri.string("full_every")? {
-                    None => Incremental::default().full_every,
-                    Some(t) => parse_duration(&t).map_err(|m| ri.err("full_every", m))?,
-                },
-            };
-            ri.finish("[sources.incremental]", &[])?;
-            inc
-        }
-    };
-    let schedule = match s.sub("schedule")? {
-        None => schedule.clone(),
-        Some(mut t) => server::parse_schedule(&mut t, schedule)?,
-    };
-    let known: Vec<&str> = COMMON_KEYS.iter().chain(kinds.iter().flat_map(|k| k.keys)).copied().collect();
-    let what = format!("type = \"{type_name}\"");
-    s.finish(&what, &known)?;
-    Ok(SourceConfig {
-        name,
-        kind,
-        fields,
-        incremental,
-        import_disabled,
-        scope_groups,
-        writeback,
-        schedule,
-        priority,
-        role,
-    })
+    ri.finish("[sources.incremental]", &[])?;
+    Ok(inc)
 }
 
 /// Checks the sources against each other once all are read: priorities
