@@ -246,20 +246,10 @@ fn list_of(key: &str, item: &str, next: &str) -> Value {
     })
 }
 
-fn schemas() -> Value {
+/// A user as the API shows it (`UserView`).
+fn user_schema() -> Value {
     let strings = json!({ "type": "array", "items": { "type": "string" } });
-    // The value rules a PATCH is checked by (422 otherwise): no control
-    // characters, at most 1,024 bytes; an email has a local part, an `@` and
-    // a domain with a dot inside.
-    let value = json!({ "anyOf": [
-        { "type": "string", "maxLength": 1024, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" },
-        { "type": "number" }, { "type": "null" },
-    ] });
-    let email = json!({ "anyOf": [
-        { "type": "string", "maxLength": 1024, "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+@[^@\\s\\u0000-\\u001f\\u007f-\\u009f.]([^@\\s\\u0000-\\u001f\\u007f-\\u009f]*\\.)+[^@\\s\\u0000-\\u001f\\u007f-\\u009f.]+$" },
-        { "type": "null" },
-    ] });
-    let user = json!({
+    json!({
         "type": "object",
         "required": ["username", "external_id", "source", "dn", "status", "fields", "groups", "all_groups", "created_at", "updated_at"],
         "properties": {
@@ -271,7 +261,34 @@ fn schemas() -> Value {
             "groups": strings, "all_groups": strings,
             "created_at": { "type": "string" }, "updated_at": { "type": "string" },
         },
-    });
+    })
+}
+
+/// A PATCH's body, with the value rules it is checked by (422 otherwise):
+/// no control characters, at most 1,024 bytes; an email has a local part,
+/// an `@` and a domain with a dot inside.
+fn patch_schema() -> Value {
+    let value = json!({ "anyOf": [
+        { "type": "string", "maxLength": 1024, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" },
+        { "type": "number" }, { "type": "null" },
+    ] });
+    let email = json!({ "anyOf": [
+        { "type": "string", "maxLength": 1024, "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+@[^@\\s\\u0000-\\u001f\\u007f-\\u009f.]([^@\\s\\u0000-\\u001f\\u007f-\\u009f]*\\.)+[^@\\s\\u0000-\\u001f\\u007f-\\u009f.]+$" },
+        { "type": "null" },
+    ] });
+    json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "fields": { "type": "object", "additionalProperties": value },
+            "full_name": value, "email": email,
+            "department": value, "office": value, "card_number": value, "card_number2": value,
+        },
+    })
+}
+
+/// A run as the API shows it: its counts, status, messages and, when held,
+/// its plan and removals.
+fn run_schema() -> Value {
     let counts = [
         "created",
         "updated",
@@ -315,27 +332,25 @@ fn schemas() -> Value {
         "removals".into(),
         json!({ "type": "array", "description": "a blocked run's planned removals", "items": { "type": "object", "required": ["kind", "target_id", "name", "action"] } }),
     );
+    json!({ "type": "object", "required": ["id", "status", "source"], "properties": run_props })
+}
+
+fn schemas() -> Value {
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
     json!({
         "Error": {
             "type": "object", "required": ["error", "message"],
             "properties": { "error": { "type": "string" }, "message": { "type": "string" } },
         },
         "Object": { "type": "object" },
-        "User": user,
+        "User": user_schema(),
         "Patched": { "anyOf": [
             { "$ref": "#/components/schemas/User" },
             { "type": "object", "required": ["updated"], "properties": { "updated": strings }, "description": "to a client without the read scope: the fields set" },
         ] },
         "UserList": list_of("users", "User", "string"),
         "MemberList": list_of("members", "User", "string"),
-        "UserPatch": {
-            "type": "object", "additionalProperties": false,
-            "properties": {
-                "fields": { "type": "object", "additionalProperties": value },
-                "full_name": value, "email": email,
-                "department": value, "office": value, "card_number": value, "card_number2": value,
-            },
-        },
+        "UserPatch": patch_schema(),
         "History": { "type": "object", "required": ["username", "history"], "properties": { "username": { "type": "string" }, "history": { "type": "array", "items": { "type": "object" } } } },
         "SingleSync": { "type": "object", "required": ["run_id", "created", "user"], "properties": { "run_id": nullable("integer"), "created": { "type": "boolean" }, "user": { "$ref": "#/components/schemas/User" } } },
         "Group": {
@@ -356,7 +371,7 @@ fn schemas() -> Value {
             },
         },
         "SyncQueued": { "type": "object", "required": ["run_id", "queued"], "properties": { "run_id": { "type": "integer" }, "queued": { "type": "boolean" } } },
-        "Run": { "type": "object", "required": ["id", "status", "source"], "properties": run_props },
+        "Run": run_schema(),
         "RunList": list_of("runs", "Run", "integer"),
         "Approval": { "type": "object", "required": ["run_id", "approves", "removals"], "properties": { "run_id": { "type": "integer" }, "approves": { "type": "integer" }, "removals": { "type": "array", "items": { "type": "object" } } } },
         "Change": {

@@ -148,50 +148,13 @@ pub async fn refresh(
     let mut batcher = sink.batcher();
     while let Some(re) = stream.next().await.map_err(failed)? {
         if re.is_intermediate() {
-            let info = catch_unwind(AssertUnwindSafe(|| parse_syncinfo(re)))
-                .map_err(|_| RefreshError::Failed("malformed Sync Info message from the server".into()))?;
-            let (c, ids) = match info {
-                SyncInfo::NewCookie(c) => (Some(c), None),
-                SyncInfo::RefreshDelete { cookie, .. } => (cookie, None),
-                SyncInfo::RefreshPresent { cookie, .. } => {
-                    present.get_or_insert_default();
-                    (cookie, None)
-                }
-                SyncInfo::SyncIdSet { cookie, refresh_deletes, sync_uuids } => {
-                    (cookie, Some((refresh_deletes, sync_uuids)))
-                }
-            };
-            if c.is_some() {
-                out.cookie = c;
-            }
-            if let Some((deletes, uuids)) = ids {
-                let ids = uuids.iter().map(|u| uuid_string(u));
-                if deletes {
-                    out.deleted.extend(ids);
-                } else {
-                    present.get_or_insert_default().extend(ids);
-                }
-            }
+            on_sync_info(re, &mut out, &mut present)?;
             continue;
         }
         if re.is_ref() {
             continue;
         }
-        let state =
-            re.1.iter()
-                .find_map(|Control(t, raw)| matches!(t, Some(ControlType::SyncState)).then_some(raw))
-                .map(|raw| catch_unwind(AssertUnwindSafe(|| raw.parse::<SyncState>())))
-                .transpose()
-                .map_err(|_| RefreshError::Failed("malformed Sync State control from the server".into()))?;
-        let (uuid, st) = match state {
-            Some(s) => {
-                if s.cookie.is_some() {
-                    out.cookie = s.cookie;
-                }
-                (Some(uuid_string(&s.entry_uuid)), Some(s.state))
-            }
-            None => (None, None),
-        };
+        let (uuid, st) = entry_state(&re, &mut out)?;
         use ldap3::controls::EntryState;
         match st {
             Some(EntryState::Present) => {
@@ -200,19 +163,8 @@ pub async fn refresh(
             Some(EntryState::Delete) => out.deleted.extend(uuid),
             _ => {
                 let entry = parse_entry(re).map_err(|m| RefreshError::Failed(format!("malformed entry: {m}")))?;
-                // The sync UUID must be the entry's entryUUID, or the server's
-                // deletions and present lists name other identities than ours.
-                if let (true, Some(u)) = (incremental, &uuid) {
-                    let own = match entry.first("entryuuid") {
-                        Some(crate::model::AttrValue::Text(t)) => t.eq_ignore_ascii_case(u),
-                        _ => false,
-                    };
-                    if !own {
-                        return Err(RefreshError::RefreshRequired(format!(
-                            "the server's sync answer for {} does not carry its entryUUID as the sync UUID; its deletions cannot be trusted",
-                            crate::model::short_dn(&entry.dn)
-                        )));
-                    }
+                if incremental {
+                    check_sync_uuid(&entry, uuid.as_deref())?;
                 }
                 received.extend(uuid);
                 out.entries += 1;
@@ -220,32 +172,7 @@ pub async fn refresh(
             }
         }
     }
-    let res = stream.finish().await;
-    if res.rc == REFRESH_REQUIRED {
-        return Err(RefreshError::RefreshRequired(result_text(res.rc, &res.text)));
-    }
-    if res.rc != 0 {
-        let hint = if res.rc == 4 {
-            "; an RFC 4533 refresh cannot be paged, so the bind account needs no size limit (OpenLDAP: olcLimits size=unlimited), or set [sources.incremental] enabled = false"
-        } else {
-            ""
-        };
-        return Err(RefreshError::Failed(format!(
-            "sync refresh under {base} failed after {} entries: {}{hint}",
-            out.entries,
-            result_text(res.rc, &res.text)
-        )));
-    }
-    let done = res
-        .ctrls
-        .iter()
-        .find_map(|Control(t, raw)| matches!(t, Some(ControlType::SyncDone)).then_some(raw))
-        .map(|raw| catch_unwind(AssertUnwindSafe(|| raw.parse::<SyncDone>())))
-        .transpose()
-        .map_err(|_| RefreshError::Failed("malformed Sync Done control from the server".into()))?;
-    let Some(done) = done else {
-        return Err(RefreshError::Failed("the server did not answer the sync request (no Sync Done control)".into()));
-    };
+    let done = sync_done(stream.finish().await, base, out.entries)?;
     if done.cookie.is_some() {
         out.cookie = done.cookie;
     }
@@ -258,6 +185,105 @@ pub async fn refresh(
         out.present = Some(p);
     }
     Ok(out)
+}
+
+/// A Sync Info message: a new cookie, deletions, or a present phase's ids.
+fn on_sync_info(
+    re: ldap3::ResultEntry,
+    out: &mut Refresh,
+    present: &mut Option<FxHashSet<String>>,
+) -> Result<(), RefreshError> {
+    let info = catch_unwind(AssertUnwindSafe(|| parse_syncinfo(re)))
+        .map_err(|_| RefreshError::Failed("malformed Sync Info message from the server".into()))?;
+    let (c, ids) = match info {
+        SyncInfo::NewCookie(c) => (Some(c), None),
+        SyncInfo::RefreshDelete { cookie, .. } => (cookie, None),
+        SyncInfo::RefreshPresent { cookie, .. } => {
+            present.get_or_insert_default();
+            (cookie, None)
+        }
+        SyncInfo::SyncIdSet { cookie, refresh_deletes, sync_uuids } => (cookie, Some((refresh_deletes, sync_uuids))),
+    };
+    if c.is_some() {
+        out.cookie = c;
+    }
+    if let Some((deletes, uuids)) = ids {
+        let ids = uuids.iter().map(|u| uuid_string(u));
+        if deletes {
+            out.deleted.extend(ids);
+        } else {
+            present.get_or_insert_default().extend(ids);
+        }
+    }
+    Ok(())
+}
+
+/// An entry's Sync State control: its sync UUID and state (a cookie in it
+/// is kept).
+fn entry_state(
+    re: &ldap3::ResultEntry,
+    out: &mut Refresh,
+) -> Result<(Option<String>, Option<ldap3::controls::EntryState>), RefreshError> {
+    let state =
+        re.1.iter()
+            .find_map(|Control(t, raw)| matches!(t, Some(ControlType::SyncState)).then_some(raw))
+            .map(|raw| catch_unwind(AssertUnwindSafe(|| raw.parse::<SyncState>())))
+            .transpose()
+            .map_err(|_| RefreshError::Failed("malformed Sync State control from the server".into()))?;
+    Ok(match state {
+        Some(s) => {
+            if s.cookie.is_some() {
+                out.cookie = s.cookie;
+            }
+            (Some(uuid_string(&s.entry_uuid)), Some(s.state))
+        }
+        None => (None, None),
+    })
+}
+
+/// In an incremental refresh, the sync UUID must be the entry's entryUUID,
+/// or the server's deletions and present lists name other identities than
+/// ours.
+fn check_sync_uuid(entry: &crate::model::RawEntry, uuid: Option<&str>) -> Result<(), RefreshError> {
+    let Some(u) = uuid else { return Ok(()) };
+    let own = match entry.first("entryuuid") {
+        Some(crate::model::AttrValue::Text(t)) => t.eq_ignore_ascii_case(u),
+        _ => false,
+    };
+    if own {
+        return Ok(());
+    }
+    Err(RefreshError::RefreshRequired(format!(
+        "the server's sync answer for {} does not carry its entryUUID as the sync UUID; its deletions cannot be trusted",
+        crate::model::short_dn(&entry.dn)
+    )))
+}
+
+/// The search's end: its result code (e-syncRefreshRequired: read in full)
+/// and the Sync Done control it must carry.
+fn sync_done(res: ldap3::LdapResult, base: &str, entries: u64) -> Result<SyncDone, RefreshError> {
+    if res.rc == REFRESH_REQUIRED {
+        return Err(RefreshError::RefreshRequired(result_text(res.rc, &res.text)));
+    }
+    if res.rc != 0 {
+        let hint = if res.rc == 4 {
+            "; an RFC 4533 refresh cannot be paged, so the bind account needs no size limit (OpenLDAP: olcLimits size=unlimited), or set [sources.incremental] enabled = false"
+        } else {
+            ""
+        };
+        return Err(RefreshError::Failed(format!(
+            "sync refresh under {base} failed after {entries} entries: {}{hint}",
+            result_text(res.rc, &res.text)
+        )));
+    }
+    let done = res
+        .ctrls
+        .iter()
+        .find_map(|Control(t, raw)| matches!(t, Some(ControlType::SyncDone)).then_some(raw))
+        .map(|raw| catch_unwind(AssertUnwindSafe(|| raw.parse::<SyncDone>())))
+        .transpose()
+        .map_err(|_| RefreshError::Failed("malformed Sync Done control from the server".into()))?;
+    done.ok_or_else(|| RefreshError::Failed("the server did not answer the sync request (no Sync Done control)".into()))
 }
 
 #[cfg(test)]
