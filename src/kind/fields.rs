@@ -178,36 +178,8 @@ pub fn parse_field(
                     v.as_bool().ok_or_else(|| err(key, format!("expected true or false, got {}", v.type_str())))?
             }
             "default" => spec.default = Some(want_str(v)?),
-            "on" => {
-                let list = v.as_array().ok_or_else(|| {
-                    err(key, "expected a list such as [\"create\"] or [\"create\", \"update\"]".into())
-                })?;
-                spec.on_create = false;
-                spec.on_update = false;
-                for item in list {
-                    match item.as_str() {
-                        Some("create") => spec.on_create = true,
-                        Some("update") => spec.on_update = true,
-                        _ => return Err(err(key, format!("expected \"create\" or \"update\", got {item}"))),
-                    }
-                }
-                if !spec.on_create && !spec.on_update {
-                    return Err(err(key, "is empty: the field would never be set".into()));
-                }
-            }
-            "transform" => {
-                let names: Vec<&toml::Value> = match v {
-                    toml::Value::Array(a) => a.iter().collect(),
-                    other => vec![other],
-                };
-                for n in names {
-                    let t = n
-                        .as_str()
-                        .and_then(parse_transform)
-                        .ok_or_else(|| err(key, format!("expected {TRANSFORMS} (or a list of them), got {n}")))?;
-                    spec.transforms.push(t);
-                }
-            }
+            "on" => (spec.on_create, spec.on_update) = parse_on(v, &|m| err(key, m))?,
+            "transform" => spec.transforms.extend(parse_transforms(v, &|m| err(key, m))?),
             "regex" => {
                 let r = want_str(v)?;
                 regex = Some(Regex::new(&r).map_err(|e| err(key, format!("invalid regular expression: {e}")))?);
@@ -225,6 +197,52 @@ pub fn parse_field(
             )),
         }
     }
+    finish_field(spec, table, regex, replace, err)
+}
+
+/// `on = ["create", "update"]`: (on create, on update), at least one.
+fn parse_on(v: &toml::Value, err: &dyn Fn(String) -> ConfigError) -> Result<(bool, bool), ConfigError> {
+    let list =
+        v.as_array().ok_or_else(|| err("expected a list such as [\"create\"] or [\"create\", \"update\"]".into()))?;
+    let (mut on_create, mut on_update) = (false, false);
+    for item in list {
+        match item.as_str() {
+            Some("create") => on_create = true,
+            Some("update") => on_update = true,
+            _ => return Err(err(format!("expected \"create\" or \"update\", got {item}"))),
+        }
+    }
+    if !on_create && !on_update {
+        return Err(err("is empty: the field would never be set".into()));
+    }
+    Ok((on_create, on_update))
+}
+
+/// `transform = "lower"` or a list of them, in order.
+fn parse_transforms(v: &toml::Value, err: &dyn Fn(String) -> ConfigError) -> Result<Vec<Transform>, ConfigError> {
+    let names: Vec<&toml::Value> = match v {
+        toml::Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    names
+        .into_iter()
+        .map(|n| {
+            n.as_str()
+                .and_then(parse_transform)
+                .ok_or_else(|| err(format!("expected {TRANSFORMS} (or a list of them), got {n}")))
+        })
+        .collect()
+}
+
+/// The checks across a field's keys: `regex` with `replace`, `attribute` or
+/// `template`, `owner = "app"` with an attribute, and something to read.
+fn finish_field(
+    mut spec: FieldSpec,
+    table: &toml::Table,
+    regex: Option<Regex>,
+    replace: Option<String>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<FieldSpec, ConfigError> {
     match (regex, replace) {
         (Some(regex), Some(with)) => spec.transforms.push(Transform::Replace { regex, with }),
         (Some(_), None) => {

@@ -92,36 +92,42 @@ pub(super) fn apply_rows(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch],
                             new: new.map(str::to_string),
                         })
                         .collect();
-                    if changes.is_empty() {
-                        continue;
-                    }
-                    match plan.updates.iter_mut().find(|x| x.id == s.id) {
-                        Some(up) => {
-                            if up.is_silent() && live[i] {
-                                plan.unchanged = plan.unchanged.saturating_sub(1);
-                            }
-                            up.changes.extend(changes);
-                        }
-                        None => {
-                            if live[i] {
-                                plan.unchanged = plan.unchanged.saturating_sub(1);
-                            }
-                            plan.updates.push(UserUpdate {
-                                id: s.id,
-                                source: s.source.to_string(),
-                                username: s.username.to_string(),
-                                rename_to: None,
-                                relink_to: None,
-                                relink_from: None,
-                                enable: false,
-                                disable: false,
-                                changes,
-                                dir_changes: Vec::new(),
-                            });
-                        }
+                    if !changes.is_empty() {
+                        add_changes(plan, s, live[i], changes);
                     }
                 }
             }
+        }
+    }
+}
+
+/// Adds an enrich row's changes to stored user `s`'s update (one is made if
+/// the user had none). `live`: an entry of its own source updates it, and
+/// was counted unchanged.
+fn add_changes(plan: &mut Plan, s: &crate::model::StoredUser, live: bool, changes: Vec<FieldChange>) {
+    match plan.updates.iter_mut().find(|x| x.id == s.id) {
+        Some(up) => {
+            if up.is_silent() && live {
+                plan.unchanged = plan.unchanged.saturating_sub(1);
+            }
+            up.changes.extend(changes);
+        }
+        None => {
+            if live {
+                plan.unchanged = plan.unchanged.saturating_sub(1);
+            }
+            plan.updates.push(UserUpdate {
+                id: s.id,
+                source: s.source.to_string(),
+                username: s.username.to_string(),
+                rename_to: None,
+                relink_to: None,
+                relink_from: None,
+                enable: false,
+                disable: false,
+                changes,
+                dir_changes: Vec::new(),
+            });
         }
     }
 }

@@ -286,16 +286,7 @@ async fn pipeline(
     let since = resume_points(store, selected, opts).await?;
     // One user's read is a delta: only what it touches is read from the store.
     let all_resume = opts.user.is_some() || since.iter().all(Option::is_some);
-    // A source's first sync writes its new users while it is read (early.rs).
-    let fresh = match opts.dry_run || opts.user.is_some() || !opts.early_writes {
-        true => Vec::new(),
-        false => selected
-            .iter()
-            .zip(&since)
-            .filter(|(s, since)| since.is_none() && !s.is_enrich() && s.scope_groups.is_empty())
-            .map(|(s, _)| s.name.clone())
-            .collect(),
-    };
+    let fresh = fresh_sources(selected, &since, opts);
     let (feed, writer, fresh) = match early::maybe_start(store, outcome.run_id, fresh).await? {
         Some((f, w, names)) => (Some(f), Some(w), names),
         None => (None, None, Default::default()),
@@ -323,11 +314,7 @@ async fn pipeline(
     info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "sources read");
     let snap = match early {
         Some(s) => s,
-        None if batches.iter().all(is_plain_delta) => {
-            let q = snapshot_query(&batches);
-            heavy_store(store, move |s| s.partial_snapshot(&q)).await?
-        }
-        None => heavy_store(store, |s| s.snapshot()).await?,
+        None => read_snapshot(store, &batches).await?,
     };
     info!(
         elapsed_ms = t0.elapsed().as_millis() as u64,
@@ -336,14 +323,7 @@ async fn pipeline(
         partial = snap.active_by_source.is_some(),
         "store snapshot read"
     );
-    let deltas = batches.iter().filter(|b| b.delta.is_some()).count();
-    outcome.mode = match deltas {
-        _ if opts.user.is_some() => "single",
-        0 => "full",
-        n if n == batches.len() => "incremental",
-        _ => "mixed",
-    }
-    .into();
+    outcome.mode = run_mode(opts, &batches).into();
     let (plan, snap, mut batches) = steps::plan_with_guards(cfg, opts, snap, batches, &mut outcome, t0).await;
     steps::settle_outcome(&mut outcome, &plan, &batches, selected, &failures);
     if opts.dry_run {
@@ -374,6 +354,46 @@ async fn pipeline(
         push_after_apply(cfg, store, &mut outcome).await;
     }
     Ok(outcome)
+}
+
+/// The sources whose first sync writes its new users while they are read
+/// (early.rs): not in a dry run or one user's sync, not enrich sources or
+/// sources scoped to groups.
+fn fresh_sources(selected: &[&SourceConfig], since: &[Option<String>], opts: &SyncOptions) -> Vec<String> {
+    if opts.dry_run || opts.user.is_some() || !opts.early_writes {
+        return Vec::new();
+    }
+    selected
+        .iter()
+        .zip(since)
+        .filter(|(s, since)| since.is_none() && !s.is_enrich() && s.scope_groups.is_empty())
+        .map(|(s, _)| s.name.clone())
+        .collect()
+}
+
+/// The store's side of the plan: when every batch is a plain delta, only
+/// the rows it touches.
+async fn read_snapshot(
+    store: &dyn Store,
+    batches: &[SourceBatch],
+) -> Result<crate::model::Snapshot, crate::store::StoreError> {
+    if batches.iter().all(is_plain_delta) {
+        let q = snapshot_query(batches);
+        return heavy_store(store, move |s| s.partial_snapshot(&q)).await;
+    }
+    heavy_store(store, |s| s.snapshot()).await
+}
+
+/// How the run read its sources: one user, all in full, all incrementally,
+/// or mixed.
+fn run_mode(opts: &SyncOptions, batches: &[SourceBatch]) -> &'static str {
+    let deltas = batches.iter().filter(|b| b.delta.is_some()).count();
+    match deltas {
+        _ if opts.user.is_some() => "single",
+        0 => "full",
+        n if n == batches.len() => "incremental",
+        _ => "mixed",
+    }
 }
 
 /// Where each source left off, unless a full read is asked for or due.
