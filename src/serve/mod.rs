@@ -24,7 +24,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post, MethodRouter};
 use axum::Router;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -69,51 +68,10 @@ impl AppState {
     }
 }
 
-/// The routes, each registered with its method and path (which must be
-/// those of [`openapi::ROUTES`]: a test checks).
-struct Routes {
-    router: Router<AppState>,
-    added: Vec<(&'static str, &'static str)>,
-}
-
-impl Routes {
-    fn at(mut self, method: &'static str, path: &'static str, mr: MethodRouter<AppState>) -> Routes {
-        self.added.push((method, path));
-        self.router = self.router.route(path, mr);
-        self
-    }
-}
-
-fn routes() -> Routes {
-    Routes { router: Router::new(), added: Vec::new() }
-        .at("get", "/api/users", get(people::list_users))
-        .at("get", "/api/users/{username}", get(people::get_user))
-        .at("patch", "/api/users/{username}", patch(people::patch_user))
-        .at("get", "/api/users/{username}/history", get(people::user_history))
-        .at("post", "/api/users/{username}/sync", post(people::sync_user))
-        .at("get", "/api/groups", get(people::list_groups))
-        .at("get", "/api/groups/{name}", get(people::get_group))
-        .at("get", "/api/groups/{name}/members", get(people::group_members))
-        .at("post", "/api/syncs", post(runs::start_sync))
-        .at("get", "/api/runs", get(runs::list_runs))
-        .at("get", "/api/runs/{id}", get(runs::get_run))
-        .at("post", "/api/runs/{id}/approve", post(runs::approve_run))
-        .at("get", "/api/changes", get(runs::changes))
-        .at("get", "/api/writeback", get(runs::writeback_status))
-        .at("post", "/api/writeback/push", post(runs::writeback_push))
-        .at("post", "/api/writeback/{id}/resolve", post(runs::writeback_resolve))
-        .at("post", "/api/auth", post(ops::auth))
-        .at("get", "/api/openapi.json", get(|| async { axum::Json(openapi::document()) }))
-        .at("get", "/healthz", get(ops::healthz))
-        .at("get", "/readyz", get(ops::readyz))
-        .at("get", "/metrics", get(ops::metrics))
-}
-
 /// The routes.
 pub fn app(state: AppState) -> Router {
     let page = crate::serve::page::router().layer(axum::middleware::from_fn(crate::serve::page::headers));
-    routes()
-        .router
+    openapi::router()
         .merge(page)
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

@@ -71,13 +71,9 @@ async fn metrics_labels_stay_bounded_whatever_the_method_or_path() {
 }
 
 #[tokio::test]
-async fn every_route_is_documented_and_every_documented_route_is_served() {
-    let mut served = super::routes().added;
-    let mut documented: Vec<(&str, &str)> = super::openapi::ROUTES.iter().map(|r| (r.method, r.path)).collect();
-    served.sort();
-    documented.sort();
-    assert_eq!(served, documented, "the router and the OpenAPI table list the same routes");
-    // Each documented route answers its method (not 405, not the fallback).
+async fn every_route_of_the_table_is_served_for_its_method_and_documented() {
+    // The router is built from the table: each route answers its method
+    // (not 405, not the fallback).
     let (_dir, st) = state().await;
     for r in super::openapi::ROUTES {
         let path = r.path.replace("{username}", "amy").replace("{name}", "g").replace("{id}", "1");
@@ -92,7 +88,7 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     let r = app(st).oneshot(Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await.unwrap();
     let doc = body(r).await;
     assert_eq!(doc["openapi"], "3.1.0");
-    for (_, path) in documented {
+    for path in super::openapi::ROUTES.iter().map(|r| r.path) {
         assert!(doc["paths"].get(path).is_some(), "{path} is in the document");
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");

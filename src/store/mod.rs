@@ -14,7 +14,7 @@
 //! `suite.rs` is the test suite every backend runs.
 
 pub mod sqlite;
-#[cfg(test)]
+#[doc(hidden)]
 pub mod suite;
 
 pub use crate::model::queue::{QueueStatus, WritebackItem};

@@ -1,20 +1,29 @@
-//! The API's OpenAPI 3.1 document (`GET /api/openapi.json`), generated from
-//! [`ROUTES`], the one table the router is built from ([`crate::serve::app`]
-//! registers each route through it, and a test checks both agree): every
-//! route with its scope, parameters, body and answers, and the schemas of
-//! what the API returns.
+//! The API's route table, [`ROUTES`]: each route's method, path, handler,
+//! scope, parameters, body and answers, in one list. The router is built
+//! from it ([`router`]) and the OpenAPI 3.1 document (`GET
+//! /api/openapi.json`) is written from it, with the schemas of what the API
+//! returns.
 
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
 use serde_json::{json, Map, Value};
 
+use super::{ops, people, runs};
 use crate::config::Scope;
+use crate::serve::AppState;
+
+/// How a route's handler is mounted for its method.
+pub type Mount = fn(MethodFilter) -> MethodRouter<AppState>;
 
 /// A parameter: name, where (`path` or `query`), JSON type, description.
 pub type Param = (&'static str, &'static str, &'static str, &'static str);
 
-/// One route as documented.
+/// One route: how it is served and documented.
 pub struct RouteDoc {
     pub method: &'static str,
     pub path: &'static str,
+    /// The handler, mounted for `method`.
+    pub handler: Mount,
     /// `None`: no token needed.
     pub scope: Option<Scope>,
     pub summary: &'static str,
@@ -23,6 +32,22 @@ pub struct RouteDoc {
     pub body: Option<&'static str>,
     /// The success status and its schema (a component name; `text` for plain text).
     pub ok: (u16, &'static str),
+}
+
+/// Every route of [`ROUTES`], each with its handler for its method.
+pub fn router() -> Router<AppState> {
+    ROUTES.iter().fold(Router::new(), |r, d| r.route(d.path, (d.handler)(method_filter(d.method))))
+}
+
+fn method_filter(method: &str) -> MethodFilter {
+    match method {
+        "get" => MethodFilter::GET,
+        "post" => MethodFilter::POST,
+        "patch" => MethodFilter::PATCH,
+        "put" => MethodFilter::PUT,
+        "delete" => MethodFilter::DELETE,
+        other => panic!("route table: no method filter for {other}"),
+    }
 }
 
 const NAME: Param = ("username", "path", "string", "a username (case-insensitive)");
@@ -35,6 +60,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/users",
+        handler: |m| on(m, people::list_users),
         scope: Some(Scope::Read),
         summary: "Users in username order, filtered, a page at a time",
         params: &[
@@ -51,6 +77,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/users/{username}",
+        handler: |m| on(m, people::get_user),
         scope: Some(Scope::Read),
         summary: "One user",
         params: &[NAME],
@@ -60,6 +87,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "patch",
         path: "/api/users/{username}",
+        handler: |m| on(m, people::patch_user),
         scope: Some(Scope::Write),
         summary: "Set fields the application owns or keeps locally (a JSON merge patch)",
         params: &[NAME],
@@ -69,6 +97,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/users/{username}/history",
+        handler: |m| on(m, people::user_history),
         scope: Some(Scope::Read),
         summary: "A user's audit trail, newest first",
         params: &[NAME, LIMIT],
@@ -78,6 +107,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/api/users/{username}/sync",
+        handler: |m| on(m, people::sync_user),
         scope: Some(Scope::Sync),
         summary: "Just-in-time provisioning of one user",
         params: &[NAME],
@@ -87,6 +117,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/groups",
+        handler: |m| on(m, people::list_groups),
         scope: Some(Scope::Read),
         summary: "Groups in name order, a page at a time",
         params: &[LIMIT, CURSOR],
@@ -96,6 +127,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/groups/{name}",
+        handler: |m| on(m, people::get_group),
         scope: Some(Scope::Read),
         summary: "One group",
         params: &[GROUP],
@@ -105,6 +137,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/groups/{name}/members",
+        handler: |m| on(m, people::group_members),
         scope: Some(Scope::Read),
         summary: "A group's direct (default) or effective members",
         params: &[GROUP, ("effective", "query", "boolean", "nested groups included"), LIMIT, CURSOR],
@@ -114,6 +147,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/api/syncs",
+        handler: |m| on(m, runs::start_sync),
         scope: Some(Scope::Sync),
         summary: "Queue a sync (a dry run is answered at once)",
         params: &[],
@@ -123,6 +157,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/runs",
+        handler: |m| on(m, runs::list_runs),
         scope: Some(Scope::Read),
         summary: "Runs, newest first",
         params: &[LIMIT, ("cursor", "query", "integer", "the `next` of the previous page")],
@@ -132,6 +167,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/runs/{id}",
+        handler: |m| on(m, runs::get_run),
         scope: Some(Scope::Read),
         summary: "One run",
         params: &[ID],
@@ -141,6 +177,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/api/runs/{id}/approve",
+        handler: |m| on(m, runs::approve_run),
         scope: Some(Scope::Admin),
         summary: "Approve a run blocked by a threshold",
         params: &[ID],
@@ -150,6 +187,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/changes",
+        handler: |m| on(m, runs::changes),
         scope: Some(Scope::Read),
         summary: "The change feed, in commit order",
         params: &[
@@ -163,6 +201,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/writeback",
+        handler: |m| on(m, runs::writeback_status),
         scope: Some(Scope::Read),
         summary: "The write-back queue",
         params: &[],
@@ -172,6 +211,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/api/writeback/push",
+        handler: |m| on(m, runs::writeback_push),
         scope: Some(Scope::Write),
         summary: "Push the write-back queue now",
         params: &[],
@@ -181,6 +221,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/api/writeback/{id}/resolve",
+        handler: |m| on(m, runs::writeback_resolve),
         scope: Some(Scope::Write),
         summary: "Settle a reported write-back conflict",
         params: &[("id", "path", "integer", "a write-back item id")],
@@ -190,6 +231,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/api/auth",
+        handler: |m| on(m, ops::auth),
         scope: Some(Scope::Auth),
         summary: "Check a user's password against the directory",
         params: &[],
@@ -199,6 +241,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/openapi.json",
+        handler: |m| on(m, || async { axum::Json(document()) }),
         scope: None,
         summary: "This document",
         params: &[],
@@ -208,6 +251,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/healthz",
+        handler: |m| on(m, ops::healthz),
         scope: None,
         summary: "Alive",
         params: &[],
@@ -217,6 +261,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/readyz",
+        handler: |m| on(m, ops::readyz),
         scope: None,
         summary: "Ready: the store answers and no source failed its last run",
         params: &[],
@@ -226,6 +271,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/metrics",
+        handler: |m| on(m, ops::metrics),
         scope: None,
         summary: "Prometheus metrics",
         params: &[],

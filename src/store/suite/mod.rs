@@ -1,6 +1,13 @@
 //! A test suite written against the [`Store`] trait, not a schema: every
-//! backend runs it on a fresh, empty store (SQLite in
-//! `store/sqlite/tests.rs`; PostgreSQL will run the same functions).
+//! backend runs [`run_all`] on a fresh, empty store (SQLite in
+//! `store/sqlite/tests.rs`; a new backend in its own tests). It calls every
+//! method of [`Store`] and [`StoreTx`](super::StoreTx), write sessions and
+//! the lease: reads here, writes in `writes.rs`, the run log in `runs.rs`,
+//! the write-back queue in `queue.rs`.
+
+mod queue;
+mod runs;
+mod writes;
 
 use super::{Store, StoreError, UserQuery};
 use crate::model::records::{Counts, RunRecord, RunStatus};
@@ -20,6 +27,19 @@ pub fn run_all(store: &dyn Store) {
     a_failed_transaction_writes_nothing(store);
     one_lease_at_a_time(store);
     a_write_session_commits_all_or_nothing(store);
+    writes::a_partial_snapshot_holds_what_a_delta_touches(store);
+    writes::users_are_updated_renamed_and_deleted(store);
+    writes::groups_are_renamed_and_deleted_with_their_memberships(store);
+    writes::audit_rows_are_read_per_user_newest_first(store);
+    writes::users_written_early_are_taken_back_or_rewritten_in_their_transaction(store);
+    writes::saved_positions_are_per_source_and_keep_the_last_full_read(store);
+    writes::field_values_list_core_and_custom_fields_and_the_generation_moves(store);
+    writes::a_handle_is_the_same_store_and_it_checks_whole(store);
+    runs::queued_runs_begin_or_are_abandoned_and_running_ones_are_interrupted(store);
+    runs::a_finished_run_keeps_its_counts_errors_warnings_and_mode(store);
+    runs::a_blocked_runs_removals_and_plan_are_kept(store);
+    runs::pushes_add_to_a_runs_counts_and_errors(store);
+    queue::the_writeback_queue_goes_pending_failed_conflict_done(store);
 }
 
 fn a_write_session_commits_all_or_nothing(store: &dyn Store) {

@@ -1,0 +1,78 @@
+//! The suite's run log checks: queued, begun, abandoned and interrupted
+//! runs, a finished run's record, a blocked run's removals and plan, and
+//! pushes added to a run.
+
+use super::{record, Store};
+use crate::model::records::{Counts, RunStatus};
+use crate::model::EntryError;
+use crate::store::PlannedRemoval;
+use crate::time::Timestamp;
+
+fn status_of(store: &dyn Store, id: i64) -> RunStatus {
+    store.runs(1000).unwrap().into_iter().find(|r| r.id == id).expect("the run is listed").status
+}
+
+fn running(store: &dyn Store) -> usize {
+    store.runs(1000).unwrap().iter().filter(|r| r.status == RunStatus::Running).count()
+}
+
+pub(super) fn queued_runs_begin_or_are_abandoned_and_running_ones_are_interrupted(store: &dyn Store) {
+    // Runs earlier checks started and left running.
+    let left = running(store);
+    let first = store.queue_run("s", Timestamp::now(), false).unwrap();
+    let second = store.queue_run("s", Timestamp::now(), true).unwrap();
+    assert!(second > first, "ids grow");
+    assert_eq!(status_of(store, first), RunStatus::Queued);
+    store.begin_run(first, Timestamp::now()).unwrap();
+    assert_eq!(status_of(store, first), RunStatus::Running);
+    assert_eq!(store.abandon_queued(Timestamp::now()).unwrap(), 1, "only the queued one");
+    let abandoned = store.runs(1000).unwrap().into_iter().find(|r| r.id == second).unwrap();
+    assert_eq!((abandoned.status, abandoned.forced), (RunStatus::Interrupted, true));
+    assert!(abandoned.finished_at.is_some() && abandoned.message.is_some(), "{abandoned:?}");
+    assert_eq!(running(store), left + 1);
+    assert_eq!(store.mark_interrupted(Timestamp::now()).unwrap(), left + 1, "every running one");
+    assert_eq!(status_of(store, first), RunStatus::Interrupted);
+    assert_eq!(store.mark_interrupted(Timestamp::now()).unwrap(), 0, "nothing is running any more");
+}
+
+pub(super) fn a_finished_run_keeps_its_counts_errors_warnings_and_mode(store: &dyn Store) {
+    let mut run = record(store);
+    run.status = RunStatus::Partial;
+    run.counts = Counts { created: 3, updated: 2, disabled: 1, memberships_added: 7, ..Counts::default() };
+    run.errors = vec![EntryError::new("uid=x,dc=t", "no username")];
+    run.warnings = vec![EntryError::new("uid=y,dc=t", "a look-alike")];
+    run.message = Some("source \"b\" failed".into());
+    run.mode = "incremental".into();
+    store.transaction(&mut |tx| tx.finish_run(&run)).unwrap();
+    let back = store.runs(1000).unwrap().into_iter().find(|r| r.id == run.id).unwrap();
+    assert_eq!((back.status, back.counts, back.mode.as_str()), (RunStatus::Partial, run.counts, "incremental"));
+    assert_eq!((back.errors, back.warnings, back.message), (run.errors, run.warnings, run.message));
+}
+
+pub(super) fn a_blocked_runs_removals_and_plan_are_kept(store: &dyn Store) {
+    let run = record(store);
+    let other = record(store);
+    let removals = vec![
+        PlannedRemoval { kind: "user".into(), target_id: 7, name: "amy".into(), action: "disable".into() },
+        PlannedRemoval { kind: "group".into(), target_id: 3, name: "A".into(), action: "delete".into() },
+    ];
+    store
+        .transaction(&mut |tx| {
+            tx.record_removals(run.id, &removals)?;
+            tx.record_plan(run.id, r#"{"creates":{"total":0}}"#)
+        })
+        .unwrap();
+    assert_eq!(store.removals_of(run.id).unwrap(), removals);
+    assert_eq!(store.plan_of(run.id).unwrap().as_deref(), Some(r#"{"creates":{"total":0}}"#));
+    assert!(store.removals_of(other.id).unwrap().is_empty() && store.plan_of(other.id).unwrap().is_none());
+}
+
+pub(super) fn pushes_add_to_a_runs_counts_and_errors(store: &dyn Store) {
+    let run = record(store);
+    store.transaction(&mut |tx| tx.finish_run(&run)).unwrap();
+    store.record_push(run.id, [2, 1, 0], &[EntryError::new("uid=amy,dc=t", "refused (50)")]).unwrap();
+    store.record_push(run.id, [1, 0, 1], &[]).unwrap();
+    let back = store.runs(1000).unwrap().into_iter().find(|r| r.id == run.id).unwrap();
+    assert_eq!((back.counts.pushed, back.counts.push_failed, back.counts.conflicts), (3, 1, 1));
+    assert_eq!(back.errors, [EntryError::new("uid=amy,dc=t", "refused (50)")]);
+}
