@@ -49,10 +49,18 @@ pub fn place(cap: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
 pub async fn accept_loop(
     tcp: tokio::net::TcpListener,
     cap: Arc<Semaphore>,
+    until: impl std::future::Future<Output = ()>,
     mut take: impl FnMut(tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit) -> bool,
 ) {
+    // The listener closes as soon as nobody serves its connections any
+    // more, not at the next connection attempt.
+    tokio::pin!(until);
     loop {
-        let (io, addr) = match tcp.accept().await {
+        let accepted = tokio::select! {
+            a = tcp.accept() => a,
+            () = &mut until => return,
+        };
+        let (io, addr) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors, mostly: wait for some to be freed.
@@ -71,23 +79,28 @@ pub async fn accept_loop(
     }
 }
 
+/// Accepted connections, and the task that accepts them (it ends, closing
+/// the listener, once the receiver is dropped).
+pub type Incoming<IO> = (mpsc::Receiver<Accepted<IO>>, tokio::task::JoinHandle<()>);
+
 /// Plain TCP: the accepted connections, as they come.
-pub fn accept_plain(
-    tcp: tokio::net::TcpListener,
-    cap: Arc<Semaphore>,
-) -> mpsc::Receiver<Accepted<tokio::net::TcpStream>> {
+pub fn accept_plain(tcp: tokio::net::TcpListener, cap: Arc<Semaphore>) -> Incoming<tokio::net::TcpStream> {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(accept_loop(tcp, cap, move |io, addr, permit| match tx.try_send(Accepted { io, addr, permit }) {
-        Ok(()) => true,
-        // The server is behind: the connection waits its turn (it holds its place).
-        Err(mpsc::error::TrySendError::Full(a)) => {
-            let tx = tx.clone();
-            tokio::spawn(async move { tx.send(a).await });
-            true
+    let served = tx.clone();
+    let until = async move { served.closed().await };
+    let task = tokio::spawn(accept_loop(tcp, cap, until, move |io, addr, permit| {
+        match tx.try_send(Accepted { io, addr, permit }) {
+            Ok(()) => true,
+            // The server is behind: the connection waits its turn (it holds its place).
+            Err(mpsc::error::TrySendError::Full(a)) => {
+                let tx = tx.clone();
+                tokio::spawn(async move { tx.send(a).await });
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }));
-    rx
+    (rx, task)
 }
 
 /// A connection refused at the cap (logged at most once a second).

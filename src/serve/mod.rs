@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
@@ -126,13 +126,124 @@ pub async fn serve_with(
 ) -> Result<(), ServeError> {
     // The handlers first: a signal that arrives before them would take its
     // default action (SIGHUP and SIGTERM end the process on the spot).
-    let sigs = Signals::install()?;
+    let control = Control::from_signals()?;
+    let listen = cfg.server.clone().unwrap_or_default().listen;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| ServeError::Bind { addr: listen, source })?;
+    run(listener, cfg, store, Reload { path: config_path, kinds }, control).await
+}
+
+/// What a running service is told by its caller: when to stop, and when to
+/// read its config again. `dirsync serve` feeds them from signals
+/// ([`Control::from_signals`]); a test or an embedding application from its
+/// own channels.
+pub struct Control {
+    /// Resolves when the service is to stop.
+    pub shutdown: futures_util::future::BoxFuture<'static, ()>,
+    /// Each message: read the config file again.
+    pub reload: mpsc::Receiver<()>,
+}
+
+impl Control {
+    /// SIGTERM and SIGINT stop the service; SIGHUP reloads its config.
+    pub fn from_signals() -> std::io::Result<Control> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+        let mut hup = signal(SignalKind::hangup())?;
+        let (tx, reload) = mpsc::channel(1);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                info!("SIGHUP received");
+                // One pending reload is enough: it reads the file as it is then.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(()) {
+                    return;
+                }
+            }
+        });
+        let shutdown = Box::pin(async move {
+            tokio::select! {
+                _ = term.recv() => info!("SIGTERM received"),
+                _ = int.recv() => info!("SIGINT received"),
+            }
+        });
+        Ok(Control { shutdown, reload })
+    }
+}
+
+/// Where a reload reads the config, and with which source kinds.
+pub struct Reload {
+    pub path: PathBuf,
+    pub kinds: Vec<Registration>,
+}
+
+/// Runs the service on `listener` until `control.shutdown` resolves: a
+/// running sync finishes, or is rolled back after the grace period; queued
+/// ones are dropped. Each `control.reload` reads the config again (a bad new
+/// config is refused and the old one kept).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    cfg: Config,
+    store: Arc<dyn Store>,
+    from: Reload,
+    control: Control,
+) -> Result<(), ServeError> {
     let server = cfg.server.clone().unwrap_or_default();
     let state = AppState::new(cfg, store.clone());
+    settle_left_runs(&*store).await;
+    let tls = announce(&listener, &server)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (reload_tx, reload_rx) = watch::channel(0u64);
+    let worker = {
+        let r = state.runner.clone();
+        tokio::spawn(async move { r.work().await })
+    };
+    let scheduler = tokio::spawn(crate::serve::schedule::drive(
+        state.runner.clone(),
+        state.cfg.clone(),
+        reload_rx,
+        stop_rx.clone(),
+    ));
+    let reloader = tokio::spawn(reloads(control.reload, from, state.cfg.clone(), reload_tx));
+    let limits = conn::Limits {
+        max_connections: server.max_connections,
+        header_timeout: server.header_timeout,
+        idle_timeout: server.idle_timeout,
+    };
+    let cap = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
+    let router = app(state.clone());
+    let (http, accepting) = match tls {
+        None => {
+            let (incoming, accepting) = conn::accept_plain(listener, cap);
+            (tokio::spawn(conn::serve(incoming, router, limits, stop_rx)), accepting)
+        }
+        Some(config) => {
+            let (incoming, accepting) = tls::accept_tls(listener, config, cap);
+            (tokio::spawn(conn::serve(incoming, router, limits, stop_rx)), accepting)
+        }
+    };
+    control.shutdown.await;
+    let _ = stop_tx.send(true);
+    info!("stopping: no new work; a running sync may finish");
+    state.runner.stop();
+    scheduler.abort();
+    reloader.abort();
+    wind_down(&*store, worker, server.shutdown_grace).await;
+    if tokio::time::timeout(Duration::from_secs(10), http).await.is_err() {
+        warn!("open HTTP connections did not close within 10 s");
+    }
+    // The listener is closed when `run` returns: the port can be bound again.
+    accepting.abort();
+    let _ = accepting.await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Runs a killed service left queued or running are marked interrupted; a
+/// running one only when nobody holds the lease (a CLI sync may be running
+/// right now).
+async fn settle_left_runs(store: &dyn Store) {
     let at = crate::engine::history::now();
-    // Runs a killed service left queued or running; a running one only when
-    // nobody holds the lease (a CLI sync may be running right now).
-    let left = crate::store::on_store(&*store, move |s| -> Result<(usize, usize), crate::store::StoreError> {
+    let left = crate::store::on_store(store, move |s| -> Result<(usize, usize), crate::store::StoreError> {
         let queued = s.abandon_queued(at)?;
         let running = match s.lease() {
             Ok(_lease) => s.mark_interrupted(at)?,
@@ -146,14 +257,19 @@ pub async fn serve_with(
             warn!(queued, running, "runs left by a stopped service were marked interrupted");
         }
     }
-    let listener = tokio::net::TcpListener::bind(server.listen)
-        .await
-        .map_err(|source| ServeError::Bind { addr: server.listen, source })?;
+}
+
+/// Says where the service listens and what deserves a warning; returns the
+/// TLS settings, read again (the files may have changed since the config
+/// was checked).
+fn announce(
+    listener: &tokio::net::TcpListener,
+    server: &crate::config::ServerConfig,
+) -> Result<Option<rustls::ServerConfig>, ServeError> {
     let bound = listener.local_addr()?;
     if !bound.ip().is_loopback() && server.tls.is_none() {
         warn!("listening beyond loopback without TLS (allow_plaintext = true): tokens and passwords cross the network in clear");
     }
-    // Checked at load; read again here (the files may have changed since).
     let tls = match &server.tls {
         None => None,
         Some((c, k)) => Some(crate::config::server::tls_server_config(c, k).map_err(ServeError::Tls)?),
@@ -162,119 +278,48 @@ pub async fn serve_with(
     if server.clients.is_empty() {
         warn!("no [[server.clients]] configured: every /api route answers 401");
     }
+    Ok(tls)
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (reload_tx, reload_rx) = watch::channel(0u64);
-    let worker = {
-        let r = state.runner.clone();
-        tokio::spawn(async move { r.work().await })
-    };
-    let scheduler = tokio::spawn(crate::serve::schedule::drive(
-        state.runner.clone(),
-        state.cfg.clone(),
-        reload_rx,
-        stop_rx.clone(),
-    ));
-    let signals = tokio::spawn(signals(sigs, (config_path, kinds), state.cfg.clone(), reload_tx, stop_tx));
-
-    let router = app(state.clone());
-    let limits = conn::Limits {
-        max_connections: server.max_connections,
-        header_timeout: server.header_timeout,
-        idle_timeout: server.idle_timeout,
-    };
-    let cap = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
-    let http_stop = stop_rx.clone();
-    let http = match tls {
-        None => {
-            let incoming = conn::accept_plain(listener, cap);
-            tokio::spawn(conn::serve(incoming, router, limits, http_stop))
-        }
-        Some(config) => {
-            let incoming = tls::accept_tls(listener, config, cap);
-            tokio::spawn(conn::serve(incoming, router, limits, http_stop))
-        }
-    };
-
-    let mut stop = stop_rx;
-    let _ = stop.wait_for(|s| *s).await;
-    info!("stopping: no new work; a running sync may finish");
-    state.runner.stop();
-    scheduler.abort();
-    let grace = server.shutdown_grace;
+/// Waits up to `grace` for the run queue to stop; a sync still running then
+/// is dropped (its source reads stop, its open transaction rolls back:
+/// nothing of it is applied). Runs left queued or running are marked.
+async fn wind_down(store: &dyn Store, worker: tokio::task::JoinHandle<()>, grace: Duration) {
     let abort = worker.abort_handle();
     match tokio::time::timeout(grace, worker).await {
         Ok(_) => info!("the run queue stopped"),
         Err(_) => {
-            // Dropping the sync's future stops its source reads and rolls back
-            // any open transaction: nothing of it is applied.
             abort.abort();
             warn!("a sync was still running after {} s: stopped, nothing of it applied", grace.as_secs());
         }
     }
     let at = crate::engine::history::now();
-    let _ = crate::store::on_store(&*store, move |s| -> Result<(), crate::store::StoreError> {
+    let _ = crate::store::on_store(store, move |s| -> Result<(), crate::store::StoreError> {
         s.abandon_queued(at)?;
         s.mark_interrupted(at).map(drop)
     })
     .await;
-    if tokio::time::timeout(Duration::from_secs(10), http).await.is_err() {
-        warn!("open HTTP connections did not close within 10 s");
-    }
-    signals.abort();
-    info!("stopped");
-    Ok(())
 }
 
-/// SIGTERM/SIGINT stop the service; SIGHUP reloads the config.
-/// The service's signal handlers, installed before anything else.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-}
-
-/// Reloads read `path` with `kinds`.
-async fn signals(
-    sigs: Signals,
-    (path, kinds): (PathBuf, Vec<Registration>),
-    cfg: ConfigHandle,
-    reload: watch::Sender<u64>,
-    stop: watch::Sender<bool>,
-) {
-    let Signals { mut term, mut int, mut hup } = sigs;
-    loop {
-        tokio::select! {
-            _ = term.recv() => { info!("SIGTERM received"); let _ = stop.send(true); return; }
-            _ = int.recv() => { info!("SIGINT received"); let _ = stop.send(true); return; }
-            _ = hup.recv() => {
-                match Config::load_with(&path, &kinds) {
-                    Ok(new) => {
-                        let old_store = cfg.read().expect("config lock").store.path.clone();
-                        if new.store.path != old_store {
-                            warn!("SIGHUP: store.path changed; the new path is used after a restart, not now");
-                        }
-                        for w in &new.warnings {
-                            warn!("{w}");
-                        }
-                        *cfg.write().expect("config lock") = Arc::new(new);
-                        reload.send_modify(|n| *n += 1);
-                        info!("SIGHUP: configuration reloaded from {}", path.display());
-                    }
-                    Err(e) => error!("SIGHUP: the new configuration is refused, the old one is kept: {e}"),
+/// Reads the config again on each message; a refused one leaves the old in
+/// force. The scheduler is told through `reloaded`.
+async fn reloads(mut asked: mpsc::Receiver<()>, from: Reload, cfg: ConfigHandle, reloaded: watch::Sender<u64>) {
+    let Reload { path, kinds } = from;
+    while asked.recv().await.is_some() {
+        match Config::load_with(&path, &kinds) {
+            Ok(new) => {
+                let old_store = cfg.read().expect("config lock").store.path.clone();
+                if new.store.path != old_store {
+                    warn!("reload: store.path changed; the new path is used after a restart, not now");
                 }
+                for w in &new.warnings {
+                    warn!("{w}");
+                }
+                *cfg.write().expect("config lock") = Arc::new(new);
+                reloaded.send_modify(|n| *n += 1);
+                info!("configuration reloaded from {}", path.display());
             }
+            Err(e) => error!("reload: the new configuration is refused, the old one is kept: {e}"),
         }
     }
 }

@@ -128,3 +128,56 @@ fn a_guessable_client_token_is_refused_at_load_without_quoting_it() {
         assert!(!e.contains(&bad), "the token is not quoted: {e}");
     }
 }
+
+#[tokio::test]
+async fn the_caller_stops_and_reloads_a_service_it_gave_a_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let amy = "dn: uid=amy,ou=people,dc=t\nobjectClass: inetOrgPerson\nuid: amy\ncn: Amy\nentryUUID: 1\n\n";
+    std::fs::write(dir.path().join("d.ldif"), amy).unwrap();
+    std::fs::write(dir.path().join("t.token"), TOKEN).unwrap();
+    let newcomer = "reloaded-token-0123456789";
+    std::fs::write(dir.path().join("n.token"), newcomer).unwrap();
+    let client = |name: &str| {
+        format!("[[server.clients]]\nname = \"{name}\"\ntoken_file = \"{name}.token\"\nscopes = [\"read\"]\n")
+    };
+    let base = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n[server]\n";
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, format!("{base}{}", client("t"))).unwrap();
+    let cfg = Config::load(&path).unwrap();
+    let store = crate::store::open(&cfg.store).unwrap();
+    crate::engine::sync::run(&cfg, &*store, &Default::default(), Default::default()).await.unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (reload, asked) = tokio::sync::mpsc::channel(1);
+    let control = super::Control {
+        shutdown: Box::pin(async move {
+            let _ = stopped.await;
+        }),
+        reload: asked,
+    };
+    let from = super::Reload { path: path.clone(), kinds: crate::sources::KINDS.to_vec() };
+    let service = tokio::spawn(super::run(listener, cfg, store, from, control));
+
+    let http = reqwest::Client::new();
+    let get = |token: &'static str| {
+        let req = http.get(format!("http://{addr}/api/users/amy")).bearer_auth(token);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(get(TOKEN).await, reqwest::StatusCode::OK);
+    assert_eq!(get(newcomer).await, reqwest::StatusCode::UNAUTHORIZED, "not configured yet");
+    std::fs::write(&path, format!("{base}{}{}", client("t"), client("n"))).unwrap();
+    reload.send(()).await.unwrap();
+    // The reload is read on the service's own task: wait for its effect.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get(newcomer).await != reqwest::StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "the reload took effect");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(get(TOKEN).await, reqwest::StatusCode::OK, "the old client stays");
+
+    stop.send(()).unwrap();
+    service.await.unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed once run returns");
+}

@@ -21,10 +21,12 @@ pub fn accept_tls(
     tcp: TcpListener,
     config: rustls::ServerConfig,
     cap: Arc<Semaphore>,
-) -> mpsc::Receiver<Accepted<TlsStream<TcpStream>>> {
+) -> super::conn::Incoming<TlsStream<TcpStream>> {
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(accept_loop(tcp, cap, move |stream, addr, permit| {
+    let served = tx.clone();
+    let until = async move { served.closed().await };
+    let task = tokio::spawn(accept_loop(tcp, cap, until, move |stream, addr, permit| {
         if tx.is_closed() {
             return false;
         }
@@ -40,5 +42,5 @@ pub fn accept_tls(
         });
         true
     }));
-    rx
+    (rx, task)
 }
