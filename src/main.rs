@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use dirsync::config::{Config, OnConflict};
+use dirsync::config::Config;
 use dirsync::engine::history::RunStatus;
 use dirsync::engine::sync::{self, SyncOptions};
 use dirsync::engine::views::Directory;
@@ -423,7 +423,6 @@ fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, 
             Ok(0)
         }
         WritebackCommand::Push { json } => {
-            let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
             let (_, report) = runtime()?
                 .block_on(dirsync::engine::writeback::push_as_run(&cfg, &*store))
                 .map_err(|e| Failure::failed(e.to_string()))?;
@@ -441,8 +440,7 @@ fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, 
             Ok(0)
         }
         WritebackCommand::Resolve { id, keep, json } => {
-            let _lease = store.lease().map_err(|e| Failure::failed(e.to_string()))?;
-            let keep = if keep == "app" { OnConflict::App } else { OnConflict::Directory };
+            let keep = dirsync::engine::writeback::keep_of(&keep).map_err(Failure::config)?;
             let (settled, report) = runtime()?
                 .block_on(dirsync::engine::writeback::resolve(&cfg, &*store, id, keep))
                 .map_err(|e| Failure::failed(e.to_string()))?;

@@ -38,6 +38,9 @@ pub enum WritebackError {
     Invalid { field: String, message: String },
     #[error("{0}")]
     NoItem(String),
+    /// A sync or another push holds the store's lease: nothing was pushed.
+    #[error("a sync or push is running; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -109,12 +112,38 @@ pub async fn push(cfg: &Config, store: &dyn Store, retry_now: bool) -> Result<Pu
     Ok(report)
 }
 
+/// Pushes the queue outside a sync (`POST /api/writeback/push`, the admin
+/// page): with the store's lease, so one writer reaches the directory at a
+/// time ([`WritebackError::Busy`] while a sync or push holds it).
+pub async fn push_now(cfg: &Config, store: &dyn Store, retry_now: bool) -> Result<PushReport, WritebackError> {
+    let _lease = lease(store).await?;
+    push(cfg, store, retry_now).await
+}
+
+/// The store's lease for write-back outside a sync.
+async fn lease(store: &dyn Store) -> Result<Box<dyn crate::store::Lease>, WritebackError> {
+    on_store(store, |s| s.lease()).await.map_err(|e| match e {
+        StoreError::Locked(_) => WritebackError::Busy,
+        other => other.into(),
+    })
+}
+
+/// What `keep` says in a conflict's resolution: `"app"` or `"directory"`;
+/// `Err` is the message for the caller.
+pub fn keep_of(keep: &str) -> Result<OnConflict, String> {
+    match keep {
+        "app" => Ok(OnConflict::App),
+        "directory" => Ok(OnConflict::Directory),
+        other => Err(format!("keep: expected \"app\" or \"directory\", got \"{other}\"")),
+    }
+}
+
 /// Resolves a reported conflict (`writeback resolve`, `POST
 /// /api/writeback/{id}/resolve`): [`OnConflict::App`] writes the
 /// application's value over the directory's; [`OnConflict::Directory`]
 /// takes the directory's current value locally (audited). Either way the
 /// directory is read again first: if it now holds the application's value,
-/// the item is simply done.
+/// the item is simply done. It holds the store's lease while it works.
 /// The answer says whether the item left the conflicts, and what the push did.
 pub async fn resolve(
     cfg: &Config,
@@ -122,6 +151,7 @@ pub async fn resolve(
     id: i64,
     keep: OnConflict,
 ) -> Result<(bool, PushReport), WritebackError> {
+    let _lease = lease(store).await?;
     let items = on_store(store, |s| s.writeback_items(&[QueueStatus::Conflict])).await?;
     let item = items.iter().find(|i| i.id == id).ok_or_else(|| {
         WritebackError::NoItem(format!("no write-back conflict with id {id} (`dirsync writeback status` lists them)"))
@@ -136,8 +166,9 @@ pub async fn resolve(
 }
 
 /// `writeback push` on its own: a push recorded as a run (mode
-/// `writeback`) with its counts and per-item errors.
+/// `writeback`) with its counts and per-item errors, under the store's lease.
 pub async fn push_as_run(cfg: &Config, store: &dyn Store) -> Result<(i64, PushReport), WritebackError> {
+    let _lease = lease(store).await?;
     let started = now();
     let sources: Vec<&str> = cfg.sources.iter().filter(|s| s.writeback.is_some()).map(|s| s.name.as_str()).collect();
     let (names, at) = (sources.join(","), started);
@@ -483,5 +514,23 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_secs(120));
         assert_eq!(backoff(3), Duration::from_secs(480));
         assert_eq!(backoff(50), Duration::from_secs(6 * 3600));
+    }
+
+    #[tokio::test]
+    async fn a_push_or_resolve_outside_a_sync_waits_for_nobody_and_says_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::Config::parse(
+            "[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n",
+            &dir.path().join("c.toml"),
+        )
+        .unwrap();
+        let store = crate::store::open(&cfg.store).unwrap();
+        let held = store.lease().unwrap();
+        assert!(matches!(push_now(&cfg, &*store, true).await, Err(WritebackError::Busy)));
+        assert!(matches!(resolve(&cfg, &*store, 1, OnConflict::App).await, Err(WritebackError::Busy)));
+        assert!(matches!(push_as_run(&cfg, &*store).await, Err(WritebackError::Busy)));
+        drop(held);
+        assert_eq!(push_now(&cfg, &*store, true).await.unwrap().pushed, 0, "free again: an empty queue pushes nothing");
+        assert!(matches!(resolve(&cfg, &*store, 1, OnConflict::App).await, Err(WritebackError::NoItem(_))));
     }
 }

@@ -121,6 +121,10 @@ impl From<WritebackError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", e.to_string())
             }
             WritebackError::Code(e) => ApiError::conflict(e.to_string()),
+            e @ WritebackError::Busy => ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_busy", e.to_string())
+            },
             WritebackError::Store(e) => e.into(),
         }
     }

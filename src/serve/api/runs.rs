@@ -188,22 +188,10 @@ pub async fn writeback_status(State(st): State<AppState>, headers: HeaderMap) ->
     Ok(Json(serde_json::to_value(status).unwrap_or_default()))
 }
 
-/// The store's lease for a push outside a sync (one writer to the directory at a time).
-async fn lease(st: &AppState) -> Result<Box<dyn crate::store::Lease>, ApiError> {
-    on_store(&*st.store, |s| s.lease()).await.map_err(|e| match e {
-        crate::store::StoreError::Locked(_) => ApiError {
-            retry_after: Some(5),
-            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_busy", "a sync or push is running; try again")
-        },
-        other => other.into(),
-    })
-}
-
 pub async fn writeback_push(State(st): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     authorize(&st, &headers, Scope::Write)?;
-    let _lease = lease(&st).await?;
     let cfg = st.config();
-    let report = crate::engine::writeback::push(&cfg, &*st.store, true).await?;
+    let report = crate::engine::writeback::push_now(&cfg, &*st.store, true).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
 
@@ -223,14 +211,7 @@ pub async fn writeback_resolve(
     let Path(id) = path?;
     let caller = authorize(&st, &headers, Scope::Write)?;
     let Json(b) = body?;
-    let keep = match b.keep.as_str() {
-        "app" => crate::config::OnConflict::App,
-        "directory" => crate::config::OnConflict::Directory,
-        other => {
-            return Err(ApiError::bad_request(format!("keep: expected \"app\" or \"directory\", got \"{other}\"")))
-        }
-    };
-    let _lease = lease(&st).await?;
+    let keep = crate::engine::writeback::keep_of(&b.keep).map_err(ApiError::bad_request)?;
     let cfg = st.config();
     let (resolved, report) = crate::engine::writeback::resolve(&cfg, &*st.store, id, keep).await?;
     tracing::info!(client = %caller.name, item = id, keep = %b.keep, resolved, "write-back conflict resolution");

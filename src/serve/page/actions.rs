@@ -193,15 +193,10 @@ pub async fn resolve(
     Checked(s, f): Checked<ResolveForm>,
 ) -> Response {
     let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such item.") };
-    let keep = match f.keep.as_str() {
-        "app" => crate::config::OnConflict::App,
-        "directory" => crate::config::OnConflict::Directory,
-        _ => return page_error(StatusCode::BAD_REQUEST, "Keep the app value or the directory value."),
+    let Ok(keep) = crate::engine::writeback::keep_of(&f.keep) else {
+        return page_error(StatusCode::BAD_REQUEST, "Keep the app value or the directory value.");
     };
     let cfg = st.config();
-    let Ok(_lease) = on_store(&*st.store, |s| s.lease()).await else {
-        return page_error(StatusCode::SERVICE_UNAVAILABLE, "A sync or push is running: try again in a moment.");
-    };
     match crate::engine::writeback::resolve(&cfg, &*st.store, id, keep).await {
         Ok((resolved, _)) => {
             tracing::info!(user = %s.user, item = id, keep = %f.keep, resolved, "admin page: conflict resolution");
@@ -213,10 +208,7 @@ pub async fn resolve(
 
 pub async fn push(State(st): State<AppState>, Checked(_, _): Checked<super::CsrfForm>) -> Response {
     let cfg = st.config();
-    let Ok(_lease) = on_store(&*st.store, |s| s.lease()).await else {
-        return page_error(StatusCode::SERVICE_UNAVAILABLE, "A sync or push is running: try again in a moment.");
-    };
-    match crate::engine::writeback::push(&cfg, &*st.store, true).await {
+    match crate::engine::writeback::push_now(&cfg, &*st.store, true).await {
         Ok(_) => Redirect::to("/ui/writeback").into_response(),
         Err(e) => page_failure(e),
     }
