@@ -229,7 +229,15 @@ fn probe_during_read(source: &str, store: Arc<dyn Store>) -> Arc<std::sync::Mute
     let hook: Hook = Box::new(move || {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = tx.send(store.queue_run("probe", dirsync::engine::history::now(), false).is_ok());
+            let _ = tx.send(
+                store
+                    .queue_run(
+                        &dirsync::engine::history::RunSources::new(["probe"]),
+                        dirsync::engine::history::now(),
+                        false,
+                    )
+                    .is_ok(),
+            );
         });
         *g.lock().unwrap() = Some(rx.recv_timeout(std::time::Duration::from_secs(1)).unwrap_or(false));
     });

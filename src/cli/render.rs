@@ -197,7 +197,7 @@ pub fn print_runs(runs: &[RunRecord]) {
             r.id,
             r.started_at,
             r.finished_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
-            r.source,
+            r.sources,
             r.status.as_str(),
             c.created,
             c.updated,

@@ -75,6 +75,10 @@ fn parse_kind(
     if name.trim().is_empty() || name.chars().any(char::is_control) {
         return Err(s.err("name", "expected a non-empty name"));
     }
+    if name.contains(',') {
+        // A run lists the sources it covers separated by commas.
+        return Err(s.err("name", format!("\"{name}\": a source name cannot hold a comma")));
+    }
     let type_name =
         s.string("type")?.ok_or_else(|| s.err("type", format!("missing (expected {})", type_list(kinds))))?;
     let Some(reg) = kinds.iter().find(|k| k.types.contains(&type_name.as_str())) else {

@@ -307,3 +307,11 @@ fn a_partial_fields_table_merges_over_the_kinds_defaults() {
     let e = parse(&MIN.replace("full_name = \"cn\"", "full_name = \"cn\"\nemail = false")).unwrap_err().to_string();
     assert!(e.contains("sources[0].fields.email") && e.contains("has none"), "a kind without defaults: {e}");
 }
+
+#[test]
+fn a_source_name_with_a_comma_is_refused_as_runs_list_sources_with_commas() {
+    let e = parse(&MIN.replace("name = \"corp\"", "name = \"corp,hr\"")).unwrap_err();
+    assert_eq!(e.key, "sources[0].name", "{e}");
+    assert!(e.message.contains("comma"), "{e}");
+    assert!(parse(&MIN.replace("name = \"corp\"", "name = \"corp hr (2026)\"")).is_ok());
+}

@@ -6,7 +6,7 @@
 use crate::time::Timestamp;
 
 use crate::engine::plan::{Plan, RemovalKind};
-pub use crate::model::records::{AuditRecord, Counts, RunRecord, RunStatus};
+pub use crate::model::records::{AuditRecord, Counts, RunMode, RunRecord, RunSources, RunStatus};
 use crate::model::SourceBatch;
 
 /// What a plan counts as a run's changes (and the entries its batches skipped).

@@ -34,6 +34,12 @@ impl RunStatus {
             RunStatus::Interrupted => "interrupted",
         }
     }
+    /// The status of this name, if it is one.
+    pub fn named(s: &str) -> Option<RunStatus> {
+        use RunStatus::*;
+        [Queued, Running, Ok, Failed, Blocked, Partial, Interrupted].into_iter().find(|r| r.as_str() == s)
+    }
+
     pub fn parse(s: &str) -> RunStatus {
         match s {
             "queued" => RunStatus::Queued,
@@ -90,8 +96,9 @@ pub struct RunRecord {
     pub id: i64,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
-    /// Source names, comma-separated (one run covers every source it synced).
-    pub source: String,
+    /// The sources the run covers (shown as one comma-separated `source`).
+    #[serde(rename = "source")]
+    pub sources: RunSources,
     pub status: RunStatus,
     pub forced: bool,
     #[serde(flatten)]
@@ -102,8 +109,90 @@ pub struct RunRecord {
     pub warnings: Vec<EntryError>,
     /// Why the run failed or was blocked.
     pub message: Option<String>,
-    /// `full`, `incremental`, or `mixed` (several sources, both kinds).
-    pub mode: String,
+    pub mode: RunMode,
+}
+
+/// How a run read its sources.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunMode {
+    /// Every source read in full.
+    #[default]
+    Full,
+    /// Every source read from where it left off.
+    Incremental,
+    /// Several sources, read both ways.
+    Mixed,
+    /// One user looked up (just-in-time provisioning).
+    Single,
+    /// A write-back push on its own (no read).
+    Writeback,
+}
+
+impl RunMode {
+    const ALL: [RunMode; 5] =
+        [RunMode::Full, RunMode::Incremental, RunMode::Mixed, RunMode::Single, RunMode::Writeback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Full => "full",
+            RunMode::Incremental => "incremental",
+            RunMode::Mixed => "mixed",
+            RunMode::Single => "single",
+            RunMode::Writeback => "writeback",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunMode> {
+        RunMode::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RunMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The sources one run covers, in the order given. A source name holds no
+/// comma (the config refuses one), so the list is kept and shown
+/// comma-separated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSources(Vec<String>);
+
+impl RunSources {
+    pub fn new<S: Into<String>>(names: impl IntoIterator<Item = S>) -> RunSources {
+        RunSources(names.into_iter().map(Into::into).collect())
+    }
+
+    /// The list as kept: names separated by commas.
+    pub fn parse(joined: &str) -> RunSources {
+        RunSources::new(joined.split(',').filter(|n| !n.is_empty()))
+    }
+
+    pub fn joined(&self) -> String {
+        self.0.join(",")
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+}
+
+impl std::fmt::Display for RunSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.joined())
+    }
+}
+
+impl Serialize for RunSources {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// One change to a user, group membership or group, as recorded.
@@ -120,4 +209,57 @@ pub struct AuditRecord {
     pub field: Option<String>,
     pub old: Option<String>,
     pub new: Option<String>,
+}
+
+/// One removal a blocked run planned: a user disabled or deleted, or a
+/// group deleted (kept for an approval).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedRemoval {
+    pub kind: RemovalTarget,
+    /// The store's id of the user or group.
+    pub target_id: i64,
+    pub name: String,
+    pub action: RemovalAction,
+}
+
+/// What a planned removal removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemovalTarget {
+    User,
+    Group,
+}
+
+/// What a planned removal does: a user is disabled or deleted, a group deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemovalAction {
+    Disable,
+    Delete,
+}
+
+impl RemovalTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalTarget::User => "user",
+            RemovalTarget::Group => "group",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RemovalTarget> {
+        [RemovalTarget::User, RemovalTarget::Group].into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl RemovalAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalAction::Disable => "disable",
+            RemovalAction::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RemovalAction> {
+        [RemovalAction::Disable, RemovalAction::Delete].into_iter().find(|a| a.as_str() == s)
+    }
 }

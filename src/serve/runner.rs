@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::engine::history::RunStatus;
-use crate::engine::sync::{SyncOptions, SyncOutcome};
+use crate::engine::sync::{SourceStatus, SyncOptions, SyncOutcome};
 use crate::store::{on_store, Store, StoreError};
 use crate::time::Timestamp;
 
@@ -169,7 +169,7 @@ impl Runner {
         } else if self.state.lock().expect("queue lock").stopping {
             return Err(QueueError::Stopping);
         }
-        let label = sources.join(",");
+        let label = crate::engine::history::RunSources::new(sources.iter().map(String::as_str));
         // An approval lifts the thresholds: recorded as forced.
         let forced = req.approved.is_some();
         let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced)).await?;
@@ -188,7 +188,7 @@ impl Runner {
     /// Queues a run at the front (a retry of the run that just failed).
     async fn submit_front(&self, req: RunRequest) -> Result<i64, QueueError> {
         let _one = self.submitting.lock().await;
-        let label = req.sources.join(",");
+        let label = crate::engine::history::RunSources::new(req.sources.iter().map(String::as_str));
         let forced = req.approved.is_some();
         let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced)).await?;
         let mut st = self.state.lock().expect("queue lock");
@@ -306,7 +306,7 @@ impl Runner {
 
     fn finish(&self, job: &Job, result: Result<SyncOutcome, crate::engine::sync::SyncError>, took: Duration) {
         let (status, mode, message) = match &result {
-            Ok(o) => (o.status, o.mode.clone(), o.message.clone()),
+            Ok(o) => (o.status, o.mode.as_str().to_string(), o.message.clone()),
             Err(e) => (RunStatus::Failed, if job.full { "full" } else { "auto" }.to_string(), Some(e.to_string())),
         };
         match &result {
@@ -325,9 +325,9 @@ impl Runner {
             let own = result.as_ref().ok().and_then(|o| o.sources.iter().find(|x| &x.name == s));
             let (status, message) = match own {
                 Some(x) if status == RunStatus::Partial => match x.status {
-                    "failed" => (RunStatus::Failed, x.message.clone()),
-                    "blocked" => (RunStatus::Blocked, x.message.clone()),
-                    _ => (RunStatus::Ok, None),
+                    SourceStatus::Failed => (RunStatus::Failed, x.message.clone()),
+                    SourceStatus::Blocked => (RunStatus::Blocked, x.message.clone()),
+                    SourceStatus::Ok => (RunStatus::Ok, None),
                 },
                 _ => (status, message.clone()),
             };

@@ -18,7 +18,8 @@ pub mod sqlite;
 pub mod suite;
 
 pub use crate::model::queue::{QueueStatus, WritebackItem};
-use crate::model::records::{AuditRecord, RunRecord};
+use crate::model::records::{AuditRecord, RunRecord, RunSources};
+pub use crate::model::records::{PlannedRemoval, RemovalAction, RemovalTarget};
 use crate::model::{NewGroup, NewUser};
 use crate::model::{Snapshot, Status, StoredGroup};
 use crate::time::Timestamp;
@@ -156,6 +157,17 @@ pub struct UserQuery {
     pub prefix: Option<String>,
 }
 
+/// Which runs [`Store::runs_page`] returns, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    /// Only runs with a smaller id (`None`: from the newest).
+    pub before: Option<i64>,
+    pub limit: usize,
+    /// Only runs that covered this source.
+    pub source: Option<String>,
+    pub status: Option<crate::model::records::RunStatus>,
+}
+
 /// A group's member counts and neighbours (names sorted).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupRelations {
@@ -286,18 +298,6 @@ pub trait StoreTx {
     fn record_plan(&mut self, run_id: i64, summary: &str) -> Result<(), StoreError>;
 }
 
-/// One removal a blocked run planned: a user disabled or deleted, or a group deleted.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PlannedRemoval {
-    /// `user` or `group`.
-    pub kind: String,
-    /// The store's id of the user or group.
-    pub target_id: i64,
-    pub name: String,
-    /// `disable`, `delete` (users) or `delete` (groups).
-    pub action: String,
-}
-
 pub trait Store: Send + Sync {
     /// Everything, read consistently (for planning and listing).
     fn snapshot(&self) -> Result<Snapshot, StoreError>;
@@ -305,13 +305,13 @@ pub trait Store: Send + Sync {
     /// [`Snapshot::active_by_source`] set: the cost follows the changes.
     fn partial_snapshot(&self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;
     /// Records a run as queued (the service's queue) and returns its id.
-    fn queue_run(&self, source: &str, at: Timestamp, forced: bool) -> Result<i64, StoreError>;
+    fn queue_run(&self, sources: &RunSources, at: Timestamp, forced: bool) -> Result<i64, StoreError>;
     /// Marks a queued run as started.
     fn begin_run(&self, id: i64, at: Timestamp) -> Result<(), StoreError>;
     /// Marks runs still `queued` (by a service that stopped) as interrupted.
     fn abandon_queued(&self, at: Timestamp) -> Result<usize, StoreError>;
     /// Records a run as started and returns its id.
-    fn start_run(&self, source: &str, started_at: Timestamp, forced: bool) -> Result<i64, StoreError>;
+    fn start_run(&self, sources: &RunSources, started_at: Timestamp, forced: bool) -> Result<i64, StoreError>;
     /// Opens a write session (one transaction across calls). While it is
     /// open, other writes through this store wait for it.
     fn write_session(&self) -> Result<Box<dyn WriteSession>, StoreError>;
@@ -319,10 +319,15 @@ pub trait Store: Send + Sync {
     fn transaction(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError>;
     /// Run history, newest first.
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        self.runs_page(None, limit)
+        self.runs_page(&RunQuery { limit, ..RunQuery::default() })
     }
     /// Runs older than `before` (a run id; `None`: the newest), newest first.
-    fn runs_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    fn runs_page(&self, q: &RunQuery) -> Result<Vec<RunRecord>, StoreError>;
+    /// One run by id.
+    fn run_by_id(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+        let q = RunQuery { before: id.checked_add(1), limit: 1, ..RunQuery::default() };
+        Ok(self.runs_page(&q)?.into_iter().find(|r| r.id == id))
+    }
     /// One user by username (case and Unicode forms folded).
     fn user_by_name(&self, name: &str) -> Result<Option<crate::model::StoredUser>, StoreError>;
     /// A user's direct and effective groups.

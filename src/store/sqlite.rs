@@ -13,7 +13,7 @@ use super::{
     Change, GroupRelations, PushOutcome, QueueStatus, SavedState, SnapshotQuery, Store, StoreError, StoreTx,
     UserGroups, UserQuery, WritebackItem,
 };
-use crate::model::records::{AuditRecord, RunRecord};
+use crate::model::records::{AuditRecord, RunRecord, RunSources};
 use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
 
 mod open;
@@ -368,23 +368,23 @@ impl Store for SqliteStore {
         self.read_snapshot(Some(q))
     }
 
-    fn start_run(&self, source: &str, started_at: Timestamp, forced: bool) -> Result<i64, StoreError> {
+    fn start_run(&self, sources: &RunSources, started_at: Timestamp, forced: bool) -> Result<i64, StoreError> {
         let err = self.err();
         let conn = self.write();
         conn.execute(
             "INSERT INTO runs (started_at, source, status, forced) VALUES (?1, ?2, 'running', ?3)",
-            params![started_at, source, forced],
+            params![started_at, sources.joined(), forced],
         )
         .map_err(err)?;
         Ok(conn.last_insert_rowid())
     }
 
-    fn queue_run(&self, source: &str, at: Timestamp, forced: bool) -> Result<i64, StoreError> {
+    fn queue_run(&self, sources: &RunSources, at: Timestamp, forced: bool) -> Result<i64, StoreError> {
         let err = self.err();
         let conn = self.write();
         conn.execute(
             "INSERT INTO runs (started_at, source, status, forced) VALUES (?1, ?2, 'queued', ?3)",
-            params![at, source, forced],
+            params![at, sources.joined(), forced],
         )
         .map_err(err)?;
         Ok(conn.last_insert_rowid())
@@ -418,8 +418,8 @@ impl Store for SqliteStore {
         stx.tx.commit().map_err(&err)
     }
 
-    fn runs_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        self.read(|conn| queries::runs(conn, &self.inner.path, before, limit))
+    fn runs_page(&self, q: &crate::store::RunQuery) -> Result<Vec<RunRecord>, StoreError> {
+        self.read(|conn| queries::runs(conn, &self.inner.path, q))
     }
 
     fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {

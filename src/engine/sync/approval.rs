@@ -1,8 +1,12 @@
 //! Approval of a blocked run: what a blocked run planned to remove (recorded
-//! with it), and the check that an approved run removes nobody else.
+//! with it), what approving it asks for ([`approval_of`]), and the check that
+//! an approved run removes nobody else.
 
+use crate::config::Config;
 use crate::engine::guards;
+use crate::engine::history::{RunMode, RunStatus};
 use crate::engine::plan::Plan;
+use crate::store::{on_store, PlannedRemoval, RemovalAction, RemovalTarget, Store};
 
 /// What an admin approved: the removals a blocked run planned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -13,22 +17,76 @@ pub struct Approval {
     pub groups: std::collections::HashSet<i64>,
 }
 
+/// Why a run cannot be approved.
+#[derive(Debug, thiserror::Error)]
+pub enum ApproveError {
+    #[error("no run {0}")]
+    NoRun(i64),
+    #[error("run {id} is {status}, not blocked: there is nothing to approve")]
+    NotBlocked { id: i64, status: &'static str },
+    #[error("run {id} read source \"{name}\", which is no longer configured")]
+    SourceGone { id: i64, name: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What approving a blocked run asks for: the same sources read the same
+/// way, with the thresholds lifted for exactly the removals it planned.
+#[derive(Debug)]
+pub struct Approved {
+    pub approval: Approval,
+    pub sources: Vec<String>,
+    /// Read in full (as the blocked run was).
+    pub full: bool,
+    /// What the blocked run planned to remove.
+    pub removals: Vec<PlannedRemoval>,
+}
+
+/// The approval of blocked run `id` (the API's and the admin page's): the
+/// run must be blocked, and every source it read still configured.
+pub async fn approval_of(cfg: &Config, store: &dyn Store, id: i64) -> Result<Approved, ApproveError> {
+    let found = on_store(store, move |s| -> Result<_, crate::store::StoreError> {
+        let run = s.run_by_id(id)?;
+        Ok(match run {
+            None => None,
+            Some(r) => Some((r, s.removals_of(id)?)),
+        })
+    })
+    .await?;
+    let (run, removals) = found.ok_or(ApproveError::NoRun(id))?;
+    if run.status != RunStatus::Blocked {
+        return Err(ApproveError::NotBlocked { id, status: run.status.as_str() });
+    }
+    let mut approval = Approval { run_id: id, ..Default::default() };
+    for r in &removals {
+        match r.kind {
+            RemovalTarget::User => approval.users.insert(r.target_id),
+            RemovalTarget::Group => approval.groups.insert(r.target_id),
+        };
+    }
+    let sources = run.sources.names().to_vec();
+    if let Some(n) = sources.iter().find(|n| !cfg.sources.iter().any(|s| &s.name == *n)) {
+        return Err(ApproveError::SourceGone { id, name: n.clone() });
+    }
+    Ok(Approved { approval, sources, full: run.mode == RunMode::Full, removals })
+}
+
 /// The removals of a plan, as a blocked run records them.
 pub(super) fn planned_removals(plan: &Plan) -> Vec<crate::store::PlannedRemoval> {
     let users = plan.removals.iter().map(|r| crate::store::PlannedRemoval {
-        kind: "user".into(),
+        kind: RemovalTarget::User,
         target_id: r.id,
         name: r.username.clone(),
         action: match r.kind {
-            crate::engine::plan::RemovalKind::Disable => "disable".into(),
-            crate::engine::plan::RemovalKind::Delete => "delete".into(),
+            crate::engine::plan::RemovalKind::Disable => RemovalAction::Disable,
+            crate::engine::plan::RemovalKind::Delete => RemovalAction::Delete,
         },
     });
     let groups = plan.group_deletes.iter().map(|g| crate::store::PlannedRemoval {
-        kind: "group".into(),
+        kind: RemovalTarget::Group,
         target_id: g.id,
         name: g.name.clone(),
-        action: "delete".into(),
+        action: RemovalAction::Delete,
     });
     users.chain(groups).collect()
 }

@@ -8,9 +8,9 @@ mod early;
 mod exec;
 mod outcome;
 mod steps;
-pub use approval::Approval;
+pub use approval::{approval_of, Approval, ApproveError, Approved};
 use exec::{heavy_store, rss_mib, AbortOnDrop};
-pub use outcome::{SourceOutcome, SyncOutcome};
+pub use outcome::{SourceOutcome, SourceStatus, SyncOutcome};
 
 use crate::time::Timestamp;
 use std::sync::atomic::AtomicU64;
@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::config::{Config, SourceConfig};
 use crate::engine::batch::Collector;
 
-use crate::engine::history::{now, RunRecord, RunStatus};
+use crate::engine::history::{now, RunMode, RunRecord, RunSources, RunStatus};
 use crate::engine::plan;
 use crate::kind::source::{self, EntrySink, Item, Source, SourceError};
 use crate::model::{EntryError, SourceBatch};
@@ -227,7 +227,7 @@ pub async fn run_with(
         }
         v
     };
-    let source_names = selected.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(",");
+    let source_names = RunSources::new(selected.iter().map(|s| s.name.as_str()));
     let started = now();
     let _lease = match opts.dry_run {
         true => None,
@@ -323,7 +323,7 @@ async fn pipeline(
         partial = snap.active_by_source.is_some(),
         "store snapshot read"
     );
-    outcome.mode = run_mode(opts, &batches).into();
+    outcome.mode = run_mode(opts, &batches);
     let (plan, snap, mut batches) = steps::plan_with_guards(cfg, opts, snap, batches, &mut outcome, t0).await;
     steps::settle_outcome(&mut outcome, &plan, &batches, selected, &failures);
     if opts.dry_run {
@@ -386,13 +386,13 @@ async fn read_snapshot(
 
 /// How the run read its sources: one user, all in full, all incrementally,
 /// or mixed.
-fn run_mode(opts: &SyncOptions, batches: &[SourceBatch]) -> &'static str {
+fn run_mode(opts: &SyncOptions, batches: &[SourceBatch]) -> RunMode {
     let deltas = batches.iter().filter(|b| b.delta.is_some()).count();
     match deltas {
-        _ if opts.user.is_some() => "single",
-        0 => "full",
-        n if n == batches.len() => "incremental",
-        _ => "mixed",
+        _ if opts.user.is_some() => RunMode::Single,
+        0 => RunMode::Full,
+        n if n == batches.len() => RunMode::Incremental,
+        _ => RunMode::Mixed,
     }
 }
 
@@ -476,7 +476,7 @@ async fn read_all(
         };
         warn!(source = %s.name, reason = %failed, "source failed; its users are left as they are");
         failures.push(format!("source \"{}\": {failed}", s.name));
-        outcome.sources.push(SourceOutcome::new(&s.name, "failed", Some(failed)));
+        outcome.sources.push(SourceOutcome::new(&s.name, SourceStatus::Failed, Some(failed)));
     }
     for b in &batches {
         outcome.errors.extend(b.errors.iter().cloned());
@@ -518,13 +518,19 @@ async fn push_after_apply(cfg: &Config, store: &dyn Store, outcome: &mut SyncOut
 
 /// A run refused because another sync holds the lock: recorded as failed
 /// (when the store can take the short write), nothing read or changed.
-async fn refused(store: &dyn Store, opts: &SyncOptions, source: &str, started: Timestamp, lock: &str) -> SyncOutcome {
-    let mut o = SyncOutcome::new(None, false, source);
+async fn refused(
+    store: &dyn Store,
+    opts: &SyncOptions,
+    sources: &RunSources,
+    started: Timestamp,
+    lock: &str,
+) -> SyncOutcome {
+    let mut o = SyncOutcome::new(None, false, sources);
     o.status = RunStatus::Failed;
     o.lock_held = true;
     o.message =
         Some(format!("another sync is running on this store (lock {lock} is held); nothing was read or changed"));
-    let (src, at, force, queued) = (source.to_string(), started, opts.force, opts.run_id);
+    let (src, at, force, queued) = (sources.clone(), started, opts.force, opts.run_id);
     match on_store(store, move |s| match queued {
         Some(id) => Ok(id),
         None => s.start_run(&src, at, force),
@@ -548,14 +554,14 @@ fn record_of(o: &SyncOutcome, started: Timestamp, forced: bool) -> RunRecord {
         id: o.run_id.unwrap_or_default(),
         started_at: started,
         finished_at: Some(now()),
-        source: o.source.clone(),
+        sources: o.selected.clone(),
         status: o.status,
         forced,
         counts: o.counts,
         errors: o.errors.clone(),
         warnings: o.warnings.clone(),
         message: o.message.clone(),
-        mode: o.mode.clone(),
+        mode: o.mode,
     }
 }
 

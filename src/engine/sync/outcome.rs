@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::engine::guards::Block;
-use crate::engine::history::{Counts, RunStatus};
+use crate::engine::history::{Counts, RunMode, RunSources, RunStatus};
 use crate::engine::plan::Plan;
 use crate::model::EntryError;
 
@@ -14,9 +14,10 @@ pub struct SyncOutcome {
     pub run_id: Option<i64>,
     pub status: RunStatus,
     pub dry_run: bool,
-    pub source: String,
-    /// `full`, `incremental`, or `mixed` (several sources, both kinds).
-    pub mode: String,
+    /// The selected sources (shown as one comma-separated `source`).
+    #[serde(rename = "source")]
+    pub selected: RunSources,
+    pub mode: RunMode,
     #[serde(flatten)]
     pub counts: Counts,
     pub errors: Vec<EntryError>,
@@ -45,13 +46,13 @@ pub struct SyncOutcome {
 
 impl SyncOutcome {
     /// An outcome with nothing done yet (status ok, mode full).
-    pub fn new(run_id: Option<i64>, dry_run: bool, source: &str) -> SyncOutcome {
+    pub fn new(run_id: Option<i64>, dry_run: bool, sources: &RunSources) -> SyncOutcome {
         SyncOutcome {
             run_id,
             status: RunStatus::Ok,
             dry_run,
-            source: source.to_string(),
-            mode: "full".into(),
+            selected: sources.clone(),
+            mode: RunMode::Full,
             counts: Counts::default(),
             errors: vec![],
             warnings: vec![],
@@ -70,14 +71,34 @@ impl SyncOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceOutcome {
     pub name: String,
-    /// `ok` (read, and applied unless the run was not), `failed` (could not
-    /// be read: its users untouched) or `blocked` (held back by the guards).
-    pub status: &'static str,
+    pub status: SourceStatus,
     pub message: Option<String>,
 }
 
+/// How one source fared in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceStatus {
+    /// Read, and applied unless the run was not.
+    Ok,
+    /// Could not be read: its users untouched.
+    Failed,
+    /// Held back by the guards.
+    Blocked,
+}
+
+impl SourceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceStatus::Ok => "ok",
+            SourceStatus::Failed => "failed",
+            SourceStatus::Blocked => "blocked",
+        }
+    }
+}
+
 impl SourceOutcome {
-    pub(super) fn new(name: &str, status: &'static str, message: Option<String>) -> Self {
+    pub(super) fn new(name: &str, status: SourceStatus, message: Option<String>) -> Self {
         SourceOutcome { name: name.to_string(), status, message }
     }
 }

@@ -15,7 +15,7 @@ use crate::config::{Config, SourceConfig};
 use crate::engine::guards;
 use crate::engine::history::{RunRecord, RunStatus};
 use crate::engine::plan::{self, Plan};
-use crate::engine::sync::outcome::SourceOutcome;
+use crate::engine::sync::outcome::{SourceOutcome, SourceStatus};
 use crate::model::{Snapshot, SourceBatch};
 use crate::store::{on_store, SavedState, Store};
 use crate::time::Timestamp;
@@ -71,13 +71,13 @@ pub(super) fn settle_outcome(
         if let Some(name) = &b.source {
             match outcome.sources.iter_mut().find(|o| &o.name == name) {
                 Some(o) => o.message = Some(format!("{}; {}", o.message.take().unwrap_or_default(), b.reason)),
-                None => outcome.sources.push(SourceOutcome::new(name, "blocked", Some(b.reason.clone()))),
+                None => outcome.sources.push(SourceOutcome::new(name, SourceStatus::Blocked, Some(b.reason.clone()))),
             }
         }
     }
     for b in batches {
         if !outcome.sources.iter().any(|o| o.name == b.source) {
-            outcome.sources.push(SourceOutcome::new(&b.source, "ok", None));
+            outcome.sources.push(SourceOutcome::new(&b.source, SourceStatus::Ok, None));
         }
     }
     outcome.sources.sort_by_key(|o| selected.iter().position(|s| s.name == o.name));
@@ -87,8 +87,8 @@ pub(super) fn settle_outcome(
     let held_back: Vec<String> = outcome
         .sources
         .iter()
-        .filter(|o| o.status != "ok")
-        .map(|o| format!("source \"{}\" {}: {}", o.name, o.status, o.message.as_deref().unwrap_or("")))
+        .filter(|o| o.status != SourceStatus::Ok)
+        .map(|o| format!("source \"{}\" {}: {}", o.name, o.status.as_str(), o.message.as_deref().unwrap_or("")))
         .collect();
     if outcome.blocked_by.iter().any(|b| b.source.is_none()) || held_back.len() == outcome.sources.len() {
         outcome.status = RunStatus::Blocked;

@@ -170,8 +170,10 @@ pub async fn resolve(
 pub async fn push_as_run(cfg: &Config, store: &dyn Store) -> Result<(i64, PushReport), WritebackError> {
     let _lease = lease(store).await?;
     let started = now();
-    let sources: Vec<&str> = cfg.sources.iter().filter(|s| s.writeback.is_some()).map(|s| s.name.as_str()).collect();
-    let (names, at) = (sources.join(","), started);
+    let sources = crate::engine::history::RunSources::new(
+        cfg.sources.iter().filter(|s| s.writeback.is_some()).map(|s| s.name.as_str()),
+    );
+    let (names, at) = (sources.clone(), started);
     let run_id = on_store(store, move |s| s.start_run(&names, at, false)).await?;
     let result = push(cfg, store, true).await;
     let (status, message, errors) = match &result {
@@ -182,14 +184,14 @@ pub async fn push_as_run(cfg: &Config, store: &dyn Store) -> Result<(i64, PushRe
         id: run_id,
         started_at: started,
         finished_at: Some(now()),
-        source: sources.join(","),
+        sources,
         status,
         forced: false,
         counts: Default::default(),
         errors,
         warnings: vec![],
         message,
-        mode: "writeback".into(),
+        mode: crate::engine::history::RunMode::Writeback,
     };
     on_store(store, move |s| s.transaction(&mut |tx| tx.finish_run(&record))).await?;
     let report = result?;

@@ -130,6 +130,19 @@ impl From<WritebackError> for ApiError {
     }
 }
 
+impl From<crate::engine::sync::ApproveError> for ApiError {
+    fn from(e: crate::engine::sync::ApproveError) -> ApiError {
+        use crate::engine::sync::ApproveError;
+        match e {
+            e @ ApproveError::NoRun(_) => ApiError::not_found(e.to_string()),
+            e @ (ApproveError::NotBlocked { .. } | ApproveError::SourceGone { .. }) => {
+                ApiError::conflict(e.to_string())
+            }
+            ApproveError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> ApiError {
         let status = r.status();

@@ -63,7 +63,7 @@ pub async fn healthz() -> &'static str {
 
 /// Ready: the store answers and no source failed its last run.
 pub async fn readyz(State(st): State<AppState>) -> Response {
-    let store_ok = on_store(&*st.store, |s| s.runs_page(None, 1)).await.is_ok();
+    let store_ok = on_store(&*st.store, |s| s.runs(1)).await.is_ok();
     let failing: Vec<String> = st
         .runner
         .health()

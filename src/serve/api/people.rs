@@ -29,6 +29,17 @@ pub(super) fn limit(l: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
+/// One page of `items`, read as `limit + 1`: the extra item only says a
+/// next page exists, whose cursor is the last shown item's.
+pub(super) fn page_of<T, C>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> C) -> (Vec<T>, Option<C>) {
+    if items.len() <= limit {
+        return (items, None);
+    }
+    items.truncate(limit);
+    let next = items.last().map(cursor);
+    (items, next)
+}
+
 #[derive(Deserialize)]
 pub struct UsersParams {
     q: Option<String>,
@@ -57,13 +68,7 @@ async fn page(st: &AppState, q: UserQuery) -> Result<Value, ApiError> {
         Ok(users.iter().map(|u| UserView::of(u, groups.remove(&u.id).unwrap_or_default())).collect())
     })
     .await?;
-    let mut views = views;
-    let next = if views.len() > limit {
-        views.truncate(limit);
-        views.last().map(|u| u.username.clone())
-    } else {
-        None
-    };
+    let (views, next) = page_of(views, limit, |u| u.username.clone());
     Ok(json!({ "users": views, "next": next }))
 }
 
@@ -228,14 +233,9 @@ pub async fn list_groups(
             None => Some((c.to_string(), i64::MAX)),
         },
     };
-    let mut groups =
+    let groups =
         on_store(&*st.store, move |s| s.groups_page(after.as_ref().map(|(n, i)| (n.as_str(), *i)), limit + 1)).await?;
-    let next = if groups.len() > limit {
-        groups.truncate(limit);
-        groups.last().map(group_cursor)
-    } else {
-        None
-    };
+    let (groups, next) = page_of(groups, limit, group_cursor);
     let mut out = Vec::with_capacity(groups.len());
     for g in groups {
         out.push(group_json(&st, g).await?);

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::clients::authorize;
 use super::error::ApiError;
-use super::people::limit;
+use super::people::{limit, page_of};
 use crate::config::Scope;
 use crate::engine::sync::SyncOptions;
 use crate::serve::runner::{RunRequest, Trigger};
@@ -74,13 +74,11 @@ pub async fn list_runs(
     authorize(&st, &headers, Scope::Read)?;
     let Query(p) = params?;
     let limit = limit(p.limit)?;
-    let mut runs = on_store(&*st.store, move |s| s.runs_page(p.cursor, limit + 1)).await?;
-    let next = if runs.len() > limit {
-        runs.truncate(limit);
-        runs.last().map(|r| r.id)
-    } else {
-        None
-    };
+    let runs = on_store(&*st.store, move |s| {
+        s.runs_page(&crate::store::RunQuery { before: p.cursor, limit: limit + 1, ..Default::default() })
+    })
+    .await?;
+    let (runs, next) = page_of(runs, limit, |r| r.id);
     Ok(Json(json!({ "runs": runs, "next": next })))
 }
 
@@ -91,8 +89,8 @@ pub async fn get_run(
 ) -> Result<Json<Value>, ApiError> {
     let Path(id) = path?;
     authorize(&st, &headers, Scope::Read)?;
-    let run = on_store(&*st.store, move |s| s.runs_page(id.checked_add(1), 1)).await?;
-    let run = run.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
+    let run = on_store(&*st.store, move |s| s.run_by_id(id)).await?;
+    let run = run.ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
     let blocked = run.status == crate::engine::history::RunStatus::Blocked;
     let mut v = serde_json::to_value(run).unwrap_or_default();
     // A blocked run: what it would have removed and its plan, for the review before an approval.
@@ -236,40 +234,14 @@ pub async fn approve_run(
 
 /// Queues the approval of blocked run `id` (the API's and the page's).
 pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::PlannedRemoval>), ApiError> {
-    let found = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
-        let run = s.runs_page(id.checked_add(1), 1)?.into_iter().find(|r| r.id == id);
-        Ok(match run {
-            None => None,
-            Some(r) => Some((r, s.removals_of(id)?)),
-        })
-    })
-    .await?;
-    let (run, removals) = found.ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
-    if run.status != crate::engine::history::RunStatus::Blocked {
-        return Err(ApiError::conflict(format!(
-            "run {id} is {}, not blocked: there is nothing to approve",
-            run.status.as_str()
-        )));
-    }
-    let mut approval = crate::engine::sync::Approval { run_id: id, ..Default::default() };
-    for r in &removals {
-        if r.kind == "user" {
-            approval.users.insert(r.target_id);
-        } else {
-            approval.groups.insert(r.target_id);
-        }
-    }
-    let sources: Vec<String> = run.source.split(',').map(str::to_string).filter(|s| !s.is_empty()).collect();
     let cfg = st.config();
-    if let Some(n) = sources.iter().find(|n| !cfg.sources.iter().any(|s| &s.name == *n)) {
-        return Err(ApiError::conflict(format!("run {id} read source \"{n}\", which is no longer configured")));
-    }
+    let approved = crate::engine::sync::approval_of(&cfg, &*st.store, id).await?;
     let req = RunRequest {
-        sources,
-        full: run.mode == "full",
+        sources: approved.sources,
+        full: approved.full,
         trigger: Trigger::Api,
-        approved: Some(std::sync::Arc::new(approval)),
+        approved: Some(std::sync::Arc::new(approved.approval)),
     };
     let (new_id, _) = st.runner.submit(req).await?;
-    Ok((new_id, removals))
+    Ok((new_id, approved.removals))
 }

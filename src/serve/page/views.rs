@@ -39,7 +39,7 @@ fn csrf_field(csrf: &str) -> Markup {
 pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response {
     let cfg = st.config();
     let read = on_store(&*st.store, |s| -> Result<_, crate::store::StoreError> {
-        Ok((s.runs_page(None, 200)?, s.counts()?, s.writeback_counts()?))
+        Ok((s.runs(200)?, s.counts()?, s.writeback_counts()?))
     })
     .await;
     let (runs, (users, groups), queue) = match read {
@@ -55,7 +55,7 @@ pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response 
                 thead { tr { th { "Source" } th { "Kind" } th { "Reads" } th { "Last run" } th { "Next" } th { "Users" } th {} } }
                 tbody {
                     @for src in &cfg.sources {
-                        @let last = runs.iter().find(|r| r.source.split(',').any(|n| n == src.name) && r.status != RunStatus::Queued);
+                        @let last = runs.iter().find(|r| r.sources.contains(&src.name) && r.status != RunStatus::Queued);
                         @let active: u64 = users.iter().filter(|((so, st2), _)| *so == src.name && *st2 == crate::model::Status::Active).map(|(_, n)| n).sum();
                         @let disabled: u64 = users.iter().filter(|((so, st2), _)| *so == src.name && *st2 == crate::model::Status::Disabled).map(|(_, n)| n).sum();
                         tr {
@@ -112,7 +112,7 @@ fn run_table(runs: &[RunRecord]) -> Markup {
                     tr {
                         td { a href=(format!("/ui/runs/{}", r.id)) { "#" (r.id) } }
                         td { (status_badge(r.status)) }
-                        td { (r.source) }
+                        td { (r.sources) }
                         td { (r.mode) }
                         td { (r.started_at.to_string()) }
                         td { (duration(r)) }
@@ -159,7 +159,7 @@ pub async fn preview(State(st): State<AppState>, Checked(s, f): Checked<SourceFo
         Err(e) => return page_failure(e),
     };
     let body = html! {
-        p { (status_badge(outcome.status)) " " (outcome.mode) " read of " (outcome.source) ": nothing was changed." }
+        p { (status_badge(outcome.status)) " " (outcome.mode) " read of " (outcome.selected) ": nothing was changed." }
         @if let Some(m) = &outcome.message { p.error { (m) } }
         (counts(&outcome.counts))
         @if let Some(plan) = &outcome.plan {
@@ -279,18 +279,19 @@ pub struct RunsQuery {
 }
 
 pub async fn runs(State(st): State<AppState>, Admin(s): Admin, Query(q): Query<RunsQuery>) -> Response {
-    let runs = match on_store(&*st.store, |s| s.runs_page(None, 1000)).await {
-        Ok(r) => r,
-        Err(e) => return store_error(e),
-    };
     let source = q.source.filter(|v| !v.is_empty());
     let status = q.status.filter(|v| !v.is_empty());
-    let shown: Vec<RunRecord> = runs
-        .into_iter()
-        .filter(|r| source.as_ref().is_none_or(|src| r.source.split(',').any(|n| n == src)))
-        .filter(|r| status.as_ref().is_none_or(|v| r.status.as_str() == v))
-        .take(200)
-        .collect();
+    // A status that names none shows no run.
+    let named = status.as_deref().map(RunStatus::named);
+    let rq =
+        crate::store::RunQuery { limit: 200, source: source.clone(), status: named.flatten(), ..Default::default() };
+    let shown: Vec<RunRecord> = match named {
+        Some(None) => Vec::new(),
+        _ => match on_store(&*st.store, move |s| s.runs_page(&rq)).await {
+            Ok(r) => r,
+            Err(e) => return store_error(e),
+        },
+    };
     let cfg = st.config();
     let body = html! {
         form.search method="get" action="/ui/runs" {
@@ -342,7 +343,7 @@ pub async fn run(
 ) -> Response {
     let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such run.") };
     let read = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
-        let run = s.runs_page(id.checked_add(1), 1)?.into_iter().find(|r| r.id == id);
+        let run = s.run_by_id(id)?;
         let plan =
             s.plan_of(id)?.and_then(|j| serde_json::from_str::<crate::engine::plan::summary::PlanSummary>(&j).ok());
         Ok((run, s.removals_of(id)?, plan))
@@ -355,7 +356,7 @@ pub async fn run(
     };
     let running = matches!(run.status, RunStatus::Queued | RunStatus::Running);
     let body = html! {
-        p { (status_badge(run.status)) " " (run.mode) " · " (run.source) " · started " (run.started_at.to_string()) " · " (duration(&run)) @if run.forced { " · forced" } }
+        p { (status_badge(run.status)) " " (run.mode) " · " (run.sources) " · started " (run.started_at.to_string()) " · " (duration(&run)) @if run.forced { " · forced" } }
         @if running {
             p #progress data-run=(id) { "This run is not finished: " a href=(format!("/ui/runs/{id}")) { "reload" } " to see its result." }
             script src="/static/progress.js" defer {}
@@ -373,7 +374,7 @@ pub async fn run(
                 }
                 None => {
                     h2 { "Would disable or delete (" (removals.len()) ")" }
-                    ul { @for r in &removals { li { (r.kind) " " strong { (r.name) } " — " (r.action) } } }
+                    ul { @for r in &removals { li { (r.kind.as_str()) " " strong { (r.name) } " — " (r.action.as_str()) } } }
                 }
             }
             form method="post" action=(format!("/ui/runs/{id}/approve")) {
@@ -555,8 +556,8 @@ pub async fn progress(
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Response {
     let Ok(Path(id)) = path else { return StatusCode::NOT_FOUND.into_response() };
-    let run = match on_store(&*st.store, move |s| s.runs_page(id.checked_add(1), 1)).await {
-        Ok(r) => r.into_iter().find(|r| r.id == id),
+    let run = match on_store(&*st.store, move |s| s.run_by_id(id)).await {
+        Ok(r) => r,
         Err(e) => return store_error(e),
     };
     let Some(run) = run else { return StatusCode::NOT_FOUND.into_response() };

@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{backend, read_user, Interner, USER_COLUMNS};
-use crate::model::records::{AuditRecord, Counts, RunRecord, RunStatus};
+use crate::model::records::{AuditRecord, Counts, RunMode, RunRecord, RunSources, RunStatus};
 use crate::model::{name_key, EntryError, Status, StoredGroup, StoredUser};
 use crate::store::{Change, GroupRelations, StoreError, UserGroups, UserQuery};
 
@@ -134,26 +134,24 @@ pub(super) fn users_page(conn: &Connection, path: &Path, q: &UserQuery) -> Resul
 }
 
 /// Runs, newest first, older than `before` (a run id) when given.
-pub(super) fn runs(
-    conn: &Connection,
-    path: &Path,
-    before: Option<i64>,
-    limit: usize,
-) -> Result<Vec<RunRecord>, StoreError> {
+pub(super) fn runs(conn: &Connection, path: &Path, q: &crate::store::RunQuery) -> Result<Vec<RunRecord>, StoreError> {
     let err = backend(path);
+    // A run's sources are kept comma-separated; names hold no comma.
     let mut st = conn
             .prepare_cached(
-                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts FROM runs WHERE id < ?2 ORDER BY id DESC LIMIT ?1",
+                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts FROM runs \
+                 WHERE id < ?2 AND (?3 IS NULL OR instr(',' || source || ',', ',' || ?3 || ',') > 0) AND (?4 IS NULL OR status = ?4) \
+                 ORDER BY id DESC LIMIT ?1",
             )
             .map_err(&err)?;
     let mut runs: Vec<RunRecord> = st
-        .query_map(params![limit as i64, before.unwrap_or(i64::MAX)], |r| {
+        .query_map(params![q.limit as i64, q.before.unwrap_or(i64::MAX), q.source, q.status.map(|s| s.as_str())], |r| {
             let c = |i| r.get::<_, i64>(i).map(|v| v as u64);
             Ok(RunRecord {
                 id: r.get(0)?,
                 started_at: r.get(1)?,
                 finished_at: r.get(2)?,
-                source: r.get(3)?,
+                sources: RunSources::parse(&r.get::<_, String>(3)?),
                 status: RunStatus::parse(&r.get::<_, String>(4)?),
                 forced: r.get(5)?,
                 counts: Counts {
@@ -176,7 +174,13 @@ pub(super) fn runs(
                 errors: vec![],
                 warnings: vec![],
                 message: r.get(18)?,
-                mode: r.get(19)?,
+                mode: {
+                    let m: String = r.get(19)?;
+                    RunMode::parse(&m).ok_or_else(|| {
+                        let why = format!("not a run mode: {m:?}");
+                        rusqlite::Error::FromSqlConversionFailure(19, rusqlite::types::Type::Text, why.into())
+                    })?
+                },
             })
         })
         .map_err(&err)?
@@ -359,11 +363,16 @@ pub(super) fn removals_of(
         .map_err(&err)?;
     let rows = st
         .query_map([run_id], |r| {
+            let bad = |i: usize, v: &str| {
+                let why = format!("not a planned removal's kind or action: {v:?}");
+                rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, why.into())
+            };
+            let (kind, action): (String, String) = (r.get(0)?, r.get(3)?);
             Ok(crate::store::PlannedRemoval {
-                kind: r.get(0)?,
+                kind: crate::store::RemovalTarget::parse(&kind).ok_or_else(|| bad(0, &kind))?,
                 target_id: r.get(1)?,
                 name: r.get(2)?,
-                action: r.get(3)?,
+                action: crate::store::RemovalAction::parse(&action).ok_or_else(|| bad(3, &action))?,
             })
         })
         .map_err(&err)?;

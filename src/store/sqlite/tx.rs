@@ -253,7 +253,7 @@ impl StoreTx for SqliteTx<'_> {
         for r in removals {
             self.exec(
                 "INSERT INTO run_removals (run_id, kind, target_id, name, action) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run_id, r.kind, r.target_id, r.name, r.action],
+                params![run_id, r.kind.as_str(), r.target_id, r.name, r.action.as_str()],
             )?;
         }
         Ok(())
@@ -286,7 +286,7 @@ impl StoreTx for SqliteTx<'_> {
                 n(c.memberships_added),
                 n(c.memberships_removed),
                 run.message,
-                run.mode
+                run.mode.as_str()
             ],
         )?;
         for (kind, list) in [("error", &run.errors), ("warning", &run.warnings)] {

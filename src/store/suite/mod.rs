@@ -10,7 +10,7 @@ mod runs;
 mod writes;
 
 use super::{Store, StoreError, UserQuery};
-use crate::model::records::{Counts, RunRecord, RunStatus};
+use crate::model::records::{Counts, RunMode, RunRecord, RunSources, RunStatus};
 use crate::model::{Fields, Status};
 use crate::model::{NewGroup, NewUser};
 use crate::time::Timestamp;
@@ -39,6 +39,7 @@ pub fn run_all(store: &dyn Store) {
     runs::a_finished_run_keeps_its_counts_errors_warnings_and_mode(store);
     runs::a_blocked_runs_removals_and_plan_are_kept(store);
     runs::pushes_add_to_a_runs_counts_and_errors(store);
+    runs::runs_are_found_by_id_source_and_status(store);
     queue::the_writeback_queue_goes_pending_failed_conflict_done(store);
 }
 
@@ -68,19 +69,19 @@ fn one_lease_at_a_time(store: &dyn Store) {
 
 /// A started run and its record, for tests that apply plans.
 pub fn record(store: &dyn Store) -> RunRecord {
-    let id = store.start_run("s", Timestamp::now(), false).unwrap();
+    let id = store.start_run(&RunSources::new(["s"]), Timestamp::now(), false).unwrap();
     RunRecord {
         id,
         started_at: Timestamp::now(),
         finished_at: Some(Timestamp::now()),
-        source: "s".into(),
+        sources: RunSources::new(["s"]),
         status: RunStatus::Ok,
         forced: false,
         counts: Counts::default(),
         errors: vec![],
         warnings: vec![],
         message: None,
-        mode: "full".into(),
+        mode: RunMode::Full,
     }
 }
 
@@ -184,7 +185,7 @@ fn runs_page_by_cursor(store: &dyn Store) {
     record(store);
     let all = store.runs(100).unwrap();
     assert!(all.len() >= 2 && all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
-    let page = store.runs_page(Some(all[0].id), 1).unwrap();
+    let page = store.runs_page(&super::RunQuery { before: Some(all[0].id), limit: 1, ..Default::default() }).unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].id, all[1].id);
 }

@@ -3,9 +3,9 @@
 //! pushes added to a run.
 
 use super::{record, Store};
-use crate::model::records::{Counts, RunStatus};
+use crate::model::records::{Counts, RunMode, RunSources, RunStatus};
 use crate::model::EntryError;
-use crate::store::PlannedRemoval;
+use crate::store::{PlannedRemoval, RemovalAction, RemovalTarget, RunQuery};
 use crate::time::Timestamp;
 
 fn status_of(store: &dyn Store, id: i64) -> RunStatus {
@@ -19,8 +19,8 @@ fn running(store: &dyn Store) -> usize {
 pub(super) fn queued_runs_begin_or_are_abandoned_and_running_ones_are_interrupted(store: &dyn Store) {
     // Runs earlier checks started and left running.
     let left = running(store);
-    let first = store.queue_run("s", Timestamp::now(), false).unwrap();
-    let second = store.queue_run("s", Timestamp::now(), true).unwrap();
+    let first = store.queue_run(&RunSources::new(["s"]), Timestamp::now(), false).unwrap();
+    let second = store.queue_run(&RunSources::new(["s", "t"]), Timestamp::now(), true).unwrap();
     assert!(second > first, "ids grow");
     assert_eq!(status_of(store, first), RunStatus::Queued);
     store.begin_run(first, Timestamp::now()).unwrap();
@@ -28,6 +28,7 @@ pub(super) fn queued_runs_begin_or_are_abandoned_and_running_ones_are_interrupte
     assert_eq!(store.abandon_queued(Timestamp::now()).unwrap(), 1, "only the queued one");
     let abandoned = store.runs(1000).unwrap().into_iter().find(|r| r.id == second).unwrap();
     assert_eq!((abandoned.status, abandoned.forced), (RunStatus::Interrupted, true));
+    assert_eq!(abandoned.sources, RunSources::new(["s", "t"]), "a run's sources, in order");
     assert!(abandoned.finished_at.is_some() && abandoned.message.is_some(), "{abandoned:?}");
     assert_eq!(running(store), left + 1);
     assert_eq!(store.mark_interrupted(Timestamp::now()).unwrap(), left + 1, "every running one");
@@ -42,10 +43,10 @@ pub(super) fn a_finished_run_keeps_its_counts_errors_warnings_and_mode(store: &d
     run.errors = vec![EntryError::new("uid=x,dc=t", "no username")];
     run.warnings = vec![EntryError::new("uid=y,dc=t", "a look-alike")];
     run.message = Some("source \"b\" failed".into());
-    run.mode = "incremental".into();
+    run.mode = RunMode::Incremental;
     store.transaction(&mut |tx| tx.finish_run(&run)).unwrap();
     let back = store.runs(1000).unwrap().into_iter().find(|r| r.id == run.id).unwrap();
-    assert_eq!((back.status, back.counts, back.mode.as_str()), (RunStatus::Partial, run.counts, "incremental"));
+    assert_eq!((back.status, back.counts, back.mode), (RunStatus::Partial, run.counts, RunMode::Incremental));
     assert_eq!((back.errors, back.warnings, back.message), (run.errors, run.warnings, run.message));
 }
 
@@ -53,8 +54,8 @@ pub(super) fn a_blocked_runs_removals_and_plan_are_kept(store: &dyn Store) {
     let run = record(store);
     let other = record(store);
     let removals = vec![
-        PlannedRemoval { kind: "user".into(), target_id: 7, name: "amy".into(), action: "disable".into() },
-        PlannedRemoval { kind: "group".into(), target_id: 3, name: "A".into(), action: "delete".into() },
+        PlannedRemoval { kind: RemovalTarget::User, target_id: 7, name: "amy".into(), action: RemovalAction::Disable },
+        PlannedRemoval { kind: RemovalTarget::Group, target_id: 3, name: "A".into(), action: RemovalAction::Delete },
     ];
     store
         .transaction(&mut |tx| {
@@ -75,4 +76,22 @@ pub(super) fn pushes_add_to_a_runs_counts_and_errors(store: &dyn Store) {
     let back = store.runs(1000).unwrap().into_iter().find(|r| r.id == run.id).unwrap();
     assert_eq!((back.counts.pushed, back.counts.push_failed, back.counts.conflicts), (3, 1, 1));
     assert_eq!(back.errors, [EntryError::new("uid=amy,dc=t", "refused (50)")]);
+}
+
+pub(super) fn runs_are_found_by_id_source_and_status(store: &dyn Store) {
+    let a = store.queue_run(&RunSources::new(["hr"]), Timestamp::now(), false).unwrap();
+    let b = store.queue_run(&RunSources::new(["corp", "hr-old"]), Timestamp::now(), false).unwrap();
+    store.begin_run(b, Timestamp::now()).unwrap();
+    assert_eq!(store.run_by_id(a).unwrap().map(|r| r.id), Some(a));
+    assert!(store.run_by_id(b + 1000).unwrap().is_none());
+    let ids = |source: Option<&str>, status: Option<RunStatus>| -> Vec<i64> {
+        let q = RunQuery { limit: 1000, source: source.map(Into::into), status, ..RunQuery::default() };
+        store.runs_page(&q).unwrap().into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids(Some("hr"), None), [a], "a whole name, not a part of another (hr-old)");
+    assert_eq!(ids(Some("hr-old"), None), [b]);
+    assert_eq!(ids(Some("corp"), Some(RunStatus::Running)), [b]);
+    assert!(ids(Some("corp"), Some(RunStatus::Queued)).is_empty());
+    assert!(ids(Some("%"), None).is_empty() && ids(Some("h_"), None).is_empty(), "no wildcards");
+    assert!(ids(None, Some(RunStatus::Queued)).contains(&a));
 }
