@@ -143,11 +143,11 @@ fn ad_incremental_by_usn_sees_exactly_what_changed() {
     assert_eq!(env.user("t4amy")["status"], "disabled");
 
     // Another DC (or a restore): the saved USN means nothing there.
-    let conn = rusqlite::Connection::open(env.db()).unwrap();
-    let state: String = conn.query_row("SELECT state FROM sync_state", [], |r| r.get(0)).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&state).unwrap();
-    v["invocation_id"] = "00000000-0000-0000-0000-000000000000".into();
-    conn.execute("UPDATE sync_state SET state = ?1", [v.to_string()]).unwrap();
+    env.rewrite_saved_state(|state| {
+        let mut v: serde_json::Value = serde_json::from_str(state).unwrap();
+        v["invocation_id"] = "00000000-0000-0000-0000-000000000000".into();
+        v.to_string()
+    });
     let (code, out) = env.sync(&[]);
     assert_eq!((code, out["mode"].as_str()), (0, Some("full")), "{out}");
     assert_eq!(changes(&out), [0; 6], "the full read agrees with the increments: {out}");

@@ -150,9 +150,7 @@ fn runs_limit_and_every_audit_action() {
     env.edit_config(|c| c.replace("[safety]", "[safety]\non_missing = \"delete\""));
     write(four("Amy Two", "bobby", false, "4b", &[]));
     assert_eq!(env.sync(&[]).0, 0); // delete
-    let conn = rusqlite::Connection::open(env.db()).unwrap();
-    let mut st = conn.prepare("SELECT DISTINCT action FROM audit ORDER BY action").unwrap();
-    let actions: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let actions: Vec<String> = env.audit_actions().into_iter().map(|(a, _)| a).collect();
     let want = [
         "create",
         "delete",
@@ -197,13 +195,8 @@ fn runs_left_running_by_a_killed_process_are_marked_interrupted() {
     let env = ldif_env(&[("a.ldif", &entry("amy", "1", ""))], &ldif_source("a", "a.ldif", ""), "");
     assert_eq!(env.sync(&[]).0, 0);
     // What a process killed in the middle of a run leaves behind.
-    let conn = rusqlite::Connection::open(env.db()).unwrap();
-    conn.execute(
-        "INSERT INTO runs (started_at, source, status) VALUES ('2026-01-01T00:00:00.000Z', 'a', 'running')",
-        [],
-    )
-    .unwrap();
-    drop(conn);
+    let at = dirsync::time::Timestamp::parse("2026-01-01T00:00:00.000Z").unwrap();
+    env.store().start_run(&dirsync::engine::history::RunSources::new(["a"]), at, false).unwrap();
     assert_eq!(env.sync(&["--dry-run"]).0, 0);
     let stale = |env: &Env| env.runs().into_iter().find(|r| r["started_at"] == "2026-01-01T00:00:00.000Z").unwrap();
     assert_eq!(stale(&env)["status"], "running", "a dry run takes no lease and marks nothing");

@@ -243,6 +243,34 @@ impl Env {
         self.dir.path().join("dirsync.db")
     }
 
+    /// The store the binary writes, opened through the library's API.
+    pub fn store(&self) -> std::sync::Arc<dyn dirsync::store::Store> {
+        dirsync::store::open(&dirsync::store::StoreConfig { path: self.db() }).unwrap()
+    }
+
+    /// Rewrites every source's saved position with `f` (what a restored
+    /// backup or another server would leave), keeping its fingerprint.
+    pub fn rewrite_saved_state(&self, f: impl Fn(&str) -> String) {
+        let cfg = dirsync::config::Config::load(&self.config()).unwrap();
+        let store = self.store();
+        for s in &cfg.sources {
+            let Some(mut saved) = store.sync_state(&s.name).unwrap() else { continue };
+            saved.state = saved.state.as_deref().map(&f);
+            let now = dirsync::time::Timestamp::now();
+            store.transaction(&mut |tx| tx.set_sync_state(&s.name, &saved, false, now)).unwrap();
+        }
+    }
+
+    /// Every audit action in the store, with its count, in name order (the
+    /// change feed is the store's whole audit trail in commit order).
+    pub fn audit_actions(&self) -> Vec<(String, i64)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for c in self.store().changes(0, 1_000_000).unwrap() {
+            *counts.entry(c.record.action).or_insert(0) += 1;
+        }
+        counts.into_iter().collect()
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dirsync"));
         cmd.arg("--config").arg(self.config()).args(args).env_remove("DIRSYNC_CONFIG").env("DIRSYNC_LOG", "warn");

@@ -48,7 +48,8 @@ fn a_push_that_fails_after_the_apply_leaves_the_run_applied_with_its_counts() {
         free_port()
     ));
     assert_eq!(env.sync(&["--source", "file"]).0, 0);
-    // The push cannot read its queue any more: it fails as a whole.
+    // The push cannot read its queue any more: it fails as a whole. (A store
+    // damaged below its API: only SQL can break one table.)
     let conn = rusqlite::Connection::open(env.db()).unwrap();
     conn.execute_batch("DROP TABLE writeback").unwrap();
     drop(conn);

@@ -114,8 +114,7 @@ fn a_present_phase_finds_deletions() {
         "users": base64_of("rid=000,csn=20200101000000.000000Z#000000#000#000000"),
         "groups": base64_of("rid=000,csn=20200101000000.000000Z#000000#000#000000"),
     });
-    let conn = rusqlite::Connection::open(env.db()).unwrap();
-    conn.execute("UPDATE sync_state SET state = ?1", [old.to_string()]).unwrap();
+    env.rewrite_saved_state(|_| old.to_string());
     let out = incremental(&env);
     assert_eq!(count(&out, "disabled"), 1, "{out}");
     assert_eq!(env.user("eve")["status"], "disabled");

@@ -212,11 +212,10 @@ fn killing_the_process_at_any_moment_leaves_the_old_or_the_new_state() {
         if !db.exists() {
             continue;
         }
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let users: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap();
-        let members: i64 = conn.query_row("SELECT count(*) FROM user_groups", [], |r| r.get(0)).unwrap();
-        let audits: i64 =
-            conn.query_row("SELECT count(*) FROM audit WHERE action = 'create'", [], |r| r.get(0)).unwrap();
+        // Read through the store's own API, as the next run would.
+        let snap = env.store().snapshot().unwrap();
+        let (users, members) = (snap.users.len(), snap.user_groups.len());
+        let audits = env.audit_actions().into_iter().find(|(a, _)| a == "create").map_or(0, |(_, n)| n as usize);
         assert!(users == 0 || users == 1500, "kill {i}: a half-applied run left {users} users");
         assert_eq!(members, users, "kill {i}: memberships out of step with users");
         assert_eq!(audits, users, "kill {i}: audit out of step with users");
