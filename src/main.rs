@@ -83,6 +83,10 @@ enum Command {
         /// Sync only this source (repeatable).
         #[arg(long = "source", value_name = "NAME")]
         sources: Vec<String>,
+        /// With --dry-run: exit 5 when the run would change something, 0
+        /// when nothing (a blocked or failed outcome keeps its own code).
+        #[arg(long, requires = "dry_run")]
+        exit_code: bool,
     },
     /// Users in the store.
     Users {
@@ -178,6 +182,7 @@ enum GroupsCommand {
 fn main() -> ExitCode {
     #[cfg(not(feature = "system-allocator"))]
     alloc::tune();
+    quiet_on_closed_pipe();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -199,6 +204,23 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// `dirsync users list | head`: once the reader has gone, printing fails;
+/// the command ends there quietly with status 0, as `ls | head` does,
+/// instead of a panic (exit 101). (SIGPIPE stays ignored: a program dirsync
+/// writes to must not kill it by exiting early.)
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if text.is_some_and(|t| t.starts_with("failed printing to stdout") && t.contains("Broken pipe")) {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn init_logging(verbose: u8, format: LogFormat, serving: bool) {
@@ -235,6 +257,12 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
     dirsync::store::open(&cfg.store).map_err(|e| Failure::failed(e.to_string()))
+}
+
+/// The store for a command that reads or changes what a sync wrote: an
+/// existing one (exit 1, nothing created, when there is none yet).
+fn read_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
+    dirsync::store::open_existing(&cfg.store).map_err(|e| Failure::failed(e.to_string()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -281,7 +309,7 @@ fn admin_password(file: std::path::PathBuf) -> Result<u8, Failure> {
 /// `dirsync auth NAME`: the password (stdin) checked against the directory.
 fn auth(config: &std::path::Path, username: String) -> Result<u8, Failure> {
     let cfg = load(config)?;
-    let store = open_store(&cfg)?;
+    let store = read_store(&cfg)?;
     let mut password = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
         .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
@@ -304,14 +332,18 @@ fn auth(config: &std::path::Path, username: String) -> Result<u8, Failure> {
 }
 
 /// `dirsync sync`.
-fn sync_command(
-    config: &std::path::Path,
+/// `dirsync sync`'s switches.
+struct SyncFlags {
     dry_run: bool,
     force: bool,
     json: bool,
     full: bool,
-    sources: Vec<String>,
-) -> Result<u8, Failure> {
+    /// `--exit-code`: 5 when a dry run would change something.
+    exit_code: bool,
+}
+
+fn sync_command(config: &std::path::Path, flags: SyncFlags, sources: Vec<String>) -> Result<u8, Failure> {
+    let SyncFlags { dry_run, force, json, full, exit_code: pending_code } = flags;
     let cfg = load(config)?;
     // A dry run creates nothing: without a store file it plans against an empty one.
     let opened = match dry_run {
@@ -349,10 +381,19 @@ fn sync_command(
             outcome.plan = None; // applied: the history has it
         }
         println!("{}", serde_json::to_string_pretty(&outcome).expect("serializable"));
-        return Ok(exit_code(outcome.status));
+        return Ok(sync_exit(&outcome, pending_code));
     }
     cli::print_outcome(&outcome);
-    Ok(exit_code(outcome.status))
+    Ok(sync_exit(&outcome, pending_code))
+}
+
+/// A sync's exit code: 0 ok, 1 failed or partial, 3 blocked; with
+/// `--exit-code`, 5 for a dry run that would change something.
+fn sync_exit(outcome: &sync::SyncOutcome, pending_code: bool) -> u8 {
+    match exit_code(outcome.status) {
+        0 if pending_code && outcome.counts.changes() > 0 => 5,
+        code => code,
+    }
 }
 
 /// `dirsync users set`.
@@ -366,7 +407,7 @@ fn users_set(
 ) -> Result<u8, Failure> {
     let (generate, clear) = flags;
     let cfg = load(config)?;
-    let store = open_store(&cfg)?;
+    let store = read_store(&cfg)?;
     let v = match (value, generate, clear) {
         (Some(v), false, false) => dirsync::engine::writeback::SetValue::Value(v),
         (None, true, false) => dirsync::engine::writeback::SetValue::Generate,
@@ -391,7 +432,7 @@ fn users_set(
 /// `dirsync users show`.
 fn users_show(config: &std::path::Path, name: String, json: bool) -> Result<u8, Failure> {
     let cfg = load(config)?;
-    let store = open_store(&cfg)?;
+    let store = read_store(&cfg)?;
     let failed = |e: dirsync::store::StoreError| Failure::failed(e.to_string());
     // Indexed reads: one user, its groups, its history; not the whole store.
     let stored = store
@@ -411,7 +452,7 @@ fn users_show(config: &std::path::Path, name: String, json: bool) -> Result<u8, 
 /// `dirsync writeback status|push|resolve`.
 fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, Failure> {
     let cfg = load(config)?;
-    let store = open_store(&cfg)?;
+    let store = read_store(&cfg)?;
     match command {
         WritebackCommand::Status { json } => {
             let st = dirsync::engine::writeback::status(&*store).map_err(|e| Failure::failed(e.to_string()))?;
@@ -476,15 +517,16 @@ fn run(args: Args) -> Result<u8, Failure> {
             let cfg = load(&args.config)?;
             runtime()?.block_on(cli::check(&cfg))
         }
-        Command::Sync { dry_run, force, json, full, sources } => {
-            sync_command(&args.config, dry_run, force, json, full, sources)
+        Command::Sync { dry_run, force, json, full, sources, exit_code } => {
+            let flags = SyncFlags { dry_run, force, json, full, exit_code };
+            sync_command(&args.config, flags, sources)
         }
         Command::Users { command: UsersCommand::Set { name, field, value, generate, clear, json } } => {
             users_set(&args.config, name, field, value, (generate, clear), json)
         }
         Command::Users { command: UsersCommand::List { json, group } } => {
             let cfg = load(&args.config)?;
-            let snap = open_store(&cfg)?.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
+            let snap = read_store(&cfg)?.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
             let users = Directory::new(&snap).users(group.as_deref());
             if json {
                 println!("{}", serde_json::to_string_pretty(&users).expect("serializable"));
@@ -497,7 +539,7 @@ fn run(args: Args) -> Result<u8, Failure> {
         Command::Writeback { command } => writeback(&args.config, command),
         Command::Groups { command: GroupsCommand::List { json } } => {
             let cfg = load(&args.config)?;
-            let snap = open_store(&cfg)?.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
+            let snap = read_store(&cfg)?.snapshot().map_err(|e| Failure::failed(e.to_string()))?;
             let groups = Directory::new(&snap).groups();
             if json {
                 println!("{}", serde_json::to_string_pretty(&groups).expect("serializable"));
@@ -508,7 +550,7 @@ fn run(args: Args) -> Result<u8, Failure> {
         }
         Command::Runs { json, limit } => {
             let cfg = load(&args.config)?;
-            let runs = open_store(&cfg)?.runs(limit).map_err(|e| Failure::failed(e.to_string()))?;
+            let runs = read_store(&cfg)?.runs(limit).map_err(|e| Failure::failed(e.to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&runs).expect("serializable"));
             } else {

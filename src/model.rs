@@ -327,16 +327,85 @@ pub struct MappedGroup {
 }
 
 /// A directory entry that was skipped or a value that was dropped, with the
-/// reason. Recorded in the run's history.
+/// reason; or, without a DN, something about the whole read (a mapped
+/// attribute no entry has). Recorded in the run's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EntryError {
+    /// Empty for a note about the whole read (shown as `null`).
+    #[serde(serialize_with = "dn_or_null")]
     pub dn: String,
     pub reason: String,
+}
+
+fn dn_or_null<S: serde::Serializer>(dn: &str, s: S) -> Result<S::Ok, S::Error> {
+    match dn.is_empty() {
+        true => s.serialize_none(),
+        false => s.serialize_str(dn),
+    }
 }
 
 impl EntryError {
     pub fn new(dn: impl Into<String>, reason: impl Into<String>) -> Self {
         EntryError { dn: dn.into(), reason: reason.into() }
+    }
+
+    /// A note about the whole read, not one entry.
+    pub fn run_level(reason: impl Into<String>) -> Self {
+        EntryError { dn: String::new(), reason: reason.into() }
+    }
+
+    pub fn is_run_level(&self) -> bool {
+        self.dn.is_empty()
+    }
+}
+
+/// Entries skipped (or values dropped) for one reason: how many, and the
+/// first few DNs. Outputs show these instead of one line per entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReasonGroup {
+    pub reason: String,
+    pub count: usize,
+    /// The first DNs with this reason (at most [`ReasonGroup::SHOWN`]).
+    pub dns: Vec<String>,
+}
+
+impl ReasonGroup {
+    pub const SHOWN: usize = 3;
+
+    /// `errors` grouped by reason, the most frequent first (then in order
+    /// of first appearance).
+    pub fn of(errors: &[EntryError]) -> Vec<ReasonGroup> {
+        let mut groups: Vec<ReasonGroup> = Vec::new();
+        let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for e in errors {
+            let i = *at.entry(e.reason.as_str()).or_insert_with(|| {
+                groups.push(ReasonGroup { reason: e.reason.clone(), count: 0, dns: Vec::new() });
+                groups.len() - 1
+            });
+            let g = &mut groups[i];
+            g.count += 1;
+            if g.dns.len() < Self::SHOWN && !e.dn.is_empty() {
+                g.dns.push(e.dn.clone());
+            }
+        }
+        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+        groups
+    }
+
+    /// One line: `64 entries: reason (e.g. uid=a,…; uid=b,…)`, or the DN
+    /// itself for a reason only one entry has.
+    pub fn line(&self) -> String {
+        match (self.count, self.dns.as_slice()) {
+            (_, []) => match self.count {
+                1 => self.reason.clone(),
+                n => format!("{n} times: {}", self.reason),
+            },
+            (1, [dn]) => format!("{dn}: {}", self.reason),
+            (n, dns) => {
+                let more = if n > dns.len() { ", …" } else { "" };
+                format!("{n} entries: {} (e.g. {}{more})", self.reason, dns.join("; "))
+            }
+        }
     }
 }
 
@@ -399,6 +468,12 @@ pub struct SourceBatch {
     /// How many user entries the source returned (before skipping).
     pub user_entries: usize,
     pub group_entries: usize,
+    /// Users mapped and not skipped as duplicates (before a scope limits
+    /// them): none of `user_entries` means every entry was skipped.
+    pub users_mapped: usize,
+    /// Notes about the read as a whole (a mapped attribute no entry has),
+    /// which mean something only for a full read.
+    pub read_notes: Vec<EntryError>,
 }
 
 impl SourceBatch {

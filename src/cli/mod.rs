@@ -64,9 +64,7 @@ pub async fn check(cfg: &Config) -> Result<u8, Failure> {
                     b.errors.len(),
                     b.warnings.len()
                 );
-                for e in b.errors.iter().take(20) {
-                    println!("  skipped {}: {}", e.dn, e.reason);
-                }
+                render::print_entry_notes(&b.errors, &b.warnings);
             }
             Err(e) => {
                 failed += 1;

@@ -4,6 +4,7 @@ use dirsync::engine::history::{AuditRecord, RunRecord, RunStatus};
 use dirsync::engine::plan::{Plan, RemovalKind};
 use dirsync::engine::sync::SyncOutcome;
 use dirsync::engine::views::{GroupView, UserView};
+use dirsync::model::{EntryError, ReasonGroup};
 
 /// At most this many lines per kind of change; `--json` has them all.
 const MAX_LINES: usize = 200;
@@ -109,12 +110,7 @@ pub fn print_outcome(o: &SyncOutcome) {
         c.memberships_added,
         c.memberships_removed
     );
-    for e in &o.errors {
-        println!("  skipped {}: {}", e.dn, e.reason);
-    }
-    for w in &o.warnings {
-        println!("  warning {}: {}", w.dn, w.reason);
-    }
+    print_entry_notes(&o.errors, &o.warnings);
     if let Some(m) = &o.message {
         println!("{m}");
     }
@@ -221,4 +217,15 @@ pub fn print_writeback_status(st: &dirsync::engine::writeback::Status) {
         }
     }
     println!("last success: {}", st.last_success.map(|t| t.to_string()).unwrap_or_else(|| "never".into()));
+}
+
+/// Skipped entries and warnings, one line per reason with its count and the
+/// first DNs (never one line per entry, never cut off silently).
+pub fn print_entry_notes(errors: &[EntryError], warnings: &[EntryError]) {
+    for g in ReasonGroup::of(errors) {
+        println!("  skipped {}", g.line());
+    }
+    for g in ReasonGroup::of(warnings) {
+        println!("  warning {}", g.line());
+    }
 }

@@ -42,6 +42,7 @@ async fn a_user_by_name_with_a_token_and_a_json_401_without() {
     assert_eq!(body(r).await["username"], "amy");
     let r = app(st.clone()).oneshot(Request::get("/api/users/amy").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer", "a 401 names the scheme (RFC 6750)");
     assert_eq!(body(r).await["error"], "unauthorized");
     // A source without a password check (LDIF) refuses like a wrong password.
     let auth = Request::post("/api/auth")

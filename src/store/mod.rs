@@ -43,10 +43,21 @@ pub fn open_for_dry_run(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, 
     Ok(std::sync::Arc::new(sqlite::SqliteStore::open_for_dry_run(&cfg.path)?))
 }
 
+/// Opens a store that exists, creating nothing: for commands that only read
+/// it (`users list`, `runs`); [`StoreError::NotCreated`] when there is none.
+pub fn open_existing(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if !cfg.path.exists() {
+        return Err(StoreError::NotCreated { store: describe(cfg) });
+    }
+    open(cfg)
+}
+
 /// Checks an existing store's integrity (`dirsync check`): `Ok(false)` when
-/// it is not created yet (the first sync creates it).
+/// it is not created yet and the first sync can create it; an error when
+/// it could not (its folder cannot be written).
 pub fn check(cfg: &StoreConfig) -> Result<bool, StoreError> {
     if !cfg.path.exists() {
+        sqlite::creatable(&cfg.path)?;
         return Ok(false);
     }
     sqlite::SqliteStore::open(&cfg.path)?.quick_check()?;
@@ -82,6 +93,9 @@ pub enum StoreError {
     Conflict { expected: i64, found: i64 },
     #[error("another sync is running on this store (lock {0} is held)")]
     Locked(String),
+    /// A command that only reads found no store: nothing was created.
+    #[error("no store yet at {store}: run `dirsync sync` first")]
+    NotCreated { store: String },
     /// Provisioning could not complete (a code range is exhausted…); nothing was applied.
     #[error("{0}")]
     Provisioning(String),

@@ -17,6 +17,7 @@ use crate::model::records::{AuditRecord, RunRecord, RunSources};
 use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
 
 mod open;
+pub(in crate::store) use open::creatable;
 mod queries;
 mod queue;
 mod schema;

@@ -18,6 +18,7 @@ mod fake_ldap;
 mod fake_limits;
 mod fake_sync;
 mod feed_mirror;
+mod first_hour;
 mod google;
 mod graph;
 mod graph_replay;

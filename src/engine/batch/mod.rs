@@ -12,6 +12,7 @@
 //! arrive (a DN three groups list is held once, a member costs 8 bytes), and
 //! the users are reordered in place, never copied.
 
+pub mod coverage;
 mod replay;
 mod resolve;
 
@@ -45,6 +46,8 @@ pub struct Collector<'a> {
     versions: Option<replay::Versions>,
     /// Identities the read reported removed (users, groups).
     gone: (HashSet<String>, HashSet<String>),
+    /// Which mapped attributes the user entries carry.
+    coverage: coverage::Coverage,
 }
 
 /// A member reference by its interned key.
@@ -113,6 +116,7 @@ impl<'a> Collector<'a> {
             members: Vec::new(),
             versions: None,
             gone: Default::default(),
+            coverage: coverage::Coverage::new(cfg),
         }
     }
 
@@ -168,6 +172,7 @@ impl<'a> Collector<'a> {
     fn add_user(&mut self, entry: RawEntry) {
         use replay::Slot;
         self.batch.user_entries += 1;
+        self.coverage.count(&entry);
         match map_user_named(self.cfg, &self.names, &entry) {
             UserOutcome::Mapped(mut u, warnings) => {
                 self.batch.warnings.extend(warnings);
@@ -242,7 +247,9 @@ impl<'a> Collector<'a> {
 
     /// Resolves duplicates and memberships.
     pub fn finish(self) -> SourceBatch {
-        let Collector { cfg, mut batch, dns, usernames, ids, mut user_dns, members, versions, gone, .. } = self;
+        let Collector { cfg, mut batch, dns, usernames, ids, mut user_dns, members, versions, gone, coverage, .. } =
+            self;
+        batch.read_notes = coverage.warnings();
         let b = &mut batch;
         if let Some(v) = versions {
             let (users, errors) = v.keep(b.users.len(), b.errors.len());
@@ -267,6 +274,7 @@ impl<'a> Collector<'a> {
             .collect();
         let dn_of = dns.into_by_id();
         settle_users(b, &mut user_dns, &dn_of);
+        b.users_mapped = b.users.len();
         let groups = settle_groups(b, groups);
         let refs = resolve::Refs { dn_of, usernames, ids, by_username: cfg.members_are_usernames() };
         resolve::members(b, groups, &user_dns, refs);

@@ -176,6 +176,7 @@ async fn read_source_as(
         drop(feed);
         c.finish()
     });
+    let whole = matches!(read, Read::Since(_));
     let fetched = match read {
         Read::Since(since) => source.fetch(sink, since).await,
         Read::User(name) => source.fetch_user(sink, name).await,
@@ -197,7 +198,34 @@ async fn read_source_as(
     batch.delta = fetched.delta;
     batch.next_state = fetched.next_state;
     batch.warnings.extend(fetched.warnings.into_iter().map(|m| crate::model::EntryError::new(&cfg.name, m)));
+    if whole && !incremental {
+        judge_full_read(&cfg.name, &mut batch)?;
+    }
     Ok(batch)
+}
+
+/// A full read is judged as a whole: a read whose every user entry was
+/// skipped (a mapping mistake, such as `username = "uidd"`) fails the source
+/// (nobody is removed or changed), with the reasons grouped; notes about
+/// the whole read (a mapped attribute no entry has) become warnings.
+fn judge_full_read(name: &str, batch: &mut SourceBatch) -> Result<(), SourceError> {
+    if batch.user_entries > 0 && batch.users_mapped == 0 {
+        let groups = crate::model::ReasonGroup::of(&batch.errors);
+        let shown: Vec<String> = groups.iter().take(3).map(|g| g.line()).collect();
+        let more = match groups.len() {
+            n if n > 3 => format!("; and {} other reasons", n - 3),
+            _ => String::new(),
+        };
+        let n = batch.user_entries;
+        let entries = if n == 1 { "entry was" } else { "entries were" };
+        let notes: String = batch.read_notes.iter().map(|w| format!("; {}", w.reason)).collect();
+        return Err(SourceError::new(
+            name,
+            format!("all {n} user {entries} skipped, nothing was changed: {}{more}{notes}", shown.join("; ")),
+        ));
+    }
+    batch.warnings.append(&mut batch.read_notes);
+    Ok(())
 }
 
 /// Runs one sync of the configured sources into `store`.

@@ -42,7 +42,10 @@ pub fn authorize(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Cal
         .and_then(|v| v.trim_start().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .ok_or_else(unauthorized)?;
+        .ok_or_else(|| {
+            tracing::info!(scope = %scope, "API request without a bearer token refused");
+            unauthorized()
+        })?;
     let cfg = st.config();
     let clients = cfg.server.as_ref().map(|s| s.clients.as_slice()).unwrap_or_default();
     let mut found = None;
@@ -51,8 +54,12 @@ pub fn authorize(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Cal
             found = Some(c);
         }
     }
-    let client = found.ok_or_else(unauthorized)?;
+    let client = found.ok_or_else(|| {
+        tracing::info!(scope = %scope, "API request with an unknown token refused");
+        unauthorized()
+    })?;
     if !client.may(scope) {
+        tracing::info!(client = %client.name, scope = %scope, "API request refused: the client lacks the scope");
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -356,7 +356,7 @@ fn run_schema() -> Value {
     for c in counts {
         run_props.insert(c.into(), json!({ "type": "integer", "minimum": 0 }));
     }
-    let entry_error = json!({ "type": "object", "required": ["dn", "reason"], "properties": { "dn": { "type": "string" }, "reason": { "type": "string" } } });
+    let entry_error = json!({ "type": "object", "required": ["dn", "reason"], "properties": { "dn": nullable("string"), "reason": { "type": "string" } }, "description": "a skipped entry or dropped value (dn), or a note about a whole read (dn null)" });
     run_props.insert("id".into(), json!({ "type": "integer" }));
     run_props.insert(
         "status".into(),

@@ -63,6 +63,27 @@ fn fail(path: &Path, message: impl Into<String>) -> StoreError {
     StoreError::Backend { store: path.display().to_string(), message: message.into() }
 }
 
+/// Whether the first sync could create the store at `path`: the nearest
+/// folder that exists on its way can be written (a probe file is made and
+/// removed there).
+pub(in crate::store) fn creatable(path: &Path) -> Result<(), StoreError> {
+    let mut dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    while !dir.exists() {
+        dir = dir.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("/"));
+    }
+    let probe = dir.join(format!(".dirsync-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Unavailable {
+            store: path.display().to_string(),
+            message: format!("the folder {} cannot be written ({e}), so the first sync could not create the store there; fix its rights or set [store] path", dir.display()),
+        }),
+    }
+}
+
 impl SqliteStore {
     /// Opens the store file, creating it when it does not exist, and brings
     /// its schema up to date.

@@ -1,0 +1,134 @@
+//! The admin's first hour: mistakes a newcomer makes that used to be
+//! silent, said where they can still be fixed (check, the dry run, the sync).
+
+use crate::harness::{count, ldif_user, usernames, Env};
+
+fn env_with(fields: &str, people: &str) -> Env {
+    let env = Env { dir: tempfile::tempdir().unwrap() };
+    std::fs::write(env.dir.path().join("d.ldif"), people).unwrap();
+    env.write_config(&format!(
+        "[store]\npath = \"dirsync.db\"\n\n[[sources]]\nname = \"corp\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\n{fields}\n"
+    ));
+    env
+}
+
+fn people(n: usize) -> String {
+    (0..n).map(|i| ldif_user(&format!("u{i}"), &format!("id{i}"), &format!("mail: u{i}@example.com\n\n"))).collect()
+}
+
+#[test]
+fn a_field_mapped_to_an_attribute_no_entry_has_is_a_warning_with_the_closest_name() {
+    let env = env_with("username = \"uid\"\nfull_name = \"cn\"\nemail = \"mial\"\n", &people(5));
+    let (code, out) = env.sync(&["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    let warnings = out["warnings"].as_array().unwrap();
+    let said: Vec<&serde_json::Value> = warnings.iter().filter(|w| w["dn"].is_null()).collect();
+    assert_eq!(said.len(), 1, "once per run, not per entry: {out}");
+    let reason = said[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("attribute mial (field email) was found on 0 of 5 user entries"), "{reason}");
+    assert!(reason.contains("the entries have mail"), "the closest name: {reason}");
+    // The text of check says it too, and the sync applies (a warning only).
+    let check = env.run(&["check"]);
+    assert!(check.stdout.contains("was found on 0 of 5 user entries"), "{}", check.stdout);
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, count(&out, "created")), (0, 5), "{out}");
+}
+
+#[test]
+fn a_full_read_whose_every_entry_is_skipped_fails_its_source_and_groups_the_reasons() {
+    let env = env_with("username = \"uid\"\nfull_name = \"cn\"\n", &people(4));
+    assert_eq!(env.sync(&[]).0, 0);
+    // The mistake: a username attribute no entry has.
+    env.edit_config(|c| c.replace("username = \"uid\"", "username = \"uidd\""));
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, out["status"].as_str()), (1, Some("failed")), "{out}");
+    let message = out["message"].as_str().unwrap();
+    assert!(message.contains("all 4 user entries were skipped"), "{message}");
+    assert!(message.contains("4 entries: missing required field username"), "grouped with a count: {message}");
+    assert_eq!(message.matches("missing required field").count(), 1, "one line per reason: {message}");
+    assert!(message.contains("attribute uidd (field username) was found on 0 of 4"), "{message}");
+    assert_eq!(usernames(&env.users()).len(), 4, "nobody removed or changed");
+    assert!(env.users().iter().all(|u| u["status"] == "active"));
+    let check = env.run(&["check"]);
+    assert_eq!(check.code, 1, "check fails the source too: {}", check.stdout);
+    assert!(check.stdout.contains("all 4 user entries were skipped"), "{}", check.stdout);
+}
+
+#[test]
+fn skip_reasons_are_grouped_in_the_text_output_with_a_count_and_the_first_dns() {
+    // Three of five entries lack cn: one line says so, with a count.
+    let mut text = people(2);
+    for i in 0..3 {
+        text.push_str(&format!(
+            "dn: uid=x{i},ou=people,dc=t\nobjectClass: inetOrgPerson\nuid: x{i}\nentryUUID: x{i}\n\n"
+        ));
+    }
+    let env = env_with("username = \"uid\"\nfull_name = \"cn\"\n", &text);
+    let r = env.run(&["sync", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| l.contains("missing required field full_name")).collect();
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    assert!(lines[0].contains("3 entries:") && lines[0].contains("uid=x0,ou=people,dc=t"), "{}", lines[0]);
+}
+
+#[test]
+fn reading_commands_on_a_store_not_yet_created_say_so_and_create_nothing() {
+    let env = env_with("username = \"uid\"\nfull_name = \"cn\"\n", &people(1));
+    for args in
+        [&["users", "list"][..], &["users", "show", "u0"], &["runs"], &["groups", "list"], &["writeback", "status"]]
+    {
+        let r = env.run(args);
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("no store yet at") && r.stderr.contains("run `dirsync sync` first"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!env.db().exists(), "{args:?} created the store");
+    }
+}
+
+#[test]
+fn check_says_when_the_store_folder_cannot_be_written() {
+    let env = env_with("username = \"uid\"\nfull_name = \"cn\"\n", &people(1));
+    // Not even root can create a file in /proc/self.
+    env.edit_config(|c| c.replace("path = \"dirsync.db\"", "path = \"/proc/self/dirsync/dirsync.db\""));
+    let r = env.run(&["check"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("cannot be written"), "{}", r.stdout);
+    // A folder that can be written is fine, and still nothing is created.
+    env.edit_config(|c| c.replace("/proc/self/dirsync/dirsync.db", "new/dirsync.db"));
+    let r = env.run(&["check"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("not created yet"), "{}", r.stdout);
+    assert!(!env.dir.path().join("new").exists());
+}
+
+#[test]
+fn a_dry_run_with_exit_code_says_whether_changes_are_pending() {
+    let env = env_with("username = \"uid\"\nfull_name = \"cn\"\n", &people(3));
+    assert_eq!(env.run(&["sync", "--dry-run", "--exit-code"]).code, 5, "three users to create");
+    assert_eq!(env.run(&["sync", "--dry-run"]).code, 0, "without the flag: 0");
+    assert_eq!(env.sync(&[]).0, 0);
+    assert_eq!(env.run(&["sync", "--dry-run", "--exit-code"]).code, 0, "nothing pending");
+    assert_eq!(env.run(&["sync", "--exit-code"]).code, 2, "--exit-code goes with --dry-run");
+}
+
+#[test]
+fn a_listing_piped_into_head_ends_quietly() {
+    let env = env_with("username = \"uid\"\nfull_name = \"cn\"\n", &people(3000));
+    assert_eq!(env.sync(&[]).0, 0);
+    let mut child = env
+        .command(&["users", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    drop(out); // what `head` does once it has its lines
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(done.stderr.is_empty(), "nothing on stderr: {}", String::from_utf8_lossy(&done.stderr));
+}
