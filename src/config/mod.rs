@@ -121,8 +121,13 @@ struct RawSafety {
 impl Config {
     /// [`Config::load`] with another set of source kinds (see [`Config::parse_with`]).
     pub fn load_with(path: &Path, kinds: &[Registration]) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path, "", format!("cannot read the config file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => " (`dirsync init` writes an example; --config names another file)",
+                _ => "",
+            };
+            ConfigError::new(path, "", format!("cannot read the config file: {e}{hint}"))
+        })?;
         Config::parse_with(&text, path, kinds)
     }
 

@@ -141,7 +141,14 @@ pub(super) fn parse_schedule(s: &mut Section<'_>, base: &Schedule) -> Result<Sch
         if let Some(t) = s.string(k)? {
             *slot = match t.trim() {
                 "" => None,
-                p => Some(CronPattern::parse(p).map_err(|m| s.err(k, m))?),
+                p => {
+                    let cron = CronPattern::parse(p).map_err(|m| s.err(k, m))?;
+                    if let Some(doubt) = cron.doubt() {
+                        let at = s.err(k, doubt);
+                        s.warnings.push(format!("{}: {}", at.key, at.message));
+                    }
+                    Some(cron)
+                }
             };
         }
     }
@@ -263,8 +270,13 @@ fn parse_admin(a: &mut Section<'_>) -> Result<AdminConfig, ConfigError> {
     }
     if let Some(f) = a.string("password_file")? {
         let path = a.resolve(&f);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| a.err("password_file", format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => format!("; write it with `dirsync admin-password {}`", path.display()),
+                _ => String::new(),
+            };
+            a.err("password_file", format!("cannot read {}: {e}{hint}", path.display()))
+        })?;
         let hash = text.trim().to_string();
         if argon2::PasswordHash::new(&hash).map(|h| h.algorithm.as_str() != "argon2id").unwrap_or(true) {
             return Err(a.err(

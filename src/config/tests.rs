@@ -315,3 +315,40 @@ fn a_source_name_with_a_comma_is_refused_as_runs_list_sources_with_commas() {
     assert!(e.message.contains("comma"), "{e}");
     assert!(parse(&MIN.replace("name = \"corp\"", "name = \"corp hr (2026)\"")).is_ok());
 }
+
+#[test]
+fn a_base_dn_that_is_not_a_dn_is_refused_and_an_escaped_comma_is_not_a_mistake() {
+    let ldap = |base: &str| {
+        format!("[[sources]]\nname = \"corp\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1\"\nbase_dn = \"{base}\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n")
+    };
+    for bad in ["example.com", "dc=", "dc=example,,dc=com", "=x"] {
+        let e = parse(&ldap(bad)).unwrap_err();
+        assert_eq!(e.key, "sources[0].base_dn", "{bad}: {e}");
+        assert!(e.message.contains("expected a DN such as"), "{bad}: {e}");
+    }
+    assert!(parse(&ldap("ou=Doe\\\\, John,dc=example,dc=com")).is_ok());
+    assert!(parse(&ldap("DC=samdom,DC=example,DC=com")).is_ok());
+}
+
+#[test]
+fn a_missing_config_or_admin_hash_says_which_command_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Config::load(&dir.path().join("absent.toml")).unwrap_err();
+    assert!(e.message.contains("`dirsync init`"), "{e}");
+    let text = format!("{MIN}[server]\n[server.admin]\npassword_file = \"admin.hash\"\n");
+    let e = Config::parse(&text, &dir.path().join("c.toml")).unwrap_err();
+    assert_eq!(e.key, "server.admin.password_file", "{e}");
+    assert!(e.message.contains("`dirsync admin-password"), "{e}");
+}
+
+#[test]
+fn a_six_field_cron_that_reads_like_five_fields_is_a_warning_saying_what_it_does() {
+    let c = parse(&format!("{MIN}[schedule]\nfull = \"55 0 * * * *\"\n")).unwrap();
+    let w = c.warnings.iter().find(|w| w.contains("schedule.full")).expect("a warning");
+    assert!(w.contains("every hour at :00:55") && w.contains("\"55 0 * * *\""), "{w}");
+    // Five fields, or seconds that are meant: no warning.
+    for fine in ["55 0 * * *", "0 55 0 * * *", "*/10 * * * * *"] {
+        let c = parse(&format!("{MIN}[schedule]\nfull = \"{fine}\"\n")).unwrap();
+        assert!(!c.warnings.iter().any(|w| w.contains("6 fields")), "{fine}: {:?}", c.warnings);
+    }
+}

@@ -245,7 +245,38 @@ pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
         };
         groups_and_members(cfg, snap, &ctx, &mut plan);
     }
+    plan.warnings.extend(unknown_rule_groups(cfg, snap, batches));
     plan
+}
+
+/// A rule whose `when_member_of` names a group no source has never
+/// applies: one note per such rule, with the closest group names.
+fn unknown_rule_groups(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Vec<EntryError> {
+    let wanted: Vec<(usize, &crate::model::Name)> =
+        cfg.rules.iter().enumerate().filter_map(|(i, r)| r.when_member_of.as_ref().map(|n| (i, n))).collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let mut names: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for g in batches.iter().flat_map(|b| &b.groups) {
+        names.insert(g.name.key().to_string(), g.name.as_str().to_string());
+    }
+    for g in &snap.groups {
+        names.entry(crate::model::name_key(&g.name)).or_insert_with(|| g.name.clone());
+    }
+    let shown: Vec<String> = names.values().cloned().collect();
+    wanted
+        .into_iter()
+        .filter(|(_, n)| !names.contains_key(n.key()))
+        .map(|(i, n)| {
+            let near = crate::engine::batch::coverage::closest(n.as_str(), &shown);
+            let hint = if near.is_empty() { String::new() } else { format!("; the closest: {}", near.join(", ")) };
+            EntryError::run_level(format!(
+                "rules[{i}]: when_member_of = \"{}\" names a group no source has, so the rule applies to nobody{hint}",
+                n.as_str()
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

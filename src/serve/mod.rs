@@ -188,6 +188,7 @@ pub async fn run(
     control: Control,
 ) -> Result<(), ServeError> {
     let server = cfg.server.clone().unwrap_or_default();
+    announce_schedules(&cfg);
     let state = AppState::new(cfg, store.clone());
     settle_left_runs(&*store).await;
     let tls = announce(&listener, &server)?;
@@ -236,6 +237,24 @@ pub async fn run(
     let _ = accepting.await;
     info!("stopped");
     Ok(())
+}
+
+/// Logs when each source will be read on its own (local time, with its
+/// offset), so nobody is surprised by a sync on defaults nobody wrote.
+fn announce_schedules(cfg: &Config) {
+    let now = chrono::Local::now();
+    let next = |p: &Option<crate::config::CronPattern>| match p.as_ref().and_then(|p| p.next_after(now).map(|t| (p, t)))
+    {
+        Some((p, t)) => format!("{} (\"{}\")", t.format("%Y-%m-%d %H:%M:%S%:z"), p.text),
+        None => "never".to_string(),
+    };
+    for s in &cfg.sources {
+        let incremental = match s.kind.capabilities().incremental && s.incremental.enabled {
+            true => next(&s.schedule.incremental),
+            false => "never (the source reads in full)".to_string(),
+        };
+        info!(source = %s.name, full = %next(&s.schedule.full), incremental = %incremental, "schedule: next runs");
+    }
 }
 
 /// Runs a killed service left queued or running are marked interrupted; a

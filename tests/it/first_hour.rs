@@ -132,3 +132,41 @@ fn a_listing_piped_into_head_ends_quietly() {
     assert_eq!(done.status.code(), Some(0), "{}", String::from_utf8_lossy(&done.stderr));
     assert!(done.stderr.is_empty(), "nothing on stderr: {}", String::from_utf8_lossy(&done.stderr));
 }
+
+#[test]
+fn a_rule_naming_a_group_no_source_has_is_a_warning_with_the_closest_names() {
+    let mut text = people(2);
+    text.push_str("dn: cn=Students,ou=groups,dc=t\nobjectClass: groupOfNames\ncn: Students\nentryUUID: g1\nmember: uid=u0,ou=people,dc=t\n\n");
+    let env = env_with("username = \"uid\"\nfull_name = \"cn\"\n", &text);
+    env.edit_config(|c| c + "\n[[rules]]\nwhen_member_of = \"Student\"\nset = { credit = \"10.00\" }\n");
+    let (code, out) = env.sync(&["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    let notes: Vec<&str> = out["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["dn"].is_null())
+        .map(|w| w["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 1, "{out}");
+    assert!(notes[0].contains("when_member_of = \"Student\" names a group no source has"), "{}", notes[0]);
+    assert!(notes[0].contains("the closest: Students"), "{}", notes[0]);
+    // Fixed: no warning.
+    env.edit_config(|c| c.replace("\"Student\"", "\"students\""));
+    let (_, out) = env.sync(&["--dry-run"]);
+    assert!(out["warnings"].as_array().unwrap().iter().all(|w| !w["dn"].is_null()), "{out}");
+}
+
+#[test]
+fn a_base_dn_the_server_does_not_have_is_said_with_what_it_holds() {
+    let slapd = crate::harness::Slapd::start();
+    let env = Env::ldap(&slapd, "", "");
+    env.edit_config(|c| c.replace("base_dn = \"dc=example,dc=com\"", "base_dn = \"dc=exmaple,dc=com\""));
+    let (code, out) = env.sync(&[]);
+    assert_eq!(code, 1, "{out}");
+    let m = out["message"].as_str().unwrap();
+    assert!(m.contains("base_dn dc=exmaple,dc=com does not exist on the server; it holds dc=example,dc=com"), "{m}");
+    let check = env.run(&["check"]);
+    assert_eq!(check.code, 1);
+    assert!(check.stdout.contains("it holds dc=example,dc=com"), "{}", check.stdout);
+}

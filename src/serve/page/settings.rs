@@ -92,9 +92,13 @@ pub async fn test(State(st): State<AppState>, Checked(s, _): Checked<super::Csrf
                         thead { tr { th { "Username" } th { "Full name" } th { "Email" } } }
                         tbody { @for u in b.users.iter().take(10) { tr { td { (u.username.as_str()) } td { (field(u, "full_name")) } td { (field(u, "email")) } } } }
                     }
+                    @if !b.warnings.is_empty() {
+                        h3 { "Warnings" }
+                        ul { @for g in crate::model::ReasonGroup::of(&b.warnings).iter().take(10) { li { (g.line()) } } }
+                    }
                     @if !b.errors.is_empty() {
-                        h3 { "First problems" }
-                        ul { @for e in b.errors.iter().take(10) { li { span.mono { (e.dn) } ": " (e.reason) } } }
+                        h3 { "Skipped entries, by reason" }
+                        ul { @for g in crate::model::ReasonGroup::of(&b.errors).iter().take(10) { li { (g.line()) } } }
                     }
                 }
             }

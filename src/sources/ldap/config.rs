@@ -158,6 +158,7 @@ fn parse(type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigEr
             "missing: bind_dn is given without a password (set bind_password_file or bind_password_env)",
         ));
     }
+    let key = if s.has("base_dns") { "base_dns" } else { "base_dn" };
     let base_dns = match (s.string("base_dn")?, s.strings("base_dns")?) {
         (Some(b), None) => vec![b],
         (None, Some(bs)) if !bs.is_empty() => bs,
@@ -168,6 +169,9 @@ fn parse(type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigEr
             )
         }
     };
+    if let Some(b) = base_dns.iter().find(|b| !looks_like_dn(b)) {
+        return Err(s.err(key, format!("expected a DN such as \"dc=example,dc=com\", got \"{b}\"")));
+    }
     let page_size = s.integer("page_size")?.unwrap_or(500);
     if !(1..=100_000).contains(&page_size) {
         return Err(s.err("page_size", format!("expected 1 to 100000, got {page_size}")));
@@ -253,4 +257,38 @@ fn check_url(url: &str) -> Result<(), String> {
         return Err(format!("{EXPECTED}: {shown} has more than a host and port (put the search base in base_dn)"));
     }
     Ok(())
+}
+
+/// A DN: comma-separated `attribute=value` parts, each with an attribute
+/// name (`example.com` and `dc=` are not). The empty DN (the root) is not a
+/// search base dirsync reads users from.
+fn looks_like_dn(s: &str) -> bool {
+    !s.trim().is_empty()
+        && rdns(s).iter().all(|rdn| match rdn.split_once('=') {
+            Some((attr, value)) => {
+                let attr = attr.trim();
+                !attr.is_empty()
+                    && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                    && !value.trim().is_empty()
+            }
+            None => false,
+        })
+}
+
+/// The parts of a DN between unescaped commas (`cn=Doe\, John` is one).
+fn rdns(s: &str) -> Vec<&str> {
+    let (mut parts, mut start, mut escaped) = (Vec::new(), 0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
 }

@@ -157,6 +157,10 @@ impl LdapSource {
                 batcher.push(kind, entry).await.map_err(|m| self.err(m))?;
             }
             let res = stream.finish().await;
+            if res.rc == 32 && count == 0 {
+                let holds = naming_contexts(&mut ldap).await;
+                return Err(self.err(missing_base(base, &holds)));
+            }
             if res.rc != 0 {
                 let hint = match res.rc {
                     4 => "; the server stopped at its size limit: raise it for the bind account (OpenLDAP: olcLimits size=unlimited; AD: MaxPageSize) — a truncated read never counts as the whole directory",
@@ -181,6 +185,29 @@ impl LdapSource {
         let _ = ldap.unbind().await;
         debug!(what, n, "search done");
         Ok(n)
+    }
+}
+
+/// What the server says it holds (the root DSE's `namingContexts`); empty
+/// when it does not say.
+pub(super) async fn naming_contexts(ldap: &mut Ldap) -> Vec<String> {
+    let Ok(res) = ldap.search("", Scope::Base, "(objectClass=*)", vec!["namingContexts"]).await else {
+        return Vec::new();
+    };
+    let Ok((entries, _)) = res.success() else { return Vec::new() };
+    entries
+        .into_iter()
+        .flat_map(|e| ldap3::SearchEntry::construct(e).attrs.into_iter())
+        .filter(|(k, _)| k.eq_ignore_ascii_case("namingContexts"))
+        .flat_map(|(_, v)| v)
+        .collect()
+}
+
+/// A search base the server does not have, said with what it does have.
+pub(super) fn missing_base(base: &str, holds: &[String]) -> String {
+    match holds {
+        [] => format!("base_dn {base} does not exist on the server (noSuchObject); check base_dn"),
+        _ => format!("base_dn {base} does not exist on the server; it holds {}", holds.join(", ")),
     }
 }
 

@@ -172,7 +172,12 @@ pub async fn refresh(
             }
         }
     }
-    let done = sync_done(stream.finish().await, base, out.entries)?;
+    let res = stream.finish().await;
+    if res.rc == 32 && out.entries == 0 {
+        let holds = super::naming_contexts(ldap).await;
+        return Err(RefreshError::Failed(super::missing_base(base, &holds)));
+    }
+    let done = sync_done(res, base, out.entries)?;
     if done.cookie.is_some() {
         out.cookie = done.cookie;
     }
