@@ -29,7 +29,10 @@ pub fn print_plan(plan: &Plan) {
         } else {
             format!(" [rules: {}]", u.rules_applied.join(", "))
         };
-        println!("  + create   {} ({}){rules}", u.username, u.dn);
+        // The mapped values, as `--json` has them: what the user will hold.
+        let values: Vec<String> = u.fields.iter().map(|(k, v)| format!("{k} {v:?}")).collect();
+        let values = if values.is_empty() { String::new() } else { format!(": {}", values.join(", ")) };
+        println!("  + create   {} ({}){values}{rules}", u.username, u.dn);
     });
     capped(&plan.updates, |u| {
         let mut parts = Vec::new();
@@ -185,6 +188,9 @@ pub fn print_groups(groups: &[GroupView]) {
 }
 
 pub fn print_runs(runs: &[RunRecord]) {
+    println!(
+        "CHANGES: +created ~updated >renamed -disabled xdeleted; times in UTC (as the API and the page show them)"
+    );
     println!("{:>5} {:<24} {:<24} {:<12} {:<12} CHANGES", "RUN", "STARTED", "FINISHED", "SOURCE", "STATUS");
     for r in runs {
         let c = &r.counts;

@@ -325,6 +325,7 @@ fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
     };
     let start = span.start.min(text.len());
     let line_no = text[..start].matches('\n').count() + 1;
+    let column = text[..start].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     let line = text.lines().nth(line_no - 1).unwrap_or("");
     let key = line.split('=').next().unwrap_or("").trim().trim_matches('"').trim_matches('\'').to_string();
     if !line.contains('=') || is_secret_key(line) {
@@ -333,9 +334,9 @@ fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
         } else {
             "not a TOML key = value line (the line is not shown: is --config pointing at the right file?)".into()
         };
-        return ConfigError::new(path, "", format!("line {line_no}: {what}"));
+        return ConfigError::new(path, "", format!("line {line_no}, column {column}: {what}"));
     }
-    ConfigError::new(path, "", format!("line {line_no}: {}", scrub(text, e.message())))
+    ConfigError::new(path, "", format!("line {line_no}, column {column}: {}", scrub(text, e.message())))
 }
 
 /// Removes from `message` any value written on a secret key's line.

@@ -352,3 +352,9 @@ fn a_six_field_cron_that_reads_like_five_fields_is_a_warning_saying_what_it_does
         assert!(!c.warnings.iter().any(|w| w.contains("6 fields")), "{fine}: {:?}", c.warnings);
     }
 }
+
+#[test]
+fn a_toml_mistake_names_its_line_and_column() {
+    let e = parse(&MIN.replace("type = \"ldif\"", "type = ldif")).unwrap_err();
+    assert!(e.message.contains("line 4, column 8"), "{e}");
+}

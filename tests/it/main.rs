@@ -30,6 +30,7 @@ mod multi;
 mod page;
 mod page_browser;
 mod program;
+mod quick_start;
 mod safety;
 mod schemathesis;
 mod serve;
