@@ -87,6 +87,10 @@ enum Command {
         /// when nothing (a blocked or failed outcome keeps its own code).
         #[arg(long, requires = "dry_run")]
         exit_code: bool,
+        /// Only fill what existing users lack and a create would have set:
+        /// create-only mappings, rules, [codes]; never overwrites a value.
+        #[arg(long, conflicts_with_all = ["force", "full", "exit_code"])]
+        backfill: bool,
     },
     /// Users in the store.
     Users {
@@ -387,6 +391,29 @@ fn sync_command(config: &std::path::Path, flags: SyncFlags, sources: Vec<String>
     Ok(sync_exit(&outcome, pending_code))
 }
 
+/// `dirsync sync --backfill`: fills what existing users lack (0), or says
+/// why nothing was filled (1; 2 for an unknown source).
+fn backfill_command(config: &std::path::Path, dry_run: bool, json: bool, sources: Vec<String>) -> Result<u8, Failure> {
+    use dirsync::engine::backfill::{backfill, BackfillError};
+    let cfg = load(config)?;
+    let store = match dry_run {
+        true => dirsync::store::open_for_dry_run(&cfg.store),
+        false => dirsync::store::open_existing(&cfg.store),
+    }
+    .map_err(|e| Failure::failed(e.to_string()))?;
+    let outcome = match runtime()?.block_on(backfill(&cfg, &*store, &sources, dry_run)) {
+        Ok(o) => o,
+        Err(e @ BackfillError::UnknownSource(_)) => return Err(Failure::config(e.to_string())),
+        Err(e) => return Err(Failure::failed(e.to_string())),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome).expect("serializable"));
+    } else {
+        cli::print_backfill(&outcome);
+    }
+    Ok(0)
+}
+
 /// A sync's exit code: 0 ok, 1 failed or partial, 3 blocked; with
 /// `--exit-code`, 5 for a dry run that would change something.
 fn sync_exit(outcome: &sync::SyncOutcome, pending_code: bool) -> u8 {
@@ -517,7 +544,10 @@ fn run(args: Args) -> Result<u8, Failure> {
             let cfg = load(&args.config)?;
             runtime()?.block_on(cli::check(&cfg))
         }
-        Command::Sync { dry_run, force, json, full, sources, exit_code } => {
+        Command::Sync { dry_run, json, sources, backfill: true, .. } => {
+            backfill_command(&args.config, dry_run, json, sources)
+        }
+        Command::Sync { dry_run, force, json, full, sources, exit_code, backfill: false } => {
             let flags = SyncFlags { dry_run, force, json, full, exit_code };
             sync_command(&args.config, flags, sources)
         }

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use render::{print_groups, print_outcome, print_runs, print_user, print_users, print_writeback_status};
+pub use render::{
+    print_backfill, print_groups, print_outcome, print_runs, print_user, print_users, print_writeback_status,
+};
 
 use dirsync::config::Config;
 

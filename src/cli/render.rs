@@ -235,3 +235,17 @@ pub fn print_entry_notes(errors: &[EntryError], warnings: &[EntryError]) {
         println!("  warning {}", g.line());
     }
 }
+
+/// What a backfill filled (or would fill), capped like the plan.
+pub fn print_backfill(o: &dirsync::engine::backfill::BackfillOutcome) {
+    capped(&o.fills, |f| {
+        let value = f.value.as_deref().map_or_else(|| "(a generated code)".to_string(), |v| format!("{v:?}"));
+        println!("  + fill     {}: {} = {value} ({})", f.username, f.field, f.from);
+    });
+    let what = match (o.dry_run, o.run_id) {
+        (true, _) => "backfill, dry run (nothing changed)".to_string(),
+        (false, Some(id)) => format!("run {id}: backfill"),
+        (false, None) => "backfill".to_string(),
+    };
+    println!("{what}: {} values for {} users; nothing set before was overwritten", o.fills.len(), o.users);
+}

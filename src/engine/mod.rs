@@ -12,6 +12,7 @@
 //! contract ([`crate::kind`]), never a kind by name.
 
 pub mod apply;
+pub mod backfill;
 pub mod batch;
 pub mod codes;
 pub mod guards;

@@ -127,11 +127,13 @@ pub enum RunMode {
     Single,
     /// A write-back push on its own (no read).
     Writeback,
+    /// Values a create would have set, filled in on existing users.
+    Backfill,
 }
 
 impl RunMode {
-    const ALL: [RunMode; 5] =
-        [RunMode::Full, RunMode::Incremental, RunMode::Mixed, RunMode::Single, RunMode::Writeback];
+    const ALL: [RunMode; 6] =
+        [RunMode::Full, RunMode::Incremental, RunMode::Mixed, RunMode::Single, RunMode::Writeback, RunMode::Backfill];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -140,6 +142,7 @@ impl RunMode {
             RunMode::Mixed => "mixed",
             RunMode::Single => "single",
             RunMode::Writeback => "writeback",
+            RunMode::Backfill => "backfill",
         }
     }
 

@@ -170,3 +170,54 @@ fn a_base_dn_the_server_does_not_have_is_said_with_what_it_holds() {
     assert_eq!(check.code, 1);
     assert!(check.stdout.contains("it holds dc=example,dc=com"), "{}", check.stdout);
 }
+
+#[test]
+fn a_backfill_fills_what_creates_missed_and_never_overwrites() {
+    let mut text = String::new();
+    for i in 0..4 {
+        let extra = format!("employeeNumber: E{i}\n\n");
+        text.push_str(&ldif_user(&format!("u{i}"), &format!("id{i}"), &extra));
+    }
+    text.push_str("dn: cn=Students,ou=groups,dc=t\nobjectClass: groupOfNames\ncn: Students\nentryUUID: g1\n");
+    for i in 0..3 {
+        text.push_str(&format!("member: uid=u{i},ou=people,dc=t\n"));
+    }
+    text.push('\n');
+    // Two mistakes made on the first day: a misspelled create-only attribute
+    // and a rule naming a group that does not exist.
+    let fields =
+        "username = \"uid\"\nfull_name = \"cn\"\ncard_number = { attribute = \"employeeNumbr\", on = [\"create\"] }\n";
+    let env = env_with(fields, &text);
+    env.edit_config(|c| c + "\n[[rules]]\nwhen_member_of = \"Student\"\nset = { credit = \"10.00\" }\n");
+    assert_eq!(env.sync(&[]).0, 0);
+    // Fixed too late: a normal sync never re-applies what is create-only.
+    env.edit_config(|c| c.replace("employeeNumbr", "employeeNumber").replace("\"Student\"", "\"Students\""));
+    assert_eq!(env.sync(&[]).0, 0);
+    assert_eq!(env.user("u1")["card_number"], serde_json::Value::Null);
+    // A value set meanwhile by hand is never overwritten.
+    assert_eq!(env.run(&["users", "set", "u0", "credit", "5.00"]).code, 0);
+    let runs_before = env.runs().len();
+
+    let preview = env.run(&["sync", "--backfill", "--dry-run", "--json"]);
+    assert_eq!(preview.code, 0, "{}{}", preview.stdout, preview.stderr);
+    let p = preview.json();
+    assert_eq!((p["dry_run"].as_bool(), p["users"].as_u64()), (Some(true), Some(4)), "{p}");
+    assert_eq!(p["fills"].as_array().unwrap().len(), 4 + 2, "4 card numbers, 2 credits (u0 has one): {p}");
+    assert_eq!(env.user("u1")["card_number"], serde_json::Value::Null, "a preview changes nothing");
+    assert_eq!(env.runs().len(), runs_before);
+
+    let r = env.run(&["sync", "--backfill"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("6 values for 4 users"), "{}", r.stdout);
+    assert_eq!(env.user("u1")["card_number"], "E1");
+    assert_eq!(env.user("u1")["fields"]["credit"], "10.00");
+    assert_eq!(env.user("u0")["fields"]["credit"], "5.00", "set by hand, kept");
+    assert_eq!(env.user("u3")["fields"]["credit"], serde_json::Value::Null, "not a student");
+    let runs = env.runs();
+    assert_eq!((runs[0]["mode"].as_str(), runs[0]["status"].as_str()), (Some("backfill"), Some("ok")), "{}", runs[0]);
+    let audited = env.store().audit_of(env.store().user_by_name("u1").unwrap().unwrap().id, 10).unwrap();
+    assert!(audited.iter().any(|a| a.field.as_deref() == Some("card_number") && a.new.as_deref() == Some("E1")));
+    // Nothing left to fill.
+    let again = env.run(&["sync", "--backfill", "--json"]).json();
+    assert_eq!(again["fills"].as_array().unwrap().len(), 0, "{again}");
+}
