@@ -29,7 +29,31 @@ pub(super) fn parse_source(
     kinds: &[Registration],
     schedule: &Schedule,
 ) -> Result<SourceConfig, ConfigError> {
-    let (name, type_name, kind) = parse_kind(s, kinds)?;
+    let name = parse_name(s)?;
+    parse_named(s, kinds, schedule, name.clone()).map_err(|e| e.in_source(&name))
+}
+
+/// The source's `name`: what its messages call it.
+fn parse_name(s: &mut Section<'_>) -> Result<String, ConfigError> {
+    let name = s.string("name")?.unwrap_or_default();
+    if name.trim().is_empty() || name.chars().any(char::is_control) {
+        return Err(s.err("name", "expected a non-empty name"));
+    }
+    if name.contains(',') {
+        // A run lists the sources it covers separated by commas.
+        return Err(s.err("name", format!("\"{name}\": a source name cannot hold a comma")));
+    }
+    Ok(name)
+}
+
+/// The rest of a source's table, once its name is known.
+fn parse_named(
+    s: &mut Section<'_>,
+    kinds: &[Registration],
+    schedule: &Schedule,
+    name: String,
+) -> Result<SourceConfig, ConfigError> {
+    let (type_name, kind) = parse_kind(s, kinds)?;
     let (priority, role) = parse_role(s)?;
     let fields = parse_fields(s, &*kind, &type_name, &role)?;
     let import_disabled = s.boolean("import_disabled")?.unwrap_or(false);
@@ -64,21 +88,13 @@ pub(super) fn parse_source(
     })
 }
 
-/// The source's name, its `type`, and the kind's own settings, read by the
+/// The source's `type`, and the kind's own settings, read by the
 /// registration of that type; the common keys the kind has no use for are
 /// refused.
 fn parse_kind(
     s: &mut Section<'_>,
     kinds: &[Registration],
-) -> Result<(String, String, Arc<dyn crate::kind::Kind>), ConfigError> {
-    let name = s.string("name")?.unwrap_or_default();
-    if name.trim().is_empty() || name.chars().any(char::is_control) {
-        return Err(s.err("name", "expected a non-empty name"));
-    }
-    if name.contains(',') {
-        // A run lists the sources it covers separated by commas.
-        return Err(s.err("name", format!("\"{name}\": a source name cannot hold a comma")));
-    }
+) -> Result<(String, Arc<dyn crate::kind::Kind>), ConfigError> {
     let type_name =
         s.string("type")?.ok_or_else(|| s.err("type", format!("missing (expected {})", type_list(kinds))))?;
     let Some(reg) = kinds.iter().find(|k| k.types.contains(&type_name.as_str())) else {
@@ -93,7 +109,7 @@ fn parse_kind(
             return Err(s.err(k, format!("is not used by type = \"{type_name}\"")));
         }
     }
-    Ok((name, type_name, kind))
+    Ok((type_name, kind))
 }
 
 /// `priority` and `role` (with `match_on` for an enrich source).

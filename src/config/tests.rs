@@ -34,7 +34,7 @@ fn minimal_config_gets_defaults_and_relative_paths() {
 #[test]
 fn errors_name_file_key_and_expectation() {
     let e = parse(&MIN.replace("type = \"ldif\"", "type = \"ldiff\"")).unwrap_err().to_string();
-    assert!(e.starts_with("/etc/dirsync/dirsync.toml: sources[0].type: expected"), "{e}");
+    assert!(e.starts_with("/etc/dirsync/dirsync.toml: source \"corp\": sources[0].type: expected"), "{e}");
     let e = parse(&format!("{MIN}\n[safety]\non_missing = \"nuke\"\n")).unwrap_err().to_string();
     assert!(e.contains("safety.on_missing") && e.contains("\"disable\""), "{e}");
     let e = parse(&MIN.replace("full_name = \"cn\"", "")).unwrap_err().to_string();
@@ -357,4 +357,14 @@ fn a_six_field_cron_that_reads_like_five_fields_is_a_warning_saying_what_it_does
 fn a_toml_mistake_names_its_line_and_column() {
     let e = parse(&MIN.replace("type = \"ldif\"", "type = ldif")).unwrap_err();
     assert!(e.message.contains("line 4, column 8"), "{e}");
+}
+
+#[test]
+fn a_mistake_in_a_source_names_the_source() {
+    let e = parse(&MIN.replace("full_name = \"cn\"", "full_name = 5")).unwrap_err();
+    assert_eq!(e.key, "sources[0].fields.full_name", "the key stays a path: {e}");
+    assert!(e.to_string().contains("source \"corp\": sources[0].fields.full_name: "), "{e}");
+    // Outside a source's table, no source is named.
+    let e = parse(&format!("{MIN}[safety]\non_missing = \"wipe\"\n")).unwrap_err();
+    assert!(!e.to_string().contains("(source"), "{e}");
 }

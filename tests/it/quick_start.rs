@@ -74,10 +74,20 @@ fn the_readme_quick_start_runs_as_written() {
     });
     let base = rx.recv_timeout(Duration::from_secs(20)).expect("the service says where it listens");
     let mut b = Browser::new(&base);
+    let form = b.get("/login");
+    assert!(
+        form.body.contains("signs in as <strong>admin</strong>"),
+        "the sign-in page names the local account: {}",
+        form.body
+    );
     let signed = b.sign_in("admin", "choose-a-long-password");
     assert_eq!(signed.status, 303, "{}", signed.body);
     let page = b.get("/ui/users");
+    // A user's page shows every mapped field, labelled apart from its value.
+    let one = b.get("/ui/users/mhopper");
     let _ = child.kill();
     let _ = child.wait();
     assert!(page.status == 200 && page.body.contains("Users"), "{}", page.body);
+    assert!(one.body.contains("<dt>Department</dt><dd>Science</dd>"), "{}", one.body);
+    assert!(one.body.contains("<dt>Card number</dt><dd>1001</dd>"), "{}", one.body);
 }

@@ -109,6 +109,7 @@ fn login_page(admin: &AdminConfig, problem: Option<&str>, status: StatusCode) ->
             button type="submit" { "Sign in" }
         }
         @if let Some(g) = &admin.group { p.hint { "Members of " strong { (g) } " sign in with their directory password." } }
+        @if admin.password_hash.is_some() { p.hint { "The local administrator signs in as " strong { "admin" } " (its password is set with " code { "dirsync admin-password" } ")." } }
     };
     let mut res = (status, layout("Sign in", None, body)).into_response();
     // Double-submit token for the sign-in form (there is no session yet).

@@ -510,6 +510,10 @@ pub async fn user(
             div { dt { "DN" } dd.mono { (u.dn) } }
             div { dt { "Full name" } dd { (u.full_name.clone().unwrap_or_default()) } }
             div { dt { "Email" } dd { (u.email.clone().unwrap_or_default()) } }
+            // Every mapped field with a value, each labelled apart from it.
+            @for (label, key, v) in [("Department", "department", &u.department), ("Office", "office", &u.office), ("Card number", "card_number", &u.card_number), ("Second card number", "card_number2", &u.card_number2)] {
+                @if let Some(v) = v { div { dt { (label) @if owned_by_app(key) { " (application)" } } dd { (v) } } }
+            }
             @for (k, v) in &u.fields {
                 div { dt { (k) @if owned_by_app(k) { " (application)" } } dd { (v) } }
             }
