@@ -220,6 +220,20 @@ fn unescape(v: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("value {v:?} is not UTF-8"))
 }
 
+/// A parse error of `filter` for an admin: the message, then the filter
+/// quoted with a caret under the position the message names.
+pub fn explain(filter: &str, message: &str) -> String {
+    let at = message
+        .split("position ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<usize>().ok());
+    match at.filter(|&p| p <= filter.len() && filter.len() <= 200 && filter.is_char_boundary(p)) {
+        Some(p) => format!("{message}\n    {filter}\n    {}^", " ".repeat(filter[..p].chars().count())),
+        None => message.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

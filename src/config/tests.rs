@@ -368,3 +368,15 @@ fn a_mistake_in_a_source_names_the_source() {
     let e = parse(&format!("{MIN}[safety]\non_missing = \"wipe\"\n")).unwrap_err();
     assert!(!e.to_string().contains("(source"), "{e}");
 }
+
+#[test]
+fn a_filter_mistake_is_quoted_with_a_caret_under_its_position() {
+    let text = MIN.replace("path = \"d.ldif\"", "path = \"d.ldif\"\nuser_filter = \"(&(uid=*)(cn=x)\"");
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.key, "sources[0].user_filter", "{e}");
+    let lines: Vec<&str> = e.message.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", e.message);
+    assert_eq!(lines[1].trim(), "(&(uid=*)(cn=x)");
+    let caret = lines[2].find('^').unwrap() - lines[1].find('(').unwrap();
+    assert_eq!(caret, 15, "under the end, where ')' is missing: {}", e.message);
+}

@@ -47,6 +47,9 @@ pub struct AppState {
     pub http: Arc<ops::HttpMetrics>,
     /// The admin page's sessions.
     pub sessions: Arc<crate::serve::page::session::Sessions>,
+    /// Why the config file's last reload was refused (`None`: the file is
+    /// the configuration in force, or was not reloaded).
+    pub refused_reload: Arc<RwLock<Option<String>>>,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             auth: Arc::new(Authenticator::new(cfg.clone(), store.clone())),
             http: Arc::default(),
             sessions: Arc::default(),
+            refused_reload: Arc::default(),
             cfg,
             store,
         }
@@ -204,7 +208,7 @@ pub async fn run(
         reload_rx,
         stop_rx.clone(),
     ));
-    let reloader = tokio::spawn(reloads(control.reload, from, state.cfg.clone(), reload_tx));
+    let reloader = tokio::spawn(reloads(control.reload, from, state.clone(), reload_tx));
     let limits = conn::Limits {
         max_connections: server.max_connections,
         header_timeout: server.header_timeout,
@@ -322,8 +326,9 @@ async fn wind_down(store: &dyn Store, worker: tokio::task::JoinHandle<()>, grace
 
 /// Reads the config again on each message; a refused one leaves the old in
 /// force. The scheduler is told through `reloaded`.
-async fn reloads(mut asked: mpsc::Receiver<()>, from: Reload, cfg: ConfigHandle, reloaded: watch::Sender<u64>) {
+async fn reloads(mut asked: mpsc::Receiver<()>, from: Reload, st: AppState, reloaded: watch::Sender<u64>) {
     let Reload { path, kinds } = from;
+    let cfg = st.cfg.clone();
     while asked.recv().await.is_some() {
         match Config::load_with(&path, &kinds) {
             Ok(new) => {
@@ -335,10 +340,14 @@ async fn reloads(mut asked: mpsc::Receiver<()>, from: Reload, cfg: ConfigHandle,
                     warn!("{w}");
                 }
                 *cfg.write().expect("config lock") = Arc::new(new);
+                *st.refused_reload.write().expect("reload lock") = None;
                 reloaded.send_modify(|n| *n += 1);
                 info!("configuration reloaded from {}", path.display());
             }
-            Err(e) => error!("reload: the new configuration is refused, the old one is kept: {e}"),
+            Err(e) => {
+                error!("reload: the new configuration is refused, the old one is kept: {e}");
+                *st.refused_reload.write().expect("reload lock") = Some(e.to_string());
+            }
         }
     }
 }

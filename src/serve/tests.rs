@@ -182,3 +182,36 @@ async fn the_caller_stops_and_reloads_a_service_it_gave_a_listener() {
     service.await.unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed once run returns");
 }
+
+#[tokio::test]
+async fn a_refused_reload_is_kept_for_the_settings_banner_and_cleared_by_a_good_one() {
+    let (dir, st) = state().await;
+    let path = dir.path().join("c.toml");
+    let (ask, asked) = tokio::sync::mpsc::channel(1);
+    let (reloaded, _) = tokio::sync::watch::channel(0u64);
+    let from = super::Reload { path: path.clone(), kinds: crate::sources::KINDS.to_vec() };
+    let task = tokio::spawn(super::reloads(asked, from, st.clone(), reloaded));
+    let wait_for = |want: bool| {
+        let st = st.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            while st.refused_reload.read().unwrap().is_some() != want {
+                assert!(tokio::time::Instant::now() < deadline, "the reload was read");
+                tokio::task::yield_now().await;
+            }
+            st.refused_reload.read().unwrap().clone()
+        }
+    };
+    std::fs::write(
+        &path,
+        "[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\n",
+    )
+    .unwrap();
+    ask.send(()).await.unwrap();
+    let why = wait_for(true).await.unwrap();
+    assert!(why.contains("sources[0].fields.full_name") && why.contains("missing"), "{why}");
+    std::fs::write(&path, "[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n").unwrap();
+    ask.send(()).await.unwrap();
+    assert_eq!(wait_for(false).await, None, "a good reload clears it");
+    task.abort();
+}

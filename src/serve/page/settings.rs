@@ -66,7 +66,11 @@ pub async fn settings(State(st): State<AppState>, Admin(s): Admin) -> Response {
     let cfg = st.config();
     let text =
         std::fs::read_to_string(&cfg.file).unwrap_or_else(|e| format!("(cannot read {}: {e})", cfg.file.display()));
+    let refused = st.refused_reload.read().expect("reload lock").clone();
     let body = html! {
+        @if let Some(why) = refused {
+            p.error role="alert" { "The running configuration differs from the file below: its last reload was refused, and the configuration loaded before it is in force. " span.mono { (why) } }
+        }
         (form(&s.csrf))
         h2 { (cfg.file.display()) }
         pre.config { (masked(&text)) }

@@ -200,14 +200,15 @@ pub fn parse_query(s: &mut Section<'_>, ad: bool) -> Result<DirectoryQuery, Conf
     let user_filter = s
         .string("user_filter")?
         .unwrap_or_else(|| if ad { AD_USER_FILTER } else { "(objectClass=inetOrgPerson)" }.into());
-    crate::filter::Filter::parse(&user_filter).map_err(|m| s.err("user_filter", m))?;
+    crate::filter::Filter::parse(&user_filter)
+        .map_err(|m| s.err("user_filter", crate::filter::explain(&user_filter, &m)))?;
     let group_filter = match s.string("group_filter")?.as_deref() {
         Some("") => None,
         Some(f) => Some(f.to_string()),
         None => Some(if ad { "(objectClass=group)" } else { "(objectClass=groupOfNames)" }.into()),
     };
     if let Some(f) = &group_filter {
-        crate::filter::Filter::parse(f).map_err(|m| s.err("group_filter", m))?;
+        crate::filter::Filter::parse(f).map_err(|m| s.err("group_filter", crate::filter::explain(f, &m)))?;
     }
     let member_attribute = s.string("member_attribute")?.unwrap_or_else(|| "member".into()).to_ascii_lowercase();
     if !["member", "uniquemember", "memberuid"].contains(&member_attribute.as_str()) {
