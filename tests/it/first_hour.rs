@@ -221,3 +221,24 @@ fn a_backfill_fills_what_creates_missed_and_never_overwrites() {
     let again = env.run(&["sync", "--backfill", "--json"]).json();
     assert_eq!(again["fills"].as_array().unwrap().len(), 0, "{again}");
 }
+
+#[test]
+fn the_dashboard_says_why_a_source_failed_instead_of_a_change_count() {
+    let slapd = crate::harness::Slapd::start();
+    let env = crate::page::writeback_page_env(&slapd);
+    let svc = crate::serve::Service::start(&env);
+    assert_eq!(svc.sync()["status"], "ok");
+    // Every entry skipped: the source fails, and the dashboard says why.
+    env.edit_config(|c| c.replace("username = \"uid\"", "username = \"uidd\""));
+    std::process::Command::new("kill").args(["-HUP", &svc.child.id().to_string()]).status().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !svc.log().contains("configuration reloaded") {
+        assert!(std::time::Instant::now() < deadline, "reloaded: {}", svc.log());
+        std::thread::yield_now();
+    }
+    assert_eq!(svc.sync()["status"], "failed");
+    let mut b = crate::page::Browser::new(&svc.base);
+    assert_eq!(b.sign_in("admin", crate::page::ADMIN_PASSWORD).status, 303);
+    let page = b.get("/");
+    assert!(page.body.contains("user entries were skipped"), "{}", page.body);
+}

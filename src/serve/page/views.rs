@@ -65,7 +65,7 @@ pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response 
                             td {
                                 @if let Some(r) = last {
                                     a href=(format!("/ui/runs/{}", r.id)) { (status_badge(r.status)) }
-                                    " " (r.started_at.to_string()) " · " (duration(r)) " · " (r.counts.changes()) " changes"
+                                    " " (r.started_at.to_string()) " · " (duration(r)) " · " (outcome_of(r))
                                 } @else { "never" }
                                 @if let Some(h) = health.get(&src.name).filter(|h| h.failures > 0) {
                                     br; span.error { (h.failures) " failed in a row" }
@@ -103,6 +103,21 @@ pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response 
     layout("Dashboard", Some(&s), body).into_response()
 }
 
+/// What a run did, in a few words: its changes, or, for a run that failed
+/// or was held back, why (nothing of it was applied).
+fn outcome_of(r: &RunRecord) -> Markup {
+    let why = r.message.as_deref().unwrap_or("");
+    let short: String = why.chars().take(160).collect();
+    let more = if why.chars().count() > 160 { "…" } else { "" };
+    match r.status {
+        RunStatus::Failed | RunStatus::Blocked | RunStatus::Interrupted => {
+            html! { span.error title=(why) { (short) (more) } }
+        }
+        RunStatus::Partial => html! { (r.counts.changes()) " changes; " span.error title=(why) { (short) (more) } },
+        _ => html! { (r.counts.changes()) " changes" },
+    }
+}
+
 fn run_table(runs: &[RunRecord]) -> Markup {
     html! {
         table {
@@ -116,7 +131,7 @@ fn run_table(runs: &[RunRecord]) -> Markup {
                         td { (r.mode) }
                         td { (r.started_at.to_string()) }
                         td { (duration(r)) }
-                        td { (r.counts.changes()) }
+                        td { (outcome_of(r)) }
                         td { (r.counts.skipped) }
                     }
                 }
