@@ -172,7 +172,13 @@ fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
         "dn: cn=Students,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\nmember: uid=dave,ou=people,{SUFFIX}\n\n"
     ));
     let p = b.send("POST", "/ui/preview", &[("csrf", &csrf), ("source", "corp")]);
-    assert!(p.status == 200 && p.body.contains("nothing was changed"), "{}", p.body);
+    assert!(p.status == 200 && p.body.contains("nothing has been changed yet"), "{}", p.body);
+    assert!(
+        p.body.contains(">Sync now</button>") && p.body.contains("applies source <strong>corp</strong>"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("it compared"), "the preview says what it compared: {}", p.body);
     assert!(p.body.contains("full_name: Bob Baker → Robert Baker"), "{}", p.body);
     assert!(
         p.body.contains("Creates (1)")

@@ -171,7 +171,7 @@ fn an_admin_signs_in_previews_syncs_and_searches_in_a_real_browser() {
         shot("dashboard.png").await;
         // Preview: the plan, nothing changed.
         c.find(Locator::XPath("//button[text()='Preview']")).await.unwrap().click().await.unwrap();
-        wait_text(&c, "main", "nothing was changed").await;
+        wait_text(&c, "main", "nothing has been changed yet").await;
         shot("preview.png").await;
         // Sync now: the run's page.
         c.goto(base).await.unwrap();

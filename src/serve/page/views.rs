@@ -173,9 +173,30 @@ pub async fn preview(State(st): State<AppState>, Checked(s, f): Checked<SourceFo
         Ok(o) => o,
         Err(e) => return page_failure(e),
     };
+    let compared = match outcome.mode {
+        crate::engine::history::RunMode::Incremental => {
+            "what changed in the directory since the last read, against the store"
+        }
+        crate::engine::history::RunMode::Mixed => {
+            "some sources' changes since their last read, the others' every entry, against the store"
+        }
+        _ => "every entry of the directory against the store",
+    };
     let body = html! {
-        p { (status_badge(outcome.status)) " " (outcome.mode) " read of " (outcome.selected) ": nothing was changed." }
+        p { strong { "Preview: nothing has been changed yet." } " " (status_badge(outcome.status)) " " (outcome.mode) " read of " (outcome.selected) ": it compared " (compared) "." }
         @if let Some(m) = &outcome.message { p.error { (m) } }
+        @if outcome.counts.changes() > 0 && outcome.status != RunStatus::Failed {
+            form method="post" action="/ui/sync" {
+                (csrf_field(&s.csrf))
+                @if let Some(src) = &source { input type="hidden" name="source" value=(src); }
+                button type="submit" { "Sync now" }
+                " applies " @if let Some(src) = &source { "source " strong { (src) } } @else { "every source" } " (read again: what changed since this preview is included)"
+            }
+        }
+        @if !outcome.warnings.is_empty() {
+            h3 { "Warnings" }
+            ul { @for g in crate::model::ReasonGroup::of(&outcome.warnings).iter().take(20) { li { (g.line()) } } }
+        }
         (counts(&outcome.counts))
         @if let Some(plan) = &outcome.plan {
             @let summary = crate::engine::plan::summary::PlanSummary::first(plan, if all { usize::MAX } else { crate::engine::plan::summary::FIRST });
