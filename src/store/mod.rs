@@ -358,6 +358,8 @@ pub trait Store: Send + Sync {
     fn users_page(&self, q: &UserQuery) -> Result<Vec<crate::model::StoredUser>, StoreError>;
     /// Audit trail of one user (by id), newest first.
     fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// What one run changed, in the order it was written, at most `limit`.
+    fn run_changes(&self, run_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// What a blocked run would have removed.
     fn removals_of(&self, run_id: i64) -> Result<Vec<PlannedRemoval>, StoreError>;
     /// A blocked run's plan summary (JSON), if it has one.

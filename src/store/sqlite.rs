@@ -427,6 +427,10 @@ impl Store for SqliteStore {
         self.read(|conn| queries::audit_of(conn, &self.inner.path, user_id, limit))
     }
 
+    fn run_changes(&self, run_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(|conn| queries::run_changes(conn, &self.inner.path, run_id, limit))
+    }
+
     fn user_by_name(&self, name: &str) -> Result<Option<StoredUser>, StoreError> {
         self.read(|conn| queries::user_by_name(conn, &self.inner.path, name))
     }

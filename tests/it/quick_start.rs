@@ -85,9 +85,13 @@ fn the_readme_quick_start_runs_as_written() {
     let page = b.get("/ui/users");
     // A user's page shows every mapped field, labelled apart from its value.
     let one = b.get("/ui/users/mhopper");
+    // The sync's page lists who it changed, by kind.
+    let run = b.get("/ui/runs/1");
     let _ = child.kill();
     let _ = child.wait();
     assert!(page.status == 200 && page.body.contains("Users"), "{}", page.body);
     assert!(one.body.contains("<dt>Department</dt><dd>Science</dd>"), "{}", one.body);
     assert!(one.body.contains("<dt>Card number</dt><dd>1001</dd>"), "{}", one.body);
+    assert!(run.body.contains("<h2>Changes</h2>") && run.body.contains("<h3>create ("), "{}", run.body);
+    assert!(run.body.contains("<td>mhopper</td>"), "{}", run.body);
 }

@@ -208,6 +208,36 @@ pub async fn preview(State(st): State<AppState>, Checked(s, f): Checked<SourceFo
     layout("Preview", Some(&s), body).into_response()
 }
 
+/// Who a run changed, by kind of change (as the audit trail has it): the
+/// first hundred of each, and a link to every one.
+fn run_changes(id: i64, changes: &[crate::model::records::AuditRecord], all: bool) -> Markup {
+    let mut kinds: Vec<(&str, Vec<&crate::model::records::AuditRecord>)> = Vec::new();
+    for c in changes {
+        match kinds.iter_mut().find(|(k, _)| *k == c.action) {
+            Some((_, v)) => v.push(c),
+            None => kinds.push((&c.action, vec![c])),
+        }
+    }
+    let shown = if all { usize::MAX } else { 100 };
+    let cut = !all && (changes.len() >= RUN_ROWS || kinds.iter().any(|(_, v)| v.len() > shown));
+    html! {
+        @if !kinds.is_empty() {
+            h2 { "Changes" }
+            @if cut { p.hint { "The first hundred of each kind. " a href=(format!("/ui/runs/{id}?all=1")) { "See every change" } } }
+            @for (kind, rows) in &kinds {
+                h3 { (kind) " (" (rows.len()) @if cut && changes.len() >= RUN_ROWS { "+" } ")" }
+                table {
+                    thead { tr { th { "Name" } th { "Field" } th { "Before" } th { "After" } } }
+                    tbody { @for c in rows.iter().take(shown) { tr {
+                        td { (c.name) } td { (c.field.clone().unwrap_or_default()) }
+                        td { (c.old.clone().unwrap_or_default()) } td { (c.new.clone().unwrap_or_default()) }
+                    } } }
+                }
+            }
+        }
+    }
+}
+
 /// A Preview button (of one source, or all; `all`: every change listed).
 fn preview_form(csrf: &str, source: Option<&str>, all: bool, label: &str) -> Markup {
     html! {
@@ -372,22 +402,33 @@ pub fn chart(runs: &[RunRecord]) -> Markup {
     }
 }
 
+#[derive(Deserialize)]
+pub struct RunQuery {
+    all: Option<String>,
+}
+
+/// Audit rows read for a run's page (every one with `?all=1`).
+const RUN_ROWS: usize = 2_000;
+
 pub async fn run(
     State(st): State<AppState>,
     Admin(s): Admin,
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    Query(q): Query<RunQuery>,
 ) -> Response {
     let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such run.") };
+    let all = q.all.is_some();
     let read = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
         let run = s.run_by_id(id)?;
         let plan =
             s.plan_of(id)?.and_then(|j| serde_json::from_str::<crate::engine::plan::summary::PlanSummary>(&j).ok());
-        Ok((run, s.removals_of(id)?, plan))
+        let changes = s.run_changes(id, if all { usize::MAX >> 1 } else { RUN_ROWS })?;
+        Ok((run, s.removals_of(id)?, plan, changes))
     })
     .await;
-    let (run, removals, plan) = match read {
-        Ok((Some(r), rem, plan)) => (r, rem, plan),
-        Ok((None, _, _)) => return page_error(StatusCode::NOT_FOUND, "No such run."),
+    let (run, removals, plan, changes) = match read {
+        Ok((Some(r), rem, plan, changes)) => (r, rem, plan, changes),
+        Ok((None, _, _, _)) => return page_error(StatusCode::NOT_FOUND, "No such run."),
         Err(e) => return store_error(e),
     };
     let running = matches!(run.status, RunStatus::Queued | RunStatus::Running);
@@ -419,6 +460,7 @@ pub async fn run(
                 span.hint { " Plans again and applies only if nobody else would be removed." }
             }
         }
+        (run_changes(id, &changes, all))
         (errors(&run.errors))
         @if !run.warnings.is_empty() {
             h2 { "Warnings (" (run.warnings.len()) ")" }

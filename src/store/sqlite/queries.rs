@@ -214,12 +214,32 @@ pub(super) fn audit_of(
     user_id: i64,
     limit: usize,
 ) -> Result<Vec<AuditRecord>, StoreError> {
+    audit_rows(conn, path, "WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2", user_id, limit)
+}
+
+/// One run's audit rows, in the order they were written.
+pub(super) fn run_changes(
+    conn: &Connection,
+    path: &Path,
+    run_id: i64,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    audit_rows(conn, path, "WHERE run_id = ?1 ORDER BY id LIMIT ?2", run_id, limit)
+}
+
+/// Audit rows selected by `tail` (a fixed clause with `?1` and `?2`).
+fn audit_rows(
+    conn: &Connection,
+    path: &Path,
+    tail: &str,
+    key: i64,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, StoreError> {
     let err = backend(path);
-    let mut st = conn
-            .prepare_cached("SELECT run_id, at, user_id, name, action, field, old, new FROM audit WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2")
-            .map_err(&err)?;
+    let sql = format!("SELECT run_id, at, user_id, name, action, field, old, new FROM audit {tail}");
+    let mut st = conn.prepare_cached(&sql).map_err(&err)?;
     let rows = st
-        .query_map(params![user_id, limit as i64], |r| {
+        .query_map(params![key, limit as i64], |r| {
             Ok(AuditRecord {
                 run_id: r.get(0)?,
                 at: r.get(1)?,

@@ -144,6 +144,8 @@ CREATE TABLE run_plans (
     summary TEXT NOT NULL
 );
 "#,
+    // 7: a run's changes, read by run (its page lists them)
+    "CREATE INDEX audit_run ON audit (run_id);",
 ];
 
 /// The migration after which [`rekey`] runs, in the same transaction.

@@ -35,6 +35,7 @@ pub fn run_all(store: &dyn Store) {
     writes::saved_positions_are_per_source_and_keep_the_last_full_read(store);
     writes::field_values_list_core_and_custom_fields_and_the_generation_moves(store);
     writes::a_handle_is_the_same_store_and_it_checks_whole(store);
+    writes::a_runs_changes_are_read_in_the_order_written(store);
     runs::queued_runs_begin_or_are_abandoned_and_running_ones_are_interrupted(store);
     runs::a_finished_run_keeps_its_counts_errors_warnings_and_mode(store);
     runs::a_blocked_runs_removals_and_plan_are_kept(store);

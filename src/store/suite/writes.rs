@@ -179,3 +179,15 @@ pub(super) fn a_handle_is_the_same_store_and_it_checks_whole(store: &dyn Store) 
     assert_eq!(via_handle, store.user_by_name("amy").unwrap().map(|u| u.id));
     store.integrity_check().unwrap();
 }
+
+pub(super) fn a_runs_changes_are_read_in_the_order_written(store: &dyn Store) {
+    let run = super::record(store);
+    let users = [user("rc1", Status::Active), user("rc2", Status::Active), user("rc3", Status::Active)];
+    store.transaction(&mut |tx| tx.insert_created(&users, Some(run.id), Timestamp::now()).map(drop)).unwrap();
+    let all = store.run_changes(run.id, 100).unwrap();
+    let names: Vec<(&str, &str)> = all.iter().map(|c| (c.action.as_str(), c.name.as_str())).collect();
+    assert_eq!(names, [("create", "rc1"), ("create", "rc2"), ("create", "rc3")]);
+    assert!(all.iter().all(|c| c.run_id == Some(run.id)));
+    assert_eq!(store.run_changes(run.id, 2).unwrap().len(), 2, "at most the limit");
+    assert!(store.run_changes(run.id + 1000, 10).unwrap().is_empty());
+}
