@@ -242,3 +242,22 @@ fn the_dashboard_says_why_a_source_failed_instead_of_a_change_count() {
     let page = b.get("/");
     assert!(page.body.contains("user entries were skipped"), "{}", page.body);
 }
+
+#[test]
+fn a_first_read_that_returns_no_user_entry_says_so() {
+    // The filter matches nothing (a misspelled object class).
+    let env = env_with("username = \"uid\"\nfull_name = \"cn\"\n", &people(3));
+    env.edit_config(|c| {
+        c.replace("path = \"d.ldif\"", "path = \"d.ldif\"\nuser_filter = \"(objectClass=inetOrgPersn)\"")
+    });
+    let (code, out) = env.sync(&["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    let notes: Vec<&str> = out["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["dn"].is_null())
+        .map(|w| w["reason"].as_str().unwrap())
+        .collect();
+    assert!(notes.iter().any(|n| n.contains("returned no user entry")), "{out}");
+}

@@ -222,6 +222,10 @@ fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
     let p = b.send("POST", "/ui/settings/test", &[("csrf", &csrf)]);
     assert!(p.status == 200 && p.body.contains("Nothing was changed") && p.body.contains("alice"), "{}", p.body);
     assert!(p.body.contains(" users, 3 groups"), "{}", p.body);
+    // Every mapped field of the sample, one column each.
+    for column in ["<th>full_name</th>", "<th>department</th>", "<th>card_number</th>", "<th>extension</th>"] {
+        assert!(p.body.contains(column), "{column}: {}", p.body);
+    }
     assert_eq!(env.runs().len(), runs_before, "no run was recorded");
 
     // No page shows a secret (bind password, tokens, the admin password, its hash).

@@ -225,6 +225,10 @@ fn judge_full_read(name: &str, batch: &mut SourceBatch) -> Result<(), SourceErro
         ));
     }
     batch.warnings.append(&mut batch.read_notes);
+    if batch.user_entries == 0 {
+        let what = "the read returned no user entry: check the source's user_filter and base (or its file)";
+        batch.warnings.push(crate::model::EntryError::run_level(what));
+    }
     Ok(())
 }
 

@@ -92,9 +92,11 @@ pub async fn test(State(st): State<AppState>, Checked(s, _): Checked<super::Csrf
                 Ok((said, b)) => {
                     @if let Some(said) = said { p { "The source says: " (said) } }
                     p { span.badge.ok { "ok" } " " (b.users.len()) " users, " (b.groups.len()) " groups, " (b.errors.len()) " skipped, in " (format!("{took:.1}")) " s" }
+                    // Every mapped field of the sample, as the store would hold it.
+                    @let names: Vec<&str> = src.fields.iter().skip(1).map(|f| &*f.name).collect();
                     table {
-                        thead { tr { th { "Username" } th { "Full name" } th { "Email" } } }
-                        tbody { @for u in b.users.iter().take(10) { tr { td { (u.username.as_str()) } td { (field(u, "full_name")) } td { (field(u, "email")) } } } }
+                        thead { tr { th { "Username" } @for n in &names { th { (n) } } } }
+                        tbody { @for u in b.users.iter().take(10) { tr { td { (u.username.as_str()) } @for n in &names { td { (field(u, n)) } } } } }
                     }
                     @if !b.warnings.is_empty() {
                         h3 { "Warnings" }
