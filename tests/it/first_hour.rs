@@ -241,6 +241,20 @@ fn the_dashboard_says_why_a_source_failed_instead_of_a_change_count() {
     assert_eq!(b.sign_in("admin", crate::page::ADMIN_PASSWORD).status, 303);
     let page = b.get("/");
     assert!(page.body.contains("user entries were skipped"), "{}", page.body);
+    // The backfill's preview, from the dashboard's button: nothing to fill
+    // here (every code was generated at creation), and nothing changed.
+    assert!(page.body.contains("Fill in missing values"), "{}", page.body);
+    let csrf = crate::page::Browser::csrf(&page);
+    env.edit_config(|c| c.replace("username = \"uidd\"", "username = \"uid\""));
+    std::process::Command::new("kill").args(["-HUP", &svc.child.id().to_string()]).status().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while svc.log().matches("configuration reloaded").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "reloaded: {}", svc.log());
+        std::thread::yield_now();
+    }
+    let p = b.send("POST", "/ui/backfill", &[("csrf", &csrf)]);
+    assert!(p.status == 200 && p.body.contains("Preview: nothing has been changed yet"), "{}", p.body);
+    assert!(p.body.contains("0 values for 0 users"), "{}", p.body);
 }
 
 #[test]

@@ -147,6 +147,22 @@ impl From<crate::engine::sync::ApproveError> for ApiError {
     }
 }
 
+impl From<crate::engine::backfill::BackfillError> for ApiError {
+    fn from(e: crate::engine::backfill::BackfillError) -> ApiError {
+        use crate::engine::backfill::BackfillError;
+        match e {
+            e @ BackfillError::UnknownSource(_) => ApiError::not_found(e.to_string()),
+            e @ BackfillError::Source(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string())
+            }
+            BackfillError::Store(StoreError::Locked(_)) => {
+                ApiError::sync_running("a sync or push is running; try again")
+            }
+            BackfillError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> ApiError {
         let status = r.status();

@@ -225,3 +225,51 @@ impl super::WithCsrf for ResolveForm {
         &self.csrf
     }
 }
+
+#[derive(Deserialize)]
+pub struct BackfillForm {
+    csrf: String,
+    /// Set: fill in; absent: the preview.
+    apply: Option<String>,
+}
+
+impl super::WithCsrf for BackfillForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `sync --backfill` from the page: a preview of what existing users lack
+/// and a create would have set, then "Fill in" (a run of mode `backfill`).
+pub async fn backfill(State(st): State<AppState>, Checked(s, f): Checked<BackfillForm>) -> Response {
+    let cfg = st.config();
+    let apply = f.apply.is_some();
+    let o = match crate::engine::backfill::backfill(&cfg, &*st.store, &[], !apply).await {
+        Ok(o) => o,
+        Err(e) => return page_failure(e),
+    };
+    if apply {
+        tracing::info!(user = %s.user, run = ?o.run_id, values = o.fills.len(), "admin page: backfill");
+        return Redirect::to(&format!("/ui/runs/{}", o.run_id.unwrap_or_default())).into_response();
+    }
+    let body = html! {
+        p { strong { "Preview: nothing has been changed yet." } " A backfill fills in what existing users lack and a create would have set (create-only fields, rules, generated codes); it never overwrites a value." }
+        p { (o.fills.len()) " values for " (o.users) " users." }
+        @if !o.fills.is_empty() {
+            form method="post" action="/ui/backfill" {
+                input type="hidden" name="csrf" value=(s.csrf);
+                input type="hidden" name="apply" value="1";
+                button type="submit" { "Fill in" }
+            }
+            table {
+                thead { tr { th { "User" } th { "Field" } th { "Value" } th { "From" } } }
+                tbody { @for fill in o.fills.iter().take(200) { tr {
+                    td { (fill.username) } td { (fill.field) }
+                    td { (fill.value.clone().unwrap_or_else(|| "(a generated code)".into())) } td { (fill.from) }
+                } } }
+            }
+            @if o.fills.len() > 200 { p.hint { "… and " (o.fills.len() - 200) " more (`dirsync sync --backfill --dry-run --json` lists all)." } }
+        }
+    };
+    layout("Backfill", Some(&s), body).into_response()
+}

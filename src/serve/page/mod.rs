@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(signin::logout))
         .route("/ui/sync", post(views::sync_now))
         .route("/ui/preview", post(views::preview))
+        .route("/ui/backfill", post(actions::backfill))
         .route("/ui/runs", get(views::runs))
         .route("/ui/runs/{id}", get(views::run))
         .route("/ui/runs/{id}/approve", post(views::approve))

@@ -87,6 +87,7 @@ pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response 
             div.actions {
                 form method="post" action="/ui/preview" { (csrf_field(&s.csrf)) button type="submit" { "Preview all" } }
                 form method="post" action="/ui/sync" { (csrf_field(&s.csrf)) button type="submit" { "Sync all now" } }
+                form method="post" action="/ui/backfill" { (csrf_field(&s.csrf)) button type="submit" { "Fill in missing values" } }
             }
         }
         section.cards {
