@@ -296,10 +296,8 @@ fn exit_code(status: RunStatus) -> u8 {
 
 /// `dirsync admin-password FILE`: the local admin's password (stdin) as an Argon2id hash.
 fn admin_password(file: std::path::PathBuf) -> Result<u8, Failure> {
-    let mut password = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
-        .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
-    let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
+    let password = cli::read_password("the admin page's password (12 characters or more): ", true)?;
+    let password = password.as_str();
     if password.trim().chars().count() < 12 {
         return Err(Failure::config("the admin password must have at least 12 characters"));
     }
@@ -314,10 +312,8 @@ fn admin_password(file: std::path::PathBuf) -> Result<u8, Failure> {
 fn auth(config: &std::path::Path, username: String) -> Result<u8, Failure> {
     let cfg = load(config)?;
     let store = read_store(&cfg)?;
-    let mut password = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut password)
-        .map_err(|e| Failure::failed(format!("cannot read the password from stdin: {e}")))?;
-    let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
+    let password = cli::read_password(&format!("{username}'s password: "), false)?;
+    let password = password.as_str();
     let handle = Arc::new(std::sync::RwLock::new(Arc::new(cfg)));
     let auth = dirsync::serve::dirauth::Authenticator::new(handle, store);
     let rt = runtime()?;

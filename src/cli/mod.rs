@@ -122,3 +122,48 @@ impl Progress {
         }
     }
 }
+
+/// A password: on a terminal, asked for with `prompt` and read without
+/// echo (`confirm`: asked twice, and both must agree); otherwise read from
+/// stdin as scripts give it. At most 4 KiB; the line end is not part of it.
+pub fn read_password(prompt: &str, confirm: bool) -> Result<String, Failure> {
+    let failed = |e: std::io::Error| Failure::failed(format!("cannot read the password: {e}"));
+    if !std::io::stdin().is_terminal() {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut text).map_err(failed)?;
+        return Ok(without_line_end(&text).to_string());
+    }
+    let first = hidden_line(prompt).map_err(failed)?;
+    if confirm && hidden_line("again: ").map_err(failed)? != first {
+        return Err(Failure::config("the two passwords differ; nothing was written"));
+    }
+    Ok(first)
+}
+
+fn without_line_end(text: &str) -> &str {
+    text.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(text)
+}
+
+/// One line from the terminal with its echo off (restored after).
+fn hidden_line(prompt: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, Write};
+    use std::os::fd::AsRawFd;
+    let fd = std::io::stdin().as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for a valid descriptor.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut term) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let saved = term;
+    term.c_lflag &= !libc::ECHO;
+    term.c_lflag |= libc::ECHONL;
+    // SAFETY: the same descriptor, with settings read from it.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) };
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let read = std::io::Read::take(std::io::stdin().lock(), 4096).read_line(&mut line);
+    // SAFETY: restores what was read above.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    read.map(|_| without_line_end(&line).to_string())
+}

@@ -275,3 +275,61 @@ fn a_first_read_that_returns_no_user_entry_says_so() {
         .collect();
     assert!(notes.iter().any(|n| n.contains("returned no user entry")), "{out}");
 }
+
+/// Runs `args` under a pseudo-terminal, answering each prompt that contains
+/// `prompt` with a line from `answers`; returns everything the terminal showed.
+fn on_a_terminal(args: &[&str], prompt: &str, answers: &[&str]) -> (i32, String) {
+    let script = r#"
+import os, pty, signal, sys
+signal.alarm(30)  # a prompt never answered fails the test, never hangs it
+argv, prompt, answers = sys.argv[1:-2], sys.argv[-2].encode(), sys.argv[-1].split("\n")
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen, shown = b"", 0
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+    if seen.count(prompt) > shown and answers:
+        shown += 1
+        os.write(fd, answers.pop(0).encode() + b"\n")
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode("utf-8", "replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let mut argv = vec![env!("CARGO_BIN_EXE_dirsync")];
+    argv.extend_from_slice(args);
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(&argv)
+        .arg(prompt)
+        .arg(answers.join("\n"))
+        .output()
+        .expect("python3 runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn on_a_terminal_admin_password_asks_twice_without_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin.hash");
+    let secret = "terminal-secret-0123";
+    let (code, shown) = on_a_terminal(&["admin-password", file.to_str().unwrap()], ": ", &[secret, secret]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(!shown.contains(secret), "the password was echoed: {shown}");
+    assert!(shown.contains("again"), "asked twice: {shown}");
+    let hash = std::fs::read_to_string(&file).unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    // Two answers that differ write nothing.
+    let other = dir.path().join("other.hash");
+    let (code, shown) =
+        on_a_terminal(&["admin-password", other.to_str().unwrap()], ": ", &[secret, "not-the-same-0123"]);
+    assert_eq!(code, 2, "{shown}");
+    assert!(shown.contains("differ") && !other.exists(), "{shown}");
+}
