@@ -334,7 +334,13 @@ fn errors(errors: &[crate::model::EntryError]) -> Markup {
     html! {
         @if !errors.is_empty() {
             h2 { "Skipped entries and errors (" (errors.len()) ")" }
-            table { thead { tr { th { "Entry" } th { "Reason" } } } tbody { @for e in errors.iter().take(500) { tr { td.mono { (e.dn) } td { (e.reason) } } } } }
+            // One row per reason, with its count and the first entries.
+            table {
+                thead { tr { th { "Reason" } th { "Entries" } th { "First of them" } } }
+                tbody { @for g in crate::model::ReasonGroup::of(errors).iter().take(200) {
+                    tr { td { (g.reason) } td { (g.count) } td.mono { (g.dns.join("; ")) } }
+                } }
+            }
         }
     }
 }
@@ -465,7 +471,12 @@ pub async fn run(
         (errors(&run.errors))
         @if !run.warnings.is_empty() {
             h2 { "Warnings (" (run.warnings.len()) ")" }
-            table { thead { tr { th { "Entry" } th { "Warning" } } } tbody { @for e in run.warnings.iter().take(500) { tr { td.mono { (e.dn) } td { (e.reason) } } } } }
+            table {
+                thead { tr { th { "Warning" } th { "Entries" } th { "First of them" } } }
+                tbody { @for g in crate::model::ReasonGroup::of(&run.warnings).iter().take(200) {
+                    tr { td { (g.reason) } td { (g.count) } td.mono { (g.dns.join("; ")) } }
+                } }
+            }
         }
     };
     layout(&format!("Run #{id}"), Some(&s), body).into_response()
