@@ -471,9 +471,12 @@ pub struct SourceBatch {
     /// Users mapped and not skipped as duplicates (before a scope limits
     /// them): none of `user_entries` means every entry was skipped.
     pub users_mapped: usize,
-    /// Notes about the read as a whole (a mapped attribute no entry has),
-    /// which mean something only for a full read.
-    pub read_notes: Vec<EntryError>,
+    /// Mapped attributes no user entry of the read carried, with the fields
+    /// that read them (meaningful only for a full read).
+    pub unseen_attributes: Vec<(String, Vec<String>)>,
+    /// Attribute names user entries had (a sample, lower-case), for
+    /// suggesting what an unseen attribute was meant to be.
+    pub attribute_names: std::collections::BTreeSet<String>,
 }
 
 impl SourceBatch {

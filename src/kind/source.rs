@@ -166,6 +166,13 @@ pub trait Source: Send + Sync {
         false
     }
 
+    /// The attribute names one user entry has, all of them: asked only when
+    /// a mapped attribute was found on no entry, to suggest the name meant.
+    /// Kinds whose entries carry every attribute anyway answer nothing.
+    async fn sample_attributes(&self) -> Result<Vec<String>, SourceError> {
+        Ok(Vec::new())
+    }
+
     /// Asks the source whether it works, before a read (`dirsync check`,
     /// "Test settings"): `Ok` with what it said about itself, if anything.
     /// Kinds with no such question answer `Ok(None)`.

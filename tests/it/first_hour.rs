@@ -333,3 +333,24 @@ fn on_a_terminal_admin_password_asks_twice_without_echo() {
     assert_eq!(code, 2, "{shown}");
     assert!(shown.contains("differ") && !other.exists(), "{shown}");
 }
+
+#[test]
+fn an_ldap_source_suggests_the_attribute_a_misspelled_mapping_meant() {
+    // A read asks the server only for the mapped attributes: the suggestion
+    // comes from one entry read with all of them.
+    let slapd = crate::harness::Slapd::start();
+    crate::serve::school(&slapd);
+    let env = Env::ldap(&slapd, "", "");
+    env.edit_config(|c| c.replace("email = \"mail\"", "email = \"mial\""));
+    let (code, out) = env.sync(&["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    let notes: Vec<&str> = out["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["dn"].is_null())
+        .map(|w| w["reason"].as_str().unwrap())
+        .collect();
+    let note = notes.iter().find(|n| n.contains("attribute mial")).unwrap_or_else(|| panic!("{out}"));
+    assert!(note.contains("the entries have mail"), "{note}");
+}

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::config::SourceConfig;
-use crate::model::{EntryError, RawEntry};
+use crate::model::{EntryError, RawEntry, SourceBatch};
 
 /// Attribute names kept for suggestions, at most (from the first entries).
 const NAMES_KEPT: usize = 2_000;
@@ -52,30 +52,38 @@ impl Coverage {
         }
     }
 
-    /// One warning per mapped attribute that no user entry carried (none
-    /// when the read returned no user entry: there is nothing to judge).
-    pub fn warnings(&self) -> Vec<EntryError> {
+    /// Hands what was found over to the batch: the mapped attributes no
+    /// user entry carried, and the names the first entries had.
+    pub fn finish(self, batch: &mut SourceBatch) {
         if self.entries == 0 {
-            return Vec::new();
+            return;
         }
-        let total = self.entries;
-        self.attrs
-            .iter()
-            .filter(|(_, _, n)| *n == 0)
-            .map(|(a, fields, _)| {
-                let near = closest(a, &self.seen);
-                let hint = match near.is_empty() {
-                    true => String::new(),
-                    false => format!("; the entries have {}", near.join(", ")),
-                };
-                let plural = if total == 1 { "entry" } else { "entries" };
-                EntryError::run_level(format!(
-                    "attribute {a} (field {}) was found on 0 of {total} user {plural}{hint}",
-                    fields.join(", ")
-                ))
-            })
-            .collect()
+        batch.unseen_attributes =
+            self.attrs.into_iter().filter(|(_, _, n)| *n == 0).map(|(a, fields, _)| (a, fields)).collect();
+        batch.attribute_names = self.seen;
     }
+}
+
+/// One warning per mapped attribute no user entry of a full read carried,
+/// with the closest names the entries have.
+pub fn notes(batch: &SourceBatch) -> Vec<EntryError> {
+    let total = batch.user_entries;
+    let plural = if total == 1 { "entry" } else { "entries" };
+    batch
+        .unseen_attributes
+        .iter()
+        .map(|(a, fields)| {
+            let near = closest(a, &batch.attribute_names);
+            let hint = match near.is_empty() {
+                true => String::new(),
+                false => format!("; the entries have {}", near.join(", ")),
+            };
+            EntryError::run_level(format!(
+                "attribute {a} (field {}) was found on 0 of {total} user {plural}{hint}",
+                fields.join(", ")
+            ))
+        })
+        .collect()
 }
 
 /// The names in `seen` closest to `name` (edit distance at most a third of

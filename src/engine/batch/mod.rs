@@ -249,7 +249,7 @@ impl<'a> Collector<'a> {
     pub fn finish(self) -> SourceBatch {
         let Collector { cfg, mut batch, dns, usernames, ids, mut user_dns, members, versions, gone, coverage, .. } =
             self;
-        batch.read_notes = coverage.warnings();
+        coverage.finish(&mut batch);
         let b = &mut batch;
         if let Some(v) = versions {
             let (users, errors) = v.keep(b.users.len(), b.errors.len());

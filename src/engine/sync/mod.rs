@@ -16,7 +16,7 @@ use crate::time::Timestamp;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{Config, SourceConfig};
 use crate::engine::batch::Collector;
@@ -199,6 +199,14 @@ async fn read_source_as(
     batch.next_state = fetched.next_state;
     batch.warnings.extend(fetched.warnings.into_iter().map(|m| crate::model::EntryError::new(&cfg.name, m)));
     if whole && !incremental {
+        if !batch.unseen_attributes.is_empty() {
+            // Entries carry only the attributes asked for (LDAP): one entry
+            // with all of them says what a misspelled name was meant to be.
+            match source.sample_attributes().await {
+                Ok(names) => batch.attribute_names.extend(names.into_iter().map(|n| n.to_ascii_lowercase())),
+                Err(e) => debug!(source = %cfg.name, "no sample of attribute names: {}", e.message),
+            }
+        }
         judge_full_read(&cfg.name, &mut batch)?;
     }
     Ok(batch)
@@ -218,13 +226,14 @@ fn judge_full_read(name: &str, batch: &mut SourceBatch) -> Result<(), SourceErro
         };
         let n = batch.user_entries;
         let entries = if n == 1 { "entry was" } else { "entries were" };
-        let notes: String = batch.read_notes.iter().map(|w| format!("; {}", w.reason)).collect();
+        let notes: String =
+            crate::engine::batch::coverage::notes(batch).iter().map(|w| format!("; {}", w.reason)).collect();
         return Err(SourceError::new(
             name,
             format!("all {n} user {entries} skipped, nothing was changed: {}{more}{notes}", shown.join("; ")),
         ));
     }
-    batch.warnings.append(&mut batch.read_notes);
+    batch.warnings.extend(crate::engine::batch::coverage::notes(batch));
     if batch.user_entries == 0 {
         let what = "the read returned no user entry: check the source's user_filter and base (or its file)";
         batch.warnings.push(crate::model::EntryError::run_level(what));

@@ -217,6 +217,20 @@ impl Source for LdapSource {
         &self.name
     }
 
+    /// One user entry's attribute names, all of them (`*`): a read asks
+    /// only for the mapped ones.
+    async fn sample_attributes(&self) -> Result<Vec<String>, SourceError> {
+        let mut ldap = self.connect().await?;
+        ldap.with_timeout(Duration::from_secs(self.cfg.timeout_secs));
+        let base = self.cfg.base_dns.first().map(String::as_str).unwrap_or_default();
+        let opts = ldap3::SearchOptions::new().sizelimit(1);
+        let found = ldap.with_search_options(opts).search(base, Scope::Subtree, &self.user_filter, vec!["*"]).await;
+        let _ = ldap.unbind().await;
+        // A size limit of 1 ends the search with rc 4 after the one entry.
+        let entries = found.map_err(|e| self.err(describe(&e)))?.0;
+        Ok(entries.into_iter().flat_map(|e| ldap3::SearchEntry::construct(e).attrs.into_keys()).collect())
+    }
+
     async fn fetch(&self, sink: EntrySink, since: Option<&str>) -> Result<Fetched, SourceError> {
         let sink = sink.interpreted(self.interpret.clone());
         if self.usn_incremental {
