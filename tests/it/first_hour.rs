@@ -12,6 +12,12 @@ fn env_with(fields: &str, people: &str) -> Env {
     env
 }
 
+/// The notes about a whole read in `sync --json`'s warnings (`dn: null`).
+fn run_notes(out: &serde_json::Value) -> Vec<String> {
+    let warnings = out["warnings"].as_array().unwrap();
+    warnings.iter().filter(|w| w["dn"].is_null()).map(|w| w["reason"].as_str().unwrap().to_string()).collect()
+}
+
 fn people(n: usize) -> String {
     (0..n).map(|i| ldif_user(&format!("u{i}"), &format!("id{i}"), &format!("mail: u{i}@example.com\n\n"))).collect()
 }
@@ -141,13 +147,7 @@ fn a_rule_naming_a_group_no_source_has_is_a_warning_with_the_closest_names() {
     env.edit_config(|c| c + "\n[[rules]]\nwhen_member_of = \"Student\"\nset = { credit = \"10.00\" }\n");
     let (code, out) = env.sync(&["--dry-run"]);
     assert_eq!(code, 0, "{out}");
-    let notes: Vec<&str> = out["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|w| w["dn"].is_null())
-        .map(|w| w["reason"].as_str().unwrap())
-        .collect();
+    let notes = run_notes(&out);
     assert_eq!(notes.len(), 1, "{out}");
     assert!(notes[0].contains("when_member_of = \"Student\" names a group no source has"), "{}", notes[0]);
     assert!(notes[0].contains("the closest: Students"), "{}", notes[0]);
@@ -266,13 +266,7 @@ fn a_first_read_that_returns_no_user_entry_says_so() {
     });
     let (code, out) = env.sync(&["--dry-run"]);
     assert_eq!(code, 0, "{out}");
-    let notes: Vec<&str> = out["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|w| w["dn"].is_null())
-        .map(|w| w["reason"].as_str().unwrap())
-        .collect();
+    let notes = run_notes(&out);
     assert!(notes.iter().any(|n| n.contains("returned no user entry")), "{out}");
 }
 
@@ -344,13 +338,7 @@ fn an_ldap_source_suggests_the_attribute_a_misspelled_mapping_meant() {
     env.edit_config(|c| c.replace("email = \"mail\"", "email = \"mial\""));
     let (code, out) = env.sync(&["--dry-run"]);
     assert_eq!(code, 0, "{out}");
-    let notes: Vec<&str> = out["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|w| w["dn"].is_null())
-        .map(|w| w["reason"].as_str().unwrap())
-        .collect();
+    let notes = run_notes(&out);
     let note = notes.iter().find(|n| n.contains("attribute mial")).unwrap_or_else(|| panic!("{out}"));
     assert!(note.contains("the entries have mail"), "{note}");
 }
