@@ -7,8 +7,9 @@
 //! ```
 //!
 //! [`sync`] runs them in order for a run; [`codes`] generates the values
-//! provisioning sets, and [`views`] shows users and groups as the CLI and
-//! API answer them. The engine reaches a source only through the kind
+//! provisioning sets; [`backfill`] fills, on existing users, what a create
+//! would have set and they lack; [`views`] shows users and groups as the
+//! CLI and API answer them. The engine reaches a source only through the kind
 //! contract ([`crate::kind`]), never a kind by name.
 
 pub mod apply;

@@ -217,9 +217,9 @@ pub fn new_user(scfg: &SourceConfig, source: &Arc<str>, u: &MappedUser) -> Optio
     })
 }
 
-/// Builds the plan for `batches` against `snap`, step by step (each step is
-/// named in [`users`] and [`removals`]; groups and memberships in
-/// [`members`]).
+/// Builds the plan for `batches` against `snap`, step by step (the steps
+/// are named in `plan/users.rs` and `plan/removals.rs`; groups and
+/// memberships in `plan/members.rs`).
 pub fn build(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Plan {
     let mut plan = Plan::default();
     let run = Inputs::new(cfg, snap, batches);
