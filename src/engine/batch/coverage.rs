@@ -14,11 +14,15 @@ const NAMES_KEPT: usize = 2_000;
 /// Entries whose attribute names are kept for suggestions.
 const ENTRIES_SAMPLED: u64 = 1_000;
 
-/// Counts, per mapped attribute, the user entries that carry it.
+/// Which mapped attributes some user entry carries. Only "none" matters,
+/// so an attribute is no longer looked for once one entry had it, and an
+/// entry costs nothing once every attribute was seen.
 #[derive(Debug, Default)]
 pub struct Coverage {
-    /// (attribute, the fields that read it, entries that have it).
-    attrs: Vec<(String, Vec<String>, u64)>,
+    /// (attribute, the fields that read it, seen on an entry).
+    attrs: Vec<(String, Vec<String>, bool)>,
+    /// How many attributes no entry has had yet.
+    unseen: usize,
     entries: u64,
     /// Attribute names seen on the first entries (lower-case).
     seen: BTreeSet<String>,
@@ -27,24 +31,27 @@ pub struct Coverage {
 impl Coverage {
     /// The attributes `cfg`'s fields read (templates' included).
     pub fn new(cfg: &SourceConfig) -> Coverage {
-        let mut attrs: Vec<(String, Vec<String>, u64)> = Vec::new();
+        let mut attrs: Vec<(String, Vec<String>, bool)> = Vec::new();
         for f in &cfg.fields {
             for a in f.attributes() {
                 match attrs.iter_mut().find(|(x, _, _)| *x == a) {
                     Some((_, fields, _)) => fields.push(f.name.to_string()),
-                    None => attrs.push((a, vec![f.name.to_string()], 0)),
+                    None => attrs.push((a, vec![f.name.to_string()], false)),
                 }
             }
         }
-        Coverage { attrs, ..Coverage::default() }
+        Coverage { unseen: attrs.len(), attrs, ..Coverage::default() }
     }
 
     /// One user entry, as the source returned it (before mapping).
     pub fn count(&mut self, entry: &RawEntry) {
         self.entries += 1;
-        for (a, _, n) in &mut self.attrs {
-            if entry.attrs.iter().any(|(name, values)| name == a && !values.is_empty()) {
-                *n += 1;
+        if self.unseen > 0 {
+            for (a, _, seen) in self.attrs.iter_mut().filter(|(_, _, seen)| !*seen) {
+                if entry.attrs.iter().any(|(name, values)| name == a && !values.is_empty()) {
+                    *seen = true;
+                    self.unseen -= 1;
+                }
             }
         }
         if self.entries <= ENTRIES_SAMPLED && self.seen.len() < NAMES_KEPT {
@@ -59,7 +66,7 @@ impl Coverage {
             return;
         }
         batch.unseen_attributes =
-            self.attrs.into_iter().filter(|(_, _, n)| *n == 0).map(|(a, fields, _)| (a, fields)).collect();
+            self.attrs.into_iter().filter(|(_, _, seen)| !*seen).map(|(a, fields, _)| (a, fields)).collect();
         batch.attribute_names = self.seen;
     }
 }
