@@ -4,7 +4,7 @@
 
 use regex::Regex;
 
-use super::settings::ConfigError;
+use super::error::ConfigError;
 
 /// Where a field's value comes from.
 #[derive(Debug, Clone)]

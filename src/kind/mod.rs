@@ -10,8 +10,9 @@
 //! - [`transport`]: writing application-owned values to a directory.
 //! - [`settings`], [`fields`], [`incremental`], [`schedule`]: what every
 //!   source has whatever its kind, and [`section`], the reader a kind parses
-//!   its keys with ([`ConfigError`] names the file and key).
+//!   its keys with, and [`error`]: [`ConfigError`] names the file and key.
 
+pub mod error;
 pub mod fields;
 pub mod incremental;
 pub mod schedule;

@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::settings::{read_password, ConfigError, PasswordKeys};
+use super::error::ConfigError;
+use super::settings::{read_password, PasswordKeys};
 use crate::secret::Secret;
 
 /// A table being read; see the module doc.
