@@ -122,13 +122,16 @@ fn fills_of(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Vec<Fill>
             }
         }
     }
-    let groups = effective_groups(snap);
-    for u in &snap.users {
-        let mine = groups.get(&u.id);
+    // Effective memberships as the views compute them, nested groups included.
+    let dir = crate::engine::views::Directory::new(snap);
+    let key_of: HashMap<i64, String> = snap.groups.iter().map(|g| (g.id, name_key(&g.name))).collect();
+    for u in snap.users.iter().filter(|_| !cfg.rules.is_empty()) {
+        let mine: HashSet<&str> =
+            dir.effective(u.id).iter().filter_map(|g| key_of.get(g).map(String::as_str)).collect();
         for r in cfg.rules.iter().filter(|r| r.source.as_deref().is_none_or(|s| s == &*u.source)) {
             let member = match &r.when_member_of {
                 None => true,
-                Some(g) => mine.is_some_and(|m| m.contains(g.key())),
+                Some(g) => mine.contains(g.key()),
             };
             if member {
                 for (k, v) in &r.set {
@@ -143,31 +146,6 @@ fn fills_of(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Vec<Fill>
         }
     }
     fills
-}
-
-/// Each user's groups by name key, nested groups included.
-fn effective_groups(snap: &Snapshot) -> HashMap<i64, HashSet<String>> {
-    let names: HashMap<i64, String> = snap.groups.iter().map(|g| (g.id, name_key(&g.name))).collect();
-    let mut parents: HashMap<i64, Vec<i64>> = HashMap::new();
-    for &(child, parent) in &snap.group_groups {
-        parents.entry(child).or_default().push(parent);
-    }
-    let mut direct: HashMap<i64, Vec<i64>> = HashMap::new();
-    for &(u, g) in &snap.user_groups {
-        direct.entry(u).or_default().push(g);
-    }
-    direct
-        .into_iter()
-        .map(|(u, gs)| {
-            let (mut seen, mut stack) = (HashSet::new(), gs);
-            while let Some(g) = stack.pop() {
-                if seen.insert(g) {
-                    stack.extend(parents.get(&g).into_iter().flatten());
-                }
-            }
-            (u, seen.iter().filter_map(|g| names.get(g).cloned()).collect())
-        })
-        .collect()
 }
 
 /// The fills in one transaction, recorded as a run: refused when the store
