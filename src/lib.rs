@@ -32,3 +32,4 @@ pub mod serve;
 pub mod sources;
 pub mod store;
 pub mod time;
+pub mod tls;

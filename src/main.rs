@@ -260,13 +260,22 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 }
 
 fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
-    dirsync::store::open(&cfg.store).map_err(|e| Failure::failed(e.to_string()))
+    dirsync::store::open(&cfg.store).map_err(store_failure)
+}
+
+/// A store that cannot be opened: exit 2 when this build is too old for it
+/// (nothing to retry), 1 otherwise.
+fn store_failure(e: dirsync::store::StoreError) -> Failure {
+    match e {
+        dirsync::store::StoreError::TooNew { .. } => Failure::config(e.to_string()),
+        e => Failure::failed(e.to_string()),
+    }
 }
 
 /// The store for a command that reads or changes what a sync wrote: an
 /// existing one (exit 1, nothing created, when there is none yet).
 fn read_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
-    dirsync::store::open_existing(&cfg.store).map_err(|e| Failure::failed(e.to_string()))
+    dirsync::store::open_existing(&cfg.store).map_err(store_failure)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -356,7 +365,7 @@ fn sync_command(config: &std::path::Path, flags: SyncFlags, sources: Vec<String>
             if json {
                 print_failed_json(dry_run, &e.to_string());
             }
-            return Err(Failure::failed(e.to_string()));
+            return Err(store_failure(e));
         }
     };
     let opts = SyncOptions { dry_run, force, sources, full, early_writes: true, ..SyncOptions::default() };
@@ -396,7 +405,7 @@ fn backfill_command(config: &std::path::Path, dry_run: bool, json: bool, sources
         true => dirsync::store::open_for_dry_run(&cfg.store),
         false => dirsync::store::open_existing(&cfg.store),
     }
-    .map_err(|e| Failure::failed(e.to_string()))?;
+    .map_err(store_failure)?;
     let outcome = match runtime()?.block_on(backfill(&cfg, &*store, &sources, dry_run)) {
         Ok(o) => o,
         Err(e @ BackfillError::UnknownSource(_)) => return Err(Failure::config(e.to_string())),

@@ -117,7 +117,7 @@ async fn a_kind_registered_outside_the_crate_is_parsed_opened_and_synced() {
     let cfg = parse(TEXT, dir.path()).unwrap();
     assert_eq!(cfg.sources[0].kind.type_name(), "roster");
     assert_eq!(cfg.sources[0].settings::<Roster>().unwrap().users, ["amy", "bob"]);
-    let store = SqliteStore::open(&cfg.store.path).unwrap();
+    let store = SqliteStore::open(cfg.store.sqlite_path().unwrap()).unwrap();
     let out =
         dirsync::engine::sync::run(&cfg, &store, &SyncOptions::default(), Arc::new(AtomicU64::new(0))).await.unwrap();
     assert_eq!((out.status, out.counts.created), (RunStatus::Ok, 2), "{out:?}");
@@ -171,7 +171,7 @@ async fn a_field_set_during_a_queued_run_is_kept_and_the_run_is_done_again() {
     use dirsync::serve::runner::{RunRequest, Runner, Trigger};
     let dir = tempfile::tempdir().unwrap();
     let cfg = parse(&TEXT.replace("name = \"staff\"", "name = \"queued\""), dir.path()).unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(cfg.store.sqlite_path().unwrap()).unwrap());
     let handle = Arc::new(std::sync::RwLock::new(Arc::new(cfg.clone())));
     let runner = Runner::new(handle, store.clone());
     let worker = tokio::spawn({
@@ -250,7 +250,7 @@ async fn only_a_run_that_asks_writes_early_and_holds_the_writer_while_it_reads()
     for (name, early) in [("first-service", false), ("first-cli", true)] {
         let dir = tempfile::tempdir().unwrap();
         let cfg = parse(&TEXT.replace("name = \"staff\"", &format!("name = \"{name}\"")), dir.path()).unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(cfg.store.sqlite_path().unwrap()).unwrap());
         let got = probe_during_read(name, store.clone());
         let opts = SyncOptions { early_writes: early, ..SyncOptions::default() };
         let out = dirsync::engine::sync::run(&cfg, &*store, &opts, Arc::new(AtomicU64::new(0))).await.unwrap();
@@ -288,7 +288,7 @@ fn the_service_reloads_on_sighup_with_the_applications_own_kinds() {
     std::fs::write(&path, text("[\"amy\"]")).unwrap();
     let kinds = [KINDS, &[ROSTER]].concat();
     let cfg = Config::load_with(&path, &kinds).unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(cfg.store.sqlite_path().unwrap()).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let service = rt.spawn(dirsync::serve::serve_with(path.clone(), cfg, store.clone(), kinds));
     let base = format!("http://127.0.0.1:{port}");

@@ -79,7 +79,7 @@ impl Default for Safety {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
-    store: Option<RawStore>,
+    store: Option<toml::Table>,
     #[serde(default)]
     sources: Vec<toml::Table>,
     #[serde(default)]
@@ -92,12 +92,6 @@ struct RawConfig {
     server: Option<toml::Table>,
     #[serde(default)]
     schedule: Option<toml::Table>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStore {
-    path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -146,7 +140,10 @@ impl Config {
         };
         let err = |key: String, msg: String| ConfigError::new(path, key, msg);
         let mut warnings = Vec::new();
-        let store = parse_store(raw.store, &resolve, &err)?;
+        let store = match raw.store {
+            None => StoreConfig::sqlite(resolve("dirsync.db")),
+            Some(t) => parse_store(&mut Section::new(t, "store", path, &resolve, &mut warnings))?,
+        };
         let schedule = match raw.schedule {
             None => Schedule::default(),
             Some(t) => {
@@ -183,25 +180,43 @@ impl Config {
 /// What a config mistake is reported with: the key and what is expected.
 type KeyError<'a> = dyn Fn(String, String) -> ConfigError + 'a;
 
-/// `[store]`: the file's path (default `dirsync.db` beside the config).
-fn parse_store(
-    raw: Option<RawStore>,
-    resolve: &dyn Fn(&str) -> PathBuf,
-    err: &KeyError,
-) -> Result<StoreConfig, ConfigError> {
-    let store_path = raw.and_then(|s| s.path);
-    let store_path = store_path.as_deref().unwrap_or("dirsync.db");
-    if store_path.trim().is_empty() {
-        return Err(err("store.path".into(), "expected the store file's path, got an empty string".into()));
+/// `[store]`: a SQLite file (`path`, default `dirsync.db` beside the
+/// config) or a PostgreSQL database (`url` with `password`, `ca_file` and
+/// `pool_size`).
+fn parse_store(sec: &mut Section) -> Result<StoreConfig, ConfigError> {
+    const KNOWN: &[&str] = &["path", "url", "password", "password_file", "password_env", "ca_file", "pool_size"];
+    let store_path = sec.string("path")?;
+    let Some(url) = sec.string("url")? else {
+        sec.finish("a SQLite store ([store] path; PostgreSQL's keys go with [store] url)", KNOWN)?;
+        let store_path = store_path.as_deref().unwrap_or("dirsync.db");
+        if store_path.trim().is_empty() {
+            return Err(sec.err("path", "expected the store file's path, got an empty string"));
+        }
+        let store = StoreConfig::sqlite(sec.resolve(store_path));
+        if let Some(p) = store.sqlite_path().filter(|p| p.is_dir()) {
+            return Err(sec.err("path", format!("{} is a folder; expected a file (e.g. \"dirsync.db\")", p.display())));
+        }
+        return Ok(store);
+    };
+    if store_path.is_some() {
+        return Err(sec.err("path", "give either path (a SQLite file) or url (PostgreSQL), not both"));
     }
-    let store = StoreConfig { path: resolve(store_path) };
-    if store.path.is_dir() {
-        return Err(err(
-            "store.path".into(),
-            format!("{} is a folder; expected a file (e.g. \"dirsync.db\")", store.path.display()),
-        ));
+    let shown = crate::store::postgres::describe_url(&url);
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) || url.parse::<url::Url>().is_err() {
+        return Err(sec.err("url", format!("expected a PostgreSQL URL (postgres://user@host:port/database), got {shown}")));
     }
-    Ok(store)
+    let password = sec.secret("password")?;
+    let ca_file = sec.string("ca_file")?.map(|p| sec.resolve(&p));
+    if let Some(ca) = ca_file.as_ref().filter(|p| !p.is_file()) {
+        return Err(sec.err("ca_file", format!("{} is not a readable file", ca.display())));
+    }
+    let pool_size = match sec.integer("pool_size")? {
+        None => 8,
+        Some(n) if (1..=1000).contains(&n) => n as usize,
+        Some(n) => return Err(sec.err("pool_size", format!("expected a number of connections from 1 to 1000, got {n}"))),
+    };
+    sec.finish("a PostgreSQL store ([store] url)", KNOWN)?;
+    Ok(StoreConfig::Postgres(crate::store::postgres::PgConfig { url, password, ca_file, pool_size }))
 }
 
 /// What reading the `[[sources]]` tables needs from the file around them.

@@ -19,7 +19,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 #[test]
 fn minimal_config_gets_defaults_and_relative_paths() {
     let c = parse(MIN).unwrap();
-    assert_eq!(c.store.path, Path::new("/etc/dirsync/dirsync.db"));
+    assert_eq!(c.store.sqlite_path().unwrap(), Path::new("/etc/dirsync/dirsync.db"));
     let s = &c.sources[0];
     assert_eq!(s.query().id_attribute, "entryuuid");
     assert_eq!(s.query().member_attribute, "member");

@@ -332,9 +332,9 @@ async fn reloads(mut asked: mpsc::Receiver<()>, from: Reload, st: AppState, relo
     while asked.recv().await.is_some() {
         match Config::load_with(&path, &kinds) {
             Ok(new) => {
-                let old_store = cfg.read().expect("config lock").store.path.clone();
-                if new.store.path != old_store {
-                    warn!("reload: store.path changed; the new path is used after a restart, not now");
+                let old_store = crate::store::describe(&cfg.read().expect("config lock").store);
+                if crate::store::describe(&new.store) != old_store {
+                    warn!("reload: [store] changed; the new store is used after a restart, not now");
                 }
                 for w in &new.warnings {
                     warn!("{w}");

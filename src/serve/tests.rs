@@ -23,7 +23,7 @@ async fn state() -> (tempfile::TempDir, AppState) {
     std::fs::write(dir.path().join("t.token"), TOKEN).unwrap();
     let text = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n[server]\n[[server.clients]]\nname = \"t\"\ntoken_file = \"t.token\"\nscopes = [\"read\"]\n";
     let cfg = Config::parse(text, &dir.path().join("c.toml")).unwrap();
-    let store = Arc::new(SqliteStore::open(&cfg.store.path).unwrap());
+    let store = Arc::new(SqliteStore::open(cfg.store.sqlite_path().unwrap()).unwrap());
     crate::engine::sync::run(&cfg, &*store, &Default::default(), Default::default()).await.unwrap();
     (dir, AppState::new(cfg, store))
 }

@@ -1,18 +1,22 @@
 //! The store: where the application's users, groups, memberships, run
 //! history and audit trail live. A small trait so backends can differ
-//! (SQLite now, PostgreSQL later); SQL dialects stay inside each backend.
+//! (SQLite, the default, and PostgreSQL); SQL stays inside each backend.
 //! Every write of a run happens inside one [`Store::transaction`] (or one
 //! [`WriteSession`]).
 //!
 //! A store is a shared handle (`Send + Sync`, cheap to clone through
 //! [`Store::handle`]). Its methods are synchronous and may block; async code
 //! calls them through [`on_store`], which runs them on the runtime's blocking
-//! threads, so no executor thread waits for a database. (A PostgreSQL backend
-//! fits the same shape with a pool of blocking clients.) One sync at a time
+//! threads, so no executor thread waits for a database (the PostgreSQL
+//! backend drives its connection pool on a small runtime of its own and
+//! blocks the calling thread on it). One sync at a time
 //! holds the store's [`Store::lease`]; errors keep their kind
 //! ([`StoreError::Busy`], [`StoreError::Constraint`], [`StoreError::Unavailable`]).
 //! `suite.rs` is the test suite every backend runs.
 
+pub mod postgres;
+mod row;
+mod schema_version;
 pub mod sqlite;
 #[doc(hidden)]
 pub mod suite;
@@ -24,49 +28,95 @@ use crate::model::{NewGroup, NewUser};
 use crate::model::{Snapshot, Status, StoredGroup};
 use crate::time::Timestamp;
 
-/// Where the store lives (`[store]`).
+/// Where the store lives (`[store]`): a SQLite file (the default) or a
+/// PostgreSQL database.
 #[derive(Debug, Clone)]
-pub struct StoreConfig {
+pub enum StoreConfig {
     /// The SQLite file (relative paths are resolved against the config's folder).
-    pub path: std::path::PathBuf,
+    Sqlite { path: std::path::PathBuf },
+    Postgres(postgres::PgConfig),
+}
+
+impl StoreConfig {
+    /// A SQLite store at `path`.
+    pub fn sqlite(path: impl Into<std::path::PathBuf>) -> StoreConfig {
+        StoreConfig::Sqlite { path: path.into() }
+    }
+
+    /// The SQLite file, for a SQLite store.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match self {
+            StoreConfig::Sqlite { path } => Some(path),
+            StoreConfig::Postgres(_) => None,
+        }
+    }
 }
 
 /// Opens (creating if needed) the store the config names, with the backend
-/// it calls for.
+/// it calls for, and brings its schema up to date.
 pub fn open(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    Ok(std::sync::Arc::new(sqlite::SqliteStore::open(&cfg.path)?))
+    match cfg {
+        StoreConfig::Sqlite { path } => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?)),
+        StoreConfig::Postgres(pg) => Ok(std::sync::Arc::new(postgres::PgStore::open(pg)?)),
+    }
 }
 
 /// Opens the store for a run that writes nothing: an existing one read-only,
-/// a missing one as an empty store in memory (nothing is created).
+/// a missing one as an empty store in memory (nothing is created). A
+/// PostgreSQL store is opened as it is (a dry run writes nothing to it).
 pub fn open_for_dry_run(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    Ok(std::sync::Arc::new(sqlite::SqliteStore::open_for_dry_run(&cfg.path)?))
+    match cfg {
+        StoreConfig::Sqlite { path } => Ok(std::sync::Arc::new(sqlite::SqliteStore::open_for_dry_run(path)?)),
+        StoreConfig::Postgres(_) => open(cfg),
+    }
 }
 
 /// Opens a store that exists, creating nothing: for commands that only read
 /// it (`users list`, `runs`); [`StoreError::NotCreated`] when there is none.
 pub fn open_existing(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    if !cfg.path.exists() {
-        return Err(StoreError::NotCreated { store: describe(cfg) });
+    match cfg {
+        StoreConfig::Sqlite { path } if !path.exists() => Err(StoreError::NotCreated { store: describe(cfg) }),
+        StoreConfig::Sqlite { .. } => open(cfg),
+        StoreConfig::Postgres(pg) => Ok(std::sync::Arc::new(postgres::PgStore::open_existing(pg)?)),
     }
-    open(cfg)
 }
 
 /// Checks an existing store's integrity (`dirsync check`): `Ok(false)` when
 /// it is not created yet and the first sync can create it; an error when
-/// it could not (its folder cannot be written).
+/// it could not (its folder cannot be written, its database cannot be reached).
 pub fn check(cfg: &StoreConfig) -> Result<bool, StoreError> {
-    if !cfg.path.exists() {
-        sqlite::creatable(&cfg.path)?;
-        return Ok(false);
+    match cfg {
+        StoreConfig::Sqlite { path } if !path.exists() => {
+            sqlite::creatable(path)?;
+            Ok(false)
+        }
+        StoreConfig::Sqlite { path } => {
+            sqlite::SqliteStore::open(path)?.quick_check()?;
+            Ok(true)
+        }
+        StoreConfig::Postgres(pg) => postgres::PgStore::check(pg),
     }
-    sqlite::SqliteStore::open(&cfg.path)?.quick_check()?;
-    Ok(true)
 }
 
-/// The store's name in messages (its file).
+/// Applies the store's pending migrations (`dirsync migrate`, also done at
+/// every open); returns the schema version before and after.
+pub fn migrate(cfg: &StoreConfig) -> Result<(usize, usize), StoreError> {
+    match cfg {
+        StoreConfig::Sqlite { path } => sqlite::migrate_file(path),
+        StoreConfig::Postgres(pg) => postgres::PgStore::migrate(pg),
+    }
+}
+
+/// The schema version this build writes (one numbering for every backend).
+pub const SCHEMA_VERSION: usize = schema_version::CURRENT;
+
+/// The store's name in messages: its file, or its database's address
+/// without a password.
 pub fn describe(cfg: &StoreConfig) -> String {
-    cfg.path.display().to_string()
+    match cfg {
+        StoreConfig::Sqlite { path } => path.display().to_string(),
+        StoreConfig::Postgres(pg) => pg.describe(),
+    }
 }
 
 /// A store failure. The kind is kept (a caller may retry a busy store, a
@@ -93,6 +143,9 @@ pub enum StoreError {
     Conflict { expected: i64, found: i64 },
     #[error("another sync is running on this store (lock {0} is held)")]
     Locked(String),
+    /// The store's schema is newer than this build: a newer dirsync wrote it.
+    #[error("store {store}: schema version {found} is newer than this dirsync knows ({known}); upgrade dirsync")]
+    TooNew { store: String, found: usize, known: usize },
     /// A command that only reads found no store: nothing was created.
     #[error("no store yet at {store}: run `dirsync sync` first")]
     NotCreated { store: String },

@@ -3,7 +3,6 @@
 //! All SQL lives here.
 
 use crate::time::Timestamp;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +16,7 @@ use crate::model::records::{AuditRecord, RunRecord, RunSources};
 use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
 
 mod open;
-pub(in crate::store) use open::creatable;
+pub(in crate::store) use open::{creatable, migrate_file};
 mod queries;
 mod queue;
 mod schema;
@@ -246,23 +245,8 @@ fn read_rows(
     Ok(())
 }
 
-/// The columns [`read_user`] reads, in its order.
-pub(super) const USER_COLUMNS: &str = "id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since, dir_values";
-
-/// Shares field names and source names between the users of one snapshot.
-#[derive(Default)]
-pub(super) struct Interner(HashMap<String, FieldName>);
-
-impl Interner {
-    fn get(&mut self, name: &str) -> FieldName {
-        if let Some(n) = self.0.get(name) {
-            return n.clone();
-        }
-        let n: FieldName = name.into();
-        self.0.insert(name.to_string(), n.clone());
-        n
-    }
-}
+pub(super) use crate::store::row::{Interner, USER_COLUMNS};
+use crate::store::row::json_object as parse_json_object;
 
 pub(super) fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<StoredUser> {
     // Values are borrowed from the row and packed once (Fields::from_pairs).
@@ -291,20 +275,9 @@ pub(super) fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Re
     })
 }
 
-/// A JSON object of strings in column `i` (custom fields, directory values);
-/// anything else in it is ignored.
+/// A JSON object of strings in column `i` (custom fields, directory values).
 fn json_object(r: &rusqlite::Row, i: usize, names: &mut Interner) -> rusqlite::Result<Vec<(FieldName, String)>> {
-    let text = r.get_ref(i)?.as_str()?;
-    if text == "{}" {
-        return Ok(Vec::new());
-    }
-    let Ok(serde_json::Value::Object(m)) = serde_json::from_str(text) else { return Ok(Vec::new()) };
-    Ok(m.into_iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some((names.get(&k), s)),
-            _ => None,
-        })
-        .collect())
+    Ok(parse_json_object(r.get_ref(i)?.as_str()?, names))
 }
 
 /// SQLite's lease: an advisory lock on a file beside the store (released by

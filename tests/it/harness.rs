@@ -245,7 +245,7 @@ impl Env {
 
     /// The store the binary writes, opened through the library's API.
     pub fn store(&self) -> std::sync::Arc<dyn dirsync::store::Store> {
-        dirsync::store::open(&dirsync::store::StoreConfig { path: self.db() }).unwrap()
+        dirsync::store::open(&dirsync::store::StoreConfig::sqlite(self.db())).unwrap()
     }
 
     /// Rewrites every source's saved position with `f` (what a restored

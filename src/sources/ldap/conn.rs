@@ -39,21 +39,7 @@ pub async fn connect(name: &str, cfg: &LdapConfig) -> Result<Ldap, SourceError> 
 }
 
 pub(crate) fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-        roots.add(cert).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("ca_file {}: no PEM certificate found", ca.display()));
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+    crate::tls::client_config(ca)
 }
 
 /// Active Directory explains a refused bind with `data NNN` in its text.

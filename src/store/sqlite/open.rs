@@ -183,19 +183,28 @@ fn create(path: &Path) -> Result<(), StoreError> {
     done
 }
 
+/// `dirsync migrate` on a SQLite file: creates it when missing, applies
+/// what it has not had; the schema version before and after.
+pub(in crate::store) fn migrate_file(path: &Path) -> Result<(usize, usize), StoreError> {
+    let before = match path.exists() {
+        true => {
+            let conn = reader(path)?;
+            let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| explain(path, e))?;
+            v.max(0) as usize
+        }
+        false => 0,
+    };
+    SqliteStore::open(path)?;
+    Ok((before, MIGRATIONS.len()))
+}
+
 /// Applies the migrations this file has not had, each in its own transaction.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let err = |e| explain(path, e);
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
     let version = version.max(0) as usize;
     if version > MIGRATIONS.len() {
-        return Err(fail(
-            path,
-            format!(
-                "schema version {version} is newer than this dirsync knows ({}); upgrade dirsync",
-                MIGRATIONS.len()
-            ),
-        ));
+        return Err(StoreError::TooNew { store: path.display().to_string(), found: version, known: MIGRATIONS.len() });
     }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction().map_err(err)?;

@@ -148,6 +148,8 @@ CREATE TABLE run_plans (
     "CREATE INDEX audit_run ON audit (run_id);",
 ];
 
+const _: () = assert!(MIGRATIONS.len() == crate::store::SCHEMA_VERSION);
+
 /// The migration after which [`rekey`] runs, in the same transaction.
 pub(super) const REKEY_AT: usize = 4;
 

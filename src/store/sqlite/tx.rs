@@ -9,7 +9,8 @@ use rusqlite::{params, Transaction};
 
 use super::backend;
 use crate::model::records::{AuditRecord, RunRecord};
-use crate::model::{name_key, normalize_dn, Fields, CORE_FIELDS};
+use crate::model::{name_key, normalize_dn, CORE_FIELDS};
+use crate::store::row::{created_summary, split_fields};
 use crate::model::{NewGroup, NewUser};
 use crate::store::{NewWriteback, SavedState, StoreError, StoreTx, UserPatch};
 
@@ -23,25 +24,6 @@ impl SqliteTx<'_> {
         let mut st = self.tx.prepare_cached(sql).map_err(backend(self.path))?;
         st.execute(p).map_err(backend(self.path))
     }
-}
-
-fn split_fields(fields: &Fields) -> ([Option<&str>; 6], String) {
-    let mut core = [None; 6];
-    let mut custom = serde_json::Map::new();
-    for (k, v) in fields.iter() {
-        match CORE_FIELDS.iter().position(|c| *c == k) {
-            Some(i) => core[i] = Some(v),
-            None => {
-                custom.insert(k.to_string(), serde_json::Value::String(v.to_string()));
-            }
-        }
-    }
-    (core, serde_json::Value::Object(custom).to_string())
-}
-
-/// What a `create` audit row says: the created fields, as JSON.
-fn created_summary(u: &NewUser) -> String {
-    serde_json::to_string(&u.fields).unwrap_or_default()
 }
 
 impl StoreTx for SqliteTx<'_> {

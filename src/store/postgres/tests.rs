@@ -1,0 +1,62 @@
+use super::testing::fresh_database;
+use super::PgStore;
+use crate::store::{Store, StoreError};
+
+#[test]
+fn the_store_suite_passes_on_postgresql() {
+    crate::store::suite::run_all(&PgStore::open(&fresh_database()).unwrap());
+}
+
+#[test]
+fn a_store_newer_than_this_build_is_refused_and_an_empty_database_is_not_created() {
+    let cfg = fresh_database();
+    assert!(matches!(PgStore::open_existing(&cfg), Err(StoreError::NotCreated { .. })));
+    assert!(!PgStore::check(&cfg).unwrap());
+    assert_eq!(PgStore::migrate(&cfg).unwrap(), (0, crate::store::SCHEMA_VERSION));
+    assert_eq!(PgStore::migrate(&cfg).unwrap(), (crate::store::SCHEMA_VERSION, crate::store::SCHEMA_VERSION));
+    super::testing::psql(&cfg.url, "UPDATE dirsync_schema SET version = 99");
+    let e = PgStore::open(&cfg).err().expect("refused");
+    assert!(matches!(e, StoreError::TooNew { found: 99, .. }), "{e}");
+    assert!(e.to_string().contains("upgrade dirsync"), "{e}");
+}
+
+#[test]
+fn the_password_never_shows_in_the_stores_name_or_errors() {
+    let mut cfg = fresh_database();
+    cfg.url = cfg.url.replace("postgres:secret@", "postgres:hunter2wrong@");
+    assert!(!cfg.describe().contains("hunter2wrong"), "{}", cfg.describe());
+    assert!(!format!("{cfg:?}").contains("hunter2wrong"));
+    let e = PgStore::open(&cfg).err().expect("a wrong password is refused").to_string();
+    assert!(!e.contains("hunter2wrong"), "{e}");
+    assert!(e.contains("password"), "{e}");
+}
+
+#[test]
+fn concurrent_writers_never_let_the_feed_skip_a_late_commit() {
+    // A long transaction writes an audit row first; another commits one
+    // while the first is open. A reader that saw the second must not be
+    // past the first's row when it commits.
+    let store = PgStore::open(&fresh_database()).unwrap();
+    let audit = |name: &str| crate::model::records::AuditRecord {
+        run_id: None,
+        at: crate::time::Timestamp::now(),
+        user_id: None,
+        name: name.into(),
+        action: "note".into(),
+        field: None,
+        old: None,
+        new: None,
+    };
+    let mut long = store.write_session().unwrap();
+    let a = audit("first");
+    long.run(Box::new(move |tx| tx.audit(&a))).unwrap();
+    // The first's row is sent (the session flushes at the end of each call).
+    let s2 = store.clone();
+    let second = std::thread::spawn(move || s2.transaction(&mut |tx| tx.audit(&audit("second"))));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(store.changes(0, 10).unwrap().is_empty(), "nothing committed yet");
+    long.commit().unwrap();
+    second.join().unwrap().unwrap();
+    let seen: Vec<String> = store.changes(0, 10).unwrap().into_iter().map(|c| c.record.name).collect();
+    assert_eq!(seen, ["first", "second"]);
+}

@@ -1,0 +1,62 @@
+//! How a user row is laid out in every backend: the six core fields in
+//! columns of their own, other fields and the directory's values as JSON
+//! objects of strings, and names shared across a snapshot's rows.
+
+use std::collections::HashMap;
+
+use crate::model::{FieldName, Fields, NewUser, CORE_FIELDS};
+
+/// The columns a backend reads a user with, in this order (the core fields
+/// are columns 6 to 11).
+pub(crate) const USER_COLUMNS: &str = "id, source, external_id, username, dn, status, full_name, email, department, office, card_number, card_number2, fields, created_at, updated_at, missing_since, dir_values";
+
+/// Shares field names and source names between the users of one snapshot.
+#[derive(Default)]
+pub(crate) struct Interner(HashMap<String, FieldName>);
+
+impl Interner {
+    pub(crate) fn get(&mut self, name: &str) -> FieldName {
+        if let Some(n) = self.0.get(name) {
+            return n.clone();
+        }
+        let n: FieldName = name.into();
+        self.0.insert(name.to_string(), n.clone());
+        n
+    }
+}
+
+/// A JSON object of strings (custom fields, directory values); anything
+/// else in it is ignored.
+pub(crate) fn json_object(text: &str, names: &mut Interner) -> Vec<(FieldName, String)> {
+    if text == "{}" {
+        return Vec::new();
+    }
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_str(text) else { return Vec::new() };
+    m.into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((names.get(&k), s)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The core fields' values (in [`CORE_FIELDS`] order) and the others as a
+/// JSON object.
+pub(crate) fn split_fields(fields: &Fields) -> ([Option<&str>; 6], String) {
+    let mut core = [None; 6];
+    let mut custom = serde_json::Map::new();
+    for (k, v) in fields.iter() {
+        match CORE_FIELDS.iter().position(|c| *c == k) {
+            Some(i) => core[i] = Some(v),
+            None => {
+                custom.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+            }
+        }
+    }
+    (core, serde_json::Value::Object(custom).to_string())
+}
+
+/// What a `create` audit row says: the created fields, as JSON.
+pub(crate) fn created_summary(u: &NewUser) -> String {
+    serde_json::to_string(&u.fields).unwrap_or_default()
+}
