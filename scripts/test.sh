@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need first (OpenLDAP's slapd and
-# ldap-utils, Samba's AD DC, 389 Directory Server, openssl, systemd's
-# systemd-analyze, python3-venv, chromium and chromium-driver) from Debian's packages when missing, and
-# Schemathesis from PyPI into target/schemathesis-venv; the
-# tests start their own servers on loopback, in temp dirs, and stop them
-# (slapd on free ports; one Samba AD DC on its fixed ports 389/636/88).
+# ldap-utils, Samba's AD DC, 389 Directory Server, PostgreSQL, openssl,
+# systemd's systemd-analyze, python3-venv, chromium and chromium-driver)
+# from Debian's packages when missing, and Schemathesis from PyPI into
+# target/schemathesis-venv; the tests start their own servers on loopback,
+# in temp dirs, and stop them (slapd on free ports; one Samba AD DC on its
+# fixed ports 389/636/88). One throwaway PostgreSQL cluster serves the
+# whole run (each test makes its own database on it) and is stopped at the
+# end. The end-to-end scenarios then run a second time on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -15,6 +18,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 { [ -x /usr/sbin/ns-slapd ] && [ -f /usr/share/dirsrv/data/template-dse.ldif ]; } || need+=(389-ds-base)
 command -v mkfifo >/dev/null 2>&1 || need+=(coreutils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The PostgreSQL store (scripts/pg-test-server.sh: initdb and pg_ctl, no systemd).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null 2>&1 || need+=(postgresql postgresql-client)
 # The admin page's browser test (tests/it/page_browser.rs): headless Chromium over WebDriver.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
@@ -46,4 +51,16 @@ if [ ! -x "$ST_VENV/bin/schemathesis" ]; then
 fi
 export DIRSYNC_SCHEMATHESIS="$ST_VENV/bin/schemathesis"
 export PATH="$PATH:/usr/sbin"
+PG_BASE="$(mktemp -d)/pg"
+chmod 755 "$(dirname "$PG_BASE")"  # the server runs as postgres when this runs as root
+PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+trap 'BASE="$PG_BASE" bash scripts/pg-test-server.sh stop; rm -rf "$(dirname "$PG_BASE")"' EXIT
+BASE="$PG_BASE" PORT="$PG_PORT" bash scripts/pg-test-server.sh start
+export DIRSYNC_TEST_PG="postgres://postgres:secret@127.0.0.1:$PG_PORT/postgres"
 cargo test --all-targets
+# The PostgreSQL leg: the end-to-end scenarios (syncs full and incremental,
+# renames, guards, write-back, the API, the change feed, approval, JIT)
+# again with the store on PostgreSQL; the store suite ran on it above.
+DIRSYNC_TEST_STORE=postgres cargo test --test it -- \
+  sync:: incremental:: safety:: writeback:: serve:: serve_patch:: feed_mirror:: cloud_jit:: \
+  early:: behaviours:: multi:: quick_start:: page::

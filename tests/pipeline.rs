@@ -203,7 +203,10 @@ async fn a_push_failing_after_the_commit_leaves_the_run_applied() {
     let mut s = Setup::with(&text);
     s.sync(Script::Full(vec!["amy"]), false).await;
     // A store damaged below its API (the only way to break one table): SQL.
-    rusqlite::Connection::open(s.cfg.store.sqlite_path().unwrap()).unwrap().execute_batch("DROP TABLE writeback").unwrap();
+    rusqlite::Connection::open(s.cfg.store.sqlite_path().unwrap())
+        .unwrap()
+        .execute_batch("DROP TABLE writeback")
+        .unwrap();
     let out = s.sync(Script::Full(vec!["amy", "bob"]), false).await;
     assert_eq!((out.status, out.counts.created), (RunStatus::Ok, 1), "{out:?}");
     assert!(out.message.as_deref().unwrap_or("").contains("write-back push failed"), "{out:?}");

@@ -47,7 +47,12 @@ pub fn init(path: &Path, force: bool) -> Result<u8, Failure> {
 
 /// Validates the config (already done by loading it), then reads each source.
 pub async fn check(cfg: &Config) -> Result<u8, Failure> {
-    println!("config {}: ok ({} source(s), store {})", cfg.file.display(), cfg.sources.len(), dirsync::store::describe(&cfg.store));
+    println!(
+        "config {}: ok ({} source(s), store {})",
+        cfg.file.display(),
+        cfg.sources.len(),
+        dirsync::store::describe(&cfg.store)
+    );
     let mut failed = 0;
     for s in &cfg.sources {
         let place = s.kind.place();

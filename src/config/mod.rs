@@ -203,7 +203,9 @@ fn parse_store(sec: &mut Section) -> Result<StoreConfig, ConfigError> {
     }
     let shown = crate::store::postgres::describe_url(&url);
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) || url.parse::<url::Url>().is_err() {
-        return Err(sec.err("url", format!("expected a PostgreSQL URL (postgres://user@host:port/database), got {shown}")));
+        return Err(
+            sec.err("url", format!("expected a PostgreSQL URL (postgres://user@host:port/database), got {shown}"))
+        );
     }
     let password = sec.secret("password")?;
     let ca_file = sec.string("ca_file")?.map(|p| sec.resolve(&p));
@@ -213,7 +215,9 @@ fn parse_store(sec: &mut Section) -> Result<StoreConfig, ConfigError> {
     let pool_size = match sec.integer("pool_size")? {
         None => 8,
         Some(n) if (1..=1000).contains(&n) => n as usize,
-        Some(n) => return Err(sec.err("pool_size", format!("expected a number of connections from 1 to 1000, got {n}"))),
+        Some(n) => {
+            return Err(sec.err("pool_size", format!("expected a number of connections from 1 to 1000, got {n}")))
+        }
     };
     sec.finish("a PostgreSQL store ([store] url)", KNOWN)?;
     Ok(StoreConfig::Postgres(crate::store::postgres::PgConfig { url, password, ca_file, pool_size }))

@@ -33,7 +33,9 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     /// The SQLite file (relative paths are resolved against the config's folder).
-    Sqlite { path: std::path::PathBuf },
+    Sqlite {
+        path: std::path::PathBuf,
+    },
     Postgres(postgres::PgConfig),
 }
 
@@ -63,11 +65,18 @@ pub fn open(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> 
 
 /// Opens the store for a run that writes nothing: an existing one read-only,
 /// a missing one as an empty store in memory (nothing is created). A
-/// PostgreSQL store is opened as it is (a dry run writes nothing to it).
+/// PostgreSQL database without a schema is not migrated: the run plans
+/// against an empty store in memory.
 pub fn open_for_dry_run(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     match cfg {
         StoreConfig::Sqlite { path } => Ok(std::sync::Arc::new(sqlite::SqliteStore::open_for_dry_run(path)?)),
-        StoreConfig::Postgres(_) => open(cfg),
+        StoreConfig::Postgres(pg) => match postgres::PgStore::open_existing(pg) {
+            Ok(s) => Ok(std::sync::Arc::new(s)),
+            Err(StoreError::NotCreated { store }) => {
+                Ok(std::sync::Arc::new(sqlite::SqliteStore::in_memory(std::path::Path::new(&store))?))
+            }
+            Err(e) => Err(e),
+        },
     }
 }
 

@@ -38,11 +38,11 @@ use crate::secret::Secret;
 use crate::time::Timestamp;
 
 use super::{
-    Change, GroupRelations, PushOutcome, QueueStatus, RunQuery, SavedState, SnapshotQuery, Store, StoreError,
-    StoreTx, UserGroups, UserQuery, WritebackItem,
+    Change, GroupRelations, PushOutcome, QueueStatus, RunQuery, SavedState, SnapshotQuery, Store, StoreError, StoreTx,
+    UserGroups, UserQuery, WritebackItem,
 };
-pub(crate) use connect::explain;
 pub use connect::describe_url;
+pub(crate) use connect::explain;
 use tx::PgTx;
 
 /// `[store] url = "postgres://…"` and what goes with it.
@@ -87,12 +87,18 @@ struct Inner {
     name: String,
     cfg: connect::Connector,
     pool: deadpool_postgres::Pool,
-    rt: tokio::runtime::Runtime,
+    /// Taken only when the store is dropped.
+    rt: Option<tokio::runtime::Runtime>,
 }
 
 impl Drop for Inner {
+    /// Closes the pool and stops the runtime without waiting (the last
+    /// handle may be dropped on an async thread, where waiting is refused).
     fn drop(&mut self) {
         self.pool.close();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -140,13 +146,16 @@ impl PgStore {
             .thread_name("dirsync-postgres")
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Backend { store: name.clone(), message: format!("cannot start its runtime: {e}") })?;
+            .map_err(|e| StoreError::Backend {
+                store: name.clone(),
+                message: format!("cannot start its runtime: {e}"),
+            })?;
         let connector = connect::Connector::new(cfg, &name)?;
         let pool = {
             let _in_rt = rt.enter();
             connector.pool(cfg.pool_size)?
         };
-        Ok(PgStore { inner: Arc::new(Inner { name, cfg: connector, pool, rt }) })
+        Ok(PgStore { inner: Arc::new(Inner { name, cfg: connector, pool, rt: Some(rt) }) })
     }
 
     /// The store's name in messages.
@@ -168,7 +177,7 @@ impl PgStore {
 /// Runs `f` on the store's runtime (its timers and sockets are there) and
 /// waits for it on the calling thread, whatever runtime that thread is in.
 fn block<R>(inner: &Inner, f: impl Future<Output = R>) -> R {
-    let _in_rt = inner.rt.enter();
+    let _in_rt = inner.rt.as_ref().expect("the runtime lives as long as the store").enter();
     futures_executor::block_on(f)
 }
 

@@ -245,8 +245,8 @@ fn read_rows(
     Ok(())
 }
 
-pub(super) use crate::store::row::{Interner, USER_COLUMNS};
 use crate::store::row::json_object as parse_json_object;
+pub(super) use crate::store::row::{Interner, USER_COLUMNS};
 
 pub(super) fn read_user(r: &rusqlite::Row, names: &mut Interner) -> rusqlite::Result<StoredUser> {
     // Values are borrowed from the row and packed once (Fields::from_pairs).

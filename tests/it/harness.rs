@@ -18,6 +18,11 @@ pub const SUFFIX: &str = "dc=example,dc=com";
 pub const ADMIN: &str = "cn=admin,dc=example,dc=com";
 pub const PASSWORD: &str = "secret";
 
+/// Whether this run's end-to-end tests use PostgreSQL (`DIRSYNC_TEST_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("DIRSYNC_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -220,8 +225,42 @@ impl Env {
         env
     }
 
+    /// Writes the config file. Under `DIRSYNC_TEST_STORE=postgres` (the
+    /// test command's PostgreSQL leg) the SQLite store becomes a fresh
+    /// database of this folder's own on the test server.
     pub fn write_config(&self, text: &str) {
+        let text = match on_postgres() {
+            true => text.replacen("[store]\npath = \"dirsync.db\"\n", &format!("[store]\n{}", self.pg_store()), 1),
+            false => text.to_string(),
+        };
         std::fs::write(self.config(), text).unwrap();
+    }
+
+    /// `[store]`'s keys for this folder's PostgreSQL database (made on first use).
+    fn pg_store(&self) -> String {
+        let marker = self.dir.path().join(".pg-url");
+        if !marker.exists() {
+            let cfg = dirsync::store::postgres::testing::fresh_database();
+            let mut url = url::Url::parse(&cfg.url).unwrap();
+            let password = url.password().unwrap_or_default().to_string();
+            url.set_password(None).unwrap();
+            std::fs::write(self.dir.path().join("pg.secret"), format!("{password}\n")).unwrap();
+            std::fs::write(&marker, url.as_str()).unwrap();
+        }
+        let url = std::fs::read_to_string(&marker).unwrap();
+        format!("url = \"{url}\"\npassword_file = \"pg.secret\"\n")
+    }
+
+    /// Whether the store exists: the SQLite file, or the schema in the
+    /// folder's PostgreSQL database.
+    pub fn store_exists(&self) -> bool {
+        let cfg = dirsync::config::Config::load(&self.config()).unwrap();
+        match cfg.store.sqlite_path() {
+            Some(p) => p.exists(),
+            None => {
+                !matches!(dirsync::store::open_existing(&cfg.store), Err(dirsync::store::StoreError::NotCreated { .. }))
+            }
+        }
     }
 
     /// Rewrites the config file.
@@ -243,9 +282,10 @@ impl Env {
         self.dir.path().join("dirsync.db")
     }
 
-    /// The store the binary writes, opened through the library's API.
+    /// The store the binary writes (the config's), opened through the library's API.
     pub fn store(&self) -> std::sync::Arc<dyn dirsync::store::Store> {
-        dirsync::store::open(&dirsync::store::StoreConfig::sqlite(self.db())).unwrap()
+        let cfg = dirsync::config::Config::load(&self.config()).unwrap();
+        dirsync::store::open(&cfg.store).unwrap()
     }
 
     /// Rewrites every source's saved position with `f` (what a restored

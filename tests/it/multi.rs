@@ -76,8 +76,7 @@ fn a_higher_priority_source_takes_over_a_record_by_relink_keeping_its_local_valu
     assert_eq!(user_field(&env, "ada", "balance"), "12.50", "local values kept");
     assert_eq!(env.user("ada")["created_at"], id_before, "the same record");
     assert!(out["warnings"].to_string().contains("belongs to source \\\"hr\\\""), "{out}");
-    let store = dirsync::store::sqlite::SqliteStore::open(&env.db()).unwrap();
-    use dirsync::store::Store;
+    let store = env.store();
     let ada = store.user_by_name("ada").unwrap().unwrap();
     let audit = format!("{:?}", store.audit_of(ada.id, 50).unwrap());
     assert!(audit.contains("relink") && audit.contains("\"lab\"") && audit.contains("hr:ada"), "{audit}");

@@ -168,13 +168,9 @@ fn a_second_sync_while_one_runs_is_refused() {
     people(&slapd, 3);
     let env = Env::ldap(&slapd, "", "");
     assert_eq!(env.sync(&[]).0, 0);
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(env.dir.path().join("dirsync.db.lock"))
-        .unwrap();
-    lock.lock().unwrap();
+    // Another holder of the store's lease (a lock file beside SQLite's
+    // store, an advisory lock on PostgreSQL).
+    let lock = env.store().lease().unwrap();
     let (code, out) = env.sync(&[]);
     assert_eq!(code, 1, "{out}");
     assert!(out["message"].as_str().unwrap().contains("another sync is running"), "{out}");
@@ -194,7 +190,6 @@ fn killing_the_process_at_any_moment_leaves_the_old_or_the_new_state() {
     let scratch = Env::ldap(&slapd, "page_size = 500", "");
     assert_eq!(scratch.sync(&[]).0, 0);
     let full = t0.elapsed();
-    let db = env.db();
     let mut kills = 0;
     for i in 0..8u32 {
         let mut child = env
@@ -209,7 +204,7 @@ fn killing_the_process_at_any_moment_leaves_the_old_or_the_new_state() {
         }
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        if !db.exists() {
+        if !env.store_exists() {
             continue;
         }
         // Read through the store's own API, as the next run would.

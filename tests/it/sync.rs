@@ -171,7 +171,7 @@ fn dry_run_shows_the_plan_and_changes_nothing() {
     assert!(r.stdout.contains("+ member   alice → Teachers"), "{}", r.stdout);
     // Nothing at all: no store, so no user and no run (reading commands say
     // there is no store yet).
-    assert!(!env.db().exists(), "a dry run created the store");
+    assert!(!env.store_exists(), "a dry run created the store");
     assert_eq!(env.run(&["users", "list"]).code, 1);
 
     assert_eq!(env.sync(&[]).0, 0);

@@ -13,8 +13,11 @@ use crate::model::{name_key, StoredUser};
 use crate::store::{NewWriteback, SnapshotQuery, Store, StoreError, StoreTx, UserPatch};
 
 /// How often a change is tried again when a write slipped in between its
-/// read and its transaction (another change to the store).
-const ATTEMPTS: usize = 8;
+/// read and its transaction (another change to the store). Between tries
+/// it waits a little, longer each time and by a random part, so writers
+/// that collided do not collide again in step (on a database several
+/// instances write at once, and a round trip widens the window).
+const ATTEMPTS: usize = 16;
 
 /// Whether `field` may be set locally for a user of `source` (`None`: only
 /// the name is checked): not the username, and not a field the directory
@@ -69,10 +72,20 @@ pub fn set_fields(
     loop {
         attempt += 1;
         match write_once(cfg, store, username, &changes) {
-            Err(WritebackError::Store(StoreError::Conflict { .. })) if attempt < ATTEMPTS => continue,
+            Err(WritebackError::Store(StoreError::Conflict { .. })) if attempt < ATTEMPTS => backoff(attempt),
             other => return other,
         }
     }
+}
+
+/// Waits before try `attempt + 1`: up to 2 ms times the attempt, at random.
+fn backoff(attempt: usize) {
+    let mut b = [0u8; 2];
+    let jitter = match getrandom::fill(&mut b) {
+        Ok(()) => u16::from_le_bytes(b) as u64 % 2000,
+        Err(_) => 1000,
+    };
+    std::thread::sleep(std::time::Duration::from_micros(jitter * attempt as u64));
 }
 
 /// One try of [`set_fields`]: read the user, check ownership, write.

@@ -20,7 +20,13 @@ pub(super) struct Created {
 }
 
 impl Created {
-    pub(super) fn new(users: &[NewUser], ids: &[i64], audit_ids: &[i64], run_id: Option<i64>, now: Timestamp) -> Created {
+    pub(super) fn new(
+        users: &[NewUser],
+        ids: &[i64],
+        audit_ids: &[i64],
+        run_id: Option<i64>,
+        now: Timestamp,
+    ) -> Created {
         let mut c = Created {
             ids: ids.to_vec(),
             cols: Default::default(),
@@ -69,8 +75,23 @@ impl Created {
         conn.execute(
             &users,
             &[
-                &self.ids, source, ext, username, ukey, dn, dnkey, status, full_name, email, department, office, card,
-                card2, &self.custom, &self.dir_values, &self.now,
+                &self.ids,
+                source,
+                ext,
+                username,
+                ukey,
+                dn,
+                dnkey,
+                status,
+                full_name,
+                email,
+                department,
+                office,
+                card,
+                card2,
+                &self.custom,
+                &self.dir_values,
+                &self.now,
             ],
         )
         .await?;

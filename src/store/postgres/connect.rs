@@ -117,18 +117,20 @@ pub(super) async fn pooled(inner: &Inner) -> Result<deadpool_postgres::Object, S
 /// holder's connection dies with its process.
 struct PgLease {
     _client: tokio_postgres::Client,
+    /// The runtime that drives the lease's connection lives while it does.
+    _store: std::sync::Arc<Inner>,
 }
 
 impl crate::store::Lease for PgLease {}
 
-pub(super) async fn lease(inner: &Inner) -> Result<Box<dyn crate::store::Lease>, StoreError> {
+pub(super) async fn lease(inner: &std::sync::Arc<Inner>) -> Result<Box<dyn crate::store::Lease>, StoreError> {
     let client = inner.cfg.connect(&inner.name).await?;
     let row = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_LOCK])
         .await
         .map_err(|e| explain(&inner.name, e))?;
     match row.get::<_, bool>(0) {
-        true => Ok(Box::new(PgLease { _client: client })),
+        true => Ok(Box::new(PgLease { _client: client, _store: inner.clone() })),
         false => Err(StoreError::Locked(format!("advisory lock {LEASE_LOCK} on {}", inner.name))),
     }
 }
@@ -149,8 +151,13 @@ pub(crate) fn explain(name: &str, e: tokio_postgres::Error) -> StoreError {
         message = format!("{message} ({d})");
     }
     let code = db.code();
-    if [SqlState::UNIQUE_VIOLATION, SqlState::FOREIGN_KEY_VIOLATION, SqlState::CHECK_VIOLATION, SqlState::NOT_NULL_VIOLATION]
-        .contains(code)
+    if [
+        SqlState::UNIQUE_VIOLATION,
+        SqlState::FOREIGN_KEY_VIOLATION,
+        SqlState::CHECK_VIOLATION,
+        SqlState::NOT_NULL_VIOLATION,
+    ]
+    .contains(code)
     {
         return StoreError::Constraint { store, message };
     }
@@ -160,7 +167,9 @@ pub(crate) fn explain(name: &str, e: tokio_postgres::Error) -> StoreError {
         return StoreError::Busy { store, message };
     }
     if code == &SqlState::INVALID_PASSWORD || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
-        let message = format!("{message}: check the user in [store] url and its password (password_file, password_env or PGPASSWORD)");
+        let message = format!(
+            "{message}: check the user in [store] url and its password (password_file, password_env or PGPASSWORD)"
+        );
         return StoreError::Unavailable { store, message };
     }
     if code == &SqlState::INVALID_CATALOG_NAME {

@@ -25,7 +25,13 @@ pub(super) fn finish_one(
         PushOutcome::Failed { code, error, retry_at } => tx.queue_update(
             "UPDATE writeback SET status = 'failed', attempts = attempts + 1, last_code = $2, last_error = $3, \
              next_attempt_at = $4, updated_at = $5 WHERE id = $1",
-            vec![Box::new(item.id), Box::new(code.map(i64::from)), Box::new(error.clone()), Box::new(*retry_at), Box::new(now)],
+            vec![
+                Box::new(item.id),
+                Box::new(code.map(i64::from)),
+                Box::new(error.clone()),
+                Box::new(*retry_at),
+                Box::new(now),
+            ],
         ),
         PushOutcome::Conflict { error } => tx.queue_update(
             "UPDATE writeback SET status = 'conflict', last_error = $2, updated_at = $3 WHERE id = $1",

@@ -156,11 +156,8 @@ const MIGRATE_LOCK: i64 = 0x6469_7273_796e_6300; // "dirsync" 0
 pub(super) async fn version(inner: &Inner) -> Result<Option<usize>, StoreError> {
     let conn = super::connect::pooled(inner).await?;
     let err = |e| explain(&inner.name, e);
-    let exists: bool = conn
-        .query_one("SELECT to_regclass('dirsync_schema') IS NOT NULL", &[])
-        .await
-        .map_err(err)?
-        .get(0);
+    let exists: bool =
+        conn.query_one("SELECT to_regclass('dirsync_schema') IS NOT NULL", &[]).await.map_err(err)?.get(0);
     if !exists {
         return Ok(None);
     }

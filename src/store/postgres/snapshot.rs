@@ -46,7 +46,8 @@ pub(super) async fn read(
     while let Some(r) = rows.try_next().await.map_err(err)? {
         snap.users.push(read_user(&r, &mut names));
     }
-    let groups = tx.query("SELECT id, source, external_id, name, dn FROM groups ORDER BY id", &[]).await.map_err(err)?;
+    let groups =
+        tx.query("SELECT id, source, external_id, name, dn FROM groups ORDER BY id", &[]).await.map_err(err)?;
     snap.groups = groups.iter().map(read_group).collect();
     // The edges' query takes the first four arrays, the nested groups' the
     // changed groups' two.
@@ -54,7 +55,9 @@ pub(super) async fn read(
         0 => (&params[..], &params[..]),
         _ => (&params[..4], &params[2..4]),
     };
-    for (sql, p, out) in [(&edges, edge_params, &mut snap.user_groups), (&nested, nested_params, &mut snap.group_groups)] {
+    for (sql, p, out) in
+        [(&edges, edge_params, &mut snap.user_groups), (&nested, nested_params, &mut snap.group_groups)]
+    {
         let rows = tx.query_raw(sql.as_str(), p.iter().copied()).await.map_err(err)?;
         pin_mut!(rows);
         while let Some(r) = rows.try_next().await.map_err(err)? {

@@ -91,7 +91,9 @@ impl PgTx {
     /// Sends what is queued, then runs `f` on the connection.
     fn read<R>(
         &mut self,
-        f: impl for<'c> FnOnce(&'c deadpool_postgres::Object) -> futures_util::future::BoxFuture<'c, Result<R, tokio_postgres::Error>>,
+        f: impl for<'c> FnOnce(
+            &'c deadpool_postgres::Object,
+        ) -> futures_util::future::BoxFuture<'c, Result<R, tokio_postgres::Error>>,
     ) -> Result<R, StoreError> {
         self.flush()?;
         let conn = self.conn();
@@ -161,9 +163,7 @@ impl PgTx {
             _ => "SELECT nextval('audit_id_seq') FROM generate_series(1, $1::bigint)",
         };
         let n = n as i64;
-        self.read(move |c| {
-            Box::pin(async move { Ok(c.query(sql, &[&n]).await?.iter().map(|r| r.get(0)).collect()) })
-        })
+        self.read(move |c| Box::pin(async move { Ok(c.query(sql, &[&n]).await?.iter().map(|r| r.get(0)).collect()) }))
     }
 }
 
@@ -199,10 +199,13 @@ fn user_params(u: &NewUser) -> Vec<Param> {
 const INSERT_USER: &str = "INSERT INTO users (id, source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, dir_values, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)";
 
 impl StoreTx for PgTx {
+    /// The generation, locked until this transaction ends: a writer that
+    /// compares it and sets the next one is not overtaken by another
+    /// (which waits here, then reads the new value).
     fn generation(&mut self) -> Result<i64, StoreError> {
         self.read(|c| {
             Box::pin(async move {
-                let r = c.query_one("SELECT value::bigint FROM meta WHERE key = 'generation'", &[]).await?;
+                let r = c.query_one("SELECT value::bigint FROM meta WHERE key = 'generation' FOR UPDATE", &[]).await?;
                 Ok(r.get(0))
             })
         })

@@ -111,8 +111,13 @@ impl SqliteStore {
         if path.exists() {
             return SqliteStore::open(path);
         }
-        let conn = Connection::open_in_memory().map_err(|e| explain(path, e))?;
-        SqliteStore::ready(conn, path, true)
+        SqliteStore::in_memory(path)
+    }
+
+    /// An empty store in memory, named `label` in messages.
+    pub fn in_memory(label: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|e| explain(label, e))?;
+        SqliteStore::ready(conn, label, true)
     }
 
     fn ready(mut conn: Connection, path: &Path, memory: bool) -> Result<SqliteStore, StoreError> {

@@ -10,8 +10,8 @@ use rusqlite::{params, Transaction};
 use super::backend;
 use crate::model::records::{AuditRecord, RunRecord};
 use crate::model::{name_key, normalize_dn, CORE_FIELDS};
-use crate::store::row::{created_summary, split_fields};
 use crate::model::{NewGroup, NewUser};
+use crate::store::row::{created_summary, split_fields};
 use crate::store::{NewWriteback, SavedState, StoreError, StoreTx, UserPatch};
 
 pub(super) struct SqliteTx<'c> {
