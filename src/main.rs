@@ -107,6 +107,14 @@ enum Command {
         #[command(subcommand)]
         command: WritebackCommand,
     },
+    /// Apply the store's pending schema migrations (every command also
+    /// does at start); a store newer than this build is refused (exit 2).
+    Migrate,
+    /// The store itself.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Run history, newest first.
     Runs {
         #[arg(long)]
@@ -114,6 +122,21 @@ enum Command {
         /// How many runs.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a whole store into an empty one (SQLite ⇄ PostgreSQL), history
+    /// and audit included, ids kept, row counts checked; stop the service first.
+    Copy {
+        /// A SQLite file or a postgres:// URL.
+        #[arg(long)]
+        from: String,
+        /// A SQLite file or a postgres:// URL (its password, CA and pool from
+        /// the config whose [store] url it is, or PGPASSWORD).
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -263,14 +286,7 @@ fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
     dirsync::store::open(&cfg.store).map_err(store_failure)
 }
 
-/// A store that cannot be opened: exit 2 when this build is too old for it
-/// (nothing to retry), 1 otherwise.
-fn store_failure(e: dirsync::store::StoreError) -> Failure {
-    match e {
-        dirsync::store::StoreError::TooNew { .. } => Failure::config(e.to_string()),
-        e => Failure::failed(e.to_string()),
-    }
-}
+use cli::store::failure as store_failure;
 
 /// The store for a command that reads or changes what a sync wrote: an
 /// existing one (exit 1, nothing created, when there is none yet).
@@ -544,6 +560,8 @@ fn run(args: Args) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::AdminPassword { file } => admin_password(file),
+        Command::Migrate => cli::store::migrate(&load(&args.config)?),
+        Command::Store { command: StoreCommand::Copy { from, to } } => cli::store::copy(&args.config, &from, &to),
         Command::Auth { username } => auth(&args.config, username),
         Command::Check => {
             let cfg = load(&args.config)?;

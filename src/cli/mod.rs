@@ -2,6 +2,7 @@
 //! Rendering of results lives in [`render`].
 
 mod render;
+pub mod store;
 
 use std::io::IsTerminal;
 use std::path::Path;

@@ -14,6 +14,7 @@
 //! ([`StoreError::Busy`], [`StoreError::Constraint`], [`StoreError::Unavailable`]).
 //! `suite.rs` is the test suite every backend runs.
 
+pub mod copy;
 pub mod postgres;
 mod row;
 mod schema_version;

@@ -17,6 +17,7 @@
 
 mod bulk;
 mod connect;
+mod portable;
 mod queries;
 mod queue;
 mod schema;

@@ -16,6 +16,7 @@ use crate::model::records::{AuditRecord, RunRecord, RunSources};
 use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
 
 mod open;
+mod portable;
 pub(in crate::store) use open::{creatable, migrate_file};
 mod queries;
 mod queue;

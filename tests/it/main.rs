@@ -37,6 +37,7 @@ mod serve;
 mod serve_auth;
 mod serve_limits;
 mod serve_patch;
+mod store_pg;
 mod sync;
 mod tls;
 mod unix;
