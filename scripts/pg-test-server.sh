@@ -37,6 +37,8 @@ start)
       chmod 600 server.key
       [ "$(id -u)" -eq 0 ] && chown postgres: server.key server.crt ca.pem )
     opts="$opts -c ssl=on -c ssl_cert_file=$BASE/server.crt -c ssl_key_file=$BASE/server.key"
+    # Only TLS connections over TCP: a client that does not encrypt is refused.
+    printf 'local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\n' >"$BASE/data/pg_hba.conf"
   fi
   as_pg "$BIN/pg_ctl" -D "$BASE/data" -l "$BASE/server.log" -w -t 30 -o "$opts" start >/dev/null
   ;;

@@ -160,3 +160,72 @@ fn store_config_mistakes_name_the_key() {
         assert!(!r.stderr.contains("lit3ral"), "{}", r.stderr);
     }
 }
+
+/// A PostgreSQL server of its own with TLS (a test CA), stopped on drop.
+struct TlsPostgres {
+    base: tempfile::TempDir,
+    port: u16,
+}
+
+impl TlsPostgres {
+    fn start() -> TlsPostgres {
+        let base = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let port = free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
+        let out = std::process::Command::new("bash")
+            .args([script, "start"])
+            .env("BASE", base.path().join("pg"))
+            .env("PORT", port.to_string())
+            .env("TLS", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        TlsPostgres { base, port }
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
+        let _ =
+            std::process::Command::new("bash").args([script, "stop"]).env("BASE", self.base.path().join("pg")).status();
+    }
+}
+
+#[test]
+fn tls_with_ca_file_verifies_the_server_and_refuses_another_ca() {
+    let pg = TlsPostgres::start();
+    let env = env_with("path = \"unused.db\"");
+    std::fs::write(env.dir.path().join("pg.secret"), "secret\n").unwrap();
+    std::fs::copy(pg.base.path().join("pg/ca.pem"), env.dir.path().join("ca.pem")).unwrap();
+    let store = format!(
+        "url = \"postgres://postgres@localhost:{}/postgres\"\npassword_file = \"pg.secret\"\nca_file = \"ca.pem\"",
+        pg.port
+    );
+    std::fs::write(env.config(), format!("[store]\n{store}\n{SOURCE}")).unwrap();
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, count(&out, "created")), (0, 3), "{out}");
+    // The server takes TLS connections only: without ca_file dirsync does
+    // not encrypt and is refused.
+    std::fs::write(env.config(), format!("[store]\n{}\n{SOURCE}", store.replace("ca_file = \"ca.pem\"", ""))).unwrap();
+    let r = env.run(&["users", "list"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no encryption") || r.stderr.contains("pg_hba"), "{}", r.stderr);
+    // Another CA (a certificate the server's is not signed by) is refused.
+    let other = env.dir.path().join("other.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=another CA", "-keyout"])
+        .arg(env.dir.path().join("other.key"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    std::fs::write(env.config(), format!("[store]\n{}\n{SOURCE}", store.replace("ca.pem", "other.pem"))).unwrap();
+    let r = env.run(&["users", "list"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot reach the database") || r.stderr.contains("certificate"), "{}", r.stderr);
+}
