@@ -288,6 +288,12 @@ fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
 
 use cli::store::failure as store_failure;
 
+/// A command's runs: asked for on the command line, on this host.
+fn cli_origin() -> dirsync::model::records::RunOrigin {
+    let host = dirsync::model::records::host_name();
+    dirsync::model::records::RunOrigin::new(dirsync::model::records::Trigger::Cli, &host)
+}
+
 /// The store for a command that reads or changes what a sync wrote: an
 /// existing one (exit 1, nothing created, when there is none yet).
 fn read_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
@@ -384,7 +390,8 @@ fn sync_command(config: &std::path::Path, flags: SyncFlags, sources: Vec<String>
             return Err(store_failure(e));
         }
     };
-    let opts = SyncOptions { dry_run, force, sources, full, early_writes: true, ..SyncOptions::default() };
+    let origin = cli_origin();
+    let opts = SyncOptions { dry_run, force, sources, full, early_writes: true, origin, ..SyncOptions::default() };
     let progress = Arc::new(AtomicU64::new(0));
     let rt = runtime()?;
     let bar = cli::Progress::start(&rt, progress.clone());
@@ -422,7 +429,7 @@ fn backfill_command(config: &std::path::Path, dry_run: bool, json: bool, sources
         false => dirsync::store::open_existing(&cfg.store),
     }
     .map_err(store_failure)?;
-    let outcome = match runtime()?.block_on(backfill(&cfg, &*store, &sources, dry_run)) {
+    let outcome = match runtime()?.block_on(backfill(&cfg, &*store, &sources, dry_run, &cli_origin())) {
         Ok(o) => o,
         Err(e @ BackfillError::UnknownSource(_)) => return Err(Failure::config(e.to_string())),
         Err(e) => return Err(Failure::failed(e.to_string())),
@@ -513,7 +520,7 @@ fn writeback(config: &std::path::Path, command: WritebackCommand) -> Result<u8, 
         }
         WritebackCommand::Push { json } => {
             let (_, report) = runtime()?
-                .block_on(dirsync::engine::writeback::push_as_run(&cfg, &*store))
+                .block_on(dirsync::engine::writeback::push_as_run(&cfg, &*store, &cli_origin()))
                 .map_err(|e| Failure::failed(e.to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));

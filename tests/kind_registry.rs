@@ -178,7 +178,7 @@ async fn a_field_set_during_a_queued_run_is_kept_and_the_run_is_done_again() {
         let r = runner.clone();
         async move { r.work().await }
     });
-    let req = || RunRequest { sources: vec![], full: false, trigger: Trigger::Api, approved: None };
+    let req = || RunRequest::new(vec![], false, Trigger::Api);
     let wait = |n: usize| {
         let store = store.clone();
         async move {
@@ -235,6 +235,7 @@ fn probe_during_read(source: &str, store: Arc<dyn Store>) -> Arc<std::sync::Mute
                         &dirsync::engine::history::RunSources::new(["probe"]),
                         dirsync::engine::history::now(),
                         false,
+                        &Default::default(),
                     )
                     .is_ok(),
             );

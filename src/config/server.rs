@@ -115,6 +115,9 @@ pub struct ServerConfig {
     pub header_timeout: std::time::Duration,
     /// A kept-alive connection with no request in progress is closed after this.
     pub idle_timeout: std::time::Duration,
+    /// This instance's name in the run history (`None`: the host name and
+    /// the port actually bound, `host:port`).
+    pub instance: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -130,6 +133,7 @@ impl Default for ServerConfig {
             max_connections: 512,
             header_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(60),
+            instance: None,
         }
     }
 }
@@ -188,6 +192,16 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
         })?;
     }
     out.allow_plaintext = s.boolean("allow_plaintext")?.unwrap_or(false);
+    if let Some(name) = s.string("instance")? {
+        let ok = (1..=100).contains(&name.chars().count()) && name.chars().all(|c| c.is_ascii_graphic());
+        if !ok {
+            return Err(s.err(
+                "instance",
+                "expected a name of 1 to 100 visible ASCII characters (no spaces), such as \"print1\"",
+            ));
+        }
+        out.instance = Some(name);
+    }
     if let Some(g) = s.integer("shutdown_grace_secs")? {
         if !(0..=86_400).contains(&g) {
             return Err(s.err("shutdown_grace_secs", format!("expected 0 to 86400 seconds, got {g}")));

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::engine::history::{now, Counts, RunMode, RunRecord, RunSources, RunStatus};
-use crate::model::records::AuditRecord;
+use crate::model::records::{AuditRecord, RunOrigin};
 use crate::model::{name_key, Snapshot, SourceBatch, StoredUser};
 use crate::store::{on_store, NewWriteback, Store, StoreError, UserPatch};
 
@@ -64,6 +64,7 @@ pub async fn backfill(
     store: &dyn Store,
     sources: &[String],
     dry_run: bool,
+    origin: &RunOrigin,
 ) -> Result<BackfillOutcome, BackfillError> {
     let selected: Vec<&crate::config::SourceConfig> = match sources.is_empty() {
         true => cfg.sources.iter().filter(|s| !s.is_enrich()).collect(),
@@ -90,7 +91,8 @@ pub async fn backfill(
     let cfg = cfg.clone();
     let generation = snap.generation;
     drop(snap);
-    let (run_id, fills) = on_store(store, move |s| apply(&cfg, s, &names, generation, fills)).await?;
+    let origin = origin.clone();
+    let (run_id, fills) = on_store(store, move |s| apply(&cfg, s, (&names, &origin), generation, fills)).await?;
     Ok(BackfillOutcome { run_id: Some(run_id), dry_run, mode: RunMode::Backfill, users, fills })
 }
 
@@ -153,12 +155,12 @@ fn fills_of(cfg: &Config, snap: &Snapshot, batches: &[SourceBatch]) -> Vec<Fill>
 fn apply(
     cfg: &Config,
     store: &dyn Store,
-    names: &RunSources,
+    (names, origin): (&RunSources, &RunOrigin),
     generation: i64,
     mut fills: Vec<Fill>,
 ) -> Result<(i64, Vec<Fill>), StoreError> {
     let started = now();
-    let run_id = store.start_run(names, started, false)?;
+    let run_id = store.start_run(names, started, false, origin)?;
     let prov = crate::engine::apply::Provisioning::from_config(cfg);
     store.transaction(&mut |tx| {
         let found = tx.generation()?;
@@ -220,6 +222,7 @@ fn apply(
             warnings: vec![],
             message: None,
             mode: RunMode::Backfill,
+            origin: origin.clone(),
         })
     })?;
     Ok((run_id, fills))

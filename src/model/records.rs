@@ -110,6 +110,76 @@ pub struct RunRecord {
     /// Why the run failed or was blocked.
     pub message: Option<String>,
     pub mode: RunMode,
+    /// Who asked for it, the slot it was scheduled for, the instance that ran it.
+    #[serde(flatten)]
+    pub origin: RunOrigin,
+}
+
+/// Who or what started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// A slot of the source's schedule.
+    Schedule,
+    /// `POST /api/runs` or the admin page.
+    Api,
+    /// `dirsync sync` (and its other commands that run).
+    Cli,
+    /// The approval of a blocked run.
+    Approve,
+    /// Run again after a failure or a store change during the run.
+    Retry,
+    /// One user provisioned just in time (directory authentication).
+    Single,
+}
+
+impl Trigger {
+    const ALL: [Trigger; 6] =
+        [Trigger::Schedule, Trigger::Api, Trigger::Cli, Trigger::Approve, Trigger::Retry, Trigger::Single];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Api => "api",
+            Trigger::Cli => "cli",
+            Trigger::Approve => "approve",
+            Trigger::Retry => "retry",
+            Trigger::Single => "single",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// Where a run came from (all `None` on runs recorded before this was kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunOrigin {
+    pub trigger: Option<Trigger>,
+    /// The schedule slot (a time on the cron grid) a scheduled run is for.
+    pub slot: Option<Timestamp>,
+    /// `[server] instance`, by default `host:port` of the service; the host
+    /// name for a command.
+    pub instance: Option<String>,
+}
+
+impl RunOrigin {
+    pub fn new(trigger: Trigger, instance: &str) -> RunOrigin {
+        RunOrigin { trigger: Some(trigger), slot: None, instance: Some(instance.to_string()) }
+    }
+}
+
+/// This machine's host name (a command's instance).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into `buf`.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match ok {
+        true => String::from_utf8_lossy(&buf[..end]).into_owned(),
+        false => "localhost".into(),
+    }
 }
 
 /// How a run read its sources.

@@ -194,6 +194,20 @@ pub async fn run(
     let server = cfg.server.clone().unwrap_or_default();
     announce_schedules(&cfg);
     let state = AppState::new(cfg, store.clone());
+    let instance = match &server.instance {
+        Some(name) => name.clone(),
+        None => format!("{}:{}", crate::model::records::host_name(), listener.local_addr()?.port()),
+    };
+    state.runner.set_instance(instance.clone());
+    info!(%instance, store = %store_name(&state), "instance");
+    let me = instance.clone();
+    let _present = match crate::store::on_store(&*store, move |s| s.presence(&me)).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            warn!("this instance's presence could not be marked in the store: {e}");
+            None
+        }
+    };
     settle_left_runs(&*store).await;
     let tls = announce(&listener, &server)?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -232,7 +246,7 @@ pub async fn run(
     state.runner.stop();
     scheduler.abort();
     reloader.abort();
-    wind_down(&*store, worker, server.shutdown_grace).await;
+    wind_down(&*store, worker, server.shutdown_grace, instance).await;
     if tokio::time::timeout(Duration::from_secs(10), http).await.is_err() {
         warn!("open HTTP connections did not close within 10 s");
     }
@@ -241,6 +255,11 @@ pub async fn run(
     let _ = accepting.await;
     info!("stopped");
     Ok(())
+}
+
+/// The store's name as the config gives it (no password).
+fn store_name(st: &AppState) -> String {
+    crate::store::describe(&st.config().store)
 }
 
 /// Logs when each source will be read on its own (local time, with its
@@ -267,7 +286,8 @@ fn announce_schedules(cfg: &Config) {
 async fn settle_left_runs(store: &dyn Store) {
     let at = crate::engine::history::now();
     let left = crate::store::on_store(store, move |s| -> Result<(usize, usize), crate::store::StoreError> {
-        let queued = s.abandon_queued(at)?;
+        // Queued by instances that are gone (this one's last life among them).
+        let queued = s.abandon_queued(at, None)?;
         let running = match s.lease() {
             Ok(_lease) => s.mark_interrupted(at)?,
             Err(_) => 0,
@@ -307,7 +327,7 @@ fn announce(
 /// Waits up to `grace` for the run queue to stop; a sync still running then
 /// is dropped (its source reads stop, its open transaction rolls back:
 /// nothing of it is applied). Runs left queued or running are marked.
-async fn wind_down(store: &dyn Store, worker: tokio::task::JoinHandle<()>, grace: Duration) {
+async fn wind_down(store: &dyn Store, worker: tokio::task::JoinHandle<()>, grace: Duration, instance: String) {
     let abort = worker.abort_handle();
     match tokio::time::timeout(grace, worker).await {
         Ok(_) => info!("the run queue stopped"),
@@ -318,8 +338,12 @@ async fn wind_down(store: &dyn Store, worker: tokio::task::JoinHandle<()>, grace
     }
     let at = crate::engine::history::now();
     let _ = crate::store::on_store(store, move |s| -> Result<(), crate::store::StoreError> {
-        s.abandon_queued(at)?;
-        s.mark_interrupted(at).map(drop)
+        s.abandon_queued(at, Some(&instance))?;
+        // Only with the lease: another instance may be running a sync now.
+        match s.lease() {
+            Ok(_lease) => s.mark_interrupted(at).map(drop),
+            Err(_) => Ok(()),
+        }
     })
     .await;
 }

@@ -24,14 +24,12 @@ use crate::time::Timestamp;
 /// The configuration a service runs with; replaced whole on reload.
 pub type ConfigHandle = Arc<RwLock<Arc<Config>>>;
 
-/// Who asked for a run (logged and counted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    Schedule,
-    Api,
-    Retry,
-}
+use crate::model::records::RunOrigin;
+pub use crate::model::records::Trigger;
+
+/// How long a queued run waits for the store's lease while another
+/// instance (or a command) runs a sync on the same store.
+const LEASE_WAIT: Duration = Duration::from_secs(3600);
 
 /// A run to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +39,17 @@ pub struct RunRequest {
     /// A full read even where an incremental one is possible.
     pub full: bool,
     pub trigger: Trigger,
+    /// The schedule slot a scheduled run is for (a time on the cron grid).
+    pub slot: Option<Timestamp>,
     /// An approval of a blocked run (never coalesced).
     pub approved: Option<Arc<crate::engine::sync::Approval>>,
+}
+
+impl RunRequest {
+    /// A run asked for by `trigger`, for no particular slot.
+    pub fn new(sources: Vec<String>, full: bool, trigger: Trigger) -> RunRequest {
+        RunRequest { sources, full, trigger, slot: None, approved: None }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +59,7 @@ struct Job {
     sources: Vec<String>,
     full: bool,
     trigger: Trigger,
+    slot: Option<Timestamp>,
     approved: Option<Arc<crate::engine::sync::Approval>>,
 }
 
@@ -126,6 +134,8 @@ pub struct Runner {
     store: Arc<dyn Store>,
     /// Entries read by the running sync (progress).
     pub progress: Arc<AtomicU64>,
+    /// This instance's name in the run history.
+    instance: Arc<RwLock<String>>,
 }
 
 impl Runner {
@@ -137,7 +147,22 @@ impl Runner {
             cfg,
             store,
             progress: Arc::new(AtomicU64::new(0)),
+            instance: Arc::new(RwLock::new(crate::model::records::host_name())),
         }
+    }
+
+    /// Names this instance in the run history (once its port is known).
+    pub fn set_instance(&self, name: String) {
+        *self.instance.write().expect("instance lock") = name;
+    }
+
+    /// This instance's name in the run history.
+    pub fn instance(&self) -> String {
+        self.instance.read().expect("instance lock").clone()
+    }
+
+    fn origin(&self, trigger: Trigger, slot: Option<Timestamp>) -> RunOrigin {
+        RunOrigin { slot, ..RunOrigin::new(trigger, &self.instance()) }
     }
 
     fn config(&self) -> Arc<Config> {
@@ -172,12 +197,15 @@ impl Runner {
         let label = crate::engine::history::RunSources::new(sources.iter().map(String::as_str));
         // An approval lifts the thresholds: recorded as forced.
         let forced = req.approved.is_some();
-        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced)).await?;
+        let origin = self.origin(req.trigger, req.slot);
+        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced, &origin))
+            .await?;
         self.state.lock().expect("queue lock").queue.push_back(Job {
             run_id: id,
             sources,
             full: req.full,
             trigger: req.trigger,
+            slot: req.slot,
             approved: req.approved.clone(),
         });
         info!(run = id, trigger = ?req.trigger, "sync queued");
@@ -190,7 +218,9 @@ impl Runner {
         let _one = self.submitting.lock().await;
         let label = crate::engine::history::RunSources::new(req.sources.iter().map(String::as_str));
         let forced = req.approved.is_some();
-        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced)).await?;
+        let origin = self.origin(req.trigger, req.slot);
+        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced, &origin))
+            .await?;
         let mut st = self.state.lock().expect("queue lock");
         if st.stopping {
             return Err(QueueError::Stopping);
@@ -200,6 +230,7 @@ impl Runner {
             sources: req.sources,
             full: req.full,
             trigger: req.trigger,
+            slot: req.slot,
             approved: req.approved,
         });
         Ok(id)
@@ -279,10 +310,17 @@ impl Runner {
                 approved: job.approved.clone(),
                 // An approval lifts the thresholds: recorded as a forced run.
                 force: job.approved.is_some(),
+                origin: self.origin(job.trigger, job.slot),
+                lease_wait: Some(LEASE_WAIT),
                 ..SyncOptions::default()
             };
             info!(run = job.run_id, sources = %job.sources.join(","), full = job.full, trigger = ?job.trigger, "sync started");
             let result = crate::engine::sync::run(&cfg, &*self.store, &opts, self.progress.clone()).await;
+            if let Some(o) = result.as_ref().ok().filter(|o| o.slot_taken) {
+                info!(run = job.run_id, "{}", o.message.as_deref().unwrap_or_default());
+                self.state.lock().expect("queue lock").running = None;
+                continue;
+            }
             // The store changed under the run (a field set through the API
             // meanwhile): once, at once, before anything queued after it.
             let again = matches!(&result, Ok(o) if o.retryable) && job.trigger != Trigger::Retry;
@@ -292,6 +330,7 @@ impl Runner {
                     sources: job.sources.clone(),
                     full: job.full,
                     trigger: Trigger::Retry,
+                    slot: None,
                     approved: job.approved.clone(),
                 };
                 match self.submit_front(req).await {
@@ -300,8 +339,8 @@ impl Runner {
                 }
             }
         }
-        let at = crate::engine::history::now();
-        let _ = on_store(&*self.store, move |s| s.abandon_queued(at)).await;
+        let (at, me) = (crate::engine::history::now(), self.instance());
+        let _ = on_store(&*self.store, move |s| s.abandon_queued(at, Some(&me))).await;
     }
 
     fn finish(&self, job: &Job, result: Result<SyncOutcome, crate::engine::sync::SyncError>, took: Duration) {

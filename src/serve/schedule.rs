@@ -27,6 +27,8 @@ pub struct Due {
     pub source: String,
     pub full: bool,
     pub trigger: Trigger,
+    /// The slot on the cron grid (the same on every instance).
+    pub slot: Timestamp,
 }
 
 /// What is due in `(after, now]` by the config's patterns, and the next
@@ -47,7 +49,8 @@ pub fn due_between(
             }
             if let Some(t) = p.next_after(after) {
                 if t <= now {
-                    due.push(Due { source: s.name.clone(), full, trigger: Trigger::Schedule });
+                    let slot = Timestamp::from(t.with_timezone(&chrono::Utc));
+                    due.push(Due { source: s.name.clone(), full, trigger: Trigger::Schedule, slot });
                 }
             }
             if let Some(t) = p.next_after(now) {
@@ -81,7 +84,7 @@ pub async fn drive(
         let (due, next) = due_between(&config, cursor, now);
         cursor = now;
         for d in due {
-            let req = RunRequest { sources: vec![d.source.clone()], full: d.full, trigger: d.trigger, approved: None };
+            let req = RunRequest { slot: Some(d.slot), ..RunRequest::new(vec![d.source.clone()], d.full, d.trigger) };
             if let Err(e) = runner.submit(req).await {
                 warn!(source = %d.source, "a scheduled run could not be queued: {e}");
             }
@@ -97,8 +100,7 @@ pub async fn drive(
             let retry_at = last.plus(retry_backoff(h.failures));
             if retry_at <= at {
                 retried.insert(source.clone(), last);
-                let req =
-                    RunRequest { sources: vec![source.clone()], full: false, trigger: Trigger::Retry, approved: None };
+                let req = RunRequest::new(vec![source.clone()], false, Trigger::Retry);
                 if let Err(e) = runner.submit(req).await {
                     warn!(%source, "a retry could not be queued: {e}");
                 }
@@ -148,7 +150,8 @@ mod tests {
         assert!(due_between(&c, local(0, 55, 0), local(0, 55, 1)).0.is_empty());
         // 00:59 → 01:00: corp's incremental slot.
         let (due, _) = due_between(&c, local(0, 59, 0), local(1, 0, 0));
-        assert_eq!(due, [Due { source: "corp".into(), full: false, trigger: Trigger::Schedule }]);
+        let slot = Timestamp::from(local(1, 0, 0).with_timezone(&chrono::Utc));
+        assert_eq!(due, [Due { source: "corp".into(), full: false, trigger: Trigger::Schedule, slot }]);
     }
 
     #[test]

@@ -121,6 +121,9 @@ pub const TABLES: &[Table] = &[
             ("push_failed", Int),
             ("conflicts", Int),
             ("message", Text),
+            ("triggered_by", Text),
+            ("slot", Text),
+            ("instance", Text),
         ],
         order: "id",
         serial_id: true,
@@ -189,6 +192,12 @@ pub const TABLES: &[Table] = &[
         serial_id: false,
     },
     Table { name: "run_plans", columns: &[("run_id", Int), ("summary", Text)], order: "run_id", serial_id: false },
+    Table {
+        name: "schedule_slots",
+        columns: &[("source", Text), ("slot", Text), ("run_id", Int)],
+        order: "source, slot",
+        serial_id: false,
+    },
 ];
 
 /// Rows a backend reads or writes in one go.
@@ -321,7 +330,12 @@ mod tests {
         let (a, b) = (crate::store::open(&from).unwrap(), crate::store::open(&pg).unwrap());
         assert!(contents(&*a) == contents(&*b), "the copy differs");
         // New ids continue after the copied ones.
-        let next = b.start_run(&crate::model::records::RunSources::parse("x"), crate::time::Timestamp::now(), false);
+        let next = b.start_run(
+            &crate::model::records::RunSources::parse("x"),
+            crate::time::Timestamp::now(),
+            false,
+            &Default::default(),
+        );
         assert!(next.unwrap() > a.runs(1).unwrap()[0].id);
         let back = StoreConfig::sqlite(dir.path().join("back.db"));
         copy(&pg, &back).unwrap();

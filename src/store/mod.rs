@@ -23,6 +23,7 @@ pub mod sqlite;
 pub mod suite;
 
 pub use crate::model::queue::{QueueStatus, WritebackItem};
+pub use crate::model::records::RunOrigin;
 use crate::model::records::{AuditRecord, RunRecord, RunSources};
 pub use crate::model::records::{PlannedRemoval, RemovalAction, RemovalTarget};
 use crate::model::{NewGroup, NewUser};
@@ -217,6 +218,11 @@ pub trait WriteSession: Send {
 /// A held [`Store::lease`]; dropping it releases the lease.
 pub trait Lease: Send {}
 
+/// A lease that holds nothing (a backend that needs none).
+struct NoLease;
+
+impl Lease for NoLease {}
+
 /// Which users [`Store::users_page`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct UserQuery {
@@ -367,7 +373,8 @@ pub trait StoreTx {
     fn enqueue_writeback(&mut self, w: &NewWriteback, now: Timestamp) -> Result<(), StoreError>;
     /// Every value users have in `field` (for unique codes and allocation).
     fn field_values(&mut self, field: &str) -> Result<Vec<String>, StoreError>;
-    /// Writes the run's final record (status, counts, errors).
+    /// Writes the run's final record (status, counts, errors) and, for a
+    /// scheduled run, that its slot was run (see [`Store::slot_done`]).
     fn finish_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
     /// Records what a blocked run would have removed (for an approval).
     fn record_removals(&mut self, run_id: i64, removals: &[PlannedRemoval]) -> Result<(), StoreError>;
@@ -382,13 +389,40 @@ pub trait Store: Send + Sync {
     /// [`Snapshot::active_by_source`] set: the cost follows the changes.
     fn partial_snapshot(&self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;
     /// Records a run as queued (the service's queue) and returns its id.
-    fn queue_run(&self, sources: &RunSources, at: Timestamp, forced: bool) -> Result<i64, StoreError>;
+    fn queue_run(
+        &self,
+        sources: &RunSources,
+        at: Timestamp,
+        forced: bool,
+        origin: &RunOrigin,
+    ) -> Result<i64, StoreError>;
+    /// Removes a queued run that will not run (its schedule slot was run by
+    /// another instance meanwhile); a run that began is kept.
+    fn discard_queued(&self, id: i64) -> Result<(), StoreError>;
+    /// Whether a run for this schedule slot of this source has finished
+    /// (its record is written in the run's own transaction).
+    fn slot_done(&self, source: &str, slot: Timestamp) -> Result<bool, StoreError>;
     /// Marks a queued run as started.
     fn begin_run(&self, id: i64, at: Timestamp) -> Result<(), StoreError>;
-    /// Marks runs still `queued` (by a service that stopped) as interrupted.
-    fn abandon_queued(&self, at: Timestamp) -> Result<usize, StoreError>;
+    /// Marks runs still `queued` by `instance` (a service that stops) as
+    /// interrupted; with `None`, those of every instance that is not
+    /// [present](Store::presence) (services that died).
+    fn abandon_queued(&self, at: Timestamp, instance: Option<&str>) -> Result<usize, StoreError>;
+    /// Says that `instance` is alive while the returned value is held (a
+    /// store several instances share sees it; SQLite's, on one machine,
+    /// needs no such mark).
+    fn presence(&self, instance: &str) -> Result<Box<dyn Lease>, StoreError> {
+        let _ = instance;
+        Ok(Box::new(NoLease))
+    }
     /// Records a run as started and returns its id.
-    fn start_run(&self, sources: &RunSources, started_at: Timestamp, forced: bool) -> Result<i64, StoreError>;
+    fn start_run(
+        &self,
+        sources: &RunSources,
+        started_at: Timestamp,
+        forced: bool,
+        origin: &RunOrigin,
+    ) -> Result<i64, StoreError>;
     /// Opens a write session (one transaction across calls). While it is
     /// open, other writes through this store wait for it.
     fn write_session(&self) -> Result<Box<dyn WriteSession>, StoreError>;

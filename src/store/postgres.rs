@@ -39,8 +39,8 @@ use crate::secret::Secret;
 use crate::time::Timestamp;
 
 use super::{
-    Change, GroupRelations, PushOutcome, QueueStatus, RunQuery, SavedState, SnapshotQuery, Store, StoreError, StoreTx,
-    UserGroups, UserQuery, WritebackItem,
+    Change, GroupRelations, PushOutcome, QueueStatus, RunOrigin, RunQuery, SavedState, SnapshotQuery, Store,
+    StoreError, StoreTx, UserGroups, UserQuery, WritebackItem,
 };
 pub use connect::describe_url;
 pub(crate) use connect::explain;
@@ -191,23 +191,58 @@ impl Store for PgStore {
         self.block(async { snapshot::read(&mut *self.conn().await?, &self.inner.name, Some(q)).await })
     }
 
-    fn queue_run(&self, sources: &RunSources, at: Timestamp, forced: bool) -> Result<i64, StoreError> {
-        self.new_run(sources, at, forced, "queued")
+    fn queue_run(
+        &self,
+        sources: &RunSources,
+        at: Timestamp,
+        forced: bool,
+        origin: &RunOrigin,
+    ) -> Result<i64, StoreError> {
+        self.new_run(sources, at, forced, "queued", origin)
+    }
+
+    fn discard_queued(&self, id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM runs WHERE id = $1 AND status = 'queued'", &[&id]).map(drop)
+    }
+
+    fn slot_done(&self, source: &str, slot: Timestamp) -> Result<bool, StoreError> {
+        self.block(async {
+            let conn = self.conn().await?;
+            let row = conn
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM schedule_slots WHERE source = $1 AND slot = $2)",
+                    &[&source, &slot],
+                )
+                .await
+                .map_err(|e| explain(&self.inner.name, e))?;
+            Ok(row.get(0))
+        })
     }
 
     fn begin_run(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
         self.exec("UPDATE runs SET status = 'running', started_at = $2 WHERE id = $1", &[&id, &at]).map(drop)
     }
 
-    fn abandon_queued(&self, at: Timestamp) -> Result<usize, StoreError> {
+    fn abandon_queued(&self, at: Timestamp, instance: Option<&str>) -> Result<usize, StoreError> {
+        // Without an instance: those whose instance holds no presence lock.
         self.exec(
-            "UPDATE runs SET status = 'interrupted', finished_at = $1, message = 'the service stopped before the run started; nothing was read or changed' WHERE status = 'queued'",
-            &[&at],
+            "UPDATE runs SET status = 'interrupted', finished_at = $1, message = 'the service stopped before the run started; nothing was read or changed' WHERE status = 'queued' AND CASE WHEN $2::text IS NULL THEN NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $3::int4::oid AND l.objid = hashtext(coalesce(runs.instance, ''))::oid AND l.objsubid = 2) ELSE instance = $2 END",
+            &[&at, &instance, &connect::PRESENCE_CLASS],
         )
     }
 
-    fn start_run(&self, sources: &RunSources, started_at: Timestamp, forced: bool) -> Result<i64, StoreError> {
-        self.new_run(sources, started_at, forced, "running")
+    fn presence(&self, instance: &str) -> Result<Box<dyn super::Lease>, StoreError> {
+        self.block(connect::presence(&self.inner, instance))
+    }
+
+    fn start_run(
+        &self,
+        sources: &RunSources,
+        started_at: Timestamp,
+        forced: bool,
+        origin: &RunOrigin,
+    ) -> Result<i64, StoreError> {
+        self.new_run(sources, started_at, forced, "running", origin)
     }
 
     fn write_session(&self) -> Result<Box<dyn super::WriteSession>, StoreError> {
@@ -384,13 +419,21 @@ impl PgStore {
         })
     }
 
-    fn new_run(&self, sources: &RunSources, at: Timestamp, forced: bool, status: &str) -> Result<i64, StoreError> {
+    fn new_run(
+        &self,
+        sources: &RunSources,
+        at: Timestamp,
+        forced: bool,
+        status: &str,
+        o: &RunOrigin,
+    ) -> Result<i64, StoreError> {
+        let trigger = o.trigger.map(|t| t.as_str());
         self.block(async {
             let conn = self.conn().await?;
             let row = conn
                 .query_one(
-                    "INSERT INTO runs (started_at, source, status, forced) VALUES ($1, $2, $3, $4) RETURNING id",
-                    &[&at, &sources.joined(), &status, &forced],
+                    "INSERT INTO runs (started_at, source, status, forced, triggered_by, slot, instance) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    &[&at, &sources.joined(), &status, &forced, &trigger, &o.slot, &o.instance],
                 )
                 .await
                 .map_err(|e| explain(&self.inner.name, e))?;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection};
 
 use super::{
-    Change, GroupRelations, PushOutcome, QueueStatus, SavedState, SnapshotQuery, Store, StoreError, StoreTx,
+    Change, GroupRelations, PushOutcome, QueueStatus, RunOrigin, SavedState, SnapshotQuery, Store, StoreError, StoreTx,
     UserGroups, UserQuery, WritebackItem,
 };
 use crate::model::records::{AuditRecord, RunRecord, RunSources};
@@ -298,6 +298,26 @@ impl Drop for SqliteLease {
     }
 }
 
+impl SqliteStore {
+    fn new_run(
+        &self,
+        sources: &RunSources,
+        at: Timestamp,
+        forced: bool,
+        status: &str,
+        o: &RunOrigin,
+    ) -> Result<i64, StoreError> {
+        let err = self.err();
+        let conn = self.write();
+        conn.execute(
+            "INSERT INTO runs (started_at, source, status, forced, triggered_by, slot, instance) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![at, sources.joined(), status, forced, o.trigger.map(|t| t.as_str()), o.slot, o.instance],
+        )
+        .map_err(err)?;
+        Ok(conn.last_insert_rowid())
+    }
+}
+
 impl Store for SqliteStore {
     fn write_session(&self) -> Result<Box<dyn super::WriteSession>, StoreError> {
         Ok(Box::new(session::SqliteSession::start(self.inner.clone())?))
@@ -343,26 +363,41 @@ impl Store for SqliteStore {
         self.read_snapshot(Some(q))
     }
 
-    fn start_run(&self, sources: &RunSources, started_at: Timestamp, forced: bool) -> Result<i64, StoreError> {
-        let err = self.err();
-        let conn = self.write();
-        conn.execute(
-            "INSERT INTO runs (started_at, source, status, forced) VALUES (?1, ?2, 'running', ?3)",
-            params![started_at, sources.joined(), forced],
-        )
-        .map_err(err)?;
-        Ok(conn.last_insert_rowid())
+    fn start_run(
+        &self,
+        sources: &RunSources,
+        started_at: Timestamp,
+        forced: bool,
+        origin: &RunOrigin,
+    ) -> Result<i64, StoreError> {
+        self.new_run(sources, started_at, forced, "running", origin)
     }
 
-    fn queue_run(&self, sources: &RunSources, at: Timestamp, forced: bool) -> Result<i64, StoreError> {
+    fn queue_run(
+        &self,
+        sources: &RunSources,
+        at: Timestamp,
+        forced: bool,
+        origin: &RunOrigin,
+    ) -> Result<i64, StoreError> {
+        self.new_run(sources, at, forced, "queued", origin)
+    }
+
+    fn discard_queued(&self, id: i64) -> Result<(), StoreError> {
         let err = self.err();
-        let conn = self.write();
-        conn.execute(
-            "INSERT INTO runs (started_at, source, status, forced) VALUES (?1, ?2, 'queued', ?3)",
-            params![at, sources.joined(), forced],
-        )
-        .map_err(err)?;
-        Ok(conn.last_insert_rowid())
+        self.write().execute("DELETE FROM runs WHERE id = ?1 AND status = 'queued'", [id]).map_err(err).map(drop)
+    }
+
+    fn slot_done(&self, source: &str, slot: Timestamp) -> Result<bool, StoreError> {
+        let err = self.err();
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM schedule_slots WHERE source = ?1 AND slot = ?2)",
+                params![source, slot],
+                |r| r.get(0),
+            )
+            .map_err(&err)
+        })
     }
 
     fn begin_run(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
@@ -373,12 +408,12 @@ impl Store for SqliteStore {
             .map(drop)
     }
 
-    fn abandon_queued(&self, at: Timestamp) -> Result<usize, StoreError> {
+    fn abandon_queued(&self, at: Timestamp, instance: Option<&str>) -> Result<usize, StoreError> {
         let err = self.err();
         self.write()
             .execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ?1, message = 'the service stopped before the run started; nothing was read or changed' WHERE status = 'queued'",
-                [at],
+                "UPDATE runs SET status = 'interrupted', finished_at = ?1, message = 'the service stopped before the run started; nothing was read or changed' WHERE status = 'queued' AND (?2 IS NULL OR instance = ?2)",
+                params![at, instance],
             )
             .map_err(err)
     }

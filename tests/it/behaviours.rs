@@ -196,7 +196,7 @@ fn runs_left_running_by_a_killed_process_are_marked_interrupted() {
     assert_eq!(env.sync(&[]).0, 0);
     // What a process killed in the middle of a run leaves behind.
     let at = dirsync::time::Timestamp::parse("2026-01-01T00:00:00.000Z").unwrap();
-    env.store().start_run(&dirsync::engine::history::RunSources::new(["a"]), at, false).unwrap();
+    env.store().start_run(&dirsync::engine::history::RunSources::new(["a"]), at, false, &Default::default()).unwrap();
     assert_eq!(env.sync(&["--dry-run"]).0, 0);
     let stale = |env: &Env| env.runs().into_iter().find(|r| r["started_at"] == "2026-01-01T00:00:00.000Z").unwrap();
     assert_eq!(stale(&env)["status"], "running", "a dry run takes no lease and marks nothing");

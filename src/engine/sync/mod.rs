@@ -24,6 +24,7 @@ use crate::engine::batch::Collector;
 use crate::engine::history::{now, RunMode, RunRecord, RunSources, RunStatus};
 use crate::engine::plan;
 use crate::kind::source::{self, EntrySink, Item, Source, SourceError};
+use crate::model::records::RunOrigin;
 use crate::model::{EntryError, SourceBatch};
 use crate::store::{on_store, SnapshotQuery, Store, StoreError};
 
@@ -52,6 +53,13 @@ pub struct SyncOptions {
     /// only the CLI's `sync` asks for it: a service must keep taking writes
     /// (queued runs, API patches) while a first sync reads a slow directory.
     pub early_writes: bool,
+    /// Who asked, the schedule slot, the instance: recorded with the run. A
+    /// run for a slot that was already run (by another instance sharing the
+    /// store) is dropped once the lease is held.
+    pub origin: RunOrigin,
+    /// How long to wait for the store's lease while another sync holds it
+    /// (a service sharing its store with other instances); `None`: refuse at once.
+    pub lease_wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -272,21 +280,33 @@ pub async fn run_with(
     let started = now();
     let _lease = match opts.dry_run {
         true => None,
-        false => match on_store(store, |s| s.lease()).await {
+        false => match take_lease(store, opts.lease_wait).await {
             Ok(l) => Some(l),
             Err(StoreError::Locked(path)) => return Ok(refused(store, opts, &source_names, started, &path).await),
             Err(e) => return Err(e.into()),
         },
     };
+    if let Some(slot) = opts.origin.slot.filter(|_| !opts.dry_run) {
+        if slot_already_run(store, &source_names, slot).await? {
+            if let Some(id) = opts.run_id {
+                on_store(store, move |s| s.discard_queued(id)).await?;
+            }
+            let mut o = SyncOutcome::new(None, false, &source_names);
+            o.slot_taken = true;
+            o.message = Some(format!("the slot {slot} was run by another instance; not run again"));
+            return Ok(o);
+        }
+    }
     let run_id = if opts.dry_run {
         None
     } else {
         let (names, at, force, queued) = (source_names.clone(), started, opts.force, opts.run_id);
+        let origin = opts.origin.clone();
         let (n, id) = on_store(store, move |s| -> Result<_, StoreError> {
             let n = s.mark_interrupted(at)?;
             let id = match queued {
                 Some(id) => s.begin_run(id, at).map(|_| id)?,
-                None => s.start_run(&names, at, force)?,
+                None => s.start_run(&names, at, force, &origin)?,
             };
             Ok((n, id))
         })
@@ -296,7 +316,7 @@ pub async fn run_with(
         }
         Some(id)
     };
-    let blank = || SyncOutcome::new(run_id, opts.dry_run, &source_names);
+    let blank = || SyncOutcome { origin: opts.origin.clone(), ..SyncOutcome::new(run_id, opts.dry_run, &source_names) };
     match pipeline(cfg, store, opts, progress, &selected, blank(), started, &open).await {
         Ok(outcome) => Ok(outcome),
         // The store failed under a recorded run (a conflict, a full disk):
@@ -566,15 +586,15 @@ async fn refused(
     started: Timestamp,
     lock: &str,
 ) -> SyncOutcome {
-    let mut o = SyncOutcome::new(None, false, sources);
+    let mut o = SyncOutcome { origin: opts.origin.clone(), ..SyncOutcome::new(None, false, sources) };
     o.status = RunStatus::Failed;
     o.lock_held = true;
     o.message =
         Some(format!("another sync is running on this store (lock {lock} is held); nothing was read or changed"));
-    let (src, at, force, queued) = (sources.clone(), started, opts.force, opts.run_id);
+    let (src, at, force, queued, origin) = (sources.clone(), started, opts.force, opts.run_id, opts.origin.clone());
     match on_store(store, move |s| match queued {
         Some(id) => Ok(id),
-        None => s.start_run(&src, at, force),
+        None => s.start_run(&src, at, force, &origin),
     })
     .await
     {
@@ -603,7 +623,39 @@ fn record_of(o: &SyncOutcome, started: Timestamp, forced: bool) -> RunRecord {
         warnings: o.warnings.clone(),
         message: o.message.clone(),
         mode: o.mode,
+        origin: o.origin.clone(),
     }
+}
+
+/// The store's lease, waited for up to `wait` (polled: the holder may be
+/// another process or instance, which sends no signal when it lets go).
+async fn take_lease(
+    store: &dyn Store,
+    wait: Option<std::time::Duration>,
+) -> Result<Box<dyn crate::store::Lease>, StoreError> {
+    let deadline = std::time::Instant::now() + wait.unwrap_or_default();
+    loop {
+        match on_store(store, |s| s.lease()).await {
+            Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether every source of a scheduled run already has this slot run.
+async fn slot_already_run(store: &dyn Store, sources: &RunSources, slot: Timestamp) -> Result<bool, StoreError> {
+    let names = sources.names().to_vec();
+    on_store(store, move |s| {
+        for n in &names {
+            if !s.slot_done(n, slot)? {
+                return Ok(false);
+            }
+        }
+        Ok(!names.is_empty())
+    })
+    .await
 }
 
 /// The apply's view of the sources' positions.

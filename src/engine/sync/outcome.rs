@@ -42,6 +42,13 @@ pub struct SyncOutcome {
     /// nothing was read or changed.
     #[serde(skip)]
     pub lock_held: bool,
+    /// A scheduled run whose slot another instance ran meanwhile: nothing
+    /// was read, changed or recorded.
+    #[serde(skip)]
+    pub slot_taken: bool,
+    /// Who asked, for which slot, on which instance (kept in the record).
+    #[serde(skip)]
+    pub origin: crate::model::records::RunOrigin,
 }
 
 impl SyncOutcome {
@@ -63,6 +70,8 @@ impl SyncOutcome {
             sources: Vec::new(),
             retryable: false,
             lock_held: false,
+            slot_taken: false,
+            origin: Default::default(),
         }
     }
 }

@@ -167,14 +167,18 @@ pub async fn resolve(
 
 /// `writeback push` on its own: a push recorded as a run (mode
 /// `writeback`) with its counts and per-item errors, under the store's lease.
-pub async fn push_as_run(cfg: &Config, store: &dyn Store) -> Result<(i64, PushReport), WritebackError> {
+pub async fn push_as_run(
+    cfg: &Config,
+    store: &dyn Store,
+    origin: &crate::model::records::RunOrigin,
+) -> Result<(i64, PushReport), WritebackError> {
     let _lease = lease(store).await?;
     let started = now();
     let sources = crate::engine::history::RunSources::new(
         cfg.sources.iter().filter(|s| s.writeback.is_some()).map(|s| s.name.as_str()),
     );
-    let (names, at) = (sources.clone(), started);
-    let run_id = on_store(store, move |s| s.start_run(&names, at, false)).await?;
+    let (names, at, o) = (sources.clone(), started, origin.clone());
+    let run_id = on_store(store, move |s| s.start_run(&names, at, false, &o)).await?;
     let result = push(cfg, store, true).await;
     let (status, message, errors) = match &result {
         Ok(r) => (crate::engine::history::RunStatus::Ok, None, r.errors.clone()),
@@ -192,6 +196,7 @@ pub async fn push_as_run(cfg: &Config, store: &dyn Store) -> Result<(i64, PushRe
         warnings: vec![],
         message,
         mode: crate::engine::history::RunMode::Writeback,
+        origin: origin.clone(),
     };
     on_store(store, move |s| s.transaction(&mut |tx| tx.finish_run(&record))).await?;
     let report = result?;
@@ -530,7 +535,8 @@ mod tests {
         let held = store.lease().unwrap();
         assert!(matches!(push_now(&cfg, &*store, true).await, Err(WritebackError::Busy)));
         assert!(matches!(resolve(&cfg, &*store, 1, OnConflict::App).await, Err(WritebackError::Busy)));
-        assert!(matches!(push_as_run(&cfg, &*store).await, Err(WritebackError::Busy)));
+        let origin = crate::model::records::RunOrigin::default();
+        assert!(matches!(push_as_run(&cfg, &*store, &origin).await, Err(WritebackError::Busy)));
         drop(held);
         assert_eq!(push_now(&cfg, &*store, true).await.unwrap().pushed, 0, "free again: an empty queue pushes nothing");
         assert!(matches!(resolve(&cfg, &*store, 1, OnConflict::App).await, Err(WritebackError::NoItem(_))));

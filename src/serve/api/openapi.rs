@@ -367,6 +367,18 @@ fn run_schema() -> Value {
     run_props.insert("started_at".into(), json!({ "type": "string" }));
     run_props.insert("finished_at".into(), nullable("string"));
     run_props.insert("forced".into(), json!({ "type": "boolean" }));
+    run_props.insert(
+        "trigger".into(),
+        json!({ "enum": ["schedule", "api", "cli", "approve", "retry", "single", null], "description": "who asked for the run (null: recorded before this was kept)" }),
+    );
+    run_props.insert(
+        "slot".into(),
+        json!({ "type": ["string", "null"], "description": "a scheduled run's slot on the cron grid (RFC 3339)" }),
+    );
+    run_props.insert(
+        "instance".into(),
+        json!({ "type": ["string", "null"], "description": "the instance that ran it: [server] instance, by default host:port; a command's host name" }),
+    );
     run_props.insert("message".into(), nullable("string"));
     run_props.insert("errors".into(), json!({ "type": "array", "items": entry_error }));
     run_props.insert("warnings".into(), json!({ "type": "array", "items": entry_error }));

@@ -309,7 +309,8 @@ pub async fn sync_user(
         return Err(ApiError::not_found(format!("no source knows a user named {name:?}")));
     }
     let cfg = st.config();
-    let opts = crate::engine::sync::SyncOptions { user: Some(name.clone()), ..Default::default() };
+    let origin = crate::model::records::RunOrigin::new(crate::model::records::Trigger::Single, &st.runner.instance());
+    let opts = crate::engine::sync::SyncOptions { user: Some(name.clone()), origin, ..Default::default() };
     let outcome = crate::engine::sync::run(&cfg, &*st.store, &opts, Default::default()).await?;
     tracing::info!(client = %caller.name, user = %name, status = outcome.status.as_str(), "just-in-time sync");
     let c = &outcome.counts;

@@ -54,7 +54,7 @@ pub async fn start_sync(
         let outcome = crate::engine::sync::run(&cfg, &*st.store, &opts, Default::default()).await?;
         return Ok(Json(outcome).into_response());
     }
-    let req = RunRequest { sources, full: body.full.unwrap_or(false), trigger: Trigger::Api, approved: None };
+    let req = RunRequest::new(sources, body.full.unwrap_or(false), Trigger::Api);
     let (id, queued) = st.runner.submit(req).await?;
     tracing::info!(client = %caller.name, run = id, queued, "sync asked for");
     Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id, "queued": queued }))).into_response())
@@ -239,7 +239,8 @@ pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::P
     let req = RunRequest {
         sources: approved.sources,
         full: approved.full,
-        trigger: Trigger::Api,
+        trigger: Trigger::Approve,
+        slot: None,
         approved: Some(std::sync::Arc::new(approved.approval)),
     };
     let (new_id, _) = st.runner.submit(req).await?;

@@ -58,7 +58,8 @@ pub async fn sync_user(
 ) -> Response {
     let Ok(Path(name)) = path else { return page_error(StatusCode::NOT_FOUND, "No such user.") };
     let cfg = st.config();
-    let opts = crate::engine::sync::SyncOptions { user: Some(name.clone()), ..Default::default() };
+    let origin = crate::model::records::RunOrigin::new(crate::model::records::Trigger::Single, &st.runner.instance());
+    let opts = crate::engine::sync::SyncOptions { user: Some(name.clone()), origin, ..Default::default() };
     match crate::engine::sync::run(&cfg, &*st.store, &opts, Default::default()).await {
         Ok(o) => {
             tracing::info!(user = %s.user, target = %name, status = o.status.as_str(), "admin page: user synced");
@@ -244,7 +245,8 @@ impl super::WithCsrf for BackfillForm {
 pub async fn backfill(State(st): State<AppState>, Checked(s, f): Checked<BackfillForm>) -> Response {
     let cfg = st.config();
     let apply = f.apply.is_some();
-    let o = match crate::engine::backfill::backfill(&cfg, &*st.store, &[], !apply).await {
+    let origin = crate::model::records::RunOrigin::new(crate::model::records::Trigger::Api, &st.runner.instance());
+    let o = match crate::engine::backfill::backfill(&cfg, &*st.store, &[], !apply, &origin).await {
         Ok(o) => o,
         Err(e) => return page_failure(e),
     };

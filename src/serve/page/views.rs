@@ -119,10 +119,23 @@ fn outcome_of(r: &RunRecord) -> Markup {
     }
 }
 
+/// Who asked for a run, its slot and where it ran: "schedule 10:15:00Z on print1:8080".
+fn origin_of(r: &RunRecord) -> String {
+    let o = &r.origin;
+    let mut out = o.trigger.map(|t| t.as_str().to_string()).unwrap_or_default();
+    if let Some(slot) = o.slot {
+        out.push_str(&format!(" for {slot}"));
+    }
+    if let Some(i) = &o.instance {
+        out.push_str(&format!(" on {i}"));
+    }
+    out
+}
+
 fn run_table(runs: &[RunRecord]) -> Markup {
     html! {
         table {
-            thead { tr { th { "Run" } th { "Status" } th { "Source" } th { "Mode" } th { "Started" } th { "Took" } th { "Changes" } th { "Skipped" } } }
+            thead { tr { th { "Run" } th { "Status" } th { "Source" } th { "Mode" } th { "Started" } th { "Took" } th { "Changes" } th { "Skipped" } th { "By" } } }
             tbody {
                 @for r in runs {
                     tr {
@@ -134,6 +147,7 @@ fn run_table(runs: &[RunRecord]) -> Markup {
                         td { (duration(r)) }
                         td { (outcome_of(r)) }
                         td { (r.counts.skipped) }
+                        td { (origin_of(r)) }
                     }
                 }
             }
@@ -150,8 +164,7 @@ pub struct SourceForm {
 }
 
 pub async fn sync_now(State(st): State<AppState>, Checked(s, f): Checked<SourceForm>) -> Response {
-    let req =
-        RunRequest { sources: f.source.into_iter().collect(), full: false, trigger: Trigger::Api, approved: None };
+    let req = RunRequest::new(f.source.into_iter().collect(), false, Trigger::Api);
     match st.runner.submit(req).await {
         Ok((id, _)) => {
             tracing::info!(user = %s.user, run = id, "admin page: sync asked for");
@@ -440,7 +453,7 @@ pub async fn run(
     };
     let running = matches!(run.status, RunStatus::Queued | RunStatus::Running);
     let body = html! {
-        p { (status_badge(run.status)) " " (run.mode) " · " (run.sources) " · started " (run.started_at.to_string()) " · " (duration(&run)) @if run.forced { " · forced" } }
+        p { (status_badge(run.status)) " " (run.mode) " · " (run.sources) " · started " (run.started_at.to_string()) " · " (duration(&run)) @if run.forced { " · forced" } " · " (origin_of(&run)) }
         @if running {
             p #progress data-run=(id) { "This run is not finished: " a href=(format!("/ui/runs/{id}")) { "reload" } " to see its result." }
             script src="/static/progress.js" defer {}

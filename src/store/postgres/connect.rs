@@ -123,6 +123,15 @@ struct PgLease {
 
 impl crate::store::Lease for PgLease {}
 
+impl Drop for PgLease {
+    /// Lets go at once (closing the connection would too, but a moment
+    /// later, when the server notices).
+    fn drop(&mut self) {
+        let unlock = self._client.batch_execute("SELECT pg_advisory_unlock_all()");
+        let _ = super::block(&self._store, async { tokio::time::timeout(Duration::from_secs(5), unlock).await });
+    }
+}
+
 pub(super) async fn lease(inner: &std::sync::Arc<Inner>) -> Result<Box<dyn crate::store::Lease>, StoreError> {
     let client = inner.cfg.connect(&inner.name).await?;
     let row = client
@@ -133,6 +142,23 @@ pub(super) async fn lease(inner: &std::sync::Arc<Inner>) -> Result<Box<dyn crate
         true => Ok(Box::new(PgLease { _client: client, _store: inner.clone() })),
         false => Err(StoreError::Locked(format!("advisory lock {LEASE_LOCK} on {}", inner.name))),
     }
+}
+
+/// The first key of each instance's presence lock (the second is a hash of its name).
+pub(super) const PRESENCE_CLASS: i32 = 0x6473_796e; // "dsyn"
+
+/// An instance's presence: a session advisory lock keyed by its name, held
+/// on a connection of its own while it lives.
+pub(super) async fn presence(
+    inner: &std::sync::Arc<Inner>,
+    instance: &str,
+) -> Result<Box<dyn crate::store::Lease>, StoreError> {
+    let client = inner.cfg.connect(&inner.name).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1, hashtext($2))", &[&PRESENCE_CLASS, &instance])
+        .await
+        .map_err(|e| explain(&inner.name, e))?;
+    Ok(Box::new(PgLease { _client: client, _store: inner.clone() }))
 }
 
 /// A store error for PostgreSQL's `e`, with its kind.

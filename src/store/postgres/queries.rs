@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 
 use super::explain;
 use super::snapshot::{read_group, read_user};
-use crate::model::records::{AuditRecord, Counts, RunMode, RunRecord, RunSources, RunStatus};
+use crate::model::records::{AuditRecord, Counts, RunMode, RunOrigin, RunRecord, RunSources, RunStatus, Trigger};
 use crate::model::{name_key, EntryError, Status, StoredGroup, StoredUser};
 use crate::store::row::{Interner, USER_COLUMNS};
 use crate::store::{
@@ -133,7 +133,7 @@ pub(super) async fn runs(c: &Conn, name: &str, q: &RunQuery) -> Result<Vec<RunRe
     let rows = query(
         c,
         name,
-        "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts FROM runs \
+        "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts, triggered_by, slot, instance FROM runs \
          WHERE id < $2 AND ($3::text IS NULL OR $3 = ANY(string_to_array(source, ','))) AND ($4::text IS NULL OR status = $4) \
          ORDER BY id DESC LIMIT $1",
         &[&(q.limit as i64), &q.before.unwrap_or(i64::MAX), &q.source, &q.status.map(|s| s.as_str())],
@@ -190,6 +190,11 @@ fn read_run(r: &Row, name: &str) -> Result<RunRecord, StoreError> {
             store: name.to_string(),
             message: format!("not a run mode: {mode:?}"),
         })?,
+        origin: RunOrigin {
+            trigger: r.get::<_, Option<&str>>(23).and_then(Trigger::parse),
+            slot: r.get(24),
+            instance: r.get(25),
+        },
     })
 }
 

@@ -60,3 +60,20 @@ fn concurrent_writers_never_let_the_feed_skip_a_late_commit() {
     let seen: Vec<String> = store.changes(0, 10).unwrap().into_iter().map(|c| c.record.name).collect();
     assert_eq!(seen, ["first", "second"]);
 }
+
+#[test]
+fn queued_runs_of_a_present_instance_are_kept_and_of_a_gone_one_abandoned() {
+    use crate::model::records::{RunOrigin, RunSources, Trigger};
+    let store = PgStore::open(&fresh_database()).unwrap();
+    let now = crate::time::Timestamp::now;
+    let origin = |i: &str| RunOrigin::new(Trigger::Api, i);
+    let alive = store.queue_run(&RunSources::new(["s"]), now(), false, &origin("alive:1")).unwrap();
+    let gone = store.queue_run(&RunSources::new(["s"]), now(), false, &origin("gone:1")).unwrap();
+    let present = store.presence("alive:1").unwrap();
+    assert_eq!(store.abandon_queued(now(), None).unwrap(), 1);
+    let status = |id| store.run_by_id(id).unwrap().unwrap().status;
+    use crate::model::records::RunStatus;
+    assert_eq!((status(alive), status(gone)), (RunStatus::Queued, RunStatus::Interrupted));
+    drop(present);
+    assert_eq!(store.abandon_queued(now(), None).unwrap(), 1, "its presence ended with its connection");
+}

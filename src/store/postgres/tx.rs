@@ -433,6 +433,14 @@ impl StoreTx for PgTx {
                 )?;
             }
         }
+        if let Some(slot) = run.origin.slot {
+            for source in run.sources.names() {
+                self.push(
+                    "INSERT INTO schedule_slots (source, slot, run_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    params![source.clone(), slot, run.id],
+                )?;
+            }
+        }
         Ok(())
     }
 

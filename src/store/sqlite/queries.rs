@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{backend, read_user, Interner, USER_COLUMNS};
-use crate::model::records::{AuditRecord, Counts, RunMode, RunRecord, RunSources, RunStatus};
+use crate::model::records::{AuditRecord, Counts, RunMode, RunOrigin, RunRecord, RunSources, RunStatus, Trigger};
 use crate::model::{name_key, EntryError, Status, StoredGroup, StoredUser};
 use crate::store::{Change, GroupRelations, StoreError, UserGroups, UserQuery};
 
@@ -139,7 +139,7 @@ pub(super) fn runs(conn: &Connection, path: &Path, q: &crate::store::RunQuery) -
     // A run's sources are kept comma-separated; names hold no comma.
     let mut st = conn
             .prepare_cached(
-                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts FROM runs \
+                "SELECT id, started_at, finished_at, source, status, forced, created, updated, renamed, disabled, deleted, unchanged, skipped, groups_created, groups_updated, groups_deleted, memberships_added, memberships_removed, message, mode, pushed, push_failed, conflicts, triggered_by, slot, instance FROM runs \
                  WHERE id < ?2 AND (?3 IS NULL OR instr(',' || source || ',', ',' || ?3 || ',') > 0) AND (?4 IS NULL OR status = ?4) \
                  ORDER BY id DESC LIMIT ?1",
             )
@@ -180,6 +180,11 @@ pub(super) fn runs(conn: &Connection, path: &Path, q: &crate::store::RunQuery) -
                         let why = format!("not a run mode: {m:?}");
                         rusqlite::Error::FromSqlConversionFailure(19, rusqlite::types::Type::Text, why.into())
                     })?
+                },
+                origin: RunOrigin {
+                    trigger: r.get::<_, Option<String>>(23)?.as_deref().and_then(Trigger::parse),
+                    slot: r.get(24)?,
+                    instance: r.get(25)?,
                 },
             })
         })

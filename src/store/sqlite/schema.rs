@@ -146,6 +146,19 @@ CREATE TABLE run_plans (
 "#,
     // 7: a run's changes, read by run (its page lists them)
     "CREATE INDEX audit_run ON audit (run_id);",
+    // 8: who started a run, the schedule slot it was for, the instance that
+    // ran it; each slot of each source that was run (several instances)
+    r#"
+ALTER TABLE runs ADD COLUMN triggered_by TEXT;
+ALTER TABLE runs ADD COLUMN slot TEXT;
+ALTER TABLE runs ADD COLUMN instance TEXT;
+CREATE TABLE schedule_slots (
+    source TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    PRIMARY KEY (source, slot)
+);
+"#,
 ];
 
 const _: () = assert!(MIGRATIONS.len() == crate::store::SCHEMA_VERSION);

@@ -279,6 +279,14 @@ impl StoreTx for SqliteTx<'_> {
                 )?;
             }
         }
+        if let Some(slot) = run.origin.slot {
+            for source in run.sources.names() {
+                self.exec(
+                    "INSERT OR IGNORE INTO schedule_slots (source, slot, run_id) VALUES (?1, ?2, ?3)",
+                    params![source, slot, run.id],
+                )?;
+            }
+        }
         Ok(())
     }
 }

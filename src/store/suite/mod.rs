@@ -41,6 +41,7 @@ pub fn run_all(store: &dyn Store) {
     runs::a_blocked_runs_removals_and_plan_are_kept(store);
     runs::pushes_add_to_a_runs_counts_and_errors(store);
     runs::runs_are_found_by_id_source_and_status(store);
+    runs::runs_keep_their_origin_and_a_slot_counts_once_its_run_commits(store);
     queue::the_writeback_queue_goes_pending_failed_conflict_done(store);
 }
 
@@ -70,7 +71,8 @@ fn one_lease_at_a_time(store: &dyn Store) {
 
 /// A started run and its record, for tests that apply plans.
 pub fn record(store: &dyn Store) -> RunRecord {
-    let id = store.start_run(&RunSources::new(["s"]), Timestamp::now(), false).unwrap();
+    let origin = crate::model::records::RunOrigin::default();
+    let id = store.start_run(&RunSources::new(["s"]), Timestamp::now(), false, &origin).unwrap();
     RunRecord {
         id,
         started_at: Timestamp::now(),
@@ -83,6 +85,7 @@ pub fn record(store: &dyn Store) -> RunRecord {
         warnings: vec![],
         message: None,
         mode: RunMode::Full,
+        origin,
     }
 }
 

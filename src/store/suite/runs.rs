@@ -3,10 +3,15 @@
 //! pushes added to a run.
 
 use super::{record, Store};
-use crate::model::records::{Counts, RunMode, RunSources, RunStatus};
+use crate::model::records::RunRecord;
+use crate::model::records::{Counts, RunMode, RunOrigin, RunSources, RunStatus, Trigger};
 use crate::model::EntryError;
 use crate::store::{PlannedRemoval, RemovalAction, RemovalTarget, RunQuery};
 use crate::time::Timestamp;
+
+fn none() -> RunOrigin {
+    RunOrigin::default()
+}
 
 fn status_of(store: &dyn Store, id: i64) -> RunStatus {
     store.runs(1000).unwrap().into_iter().find(|r| r.id == id).expect("the run is listed").status
@@ -19,13 +24,13 @@ fn running(store: &dyn Store) -> usize {
 pub(super) fn queued_runs_begin_or_are_abandoned_and_running_ones_are_interrupted(store: &dyn Store) {
     // Runs earlier checks started and left running.
     let left = running(store);
-    let first = store.queue_run(&RunSources::new(["s"]), Timestamp::now(), false).unwrap();
-    let second = store.queue_run(&RunSources::new(["s", "t"]), Timestamp::now(), true).unwrap();
+    let first = store.queue_run(&RunSources::new(["s"]), Timestamp::now(), false, &none()).unwrap();
+    let second = store.queue_run(&RunSources::new(["s", "t"]), Timestamp::now(), true, &none()).unwrap();
     assert!(second > first, "ids grow");
     assert_eq!(status_of(store, first), RunStatus::Queued);
     store.begin_run(first, Timestamp::now()).unwrap();
     assert_eq!(status_of(store, first), RunStatus::Running);
-    assert_eq!(store.abandon_queued(Timestamp::now()).unwrap(), 1, "only the queued one");
+    assert_eq!(store.abandon_queued(Timestamp::now(), None).unwrap(), 1, "only the queued one");
     let abandoned = store.runs(1000).unwrap().into_iter().find(|r| r.id == second).unwrap();
     assert_eq!((abandoned.status, abandoned.forced), (RunStatus::Interrupted, true));
     assert_eq!(abandoned.sources, RunSources::new(["s", "t"]), "a run's sources, in order");
@@ -79,8 +84,8 @@ pub(super) fn pushes_add_to_a_runs_counts_and_errors(store: &dyn Store) {
 }
 
 pub(super) fn runs_are_found_by_id_source_and_status(store: &dyn Store) {
-    let a = store.queue_run(&RunSources::new(["hr"]), Timestamp::now(), false).unwrap();
-    let b = store.queue_run(&RunSources::new(["corp", "hr-old"]), Timestamp::now(), false).unwrap();
+    let a = store.queue_run(&RunSources::new(["hr"]), Timestamp::now(), false, &none()).unwrap();
+    let b = store.queue_run(&RunSources::new(["corp", "hr-old"]), Timestamp::now(), false, &none()).unwrap();
     store.begin_run(b, Timestamp::now()).unwrap();
     assert_eq!(store.run_by_id(a).unwrap().map(|r| r.id), Some(a));
     assert!(store.run_by_id(b + 1000).unwrap().is_none());
@@ -94,4 +99,41 @@ pub(super) fn runs_are_found_by_id_source_and_status(store: &dyn Store) {
     assert!(ids(Some("corp"), Some(RunStatus::Queued)).is_empty());
     assert!(ids(Some("%"), None).is_empty() && ids(Some("h_"), None).is_empty(), "no wildcards");
     assert!(ids(None, Some(RunStatus::Queued)).contains(&a));
+}
+
+pub(super) fn runs_keep_their_origin_and_a_slot_counts_once_its_run_commits(store: &dyn Store) {
+    let slot = Timestamp::parse("2026-12-06T10:15:00Z").unwrap();
+    let origin = RunOrigin { trigger: Some(Trigger::Schedule), slot: Some(slot), instance: Some("a:8080".into()) };
+    let sources = RunSources::new(["hr", "lab"]);
+    let id = store.queue_run(&sources, Timestamp::now(), false, &origin).unwrap();
+    let back = store.run_by_id(id).unwrap().unwrap();
+    assert_eq!(back.origin, origin);
+    assert!(!store.slot_done("hr", slot).unwrap());
+    // A run that rolls back leaves its slot to be run again.
+    let mut run = RunRecord { id, origin: origin.clone(), sources: sources.clone(), ..record(store) };
+    let failed = store.transaction(&mut |tx| {
+        tx.finish_run(&run)?;
+        Err(crate::store::StoreError::Provisioning("rolled back".into()))
+    });
+    assert!(failed.is_err());
+    assert!(!store.slot_done("hr", slot).unwrap() && !store.slot_done("lab", slot).unwrap());
+    run.status = RunStatus::Failed;
+    store.transaction(&mut |tx| tx.finish_run(&run)).unwrap();
+    assert!(store.slot_done("hr", slot).unwrap() && store.slot_done("lab", slot).unwrap());
+    assert!(!store.slot_done("hr", slot.plus(std::time::Duration::from_secs(60))).unwrap(), "another slot");
+    // Finishing the same slot again (a late instance) is not an error.
+    let late = RunRecord { id: record(store).id, origin: origin.clone(), sources, ..record(store) };
+    store.transaction(&mut |tx| tx.finish_run(&late)).unwrap();
+    // Queued runs: discarded only while queued; abandoned per instance.
+    let b = RunOrigin { instance: Some("b:8080".into()), ..origin.clone() };
+    let (qa, qb) = (
+        store.queue_run(&RunSources::new(["hr"]), Timestamp::now(), false, &origin).unwrap(),
+        store.queue_run(&RunSources::new(["hr"]), Timestamp::now(), false, &b).unwrap(),
+    );
+    assert_eq!(store.abandon_queued(Timestamp::now(), Some("b:8080")).unwrap(), 1);
+    assert_eq!((status_of(store, qa), status_of(store, qb)), (RunStatus::Queued, RunStatus::Interrupted));
+    store.discard_queued(qa).unwrap();
+    assert!(store.run_by_id(qa).unwrap().is_none(), "a queued run is discarded");
+    store.discard_queued(qb).unwrap();
+    assert!(store.run_by_id(qb).unwrap().is_some(), "a run that ended is kept");
 }
