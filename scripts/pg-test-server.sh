@@ -2,11 +2,14 @@
 # A throwaway PostgreSQL cluster for tests and benchmarks: initdb in its own
 # folder, loopback only, on the given port, with a password for the
 # `postgres` user (scram) and, with TLS=1, a test CA and a server
-# certificate for 127.0.0.1/localhost. The server refuses to run as root,
+# certificate for 127.0.0.1/localhost; with DURABLE=1, fsync and synchronous
+# commits stay on (for a test that crashes the server and counts on what
+# was committed). The server refuses to run as root,
 # so as root it runs as the `postgres` user (runuser).
 #
 #   BASE=DIR PORT=N [TLS=1] scripts/pg-test-server.sh start
-#   BASE=DIR scripts/pg-test-server.sh stop
+#   BASE=DIR scripts/pg-test-server.sh stop     (immediate: as a crash would)
+#   BASE=DIR scripts/pg-test-server.sh resume   (start the stopped cluster again)
 #
 # Prints nothing on success; the superuser is postgres / PGPW (default "secret").
 set -euo pipefail
@@ -24,7 +27,9 @@ start)
   printf '%s\n' "${PGPW:-secret}" >"$BASE/pw"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$BASE/pw"
   as_pg "$BIN/initdb" -D "$BASE/data" -U postgres --auth=scram-sha-256 --pwfile="$BASE/pw" -E UTF8 --no-locale >"$BASE/initdb.log"
-  opts="-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+  opts="-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c max_connections=200"
+  # Speed over durability, unless the test crashes the server (DURABLE=1).
+  [ "${DURABLE:-0}" = 1 ] || opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   if [ "${TLS:-0}" = 1 ]; then
     ( cd "$BASE"
       openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
@@ -40,10 +45,14 @@ start)
     # Only TLS connections over TCP: a client that does not encrypt is refused.
     printf 'local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\n' >"$BASE/data/pg_hba.conf"
   fi
+  printf '%s\n' "$opts" >"$BASE/opts"
   as_pg "$BIN/pg_ctl" -D "$BASE/data" -l "$BASE/server.log" -w -t 30 -o "$opts" start >/dev/null
+  ;;
+resume)
+  as_pg "$BIN/pg_ctl" -D "$BASE/data" -l "$BASE/server.log" -w -t 30 -o "$(cat "$BASE/opts")" start >/dev/null
   ;;
 stop)
   [ -f "$BASE/data/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$BASE/data" -m immediate -w stop >/dev/null || true
   ;;
-*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|resume" >&2; exit 2 ;;
 esac

@@ -22,6 +22,7 @@ mod first_hour;
 mod google;
 mod graph;
 mod graph_replay;
+mod ha;
 mod harness;
 mod hostile;
 mod hostile_ldap;
