@@ -198,8 +198,20 @@ impl Runner {
         // An approval lifts the thresholds: recorded as forced.
         let forced = req.approved.is_some();
         let origin = self.origin(req.trigger, req.slot);
-        let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced, &origin))
-            .await?;
+        // An API ask for a read as usual joins an equal run another instance
+        // sharing the store has queued or running (a scheduled one has its
+        // slot; a full read and an approval are asked for as such).
+        let joinable = req.trigger == Trigger::Api && !req.full && req.approved.is_none();
+        let at = crate::engine::history::now();
+        let (id, new) = on_store(&*self.store, move |s| match joinable {
+            true => s.queue_or_join(&label, at, &origin),
+            false => s.queue_run(&label, at, forced, &origin).map(|id| (id, true)),
+        })
+        .await?;
+        if !new {
+            info!(run = id, "an equal run of another instance is queued or running: joined it");
+            return Ok((id, false));
+        }
         self.state.lock().expect("queue lock").queue.push_back(Job {
             run_id: id,
             sources,

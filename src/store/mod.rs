@@ -396,6 +396,18 @@ pub trait Store: Send + Sync {
         forced: bool,
         origin: &RunOrigin,
     ) -> Result<i64, StoreError>;
+    /// Queues a run, unless another [present](Store::presence) instance has
+    /// one of the same sources queued or running: then that run's id and
+    /// `false`. Atomic across instances. A store one machine uses (SQLite)
+    /// always queues: its service coalesces in memory.
+    fn queue_or_join(
+        &self,
+        sources: &RunSources,
+        at: Timestamp,
+        origin: &RunOrigin,
+    ) -> Result<(i64, bool), StoreError> {
+        Ok((self.queue_run(sources, at, false, origin)?, true))
+    }
     /// Removes a queued run that will not run (its schedule slot was run by
     /// another instance meanwhile); a run that began is kept.
     fn discard_queued(&self, id: i64) -> Result<(), StoreError>;

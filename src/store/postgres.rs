@@ -201,6 +201,22 @@ impl Store for PgStore {
         self.new_run(sources, at, forced, "queued", origin)
     }
 
+    fn queue_or_join(
+        &self,
+        sources: &RunSources,
+        at: Timestamp,
+        origin: &RunOrigin,
+    ) -> Result<(i64, bool), StoreError> {
+        let mut found = None;
+        let (joined, me) = (sources.joined(), origin.instance.clone().unwrap_or_default());
+        let trigger = origin.trigger.map(|t| t.as_str());
+        self.with_tx(|tx| {
+            found = Some(tx.queue_or_join(&joined, &me, at, trigger, &origin.instance)?);
+            Ok(())
+        })?;
+        Ok(found.expect("set in the transaction"))
+    }
+
     fn discard_queued(&self, id: i64) -> Result<(), StoreError> {
         self.exec("DELETE FROM runs WHERE id = $1 AND status = 'queued'", &[&id]).map(drop)
     }

@@ -71,7 +71,7 @@ fn three_instances_run_each_scheduled_slot_exactly_once() {
 }
 
 #[test]
-fn a_killed_instances_sync_rolls_back_and_another_takes_the_source_over() {
+fn a_killed_instances_sync_rolls_back_and_another_takes_the_source_over_and_equal_asks_join_it() {
     let slapd = Slapd::start();
     school(&slapd);
     let db = fresh_database().url;
@@ -90,6 +90,9 @@ fn a_killed_instances_sync_rolls_back_and_another_takes_the_source_over() {
         assert!(t0.elapsed() < Duration::from_secs(10), "A's run never started");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The same ask through B joins A's run instead of queueing another.
+    let (s, _, joined) = svc_b.call("POST", "/api/syncs", Some(WRITER), Some(json!({})));
+    assert_eq!((s, joined["run_id"].as_i64()), (202, Some(id)), "{joined}");
     svc_a.child.kill().unwrap(); // SIGKILL mid-run
     svc_a.child.wait().unwrap();
     let run = svc_b.sync();

@@ -16,6 +16,9 @@ use crate::store::row::{created_summary, split_fields};
 use crate::store::{NewWriteback, PlannedRemoval, SavedState, StoreError, StoreTx, TxWork, UserPatch, WriteSession};
 use crate::time::Timestamp;
 
+/// Serializes queueing across instances (so two equal asks join one run).
+const QUEUE_LOCK: i64 = 0x6469_7273_796e_6303; // "dirsync" 3
+
 /// Queued statements sent at once (bounds what a pipeline holds in memory).
 const BATCH: usize = 2000;
 
@@ -149,6 +152,40 @@ impl PgTx {
             )?;
         }
         Ok(())
+    }
+
+    /// [`Store::queue_or_join`](crate::store::Store::queue_or_join) inside
+    /// this transaction, serialized by an advisory lock.
+    pub(super) fn queue_or_join(
+        &mut self,
+        sources: &str,
+        me: &str,
+        at: Timestamp,
+        trigger: Option<&'static str>,
+        instance: &Option<String>,
+    ) -> Result<(i64, bool), StoreError> {
+        let (sources, me, instance) = (sources.to_string(), me.to_string(), instance.clone());
+        self.read(move |c| {
+            Box::pin(async move {
+                c.execute("SELECT pg_advisory_xact_lock($1)", &[&QUEUE_LOCK]).await?;
+                let joined = c
+                    .query_opt(
+                        "SELECT id FROM runs r WHERE status IN ('queued', 'running') AND source = $1 AND instance <> $2                          AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted                            AND l.classid = $3::int4::oid AND l.objid = hashtext(r.instance)::oid AND l.objsubid = 2)                          ORDER BY id LIMIT 1",
+                        &[&sources, &me, &super::connect::PRESENCE_CLASS],
+                    )
+                    .await?;
+                if let Some(r) = joined {
+                    return Ok((r.get(0), false));
+                }
+                let r = c
+                    .query_one(
+                        "INSERT INTO runs (started_at, source, status, forced, triggered_by, instance) VALUES ($1, $2, 'queued', false, $3, $4) RETURNING id",
+                        &[&at, &sources, &trigger, &instance],
+                    )
+                    .await?;
+                Ok((r.get(0), true))
+            })
+        })
     }
 
     /// Sets a writeback item's columns (a fixed statement per outcome).
