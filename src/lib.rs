@@ -7,8 +7,8 @@
 //!
 //! | layer | module | what it owns |
 //! |---|---|---|
-//! | plain data | [`model`], [`time`], [`secret`] | users, groups, entries, facts, what a run leaves ([`model::records`]), the write-back queue's items; instants; secrets that never print |
-//! | the store | [`store`] | the storage traits (a shared handle: lease, snapshots, indexed reads, transactions, write sessions), [`store::open`], the suite every backend passes, and the SQLite backend (`store/sqlite*`, the only place SQL is written) |
+//! | plain data | [`model`], [`time`], [`secret`], [`tls`] | users, groups, entries, facts, what a run leaves ([`model::records`]), the write-back queue's items; instants; secrets that never print; the TLS client settings for a CA bundle |
+//! | the store | [`store`] | the storage traits (a shared handle: lease, presence, snapshots, indexed reads, transactions, write sessions), [`store::open`], [`store::migrate`], [`store::copy`], the suite every backend passes, and the two backends, SQLite (`store/sqlite*`) and PostgreSQL (`store/postgres*`), the only places SQL is written |
 //! | the kind contract | [`kind`] | what a source kind and dirsync agree on: [`kind::Kind`], [`kind::Source`], [`kind::Transport`], [`kind::PasswordCheck`], the settings every source has ([`kind::SourceConfig`]) and the section reader a kind parses its keys with |
 //! | config | [`config`] | the TOML file, read once into a validated [`config::Config`] with the registry of kinds it is given |
 //! | the engine | [`engine`] | one sync's steps: [`engine::mapping`] and [`engine::batch`] (entry → mapped user/group, validation, duplicates, replayed versions, member references), [`engine::plan`] (a pure diff against a [`model::Snapshot`]), [`engine::guards`], [`engine::apply`] (one store transaction, with audit rows), [`engine::writeback`] and [`engine::codes`] (local field changes, pushes through a kind's transport, generated values), [`engine::history`]; [`engine::sync`] runs them in order; [`engine::backfill`] fills what existing users lack and a create would have set; [`engine::views`] shows users and groups |

@@ -589,3 +589,42 @@ fn a_service_killed_mid_sync_leaves_the_store_consistent_and_its_runs_marked_on_
     assert_eq!(svc.sync()["created"], 3);
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn every_run_records_its_trigger_slot_and_instance() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let env = Env::ldap(&slapd, "", "[sources.schedule]\nfull = \"*/2 * * * * *\"\n");
+    let server = server_section(&env, "");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    // A command's run: trigger cli, the host's name.
+    assert_eq!(env.sync(&[]).0, 0);
+    let cli = env.runs()[0].clone();
+    assert_eq!((cli["trigger"].as_str(), cli["slot"].as_str()), (Some("cli"), None), "{cli}");
+    let host = cli["instance"].as_str().unwrap().to_string();
+    assert!(!host.is_empty() && !host.contains(':'), "{cli}");
+    let svc = Service::start(&env);
+    let port = svc.base.rsplit(':').next().unwrap().to_string();
+    let api = svc.sync();
+    assert_eq!(api["trigger"], "api", "{api}");
+    assert_eq!(api["instance"], format!("{host}:{port}"), "{api}");
+    // A scheduled run: its slot on the cron grid (an even second).
+    let t0 = Instant::now();
+    let scheduled = loop {
+        let (_, v) = svc.get("/api/runs?limit=100", READER);
+        let found =
+            v["runs"].as_array().unwrap().iter().find(|r| r["trigger"] == "schedule" && r["status"] == "ok").cloned();
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no scheduled run: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let slot = dirsync::time::Timestamp::parse(scheduled["slot"].as_str().unwrap()).expect("RFC 3339");
+    let text = slot.to_string();
+    assert!(text.ends_with(".000Z"), "{text}");
+    let second: u32 = text[17..19].parse().unwrap();
+    assert_eq!(second % 2, 0, "on the */2 grid: {text}");
+    assert_eq!(scheduled["instance"], format!("{host}:{port}"));
+    assert_eq!(svc.stop(10), 0);
+}
