@@ -278,10 +278,7 @@ impl Store for PgStore {
     }
 
     fn groups_of_user(&self, user_id: i64) -> Result<UserGroups, StoreError> {
-        self.block(async {
-            let mut all = queries::groups_of_users(&*self.conn().await?, &self.inner.name, &[user_id]).await?;
-            Ok(all.remove(&user_id).unwrap_or_default())
-        })
+        self.block(async { queries::groups_of_user(&*self.conn().await?, &self.inner.name, user_id).await })
     }
 
     fn is_member(&self, user_id: i64, group_id: i64) -> Result<bool, StoreError> {

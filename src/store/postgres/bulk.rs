@@ -6,6 +6,8 @@ use crate::model::{name_key, normalize_dn, NewUser};
 use crate::store::row::{created_summary, split_fields};
 use crate::time::Timestamp;
 
+use super::tx::Param;
+
 /// The column arrays of a batch of new users and their audit rows.
 pub(super) struct Created {
     ids: Vec<i64>,
@@ -104,4 +106,105 @@ impl Created {
         conn.execute(&audit, &[&self.audit_ids, &self.ids, username, &self.summaries, &self.run_id, &self.now]).await?;
         Ok(())
     }
+}
+
+/// A write waiting in a transaction's queue: one statement, or rows of
+/// memberships or audit records gathered into one multi-row statement.
+pub(super) enum Queued {
+    One(&'static str, Vec<Param>),
+    Members(Members),
+    Audits(Audits),
+}
+
+/// New user memberships, as two columns.
+#[derive(Default)]
+pub(super) struct Members {
+    users: Vec<i64>,
+    groups: Vec<i64>,
+}
+
+/// Audit records, as columns.
+#[derive(Default)]
+pub(super) struct Audits {
+    run_id: Vec<Option<i64>>,
+    at: Vec<Timestamp>,
+    user_id: Vec<Option<i64>>,
+    name: Vec<String>,
+    action: Vec<String>,
+    field: Vec<Option<String>>,
+    old: Vec<Option<String>>,
+    new: Vec<Option<String>>,
+}
+
+/// Rows one gathered statement takes at most.
+const ROWS: usize = 20_000;
+
+impl Queued {
+    /// The statement and its parameters.
+    pub(super) fn statement(self) -> (&'static str, Vec<Param>) {
+        match self {
+            Queued::One(sql, params) => (sql, params),
+            Queued::Members(m) => (
+                "INSERT INTO user_groups (user_id, group_id) SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+                vec![Box::new(m.users), Box::new(m.groups)],
+            ),
+            Queued::Audits(a) => (
+                "INSERT INTO audit (run_id, at, user_id, name, action, field, old, new) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])",
+                vec![
+                    Box::new(a.run_id),
+                    Box::new(a.at),
+                    Box::new(a.user_id),
+                    Box::new(a.name),
+                    Box::new(a.action),
+                    Box::new(a.field),
+                    Box::new(a.old),
+                    Box::new(a.new),
+                ],
+            ),
+        }
+    }
+}
+
+/// The gathered entry of a kind that a new row may join: the last entry,
+/// or the one before it when the last is of the other gathered kind
+/// (membership and audit inserts do not depend on each other, so their
+/// order between themselves does not matter).
+fn joinable(queue: &mut [Queued], fits: impl Fn(&Queued) -> bool) -> Option<&mut Queued> {
+    let n = queue.len();
+    let other = |q: &Queued| matches!(q, Queued::Members(_) | Queued::Audits(_));
+    match n {
+        0 => None,
+        _ if fits(&queue[n - 1]) => queue.get_mut(n - 1),
+        _ if n >= 2 && other(&queue[n - 1]) && fits(&queue[n - 2]) => queue.get_mut(n - 2),
+        _ => None,
+    }
+}
+
+/// Queues one new membership.
+pub(super) fn push_member(queue: &mut Vec<Queued>, user_id: i64, group_id: i64) {
+    let fits = |q: &Queued| matches!(q, Queued::Members(m) if m.users.len() < ROWS);
+    match joinable(queue, fits) {
+        Some(Queued::Members(m)) => {
+            m.users.push(user_id);
+            m.groups.push(group_id);
+        }
+        _ => queue.push(Queued::Members(Members { users: vec![user_id], groups: vec![group_id] })),
+    }
+}
+
+/// Queues one audit record.
+pub(super) fn push_audit(queue: &mut Vec<Queued>, r: &crate::model::records::AuditRecord) {
+    let fits = |q: &Queued| matches!(q, Queued::Audits(a) if a.name.len() < ROWS);
+    if !matches!(joinable(queue, fits), Some(Queued::Audits(_))) {
+        queue.push(Queued::Audits(Audits::default()));
+    }
+    let Some(Queued::Audits(a)) = joinable(queue, fits) else { unreachable!("an audit entry was just queued") };
+    a.run_id.push(r.run_id);
+    a.at.push(r.at);
+    a.user_id.push(r.user_id);
+    a.name.push(r.name.clone());
+    a.action.push(r.action.clone());
+    a.field.push(r.field.clone());
+    a.old.push(r.old.clone());
+    a.new.push(r.new.clone());
 }

@@ -50,6 +50,34 @@ pub(super) async fn is_member(c: &Conn, name: &str, user_id: i64, group_id: i64)
     Ok(rows[0].get(0))
 }
 
+/// One user's groups: direct, and effective (nested groups followed; a
+/// scalar parameter, so the statement's plan is kept across calls).
+pub(super) async fn groups_of_user(c: &Conn, name: &str, user_id: i64) -> Result<UserGroups, StoreError> {
+    let rows = query(
+        c,
+        name,
+        "WITH RECURSIVE up(id, direct) AS (
+           SELECT group_id, true FROM user_groups WHERE user_id = $1
+           UNION SELECT gg.parent_id, false FROM group_groups gg JOIN up ON gg.child_id = up.id)
+         SELECT g.name, bool_or(up.direct) FROM up JOIN groups g ON g.id = up.id GROUP BY g.id, g.name",
+        &[&user_id],
+    )
+    .await?;
+    let mut out = UserGroups::default();
+    for r in &rows {
+        let (group, direct): (String, bool) = (r.get(0), r.get(1));
+        if direct {
+            out.direct.push(group.clone());
+        }
+        out.all.push(group);
+    }
+    for v in [&mut out.direct, &mut out.all] {
+        v.sort_by_key(|n| name_key(n));
+        v.dedup();
+    }
+    Ok(out)
+}
+
 /// Each user's groups, walked up through nesting, with whether the user is
 /// a direct member (one query for a page of users).
 pub(super) async fn groups_of_users(

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio_postgres::types::ToSql;
 
+use super::bulk::Queued;
 use super::{block, explain, Inner};
 use crate::model::records::{AuditRecord, RunRecord};
 use crate::model::{name_key, normalize_dn, EntryError, NewGroup, NewUser, CORE_FIELDS};
@@ -28,18 +29,26 @@ pub(super) const FEED_LOCK: i64 = 0x6469_7273_796e_6301; // "dirsync" 1
 
 pub(super) type Param = Box<dyn ToSql + Sync + Send>;
 
-struct Pending {
-    sql: &'static str,
-    params: Vec<Param>,
-}
-
 pub(crate) struct PgTx {
     inner: Arc<Inner>,
     conn: Option<deadpool_postgres::Object>,
-    pending: Vec<Pending>,
+    pending: Vec<Queued>,
+    /// Rows the queue stands for.
+    queued_rows: usize,
+    /// Rows written by this transaction (queued or sent).
+    written: usize,
     /// Whether this transaction holds [`FEED_LOCK`].
     feed_locked: bool,
+    /// Ids drawn ahead from the users' and the groups' sequences (one
+    /// round trip per [`ID_BLOCK`] rows; the unused ones are gaps).
+    spare_ids: [Vec<i64>; 2],
 }
+
+/// Rows a transaction writes after which its commit refreshes statistics.
+const ANALYZE_AFTER: usize = 10_000;
+
+/// Ids drawn from a sequence at once for rows inserted one by one.
+const ID_BLOCK: usize = 256;
 
 macro_rules! params {
     ($($p:expr),* $(,)?) => { vec![$(Box::new($p) as Param),*] };
@@ -48,7 +57,15 @@ macro_rules! params {
 impl PgTx {
     /// A transaction on `conn`, where `BEGIN` has been sent.
     pub(super) fn new(inner: &Arc<Inner>, conn: deadpool_postgres::Object) -> PgTx {
-        PgTx { inner: inner.clone(), conn: Some(conn), pending: Vec::new(), feed_locked: false }
+        PgTx {
+            inner: inner.clone(),
+            conn: Some(conn),
+            pending: Vec::new(),
+            queued_rows: 0,
+            written: 0,
+            feed_locked: false,
+            spare_ids: Default::default(),
+        }
     }
 
     fn conn(&self) -> &deadpool_postgres::Object {
@@ -57,8 +74,16 @@ impl PgTx {
 
     /// Queues a statement; sends the queue when it is full.
     fn push(&mut self, sql: &'static str, params: Vec<Param>) -> Result<(), StoreError> {
-        self.pending.push(Pending { sql, params });
-        if self.pending.len() >= BATCH {
+        self.pending.push(Queued::One(sql, params));
+        self.counted()
+    }
+
+    /// Sends the queue once it holds [`BATCH`] statements or a hundred
+    /// thousand gathered rows.
+    fn counted(&mut self) -> Result<(), StoreError> {
+        self.queued_rows += 1;
+        self.written += 1;
+        if self.pending.len() >= BATCH || self.queued_rows >= 100_000 {
             self.flush()?;
         }
         Ok(())
@@ -69,20 +94,21 @@ impl PgTx {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let pending: Vec<_> = std::mem::take(&mut self.pending).into_iter().map(Queued::statement).collect();
+        self.queued_rows = 0;
         let (conn, name) = (self.conn(), self.inner.name.as_str());
         block(&self.inner, async move {
             let mut statements = std::collections::HashMap::new();
-            for p in &pending {
-                if !statements.contains_key(p.sql) {
-                    let st = conn.prepare_cached(p.sql).await.map_err(|e| explain(name, e))?;
-                    statements.insert(p.sql, st);
+            for (sql, _) in &pending {
+                if !statements.contains_key(sql) {
+                    let st = conn.prepare_cached(sql).await.map_err(|e| explain(name, e))?;
+                    statements.insert(*sql, st);
                 }
             }
-            let sends = pending.iter().map(|p| {
-                let st = &statements[p.sql];
+            let sends = pending.iter().map(|(sql, params)| {
+                let st = &statements[sql];
                 async move {
-                    let params: Vec<&(dyn ToSql + Sync)> = p.params.iter().map(|b| &**b as _).collect();
+                    let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| &**b as _).collect();
                     conn.execute(st, &params).await
                 }
             });
@@ -119,18 +145,31 @@ impl PgTx {
         block(&self.inner, conn.batch_execute(sql)).map_err(|e| explain(&self.inner.name, e))
     }
 
-    /// Sends what is queued and commits.
+    /// Sends what is queued and commits. After a bulk load (a first sync)
+    /// the planner's statistics are refreshed at once: until autovacuum
+    /// comes by, every lookup would be planned for empty tables.
     pub(super) fn commit(&mut self) -> Result<(), StoreError> {
         self.flush()?;
         let name = self.inner.name.clone();
         let conn = self.conn.take().expect("committed once");
-        block(&self.inner, async move { conn.batch_execute("COMMIT").await.map_err(|e| explain(&name, e)) })
+        let analyze = self.written >= ANALYZE_AFTER;
+        block(&self.inner, async move {
+            conn.batch_execute("COMMIT").await.map_err(|e| explain(&name, e))?;
+            if analyze {
+                let tables = "ANALYZE users, groups, user_groups, group_groups, audit";
+                if let Err(e) = conn.batch_execute(tables).await {
+                    tracing::warn!("statistics not refreshed after a bulk write: {}", explain(&name, e));
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Rolls back (what is queued is dropped). A connection that cannot say
     /// so is closed instead, which rolls back too.
     pub(super) fn rollback(&mut self) {
         self.pending.clear();
+        self.queued_rows = 0;
         if let Some(conn) = self.conn.take() {
             let ok = block(&self.inner, async { conn.batch_execute("ROLLBACK").await.is_ok() });
             if !ok {
@@ -193,10 +232,22 @@ impl PgTx {
         self.push(sql, params)
     }
 
-    /// Draws `n` ids from `sequence` in one round trip.
-    fn next_ids(&mut self, sequence: &'static str, n: usize) -> Result<Vec<i64>, StoreError> {
-        let sql = match sequence {
+    /// One id for a row of `table` (users or groups), from the ids drawn ahead.
+    fn next_id(&mut self, table: &'static str) -> Result<i64, StoreError> {
+        let slot = usize::from(table == "groups");
+        if self.spare_ids[slot].is_empty() {
+            let mut ids = self.next_ids(table, ID_BLOCK)?;
+            ids.reverse();
+            self.spare_ids[slot] = ids;
+        }
+        Ok(self.spare_ids[slot].pop().expect("refilled"))
+    }
+
+    /// Draws `n` ids from `table`'s sequence in one round trip.
+    fn next_ids(&mut self, table: &'static str, n: usize) -> Result<Vec<i64>, StoreError> {
+        let sql = match table {
             "users" => "SELECT nextval('users_id_seq') FROM generate_series(1, $1::bigint)",
+            "groups" => "SELECT nextval('groups_id_seq') FROM generate_series(1, $1::bigint)",
             _ => "SELECT nextval('audit_id_seq') FROM generate_series(1, $1::bigint)",
         };
         let n = n as i64;
@@ -253,7 +304,7 @@ impl StoreTx for PgTx {
     }
 
     fn insert_user(&mut self, u: &NewUser, now: Timestamp) -> Result<i64, StoreError> {
-        let id = self.next_ids("users", 1)?[0];
+        let id = self.next_id("users")?;
         let mut p = params![id];
         p.extend(user_params(u));
         p.push(Box::new(now));
@@ -303,18 +354,12 @@ impl StoreTx for PgTx {
     }
 
     fn insert_group(&mut self, g: &NewGroup, now: Timestamp) -> Result<i64, StoreError> {
-        let params = (g.source.clone(), g.external_id.clone(), g.name.clone(), name_key(&g.name), g.dn.clone());
-        self.read(move |c| {
-            Box::pin(async move {
-                let r = c
-                    .query_one(
-                        "INSERT INTO groups (source, external_id, name, name_key, dn, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
-                        &[&params.0, &params.1, &params.2, &params.3, &params.4, &now],
-                    )
-                    .await?;
-                Ok(r.get(0))
-            })
-        })
+        let id = self.next_id("groups")?;
+        self.push(
+            "INSERT INTO groups (id, source, external_id, name, name_key, dn, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            params![id, g.source.clone(), g.external_id.clone(), g.name.clone(), name_key(&g.name), g.dn.clone(), now],
+        )?;
+        Ok(id)
     }
 
     fn update_group(&mut self, id: i64, name: &str, dn: &str, now: Timestamp) -> Result<(), StoreError> {
@@ -329,10 +374,8 @@ impl StoreTx for PgTx {
     }
 
     fn add_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError> {
-        self.push(
-            "INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            params![user_id, group_id],
-        )
+        super::bulk::push_member(&mut self.pending, user_id, group_id);
+        self.counted()
     }
 
     fn remove_user_member(&mut self, user_id: i64, group_id: i64) -> Result<(), StoreError> {
@@ -352,10 +395,8 @@ impl StoreTx for PgTx {
 
     fn audit(&mut self, a: &AuditRecord) -> Result<(), StoreError> {
         self.lock_feed()?;
-        self.push(
-            "INSERT INTO audit (run_id, at, user_id, name, action, field, old, new) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            params![a.run_id, a.at, a.user_id, a.name.clone(), a.action.clone(), a.field.clone(), a.old.clone(), a.new.clone()],
-        )
+        super::bulk::push_audit(&mut self.pending, a);
+        self.counted()
     }
 
     fn insert_created(
@@ -371,6 +412,7 @@ impl StoreTx for PgTx {
         let user_ids = self.next_ids("users", users.len())?;
         let audit_ids = self.next_ids("audit", users.len())?;
         let rows = super::bulk::Created::new(users, &user_ids, &audit_ids, run_id, now);
+        self.written += 2 * users.len();
         let name = self.inner.name.clone();
         let conn = self.conn();
         block(&self.inner, rows.write(conn)).map_err(|e| explain(&name, e))?;
@@ -562,6 +604,7 @@ impl WriteSession for PgSession {
             Ok(()) => self.tx.simple("RELEASE SAVEPOINT work"),
             Err(e) => {
                 self.tx.pending.clear();
+                self.tx.queued_rows = 0;
                 // Locks taken since the savepoint are released with it.
                 self.tx.feed_locked = feed_locked;
                 self.tx.simple("ROLLBACK TO SAVEPOINT work")?;
