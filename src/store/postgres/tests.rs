@@ -77,3 +77,14 @@ fn queued_runs_of_a_present_instance_are_kept_and_of_a_gone_one_abandoned() {
     drop(present);
     assert_eq!(store.abandon_queued(now(), None).unwrap(), 1, "its presence ended with its connection");
 }
+
+#[test]
+fn a_membership_that_points_nowhere_fails_the_integrity_check() {
+    let cfg = fresh_database();
+    let store = PgStore::open(&cfg).unwrap();
+    store.integrity_check().unwrap();
+    // Memberships carry no foreign keys on this backend: the check looks.
+    super::testing::psql(&cfg.url, "INSERT INTO user_groups (user_id, group_id) VALUES (4242, 4343)");
+    let e = store.integrity_check().unwrap_err().to_string();
+    assert!(e.contains("1 rows point at users or groups that do not exist"), "{e}");
+}

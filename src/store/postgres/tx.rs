@@ -350,6 +350,7 @@ impl StoreTx for PgTx {
     }
 
     fn delete_user(&mut self, id: i64) -> Result<(), StoreError> {
+        self.push("DELETE FROM user_groups WHERE user_id = $1", params![id])?;
         self.push("DELETE FROM users WHERE id = $1", params![id])
     }
 
@@ -370,6 +371,8 @@ impl StoreTx for PgTx {
     }
 
     fn delete_group(&mut self, id: i64) -> Result<(), StoreError> {
+        self.push("DELETE FROM user_groups WHERE group_id = $1", params![id])?;
+        self.push("DELETE FROM group_groups WHERE child_id = $1 OR parent_id = $1", params![id])?;
         self.push("DELETE FROM groups WHERE id = $1", params![id])
     }
 

@@ -136,4 +136,7 @@ pub(super) fn runs_keep_their_origin_and_a_slot_counts_once_its_run_commits(stor
     assert!(store.run_by_id(qa).unwrap().is_none(), "a queued run is discarded");
     store.discard_queued(qb).unwrap();
     assert!(store.run_by_id(qb).unwrap().is_some(), "a run that ended is kept");
+    // Nobody present has an equal run queued: a new one is queued.
+    let (id, new) = store.queue_or_join(&RunSources::new(["hr"]), Timestamp::now(), &origin).unwrap();
+    assert!(new && status_of(store, id) == RunStatus::Queued);
 }
