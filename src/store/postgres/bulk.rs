@@ -1,6 +1,6 @@
-//! A first sync's new users and their `create` audit rows, written with one
-//! statement each per batch: the rows go as arrays, one per column, and
-//! `unnest` turns them back into rows on the server.
+//! Rows written many at a time: a first sync's new users and their `create`
+//! audit rows with `COPY … BINARY`, and queued memberships and audit
+//! records gathered into one `unnest` statement per kind.
 
 use crate::model::{name_key, normalize_dn, NewUser};
 use crate::store::row::{created_summary, split_fields};
@@ -64,46 +64,65 @@ impl Created {
         c
     }
 
-    /// Inserts the users, then their audit rows (two round trips).
+    /// Inserts the users, then their audit rows, each with `COPY … BINARY`
+    /// (PostgreSQL's fastest way in).
     pub(super) async fn write(self, conn: &deadpool_postgres::Object) -> Result<(), tokio_postgres::Error> {
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        use tokio_postgres::types::Type;
         let [source, ext, username, ukey, dn, dnkey, status] = &self.cols;
-        let [full_name, email, department, office, card, card2] = &self.core;
-        let users = conn
-            .prepare_cached(
-                "INSERT INTO users (id, source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, dir_values, created_at, updated_at) \
-                 SELECT *, $17, $17 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])",
-            )
+        let sink = conn
+            .copy_in("COPY users (id, source, external_id, username, username_key, dn, dn_key, status, full_name, email, department, office, card_number, card_number2, fields, dir_values, created_at, updated_at) FROM STDIN BINARY")
             .await?;
-        conn.execute(
-            &users,
-            &[
-                &self.ids,
-                source,
-                ext,
-                username,
-                ukey,
-                dn,
-                dnkey,
-                status,
-                full_name,
-                email,
-                department,
-                office,
-                card,
-                card2,
-                &self.custom,
-                &self.dir_values,
-                &self.now,
-            ],
-        )
-        .await?;
-        let audit = conn
-            .prepare_cached(
-                "INSERT INTO audit (id, user_id, name, new, run_id, at, action) \
-                 SELECT *, $5::bigint, $6::text, 'create' FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])",
-            )
-            .await?;
-        conn.execute(&audit, &[&self.audit_ids, &self.ids, username, &self.summaries, &self.run_id, &self.now]).await?;
+        let mut types = vec![Type::INT8];
+        types.extend([Type::TEXT; 17]);
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        futures_util::pin_mut!(writer);
+        for i in 0..self.ids.len() {
+            let core = self.core.each_ref().map(|c| &c[i]);
+            writer
+                .as_mut()
+                .write(&[
+                    &self.ids[i],
+                    &source[i],
+                    &ext[i],
+                    &username[i],
+                    &ukey[i],
+                    &dn[i],
+                    &dnkey[i],
+                    &status[i],
+                    core[0],
+                    core[1],
+                    core[2],
+                    core[3],
+                    core[4],
+                    core[5],
+                    &self.custom[i],
+                    &self.dir_values[i],
+                    &self.now,
+                    &self.now,
+                ])
+                .await?;
+        }
+        writer.finish().await?;
+        let sink = conn.copy_in("COPY audit (id, run_id, at, user_id, name, action, new) FROM STDIN BINARY").await?;
+        let types = [Type::INT8, Type::INT8, Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT];
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        futures_util::pin_mut!(writer);
+        for i in 0..self.ids.len() {
+            writer
+                .as_mut()
+                .write(&[
+                    &self.audit_ids[i],
+                    &self.run_id,
+                    &self.now,
+                    &self.ids[i],
+                    &username[i],
+                    &"create",
+                    &self.summaries[i],
+                ])
+                .await?;
+        }
+        writer.finish().await?;
         Ok(())
     }
 }
