@@ -108,19 +108,11 @@ impl Created {
         let types = [Type::INT8, Type::INT8, Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT];
         let writer = BinaryCopyInWriter::new(sink, &types);
         futures_util::pin_mut!(writer);
-        for i in 0..self.ids.len() {
-            writer
-                .as_mut()
-                .write(&[
-                    &self.audit_ids[i],
-                    &self.run_id,
-                    &self.now,
-                    &self.ids[i],
-                    &username[i],
-                    &"create",
-                    &self.summaries[i],
-                ])
-                .await?;
+        let rows = self.audit_ids.iter().zip(&self.ids).zip(username).zip(&self.summaries);
+        for (((audit_id, user_id), name), summary) in rows {
+            let row: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+                [audit_id, &self.run_id, &self.now, user_id, name, &"create", summary];
+            writer.as_mut().write(&row).await?;
         }
         writer.finish().await?;
         Ok(())
