@@ -109,7 +109,9 @@ fn a_killed_instances_sync_rolls_back_and_another_takes_the_source_over_and_equa
 
 #[test]
 fn postgresql_down_makes_every_instance_answer_503_until_it_is_back_and_none_exits() {
-    let pg = OwnPostgres::start();
+    // A durable cluster of this test's own: it is crashed and started again,
+    // and keeps what was committed.
+    let pg = PgCluster::start(&[("DURABLE", "1")]);
     let slapd = Slapd::start();
     school(&slapd);
     let db = pg.database("ha");
@@ -135,13 +137,13 @@ fn postgresql_down_makes_every_instance_answer_503_until_it_is_back_and_none_exi
             seen
         })
     };
-    pg.stop();
+    pg.script("stop");
     for svc in &services {
         wait_for(svc, "/readyz", None, 503);
         let (s, v) = svc.get("/api/users/alice", READER);
         assert_eq!((s, v["error"].as_str()), (503, Some("store_unavailable")), "{v}");
     }
-    pg.resume();
+    pg.script("resume");
     for svc in &services {
         wait_for(svc, "/api/users/alice", Some(READER), 200);
         wait_for(svc, "/readyz", None, 200);
@@ -215,54 +217,4 @@ fn the_change_feed_read_from_one_instance_while_another_applies_is_the_audit_tra
 fn a_store(env: &Env) -> std::sync::Arc<dyn dirsync::store::Store> {
     let cfg = dirsync::config::Config::load(&env.config()).unwrap();
     dirsync::store::open(&cfg.store).unwrap()
-}
-
-/// A PostgreSQL cluster of this test's own, durable: it is crashed
-/// (immediate stop) and started again, and keeps what was committed.
-struct OwnPostgres {
-    base: tempfile::TempDir,
-    port: u16,
-}
-
-impl OwnPostgres {
-    fn start() -> OwnPostgres {
-        let base = tempfile::tempdir().unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let pg = OwnPostgres { base, port: free_port() };
-        pg.script("start");
-        pg
-    }
-
-    fn script(&self, what: &str) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
-        let out = std::process::Command::new("bash")
-            .args([script, what])
-            .env("BASE", self.base.path().join("pg"))
-            .env("PORT", self.port.to_string())
-            .env("DURABLE", "1")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pg {what}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn database(&self, name: &str) -> String {
-        let admin = format!("postgres://postgres:secret@127.0.0.1:{}/postgres", self.port);
-        dirsync::store::postgres::testing::psql(&admin, &format!("CREATE DATABASE {name}"));
-        format!("postgres://postgres:secret@127.0.0.1:{}/{name}", self.port)
-    }
-
-    fn stop(&self) {
-        self.script("stop");
-    }
-
-    fn resume(&self) {
-        self.script("resume");
-    }
-}
-
-impl Drop for OwnPostgres {
-    fn drop(&mut self) {
-        self.script("stop");
-    }
 }

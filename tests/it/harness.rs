@@ -580,3 +580,63 @@ pub fn ad_env(bases: &[&str], source_extra: &str, rest: &str) -> Env {
     env.write_config(&text);
     env
 }
+
+/// A PostgreSQL cluster of a test's own (the shared test server is not
+/// stopped or reconfigured by tests): `scripts/pg-test-server.sh` with the
+/// given settings (`TLS`, `DURABLE`), stopped on drop.
+pub struct PgCluster {
+    pub base: TempDir,
+    pub port: u16,
+    settings: Vec<(&'static str, &'static str)>,
+}
+
+impl PgCluster {
+    pub fn start(settings: &[(&'static str, &'static str)]) -> PgCluster {
+        let base = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        // The server runs as `postgres` when the tests run as root.
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pg = PgCluster { base, port: free_port(), settings: settings.to_vec() };
+        pg.script("start");
+        pg
+    }
+
+    /// `start`, `stop` (immediate: as a crash) or `resume`.
+    pub fn script(&self, what: &str) {
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/pg-test-server.sh"))
+            .arg(what)
+            .env("BASE", self.base.path().join("pg"))
+            .env("PORT", self.port.to_string())
+            .envs(self.settings.iter().copied())
+            .output()
+            .expect("bash runs");
+        assert!(out.status.success(), "pg {what}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The admin URL (user postgres, password "secret") of database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres:secret@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// A new database; its admin URL.
+    pub fn database(&self, name: &str) -> String {
+        dirsync::store::postgres::testing::psql(&self.url("postgres"), &format!("CREATE DATABASE {name}"));
+        self.url(name)
+    }
+
+    /// The test CA's certificate (with `TLS=1`).
+    pub fn ca(&self) -> PathBuf {
+        self.base.path().join("pg/ca.pem")
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/pg-test-server.sh"))
+            .arg("stop")
+            .env("BASE", self.base.path().join("pg"))
+            .status();
+    }
+}

@@ -87,16 +87,17 @@ fn store_copy_moves_a_deployment_to_postgresql_with_its_history_and_never_shows_
     let pg_toml = env.dir.path().join("pg.toml");
     std::fs::write(&pg_toml, format!("[store]\n{store}\n{SOURCE}")).unwrap();
     let to = store.split('"').nth(1).unwrap().to_string();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"));
-    let db = env.db();
-    let out = cmd
-        .args(["--config"])
-        .arg(&pg_toml)
-        .args(["store", "copy", "--from"])
-        .arg(&db)
-        .args(["--to", &to])
-        .output()
-        .unwrap();
+    let copy = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+            .arg("--config")
+            .arg(&pg_toml)
+            .args(["store", "copy", "--from"])
+            .arg(env.db())
+            .args(["--to", &to])
+            .output()
+            .unwrap()
+    };
+    let out = copy();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("row counts match") && stdout.contains("audit"), "{stdout}");
@@ -113,14 +114,7 @@ fn store_copy_moves_a_deployment_to_postgresql_with_its_history_and_never_shows_
     let (code, out) = pg.sync(&[]);
     assert_eq!((code, count(&out, "created"), count(&out, "updated")), (0, 0, 0), "{out}");
     // A second copy into the now-filled store is refused, nothing lost.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
-        .args(["--config"])
-        .arg(&pg_toml)
-        .args(["store", "copy", "--from"])
-        .arg(&db)
-        .args(["--to", &to])
-        .output()
-        .unwrap();
+    let again = copy();
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("empty store"));
     assert_eq!(pg.users(), users);
@@ -161,45 +155,12 @@ fn store_config_mistakes_name_the_key() {
     }
 }
 
-/// A PostgreSQL server of its own with TLS (a test CA), stopped on drop.
-struct TlsPostgres {
-    base: tempfile::TempDir,
-    port: u16,
-}
-
-impl TlsPostgres {
-    fn start() -> TlsPostgres {
-        let base = tempfile::tempdir().unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let port = free_port();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
-        let out = std::process::Command::new("bash")
-            .args([script, "start"])
-            .env("BASE", base.path().join("pg"))
-            .env("PORT", port.to_string())
-            .env("TLS", "1")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        TlsPostgres { base, port }
-    }
-}
-
-impl Drop for TlsPostgres {
-    fn drop(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
-        let _ =
-            std::process::Command::new("bash").args([script, "stop"]).env("BASE", self.base.path().join("pg")).status();
-    }
-}
-
 #[test]
 fn tls_with_ca_file_verifies_the_server_and_refuses_another_ca() {
-    let pg = TlsPostgres::start();
+    let pg = PgCluster::start(&[("TLS", "1")]);
     let env = env_with("path = \"unused.db\"");
     std::fs::write(env.dir.path().join("pg.secret"), "secret\n").unwrap();
-    std::fs::copy(pg.base.path().join("pg/ca.pem"), env.dir.path().join("ca.pem")).unwrap();
+    std::fs::copy(pg.ca(), env.dir.path().join("ca.pem")).unwrap();
     let store = format!(
         "url = \"postgres://postgres@localhost:{}/postgres\"\npassword_file = \"pg.secret\"\nca_file = \"ca.pem\"",
         pg.port
