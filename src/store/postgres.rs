@@ -21,6 +21,7 @@ mod portable;
 mod queries;
 mod queue;
 mod schema;
+mod session;
 mod snapshot;
 #[doc(hidden)]
 pub mod testing;
@@ -262,7 +263,7 @@ impl Store for PgStore {
     }
 
     fn write_session(&self) -> Result<Box<dyn super::WriteSession>, StoreError> {
-        Ok(Box::new(tx::PgSession::new(self.begin()?)))
+        Ok(Box::new(session::PgSession::new(self.begin()?)))
     }
 
     fn transaction(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), StoreError>) -> Result<(), StoreError> {

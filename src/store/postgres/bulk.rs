@@ -6,7 +6,8 @@ use crate::model::{name_key, normalize_dn, NewUser};
 use crate::store::row::{created_summary, split_fields};
 use crate::time::Timestamp;
 
-use super::tx::Param;
+/// A statement's parameter, owned (it waits in a queue).
+pub(super) type Param = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
 
 /// The column arrays of a batch of new users and their audit rows.
 pub(super) struct Created {

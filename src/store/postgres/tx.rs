@@ -1,20 +1,20 @@
-//! One PostgreSQL transaction ([`StoreTx`]) and the write session that keeps
-//! one open across calls. Writes that return nothing are queued and sent
-//! pipelined (many statements per round trip) when something must be read
-//! back, every [`BATCH`] statements, and at commit; new users go in with
-//! one multi-row statement per batch. An error aborts the transaction, as
-//! it does the run.
+//! One PostgreSQL transaction ([`StoreTx`]). Writes that return nothing
+//! are queued (memberships and audit records gathered into multi-row
+//! statements) and sent pipelined, many per round trip, when something must
+//! be read back, every [`BATCH`] statements, and at commit; a first sync's
+//! new users go in with `COPY`. An error aborts the transaction, as it does
+//! the run. The savepoints of a write session's calls are kept here too.
 
 use std::sync::Arc;
 
 use tokio_postgres::types::ToSql;
 
-use super::bulk::Queued;
+use super::bulk::{Param, Queued};
 use super::{block, explain, Inner};
 use crate::model::records::{AuditRecord, RunRecord};
 use crate::model::{name_key, normalize_dn, EntryError, NewGroup, NewUser, CORE_FIELDS};
 use crate::store::row::{created_summary, split_fields};
-use crate::store::{NewWriteback, PlannedRemoval, SavedState, StoreError, StoreTx, TxWork, UserPatch, WriteSession};
+use crate::store::{NewWriteback, PlannedRemoval, SavedState, StoreError, StoreTx, UserPatch};
 use crate::time::Timestamp;
 
 /// Serializes queueing across instances (so two equal asks join one run).
@@ -27,7 +27,10 @@ const BATCH: usize = 2000;
 /// one writer of audit rows at a time, so ids are drawn in commit order.
 pub(super) const FEED_LOCK: i64 = 0x6469_7273_796e_6301; // "dirsync" 1
 
-pub(super) type Param = Box<dyn ToSql + Sync + Send>;
+/// What a transaction was at a savepoint.
+pub(super) struct Savepoint {
+    feed_locked: bool,
+}
 
 pub(crate) struct PgTx {
     inner: Arc<Inner>,
@@ -136,6 +139,27 @@ impl PgTx {
             self.feed_locked = true;
         }
         Ok(())
+    }
+
+    /// Opens the savepoint a write session's call runs under; what
+    /// [`PgTx::back_to`] needs to return to it.
+    pub(super) fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+        self.simple("SAVEPOINT work")?;
+        Ok(Savepoint { feed_locked: self.feed_locked })
+    }
+
+    /// Keeps what was written since the savepoint.
+    pub(super) fn release(&mut self) -> Result<(), StoreError> {
+        self.simple("RELEASE SAVEPOINT work")
+    }
+
+    /// Takes back what was written (or queued) since the savepoint.
+    pub(super) fn back_to(&mut self, mark: Savepoint) -> Result<(), StoreError> {
+        self.pending.clear();
+        self.queued_rows = 0;
+        // Locks taken since the savepoint are released with it.
+        self.feed_locked = mark.feed_locked;
+        self.simple("ROLLBACK TO SAVEPOINT work")
     }
 
     /// Sends what is queued, then one statement without parameters.
@@ -583,40 +607,3 @@ const CORE_VALUES: [&str; 6] = [
     "SELECT card_number FROM users WHERE card_number IS NOT NULL",
     "SELECT card_number2 FROM users WHERE card_number2 IS NOT NULL",
 ];
-
-/// A write session: a [`PgTx`] kept open across calls.
-pub(super) struct PgSession {
-    tx: PgTx,
-}
-
-impl PgSession {
-    pub(super) fn new(tx: PgTx) -> PgSession {
-        PgSession { tx }
-    }
-}
-
-impl WriteSession for PgSession {
-    /// Runs `work` under a savepoint and sends its writes before returning,
-    /// so a refused write is this call's error and the session goes on
-    /// without it (as a failed statement leaves a SQLite transaction).
-    fn run(&mut self, work: TxWork) -> Result<(), StoreError> {
-        self.tx.simple("SAVEPOINT work")?;
-        let feed_locked = self.tx.feed_locked;
-        let r = work(&mut self.tx).and_then(|()| self.tx.flush());
-        match r {
-            Ok(()) => self.tx.simple("RELEASE SAVEPOINT work"),
-            Err(e) => {
-                self.tx.pending.clear();
-                self.tx.queued_rows = 0;
-                // Locks taken since the savepoint are released with it.
-                self.tx.feed_locked = feed_locked;
-                self.tx.simple("ROLLBACK TO SAVEPOINT work")?;
-                Err(e)
-            }
-        }
-    }
-
-    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit()
-    }
-}
