@@ -327,25 +327,33 @@ fn announce(
 /// Waits up to `grace` for the run queue to stop; a sync still running then
 /// is dropped (its source reads stop, its open transaction rolls back:
 /// nothing of it is applied). Runs left queued or running are marked.
-async fn wind_down(store: &dyn Store, worker: tokio::task::JoinHandle<()>, grace: Duration, instance: String) {
-    let abort = worker.abort_handle();
-    match tokio::time::timeout(grace, worker).await {
+async fn wind_down(store: &dyn Store, mut worker: tokio::task::JoinHandle<()>, grace: Duration, instance: String) {
+    match tokio::time::timeout(grace, &mut worker).await {
         Ok(_) => info!("the run queue stopped"),
         Err(_) => {
-            abort.abort();
+            worker.abort();
+            // Resolves once the run's future is dropped: its transaction
+            // rolled back, its lease let go.
+            let _ = worker.await;
             warn!("a sync was still running after {} s: stopped, nothing of it applied", grace.as_secs());
         }
     }
     let at = crate::engine::history::now();
-    let _ = crate::store::on_store(store, move |s| -> Result<(), crate::store::StoreError> {
-        s.abandon_queued(at, Some(&instance))?;
-        // Only with the lease: another instance may be running a sync now.
-        match s.lease() {
-            Ok(_lease) => s.mark_interrupted(at).map(drop),
-            Err(_) => Ok(()),
+    let _ = crate::store::on_store(store, move |s| s.abandon_queued(at, Some(&instance))).await;
+    // Runs left running are marked only under the lease: another instance
+    // may be running a sync now. A lease taken on a blocking thread when the
+    // run was stopped is let go a moment later: a few tries.
+    for _ in 0..40 {
+        let marked = crate::store::on_store(store, move |s| match s.lease() {
+            Ok(_lease) => s.mark_interrupted(at).map(|_| true),
+            Err(_) => Ok(false),
+        })
+        .await;
+        if !matches!(marked, Ok(false)) {
+            return;
         }
-    })
-    .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Reads the config again on each message; a refused one leaves the old in
