@@ -37,6 +37,22 @@ pub fn filter(data: &[u8]) {
     }
 }
 
+/// The SCIM filter and PATCH-path parsers: never panic (deep or long input
+/// is an error); a parsed filter prints back to text that parses to the
+/// same filter, and evaluates against a user without panicking.
+pub fn scim_filter(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(f) = crate::scim::filter::Filter::parse(text) {
+        let printed = f.to_string();
+        let back = crate::scim::filter::Filter::parse(&printed)
+            .unwrap_or_else(|e| panic!("{text:?} printed as {printed:?}, which does not parse: {e}"));
+        assert_eq!(back, f, "{text:?} printed as {printed:?} parses to another filter");
+        let user = serde_json::json!({"userName": "a", "emails": [{"type": "work", "value": "a@x"}], "active": true});
+        let _ = f.matches(&user, &|_| false);
+    }
+    let _ = crate::scim::filter::PatchPath::parse(text);
+}
+
 /// The config loader: never panics, and an error never quotes the value of
 /// a secret key.
 pub fn config(data: &[u8]) {

@@ -16,7 +16,8 @@
 //! | the service | [`serve`] | `dirsync serve`: [`serve::runner`] (run queue), [`serve::schedule`] (cron), [`serve::dirauth`] (password checks and their rate limits), [`serve::api`] (the HTTP API's handlers, route table and error answers), [`serve::page`] (the admin page), connections and TLS, as thin layers over the engine |
 //! | the binary | `main.rs`, `cli/`, `alloc.rs` | the CLI's commands, its output, the allocator's settings |
 //!
-//! [`filter`] (LDAP filter text, escaped) sits beside the model; [`fuzzing`]
+//! [`filter`] (LDAP filter text, escaped) and [`scim`] (SCIM's filter and
+//! PATCH-path grammar) sit beside the model; [`fuzzing`]
 //! holds the fuzz targets' entry points (`fuzz/`). Where to add a kind, a
 //! store backend, an endpoint or a page: ARCHITECTURE.md.
 
@@ -27,6 +28,7 @@ pub mod filter;
 pub mod fuzzing;
 pub mod kind;
 pub mod model;
+pub mod scim;
 pub mod secret;
 pub mod serve;
 pub mod sources;

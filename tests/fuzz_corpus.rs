@@ -23,6 +23,11 @@ fn ldif_corpus_replays() {
 }
 
 #[test]
+fn scim_filter_corpus_replays() {
+    replay("scim_filter", dirsync::fuzzing::scim_filter);
+}
+
+#[test]
 fn filter_corpus_replays() {
     replay("filter", dirsync::fuzzing::filter);
 }

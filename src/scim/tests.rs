@@ -1,0 +1,154 @@
+use serde_json::json;
+
+use super::filter::{AttrPath, Filter, Literal, Op, PatchPath, MAX_DEPTH};
+
+/// RFC 7644 §3.4.2.2's examples, and what Entra and Okta send.
+const EXAMPLES: &[&str] = &[
+    r#"userName Eq "john""#,
+    r#"name.familyName co "O'Malley""#,
+    r#"userName sw "J""#,
+    r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "J""#,
+    "title pr",
+    r#"meta.lastModified gt "2011-05-13T04:42:34Z""#,
+    r#"title pr and userType eq "Employee""#,
+    r#"title pr or userType eq "Intern""#,
+    r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#,
+    r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
+    r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#,
+    r#"userType eq "Employee" and (emails.type eq "work")"#,
+    r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#,
+    r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
+    r#"externalId eq "1a2b""#,
+    r#"displayName eq "Students""#,
+    r#"id eq "2819c223-7f76-453a-919d-413861904646""#,
+    r#"active eq false"#,
+    r#"meta.version le 10.5"#,
+    r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#,
+];
+
+#[test]
+fn every_rfc_and_provider_example_parses_and_prints_back_to_the_same_filter() {
+    for text in EXAMPLES {
+        let f = Filter::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let printed = f.to_string();
+        assert_eq!(Filter::parse(&printed).unwrap(), f, "{text} → {printed}");
+    }
+}
+
+fn attr(name: &str) -> AttrPath {
+    AttrPath { uri: None, name: name.into(), sub: None }
+}
+
+#[test]
+fn and_binds_tighter_than_or_and_names_keep_their_uri_and_sub_attribute() {
+    let f = Filter::parse("a pr or b pr and c pr").unwrap();
+    let (a, b, c) = (Filter::Present(attr("a")), Filter::Present(attr("b")), Filter::Present(attr("c")));
+    assert_eq!(f, Filter::Or(Box::new(a), Box::new(Filter::And(Box::new(b), Box::new(c)))));
+    let f =
+        Filter::parse(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "x""#).unwrap();
+    let Filter::Compare(a, Op::Eq, Literal::Str(v)) = f else { panic!("{f:?}") };
+    assert_eq!(a.uri.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+    assert_eq!((a.name.as_str(), a.sub.as_deref(), v.as_str()), ("manager", Some("value"), "x"));
+    let f = Filter::parse(r#"userName eq "a \"quoted\" \u00e9""#).unwrap();
+    assert_eq!(f.simple_eq().map(|(a, v)| (a.name.as_str(), v)), Some(("userName", "a \"quoted\" é")));
+}
+
+#[test]
+fn mistakes_are_refused_with_where_they_are() {
+    for (text, says) in [
+        ("", "expected an attribute name"),
+        ("userName", "expected an operator"),
+        (r#"userName xx "a""#, "unknown operator"),
+        ("userName eq", "expected a value"),
+        ("userName eq john", "expected a value"),
+        (r#"userName eq "a"#, "closing quote"),
+        (r#"(userName eq "a""#, "expected ')'"),
+        (r#"userName eq "a")"#, "after the end"),
+        (r#"emails[type eq "work""#, "expected ']'"),
+        (r#"not userName eq "a""#, "expected '(' after not"),
+        (r#"1abc eq "a""#, "not an attribute name"),
+        (r#"userName eq "a" and"#, "expected an attribute name"),
+        ("userName eq 1e999", "expected a value"),
+    ] {
+        let e = Filter::parse(text).unwrap_err();
+        assert!(e.message.contains(says), "{text:?}: {e}");
+    }
+    let e = Filter::parse(r#"userName eq "a" xx"#).unwrap_err();
+    assert_eq!(e.at, 16, "{e}");
+}
+
+#[test]
+fn nesting_and_length_are_bounded() {
+    let deep = format!("{}a pr{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+    assert!(Filter::parse(&deep).unwrap_err().message.contains("nested deeper"));
+    let nots = format!("{}a pr{}", "not (".repeat(100_000 / 6), ")".repeat(100_000 / 6));
+    assert!(Filter::parse(&nots).is_err(), "refused, not a stack overflow");
+    // A long flat chain is fine, and prints back flat.
+    let chain = (0..200).map(|i| format!("a{i} pr")).collect::<Vec<_>>().join(" and ");
+    let f = Filter::parse(&chain).unwrap();
+    assert_eq!(Filter::parse(&f.to_string()).unwrap(), f);
+}
+
+fn user() -> serde_json::Value {
+    json!({
+        "id": "2819c223", "userName": "Bjensen", "externalId": "Ext-1", "active": true,
+        "name": { "familyName": "Jensen", "givenName": "Barbara" },
+        "emails": [
+            { "value": "bjensen@example.com", "type": "work", "primary": true },
+            { "value": "babs@jensen.org", "type": "home" }
+        ],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { "employeeNumber": "701984" },
+        "meta": { "version": 3 }
+    })
+}
+
+fn matches(text: &str) -> bool {
+    // externalId and id compare with case (RFC 7643: caseExact), the rest without.
+    let exact = |a: &AttrPath| a.name.eq_ignore_ascii_case("externalId") || a.name.eq_ignore_ascii_case("id");
+    Filter::parse(text).unwrap_or_else(|e| panic!("{text}: {e}")).matches(&user(), &exact)
+}
+
+#[test]
+fn a_filter_evaluates_against_a_resource_with_case_as_each_attribute_says() {
+    for (text, want) in [
+        (r#"USERNAME eq "bjensen""#, true),
+        (r#"externalId eq "ext-1""#, false),
+        (r#"externalId eq "Ext-1""#, true),
+        (r#"name.familyName sw "jen""#, true),
+        (r#"emails[type eq "work" and value ew "@example.com"]"#, true),
+        (r#"emails[type eq "home" and value ew "@example.com"]"#, false),
+        (r#"emails.value co "jensen.org""#, true),
+        (r#"emails.type eq "school""#, false),
+        ("title pr", false),
+        ("name pr", true),
+        (r#"title ne "x""#, true),
+        ("active eq true", true),
+        (r#"active eq "False""#, false),
+        ("meta.version ge 3", true),
+        ("meta.version gt 3", false),
+        (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#, true),
+        (r#"not (userName eq "bjensen") or active eq true"#, true),
+        (r#"not (userName eq "bjensen" or active eq true)"#, false),
+    ] {
+        assert_eq!(matches(text), want, "{text}");
+    }
+}
+
+#[test]
+fn patch_paths_name_an_attribute_some_of_its_values_and_their_sub_attribute() {
+    let p = PatchPath::parse(r#"members[value eq "2819c223-7f76-453a-919d-413861904646"]"#).unwrap();
+    assert_eq!(p.attr, attr("members"));
+    assert_eq!(
+        p.filter.as_ref().and_then(|f| f.simple_eq()).map(|(a, v)| (a.name.as_str(), v)),
+        Some(("value", "2819c223-7f76-453a-919d-413861904646"))
+    );
+    let p = PatchPath::parse(r#"emails[type eq "work"].value"#).unwrap();
+    assert_eq!((p.attr.name.as_str(), p.sub.as_deref()), ("emails", Some("value")));
+    let p = PatchPath::parse("name.givenName").unwrap();
+    assert_eq!((p.attr.name.as_str(), p.attr.sub.as_deref(), p.filter), ("name", Some("givenName"), None));
+    let p = PatchPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").unwrap();
+    assert_eq!(p.attr.name, "department");
+    for bad in ["", "members[", "members[value eq \"a\"] x", "emails[type eq \"w\"].", "9x", "members]"] {
+        assert!(PatchPath::parse(bad).is_err(), "{bad:?}");
+    }
+}
