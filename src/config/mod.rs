@@ -212,11 +212,23 @@ fn parse_store(sec: &mut Section) -> Result<StoreConfig, ConfigError> {
     if let Some(ca) = ca_file.as_ref().filter(|p| !p.is_file()) {
         return Err(sec.err("ca_file", format!("{} is not a readable file", ca.display())));
     }
+    let wants_tls = url.parse::<url::Url>().is_ok_and(|u| {
+        u.query_pairs().any(|(k, v)| k == "sslmode" && matches!(&*v, "require" | "verify-ca" | "verify-full"))
+    });
+    if wants_tls && ca_file.is_none() {
+        return Err(sec.err(
+            "ca_file",
+            "missing: the url asks for TLS (sslmode); set ca_file to the CA that signed the server's certificate (its name is verified)",
+        ));
+    }
     let pool_size = match sec.integer("pool_size")? {
         None => 8,
-        Some(n) if (1..=1000).contains(&n) => n as usize,
+        Some(n) if (2..=1000).contains(&n) => n as usize,
         Some(n) => {
-            return Err(sec.err("pool_size", format!("expected a number of connections from 1 to 1000, got {n}")))
+            let why = "a sync's write session holds one connection while the rest of dirsync reads with another";
+            return Err(
+                sec.err("pool_size", format!("expected a number of connections from 2 to 1000 ({why}), got {n}"))
+            );
         }
     };
     sec.finish("a PostgreSQL store ([store] url)", KNOWN)?;

@@ -142,7 +142,9 @@ fn store_config_mistakes_name_the_key() {
     for (store, key, says) in [
         ("url = \"mysql://h/d\"", "store.url", "PostgreSQL URL"),
         ("url = \"postgres://h/d\"\npath = \"x.db\"", "store.path", "not both"),
-        ("url = \"postgres://h/d\"\npool_size = 0", "store.pool_size", "from 1 to 1000"),
+        ("url = \"postgres://h/d\"\npool_size = 0", "store.pool_size", "from 2 to 1000"),
+        ("url = \"postgres://h/d\"\npool_size = 1", "store.pool_size", "write session holds one"),
+        ("url = \"postgres://h/d?sslmode=require\"", "store.ca_file", "asks for TLS"),
         ("url = \"postgres://h/d\"\nca_file = \"nope.pem\"", "store.ca_file", "not a readable file"),
         ("path = \"x.db\"\npool_size = 3", "store.pool_size", "is not used by a SQLite store"),
         ("url = \"postgres://h/d\"\npassword = \"lit3ral\"\npassword_file = \"f\"", "store.password", ""),

@@ -75,7 +75,7 @@ impl Connector {
             None => deadpool_postgres::Manager::from_config(self.config.clone(), tokio_postgres::NoTls, mc),
         };
         deadpool_postgres::Pool::builder(manager)
-            .max_size(size.max(1))
+            .max_size(size.max(2))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(WAIT))
             .create_timeout(Some(CONNECT))
