@@ -12,7 +12,8 @@
 //! blocks the calling thread on it). One sync at a time
 //! holds the store's [`Store::lease`]; errors keep their kind
 //! ([`StoreError::Busy`], [`StoreError::Constraint`], [`StoreError::Unavailable`]).
-//! `suite.rs` is the test suite every backend runs.
+//! `suite/` is the test suite every backend runs; `copy` moves a whole store
+//! from one backend to another.
 
 pub mod copy;
 pub mod postgres;

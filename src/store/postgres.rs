@@ -124,12 +124,16 @@ impl PgStore {
     }
 
     /// `dirsync check`: whether the schema exists (`false`: the first sync
-    /// creates it), refusing a newer one and a database that cannot be reached.
+    /// creates it), refusing a newer one, a database that cannot be reached
+    /// and memberships or queue items that point nowhere.
     pub fn check(cfg: &PgConfig) -> Result<bool, StoreError> {
         let store = PgStore::connect(cfg)?;
         match store.block(schema::version(&store.inner))? {
             None => Ok(false),
-            Some(v) => schema::refuse_newer(&store.inner.name, v).map(|()| true),
+            Some(v) => {
+                schema::refuse_newer(&store.inner.name, v)?;
+                store.block(schema::integrity(&store.inner)).map(|()| true)
+            }
         }
     }
 

@@ -87,4 +87,6 @@ fn a_membership_that_points_nowhere_fails_the_integrity_check() {
     super::testing::psql(&cfg.url, "INSERT INTO user_groups (user_id, group_id) VALUES (4242, 4343)");
     let e = store.integrity_check().unwrap_err().to_string();
     assert!(e.contains("1 rows point at users or groups that do not exist"), "{e}");
+    let e = PgStore::check(&cfg).unwrap_err().to_string();
+    assert!(e.contains("point at users or groups"), "`dirsync check` runs it too: {e}");
 }
