@@ -201,6 +201,10 @@ fn the_page_signs_in_admins_only_checks_csrf_escapes_and_shows_no_secret() {
     // Runs: a chart and a filter.
     let p = b.get("/ui/runs?status=ok");
     assert!(p.body.contains("<svg") && p.body.contains("class=\"bar ok\""), "{}", p.body);
+    // Who asked for each run, and where it ran (the service's host:port).
+    let port = svc.base.rsplit(':').next().unwrap();
+    assert!(p.body.contains("<th>By</th>") && p.body.contains(&format!(":{port}</td>")), "{}", p.body);
+    assert!(p.body.contains("api on ") || p.body.contains("cli on "), "{}", p.body);
     let p = b.get("/ui/runs?status=failed");
     assert!(!p.body.contains("badge ok"), "only failed runs: {}", p.body);
 
