@@ -1,7 +1,9 @@
 //! SCIM 2.0 (RFC 7643 and 7644), the protocol identity providers push users
-//! and groups with: its filter and PATCH-path grammar ([`filter`]). Plain
-//! protocol, importing nothing else of dirsync.
+//! and groups with: its filter and PATCH-path grammar ([`filter`]), its
+//! discovery documents and error answer ([`discovery`]). Plain protocol,
+//! importing nothing else of dirsync.
 
+pub mod discovery;
 pub mod filter;
 
 #[cfg(test)]

@@ -152,3 +152,71 @@ fn patch_paths_name_an_attribute_some_of_its_values_and_their_sub_attribute() {
         assert!(PatchPath::parse(bad).is_err(), "{bad:?}");
     }
 }
+
+mod discovery {
+    use super::super::discovery::*;
+
+    const BASE: &str = "https://h/scim/v2";
+
+    #[test]
+    fn the_service_provider_config_says_exactly_what_is_supported() {
+        let c = service_provider_config(BASE);
+        assert_eq!(c["patch"]["supported"], true);
+        assert_eq!((c["filter"]["supported"].as_bool(), c["filter"]["maxResults"].as_u64()), (Some(true), Some(200)));
+        for unsupported in ["bulk", "changePassword", "sort", "etag"] {
+            assert_eq!(c[unsupported]["supported"], false, "{unsupported}");
+        }
+        assert_eq!(c["authenticationSchemes"][0]["type"], "oauthbearertoken");
+        assert_eq!(c["meta"]["location"], format!("{BASE}/ServiceProviderConfig"));
+    }
+
+    #[test]
+    fn resource_types_name_schemas_that_the_schemas_document_has() {
+        let schemas = schemas(BASE);
+        let ids: Vec<&str> = schemas.iter().map(|s| s["id"].as_str().unwrap()).collect();
+        for t in resource_types(BASE) {
+            assert!(ids.contains(&t["schema"].as_str().unwrap()), "{t}");
+            for e in t["schemaExtensions"].as_array().unwrap() {
+                assert!(ids.contains(&e["schema"].as_str().unwrap()), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_attribute_is_described_in_full_and_names_compare_as_the_rfc_says() {
+        fn check(a: &serde_json::Value) {
+            for key in ["name", "type", "multiValued", "required", "caseExact", "mutability", "returned", "uniqueness"]
+            {
+                assert!(!a[key].is_null(), "{key} missing in {a}");
+            }
+            if a["type"] == "complex" {
+                a["subAttributes"].as_array().expect("a complex attribute has sub-attributes").iter().for_each(check);
+            }
+        }
+        let schemas = schemas(BASE);
+        for s in &schemas {
+            s["attributes"].as_array().unwrap().iter().for_each(check);
+        }
+        let user = &schemas[0]["attributes"];
+        let find = |n: &str| user.as_array().unwrap().iter().find(|a| a["name"] == n).unwrap().clone();
+        assert_eq!(
+            (find("userName")["uniqueness"].as_str(), find("userName")["required"].as_bool()),
+            (Some("server"), Some(true))
+        );
+        assert_eq!(find("externalId")["caseExact"], true, "RFC 7643 §3.1");
+    }
+
+    #[test]
+    fn an_error_body_has_its_status_as_a_string_and_its_scim_type() {
+        let e = ScimError::new(409, Some("uniqueness"), "userName \"bjensen\" is taken");
+        let b = e.body();
+        assert_eq!((b["status"].as_str(), b["scimType"].as_str()), (Some("409"), Some("uniqueness")));
+        assert_eq!(b["schemas"][0], ERROR);
+        assert!(ScimError::new(404, None, "no such user").body().get("scimType").is_none());
+        let l = list(vec![serde_json::json!({"id": "a"})], 7, 3);
+        assert_eq!(
+            (l["totalResults"].as_u64(), l["startIndex"].as_u64(), l["itemsPerPage"].as_u64()),
+            (Some(7), Some(3), Some(1))
+        );
+    }
+}
