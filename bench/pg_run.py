@@ -13,7 +13,8 @@ Target (issue 26): PostgreSQL ≤ 1.5× SQLite's time for both syncs.
 Everything runs here: data generation, a throwaway slapd, a throwaway
 PostgreSQL 15 cluster (scripts/pg-test-server.sh with DURABLE=1: fsync and
 synchronous commits on, as SQLite's WAL with synchronous=NORMAL keeps its
-commits), the release binary. dirsync, slapd, PostgreSQL and wrk share this
+commits; DURABLE=0 in the environment turns them off, to see what they
+cost), the release binary. dirsync, slapd, PostgreSQL and wrk share this
 machine's cores (2 here). Results go to stdout as Markdown."""
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, threading
 
@@ -25,7 +26,7 @@ PG = os.path.join(ROOT, "scripts", "pg-test-server.sh")
 
 
 def pg(base, what, port=0):
-    env = dict(os.environ, BASE=base, PORT=str(port), DURABLE="1")
+    env = dict(os.environ, BASE=base, PORT=str(port), DURABLE=os.environ.get("DURABLE", "1"))
     subprocess.run(["bash", PG, what], check=True, env=env)
 
 
