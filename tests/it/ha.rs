@@ -189,7 +189,9 @@ fn the_change_feed_read_from_one_instance_while_another_applies_is_the_audit_tra
     let mut cursors: Vec<i64> = Vec::new();
     let mut cursor = 0;
     let mut done = false;
+    let t0 = Instant::now();
     loop {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the run or the feed never ended");
         let (s, page) = svc_b.get(&format!("/api/changes?since={cursor}&limit=100"), READER);
         assert_eq!(s, 200, "{page}");
         let changes = page["changes"].as_array().unwrap();

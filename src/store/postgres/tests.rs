@@ -36,7 +36,8 @@ fn concurrent_writers_never_let_the_feed_skip_a_late_commit() {
     // A long transaction writes an audit row first; another commits one
     // while the first is open. A reader that saw the second must not be
     // past the first's row when it commits.
-    let store = PgStore::open(&fresh_database()).unwrap();
+    let cfg = fresh_database();
+    let store = PgStore::open(&cfg).unwrap();
     let audit = |name: &str| crate::model::records::AuditRecord {
         run_id: None,
         at: crate::time::Timestamp::now(),
@@ -53,7 +54,13 @@ fn concurrent_writers_never_let_the_feed_skip_a_late_commit() {
     // The first's row is sent (the session flushes at the end of each call).
     let s2 = store.clone();
     let second = std::thread::spawn(move || s2.transaction(&mut |tx| tx.audit(&audit("second"))));
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The second writer is waiting for the first's feed lock (the server says so).
+    let t0 = std::time::Instant::now();
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    while super::testing::psql(&cfg.url, waiting) != "1" {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "the second writer never waited");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(store.changes(0, 10).unwrap().is_empty(), "nothing committed yet");
     long.commit().unwrap();
     second.join().unwrap().unwrap();
