@@ -164,11 +164,6 @@ impl PgStore {
         Ok(PgStore { inner: Arc::new(Inner { name, cfg: connector, pool, rt: Some(rt) }) })
     }
 
-    /// The store's name in messages.
-    pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-
     /// Runs `f` to its end on this store's runtime, blocking the caller.
     fn block<R>(&self, f: impl Future<Output = R>) -> R {
         block(&self.inner, f)

@@ -1,10 +1,12 @@
 //! How a user row is laid out in every backend: the six core fields in
 //! columns of their own, other fields and the directory's values as JSON
-//! objects of strings, and names shared across a snapshot's rows.
+//! objects of strings, and names shared across a snapshot's rows; a user's
+//! groups as both backends answer them, and LIKE patterns.
 
 use std::collections::HashMap;
 
-use crate::model::{FieldName, Fields, NewUser, CORE_FIELDS};
+use crate::model::{name_key, FieldName, Fields, NewUser, CORE_FIELDS};
+use crate::store::UserGroups;
 
 /// The columns a backend reads a user with, in this order (the core fields
 /// are columns 6 to 11).
@@ -59,4 +61,32 @@ pub(crate) fn split_fields(fields: &Fields) -> ([Option<&str>; 6], String) {
 /// What a `create` audit row says: the created fields, as JSON.
 pub(crate) fn created_summary(u: &NewUser) -> String {
     serde_json::to_string(&u.fields).unwrap_or_default()
+}
+
+/// Adds one group a user is in, directly or through nesting.
+pub(crate) fn add_group(g: &mut UserGroups, name: String, direct: bool) {
+    if direct {
+        g.direct.push(name.clone());
+    }
+    g.all.push(name);
+}
+
+/// Sorts a user's groups as names compare, without repeats.
+pub(crate) fn tidy(g: &mut UserGroups) {
+    for v in [&mut g.direct, &mut g.all] {
+        v.sort_by_key(|n| name_key(n));
+        v.dedup();
+    }
+}
+
+/// `p` with LIKE's wildcards escaped (`!` is the escape character).
+pub(crate) fn like_escape(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -59,7 +59,7 @@ impl LdapPasswordCheck {
             .set_conn_timeout(Duration::from_secs(self.cfg.timeout_secs))
             .set_starttls(self.cfg.starttls);
         if let Some(ca) = &self.cfg.ca_file {
-            settings = settings.set_config(std::sync::Arc::new(super::tls_config(ca)?));
+            settings = settings.set_config(std::sync::Arc::new(crate::tls::client_config(ca)?));
         }
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.cfg.url)
             .await

@@ -137,7 +137,7 @@ fn parse(type_name: &str, s: &mut Section<'_>) -> Result<Box<dyn Kind>, ConfigEr
         if !ca.is_file() {
             return Err(s.err("ca_file", format!("{} does not exist or is not a file", ca.display())));
         }
-        super::tls_config(ca).map_err(|_| {
+        crate::tls::client_config(ca).map_err(|_| {
             s.err(
                 "ca_file",
                 format!(

@@ -17,7 +17,7 @@ pub async fn connect(name: &str, cfg: &LdapConfig) -> Result<Ldap, SourceError> 
     let mut settings =
         LdapConnSettings::new().set_conn_timeout(Duration::from_secs(cfg.timeout_secs)).set_starttls(cfg.starttls);
     if let Some(ca) = &cfg.ca_file {
-        settings = settings.set_config(Arc::new(tls_config(ca).map_err(err)?));
+        settings = settings.set_config(Arc::new(crate::tls::client_config(ca).map_err(err)?));
     }
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &cfg.url)
         .await
@@ -36,10 +36,6 @@ pub async fn connect(name: &str, cfg: &LdapConfig) -> Result<Ldap, SourceError> 
         }
     }
     Ok(ldap)
-}
-
-pub(crate) fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
-    crate::tls::client_config(ca)
 }
 
 /// Active Directory explains a refused bind with `data NNN` in its text.

@@ -28,7 +28,6 @@ pub mod sync;
 pub mod usn;
 pub mod writeback;
 
-pub(crate) use conn::tls_config;
 pub use conn::{ad_bind_reason, connect};
 pub use proto::result_text;
 pub(crate) use proto::{describe, parse_entry};

@@ -11,7 +11,7 @@ use super::explain;
 use super::snapshot::{read_group, read_user};
 use crate::model::records::{AuditRecord, Counts, RunMode, RunOrigin, RunRecord, RunSources, RunStatus, Trigger};
 use crate::model::{name_key, EntryError, Status, StoredGroup, StoredUser};
-use crate::store::row::{Interner, USER_COLUMNS};
+use crate::store::row::{add_group, like_escape, tidy, Interner, USER_COLUMNS};
 use crate::store::{
     Change, GroupRelations, PlannedRemoval, QueueStatus, RemovalAction, RemovalTarget, RunQuery, StoreCounts,
     StoreError, UserGroups, UserQuery, WritebackItem,
@@ -65,16 +65,9 @@ pub(super) async fn groups_of_user(c: &Conn, name: &str, user_id: i64) -> Result
     .await?;
     let mut out = UserGroups::default();
     for r in &rows {
-        let (group, direct): (String, bool) = (r.get(0), r.get(1));
-        if direct {
-            out.direct.push(group.clone());
-        }
-        out.all.push(group);
+        add_group(&mut out, r.get(0), r.get(1));
     }
-    for v in [&mut out.direct, &mut out.all] {
-        v.sort_by_key(|n| name_key(n));
-        v.dedup();
-    }
+    tidy(&mut out);
     Ok(out)
 }
 
@@ -98,19 +91,9 @@ pub(super) async fn groups_of_users(
     .await?;
     let mut out: HashMap<i64, UserGroups> = user_ids.iter().map(|&id| (id, UserGroups::default())).collect();
     for r in &rows {
-        let (user, group, direct): (i64, String, bool) = (r.get(0), r.get(1), r.get(2));
-        let g = out.entry(user).or_default();
-        if direct {
-            g.direct.push(group.clone());
-        }
-        g.all.push(group);
+        add_group(out.entry(r.get(0)).or_default(), r.get(1), r.get(2));
     }
-    for g in out.values_mut() {
-        for v in [&mut g.direct, &mut g.all] {
-            v.sort_by_key(|n| name_key(n));
-            v.dedup();
-        }
-    }
+    out.values_mut().for_each(tidy);
     Ok(out)
 }
 
@@ -142,18 +125,6 @@ pub(super) async fn users_page(c: &Conn, name: &str, q: &UserQuery) -> Result<Ve
     .await?;
     let mut names = Interner::default();
     Ok(rows.iter().map(|r| read_user(r, &mut names)).collect())
-}
-
-/// `p` with LIKE's wildcards escaped (`!` is the escape character).
-fn like_escape(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for c in p.chars() {
-        if matches!(c, '%' | '_' | '!') {
-            out.push('!');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Runs, newest first, with their errors and warnings.

@@ -17,12 +17,12 @@ pub(super) fn finish_one(
         PushOutcome::Done => {
             let patch = UserPatch { dir_values: vec![(&item.field, item.value.as_deref())], ..UserPatch::default() };
             tx.update_user(item.user_id, &patch, now)?;
-            tx.queue_update(
+            tx.push(
                 "UPDATE writeback SET status = 'done', done_at = $2, updated_at = $2, last_error = NULL, last_code = NULL WHERE id = $1",
                 vec![Box::new(item.id), Box::new(now)],
             )
         }
-        PushOutcome::Failed { code, error, retry_at } => tx.queue_update(
+        PushOutcome::Failed { code, error, retry_at } => tx.push(
             "UPDATE writeback SET status = 'failed', attempts = attempts + 1, last_code = $2, last_error = $3, \
              next_attempt_at = $4, updated_at = $5 WHERE id = $1",
             vec![
@@ -33,7 +33,7 @@ pub(super) fn finish_one(
                 Box::new(now),
             ],
         ),
-        PushOutcome::Conflict { error } => tx.queue_update(
+        PushOutcome::Conflict { error } => tx.push(
             "UPDATE writeback SET status = 'conflict', last_error = $2, updated_at = $3 WHERE id = $1",
             vec![Box::new(item.id), Box::new(error.clone()), Box::new(now)],
         ),
@@ -54,7 +54,7 @@ pub(super) fn finish_one(
                 old: item.value.clone(),
                 new: value.clone(),
             })?;
-            tx.queue_update(
+            tx.push(
                 "UPDATE writeback SET status = 'done', done_at = $2, updated_at = $2, \
                  last_error = 'conflict: the directory''s value was taken (on_conflict = \"directory\")' WHERE id = $1",
                 vec![Box::new(item.id), Box::new(now)],

@@ -76,7 +76,7 @@ impl PgTx {
     }
 
     /// Queues a statement; sends the queue when it is full.
-    fn push(&mut self, sql: &'static str, params: Vec<Param>) -> Result<(), StoreError> {
+    pub(super) fn push(&mut self, sql: &'static str, params: Vec<Param>) -> Result<(), StoreError> {
         self.pending.push(Queued::One(sql, params));
         self.counted()
     }
@@ -249,11 +249,6 @@ impl PgTx {
                 Ok((r.get(0), true))
             })
         })
-    }
-
-    /// Sets a writeback item's columns (a fixed statement per outcome).
-    pub(super) fn queue_update(&mut self, sql: &'static str, params: Vec<Param>) -> Result<(), StoreError> {
-        self.push(sql, params)
     }
 
     /// One id for a row of `table` (users or groups), from the ids drawn ahead.

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{backend, read_user, Interner, USER_COLUMNS};
 use crate::model::records::{AuditRecord, Counts, RunMode, RunOrigin, RunRecord, RunSources, RunStatus, Trigger};
 use crate::model::{name_key, EntryError, Status, StoredGroup, StoredUser};
+use crate::store::row::{add_group, like_escape, tidy};
 use crate::store::{Change, GroupRelations, StoreError, UserGroups, UserQuery};
 
 /// One user by username (compared by its key).
@@ -83,18 +84,9 @@ pub(super) fn groups_of_users(
         user_ids.iter().map(|&id| (id, UserGroups::default())).collect();
     for row in rows {
         let (user, name, direct) = row.map_err(&err)?;
-        let g = out.entry(user).or_default();
-        if direct {
-            g.direct.push(name.clone());
-        }
-        g.all.push(name);
+        add_group(out.entry(user).or_default(), name, direct);
     }
-    for g in out.values_mut() {
-        for v in [&mut g.direct, &mut g.all] {
-            v.sort_by_key(|n| name_key(n));
-            v.dedup();
-        }
-    }
+    out.values_mut().for_each(tidy);
     Ok(out)
 }
 
@@ -258,18 +250,6 @@ fn audit_rows(
         })
         .map_err(&err)?;
     rows.collect::<Result<_, _>>().map_err(&err)
-}
-
-/// `p` with LIKE's wildcards escaped (`!` is the escape character).
-fn like_escape(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for c in p.chars() {
-        if matches!(c, '%' | '_' | '!') {
-            out.push('!');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn read_group(r: &rusqlite::Row) -> rusqlite::Result<StoredGroup> {
