@@ -16,7 +16,9 @@ pub use crate::kind::fields::{self, FieldSource, FieldSpec, TemplatePart, Transf
 pub use crate::kind::incremental::{self, parse_duration, Incremental};
 pub use crate::kind::schedule::{CronPattern, Schedule};
 pub use crate::kind::section::{self, Section};
-pub use crate::kind::settings::{is_secret_key, ConfigError, DirectoryQuery, MemberSyntax, Role, SourceConfig};
+pub use crate::kind::settings::{
+    is_secret_key, ConfigError, DirectoryQuery, MemberSyntax, OnMissing, Role, Safety, SafetyOverride, SourceConfig,
+};
 pub use server::{AdminConfig, AuthLimits, Client, Scope, ServerConfig};
 pub use writeback::{Charset, CodeSpec, OnConflict, Writeback};
 
@@ -51,26 +53,6 @@ pub struct Rule {
     /// Only users from this source; `None`: any source.
     pub source: Option<String>,
     pub set: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnMissing {
-    Disable,
-    Delete,
-    Keep,
-}
-
-#[derive(Debug, Clone)]
-pub struct Safety {
-    pub on_missing: OnMissing,
-    pub max_delete_percent: f64,
-    pub max_delete_count: u64,
-}
-
-impl Default for Safety {
-    fn default() -> Self {
-        Safety { on_missing: OnMissing::Disable, max_delete_percent: 20.0, max_delete_count: 500 }
-    }
 }
 
 // ---- raw stage --------------------------------------------------------------
@@ -314,34 +296,14 @@ fn parse_rule(i: usize, rr: RawRule, sources: &[SourceConfig], err: &KeyError) -
 /// `[safety]`: what happens to users gone from their source, and the
 /// thresholds above which a run is held.
 fn parse_safety(raw: Option<RawSafety>, err: &KeyError) -> Result<Safety, ConfigError> {
-    let mut safety = Safety::default();
-    let Some(rs) = raw else { return Ok(safety) };
-    if let Some(m) = rs.on_missing {
-        safety.on_missing = match m.as_str() {
-            "disable" => OnMissing::Disable,
-            "delete" => OnMissing::Delete,
-            "keep" => OnMissing::Keep,
-            other => {
-                return Err(err(
-                    "safety.on_missing".into(),
-                    format!("expected \"disable\", \"delete\" or \"keep\", got \"{other}\""),
-                ))
-            }
-        };
-    }
-    if let Some(p) = rs.max_delete_percent {
-        if !(0.0..=100.0).contains(&p) {
-            return Err(err("safety.max_delete_percent".into(), format!("expected 0 to 100, got {p}")));
-        }
-        safety.max_delete_percent = p;
-    }
-    if let Some(c) = rs.max_delete_count {
-        if c < 0 {
-            return Err(err("safety.max_delete_count".into(), format!("expected 0 or more, got {c}")));
-        }
-        safety.max_delete_count = c as u64;
-    }
-    Ok(safety)
+    let Some(rs) = raw else { return Ok(Safety::default()) };
+    let over = crate::kind::settings::parse_safety_values(
+        rs.on_missing.as_deref(),
+        rs.max_delete_percent,
+        rs.max_delete_count,
+        &|k, m| err(format!("safety.{k}"), m),
+    )?;
+    Ok(Safety::default().with(&over))
 }
 
 /// A TOML syntax or type error as a [`ConfigError`]: the line and what is

@@ -21,6 +21,7 @@ const COMMON_KEYS: &[&str] = &[
     "priority",
     "role",
     "match_on",
+    "safety",
 ];
 
 /// Validates one source table: its kind, role, fields, then the rest.
@@ -67,6 +68,7 @@ fn parse_named(
         }
     };
     let incremental = parse_incremental(s)?;
+    let safety = parse_source_safety(s)?;
     let schedule = match s.sub("schedule")? {
         None => schedule.clone(),
         Some(mut t) => server::parse_schedule(&mut t, schedule)?,
@@ -85,7 +87,20 @@ fn parse_named(
         schedule,
         priority,
         role,
+        safety,
     })
+}
+
+/// `[sources.safety]`: `on_missing`, `max_delete_percent`, `max_delete_count`
+/// over `[safety]`, for this source only.
+fn parse_source_safety(s: &mut Section<'_>) -> Result<SafetyOverride, ConfigError> {
+    let Some(mut t) = s.sub("safety")? else { return Ok(SafetyOverride::default()) };
+    let on_missing = t.string("on_missing")?;
+    let percent = t.number("max_delete_percent")?;
+    let count = t.integer("max_delete_count")?;
+    let over = crate::kind::settings::parse_safety_values(on_missing.as_deref(), percent, count, &|k, m| t.err(k, m))?;
+    t.finish("[sources.safety]", &[])?;
+    Ok(over)
 }
 
 /// The source's `type`, and the kind's own settings, read by the

@@ -380,3 +380,17 @@ fn a_filter_mistake_is_quoted_with_a_caret_under_its_position() {
     let caret = lines[2].find('^').unwrap() - lines[1].find('(').unwrap();
     assert_eq!(caret, 15, "under the end, where ')' is missing: {}", e.message);
 }
+
+#[test]
+fn a_sources_safety_table_sets_its_own_thresholds_and_names_a_wrong_key() {
+    let src = |extra: &str| {
+        format!("[store]\npath = \"x.db\"\n[[sources]]\nname = \"d\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n[sources.safety]\n{extra}")
+    };
+    let c = parse(&src("max_delete_percent = 5\non_missing = \"delete\"\n")).unwrap();
+    let own = c.safety.with(&c.sources[0].safety);
+    assert_eq!((own.max_delete_percent, own.max_delete_count, own.on_missing), (5.0, 500, OnMissing::Delete));
+    let e = parse(&src("max_delete_percent = 150\n")).unwrap_err().to_string();
+    assert!(e.contains("sources[0].safety.max_delete_percent") && e.contains("0 to 100"), "{e}");
+    let e = parse(&src("max_delete = 1\n")).unwrap_err().to_string();
+    assert!(e.contains("max_delete"), "{e}");
+}

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::config::Safety;
+use crate::config::{Config, Safety};
 use crate::engine::plan::Plan;
 
 /// Why a plan was blocked.
@@ -22,10 +22,22 @@ pub struct Block {
     pub source: Option<String>,
 }
 
-/// Checks a plan; returns every reason to block it (empty: go ahead).
-pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
+/// Checks a plan against `[safety]` (each source with what its
+/// `[sources.safety]` sets over it); returns every reason to block it
+/// (empty: go ahead).
+pub fn check(plan: &Plan, cfg: &Config, force: bool) -> Vec<Block> {
+    let of = |name: &str| match cfg.sources.iter().find(|s| s.name == name) {
+        Some(s) => cfg.safety.with(&s.safety),
+        None => cfg.safety.clone(),
+    };
+    check_with(plan, &cfg.safety, &of, force)
+}
+
+/// [`check`] with the run's `[safety]` and each source's own.
+pub fn check_with(plan: &Plan, safety: &Safety, of: &dyn Fn(&str) -> Safety, force: bool) -> Vec<Block> {
     let mut blocks = Vec::new();
     for s in &plan.sources {
+        let own = of(&s.source);
         // A delta with no entries is normal (nothing changed); its deletions
         // are explicit and meet the thresholds below.
         if !s.incremental && s.users_usable == 0 && s.removals > 0 {
@@ -70,16 +82,26 @@ pub fn check(plan: &Plan, safety: &Safety, force: bool) -> Vec<Block> {
         }
         if s.active_before > 0 && s.removals > 0 {
             let pct = 100.0 * s.removals as f64 / s.active_before as f64;
-            if pct > safety.max_delete_percent {
+            if pct > own.max_delete_percent {
                 blocks.push(Block {
                 source: Some(s.source.clone()),
                     reason: format!(
                         "source \"{}\": {} of {} users ({pct:.1}%) would be disabled or deleted, above max_delete_percent = {}",
-                        s.source, s.removals, s.active_before, safety.max_delete_percent
+                        s.source, s.removals, s.active_before, own.max_delete_percent
                     ),
                     forceable: true,
                 });
             }
+        }
+        if own.max_delete_count < safety.max_delete_count && s.removals as u64 > own.max_delete_count {
+            blocks.push(Block {
+                source: Some(s.source.clone()),
+                reason: format!(
+                    "source \"{}\": {} users would be disabled or deleted, above its max_delete_count = {}",
+                    s.source, s.removals, own.max_delete_count
+                ),
+                forceable: true,
+            });
         }
     }
     let total = plan.removals.len() as u64;
@@ -130,17 +152,17 @@ mod tests {
 
     #[test]
     fn empty_source_never_removes_even_forced() {
-        let b = check(&plan(0, 10, 10), &Safety::default(), true);
+        let b = check_with(&plan(0, 10, 10), &Safety::default(), &|_| Safety::default(), true);
         assert_eq!(b.len(), 1);
         assert!(!b[0].forceable);
-        assert!(check(&plan(0, 0, 0), &Safety::default(), false).is_empty());
+        assert!(check_with(&plan(0, 0, 0), &Safety::default(), &|_| Safety::default(), false).is_empty());
     }
 
     #[test]
     fn a_source_whose_entries_are_all_skipped_counts_as_empty() {
         let mut p = plan(10, 10, 10);
         p.sources[0].users_usable = 0;
-        let b = check(&p, &Safety::default(), true);
+        let b = check_with(&p, &Safety::default(), &|_| Safety::default(), true);
         assert_eq!(b.len(), 1);
         assert!(!b[0].forceable);
         assert!(b[0].reason.contains("no usable users (10 entries, all skipped)"), "{}", b[0].reason);
@@ -151,23 +173,26 @@ mod tests {
         let mut p = plan(0, 1000, 1000);
         p.sources[0].incremental = true;
         p.sources[0].active_after = 0;
-        let b = check(&p, &Safety::default(), true);
+        let b = check_with(&p, &Safety::default(), &|_| Safety::default(), true);
         assert_eq!(b.len(), 1, "{b:?}");
         assert!(!b[0].forceable && b[0].reason.contains("leaving none"), "{b:?}");
         // One user left: the thresholds apply, and --force lifts them.
         p.sources[0].active_after = 1;
-        assert!(check(&p, &Safety::default(), true).is_empty());
-        assert!(!check(&p, &Safety::default(), false).is_empty());
+        assert!(check_with(&p, &Safety::default(), &|_| Safety::default(), true).is_empty());
+        assert!(!check_with(&p, &Safety::default(), &|_| Safety::default(), false).is_empty());
     }
 
     #[test]
     fn deltas_meet_the_thresholds_but_not_the_empty_rule() {
         let mut p = plan(0, 10, 1);
         p.sources[0].incremental = true;
-        assert!(check(&p, &Safety::default(), false).is_empty(), "one deletion in ten, nothing else changed");
+        assert!(
+            check_with(&p, &Safety::default(), &|_| Safety::default(), false).is_empty(),
+            "one deletion in ten, nothing else changed"
+        );
         let mut p = plan(0, 10, 6);
         p.sources[0].incremental = true;
-        let b = check(&p, &Safety::default(), false);
+        let b = check_with(&p, &Safety::default(), &|_| Safety::default(), false);
         assert_eq!(b.len(), 1);
         assert!(b[0].forceable && b[0].reason.contains("60.0%"), "{b:?}");
     }
@@ -175,12 +200,25 @@ mod tests {
     #[test]
     fn percent_and_count_thresholds_block_unless_forced() {
         let safety = Safety { max_delete_percent: 20.0, max_delete_count: 3, ..Safety::default() };
-        assert!(check(&plan(8, 10, 2), &safety, false).is_empty());
-        let b = check(&plan(7, 10, 3), &safety, false);
+        assert!(check_with(&plan(8, 10, 2), &safety, &|_| safety.clone(), false).is_empty());
+        let b = check_with(&plan(7, 10, 3), &safety, &|_| safety.clone(), false);
         assert_eq!(b.len(), 1, "{b:?}");
         assert!(b[0].reason.contains("30.0%"));
-        let b = check(&plan(96, 100, 4), &safety, false);
+        let b = check_with(&plan(96, 100, 4), &safety, &|_| safety.clone(), false);
         assert!(b[0].reason.contains("max_delete_count = 3"), "{b:?}");
-        assert!(check(&plan(7, 10, 3), &safety, true).is_empty());
+        assert!(check_with(&plan(7, 10, 3), &safety, &|_| safety.clone(), true).is_empty());
+    }
+
+    #[test]
+    fn a_sources_own_safety_is_held_to_its_own_thresholds() {
+        let global = Safety::default();
+        let strict = Safety { max_delete_percent: 5.0, max_delete_count: 2, ..Safety::default() };
+        // 3 of 100 is under the global 20% and 500, over the source's 5%? no: 3% < 5%, but 3 > 2.
+        let b = check_with(&plan(97, 100, 3), &global, &|_| strict.clone(), false);
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(b[0].reason.contains("its max_delete_count = 2") && b[0].forceable, "{}", b[0].reason);
+        let b = check_with(&plan(90, 100, 10), &global, &|_| Safety { max_delete_count: 500, ..strict.clone() }, false);
+        assert!(b.iter().any(|b| b.reason.contains("above max_delete_percent = 5")), "{b:?}");
+        assert!(check_with(&plan(90, 100, 10), &global, &|_| global.clone(), false).is_empty());
     }
 }

@@ -91,6 +91,16 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// A number, whole or not.
+    pub fn number(&mut self, k: &str) -> Result<Option<f64>, ConfigError> {
+        match self.take(k) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) => Ok(Some(n as f64)),
+            Some(toml::Value::Float(f)) => Ok(Some(f)),
+            Some(v) => Err(self.wrong(k, "a number", &v)),
+        }
+    }
+
     pub fn strings(&mut self, k: &str) -> Result<Option<Vec<String>>, ConfigError> {
         let list = "a list of strings such as [\"a\", \"b\"]".to_string();
         self.array(k, "a quoted string", list, |v| match v {

@@ -39,6 +39,76 @@ pub struct SourceConfig {
     pub priority: u32,
     /// Whether the source owns users or only adds fields to others' users.
     pub role: Role,
+    /// `[sources.safety]`: what this source sets over `[safety]`.
+    pub safety: SafetyOverride,
+}
+
+/// What happens to a user gone from its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMissing {
+    Disable,
+    Delete,
+    Keep,
+}
+
+/// `[safety]`: what happens to users gone from their source, and the
+/// thresholds above which removals are held.
+#[derive(Debug, Clone)]
+pub struct Safety {
+    pub on_missing: OnMissing,
+    pub max_delete_percent: f64,
+    pub max_delete_count: u64,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety { on_missing: OnMissing::Disable, max_delete_percent: 20.0, max_delete_count: 500 }
+    }
+}
+
+impl Safety {
+    /// These settings with what `over` sets in their place.
+    pub fn with(&self, over: &SafetyOverride) -> Safety {
+        Safety {
+            on_missing: over.on_missing.unwrap_or(self.on_missing),
+            max_delete_percent: over.max_delete_percent.unwrap_or(self.max_delete_percent),
+            max_delete_count: over.max_delete_count.unwrap_or(self.max_delete_count),
+        }
+    }
+}
+
+/// What a source's `[sources.safety]` sets (the rest comes from `[safety]`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SafetyOverride {
+    pub on_missing: Option<OnMissing>,
+    pub max_delete_percent: Option<f64>,
+    pub max_delete_count: Option<u64>,
+}
+
+/// Checks the values a `[safety]` or `[sources.safety]` table gives;
+/// `err` is given the key (`on_missing`) and what is expected.
+pub fn parse_safety_values(
+    on_missing: Option<&str>,
+    max_delete_percent: Option<f64>,
+    max_delete_count: Option<i64>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<SafetyOverride, ConfigError> {
+    let on_missing = match on_missing {
+        None => None,
+        Some("disable") => Some(OnMissing::Disable),
+        Some("delete") => Some(OnMissing::Delete),
+        Some("keep") => Some(OnMissing::Keep),
+        Some(other) => {
+            return Err(err("on_missing", format!("expected \"disable\", \"delete\" or \"keep\", got \"{other}\"")))
+        }
+    };
+    if let Some(p) = max_delete_percent.filter(|p| !(0.0..=100.0).contains(p)) {
+        return Err(err("max_delete_percent", format!("expected 0 to 100, got {p}")));
+    }
+    if let Some(c) = max_delete_count.filter(|c| *c < 0) {
+        return Err(err("max_delete_count", format!("expected 0 or more, got {c}")));
+    }
+    Ok(SafetyOverride { on_missing, max_delete_percent, max_delete_count: max_delete_count.map(|c| c as u64) })
 }
 
 /// What a source does with its entries.

@@ -64,7 +64,7 @@ impl Inputs<'_> {
             if !missing || live[i] || b.protects(s) {
                 continue;
             }
-            let kind = match (self.cfg.safety.on_missing, s.status) {
+            let kind = match (self.cfg.safety.with(&self.source_cfg(&b.source).safety).on_missing, s.status) {
                 (OnMissing::Keep, _) | (OnMissing::Disable, Status::Disabled) => continue,
                 (OnMissing::Disable, Status::Active) => RemovalKind::Disable,
                 (OnMissing::Delete, _) => RemovalKind::Delete,

@@ -41,7 +41,7 @@ pub(super) async fn plan_with_guards(
         })
         .await;
         info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
-        let mut blocks = guards::check(&plan, &cfg.safety, opts.force || opts.approved.is_some());
+        let mut blocks = guards::check(&plan, cfg, opts.force || opts.approved.is_some());
         if let Some(a) = &opts.approved {
             blocks.extend(approval::check(a, &plan));
         }
