@@ -5,6 +5,7 @@
 
 pub mod discovery;
 pub mod filter;
+pub mod resource;
 
 #[cfg(test)]
 mod tests;

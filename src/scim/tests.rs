@@ -220,3 +220,129 @@ mod discovery {
         );
     }
 }
+
+mod resources {
+    use serde_json::json;
+
+    use crate::scim::filter::PatchPath;
+    use crate::scim::resource::{apply_patch, clean_body, is_active, project, select, texts, Kind};
+
+    fn patch(kind: Kind, r: &mut serde_json::Value, ops: serde_json::Value) -> Result<(), String> {
+        apply_patch(
+            kind,
+            r,
+            &json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops }),
+        )
+        .map_err(|e| format!("{} {:?} {}", e.status, e.scim_type, e.detail))
+    }
+
+    #[test]
+    fn a_body_loses_read_only_attributes_and_its_string_booleans_become_booleans() {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": "theirs", "meta": {"version": "1"}, "groups": [{"value": "g"}], "password": "Secret1!",
+            "userName": "ada", "active": "False", "emails": [{"value": "a@x", "primary": "True"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Maths"}
+        });
+        let kept = serde_json::Value::Object(clean_body(Kind::User, &body).unwrap());
+        for gone in ["id", "meta", "groups", "password", "schemas"] {
+            assert!(kept.get(gone).is_none(), "{gone} kept: {kept}");
+        }
+        assert_eq!(kept["active"], json!(false));
+        assert!(!is_active(&kept));
+        assert_eq!(kept["emails"][0]["primary"], json!(true));
+        let dept = PatchPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").unwrap();
+        assert_eq!(texts(&kept, &dept), ["Maths"]);
+        let e = clean_body(Kind::User, &json!({"userName": "a", "shoeSize": 9})).unwrap_err();
+        assert_eq!((e.status, e.scim_type), (400, Some("invalidPath")));
+    }
+
+    #[test]
+    fn entra_replace_without_path_takes_dotted_and_urn_qualified_keys() {
+        let mut r = json!({"userName": "ada", "name": {"givenName": "Ada"}, "active": true});
+        patch(
+            Kind::User,
+            &mut r,
+            json!([{ "op": "Replace", "value": {
+                "name.familyName": "Lovelace",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Engines",
+                "active": "False"
+            }}]),
+        )
+        .unwrap();
+        assert_eq!(r["name"], json!({"givenName": "Ada", "familyName": "Lovelace"}));
+        assert_eq!(r["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"], "Engines");
+        assert_eq!(r["active"], json!(false));
+    }
+
+    #[test]
+    fn a_value_filter_path_adds_the_value_it_names_when_none_matches() {
+        let mut r = json!({"userName": "ada", "emails": [{"type": "home", "value": "h@x"}]});
+        patch(Kind::User, &mut r, json!([{"op": "add", "path": "emails[type eq \"work\"].value", "value": "w@x"}]))
+            .unwrap();
+        let work = PatchPath::parse("emails[type eq \"work\"].value").unwrap();
+        assert_eq!(texts(&r, &work), ["w@x"]);
+        patch(Kind::User, &mut r, json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "v@x"}]))
+            .unwrap();
+        assert_eq!(texts(&r, &work), ["v@x"]);
+        assert_eq!(r["emails"].as_array().unwrap().len(), 2, "{r}");
+        patch(Kind::User, &mut r, json!([{"op": "remove", "path": "emails[type eq \"home\"]"}])).unwrap();
+        assert_eq!(r["emails"].as_array().unwrap().len(), 1, "{r}");
+    }
+
+    #[test]
+    fn members_are_added_and_removed_by_value_in_one_request() {
+        let mut g = json!({"displayName": "Staff", "members": [{"value": "u1"}, {"value": "u2"}]});
+        patch(
+            Kind::Group,
+            &mut g,
+            json!([
+                {"op": "Add", "path": "members", "value": [{"value": "u3"}, {"value": "u1"}]},
+                {"op": "Remove", "path": "members[value eq \"u2\"]"},
+                {"op": "remove", "path": "members", "value": [{"value": "u1"}]}
+            ]),
+        )
+        .unwrap();
+        let ids: Vec<&str> = g["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["u3"]);
+        // Member ids compare with case: "U3" is another member.
+        patch(Kind::Group, &mut g, json!([{"op": "remove", "path": "members[value eq \"U3\"]"}])).unwrap();
+        assert_eq!(g["members"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_patch_of_an_unknown_attribute_or_op_is_refused_by_name() {
+        let mut r = json!({"userName": "ada"});
+        let e = patch(Kind::User, &mut r, json!([{"op": "replace", "path": "shoeSize", "value": 9}])).unwrap_err();
+        assert!(e.starts_with("400 Some(\"invalidPath\")") && e.contains("shoeSize"), "{e}");
+        let e = patch(Kind::User, &mut r, json!([{"op": "merge", "path": "userName", "value": "x"}])).unwrap_err();
+        assert!(e.contains("invalidSyntax") && e.contains("merge"), "{e}");
+        let e = patch(Kind::User, &mut r, json!([{"op": "remove"}])).unwrap_err();
+        assert!(e.contains("noTarget"), "{e}");
+        // Attributes of an extension dirsync does not know are kept.
+        patch(Kind::User, &mut r, json!([{"op": "add", "path": "urn:example:ext:2.0:User:badge", "value": "7"}]))
+            .unwrap();
+        assert_eq!(r["urn:example:ext:2.0:User"]["badge"], "7");
+        // Read-only attributes are ignored, not errors.
+        patch(Kind::User, &mut r, json!([{"op": "replace", "path": "id", "value": "mine"}])).unwrap();
+        assert!(r.get("id").is_none());
+    }
+
+    #[test]
+    fn a_path_selects_the_primary_email_and_projection_keeps_what_is_asked() {
+        let r = json!({"id": "1", "userName": "ada", "name": {"formatted": "Ada L", "givenName": "Ada"},
+            "emails": [{"value": "a@home", "primary": false}, {"value": "a@work", "primary": true}],
+            "meta": {"resourceType": "User"}});
+        let p = PatchPath::parse("emails[primary eq true].value").unwrap();
+        assert_eq!(select(&r, &p), [&json!("a@work")]);
+        let mut a = r.clone();
+        project(&mut a, Some("userName,name.givenName"), None);
+        assert_eq!(
+            a,
+            json!({"id": "1", "userName": "ada", "name": {"givenName": "Ada"}, "meta": {"resourceType": "User"}})
+        );
+        let mut b = r.clone();
+        project(&mut b, None, Some("emails,name.formatted"));
+        assert!(b.get("emails").is_none() && b["name"].get("formatted").is_none() && b["userName"] == "ada", "{b}");
+    }
+}
