@@ -57,6 +57,10 @@ pub async fn check(cfg: &Config) -> Result<u8, Failure> {
     let mut failed = 0;
     for s in &cfg.sources {
         let place = s.kind.place();
+        if s.is_pushed() {
+            println!("source {} (scim): {}", s.name, render::pushed_source_note(cfg));
+            continue;
+        }
         match dirsync::engine::sync::check_source(s).await {
             Ok((said, b)) => {
                 if let Some(said) = said {

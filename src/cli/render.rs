@@ -249,3 +249,20 @@ pub fn print_backfill(o: &dirsync::engine::backfill::BackfillOutcome) {
     };
     println!("{what}: {} values for {} users; nothing set before was overwritten", o.fills.len(), o.users);
 }
+
+/// What `dirsync check` says of a SCIM source: where `dirsync serve`
+/// takes its pushes, and whether the token would cross the network in clear.
+pub fn pushed_source_note(cfg: &dirsync::config::Config) -> String {
+    let server = cfg.server.clone().unwrap_or_default();
+    let scheme = if server.tls.is_some() { "https" } else { "http" };
+    let mut note =
+        format!("pushed by its identity provider; `dirsync serve` accepts it at {scheme}://{}/scim/v2", server.listen);
+    if server.tls.is_none() && !server.listen.ip().is_loopback() {
+        note.push_str(
+            " (warning: without [server] tls the bearer token crosses the network in clear; put HTTPS in front)",
+        );
+    } else if server.tls.is_none() {
+        note.push_str(" (loopback only: an identity provider reaches it through a reverse proxy with HTTPS)");
+    }
+    note
+}

@@ -42,6 +42,9 @@ pub struct Capabilities {
     pub disabled_flag: bool,
     /// Application-owned fields can be written back (`[sources.writeback]`).
     pub writeback: bool,
+    /// Entries are pushed to dirsync (SCIM), never read: a sync skips the
+    /// source, and nothing counts its users missing for not being pushed.
+    pub pushed: bool,
 }
 
 /// One source's kind-specific settings, validated at config load.

@@ -126,6 +126,11 @@ impl SourceConfig {
     pub fn is_enrich(&self) -> bool {
         matches!(self.role, Role::Enrich { .. })
     }
+
+    /// Whether the source's entries are pushed to dirsync (SCIM), never read.
+    pub fn is_pushed(&self) -> bool {
+        self.kind.capabilities().pushed
+    }
 }
 
 /// What an LDAP-shaped source (LDAP, AD, LDIF) is asked and how its entries

@@ -118,6 +118,8 @@ impl Histogram {
 pub enum QueueError {
     #[error("no source is named \"{0}\"")]
     UnknownSource(String),
+    #[error("source \"{0}\" is pushed to by its identity provider (SCIM): a sync cannot read it")]
+    Pushed(String),
     #[error("the service is stopping")]
     Stopping,
     #[error(transparent)]
@@ -174,11 +176,13 @@ impl Runner {
     pub async fn submit(&self, req: RunRequest) -> Result<(i64, bool), QueueError> {
         let cfg = self.config();
         let mut sources = if req.sources.is_empty() {
-            cfg.sources.iter().map(|s| s.name.clone()).collect::<Vec<_>>()
+            cfg.sources.iter().filter(|s| !s.is_pushed()).map(|s| s.name.clone()).collect::<Vec<_>>()
         } else {
             for n in &req.sources {
-                if !cfg.sources.iter().any(|s| &s.name == n) {
-                    return Err(QueueError::UnknownSource(n.clone()));
+                match cfg.sources.iter().find(|s| &s.name == n) {
+                    None => return Err(QueueError::UnknownSource(n.clone())),
+                    Some(s) if s.is_pushed() => return Err(QueueError::Pushed(n.clone())),
+                    Some(_) => {}
                 }
             }
             req.sources.clone()

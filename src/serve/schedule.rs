@@ -40,7 +40,7 @@ pub fn due_between(
 ) -> (Vec<Due>, Option<DateTime<Local>>) {
     let mut due = Vec::new();
     let mut next: Option<DateTime<Local>> = None;
-    for s in &cfg.sources {
+    for s in cfg.sources.iter().filter(|s| !s.is_pushed()) {
         let incremental_ok = s.kind.capabilities().incremental && s.incremental.enabled;
         for (pattern, full) in [(&s.schedule.full, true), (&s.schedule.incremental, false)] {
             let Some(p) = pattern else { continue };

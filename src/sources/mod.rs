@@ -16,6 +16,7 @@ pub mod graph;
 pub mod ldap;
 pub mod ldif;
 pub mod program;
+pub mod scim;
 pub mod tabular;
 pub mod unix;
 
@@ -29,6 +30,7 @@ pub const KINDS: &[kind::Registration] = &[
     csv::config::REGISTRATION,
     graph::config::REGISTRATION,
     google::config::REGISTRATION,
+    scim::config::REGISTRATION,
 ];
 
 use std::path::Path;

@@ -68,6 +68,8 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("no source named \"{0}\" in the config")]
     UnknownSource(String),
+    #[error("source \"{0}\" is pushed to by its identity provider (SCIM, at /scim/v2): a sync cannot read it")]
+    Pushed(String),
 }
 
 /// Opens the source a config section describes: [`source::open`], or in
@@ -267,12 +269,18 @@ pub async fn run_with(
     progress: Arc<AtomicU64>,
     open: Opener,
 ) -> Result<SyncOutcome, SyncError> {
+    // Pushed sources (SCIM) are never read: their users are not "missing".
     let selected: Vec<&SourceConfig> = if opts.sources.is_empty() {
-        cfg.sources.iter().collect()
+        cfg.sources.iter().filter(|s| !s.is_pushed()).collect()
     } else {
         let mut v = Vec::new();
         for name in &opts.sources {
-            v.push(cfg.sources.iter().find(|s| &s.name == name).ok_or_else(|| SyncError::UnknownSource(name.clone()))?);
+            let s =
+                cfg.sources.iter().find(|s| &s.name == name).ok_or_else(|| SyncError::UnknownSource(name.clone()))?;
+            if s.is_pushed() {
+                return Err(SyncError::Pushed(name.clone()));
+            }
+            v.push(s);
         }
         v
     };

@@ -98,6 +98,7 @@ impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> ApiError {
         match e {
             SyncError::UnknownSource(n) => ApiError::not_found(format!("no source is named \"{n}\"")),
+            e @ SyncError::Pushed(_) => ApiError::bad_request(e.to_string()),
             SyncError::Store(e) => e.into(),
         }
     }
@@ -108,6 +109,7 @@ impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> ApiError {
         match e {
             QueueError::UnknownSource(n) => ApiError::not_found(format!("no source is named \"{n}\"")),
+            e @ QueueError::Pushed(_) => ApiError::bad_request(e.to_string()),
             QueueError::Stopping => ApiError::stopping(),
             QueueError::Store(e) => e.into(),
         }

@@ -141,7 +141,7 @@ impl Kind for GoogleConfig {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { incremental: false, disabled_flag: true, writeback: true }
+        Capabilities { incremental: false, disabled_flag: true, writeback: true, pushed: false }
     }
 
     fn default_fields(&self) -> Option<&'static str> {

@@ -163,7 +163,7 @@ impl Kind for GraphConfig {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { incremental: true, disabled_flag: true, writeback: true }
+        Capabilities { incremental: true, disabled_flag: true, writeback: true, pushed: false }
     }
 
     fn default_fields(&self) -> Option<&'static str> {

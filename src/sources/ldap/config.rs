@@ -90,7 +90,7 @@ impl Kind for LdapConfig {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { incremental: true, disabled_flag: true, writeback: true }
+        Capabilities { incremental: true, disabled_flag: true, writeback: true, pushed: false }
     }
 
     fn default_fields(&self) -> Option<&'static str> {
