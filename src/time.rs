@@ -28,6 +28,12 @@ impl Timestamp {
         Timestamp(self.0.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC))
     }
 
+    /// This instant minus `d` (saturating at the far past).
+    pub fn minus(self, d: Duration) -> Timestamp {
+        let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        Timestamp(self.0.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC))
+    }
+
     /// How long after `earlier` this instant is (zero if it is not after).
     pub fn since(self, earlier: Timestamp) -> Duration {
         (self.0 - earlier.0).to_std().unwrap_or_default()

@@ -131,11 +131,20 @@ pub enum Trigger {
     Retry,
     /// One user provisioned just in time (directory authentication).
     Single,
+    /// An identity provider's SCIM request.
+    Scim,
 }
 
 impl Trigger {
-    const ALL: [Trigger; 6] =
-        [Trigger::Schedule, Trigger::Api, Trigger::Cli, Trigger::Approve, Trigger::Retry, Trigger::Single];
+    const ALL: [Trigger; 7] = [
+        Trigger::Schedule,
+        Trigger::Api,
+        Trigger::Cli,
+        Trigger::Approve,
+        Trigger::Retry,
+        Trigger::Single,
+        Trigger::Scim,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -145,6 +154,7 @@ impl Trigger {
             Trigger::Approve => "approve",
             Trigger::Retry => "retry",
             Trigger::Single => "single",
+            Trigger::Scim => "scim",
         }
     }
 
@@ -199,11 +209,21 @@ pub enum RunMode {
     Writeback,
     /// Values a create would have set, filled in on existing users.
     Backfill,
+    /// Changes an identity provider pushed (SCIM), grouped by source and
+    /// time window.
+    Push,
 }
 
 impl RunMode {
-    const ALL: [RunMode; 6] =
-        [RunMode::Full, RunMode::Incremental, RunMode::Mixed, RunMode::Single, RunMode::Writeback, RunMode::Backfill];
+    const ALL: [RunMode; 7] = [
+        RunMode::Full,
+        RunMode::Incremental,
+        RunMode::Mixed,
+        RunMode::Single,
+        RunMode::Writeback,
+        RunMode::Backfill,
+        RunMode::Push,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -213,6 +233,7 @@ impl RunMode {
             RunMode::Single => "single",
             RunMode::Writeback => "writeback",
             RunMode::Backfill => "backfill",
+            RunMode::Push => "push",
         }
     }
 

@@ -198,6 +198,23 @@ pub const TABLES: &[Table] = &[
         order: "source, slot",
         serial_id: false,
     },
+    Table {
+        name: "scim_resources",
+        columns: &[
+            ("id", Text),
+            ("source", Text),
+            ("kind", Text),
+            ("name_key", Text),
+            ("external_id", Text),
+            ("body", Text),
+            ("created", Text),
+            ("modified", Text),
+            ("version", Int),
+            ("deleted", Text),
+        ],
+        order: "id",
+        serial_id: false,
+    },
 ];
 
 /// Rows a backend reads or writes in one go.

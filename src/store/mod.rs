@@ -18,6 +18,8 @@
 pub mod copy;
 pub mod postgres;
 mod row;
+pub mod scim;
+pub use scim::{PushWindow, ScimKey, ScimRow, PUSH_RUN_SLACK};
 mod schema_version;
 pub mod sqlite;
 #[doc(hidden)]
@@ -381,11 +383,42 @@ pub trait StoreTx {
     fn record_removals(&mut self, run_id: i64, removals: &[PlannedRemoval]) -> Result<(), StoreError>;
     /// Records a blocked run's plan summary (JSON of `plan::summary::PlanSummary`).
     fn record_plan(&mut self, run_id: i64, summary: &str) -> Result<(), StoreError>;
+    /// Adds one push's counts and errors to its run (a push run gathers a
+    /// source's pushes of a time window) and moves its end to `at`.
+    fn add_to_run(
+        &mut self,
+        run_id: i64,
+        counts: &crate::model::records::Counts,
+        errors: &[crate::model::EntryError],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Writes a SCIM resource (new, or a new version of one).
+    fn scim_put(&mut self, row: &ScimRow) -> Result<(), StoreError>;
+    /// Marks a SCIM resource deleted: gone from lookups, its id kept.
+    fn scim_delete(&mut self, source: &str, id: &str, at: Timestamp) -> Result<(), StoreError>;
 }
 
 pub trait Store: Send + Sync {
     /// Everything, read consistently (for planning and listing).
     fn snapshot(&self) -> Result<Snapshot, StoreError>;
+    /// A live SCIM resource of `source` by a key (`kind`: `User` or `Group`).
+    fn scim_find(&self, source: &str, kind: &str, key: ScimKey, value: &str) -> Result<Vec<ScimRow>, StoreError>;
+    /// Live SCIM resources of `source` in id order, after `after`.
+    fn scim_scan(
+        &self,
+        source: &str,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ScimRow>, StoreError>;
+    /// How many live SCIM resources `source` has.
+    fn scim_count(&self, source: &str, kind: &str) -> Result<u64, StoreError>;
+    /// Users disabled or deleted by `source`'s pushes since `since`, and its
+    /// active users now (the push guard's window).
+    fn push_window(&self, source: &str, since: Timestamp) -> Result<PushWindow, StoreError>;
+    /// The push run of `source` and this instance started since `since`
+    /// (still open), or a new one started at `at`.
+    fn push_run(&self, source: &str, since: Timestamp, origin: &RunOrigin, at: Timestamp) -> Result<i64, StoreError>;
     /// Only what a delta can touch (see [`SnapshotQuery`]), with
     /// [`Snapshot::active_by_source`] set: the cost follows the changes.
     fn partial_snapshot(&self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;

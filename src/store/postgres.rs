@@ -21,6 +21,7 @@ mod portable;
 mod queries;
 mod queue;
 mod schema;
+mod scim;
 mod session;
 mod snapshot;
 #[doc(hidden)]
@@ -183,6 +184,38 @@ fn block<R>(inner: &Inner, f: impl Future<Output = R>) -> R {
 }
 
 impl Store for PgStore {
+    fn scim_find(
+        &self,
+        source: &str,
+        kind: &str,
+        key: super::ScimKey,
+        value: &str,
+    ) -> Result<Vec<super::ScimRow>, StoreError> {
+        self.scim_find_rows(source, kind, key, value)
+    }
+
+    fn scim_scan(
+        &self,
+        source: &str,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<super::ScimRow>, StoreError> {
+        self.scim_scan_rows(source, kind, after, limit)
+    }
+
+    fn scim_count(&self, source: &str, kind: &str) -> Result<u64, StoreError> {
+        self.scim_count_rows(source, kind)
+    }
+
+    fn push_window(&self, source: &str, since: Timestamp) -> Result<super::PushWindow, StoreError> {
+        self.push_window_of(source, since)
+    }
+
+    fn push_run(&self, source: &str, since: Timestamp, origin: &RunOrigin, at: Timestamp) -> Result<i64, StoreError> {
+        self.open_push_run(source, since, origin, at)
+    }
+
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
         self.block(async { snapshot::read(&mut *self.conn().await?, &self.inner.name, None).await })
     }

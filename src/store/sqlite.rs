@@ -14,6 +14,7 @@ use super::{
 };
 use crate::model::records::{AuditRecord, RunRecord, RunSources};
 use crate::model::{EntryError, FieldName, Fields, Snapshot, Status, StoredGroup, StoredUser, CORE_FIELDS};
+use crate::store::{ScimKey, ScimRow};
 
 mod open;
 mod portable;
@@ -21,6 +22,7 @@ pub(in crate::store) use open::{creatable, migrate_file};
 mod queries;
 mod queue;
 mod schema;
+mod scim;
 mod session;
 mod timestamp;
 mod tx;
@@ -319,6 +321,32 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn scim_find(&self, source: &str, kind: &str, key: ScimKey, value: &str) -> Result<Vec<ScimRow>, StoreError> {
+        self.scim_find_rows(source, kind, key, value)
+    }
+
+    fn scim_scan(
+        &self,
+        source: &str,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ScimRow>, StoreError> {
+        self.scim_scan_rows(source, kind, after, limit)
+    }
+
+    fn scim_count(&self, source: &str, kind: &str) -> Result<u64, StoreError> {
+        self.scim_count_rows(source, kind)
+    }
+
+    fn push_window(&self, source: &str, since: Timestamp) -> Result<super::PushWindow, StoreError> {
+        self.push_window_of(source, since)
+    }
+
+    fn push_run(&self, source: &str, since: Timestamp, origin: &RunOrigin, at: Timestamp) -> Result<i64, StoreError> {
+        self.open_push_run(source, since, origin, at)
+    }
+
     fn write_session(&self) -> Result<Box<dyn super::WriteSession>, StoreError> {
         Ok(Box::new(session::SqliteSession::start(self.inner.clone())?))
     }

@@ -369,7 +369,7 @@ fn run_schema() -> Value {
     run_props.insert("forced".into(), json!({ "type": "boolean" }));
     run_props.insert(
         "trigger".into(),
-        json!({ "enum": ["schedule", "api", "cli", "approve", "retry", "single", null], "description": "who asked for the run (null: recorded before this was kept)" }),
+        json!({ "enum": ["schedule", "api", "cli", "approve", "retry", "single", "scim", null], "description": "who asked for the run (null: recorded before this was kept)" }),
     );
     run_props.insert(
         "slot".into(),

@@ -555,6 +555,24 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
+    fn add_to_run(
+        &mut self,
+        run_id: i64,
+        counts: &crate::model::records::Counts,
+        errors: &[crate::model::EntryError],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.add_counts(run_id, counts, errors, at)
+    }
+
+    fn scim_put(&mut self, row: &crate::store::ScimRow) -> Result<(), StoreError> {
+        self.put_scim(row)
+    }
+
+    fn scim_delete(&mut self, source: &str, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.delete_scim(source, id, at)
+    }
+
     fn record_plan(&mut self, run_id: i64, summary: &str) -> Result<(), StoreError> {
         self.push(
             "INSERT INTO run_plans (run_id, summary) VALUES ($1, $2) ON CONFLICT (run_id) DO UPDATE SET summary = excluded.summary",

@@ -159,6 +159,27 @@ CREATE TABLE schedule_slots (
     PRIMARY KEY (source, slot)
 );
 "#,
+    // 9: SCIM resources as identity providers pushed them (live and
+    // deleted: ids are never reused), found by id, userName key, externalId
+    // and displayName; push runs found by source and time
+    r#"
+CREATE TABLE scim_resources (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    external_id TEXT,
+    body TEXT NOT NULL,
+    created TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    deleted TEXT
+);
+CREATE UNIQUE INDEX scim_user_name ON scim_resources (source, name_key) WHERE kind = 'User' AND deleted IS NULL;
+CREATE INDEX scim_name ON scim_resources (source, kind, name_key);
+CREATE INDEX scim_external_id ON scim_resources (source, kind, external_id);
+CREATE INDEX runs_source_mode ON runs (source, mode, started_at);
+"#,
 ];
 
 const _: () = assert!(MIGRATIONS.len() == crate::store::SCHEMA_VERSION);

@@ -241,6 +241,24 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn add_to_run(
+        &mut self,
+        run_id: i64,
+        counts: &crate::model::records::Counts,
+        errors: &[crate::model::EntryError],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.add_counts(run_id, counts, errors, at)
+    }
+
+    fn scim_put(&mut self, row: &crate::store::ScimRow) -> Result<(), StoreError> {
+        self.put_scim(row)
+    }
+
+    fn scim_delete(&mut self, source: &str, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.delete_scim(source, id, at)
+    }
+
     fn record_plan(&mut self, run_id: i64, summary: &str) -> Result<(), StoreError> {
         self.exec("INSERT OR REPLACE INTO run_plans (run_id, summary) VALUES (?1, ?2)", params![run_id, summary])
             .map(drop)

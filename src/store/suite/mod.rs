@@ -7,6 +7,7 @@
 
 mod queue;
 mod runs;
+mod scim;
 mod writes;
 
 use super::{Store, StoreError, UserQuery};
@@ -43,6 +44,8 @@ pub fn run_all(store: &dyn Store) {
     runs::runs_are_found_by_id_source_and_status(store);
     runs::runs_keep_their_origin_and_a_slot_counts_once_its_run_commits(store);
     queue::the_writeback_queue_goes_pending_failed_conflict_done(store);
+    scim::scim_resources_are_found_while_live_and_their_ids_kept(store);
+    scim::push_runs_gather_a_window_and_count_its_removals(store);
 }
 
 fn a_write_session_commits_all_or_nothing(store: &dyn Store) {
