@@ -155,11 +155,11 @@ fn create_users(
     tx: &mut dyn StoreTx,
     plan: &Plan,
     early: Option<&EarlyWrites>,
-    run: &RunRecord,
+    run_id: i64,
     now: Timestamp,
 ) -> Result<Vec<i64>, StoreError> {
     let Some(early) = early.filter(|e| !e.is_empty()) else {
-        return Ok(tx.insert_created(&plan.creates, Some(run.id), now)?.into_iter().map(|(id, _)| id).collect());
+        return Ok(tx.insert_created(&plan.creates, Some(run_id), now)?.into_iter().map(|(id, _)| id).collect());
     };
     let mut ids = Vec::with_capacity(plan.creates.len());
     for u in &plan.creates {
@@ -169,7 +169,7 @@ fn create_users(
                 tx.replace_created(w.user_id, w.audit_id, u, now)?;
                 w.user_id
             }
-            None => tx.insert_created(std::slice::from_ref(u), Some(run.id), now)?[0].0,
+            None => tx.insert_created(std::slice::from_ref(u), Some(run_id), now)?[0].0,
         };
         ids.push(id);
     }
@@ -185,6 +185,35 @@ fn apply_in(
     prov: &Provisioning,
     early: Option<&EarlyWrites>,
 ) -> Result<(), StoreError> {
+    apply_changes(tx, plan, generation, run.id, now, prov, early)?;
+    tx.finish_run(run)
+}
+
+/// A push's plan in a transaction already open, its audit rows under the
+/// push run `run_id` (whose record the caller adds to): the same steps as
+/// a run's apply, without writing the run's record. Returns the ids of the
+/// users it created, in plan order.
+pub fn apply_push(
+    tx: &mut dyn StoreTx,
+    plan: &Plan,
+    generation: i64,
+    run_id: i64,
+    now: Timestamp,
+    prov: &Provisioning,
+) -> Result<Vec<i64>, StoreError> {
+    apply_changes(tx, plan, generation, run_id, now, prov, None)
+}
+
+/// Everything of an apply but the run's record; the created users' ids.
+fn apply_changes(
+    tx: &mut dyn StoreTx,
+    plan: &Plan,
+    generation: i64,
+    run_id: i64,
+    now: Timestamp,
+    prov: &Provisioning,
+    early: Option<&EarlyWrites>,
+) -> Result<Vec<i64>, StoreError> {
     let found = tx.generation()?;
     if found != generation {
         return Err(StoreError::Conflict { expected: generation, found });
@@ -193,14 +222,14 @@ fn apply_in(
     if let Some(early) = early {
         take_back_unplanned(tx, plan, early)?;
     }
-    let audit = Audit { run_id: run.id, at: now };
+    let audit = Audit { run_id, at: now };
     remove(tx, plan, &audit, now)?;
     let group_ids = write_groups(tx, plan, &audit, now)?;
     update_users(tx, plan, &audit, now)?;
-    let user_ids = create_users(tx, plan, early, run, now)?;
-    generate_codes(tx, plan, &user_ids, run, now, prov)?;
+    let user_ids = create_users(tx, plan, early, run_id, now)?;
+    generate_codes(tx, plan, &user_ids, run_id, now, prov)?;
     write_memberships(tx, plan, &audit, &user_ids, &group_ids)?;
-    tx.finish_run(run)
+    Ok(user_ids)
 }
 
 /// Audit rows of one run, all at one time.
@@ -424,7 +453,7 @@ fn generate_codes(
     tx: &mut dyn StoreTx,
     plan: &Plan,
     user_ids: &[i64],
-    run: &RunRecord,
+    run_id: i64,
     now: Timestamp,
     prov: &Provisioning,
 ) -> Result<(), StoreError> {
@@ -443,7 +472,7 @@ fn generate_codes(
             let patch = UserPatch { fields: vec![(field, Some(&value))], ..UserPatch::default() };
             tx.update_user(user_ids[i], &patch, now)?;
             tx.audit(&AuditRecord {
-                run_id: Some(run.id),
+                run_id: Some(run_id),
                 at: now,
                 user_id: Some(user_ids[i]),
                 name: u.username.to_string(),

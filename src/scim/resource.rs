@@ -100,7 +100,7 @@ pub fn clean_body(kind: Kind, body: &Value) -> Result<Map<String, Value>, ScimEr
             continue;
         }
         let path = key_path(kind, k)?;
-        if path.as_ref().is_some_and(|p| is_read_only(p)) {
+        if path.as_ref().is_some_and(is_read_only) {
             continue;
         }
         if let Some(p) = path {

@@ -417,8 +417,19 @@ pub trait Store: Send + Sync {
     /// active users now (the push guard's window).
     fn push_window(&self, source: &str, since: Timestamp) -> Result<PushWindow, StoreError>;
     /// The push run of `source` and this instance started since `since`
-    /// (still open), or a new one started at `at`.
-    fn push_run(&self, source: &str, since: Timestamp, origin: &RunOrigin, at: Timestamp) -> Result<i64, StoreError>;
+    /// (still open), or a new one started at `at`; `held`: the blocked one
+    /// that gathers the removals the push guard holds.
+    fn push_run(
+        &self,
+        source: &str,
+        since: Timestamp,
+        origin: &RunOrigin,
+        at: Timestamp,
+        held: bool,
+    ) -> Result<i64, StoreError>;
+    /// Users whose removal an admin approved (a blocked push run of
+    /// `source` started since `since`, approved).
+    fn approved_push_removals(&self, source: &str, since: Timestamp) -> Result<Vec<i64>, StoreError>;
     /// Only what a delta can touch (see [`SnapshotQuery`]), with
     /// [`Snapshot::active_by_source`] set: the cost follows the changes.
     fn partial_snapshot(&self, q: &SnapshotQuery) -> Result<Snapshot, StoreError>;

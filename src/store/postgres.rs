@@ -212,8 +212,19 @@ impl Store for PgStore {
         self.push_window_of(source, since)
     }
 
-    fn push_run(&self, source: &str, since: Timestamp, origin: &RunOrigin, at: Timestamp) -> Result<i64, StoreError> {
-        self.open_push_run(source, since, origin, at)
+    fn push_run(
+        &self,
+        source: &str,
+        since: Timestamp,
+        origin: &RunOrigin,
+        at: Timestamp,
+        held: bool,
+    ) -> Result<i64, StoreError> {
+        self.open_push_run(source, since, origin, at, held)
+    }
+
+    fn approved_push_removals(&self, source: &str, since: Timestamp) -> Result<Vec<i64>, StoreError> {
+        self.approved_removals(source, since)
     }
 
     fn snapshot(&self) -> Result<Snapshot, StoreError> {

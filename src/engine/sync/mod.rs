@@ -680,7 +680,7 @@ fn is_plain_delta(b: &SourceBatch) -> bool {
 }
 
 /// The store rows the deltas can touch.
-fn snapshot_query(batches: &[SourceBatch]) -> SnapshotQuery {
+pub(crate) fn snapshot_query(batches: &[SourceBatch]) -> SnapshotQuery {
     let mut q = SnapshotQuery::default();
     for b in batches {
         let src = || b.source.clone();

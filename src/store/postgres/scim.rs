@@ -108,15 +108,17 @@ impl PgStore {
         since: Timestamp,
         o: &RunOrigin,
         at: Timestamp,
+        held: bool,
     ) -> Result<i64, StoreError> {
+        let status = if held { "blocked" } else { "ok" };
         let trigger = o.trigger.map(|t| t.as_str());
         self.block(async {
             let conn = self.conn().await?;
             let err = |e| explain(&self.inner.name, e);
             let found = conn
                 .query_opt(
-                    "SELECT id FROM runs WHERE source = $1 AND mode = 'push' AND status = 'succeeded' AND started_at >= $2 AND instance IS NOT DISTINCT FROM $3 ORDER BY id DESC LIMIT 1",
-                    &[&source, &since, &o.instance],
+                    "SELECT id FROM runs WHERE source = $1 AND mode = 'push' AND status = $4 AND started_at >= $2 AND instance IS NOT DISTINCT FROM $3 ORDER BY id DESC LIMIT 1",
+                    &[&source, &since, &o.instance, &status],
                 )
                 .await
                 .map_err(err)?;
@@ -125,12 +127,28 @@ impl PgStore {
             }
             let r = conn
                 .query_one(
-                    "INSERT INTO runs (started_at, finished_at, source, status, mode, triggered_by, instance) VALUES ($1, $1, $2, 'succeeded', 'push', $3, $4) RETURNING id",
-                    &[&at, &source, &trigger, &o.instance],
+                    "INSERT INTO runs (started_at, finished_at, source, status, mode, triggered_by, instance) VALUES ($1, $1, $2, $5, 'push', $3, $4) RETURNING id",
+                    &[&at, &source, &trigger, &o.instance, &status],
                 )
                 .await
                 .map_err(err)?;
             Ok(r.get(0))
+        })
+    }
+}
+
+impl PgStore {
+    pub(super) fn approved_removals(&self, source: &str, since: Timestamp) -> Result<Vec<i64>, StoreError> {
+        self.block(async {
+            let conn = self.conn().await?;
+            let rows = conn
+                .query(
+                    "SELECT rr.target_id FROM run_removals rr JOIN runs r ON r.id = rr.run_id WHERE r.source = $1 AND r.mode = 'push' AND r.status = 'ok' AND r.started_at >= $2 AND rr.kind = 'user'",
+                    &[&source, &since],
+                )
+                .await
+                .map_err(|e| explain(&self.inner.name, e))?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 }

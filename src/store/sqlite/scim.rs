@@ -112,13 +112,15 @@ impl SqliteStore {
         since: Timestamp,
         o: &RunOrigin,
         at: Timestamp,
+        held: bool,
     ) -> Result<i64, StoreError> {
+        let status = if held { "blocked" } else { "ok" };
         let err = self.err();
         let conn = self.write();
         let found: Option<i64> = conn
             .query_row(
-                "SELECT id FROM runs WHERE source = ?1 AND mode = 'push' AND status = 'succeeded' AND started_at >= ?2 AND instance IS ?3 ORDER BY id DESC LIMIT 1",
-                params![source, since, o.instance],
+                "SELECT id FROM runs WHERE source = ?1 AND mode = 'push' AND status = ?4 AND started_at >= ?2 AND instance IS ?3 ORDER BY id DESC LIMIT 1",
+                params![source, since, o.instance, status],
                 |r| r.get(0),
             )
             .optional()
@@ -127,11 +129,26 @@ impl SqliteStore {
             return Ok(id);
         }
         conn.execute(
-            "INSERT INTO runs (started_at, finished_at, source, status, mode, triggered_by, instance) VALUES (?1, ?1, ?2, 'succeeded', 'push', ?3, ?4)",
-            params![at, source, o.trigger.map(|t| t.as_str()), o.instance],
+            "INSERT INTO runs (started_at, finished_at, source, status, mode, triggered_by, instance) VALUES (?1, ?1, ?2, ?5, 'push', ?3, ?4)",
+            params![at, source, o.trigger.map(|t| t.as_str()), o.instance, status],
         )
         .map_err(&err)?;
         Ok(conn.last_insert_rowid())
+    }
+}
+
+impl SqliteStore {
+    pub(super) fn approved_removals(&self, source: &str, since: Timestamp) -> Result<Vec<i64>, StoreError> {
+        let err = self.err();
+        self.read(|conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT rr.target_id FROM run_removals rr JOIN runs r ON r.id = rr.run_id WHERE r.source = ?1 AND r.mode = 'push' AND r.status = 'ok' AND r.started_at >= ?2 AND rr.kind = 'user'",
+                )
+                .map_err(&err)?;
+            let ids = st.query_map(params![source, since], |r| r.get(0)).map_err(&err)?;
+            ids.collect::<Result<_, _>>().map_err(&err)
+        })
     }
 }
 

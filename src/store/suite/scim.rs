@@ -59,11 +59,11 @@ pub(super) fn push_runs_gather_a_window_and_count_its_removals(store: &dyn Store
     let origin = RunOrigin::new(Trigger::Scim, "i1");
     let t0 = Timestamp::now();
     let since = t0.minus(std::time::Duration::from_secs(60));
-    let id = store.push_run("okta", since, &origin, t0).unwrap();
-    assert_eq!(store.push_run("okta", since, &origin, t0).unwrap(), id, "the same window: the same run");
-    assert_ne!(store.push_run("entra", since, &origin, t0).unwrap(), id, "another source: another run");
+    let id = store.push_run("okta", since, &origin, t0, false).unwrap();
+    assert_eq!(store.push_run("okta", since, &origin, t0, false).unwrap(), id, "the same window: the same run");
+    assert_ne!(store.push_run("entra", since, &origin, t0, false).unwrap(), id, "another source: another run");
     let other = RunOrigin::new(Trigger::Scim, "i2");
-    assert_ne!(store.push_run("okta", since, &other, t0).unwrap(), id, "another instance: another run");
+    assert_ne!(store.push_run("okta", since, &other, t0, false).unwrap(), id, "another instance: another run");
     let c = Counts { disabled: 2, updated: 1, ..Counts::default() };
     let audit = |action: &str| crate::model::records::AuditRecord {
         run_id: Some(id),
@@ -90,6 +90,24 @@ pub(super) fn push_runs_gather_a_window_and_count_its_removals(store: &dyn Store
     assert_eq!(store.push_window("okta", since).unwrap().removed, 2);
     assert_eq!(store.push_window("okta", t0.plus(std::time::Duration::from_secs(1))).unwrap().removed, 0);
     let later = t0.plus(std::time::Duration::from_secs(120));
-    let next = store.push_run("okta", later.minus(std::time::Duration::from_secs(60)), &origin, later).unwrap();
+    let next = store.push_run("okta", later.minus(std::time::Duration::from_secs(60)), &origin, later, false).unwrap();
     assert_ne!(next, id, "a new window: a new run");
+    // Held removals gather in a blocked push run; once it is approved (ok)
+    // they are listed as approved.
+    let held = store.push_run("okta", since, &origin, t0, true).unwrap();
+    assert!(held != id && held != next);
+    let removal = crate::store::PlannedRemoval {
+        kind: crate::store::RemovalTarget::User,
+        target_id: 42,
+        name: "x".into(),
+        action: crate::store::RemovalAction::Disable,
+    };
+    store.transaction(&mut |tx| tx.record_removals(held, std::slice::from_ref(&removal))).unwrap();
+    assert!(store.approved_push_removals("okta", since).unwrap().is_empty(), "blocked: not approved yet");
+    let mut r = store.run_by_id(held).unwrap().unwrap();
+    r.status = crate::model::records::RunStatus::Ok;
+    r.errors.clear();
+    store.transaction(&mut |tx| tx.finish_run(&r)).unwrap();
+    assert_eq!(store.approved_push_removals("okta", since).unwrap(), [42]);
+    assert!(store.approved_push_removals("entra", since).unwrap().is_empty());
 }
