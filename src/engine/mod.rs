@@ -6,7 +6,8 @@
 //!           mapping, batch          plan   guards   apply   writeback    history
 //! ```
 //!
-//! [`sync`] runs them in order for a run; [`codes`] generates the values
+//! [`sync`] runs them in order for a run; [`push`] runs them for one
+//! change an identity provider pushed (SCIM), with the push guard; [`codes`] generates the values
 //! provisioning sets; [`backfill`] fills, on existing users, what a create
 //! would have set and they lack; [`views`] shows users and groups as the
 //! CLI and API answer them. The engine reaches a source only through the kind
@@ -20,6 +21,7 @@ pub mod guards;
 pub mod history;
 pub mod mapping;
 pub mod plan;
+pub mod push;
 pub mod sync;
 pub mod views;
 pub mod writeback;

@@ -79,7 +79,7 @@ pub fn set_fields(
 }
 
 /// Waits before try `attempt + 1`: up to 2 ms times the attempt, at random.
-fn backoff(attempt: usize) {
+pub(crate) fn backoff(attempt: usize) {
     let mut b = [0u8; 2];
     let jitter = match getrandom::fill(&mut b) {
         Ok(()) => u16::from_le_bytes(b) as u64 % 2000,

@@ -9,7 +9,7 @@
 //! fix. Reading and writing go through a [`transport::Transport`] per source
 //! kind (LDAP's is `sources::ldap::writeback`); the queue logic is here.
 
-mod local;
+pub(crate) mod local;
 
 pub use local::{set_field, set_fields, settable};
 
