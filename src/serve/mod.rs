@@ -12,6 +12,7 @@ pub mod dirauth;
 pub mod page;
 pub mod runner;
 pub mod schedule;
+pub mod scim;
 #[cfg(test)]
 mod tests;
 pub mod tls;
@@ -50,6 +51,8 @@ pub struct AppState {
     /// Why the config file's last reload was refused (`None`: the file is
     /// the configuration in force, or was not reloaded).
     pub refused_reload: Arc<RwLock<Option<String>>>,
+    /// The SCIM endpoint's per-source locks.
+    pub scim: Arc<crate::serve::scim::ScimState>,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
             http: Arc::default(),
             sessions: Arc::default(),
             refused_reload: Arc::default(),
+            scim: Arc::default(),
             cfg,
             store,
         }
@@ -77,6 +81,7 @@ pub fn app(state: AppState) -> Router {
     let page = crate::serve::page::router().layer(axum::middleware::from_fn(crate::serve::page::headers));
     openapi::router()
         .merge(page)
+        .merge(crate::serve::scim::router())
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
