@@ -63,4 +63,4 @@ cargo test --all-targets
 # again with the store on PostgreSQL; the store suite ran on it above.
 DIRSYNC_TEST_STORE=postgres cargo test --test it -- \
   sync:: incremental:: safety:: writeback:: serve:: serve_patch:: feed_mirror:: cloud_jit:: \
-  early:: behaviours:: multi:: quick_start:: page::
+  early:: behaviours:: multi:: quick_start:: page:: scim::

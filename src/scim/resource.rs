@@ -109,7 +109,29 @@ pub fn clean_body(kind: Kind, body: &Value) -> Result<Map<String, Value>, ScimEr
     }
     let Value::Object(mut map) = out else { unreachable!("an object") };
     normalize(&mut map);
+    refuse_nul(&Value::Object(map.clone()))?;
     Ok(map)
+}
+
+/// A NUL character in any name or value is refused (`invalidValue`): no
+/// directory or store keeps one.
+pub fn refuse_nul(v: &Value) -> Result<(), ScimError> {
+    let bad = match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => return a.iter().try_for_each(refuse_nul),
+        Value::Object(o) => {
+            if o.keys().any(|k| k.contains('\0')) {
+                true
+            } else {
+                return o.values().try_for_each(refuse_nul);
+            }
+        }
+        _ => false,
+    };
+    match bad {
+        true => Err(ScimError::new(400, Some("invalidValue"), "a value holds a NUL character")),
+        false => Ok(()),
+    }
 }
 
 /// A top-level key of a body or a path-less PATCH value as a path:
@@ -241,7 +263,7 @@ pub fn apply_patch(kind: Kind, resource: &mut Value, body: &Value) -> Result<(),
     if let Value::Object(map) = resource {
         normalize(map);
     }
-    Ok(())
+    refuse_nul(resource)
 }
 
 fn apply_op(kind: Kind, resource: &mut Value, op: &Value) -> Result<(), ScimError> {

@@ -34,6 +34,7 @@ mod program;
 mod quick_start;
 mod safety;
 mod schemathesis;
+mod scim;
 mod serve;
 mod serve_auth;
 mod serve_limits;

@@ -220,6 +220,8 @@ pub async fn writeback_resolve(
 /// again with the thresholds lifted, and applied only if it removes nobody
 /// the blocked run did not plan (otherwise it is blocked again and names who
 /// is new). 202 `{run_id}` of the new run; 409 when the run is not blocked.
+/// A blocked push run (SCIM) is approved in place (`run_id` is its own):
+/// the removals it holds go through when the identity provider retries.
 pub async fn approve_run(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -235,6 +237,18 @@ pub async fn approve_run(
 /// Queues the approval of blocked run `id` (the API's and the page's).
 pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::PlannedRemoval>), ApiError> {
     let cfg = st.config();
+    // A blocked push run is approved in place: the removals it holds go
+    // through when the identity provider sends them again.
+    let run = crate::store::on_store(&*st.store, move |s| s.run_by_id(id)).await?;
+    if run.is_some_and(|r| r.mode == crate::model::records::RunMode::Push) {
+        let removals = crate::store::on_store(&*st.store, move |s| crate::engine::push::approve(s, id)).await.map_err(
+            |e| match e {
+                crate::engine::push::ApprovePushError::NotHeld(_) => ApiError::conflict(e.to_string()),
+                crate::engine::push::ApprovePushError::Store(e) => e.into(),
+            },
+        )?;
+        return Ok((id, removals));
+    }
     let approved = crate::engine::sync::approval_of(&cfg, &*st.store, id).await?;
     let req = RunRequest {
         sources: approved.sources,

@@ -68,6 +68,9 @@ async fn list(
     let (start, count) = paging(&p)?;
     let filter = match p.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         None => None,
+        Some(f) if f.contains('\0') => {
+            return Err(Scim(ScimError::new(400, Some("invalidFilter"), "the filter holds a NUL character")))
+        }
         Some(f) => Some(
             Filter::parse(f)
                 .map_err(|e| Scim(ScimError::new(400, Some("invalidFilter"), format!("filter \"{f}\": {e}"))))?,

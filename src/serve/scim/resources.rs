@@ -64,6 +64,9 @@ pub fn present(row: &ScimRow, base: &str) -> Value {
 /// A live resource of `source` by id (404 otherwise: another source's
 /// resources are not there for this token).
 async fn find(store: &dyn Store, source: &str, kind: Kind, id: &str) -> Result<ScimRow, Scim> {
+    if id.contains('\0') {
+        return Err(Scim(ScimError::new(404, None, format!("no {} with that id", kind.as_str()))));
+    }
     let (s, k, i) = (source.to_string(), kind.as_str(), id.to_string());
     let found =
         crate::store::on_store(store, move |st| st.scim_find(&s, k, ScimKey::Id, &i)).await.map_err(store_error)?;
