@@ -2,8 +2,8 @@
 # Runs every test. Installs what the tests need first (OpenLDAP's slapd and
 # ldap-utils, Samba's AD DC, 389 Directory Server, PostgreSQL, openssl,
 # systemd's systemd-analyze, python3-venv, chromium and chromium-driver)
-# from Debian's packages when missing, and Schemathesis from PyPI into
-# target/schemathesis-venv; the tests start their own servers on loopback,
+# from Debian's packages when missing, and Schemathesis and scim2-tester
+# from PyPI into target/schemathesis-venv and target/scim2-tester-venv; the tests start their own servers on loopback,
 # in temp dirs, and stop them (slapd on free ports; one Samba AD DC on its
 # fixed ports 389/636/88). One throwaway PostgreSQL cluster serves the
 # whole run (each test makes its own database on it) and is stopped at the
@@ -23,7 +23,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/nul
 # The admin page's browser test (tests/it/page_browser.rs): headless Chromium over WebDriver.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
-# Schemathesis (PyPI) runs in a virtualenv of its own (tests/it/schemathesis.rs).
+# Schemathesis and scim2-tester (PyPI) run in virtualenvs of their own
+# (tests/it/schemathesis.rs, tests/it/scim.rs).
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # The program source's fixtures: a C sample built with cc, shell samples using
 # awk; the Unix source's NSS test makes accounts with useradd/groupadd.
@@ -50,6 +51,14 @@ if [ ! -x "$ST_VENV/bin/schemathesis" ]; then
   "$ST_VENV/bin/pip" install -q 'schemathesis==4.32.5' >&2
 fi
 export DIRSYNC_SCHEMATHESIS="$ST_VENV/bin/schemathesis"
+# scim2-tester (PyPI) checks the SCIM endpoint (tests/scim_check.py); pinned.
+SCIM_VENV="$(pwd)/target/scim2-tester-venv"
+if [ ! -x "$SCIM_VENV/bin/python" ] || ! "$SCIM_VENV/bin/python" -c 'import scim2_tester, httpx2' 2>/dev/null; then
+  echo "installing scim2-tester (pip, into $SCIM_VENV)" >&2
+  python3 -m venv "$SCIM_VENV" >&2
+  "$SCIM_VENV/bin/pip" install -q 'scim2-tester==0.5.2' 'scim2-client==0.13.2' 'scim2-models==0.12.3' 'httpx2==2.17.0' >&2
+fi
+export DIRSYNC_SCIM2_TESTER="$SCIM_VENV/bin/python"
 export PATH="$PATH:/usr/sbin"
 PG_BASE="$(mktemp -d)/pg"
 chmod 755 "$(dirname "$PG_BASE")"  # the server runs as postgres when this runs as root

@@ -84,7 +84,7 @@ pub fn resource_types(base: &str) -> Vec<Value> {
 fn attribute(name: &str, kind: &str, multi: bool, required: bool, case_exact: bool, uniqueness: &str) -> Value {
     json!({
         "name": name, "type": kind, "multiValued": multi, "required": required, "caseExact": case_exact,
-        "mutability": if name == "id" { "readOnly" } else { "readWrite" }, "returned": "default",
+        "mutability": if name == "id" || name == "groups" { "readOnly" } else { "readWrite" }, "returned": "default",
         "uniqueness": uniqueness, "description": name
     })
 }

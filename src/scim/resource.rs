@@ -95,7 +95,7 @@ pub fn clean_body(kind: Kind, body: &Value) -> Result<Map<String, Value>, ScimEr
         return Err(ScimError::new(400, Some("invalidSyntax"), "the body must be a JSON object"));
     };
     let mut out = Value::Object(Map::new());
-    for (k, v) in obj {
+    for (k, v) in &flatten_core(kind, obj) {
         if k.eq_ignore_ascii_case("schemas") {
             continue;
         }
@@ -134,6 +134,21 @@ pub fn refuse_nul(v: &Value) -> Result<(), ScimError> {
     }
 }
 
+/// An object's members, those under the core schema's URN (`{"urn:…:core:2.0:User":
+/// {"userName": …}}`) taken out to the top.
+fn flatten_core(kind: Kind, obj: &Map<String, Value>) -> Vec<(String, Value)> {
+    let mut out = Vec::with_capacity(obj.len());
+    for (k, v) in obj {
+        match v {
+            Value::Object(inner) if k.eq_ignore_ascii_case(kind.core()) => {
+                out.extend(inner.iter().map(|(k, v)| (k.clone(), v.clone())))
+            }
+            v => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
+}
+
 /// A top-level key of a body or a path-less PATCH value as a path:
 /// `name.givenName`, `urn:…:User:department`, or a whole extension (`None`
 /// path parts under an unknown URN are kept as they are).
@@ -154,7 +169,8 @@ fn key_path(kind: Kind, key: &str) -> Result<Option<PatchPath>, ScimError> {
 /// Whether `urn` names a schema (an extension) rather than an attribute in one.
 fn is_schema_urn(urn: &str) -> bool {
     let l = urn.to_ascii_lowercase();
-    l == ENTERPRISE.to_ascii_lowercase() || l.ends_with(":user") || l.ends_with(":group")
+    let core = l == USER.to_ascii_lowercase() || l == GROUP.to_ascii_lowercase();
+    !core && (l == ENTERPRISE.to_ascii_lowercase() || l.ends_with(":user") || l.ends_with(":group"))
 }
 
 /// An attribute of the core schema must be one it defines (`invalidPath`);
@@ -291,7 +307,7 @@ fn apply_op(kind: Kind, resource: &mut Value, op: &Value) -> Result<(), ScimErro
                 "an operation without \"path\" needs an object value",
             ));
         };
-        for (k, v) in &obj {
+        for (k, v) in &flatten_core(kind, &obj) {
             if k.eq_ignore_ascii_case("schemas") {
                 continue;
             }
@@ -303,8 +319,7 @@ fn apply_op(kind: Kind, resource: &mut Value, op: &Value) -> Result<(), ScimErro
         }
         return Ok(());
     };
-    let p = PatchPath::parse(path).map_err(|e| ScimError::new(400, Some("invalidPath"), format!("\"{path}\": {e}")))?;
-    check_known(kind, &p)?;
+    let Some(p) = key_path(kind, path)? else { return Ok(()) };
     if is_read_only(&p) {
         return Ok(());
     }

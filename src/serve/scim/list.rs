@@ -5,6 +5,8 @@
 //! up by index; other filters read the source's resources in id order and
 //! evaluate each.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -34,12 +36,62 @@ pub struct ListParams {
 /// Rows read at a time while a filter is evaluated on every resource.
 const SCAN: usize = 1000;
 
-pub async fn users(st: State<AppState>, headers: HeaderMap, q: Query<ListParams>) -> Result<Response, Scim> {
-    list(st, headers, q, true).await
+pub async fn users(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListParams>,
+) -> Result<Response, Scim> {
+    list(st, headers, q, Some(true)).await
 }
 
-pub async fn groups(st: State<AppState>, headers: HeaderMap, q: Query<ListParams>) -> Result<Response, Scim> {
-    list(st, headers, q, false).await
+pub async fn groups(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListParams>,
+) -> Result<Response, Scim> {
+    list(st, headers, q, Some(false)).await
+}
+
+/// `POST /Users/.search` and `POST /Groups/.search` (RFC 7644 §3.4.3): the
+/// same query in a `SearchRequest` body.
+pub async fn search<const USER: bool>(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Scim> {
+    authorize(&st.config(), &headers)?;
+    let q = search_request(&super::json_body(&headers, body)?);
+    list(st, headers, q, Some(USER)).await
+}
+
+/// `POST /.search`: users, then groups.
+pub async fn search_all(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Scim> {
+    authorize(&st.config(), &headers)?;
+    let q = search_request(&super::json_body(&headers, body)?);
+    list(st, headers, q, None).await
+}
+
+/// A `SearchRequest` body's parameters (arrays of attributes joined).
+fn search_request(b: &Value) -> ListParams {
+    let text = |k: &str| -> Option<String> {
+        match resource::get_ci(&b, k)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Array(a) => Some(a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")),
+            _ => None,
+        }
+    };
+    ListParams {
+        filter: text("filter"),
+        start_index: text("startIndex"),
+        count: text("count"),
+        attributes: text("attributes"),
+        excluded_attributes: text("excludedAttributes"),
+    }
 }
 
 /// A 1-based start and a page size as RFC 7644 §3.4.2.4 reads them: a
@@ -56,15 +108,9 @@ fn paging(p: &ListParams) -> Result<(usize, usize), Scim> {
     Ok((start, count))
 }
 
-async fn list(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(p): Query<ListParams>,
-    user: bool,
-) -> Result<Response, Scim> {
+async fn list(st: AppState, headers: HeaderMap, p: ListParams, user: Option<bool>) -> Result<Response, Scim> {
     let cfg = st.config();
     let source = authorize(&cfg, &headers)?;
-    let kind = kind_of(user);
     let (start, count) = paging(&p)?;
     let filter = match p.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         None => None,
@@ -77,10 +123,24 @@ async fn list(
         ),
     };
     let base = base_url(&cfg, &headers);
-    let (b, k) = (base.clone(), kind);
-    let (total, page) = on_store(&*st.store, move |s| select(s, &source, k, filter.as_ref(), &b, start, count))
-        .await
-        .map_err(store_error)?;
+    let kinds: Vec<Kind> = match user {
+        Some(u) => vec![kind_of(u)],
+        None => vec![Kind::User, Kind::Group],
+    };
+    let b = base.clone();
+    let (total, page) = on_store(&*st.store, move |s| -> Result<_, StoreError> {
+        // Each kind's part of the page, the start moved past the kinds before.
+        let (mut total, mut page) = (0, Vec::new());
+        for k in kinds {
+            let from = start.saturating_sub(total).max(1);
+            let (n, mut p) = select(s, &source, k, filter.as_ref(), &b, from, count - page.len())?;
+            total += n;
+            page.append(&mut p);
+        }
+        Ok((total, page))
+    })
+    .await
+    .map_err(store_error)?;
     let shown: Vec<Value> = page
         .into_iter()
         .map(|mut v| {

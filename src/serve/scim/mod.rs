@@ -55,6 +55,9 @@ pub fn router() -> Router<AppState> {
         .route("/scim/v2/Schemas", get(schemas))
         .route("/scim/v2/Schemas/{id}", get(schema))
         .route("/scim/v2/Users", get(list::users).post(create::<true>))
+        .route("/scim/v2/.search", axum::routing::post(list::search_all))
+        .route("/scim/v2/Users/.search", axum::routing::post(list::search::<true>))
+        .route("/scim/v2/Groups/.search", axum::routing::post(list::search::<false>))
         .route(
             "/scim/v2/Users/{id}",
             get(read::<true>).put(replace::<true>).patch(patch::<true>).delete(delete::<true>),

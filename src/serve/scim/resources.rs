@@ -43,7 +43,9 @@ pub fn present(row: &ScimRow, base: &str) -> Value {
     let mut v: Value = serde_json::from_str(&row.body).unwrap_or_else(|_| json!({}));
     let user = row.kind == "User";
     let mut schemas = vec![json!(if user { USER } else { GROUP })];
-    if let Value::Object(o) = &v {
+    if let Value::Object(o) = &mut v {
+        // An extension left empty (its attributes removed) is not there.
+        o.retain(|k, x| !(k.to_ascii_lowercase().starts_with("urn:") && x.as_object().is_some_and(|m| m.is_empty())));
         schemas.extend(o.keys().filter(|k| k.to_ascii_lowercase().starts_with("urn:")).map(|k| json!(k)));
     }
     let endpoint = if user { "Users" } else { "Groups" };

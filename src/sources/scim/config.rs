@@ -23,7 +23,7 @@ pub const MIN_TOKEN: usize = 32;
 
 /// The fields mapped when `[sources.fields]` is not given (merged as for
 /// every kind). `name.formatted` falls back to `displayName`, then
-/// `givenName familyName` (see [`super::entry`]).
+/// `givenName familyName`, then `userName` (see [`super::user_entry`]).
 const DEFAULT_FIELDS: &str = r#"
 username = "userName"
 full_name = "name.formatted"

@@ -64,15 +64,21 @@ pub fn user_entry(id: &str, resource: &Value, paths: &[String]) -> RawEntry {
 }
 
 /// A name for a user without `name.formatted`: `displayName`, else
-/// `givenName familyName`.
+/// `givenName familyName`, else its `userName` (identity providers may
+/// send nothing else).
 fn formatted_name(resource: &Value) -> Option<String> {
     if let Some(d) = get_ci(resource, "displayName").and_then(Value::as_str).filter(|d| !d.trim().is_empty()) {
         return Some(d.to_string());
     }
-    let name = get_ci(resource, "name")?;
-    let part = |k: &str| get_ci(name, k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let part = |k: &str| {
+        let name = get_ci(resource, "name")?;
+        get_ci(name, k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    };
     let joined: Vec<&str> = [part("givenName"), part("familyName")].into_iter().flatten().collect();
-    (!joined.is_empty()).then(|| joined.join(" "))
+    if !joined.is_empty() {
+        return Some(joined.join(" "));
+    }
+    get_ci(resource, "userName").and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(str::to_string)
 }
 
 /// A group resource as an entry: identity its SCIM `id`, its
