@@ -78,7 +78,7 @@ pub async fn search_all(
 /// A `SearchRequest` body's parameters (arrays of attributes joined).
 fn search_request(b: &Value) -> ListParams {
     let text = |k: &str| -> Option<String> {
-        match resource::get_ci(&b, k)? {
+        match resource::get_ci(b, k)? {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             Value::Array(a) => Some(a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")),
