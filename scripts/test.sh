@@ -7,7 +7,8 @@
 # tests start their own servers on loopback, in temp dirs, and stop them
 # (slapd on free ports; one Samba AD DC on its fixed ports 389/636/88).
 # One throwaway PostgreSQL cluster serves the whole run (each test makes
-# its own database on it) and is stopped at the end. The end-to-end scenarios then run a second time on PostgreSQL.
+# its own database on it) and is stopped at the end. The end-to-end
+# scenarios then run a second time on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
