@@ -146,3 +146,29 @@ fn tables_config_csv() -> Config {
     let text = "[[sources]]\nname = \"c\"\ntype = \"csv\"\npath = \"/nonexistent/fuzz.csv\"\n[sources.fields]\nusername = \"login\"\nfull_name = { attribute = \"name\", required = false }\n";
     Config::parse(text, Path::new("/fuzz/dirsync.toml")).expect("the fuzz csv config is valid")
 }
+
+/// SCIM bodies and PATCH requests: the input is a JSON document, kept as a
+/// POST body and applied as a PATCH (`{"Operations": …}`) to a user. Never
+/// panics; what is kept is a JSON object without `id`, `meta`, `groups` or
+/// `password` at its top, keeping it again changes nothing, and a patched
+/// user keeps none of them either.
+pub fn scim_patch(data: &[u8]) {
+    use crate::scim::resource::{apply_patch, clean_body, Kind};
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    let read_only = |m: &serde_json::Map<String, serde_json::Value>| {
+        m.keys().any(|k| ["id", "meta", "groups", "password"].iter().any(|r| k.eq_ignore_ascii_case(r)))
+    };
+    for kind in [Kind::User, Kind::Group] {
+        if let Ok(kept) = clean_body(kind, &body) {
+            assert!(!read_only(&kept), "kept a read-only attribute: {kept:?}");
+            let again = clean_body(kind, &serde_json::Value::Object(kept.clone())).expect("kept once, kept again");
+            assert_eq!(again, kept, "keeping a kept body changed it");
+        }
+        let mut user = serde_json::json!({"userName": "a", "emails": [{"type": "work", "value": "a@x"}],
+            "members": [{"value": "1"}], "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "d"}});
+        if apply_patch(kind, &mut user, &body).is_ok() {
+            let obj = user.as_object().expect("a patched resource stays an object");
+            assert!(!read_only(obj), "a PATCH set a read-only attribute: {user}");
+        }
+    }
+}

@@ -46,3 +46,8 @@ fn mapping_corpus_replays() {
 fn tables_corpus_replays() {
     replay("tables", dirsync::fuzzing::tables);
 }
+
+#[test]
+fn scim_patch_corpus_replays() {
+    replay("scim_patch", dirsync::fuzzing::scim_patch);
+}

@@ -190,8 +190,14 @@ fn check_known(kind: Kind, p: &PatchPath) -> Result<(), ScimError> {
     Ok(())
 }
 
+/// A read-only attribute, named plainly or under the core schema's URN
+/// (`urn:…:core:2.0:User:password`).
 fn is_read_only(p: &PatchPath) -> bool {
-    p.attr.uri.is_none() && READ_ONLY.iter().any(|r| p.attr.name.eq_ignore_ascii_case(r))
+    let core = match &p.attr.uri {
+        None => true,
+        Some(u) => u.eq_ignore_ascii_case(USER) || u.eq_ignore_ascii_case(GROUP),
+    };
+    core && READ_ONLY.iter().any(|r| p.attr.name.eq_ignore_ascii_case(r))
 }
 
 /// The values `path` selects in `resource`: `userName`, `name.formatted`,
