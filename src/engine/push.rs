@@ -131,7 +131,9 @@ fn once(
     origin: &RunOrigin,
 ) -> Result<Pushed, PushError> {
     let batches = std::slice::from_ref(batch);
-    let snap = store.partial_snapshot(&crate::engine::sync::snapshot_query(batches))?;
+    let query =
+        crate::store::SnapshotQuery { skip_active_counts: true, ..crate::engine::sync::snapshot_query(batches) };
+    let snap = store.partial_snapshot(&query)?;
     let plan = plan::build(cfg, &snap, batches);
     if let Some(e) = plan.errors.iter().chain(&plan.warnings).next() {
         return Err(PushError::Taken(e.reason.clone()));

@@ -190,6 +190,10 @@ pub struct SnapshotQuery {
     pub group_ids: Vec<(String, String)>,
     pub username_keys: Vec<String>,
     pub dn_keys: Vec<String>,
+    /// Leave [`Snapshot::active_by_source`] unset: counting every source's
+    /// active users reads an index in full, which one pushed change (whose
+    /// guard counts on its own) need not pay for.
+    pub skip_active_counts: bool,
 }
 
 /// Runs store work on the runtime's blocking threads through a clone of the

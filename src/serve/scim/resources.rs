@@ -4,6 +4,8 @@
 //! present and free, as dirsync compares names), then pushed through the
 //! engine with the resource's new version written in the same transaction.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -19,7 +21,7 @@ use crate::model::{name_key, EntryKind};
 use crate::scim::discovery::{ScimError, GROUP, USER};
 use crate::scim::resource::{self, Kind};
 use crate::serve::AppState;
-use crate::store::{ScimKey, ScimRow, Store, StoreError};
+use crate::store::{on_store, ScimKey, ScimRow, Store, StoreError};
 use crate::time::Timestamp;
 
 /// `attributes` and `excludedAttributes`, as every GET takes them.
@@ -65,17 +67,13 @@ pub fn present(row: &ScimRow, base: &str) -> Value {
 
 /// A live resource of `source` by id (404 otherwise: another source's
 /// resources are not there for this token).
-async fn find(store: &dyn Store, source: &str, kind: Kind, id: &str) -> Result<ScimRow, Scim> {
+fn find(store: &dyn Store, source: &str, kind: Kind, id: &str) -> Result<ScimRow, Scim> {
+    let none = || Scim(ScimError::new(404, None, format!("no {} with that id", kind.as_str())));
     if id.contains('\0') {
-        return Err(Scim(ScimError::new(404, None, format!("no {} with that id", kind.as_str()))));
+        return Err(none());
     }
-    let (s, k, i) = (source.to_string(), kind.as_str(), id.to_string());
-    let found =
-        crate::store::on_store(store, move |st| st.scim_find(&s, k, ScimKey::Id, &i)).await.map_err(store_error)?;
-    found
-        .into_iter()
-        .next()
-        .ok_or_else(|| Scim(ScimError::new(404, None, format!("no {} with id \"{id}\"", kind.as_str()))))
+    let found = store.scim_find(source, kind.as_str(), ScimKey::Id, id).map_err(store_error)?;
+    found.into_iter().next().ok_or_else(none)
 }
 
 pub async fn read<const USER: bool>(
@@ -86,10 +84,18 @@ pub async fn read<const USER: bool>(
 ) -> Result<Response, Scim> {
     let cfg = st.config();
     let source = authorize(&cfg, &headers)?;
-    let row = find(&*st.store, &source, kind_of(USER), &id).await?;
+    let row = on_store(&*st.store, move |s| find(s, &source, kind_of(USER), &id)).await?;
     let mut v = present(&row, &base_url(&cfg, &headers));
     resource::project(&mut v, p.attributes.as_deref(), p.excluded_attributes.as_deref());
     Ok(answer(StatusCode::OK, &v))
+}
+
+/// What a request writes.
+enum Write {
+    Create(Map<String, Value>),
+    Replace(String, Map<String, Value>),
+    Patch(String, Value),
+    Delete(String),
 }
 
 pub async fn create<const USER: bool>(
@@ -101,22 +107,7 @@ pub async fn create<const USER: bool>(
     let source = authorize(&cfg, &headers)?;
     let kind = kind_of(USER);
     let kept = resource::clean_body(kind, &json_body(&headers, body)?)?;
-    let lock = st.scim.lock_of(&source);
-    let _one = lock.lock().await;
-    let key = checked_name(&st, &source, kind, &kept, None).await?;
-    let now = Timestamp::now();
-    let row = ScimRow {
-        id: new_id(),
-        source: source.clone(),
-        kind: kind.as_str().into(),
-        name_key: key,
-        external_id: external_id(&kept),
-        body: Value::Object(kept).to_string(),
-        created: now,
-        modified: now,
-        version: 1,
-    };
-    let row = store_change(&st, &cfg, &source, kind, row).await?;
+    let row = write(&st, cfg.clone(), source, kind, Write::Create(kept)).await?.expect("a created resource");
     let base = base_url(&cfg, &headers);
     let mut r = answer(StatusCode::CREATED, &present(&row, &base));
     let endpoint = if USER { "Users" } else { "Groups" };
@@ -136,10 +127,8 @@ pub async fn replace<const USER: bool>(
     let source = authorize(&cfg, &headers)?;
     let kind = kind_of(USER);
     let kept = resource::clean_body(kind, &json_body(&headers, body)?)?;
-    let lock = st.scim.lock_of(&source);
-    let _one = lock.lock().await;
-    let old = find(&*st.store, &source, kind, &id).await?;
-    write_version(&st, &cfg, &headers, &source, kind, old, kept).await
+    let row = write(&st, cfg.clone(), source, kind, Write::Replace(id, kept)).await?.expect("a new version");
+    Ok(answer(StatusCode::OK, &present(&row, &base_url(&cfg, &headers))))
 }
 
 pub async fn patch<const USER: bool>(
@@ -150,38 +139,9 @@ pub async fn patch<const USER: bool>(
 ) -> Result<Response, Scim> {
     let cfg = st.config();
     let source = authorize(&cfg, &headers)?;
-    let kind = kind_of(USER);
     let ops = json_body(&headers, body)?;
-    let lock = st.scim.lock_of(&source);
-    let _one = lock.lock().await;
-    let old = find(&*st.store, &source, kind, &id).await?;
-    let mut v: Value = serde_json::from_str(&old.body).unwrap_or_else(|_| json!({}));
-    resource::apply_patch(kind, &mut v, &ops)?;
-    let Value::Object(kept) = v else { return Err(Scim(ScimError::new(400, Some("invalidValue"), "not an object"))) };
-    write_version(&st, &cfg, &headers, &source, kind, old, kept).await
-}
-
-/// A resource's next version (PUT, PATCH) pushed and answered.
-async fn write_version(
-    st: &AppState,
-    cfg: &std::sync::Arc<Config>,
-    headers: &HeaderMap,
-    source: &str,
-    kind: Kind,
-    old: ScimRow,
-    kept: Map<String, Value>,
-) -> Result<Response, Scim> {
-    let key = checked_name(st, source, kind, &kept, Some(&old.id)).await?;
-    let row = ScimRow {
-        name_key: key,
-        external_id: external_id(&kept),
-        body: Value::Object(kept).to_string(),
-        modified: Timestamp::now(),
-        version: old.version + 1,
-        ..old
-    };
-    let row = store_change(st, cfg, source, kind, row).await?;
-    Ok(answer(StatusCode::OK, &present(&row, &base_url(cfg, headers))))
+    let row = write(&st, cfg.clone(), source, kind_of(USER), Write::Patch(id, ops)).await?.expect("a new version");
+    Ok(answer(StatusCode::OK, &present(&row, &base_url(&cfg, &headers))))
 }
 
 pub async fn delete<const USER: bool>(
@@ -191,23 +151,95 @@ pub async fn delete<const USER: bool>(
 ) -> Result<Response, Scim> {
     let cfg = st.config();
     let source = authorize(&cfg, &headers)?;
-    let kind = kind_of(USER);
-    let lock = st.scim.lock_of(&source);
-    let _one = lock.lock().await;
-    let row = find(&*st.store, &source, kind, &id).await?;
-    let entry = if USER { EntryKind::User } else { EntryKind::Group };
-    run_push(st.clone(), cfg, source, Change::Gone(entry, row.id.clone()), Resource::Delete(row.id)).await?;
+    write(&st, cfg, source, kind_of(USER), Write::Delete(id)).await?;
     let mut r = answer(StatusCode::NO_CONTENT, &Value::Null);
     *r.body_mut() = axum::body::Body::empty();
     r.headers_mut().remove(header::CONTENT_TYPE);
     Ok(r)
 }
 
+/// Runs a write under the source's lock (this instance applies a source's
+/// pushes one at a time: a name checked free stays free until written), in
+/// one trip to a blocking thread: the checks, the new version, the push.
+async fn write(st: &AppState, cfg: Arc<Config>, source: String, kind: Kind, w: Write) -> Result<Option<ScimRow>, Scim> {
+    let lock = st.scim.lock_of(&source);
+    let _one = lock.lock().await;
+    let store = st.store.clone();
+    let origin = RunOrigin::new(Trigger::Scim, &st.runner.instance());
+    tokio::task::spawn_blocking(move || write_now(&cfg, &*store, &source, kind, w, &origin))
+        .await
+        .map_err(|e| Scim(ScimError::new(500, None, format!("the request stopped: {e}"))))?
+}
+
+fn write_now(
+    cfg: &Config,
+    store: &dyn Store,
+    source: &str,
+    kind: Kind,
+    w: Write,
+    origin: &RunOrigin,
+) -> Result<Option<ScimRow>, Scim> {
+    let (old, kept) = match w {
+        Write::Create(kept) => (None, kept),
+        Write::Replace(id, kept) => (Some(find(store, source, kind, &id)?), kept),
+        Write::Patch(id, ops) => {
+            let old = find(store, source, kind, &id)?;
+            let mut v: Value = serde_json::from_str(&old.body).unwrap_or_else(|_| json!({}));
+            resource::apply_patch(kind, &mut v, &ops)?;
+            let Value::Object(kept) = v else { unreachable!("a patched resource stays an object") };
+            (Some(old), kept)
+        }
+        Write::Delete(id) => {
+            let old = find(store, source, kind, &id)?;
+            let entry = if kind == Kind::User { EntryKind::User } else { EntryKind::Group };
+            pushed(push::push(
+                cfg,
+                store,
+                source,
+                Change::Gone(entry, old.id.clone()),
+                Some(Resource::Delete(old.id)),
+                origin,
+            ))?;
+            return Ok(None);
+        }
+    };
+    let key = checked_name(store, source, kind, &kept, old.as_ref().map(|o| o.id.as_str()))?;
+    let now = Timestamp::now();
+    let row = match old {
+        None => ScimRow {
+            id: new_id(),
+            source: source.to_string(),
+            kind: kind.as_str().into(),
+            name_key: key,
+            external_id: external_id(&kept),
+            body: String::new(),
+            created: now,
+            modified: now,
+            version: 1,
+        },
+        Some(old) => {
+            ScimRow { name_key: key, external_id: external_id(&kept), modified: now, version: old.version + 1, ..old }
+        }
+    };
+    let body = Value::Object(kept);
+    let scfg = cfg.sources.iter().find(|s| s.name == source).expect("authorized: configured");
+    let change = match kind {
+        Kind::User => {
+            let paths = crate::sources::scim::mapped_paths(scfg);
+            Change::Upsert(EntryKind::User, crate::sources::scim::user_entry(&row.id, &body, &paths))
+        }
+        Kind::Group => Change::Upsert(EntryKind::Group, crate::sources::scim::group_entry(&row.id, &body)),
+    };
+    let row = ScimRow { body: body.to_string(), ..row };
+    pushed(push::push(cfg, store, source, change, Some(Resource::Put(row.clone())), origin))?;
+    Ok(Some(row))
+}
+
 /// The name key a resource is found by: `userName` (required, unique per
 /// source among live users, compared as dirsync compares names) or a
 /// group's `displayName` (required).
-async fn checked_name(
-    st: &AppState,
+fn checked_name(
+    store: &dyn Store,
     source: &str,
     kind: Kind,
     kept: &Map<String, Value>,
@@ -227,10 +259,7 @@ async fn checked_name(
         return Ok(name.to_lowercase());
     }
     let key = name_key(name);
-    let (s, k) = (source.to_string(), key.clone());
-    let taken = crate::store::on_store(&*st.store, move |store| store.scim_find(&s, "User", ScimKey::Name, &k))
-        .await
-        .map_err(store_error)?;
+    let taken = store.scim_find(source, "User", ScimKey::Name, &key).map_err(store_error)?;
     if taken.iter().any(|r| Some(r.id.as_str()) != this) {
         return Err(Scim(ScimError::new(409, Some("uniqueness"), format!("userName \"{name}\" is already taken"))));
     }
@@ -241,40 +270,8 @@ fn external_id(kept: &Map<String, Value>) -> Option<String> {
     kept.iter().find(|(k, _)| k.eq_ignore_ascii_case("externalId")).and_then(|(_, v)| v.as_str()).map(str::to_string)
 }
 
-/// Pushes the resource's new version through the engine.
-async fn store_change(
-    st: &AppState,
-    cfg: &std::sync::Arc<Config>,
-    source: &str,
-    kind: Kind,
-    row: ScimRow,
-) -> Result<ScimRow, Scim> {
-    let scfg = cfg.sources.iter().find(|s| s.name == source).expect("authorized: configured");
-    let body: Value = serde_json::from_str(&row.body).unwrap_or_else(|_| json!({}));
-    let change = match kind {
-        Kind::User => {
-            let paths = crate::sources::scim::mapped_paths(scfg);
-            Change::Upsert(EntryKind::User, crate::sources::scim::user_entry(&row.id, &body, &paths))
-        }
-        Kind::Group => Change::Upsert(EntryKind::Group, crate::sources::scim::group_entry(&row.id, &body)),
-    };
-    run_push(st.clone(), cfg.clone(), source.to_string(), change, Resource::Put(row.clone())).await?;
-    Ok(row)
-}
-
-/// Runs the engine's push on a blocking thread; its refusals as SCIM errors.
-async fn run_push(
-    st: AppState,
-    cfg: std::sync::Arc<Config>,
-    source: String,
-    change: Change,
-    res: Resource,
-) -> Result<push::Pushed, Scim> {
-    let origin = RunOrigin::new(Trigger::Scim, &st.runner.instance());
-    let store = st.store.clone();
-    let done = tokio::task::spawn_blocking(move || push::push(&cfg, &*store, &source, change, Some(res), &origin))
-        .await
-        .map_err(|e| Scim(ScimError::new(500, None, format!("the push stopped: {e}"))))?;
+/// The engine's refusals of a push as SCIM errors.
+fn pushed(done: Result<push::Pushed, PushError>) -> Result<push::Pushed, Scim> {
     done.map_err(|e| match e {
         PushError::Invalid(m) => Scim(ScimError::new(400, Some("invalidValue"), m)),
         PushError::Taken(m) => Scim(ScimError::new(409, Some("uniqueness"), m)),

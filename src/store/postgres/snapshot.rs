@@ -64,7 +64,7 @@ pub(super) async fn read(
             out.push((r.get(0), r.get(1)));
         }
     }
-    if q.is_some() {
+    if q.is_some_and(|q| !q.skip_active_counts) {
         let rows = tx
             .query("SELECT source, count(*) FROM users WHERE status = 'active' GROUP BY source", &[])
             .await

@@ -126,6 +126,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
             .map_err(err)?;
         migrate(&mut conn, path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(SqliteStore::new(conn, path, memory))
     }
 
@@ -156,8 +157,13 @@ pub(super) fn reader(path: &Path) -> Result<Connection, StoreError> {
     // so the pool does not add the writer's 16 MiB per connection (peak RSS).
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -2048; PRAGMA temp_store = MEMORY;")
         .map_err(|e| explain(path, e))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
     Ok(conn)
 }
+
+/// Prepared statements kept per connection: every statement a service's
+/// requests use (rusqlite's default of 16 made them prepare again).
+const STATEMENTS: usize = 64;
 
 /// Builds a new store beside `path` and renames it into place.
 fn create(path: &Path) -> Result<(), StoreError> {
