@@ -399,7 +399,9 @@ fn sync_command(config: &std::path::Path, flags: SyncFlags, sources: Vec<String>
     bar.finish();
     let outcome = match result {
         Ok(o) => o,
-        Err(e @ sync::SyncError::UnknownSource(_)) => return Err(Failure::config(e.to_string())),
+        Err(e @ (sync::SyncError::UnknownSource(_) | sync::SyncError::Pushed(_))) => {
+            return Err(Failure::config(e.to_string()))
+        }
         Err(e) => {
             if json {
                 print_failed_json(dry_run, &e.to_string());

@@ -79,6 +79,25 @@ pub enum PushError {
     Store(#[from] StoreError),
 }
 
+/// The push runs a process has open, by source: a push finds its run
+/// without asking the store (the run is this instance's own; nobody else
+/// adds to it). A run found here gathers pushes for [`WINDOW`] from when
+/// this process first used it.
+#[derive(Debug, Default)]
+pub struct OpenRuns(std::sync::Mutex<std::collections::HashMap<String, (i64, Timestamp)>>);
+
+impl OpenRuns {
+    fn run_of(&self, store: &dyn Store, source: &str, origin: &RunOrigin, now: Timestamp) -> Result<i64, StoreError> {
+        let open = |at: Timestamp| now.since(at) < WINDOW;
+        if let Some(&(id, _)) = self.0.lock().expect("open runs").get(source).filter(|(_, at)| open(*at)) {
+            return Ok(id);
+        }
+        let id = store.push_run(source, now.minus(WINDOW), origin, now, false)?;
+        self.0.lock().expect("open runs").insert(source.to_string(), (id, now));
+        Ok(id)
+    }
+}
+
 /// Pushes one change of source `source` into `store` (blocking: call it on
 /// a blocking thread), with `resource` written in the same transaction.
 pub fn push(
@@ -88,13 +107,14 @@ pub fn push(
     change: Change,
     resource: Option<Resource>,
     origin: &RunOrigin,
+    runs: &OpenRuns,
 ) -> Result<Pushed, PushError> {
     let scfg = cfg.sources.iter().find(|s| s.name == source).ok_or_else(|| PushError::UnknownSource(source.into()))?;
     let batch = map(scfg, change)?;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match once(cfg, store, scfg, &batch, resource.as_ref(), origin) {
+        match once(cfg, store, scfg, &batch, resource.as_ref(), (origin, runs)) {
             Err(PushError::Store(StoreError::Conflict { .. })) if attempt < ATTEMPTS => {
                 crate::engine::writeback::local::backoff(attempt)
             }
@@ -128,7 +148,7 @@ fn once(
     scfg: &SourceConfig,
     batch: &SourceBatch,
     resource: Option<&Resource>,
-    origin: &RunOrigin,
+    (origin, runs): (&RunOrigin, &OpenRuns),
 ) -> Result<Pushed, PushError> {
     let batches = std::slice::from_ref(batch);
     let query =
@@ -140,7 +160,7 @@ fn once(
     }
     guard(cfg, store, scfg, &plan, origin)?;
     let now = Timestamp::now();
-    let run_id = store.push_run(&scfg.name, now.minus(WINDOW), origin, now, false)?;
+    let run_id = runs.run_of(store, &scfg.name, origin, now)?;
     let counts = counts_of(&plan, batches);
     let prov = Provisioning::from_config(cfg);
     let generation = snap.generation;

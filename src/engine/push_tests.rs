@@ -34,11 +34,11 @@ fn origin() -> RunOrigin {
 fn upsert(cfg: &Config, store: &SqliteStore, id: &str, body: serde_json::Value) -> Result<Pushed, PushError> {
     let paths = crate::sources::scim::mapped_paths(&cfg.sources[1]);
     let entry = crate::sources::scim::user_entry(id, &body, &paths);
-    push(cfg, store, "idp", Change::Upsert(EntryKind::User, entry), None, &origin())
+    push(cfg, store, "idp", Change::Upsert(EntryKind::User, entry), None, &origin(), &OpenRuns::default())
 }
 
 fn gone(cfg: &Config, store: &SqliteStore, id: &str) -> Result<Pushed, PushError> {
-    push(cfg, store, "idp", Change::Gone(EntryKind::User, id.into()), None, &origin())
+    push(cfg, store, "idp", Change::Gone(EntryKind::User, id.into()), None, &origin(), &OpenRuns::default())
 }
 
 #[test]

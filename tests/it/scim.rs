@@ -262,7 +262,7 @@ fn sync_skips_scim_sources_check_says_where_they_are_served_and_a_short_token_is
     assert_eq!(code, 0, "{out}");
     assert_eq!(out["sources"].as_array().unwrap().len(), 1, "only corp is read: {out}");
     let r = env.run(&["sync", "--source", "okta"]);
-    assert_ne!(r.code, 0);
+    assert_eq!(r.code, 2, "a usage mistake: {}", r.stderr);
     assert!(r.stderr.contains("pushed") && r.stderr.contains("okta"), "{}", r.stderr);
     let r = env.run(&["check"]);
     assert!(r.stdout.contains("source okta (scim)") && r.stdout.contains("/scim/v2"), "{}", r.stdout);

@@ -37,6 +37,8 @@ pub const MAX_BODY: usize = 1024 * 1024;
 #[derive(Default)]
 pub struct ScimState {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The push runs this instance has open.
+    pub runs: Arc<crate::engine::push::OpenRuns>,
 }
 
 impl ScimState {

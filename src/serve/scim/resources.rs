@@ -164,9 +164,9 @@ pub async fn delete<const USER: bool>(
 async fn write(st: &AppState, cfg: Arc<Config>, source: String, kind: Kind, w: Write) -> Result<Option<ScimRow>, Scim> {
     let lock = st.scim.lock_of(&source);
     let _one = lock.lock().await;
-    let store = st.store.clone();
+    let (store, runs) = (st.store.clone(), st.scim.runs.clone());
     let origin = RunOrigin::new(Trigger::Scim, &st.runner.instance());
-    tokio::task::spawn_blocking(move || write_now(&cfg, &*store, &source, kind, w, &origin))
+    tokio::task::spawn_blocking(move || write_now(&cfg, &*store, &source, kind, w, (&origin, &runs)))
         .await
         .map_err(|e| Scim(ScimError::new(500, None, format!("the request stopped: {e}"))))?
 }
@@ -177,7 +177,7 @@ fn write_now(
     source: &str,
     kind: Kind,
     w: Write,
-    origin: &RunOrigin,
+    (origin, runs): (&RunOrigin, &push::OpenRuns),
 ) -> Result<Option<ScimRow>, Scim> {
     let (old, kept) = match w {
         Write::Create(kept) => (None, kept),
@@ -199,11 +199,12 @@ fn write_now(
                 Change::Gone(entry, old.id.clone()),
                 Some(Resource::Delete(old.id)),
                 origin,
+                runs,
             ))?;
             return Ok(None);
         }
     };
-    let key = checked_name(store, source, kind, &kept, old.as_ref().map(|o| o.id.as_str()))?;
+    let key = checked_name(store, source, kind, &kept, old.as_ref().map(|o| (o.id.as_str(), o.name_key.as_str())))?;
     let now = Timestamp::now();
     let row = match old {
         None => ScimRow {
@@ -231,19 +232,20 @@ fn write_now(
         Kind::Group => Change::Upsert(EntryKind::Group, crate::sources::scim::group_entry(&row.id, &body)),
     };
     let row = ScimRow { body: body.to_string(), ..row };
-    pushed(push::push(cfg, store, source, change, Some(Resource::Put(row.clone())), origin))?;
+    pushed(push::push(cfg, store, source, change, Some(Resource::Put(row.clone())), origin, runs))?;
     Ok(Some(row))
 }
 
 /// The name key a resource is found by: `userName` (required, unique per
 /// source among live users, compared as dirsync compares names) or a
-/// group's `displayName` (required).
+/// group's `displayName` (required). `this`: the resource's own id and
+/// name key, for a new version of it.
 fn checked_name(
     store: &dyn Store,
     source: &str,
     kind: Kind,
     kept: &Map<String, Value>,
-    this: Option<&str>,
+    this: Option<(&str, &str)>,
 ) -> Result<String, Scim> {
     let attr = if kind == Kind::User { "userName" } else { "displayName" };
     let name = kept
@@ -259,8 +261,11 @@ fn checked_name(
         return Ok(name.to_lowercase());
     }
     let key = name_key(name);
+    if this.is_some_and(|t| t.1 == key) {
+        return Ok(key); // unchanged: still this resource's
+    }
     let taken = store.scim_find(source, "User", ScimKey::Name, &key).map_err(store_error)?;
-    if taken.iter().any(|r| Some(r.id.as_str()) != this) {
+    if taken.iter().any(|r| Some(r.id.as_str()) != this.map(|t| t.0)) {
         return Err(Scim(ScimError::new(409, Some("uniqueness"), format!("userName \"{name}\" is already taken"))));
     }
     Ok(key)
