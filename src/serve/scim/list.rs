@@ -6,7 +6,7 @@
 //! evaluate each.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -36,20 +36,20 @@ pub struct ListParams {
 /// Rows read at a time while a filter is evaluated on every resource.
 const SCAN: usize = 1000;
 
-pub async fn users(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<ListParams>,
-) -> Result<Response, Scim> {
-    list(st, headers, q, Some(true)).await
+pub async fn users(State(st): State<AppState>, headers: HeaderMap, q: QueryOf<ListParams>) -> Result<Response, Scim> {
+    list(st, headers, query(q)?, Some(true)).await
 }
 
-pub async fn groups(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<ListParams>,
-) -> Result<Response, Scim> {
-    list(st, headers, q, Some(false)).await
+pub async fn groups(State(st): State<AppState>, headers: HeaderMap, q: QueryOf<ListParams>) -> Result<Response, Scim> {
+    list(st, headers, query(q)?, Some(false)).await
+}
+
+/// A query string as axum parses it, or why it could not.
+pub type QueryOf<T> = Result<Query<T>, QueryRejection>;
+
+/// A query string that does not parse (a parameter given twice) as a SCIM error.
+pub fn query<T>(q: QueryOf<T>) -> Result<T, Scim> {
+    q.map(|Query(q)| q).map_err(|e| Scim(ScimError::new(400, Some("invalidValue"), e.body_text())))
 }
 
 /// `POST /Users/.search` and `POST /Groups/.search` (RFC 7644 §3.4.3): the

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
@@ -80,8 +80,9 @@ pub async fn read<const USER: bool>(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(p): Query<Projection>,
+    p: super::list::QueryOf<Projection>,
 ) -> Result<Response, Scim> {
+    let p = super::list::query(p)?;
     let cfg = st.config();
     let source = authorize(&cfg, &headers)?;
     let row = on_store(&*st.store, move |s| find(s, &source, kind_of(USER), &id)).await?;

@@ -150,3 +150,16 @@ async fn a_group_takes_members_added_and_removed_in_one_patch() {
     assert_eq!(l["totalResults"], 1);
     assert!(l["Resources"][0].get("members").is_none());
 }
+
+#[tokio::test]
+async fn a_query_string_that_does_not_parse_is_a_scim_error() {
+    let (_d, st, _s) = state();
+    let (s, e) = call(&st, "GET", "/scim/v2/Users?count=1&count=2", OKTA, None).await;
+    assert_eq!((s, e["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidValue")), "{e}");
+    let (s, e) = call(&st, "GET", "/scim/v2/Users?count=many", OKTA, None).await;
+    assert_eq!((s, e["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidValue")), "{e}");
+    let (s, e) = call(&st, "GET", "/scim/v2/Users/x?attributes=a&attributes=b", OKTA, None).await;
+    assert_eq!((s, e["status"].as_str()), (StatusCode::BAD_REQUEST, Some("400")), "{e}");
+    let (s, _) = call(&st, "GET", "/scim/v2/Nope", OKTA, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
