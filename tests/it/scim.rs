@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::*;
+use crate::page::{Browser, ADMIN_PASSWORD};
 use crate::serve::{serving, Service, ADMIN_TOKEN, READER};
 
 pub const OKTA: &str = "okta-scim-token-0123456789abcdef0123";
@@ -242,8 +243,23 @@ fn the_push_guard_holds_deactivations_beyond_twenty_percent_until_an_admin_appro
     let id = run.expect("a blocked push run").clone()["id"].as_i64().unwrap();
     let (_, detail) = svc.get(&format!("/api/runs/{id}"), READER);
     assert_eq!(detail["removals"].as_array().map(Vec::len), Some(10), "{detail}");
+    // The admin approves it on the page, where the held removals are listed.
+    let hash = env.dir.path().join("admin.hash");
+    std::fs::write(&hash, dirsync::serve::page::session::hash_password(ADMIN_PASSWORD).unwrap()).unwrap();
+    let svc = {
+        drop(svc);
+        env.edit_config(|c| format!("{c}\n[server.admin]\npassword_file = \"admin.hash\"\n"));
+        Service::start(&env)
+    };
+    let mut browser = Browser::new(&svc.base);
+    assert_eq!(browser.sign_in("admin", ADMIN_PASSWORD).status, 303);
+    let page = browser.get(&format!("/ui/runs/{id}"));
+    assert!(page.body.contains("kid020") && page.body.contains("identity provider"), "{}", page.body);
+    let csrf = Browser::csrf(&page);
+    let done = browser.send("POST", &format!("/ui/runs/{id}/approve"), &[("csrf", &csrf)]);
+    assert_eq!(done.status, 303, "{}", done.body);
     let (s, _, a) = svc.call("POST", &format!("/api/runs/{id}/approve"), Some(ADMIN_TOKEN), None);
-    assert_eq!(s, 202, "{a}");
+    assert_eq!(s, 409, "approved once: {a}");
     for id in &held {
         let (s, _, e) = svc.call("PATCH", &format!("/scim/v2/Users/{id}"), Some(OKTA), Some(off.clone()));
         assert_eq!(s, 200, "the identity provider's retry goes through: {e}");

@@ -477,7 +477,11 @@ pub async fn run(
             form method="post" action=(format!("/ui/runs/{id}/approve")) {
                 (csrf_field(&s.csrf))
                 button.danger type="submit" { "Approve" }
-                span.hint { " Plans again and applies only if nobody else would be removed." }
+                @if run.mode == crate::model::records::RunMode::Push {
+                    span.hint { " Lets the identity provider's retries of these removals through (within the hour); other removals stay held." }
+                } @else {
+                    span.hint { " Plans again and applies only if nobody else would be removed." }
+                }
             }
         }
         (run_changes(id, &changes, all))

@@ -24,8 +24,10 @@ pub(super) async fn read(
         .start()
         .await
         .map_err(err)?;
-    let generation: i64 =
-        tx.query_one("SELECT value::bigint FROM meta WHERE key = 'generation'", &[]).await.map_err(err)?.get(0);
+    // Statements prepared once per connection: a delta's snapshot (a push's)
+    // is read with the same ones each time, in one round trip each.
+    let st = tx.prepare_cached("SELECT value::bigint FROM meta WHERE key = 'generation'").await.map_err(err)?;
+    let generation: i64 = tx.query_one(&st, &[]).await.map_err(err)?.get(0);
     let mut snap = Snapshot { generation, ..Snapshot::default() };
     let keys = q.map(Keys::of);
     let params: Vec<&(dyn ToSql + Sync)> = match &keys {
@@ -41,13 +43,15 @@ pub(super) async fn read(
         Some(_) => partial_queries(),
     };
     let mut names = Interner::default();
-    let rows = tx.query_raw(users.as_str(), params.iter().copied()).await.map_err(err)?;
+    let st = tx.prepare_cached(&users).await.map_err(err)?;
+    let rows = tx.query_raw(&st, params.iter().copied()).await.map_err(err)?;
     pin_mut!(rows);
     while let Some(r) = rows.try_next().await.map_err(err)? {
         snap.users.push(read_user(&r, &mut names));
     }
-    let groups =
-        tx.query("SELECT id, source, external_id, name, dn FROM groups ORDER BY id", &[]).await.map_err(err)?;
+    let st =
+        tx.prepare_cached("SELECT id, source, external_id, name, dn FROM groups ORDER BY id").await.map_err(err)?;
+    let groups = tx.query(&st, &[]).await.map_err(err)?;
     snap.groups = groups.iter().map(read_group).collect();
     // The edges' query takes the first four arrays, the nested groups' the
     // changed groups' two.
@@ -58,17 +62,19 @@ pub(super) async fn read(
     for (sql, p, out) in
         [(&edges, edge_params, &mut snap.user_groups), (&nested, nested_params, &mut snap.group_groups)]
     {
-        let rows = tx.query_raw(sql.as_str(), p.iter().copied()).await.map_err(err)?;
+        let st = tx.prepare_cached(sql).await.map_err(err)?;
+        let rows = tx.query_raw(&st, p.iter().copied()).await.map_err(err)?;
         pin_mut!(rows);
         while let Some(r) = rows.try_next().await.map_err(err)? {
             out.push((r.get(0), r.get(1)));
         }
     }
     if q.is_some_and(|q| !q.skip_active_counts) {
-        let rows = tx
-            .query("SELECT source, count(*) FROM users WHERE status = 'active' GROUP BY source", &[])
+        let st = tx
+            .prepare_cached("SELECT source, count(*) FROM users WHERE status = 'active' GROUP BY source")
             .await
             .map_err(err)?;
+        let rows = tx.query(&st, &[]).await.map_err(err)?;
         snap.active_by_source = Some(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as usize)).collect());
     }
     tx.commit().await.map_err(err)?;
