@@ -215,3 +215,34 @@ async fn a_refused_reload_is_kept_for_the_settings_banner_and_cleared_by_a_good_
     assert_eq!(wait_for(false).await, None, "a good reload clears it");
     task.abort();
 }
+
+#[tokio::test]
+async fn a_body_that_is_an_array_of_the_fields_is_refused_not_read_in_order() {
+    let (dir, _) = state().await;
+    // A client allowed to sync, to check passwords and to write.
+    let cfg_text = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"f\"\ntype = \"ldif\"\npath = \"d.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\n[server]\n[[server.clients]]\nname = \"t\"\ntoken_file = \"t.token\"\nscopes = [\"sync\", \"auth\", \"write\"]\n";
+    let cfg = Config::parse(cfg_text, &dir.path().join("c.toml")).unwrap();
+    let store = Arc::new(SqliteStore::open(cfg.store.sqlite_path().unwrap()).unwrap());
+    let st = AppState::new(cfg, store);
+    for (path, body) in [
+        ("/api/syncs", "[null, null, null]"),
+        ("/api/auth", r#"["amy", "x"]"#),
+        ("/api/writeback/1/resolve", r#"["app"]"#),
+    ] {
+        let req = Request::post(path)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body));
+        let r = app(st.clone()).oneshot(req.unwrap()).await.unwrap();
+        assert!(
+            r.status() == StatusCode::BAD_REQUEST || r.status() == StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {}",
+            r.status()
+        );
+        assert!(body_text(r).await.contains("object"), "{path}");
+    }
+}
+
+async fn body_text(r: axum::response::Response) -> String {
+    String::from_utf8_lossy(&axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap()).to_string()
+}

@@ -173,6 +173,18 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     }
 }
 
+/// A JSON body read as `T`, which must be an object: serde would also read
+/// a struct from an array of its fields in order (`[null, null]`).
+pub fn object_body<T: serde::de::DeserializeOwned>(
+    body: Result<axum::Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    let axum::Json(v) = body?;
+    if !v.is_object() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_request", "the body must be a JSON object"));
+    }
+    serde_json::from_value(v).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_request", e.to_string()))
+}
+
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(r: axum::extract::rejection::QueryRejection) -> ApiError {
         ApiError::bad_request(r.body_text())

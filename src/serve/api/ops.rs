@@ -35,10 +35,10 @@ pub struct AuthBody {
 pub async fn auth(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<AuthBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = authorize(&st, &headers, Scope::Auth)?;
-    let Json(b) = body?;
+    let b: AuthBody = crate::serve::api::error::object_body(body)?;
     match st.auth.authenticate(&b.username, &b.password, Origin::Api { client: &caller.name }).await {
         Ok(a) => Ok(Json(json!({ "username": a.username, "groups": a.groups }))),
         Err(AuthError::InvalidCredentials) => Err(ApiError::new(

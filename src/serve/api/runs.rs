@@ -41,10 +41,16 @@ pub async fn start_sync(
     let caller = authorize(&st, &headers, Scope::Sync)?;
     let body = body.map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
     // An empty body asks for every source.
+    // An object only: serde would also read the struct from an array.
     let body: SyncBody = if body.iter().all(u8::is_ascii_whitespace) {
         SyncBody::default()
     } else {
-        serde_json::from_slice(&body)
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("expected {{sources?, dry_run?, full?}}: {e}")))?;
+        if !v.is_object() {
+            return Err(ApiError::bad_request("expected a JSON object {sources?, dry_run?, full?}"));
+        }
+        serde_json::from_value(v)
             .map_err(|e| ApiError::bad_request(format!("expected {{sources?, dry_run?, full?}}: {e}")))?
     };
     let sources = body.sources.unwrap_or_default();
@@ -204,11 +210,11 @@ pub async fn writeback_resolve(
     State(st): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
-    body: Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(id) = path?;
     let caller = authorize(&st, &headers, Scope::Write)?;
-    let Json(b) = body?;
+    let b: ResolveBody = crate::serve::api::error::object_body(body)?;
     let keep = crate::engine::writeback::keep_of(&b.keep).map_err(ApiError::bad_request)?;
     let cfg = st.config();
     let (resolved, report) = crate::engine::writeback::resolve(&cfg, &*st.store, id, keep).await?;
