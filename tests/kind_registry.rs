@@ -132,13 +132,13 @@ fn without_its_registration_the_type_is_refused_with_the_known_ones() {
     let e = Config::parse(TEXT, &dir.path().join("dirsync.toml")).unwrap_err().to_string();
     assert!(
         e.contains(
-            "sources[0].type: expected \"ldap\", \"ad\", \"ldif\", \"program\", \"unix\", \"csv\", \"graph\" or \"google\", got \"roster\""
+            "sources[0].type: expected \"ldap\", \"ad\", \"ldif\", \"program\", \"unix\", \"csv\", \"graph\", \"google\" or \"scim\", got \"roster\""
         ),
         "{e}"
     );
     let e = parse(&TEXT.replace("type = \"roster\"", "type = \"nope\""), dir.path()).unwrap_err().to_string();
     assert!(
-        e.contains("expected \"ldap\", \"ad\", \"ldif\", \"program\", \"unix\", \"csv\", \"graph\", \"google\" or \"roster\", got \"nope\""),
+        e.contains("expected \"ldap\", \"ad\", \"ldif\", \"program\", \"unix\", \"csv\", \"graph\", \"google\", \"scim\" or \"roster\", got \"nope\""),
         "{e}"
     );
 }
