@@ -163,3 +163,16 @@ async fn a_query_string_that_does_not_parse_is_a_scim_error() {
     let (s, _) = call(&st, "GET", "/scim/v2/Nope", OKTA, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_user_created_inactive_is_kept_by_scim_and_created_in_dirsync_once_active() {
+    let (_d, st, store) = state();
+    let (s, u) = call(&st, "POST", "/scim/v2/Users", OKTA, Some(json!({"userName": "ina", "active": false}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    assert_eq!(u["active"], json!(false));
+    assert!(store.user_by_name("ina").unwrap().is_none(), "import_disabled is false: not created yet");
+    let on = json!({"Operations": [{"op": "replace", "path": "active", "value": true}]});
+    let (s, _) = call(&st, "PATCH", &format!("/scim/v2/Users/{}", u["id"].as_str().unwrap()), OKTA, Some(on)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(store.user_by_name("ina").unwrap().unwrap().status, crate::model::Status::Active);
+}
