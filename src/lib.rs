@@ -16,8 +16,9 @@
 //! | the service | [`serve`] | `dirsync serve`: [`serve::runner`] (run queue), [`serve::schedule`] (cron), [`serve::dirauth`] (password checks and their rate limits), [`serve::api`] (the HTTP API's handlers, route table and error answers), [`serve::scim`] (`/scim/v2`: identity providers' pushes through [`engine::push`]), [`serve::page`] (the admin page), connections and TLS, as thin layers over the engine |
 //! | the binary | `main.rs`, `cli/`, `alloc.rs` | the CLI's commands, its output, the allocator's settings |
 //!
-//! [`filter`] (LDAP filter text, escaped) and [`scim`] (SCIM's filter and
-//! PATCH-path grammar, resources as JSON, discovery) sit beside the model; [`fuzzing`]
+//! [`filter`] (LDAP filter text, escaped), [`scim`] (SCIM's filter and
+//! PATCH-path grammar, resources as JSON, discovery) and [`webhook`]
+//! (Standard Webhooks signatures) sit beside the model; [`fuzzing`]
 //! holds the fuzz targets' entry points (`fuzz/`). Where to add a kind, a
 //! store backend, an endpoint or a page: ARCHITECTURE.md.
 
@@ -35,3 +36,4 @@ pub mod sources;
 pub mod store;
 pub mod time;
 pub mod tls;
+pub mod webhook;
