@@ -169,8 +169,8 @@ fn values<'a>(resource: &'a Value, attr: &AttrPath, flatten: bool) -> Vec<&'a Va
     }
 }
 
-/// A member of a JSON object by name, case ignored.
-fn get_ci<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+/// A member of a JSON object by name, case ignored (SCIM's attribute names are).
+pub fn get_ci<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
     v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::discovery::{ScimError, ENTERPRISE, GROUP, USER};
+pub use super::filter::get_ci;
 use super::filter::{AttrPath, Filter, PatchPath};
 
 /// Which resource a body is.
@@ -250,11 +251,6 @@ fn scope_mut<'a>(resource: &'a mut Value, attr: &AttrPath) -> &'a mut Value {
         Some(u) if u.eq_ignore_ascii_case(USER) || u.eq_ignore_ascii_case(GROUP) => resource,
         Some(u) => entry_ci(resource, u),
     }
-}
-
-/// A member of a JSON object by name, case ignored.
-pub fn get_ci<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 
 /// The member `name` of object `v` (made an object if it is not), created
