@@ -215,6 +215,23 @@ pub const TABLES: &[Table] = &[
         order: "id",
         serial_id: false,
     },
+    Table {
+        name: "webhooks",
+        columns: &[
+            ("name", Text),
+            ("cursor", Int),
+            ("batch_id", Text),
+            ("batch_upto", Int),
+            ("batch_body", Text),
+            ("batch_count", Int),
+            ("failures", Int),
+            ("last_delivery", Text),
+            ("last_error", Text),
+            ("next_try", Text),
+        ],
+        order: "name",
+        serial_id: false,
+    },
 ];
 
 /// Rows a backend reads or writes in one go.

@@ -16,6 +16,8 @@
 //! from one backend to another.
 
 pub mod copy;
+pub mod hooks;
+pub use hooks::{PendingBatch, WebhookState};
 pub mod postgres;
 mod row;
 pub mod scim;
@@ -417,6 +419,22 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<ScimRow>, StoreError>;
     /// How many live SCIM resources `source` has.
     fn scim_count(&self, source: &str, kind: &str) -> Result<u64, StoreError>;
+
+    /// A webhook's delivery state (`None`: never delivered).
+    fn webhook(&self, name: &str) -> Result<Option<WebhookState>, StoreError>;
+
+    /// Saves a webhook's delivery state whole.
+    fn save_webhook(&self, w: &WebhookState) -> Result<(), StoreError>;
+
+    /// The change feed's last cursor (0 when empty).
+    fn change_head(&self) -> Result<i64, StoreError>;
+
+    /// Takes or renews the claim `name` for `owner` until `until`; `false`
+    /// when another owner holds it and its claim has not run out at `now`.
+    fn claim(&self, name: &str, owner: &str, now: Timestamp, until: Timestamp) -> Result<bool, StoreError>;
+
+    /// Lets go of a claim `owner` holds (nothing if it holds none).
+    fn release(&self, name: &str, owner: &str) -> Result<(), StoreError>;
     /// Users disabled or deleted by `source`'s pushes since `since`, and its
     /// active users now (the push guard's window).
     fn push_window(&self, source: &str, since: Timestamp) -> Result<PushWindow, StoreError>;

@@ -17,6 +17,7 @@
 
 mod bulk;
 mod connect;
+mod hooks;
 mod portable;
 mod queries;
 mod queue;
@@ -206,6 +207,26 @@ impl Store for PgStore {
 
     fn scim_count(&self, source: &str, kind: &str) -> Result<u64, StoreError> {
         self.scim_count_rows(source, kind)
+    }
+
+    fn webhook(&self, name: &str) -> Result<Option<crate::store::WebhookState>, StoreError> {
+        self.webhook_row(name)
+    }
+
+    fn save_webhook(&self, w: &crate::store::WebhookState) -> Result<(), StoreError> {
+        self.save_webhook_row(w)
+    }
+
+    fn change_head(&self) -> Result<i64, StoreError> {
+        self.change_head_id()
+    }
+
+    fn claim(&self, name: &str, owner: &str, now: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
+        self.claim_row(name, owner, now, until)
+    }
+
+    fn release(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        self.release_row(name, owner)
     }
 
     fn push_window(&self, source: &str, since: Timestamp) -> Result<super::PushWindow, StoreError> {

@@ -180,6 +180,27 @@ CREATE INDEX scim_name ON scim_resources (source, kind, name_key);
 CREATE INDEX scim_external_id ON scim_resources (source, kind, external_id);
 CREATE INDEX runs_source_mode ON runs (source, mode, started_at);
 "#,
+    // 10: each webhook's cursor and the batch it is delivering; claims
+    // one instance holds at a time (a live connection, a webhook)
+    r#"
+CREATE TABLE webhooks (
+    name TEXT PRIMARY KEY,
+    cursor BIGINT NOT NULL,
+    batch_id TEXT,
+    batch_upto BIGINT,
+    batch_body TEXT,
+    batch_count BIGINT,
+    failures BIGINT NOT NULL DEFAULT 0,
+    last_delivery TEXT,
+    last_error TEXT,
+    next_try TEXT
+);
+CREATE TABLE claims (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until TEXT NOT NULL
+);
+"#,
 ];
 
 const _: () = assert!(MIGRATIONS.len() == crate::store::SCHEMA_VERSION);

@@ -5,6 +5,7 @@
 //! the lease: reads here, writes in `writes.rs`, the run log in `runs.rs`,
 //! the write-back queue in `queue.rs`.
 
+mod hooks;
 mod queue;
 mod runs;
 mod scim;
@@ -46,6 +47,8 @@ pub fn run_all(store: &dyn Store) {
     queue::the_writeback_queue_goes_pending_failed_conflict_done(store);
     scim::scim_resources_are_found_while_live_and_their_ids_kept(store);
     scim::push_runs_gather_a_window_and_count_its_removals(store);
+    hooks::webhook_states_are_kept_whole(store);
+    hooks::a_claim_is_held_by_one_owner_until_it_runs_out(store);
 }
 
 fn a_write_session_commits_all_or_nothing(store: &dyn Store) {
