@@ -5,6 +5,7 @@
 
 pub mod server;
 mod source;
+pub mod webhooks;
 pub mod writeback;
 
 use std::collections::{BTreeMap, HashSet};
@@ -14,12 +15,14 @@ use serde::Deserialize;
 
 pub use crate::kind::fields::{self, FieldSource, FieldSpec, TemplatePart, Transform};
 pub use crate::kind::incremental::{self, parse_duration, Incremental};
+pub use crate::kind::live::Live;
 pub use crate::kind::schedule::{CronPattern, Schedule};
 pub use crate::kind::section::{self, Section};
 pub use crate::kind::settings::{
     is_secret_key, ConfigError, DirectoryQuery, MemberSyntax, OnMissing, Role, Safety, SafetyOverride, SourceConfig,
 };
 pub use server::{AdminConfig, AuthLimits, Client, Scope, ServerConfig};
+pub use webhooks::{Events, Start, WebhookConfig};
 pub use writeback::{Charset, CodeSpec, OnConflict, Writeback};
 
 use crate::kind::Registration;

@@ -118,6 +118,8 @@ pub struct ServerConfig {
     /// This instance's name in the run history (`None`: the host name and
     /// the port actually bound, `host:port`).
     pub instance: Option<String>,
+    /// `[[server.webhooks]]`: where changes are POSTed.
+    pub webhooks: Vec<super::webhooks::WebhookConfig>,
 }
 
 impl Default for ServerConfig {
@@ -134,6 +136,7 @@ impl Default for ServerConfig {
             header_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(60),
             instance: None,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -256,6 +259,7 @@ pub(super) fn parse_server(s: &mut Section<'_>) -> Result<ServerConfig, ConfigEr
         let client = parse_client(&mut c, &out.clients)?;
         out.clients.push(client);
     }
+    out.webhooks = super::webhooks::parse_webhooks(s)?;
     s.finish("[server]", &[])?;
     Ok(out)
 }

@@ -22,6 +22,7 @@ const COMMON_KEYS: &[&str] = &[
     "role",
     "match_on",
     "safety",
+    "live",
 ];
 
 /// Validates one source table: its kind, role, fields, then the rest.
@@ -69,6 +70,7 @@ fn parse_named(
     };
     let incremental = parse_incremental(s)?;
     let safety = parse_source_safety(s)?;
+    let live = parse_live(s, &*kind, &type_name)?;
     let schedule = match s.sub("schedule")? {
         None => schedule.clone(),
         Some(mut t) => server::parse_schedule(&mut t, schedule)?,
@@ -88,7 +90,35 @@ fn parse_named(
         priority,
         role,
         safety,
+        live,
     })
+}
+
+/// `[sources.live]`: `enabled`, `debounce_ms`, `poll_secs`. A source that is
+/// pushed to (SCIM) is live already and has none.
+fn parse_live(s: &mut Section<'_>, kind: &dyn crate::kind::Kind, type_name: &str) -> Result<Live, ConfigError> {
+    let Some(mut t) = s.sub("live")? else { return Ok(Live::default()) };
+    if kind.capabilities().pushed {
+        return Err(t.err(
+            "enabled",
+            format!("is not used by type = \"{type_name}\": its identity provider pushes every change already"),
+        ));
+    }
+    let mut live = Live { enabled: t.boolean("enabled")?.unwrap_or(true), ..Live::default() };
+    if let Some(ms) = t.integer("debounce_ms")? {
+        if !(0..=60_000).contains(&ms) {
+            return Err(t.err("debounce_ms", format!("expected 0 to 60000 milliseconds, got {ms}")));
+        }
+        live.debounce = std::time::Duration::from_millis(ms as u64);
+    }
+    if let Some(p) = t.integer("poll_secs")? {
+        if !(1..=86_400).contains(&p) {
+            return Err(t.err("poll_secs", format!("expected 1 to 86400 seconds, got {p}")));
+        }
+        live.poll = std::time::Duration::from_secs(p as u64);
+    }
+    t.finish("[sources.live] (enabled, debounce_ms, poll_secs)", &[])?;
+    Ok(live)
 }
 
 /// `[sources.safety]`: `on_missing`, `max_delete_percent`, `max_delete_count`

@@ -394,3 +394,34 @@ fn a_sources_safety_table_sets_its_own_thresholds_and_names_a_wrong_key() {
     let e = parse(&src("max_delete = 1\n")).unwrap_err().to_string();
     assert!(e.contains("max_delete"), "{e}");
 }
+
+#[test]
+fn webhook_mistakes_name_the_key_and_never_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = |extra: &str| {
+        format!("{MIN}\n[server]\n[[server.webhooks]]\nname = \"print\"\nurl = \"https://print.example/h\"\nsecret_file = \"s.whsec\"\n{extra}\n")
+    };
+    let at = dir.path().join("dirsync.toml");
+    let load = |text: String| Config::parse(&text, &at);
+    // A secret that is not one: the file is named, its content is not.
+    std::fs::write(dir.path().join("s.whsec"), "whsec_not*base64-hunter2\n").unwrap();
+    let e = load(hook("")).unwrap_err().to_string();
+    assert!(e.contains("server.webhooks[0].secret_file") && e.contains("s.whsec"), "{e}");
+    assert!(!e.contains("hunter2"), "the secret is never quoted: {e}");
+    std::fs::write(dir.path().join("s.whsec"), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").unwrap();
+    let c = load(hook("")).unwrap();
+    let w = &c.server.as_ref().unwrap().webhooks[0];
+    assert_eq!((w.events, w.start, w.timeout.as_secs(), w.max_retry.as_secs()), (Events::ALL, Start::Now, 10, 3600));
+    assert!(!format!("{w:?}").contains("MfKQ9r8"), "Debug hides the secret");
+    let e = load(hook("").replace("https://print.example/h", "http://print.example/h")).unwrap_err().to_string();
+    assert!(e.contains("server.webhooks[0].url") && e.contains("https"), "{e}");
+    let e = load(hook("events = [\"users\"]")).unwrap_err().to_string();
+    assert!(e.contains("server.webhooks[0].events"), "{e}");
+    let e = load(hook("start = \"yesterday\"")).unwrap_err().to_string();
+    assert!(e.contains("server.webhooks[0].start"), "{e}");
+    let two = format!(
+        "{}[[server.webhooks]]\nname = \"print\"\nurl = \"https://b.example/\"\nsecret_file = \"s.whsec\"\n",
+        hook("")
+    );
+    assert!(load(two).unwrap_err().to_string().contains("names two webhooks"));
+}

@@ -121,6 +121,45 @@ pub fn check_with(plan: &Plan, safety: &Safety, of: &dyn Fn(&str) -> Safety, for
     blocks
 }
 
+/// What a live source removed within the last hour, before this run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HourWindow {
+    pub removed: u64,
+    pub active: u64,
+}
+
+/// The hourly guard of live runs: removals by this source's live runs
+/// within the hour plus this run's, against its thresholds over the active
+/// users it had when the hour began. Lifted by `force` (an approval).
+pub fn check_live(
+    plan: &Plan,
+    cfg: &Config,
+    windows: &std::collections::HashMap<String, HourWindow>,
+    force: bool,
+) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for s in plan.sources.iter().filter(|s| s.removals > 0 && !force) {
+        let (Some(w), Some(own)) = (windows.get(&s.source), cfg.sources.iter().find(|c| c.name == s.source)) else {
+            continue;
+        };
+        let safety = cfg.safety.with(&own.safety);
+        let base = w.active + w.removed;
+        let limit = ((base as f64 * safety.max_delete_percent / 100.0).floor() as u64).min(safety.max_delete_count);
+        if w.removed + s.removals as u64 <= limit {
+            continue;
+        }
+        blocks.push(Block {
+            source: Some(s.source.clone()),
+            reason: format!(
+                "source \"{}\": {} user(s) disabled or deleted by live runs within the last hour, and this run would remove {} more, above max_delete_percent = {} of {base} active users or max_delete_count = {}; live changes wait (scheduled runs go on) until an admin approves this run",
+                s.source, w.removed, s.removals, safety.max_delete_percent, safety.max_delete_count
+            ),
+            forceable: true,
+        });
+    }
+    blocks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

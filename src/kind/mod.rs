@@ -8,13 +8,14 @@
 //!   (dirsync's own is `sources::KINDS`).
 //! - [`source`]: the [`Source`] trait and the sink it streams entries into.
 //! - [`transport`]: writing application-owned values to a directory.
-//! - [`settings`], [`fields`], [`incremental`], [`schedule`]: what every
+//! - [`settings`], [`fields`], [`incremental`], [`live`], [`schedule`]: what every
 //!   source has whatever its kind, and [`section`], the reader a kind parses
 //!   its keys with, and [`error`]: [`ConfigError`] names the file and key.
 
 pub mod error;
 pub mod fields;
 pub mod incremental;
+pub mod live;
 pub mod schedule;
 pub mod section;
 pub mod settings;

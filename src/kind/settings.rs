@@ -41,6 +41,8 @@ pub struct SourceConfig {
     pub role: Role,
     /// `[sources.safety]`: what this source sets over `[safety]`.
     pub safety: SafetyOverride,
+    /// `[sources.live]`: changes applied as they happen under `dirsync serve`.
+    pub live: super::live::Live,
 }
 
 /// What happens to a user gone from its source.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+use super::live::{Nudge, WatchEnd};
 use super::settings::SourceConfig;
 use crate::model::{Delta, EntryKind, RawEntry};
 
@@ -171,6 +172,15 @@ pub trait Source: Send + Sync {
     /// Kinds whose entries carry every attribute anyway answer nothing.
     async fn sample_attributes(&self) -> Result<Vec<String>, SourceError> {
         Ok(Vec::new())
+    }
+
+    /// Holds the source's change channel open (a persistent search), sending
+    /// [`Nudge::Listening`] once it is open and [`Nudge::Changed`] for each
+    /// change it tells of, until it ends; `since` is the saved position,
+    /// where the channel can start from one. Kinds without a channel answer
+    /// [`WatchEnd::Unsupported`] at once (they are polled).
+    async fn watch(&self, _nudges: mpsc::Sender<Nudge>, _since: Option<&str>) -> WatchEnd {
+        WatchEnd::Unsupported("this kind of source has no change channel".into())
     }
 
     /// Asks the source whether it works, before a read (`dirsync check`,

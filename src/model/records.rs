@@ -133,10 +133,12 @@ pub enum Trigger {
     Single,
     /// An identity provider's SCIM request.
     Scim,
+    /// A live source's change channel (or its poll).
+    Live,
 }
 
 impl Trigger {
-    const ALL: [Trigger; 7] = [
+    const ALL: [Trigger; 8] = [
         Trigger::Schedule,
         Trigger::Api,
         Trigger::Cli,
@@ -144,6 +146,7 @@ impl Trigger {
         Trigger::Retry,
         Trigger::Single,
         Trigger::Scim,
+        Trigger::Live,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -155,6 +158,7 @@ impl Trigger {
             Trigger::Retry => "retry",
             Trigger::Single => "single",
             Trigger::Scim => "scim",
+            Trigger::Live => "live",
         }
     }
 
@@ -212,10 +216,13 @@ pub enum RunMode {
     /// Changes an identity provider pushed (SCIM), grouped by source and
     /// time window.
     Push,
+    /// Changes a live source told of, read from where it left off and
+    /// grouped by debounce window.
+    Live,
 }
 
 impl RunMode {
-    const ALL: [RunMode; 7] = [
+    const ALL: [RunMode; 8] = [
         RunMode::Full,
         RunMode::Incremental,
         RunMode::Mixed,
@@ -223,6 +230,7 @@ impl RunMode {
         RunMode::Writeback,
         RunMode::Backfill,
         RunMode::Push,
+        RunMode::Live,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -234,6 +242,7 @@ impl RunMode {
             RunMode::Writeback => "writeback",
             RunMode::Backfill => "backfill",
             RunMode::Push => "push",
+            RunMode::Live => "live",
         }
     }
 

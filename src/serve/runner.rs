@@ -43,12 +43,20 @@ pub struct RunRequest {
     pub slot: Option<Timestamp>,
     /// An approval of a blocked run (never coalesced).
     pub approved: Option<Arc<crate::engine::sync::Approval>>,
+    /// A live run (a source told of changes): joins only a live run still
+    /// queued, never one running (it may have read before the change).
+    pub live: bool,
 }
 
 impl RunRequest {
     /// A run asked for by `trigger`, for no particular slot.
     pub fn new(sources: Vec<String>, full: bool, trigger: Trigger) -> RunRequest {
-        RunRequest { sources, full, trigger, slot: None, approved: None }
+        RunRequest { sources, full, trigger, slot: None, approved: None, live: false }
+    }
+
+    /// A live run of one source.
+    pub fn live(source: &str) -> RunRequest {
+        RunRequest { live: true, ..RunRequest::new(vec![source.to_string()], false, Trigger::Live) }
     }
 }
 
@@ -61,11 +69,12 @@ struct Job {
     trigger: Trigger,
     slot: Option<Timestamp>,
     approved: Option<Arc<crate::engine::sync::Approval>>,
+    live: bool,
 }
 
 impl Job {
-    fn same_as(&self, sources: &[String], full: bool) -> bool {
-        self.approved.is_none() && self.sources == sources && self.full == full
+    fn same_as(&self, sources: &[String], full: bool, live: bool) -> bool {
+        self.approved.is_none() && self.sources == sources && self.full == full && self.live == live
     }
 }
 
@@ -138,6 +147,10 @@ pub struct Runner {
     pub progress: Arc<AtomicU64>,
     /// This instance's name in the run history.
     instance: Arc<RwLock<String>>,
+    /// Each finished run's id and status, as it finishes.
+    done: tokio::sync::broadcast::Sender<(i64, RunStatus)>,
+    /// Woken when a run has committed changes (the webhooks' deliverers).
+    pub changed: Arc<Notify>,
 }
 
 impl Runner {
@@ -150,7 +163,14 @@ impl Runner {
             store,
             progress: Arc::new(AtomicU64::new(0)),
             instance: Arc::new(RwLock::new(crate::model::records::host_name())),
+            done: tokio::sync::broadcast::channel(64).0,
+            changed: Arc::new(Notify::new()),
         }
+    }
+
+    /// Each finished run's id and status from now on.
+    pub fn finished_runs(&self) -> tokio::sync::broadcast::Receiver<(i64, RunStatus)> {
+        self.done.subscribe()
     }
 
     /// Names this instance in the run history (once its port is known).
@@ -192,7 +212,7 @@ impl Runner {
         // One ask at a time from here: two equal asks must not both queue.
         let _one = self.submitting.lock().await;
         if req.approved.is_none() {
-            if let Some(id) = self.coalesce(&sources, req.full)? {
+            if let Some(id) = self.coalesce(&sources, req.full, req.live)? {
                 return Ok((id, false));
             }
         } else if self.state.lock().expect("queue lock").stopping {
@@ -205,7 +225,7 @@ impl Runner {
         // An API ask for a read as usual joins an equal run another instance
         // sharing the store has queued or running (a scheduled one has its
         // slot; a full read and an approval are asked for as such).
-        let joinable = req.trigger == Trigger::Api && !req.full && req.approved.is_none();
+        let joinable = req.trigger == Trigger::Api && !req.full && req.approved.is_none() && !req.live;
         let at = crate::engine::history::now();
         let (id, new) = on_store(&*self.store, move |s| match joinable {
             true => s.queue_or_join(&label, at, &origin),
@@ -223,6 +243,7 @@ impl Runner {
             trigger: req.trigger,
             slot: req.slot,
             approved: req.approved.clone(),
+            live: req.live,
         });
         info!(run = id, trigger = ?req.trigger, "sync queued");
         self.wake.notify_one();
@@ -248,17 +269,18 @@ impl Runner {
             trigger: req.trigger,
             slot: req.slot,
             approved: req.approved,
+            live: req.live,
         });
         Ok(id)
     }
 
-    fn coalesce(&self, sources: &[String], full: bool) -> Result<Option<i64>, QueueError> {
+    fn coalesce(&self, sources: &[String], full: bool, live: bool) -> Result<Option<i64>, QueueError> {
         let st = self.state.lock().expect("queue lock");
         if st.stopping {
             return Err(QueueError::Stopping);
         }
-        let queued = st.queue.iter().find(|j| j.same_as(sources, full));
-        let running = st.running.as_ref().filter(|j| j.same_as(sources, full));
+        let queued = st.queue.iter().find(|j| j.same_as(sources, full, live));
+        let running = st.running.as_ref().filter(|j| !live && j.same_as(sources, full, live));
         Ok(queued.or(running).map(|j| j.run_id))
     }
 
@@ -328,6 +350,7 @@ impl Runner {
                 force: job.approved.is_some(),
                 origin: self.origin(job.trigger, job.slot),
                 lease_wait: Some(LEASE_WAIT),
+                live: job.live,
                 ..SyncOptions::default()
             };
             info!(run = job.run_id, sources = %job.sources.join(","), full = job.full, trigger = ?job.trigger, "sync started");
@@ -340,7 +363,22 @@ impl Runner {
             // The store changed under the run (a field set through the API
             // meanwhile): once, at once, before anything queued after it.
             let again = matches!(&result, Ok(o) if o.retryable) && job.trigger != Trigger::Retry;
+            let quiet = matches!(&result, Ok(o) if o.status == RunStatus::Ok && o.counts.changes() == 0 && o.errors.is_empty() && o.warnings.is_empty());
+            if job.live && quiet {
+                let id = job.run_id;
+                if let Err(e) = on_store(&*self.store, move |s| s.forget_quiet_run(id)).await {
+                    warn!(run = id, "the record of a live run that changed nothing was kept: {e}");
+                }
+            }
+            if !quiet {
+                self.changed.notify_waiters();
+            }
+            let status = match &result {
+                Ok(o) => o.status,
+                Err(_) => RunStatus::Failed,
+            };
             self.finish(&job, result, t0.elapsed());
+            let _ = self.done.send((job.run_id, status));
             if again {
                 let req = RunRequest {
                     sources: job.sources.clone(),
@@ -348,6 +386,7 @@ impl Runner {
                     trigger: Trigger::Retry,
                     slot: None,
                     approved: job.approved.clone(),
+                    live: job.live,
                 };
                 match self.submit_front(req).await {
                     Ok(id) => info!(run = id, after = job.run_id, "the store changed during the run: running it again"),

@@ -435,8 +435,13 @@ pub trait Store: Send + Sync {
 
     /// Lets go of a claim `owner` holds (nothing if it holds none).
     fn release(&self, name: &str, owner: &str) -> Result<(), StoreError>;
-    /// Users disabled or deleted by `source`'s pushes since `since`, and its
-    /// active users now (the push guard's window).
+
+    /// Drops the record of live run `id` when it changed nothing (a poll
+    /// that found no change leaves no trace in the history).
+    fn forget_quiet_run(&self, id: i64) -> Result<(), StoreError>;
+
+    /// Users disabled or deleted by `source`'s pushes and live runs since
+    /// `since`, and its active users now (the hourly guard's window).
     fn push_window(&self, source: &str, since: Timestamp) -> Result<PushWindow, StoreError>;
     /// The push run of `source` and this instance started since `since`
     /// (still open), or a new one started at `at`; `held`: the blocked one

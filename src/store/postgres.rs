@@ -229,6 +229,14 @@ impl Store for PgStore {
         self.release_row(name, owner)
     }
 
+    fn forget_quiet_run(&self, id: i64) -> Result<(), StoreError> {
+        self.exec(
+            "DELETE FROM runs WHERE id = $1 AND mode = 'live' AND NOT EXISTS (SELECT 1 FROM audit WHERE run_id = $1)",
+            &[&id],
+        )
+        .map(drop)
+    }
+
     fn push_window(&self, source: &str, since: Timestamp) -> Result<super::PushWindow, StoreError> {
         self.push_window_of(source, since)
     }

@@ -29,6 +29,7 @@ pub(super) async fn plan_with_guards(
     mut snap: Snapshot,
     mut batches: Vec<SourceBatch>,
     outcome: &mut SyncOutcome,
+    hour: &std::collections::HashMap<String, guards::HourWindow>,
     t0: std::time::Instant,
 ) -> (Plan, Snapshot, Vec<SourceBatch>) {
     let mut held: Vec<guards::Block> = Vec::new();
@@ -42,6 +43,9 @@ pub(super) async fn plan_with_guards(
         .await;
         info!(elapsed_ms = t0.elapsed().as_millis() as u64, rss_mib = rss_mib(), "plan built");
         let mut blocks = guards::check(&plan, cfg, opts.force || opts.approved.is_some());
+        if !hour.is_empty() {
+            blocks.extend(guards::check_live(&plan, cfg, hour, opts.force || opts.approved.is_some()));
+        }
         if let Some(a) = &opts.approved {
             blocks.extend(approval::check(a, &plan));
         }

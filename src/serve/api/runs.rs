@@ -262,6 +262,7 @@ pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::P
         trigger: Trigger::Approve,
         slot: None,
         approved: Some(std::sync::Arc::new(approved.approval)),
+        live: false,
     };
     let (new_id, _) = st.runner.submit(req).await?;
     Ok((new_id, approved.removals))

@@ -92,7 +92,7 @@ impl PgStore {
         self.block(async {
             let removed = self
                 .count(
-                    "SELECT count(*) FROM audit a JOIN runs r ON r.id = a.run_id WHERE r.source = $1 AND r.mode = 'push' AND r.started_at >= $3 AND a.at >= $2 AND a.action IN ('disable', 'delete')",
+                    "SELECT count(*) FROM audit a JOIN runs r ON r.id = a.run_id WHERE r.source = $1 AND r.mode IN ('push', 'live') AND r.started_at >= $3 AND a.at >= $2 AND a.action IN ('disable', 'delete')",
                     &[&source, &since, &runs_since],
                 )
                 .await?;

@@ -90,7 +90,7 @@ impl SqliteStore {
         self.read(|conn| {
             let removed: i64 = conn
                 .query_row(
-                    "SELECT count(*) FROM audit a JOIN runs r ON r.id = a.run_id WHERE r.source = ?1 AND r.mode = 'push' AND r.started_at >= ?3 AND a.at >= ?2 AND a.action IN ('disable', 'delete')",
+                    "SELECT count(*) FROM audit a JOIN runs r ON r.id = a.run_id WHERE r.source = ?1 AND r.mode IN ('push', 'live') AND r.started_at >= ?3 AND a.at >= ?2 AND a.action IN ('disable', 'delete')",
                     params![source, since, since.minus(crate::store::PUSH_RUN_SLACK)],
                     |r| r.get(0),
                 )
