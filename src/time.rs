@@ -34,6 +34,11 @@ impl Timestamp {
         Timestamp(self.0.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC))
     }
 
+    /// Seconds since the Unix epoch.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.timestamp()
+    }
+
     /// How long after `earlier` this instant is (zero if it is not after).
     pub fn since(self, earlier: Timestamp) -> Duration {
         (self.0 - earlier.0).to_std().unwrap_or_default()

@@ -10,13 +10,15 @@
 //! change an identity provider pushed (SCIM), with the push guard; [`codes`] generates the values
 //! provisioning sets; [`backfill`] fills, on existing users, what a create
 //! would have set and they lack; [`views`] shows users and groups as the
-//! CLI and API answer them. The engine reaches a source only through the kind
+//! CLI and API answer them, [`feed`] the change feed as applications and
+//! webhooks get it. The engine reaches a source only through the kind
 //! contract ([`crate::kind`]), never a kind by name.
 
 pub mod apply;
 pub mod backfill;
 pub mod batch;
 pub mod codes;
+pub mod feed;
 pub mod guards;
 pub mod history;
 pub mod mapping;

@@ -9,6 +9,8 @@
 pub mod api;
 pub mod conn;
 pub mod dirauth;
+pub mod hooks;
+pub mod live;
 pub mod page;
 pub mod runner;
 pub mod schedule;
@@ -53,6 +55,10 @@ pub struct AppState {
     pub refused_reload: Arc<RwLock<Option<String>>>,
     /// The SCIM endpoint's per-source locks.
     pub scim: Arc<crate::serve::scim::ScimState>,
+    /// Each source's live status.
+    pub live: Arc<crate::serve::live::LiveBoard>,
+    /// Each webhook's delivery status.
+    pub hooks: Arc<crate::serve::hooks::HookBoard>,
 }
 
 impl AppState {
@@ -65,6 +71,8 @@ impl AppState {
             sessions: Arc::default(),
             refused_reload: Arc::default(),
             scim: Arc::default(),
+            live: Arc::default(),
+            hooks: Arc::default(),
             cfg,
             store,
         }
@@ -224,7 +232,23 @@ pub async fn run(
     let scheduler = tokio::spawn(crate::serve::schedule::drive(
         state.runner.clone(),
         state.cfg.clone(),
-        reload_rx,
+        reload_rx.clone(),
+        stop_rx.clone(),
+    ));
+    let live = tokio::spawn(crate::serve::live::drive(
+        state.runner.clone(),
+        state.cfg.clone(),
+        store.clone(),
+        state.live.clone(),
+        reload_rx.clone(),
+        stop_rx.clone(),
+    ));
+    let hooks = tokio::spawn(crate::serve::hooks::drive(
+        state.runner.clone(),
+        state.cfg.clone(),
+        store.clone(),
+        state.hooks.clone(),
+        reload_rx.clone(),
         stop_rx.clone(),
     ));
     let reloader = tokio::spawn(reloads(control.reload, from, state.clone(), reload_tx));
@@ -251,7 +275,18 @@ pub async fn run(
     state.runner.stop();
     scheduler.abort();
     reloader.abort();
-    wind_down(&*store, worker, server.shutdown_grace, instance).await;
+    // The live channels close; a webhook delivery in flight may finish
+    // within the grace period (an unacknowledged batch is sent again after
+    // a restart).
+    let _ = live.await;
+    let grace = server.shutdown_grace;
+    let mut hooks = hooks;
+    let (deliveries, ()) =
+        tokio::join!(tokio::time::timeout(grace, &mut hooks), wind_down(&*store, worker, grace, instance));
+    if deliveries.is_err() {
+        hooks.abort();
+        warn!("a webhook delivery was still in flight after the grace period: it is sent again after a restart");
+    }
     if tokio::time::timeout(Duration::from_secs(10), http).await.is_err() {
         warn!("open HTTP connections did not close within 10 s");
     }

@@ -1,5 +1,6 @@
 //! The HTTP API's handlers, one file an area (`people`: users and groups,
-//! `runs`: runs, syncs and write-back, `ops`: health, metrics, auth), with
+//! `runs`: runs, syncs and write-back, `live`: live sync and webhooks,
+//! `ops`: health, metrics, auth), with
 //! the clients' scopes ([`clients`]), the one mapping of library errors to
 //! answers ([`error`]) and the route table the router is built from and the
 //! OpenAPI document is written from ([`openapi`]). Each handler parses,
@@ -7,6 +8,7 @@
 
 pub mod clients;
 pub mod error;
+pub mod live;
 pub mod openapi;
 pub mod ops;
 pub mod people;

@@ -8,7 +8,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::{ops, people, runs};
+use super::{live, ops, people, runs};
 use crate::config::Scope;
 use crate::serve::AppState;
 
@@ -197,6 +197,26 @@ pub const ROUTES: &[RouteDoc] = &[
         ],
         body: None,
         ok: (200, "ChangeList"),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/live",
+        handler: |m| on(m, live::live),
+        scope: Some(Scope::Read),
+        summary: "Each source's live sync: live, reconnecting, polling, held, standby or off",
+        params: &[],
+        body: None,
+        ok: (200, "LiveList"),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/webhooks",
+        handler: |m| on(m, live::webhooks),
+        scope: Some(Scope::Read),
+        summary: "Each webhook's cursor, last delivery, failures and next try",
+        params: &[],
+        body: None,
+        ok: (200, "WebhookList"),
     },
     RouteDoc {
         method: "get",
@@ -444,6 +464,8 @@ fn schemas() -> Value {
             },
         },
         "ChangeList": list_of("changes", "Change", "integer"),
+        "LiveList": live_list(),
+        "WebhookList": webhook_list(),
         "Resolve": { "type": "object", "required": ["keep"], "additionalProperties": false, "properties": { "keep": { "enum": ["app", "directory"] } } },
         "AuthRequest": {
             "type": "object", "required": ["username", "password"],
@@ -454,6 +476,34 @@ fn schemas() -> Value {
             "type": "object", "required": ["ready", "store", "failing_sources"],
             "properties": { "ready": { "type": "boolean" }, "store": { "type": "boolean" }, "failing_sources": strings },
         },
+    })
+}
+
+fn live_list() -> Value {
+    json!({
+        "type": "object", "required": ["sources"],
+        "properties": { "sources": { "type": "array", "items": {
+            "type": "object", "required": ["name", "state", "reason", "next_try", "last_change", "channel"],
+            "properties": {
+                "name": { "type": "string" },
+                "state": { "enum": ["live", "reconnecting", "polling", "held", "standby", "off"] },
+                "reason": nullable("string"), "next_try": nullable("string"), "last_change": nullable("string"), "channel": nullable("string"),
+            },
+        } } },
+    })
+}
+
+fn webhook_list() -> Value {
+    json!({
+        "type": "object", "required": ["webhooks"],
+        "properties": { "webhooks": { "type": "array", "items": {
+            "type": "object", "required": ["name", "url", "cursor", "last_delivery", "failures", "last_error", "next_try", "lag", "state"],
+            "properties": {
+                "name": { "type": "string" }, "url": { "type": "string" }, "cursor": { "type": "integer" },
+                "last_delivery": nullable("string"), "failures": { "type": "integer" }, "last_error": nullable("string"),
+                "next_try": nullable("string"), "lag": { "type": "integer" }, "state": { "enum": ["delivering", "standby"] },
+            },
+        } } },
     })
 }
 

@@ -119,6 +119,36 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
 }
 
 /// `GET /metrics`, Prometheus text format.
+/// Live sources' states and webhooks' deliveries.
+fn live_metrics(o: &mut String, st: &AppState) {
+    o.push_str("# HELP dirsync_live_state Each live source's state (1 for the state it is in).\n# TYPE dirsync_live_state gauge\n");
+    for s in st.live.list() {
+        let _ = writeln!(o, "dirsync_live_state{{source=\"{}\",state=\"{}\"}} 1", label(&s.name), s.state.as_str());
+    }
+    o.push_str("# HELP dirsync_webhook_delivered_total Changes delivered (acknowledged) since start.\n# TYPE dirsync_webhook_delivered_total counter\n");
+    let hooks = st.hooks.list();
+    for h in &hooks {
+        let _ = writeln!(o, "dirsync_webhook_delivered_total{{webhook=\"{}\"}} {}", label(&h.name), h.delivered);
+    }
+    o.push_str("# HELP dirsync_webhook_failed_attempts_total Deliveries that failed since start.\n# TYPE dirsync_webhook_failed_attempts_total counter\n");
+    for h in &hooks {
+        let _ = writeln!(
+            o,
+            "dirsync_webhook_failed_attempts_total{{webhook=\"{}\"}} {}",
+            label(&h.name),
+            h.failed_attempts
+        );
+    }
+    o.push_str("# HELP dirsync_webhook_failures Failed attempts of the batch waiting.\n# TYPE dirsync_webhook_failures gauge\n");
+    for h in &hooks {
+        let _ = writeln!(o, "dirsync_webhook_failures{{webhook=\"{}\"}} {}", label(&h.name), h.failures);
+    }
+    o.push_str("# HELP dirsync_webhook_lag Changes in the feed beyond the webhook's cursor.\n# TYPE dirsync_webhook_lag gauge\n");
+    for h in &hooks {
+        let _ = writeln!(o, "dirsync_webhook_lag{{webhook=\"{}\"}} {}", label(&h.name), h.lag);
+    }
+}
+
 pub async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     let mut o = String::new();
     let (finished, durations) = st.runner.finished();
@@ -161,6 +191,7 @@ pub async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     for (k, n) in ["pending", "failed", "conflict"].into_iter().zip(queue) {
         let _ = writeln!(o, "dirsync_writeback_items{{status=\"{k}\"}} {n}");
     }
+    live_metrics(&mut o, &st);
     let a = st.auth.counts();
     o.push_str(
         "# HELP dirsync_auth_attempts_total Password checks by outcome.\n# TYPE dirsync_auth_attempts_total counter\n",

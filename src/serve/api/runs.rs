@@ -142,48 +142,14 @@ pub async fn changes(
     }
     let deadline = Instant::now() + Duration::from_secs(wait);
     loop {
-        let page = on_store(&*st.store, move |s| -> Result<_, crate::store::StoreError> {
-            let page = s.changes(since, limit)?;
-            // A new user's memberships have no entries of their own: its
-            // create entry carries its direct groups (one query a page).
-            let created: Vec<i64> =
-                page.iter().filter(|c| c.record.action == "create").filter_map(|c| c.record.user_id).collect();
-            let groups = if created.is_empty() { Default::default() } else { s.groups_of_users(&created)? };
-            Ok((page, groups))
-        })
-        .await?;
-        let (page, mut groups) = page;
+        let page = on_store(&*st.store, move |s| crate::engine::feed::page(s, since, limit)).await?;
         if !page.is_empty() || Instant::now() >= deadline {
-            let next = page.last().map(|c| c.cursor).unwrap_or(since);
-            let changes: Vec<Value> = page.into_iter().map(|c| change_json(c, &mut groups)).collect();
+            let next = page.last().map(|(c, _)| *c).unwrap_or(since);
+            let changes: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
             return Ok(Json(json!({ "changes": changes, "next": next })));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// One entry of the change feed. `username` names the user of a user's
-/// change (`name` also names groups); a `create` adds the new user's
-/// `fields`, and its `status` and direct `groups` as the store has them now.
-fn change_json(
-    c: crate::store::Change,
-    groups: &mut std::collections::HashMap<i64, crate::store::UserGroups>,
-) -> Value {
-    let r = c.record;
-    let mut v = json!({
-        "cursor": c.cursor, "run_id": r.run_id, "at": r.at, "action": r.action,
-        "name": r.name, "user_id": r.user_id, "field": r.field, "old": r.old, "new": r.new,
-    });
-    if r.user_id.is_some() {
-        v["username"] = json!(r.name);
-    }
-    if r.action == "create" {
-        let fields: Value = r.new.as_deref().and_then(|n| serde_json::from_str(n).ok()).unwrap_or(json!({}));
-        v["fields"] = fields;
-        v["status"] = json!(c.status_now.map(|s| s.as_str()));
-        v["groups"] = json!(r.user_id.and_then(|id| groups.remove(&id)).map(|g| g.direct).unwrap_or_default());
-    }
-    v
 }
 
 pub async fn writeback_status(State(st): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {

@@ -8,7 +8,8 @@
 //! The folder, bottom up: [`config`] (the kind's settings), `proto` (result codes, entry parsing), `conn`
 //! (connect and bind), [`facts`] (AD's and 389 DS's attributes as neutral
 //! facts), then [`range`] (AD range retrieval), [`sync`] (RFC 4533), [`usn`]
-//! (AD uSNChanged), [`writeback`] (the write-back transport), and this
+//! (AD uSNChanged), `live` (the change channel of live sync), [`writeback`]
+//! (the write-back transport), and this
 //! module, the source itself.
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod config;
 mod conn;
 pub mod facts;
+mod live;
 mod proto;
 pub mod range;
 pub mod sync;
@@ -228,6 +230,14 @@ impl Source for LdapSource {
         // A size limit of 1 ends the search with rc 4 after the one entry.
         let entries = found.map_err(|e| self.err(describe(&e)))?.0;
         Ok(entries.into_iter().flat_map(|e| ldap3::SearchEntry::construct(e).attrs.into_keys()).collect())
+    }
+
+    async fn watch(
+        &self,
+        nudges: tokio::sync::mpsc::Sender<crate::kind::live::Nudge>,
+        since: Option<&str>,
+    ) -> crate::kind::live::WatchEnd {
+        self.watch_changes(nudges, since).await
     }
 
     async fn fetch(&self, sink: EntrySink, since: Option<&str>) -> Result<Fetched, SourceError> {

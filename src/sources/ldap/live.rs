@@ -1,0 +1,283 @@
+//! The LDAP source's change channel (live sync): one long search the server
+//! answers as changes happen, each answer a nudge. Which one depends on the
+//! server: OpenLDAP's syncprov (RFC 4533 refreshAndPersist from the saved
+//! cookie), Active Directory's change notifications (1.2.840.113556.1.4.528,
+//! one search per naming context the source reads; Samba's AD DC has them
+//! too), or a persistent search (2.16.840.1.113730.3.4.3: 389 Directory
+//! Server). The data itself is read by the run a nudge triggers, with the
+//! source's incremental read. A root DSE read every [`KEEPALIVE`] proves
+//! the server still answers: a server that stalls is a lost connection,
+//! not a quiet one.
+
+use std::time::Duration;
+
+use ldap3::controls::{RawControl, RefreshMode, SyncRequest};
+use ldap3::{Ldap, Scope};
+use tokio::sync::mpsc;
+
+use super::proto::{describe, result_text};
+use super::sync::{Cookies, SYNC_REQUEST_OID};
+use super::LdapSource;
+use crate::kind::live::{Nudge, WatchEnd};
+
+pub const NOTIFICATION_OID: &str = "1.2.840.113556.1.4.528";
+pub const PERSISTENT_SEARCH_OID: &str = "2.16.840.1.113730.3.4.3";
+const REFRESH_REQUIRED: u32 = 4096;
+/// How often an idle channel checks that the server still answers.
+const KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// The channel a server offers, from its root DSE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Channel {
+    Syncprov,
+    Notification(Vec<String>),
+    Persistent,
+}
+
+/// What the root DSE says about channels.
+struct Dse {
+    controls: Vec<String>,
+    openldap: bool,
+    naming_contexts: Vec<String>,
+}
+
+impl LdapSource {
+    /// Holds the server's change channel until it ends.
+    pub(super) async fn watch_changes(&self, nudges: mpsc::Sender<Nudge>, since: Option<&str>) -> WatchEnd {
+        let mut ldap = match self.connect().await {
+            Ok(l) => l,
+            Err(e) => return WatchEnd::Lost(e.message),
+        };
+        let timeout = Duration::from_secs(self.cfg.timeout_secs);
+        let dse = match root_dse(&mut ldap, timeout).await {
+            Ok(d) => d,
+            Err(m) => return WatchEnd::Lost(m),
+        };
+        let channel = match choose(&dse, self.cfg.ad, &self.cfg.base_dns) {
+            Some(c) => c,
+            None => {
+                let _ = ldap.unbind().await;
+                return WatchEnd::Unsupported(format!(
+                    "{} offers no change channel (no RFC 4533 syncprov, AD change notification or persistent search control)",
+                    self.cfg.url
+                ));
+            }
+        };
+        let mut searches = Vec::new();
+        let how = match &channel {
+            Channel::Syncprov => {
+                let cookie = since.and_then(Cookies::parse).and_then(|c| c.users).and_then(|c| Cookies::decode(&c));
+                let ctrl: RawControl =
+                    SyncRequest { mode: RefreshMode::RefreshAndPersist, cookie, reload_hint: false }.into();
+                searches.push((self.cfg.base_dn.clone(), self.scope_filter(), critical(ctrl)));
+                "RFC 4533 refreshAndPersist (syncprov)"
+            }
+            Channel::Notification(ncs) => {
+                for nc in ncs {
+                    let ctrl = RawControl { ctype: NOTIFICATION_OID.into(), crit: true, val: None };
+                    searches.push((nc.clone(), "(objectClass=*)".to_string(), ctrl));
+                }
+                "AD change notifications"
+            }
+            Channel::Persistent => {
+                let ctrl = RawControl { ctype: PERSISTENT_SEARCH_OID.into(), crit: true, val: Some(psearch_value()) };
+                for base in &self.cfg.base_dns {
+                    searches.push((base.clone(), self.scope_filter(), ctrl.clone()));
+                }
+                "persistent search"
+            }
+        };
+        let (ends_tx, mut ends) = mpsc::channel::<WatchEnd>(searches.len().max(1));
+        let mut tasks = AbortOnDrop(Vec::new());
+        for (base, filter, ctrl) in searches {
+            let (l, n, e) = (ldap.clone(), nudges.clone(), ends_tx.clone());
+            tasks.0.push(tokio::spawn(async move {
+                let _ = e.send(follow(l, base, filter, ctrl, n).await).await;
+            }));
+        }
+        if nudges.send(Nudge::Listening { how: how.to_string() }).await.is_err() {
+            return WatchEnd::Stopped;
+        }
+        let mut tick = tokio::time::interval(KEEPALIVE);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                end = ends.recv() => return end.unwrap_or(WatchEnd::Stopped),
+                _ = tick.tick() => {
+                    if let Err(m) = root_dse(&mut ldap, timeout).await {
+                        return WatchEnd::Lost(format!("the server stopped answering: {m}"));
+                    }
+                }
+                _ = nudges.closed() => return WatchEnd::Stopped,
+            }
+        }
+    }
+
+    /// Users and groups in one filter (the channel watches both).
+    fn scope_filter(&self) -> String {
+        match &self.group_filter {
+            Some(g) => format!("(|{}{})", self.user_filter, g),
+            None => self.user_filter.clone(),
+        }
+    }
+}
+
+/// The searches' tasks, stopped when the channel is dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+fn critical(mut c: RawControl) -> RawControl {
+    c.crit = true;
+    c
+}
+
+/// The persistent search control's value: every change type (add, delete,
+/// modify, modDN), changes only, with entry change notifications.
+fn psearch_value() -> Vec<u8> {
+    vec![0x30, 0x09, 0x02, 0x01, 0x0f, 0x01, 0x01, 0xff, 0x01, 0x01, 0xff]
+}
+
+/// The channel to use: syncprov on OpenLDAP, notifications on AD (on the
+/// naming contexts that hold the source's bases), else a persistent search.
+fn choose(dse: &Dse, ad: bool, bases: &[String]) -> Option<Channel> {
+    let has = |oid: &str| dse.controls.iter().any(|c| c == oid);
+    if dse.openldap && has(SYNC_REQUEST_OID) {
+        return Some(Channel::Syncprov);
+    }
+    if ad && has(NOTIFICATION_OID) {
+        let mut ncs: Vec<String> = Vec::new();
+        for b in bases {
+            let nc = dse
+                .naming_contexts
+                .iter()
+                .filter(|nc| ends_with_dn(b, nc))
+                .max_by_key(|nc| nc.len())
+                .cloned()
+                .unwrap_or_else(|| b.clone());
+            if !ncs.iter().any(|n| n.eq_ignore_ascii_case(&nc)) {
+                ncs.push(nc);
+            }
+        }
+        return Some(Channel::Notification(ncs));
+    }
+    has(PERSISTENT_SEARCH_OID).then_some(Channel::Persistent)
+}
+
+/// Whether `dn` is `suffix` or under it (case-insensitive, spaces after
+/// commas ignored).
+fn ends_with_dn(dn: &str, suffix: &str) -> bool {
+    let norm = |s: &str| s.split(',').map(|p| p.trim().to_ascii_lowercase()).collect::<Vec<_>>();
+    let (d, s) = (norm(dn), norm(suffix));
+    d.len() >= s.len() && d[d.len() - s.len()..] == s[..]
+}
+
+async fn root_dse(ldap: &mut Ldap, timeout: Duration) -> Result<Dse, String> {
+    ldap.with_timeout(timeout);
+    let attrs = vec!["supportedControl", "objectClass", "namingContexts"];
+    let (entries, _) = ldap
+        .search("", Scope::Base, "(objectClass=*)", attrs)
+        .await
+        .and_then(|r| r.success())
+        .map_err(|e| format!("reading the root DSE: {}", describe(&e)))?;
+    let mut dse = Dse { controls: Vec::new(), openldap: false, naming_contexts: Vec::new() };
+    for e in entries {
+        for (k, v) in ldap3::SearchEntry::construct(e).attrs {
+            match k.to_ascii_lowercase().as_str() {
+                "supportedcontrol" => dse.controls.extend(v),
+                "objectclass" => dse.openldap |= v.iter().any(|c| c.eq_ignore_ascii_case("OpenLDAProotDSE")),
+                "namingcontexts" => dse.naming_contexts.extend(v),
+                _ => {}
+            }
+        }
+    }
+    Ok(dse)
+}
+
+/// One long search: each entry it returns is a nudge; its end says why.
+async fn follow(
+    mut ldap: Ldap,
+    base: String,
+    filter: String,
+    ctrl: RawControl,
+    nudges: mpsc::Sender<Nudge>,
+) -> WatchEnd {
+    ldap.with_controls(vec![ctrl]);
+    let mut stream = match ldap.streaming_search(&base, Scope::Subtree, &filter, vec!["1.1"]).await {
+        Ok(s) => s,
+        Err(e) => return WatchEnd::Lost(format!("the change channel under {base}: {}", describe(&e))),
+    };
+    loop {
+        match stream.next().await {
+            Ok(Some(re)) => {
+                if re.is_intermediate() || re.is_ref() {
+                    continue;
+                }
+                // A nudge already waiting covers this change too.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = nudges.try_send(Nudge::Changed) {
+                    return WatchEnd::Stopped;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return WatchEnd::Lost(format!("the change channel under {base}: {}", describe(&e))),
+        }
+    }
+    let res = stream.finish().await;
+    match res.rc {
+        REFRESH_REQUIRED => WatchEnd::Stale(result_text(res.rc, &res.text)),
+        0 => WatchEnd::Lost(format!("the server ended the change channel under {base}")),
+        rc => {
+            let why = result_text(rc, &res.text);
+            match rc {
+                // The control itself is refused: no channel here.
+                12 | 53 => WatchEnd::Unsupported(format!("the server refused the change channel under {base}: {why}")),
+                _ => WatchEnd::Lost(format!("the change channel under {base}: {why}")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dse(controls: &[&str], openldap: bool, ncs: &[&str]) -> Dse {
+        Dse {
+            controls: controls.iter().map(|s| s.to_string()).collect(),
+            openldap,
+            naming_contexts: ncs.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_server_gets_its_own_channel() {
+        let bases = vec!["OU=Staff, DC=corp,DC=example".to_string(), "ou=pupils,dc=corp,dc=example".to_string()];
+        let ad = dse(
+            &[NOTIFICATION_OID, SYNC_REQUEST_OID],
+            false,
+            &["DC=corp,DC=example", "CN=Configuration,DC=corp,DC=example"],
+        );
+        assert_eq!(
+            choose(&ad, true, &bases),
+            Some(Channel::Notification(vec!["DC=corp,DC=example".into()])),
+            "one search per naming context"
+        );
+        assert_eq!(choose(&dse(&[SYNC_REQUEST_OID], true, &[]), false, &bases), Some(Channel::Syncprov));
+        let ds389 = dse(&[SYNC_REQUEST_OID, PERSISTENT_SEARCH_OID], false, &[]);
+        assert_eq!(choose(&ds389, false, &bases), Some(Channel::Persistent), "RFC 4533 is trusted from OpenLDAP only");
+        assert_eq!(choose(&dse(&[], true, &[]), false, &bases), None);
+    }
+
+    #[test]
+    fn dn_suffixes_are_compared_by_component() {
+        assert!(ends_with_dn("ou=x, DC=a,dc=b", "dc=a,dc=b"));
+        assert!(!ends_with_dn("ou=x,dc=xa,dc=b", "dc=a,dc=b"));
+        assert!(ends_with_dn("dc=a,dc=b", "dc=a,dc=b"));
+    }
+}
