@@ -363,7 +363,10 @@ impl Runner {
             // The store changed under the run (a field set through the API
             // meanwhile): once, at once, before anything queued after it.
             let again = matches!(&result, Ok(o) if o.retryable) && job.trigger != Trigger::Retry;
-            let quiet = matches!(&result, Ok(o) if o.status == RunStatus::Ok && o.counts.changes() == 0 && o.errors.is_empty() && o.warnings.is_empty());
+            // A live run (a poll, say) that changed nothing and skipped nothing
+            // leaves no record: its warnings are in the log.
+            let quiet =
+                matches!(&result, Ok(o) if o.status == RunStatus::Ok && o.counts.changes() == 0 && o.errors.is_empty());
             if job.live && quiet {
                 let id = job.run_id;
                 if let Err(e) = on_store(&*self.store, move |s| s.forget_quiet_run(id)).await {

@@ -436,8 +436,9 @@ pub trait Store: Send + Sync {
     /// Lets go of a claim `owner` holds (nothing if it holds none).
     fn release(&self, name: &str, owner: &str) -> Result<(), StoreError>;
 
-    /// Drops the record of live run `id` when it changed nothing (a poll
-    /// that found no change leaves no trace in the history).
+    /// Drops the record of run `id`, asked for by a live source, when it
+    /// changed nothing (a poll that found no change leaves no trace in the
+    /// history).
     fn forget_quiet_run(&self, id: i64) -> Result<(), StoreError>;
 
     /// Users disabled or deleted by `source`'s pushes and live runs since

@@ -231,7 +231,7 @@ impl Store for PgStore {
 
     fn forget_quiet_run(&self, id: i64) -> Result<(), StoreError> {
         self.exec(
-            "DELETE FROM runs WHERE id = $1 AND mode = 'live' AND NOT EXISTS (SELECT 1 FROM audit WHERE run_id = $1)",
+            "DELETE FROM runs WHERE id = $1 AND triggered_by = 'live' AND NOT EXISTS (SELECT 1 FROM audit WHERE run_id = $1)",
             &[&id],
         )
         .map(drop)

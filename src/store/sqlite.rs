@@ -267,7 +267,7 @@ impl Store for SqliteStore {
         let err = self.err();
         self.write()
             .execute(
-                "DELETE FROM runs WHERE id = ?1 AND mode = 'live' AND NOT EXISTS (SELECT 1 FROM audit WHERE run_id = ?1)",
+                "DELETE FROM runs WHERE id = ?1 AND triggered_by = 'live' AND NOT EXISTS (SELECT 1 FROM audit WHERE run_id = ?1)",
                 [id],
             )
             .map_err(err)

@@ -147,6 +147,21 @@ impl Slapd {
     }
 }
 
+impl Slapd {
+    /// Starts the stopped server again on its ports, with its data.
+    pub fn restart(&self) {
+        let slapd = if Path::new("/usr/sbin/slapd").exists() { "/usr/sbin/slapd".into() } else { "slapd".to_string() };
+        let urls = format!("ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/", self.port, self.tls_port);
+        let ok = Command::new(slapd).arg("-F").arg(self.base().join("conf")).args(["-h", &urls]).status().unwrap();
+        assert!(ok.success(), "slapd restarts");
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "slapd answers after a restart");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Slapd {
     fn drop(&mut self) {
         self.stop();

@@ -153,3 +153,22 @@ fn base64_of(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[test]
+fn a_cookie_from_the_servers_future_means_a_full_read_not_a_failure() {
+    let (slapd, env) = setup();
+    // A directory restored from an older backup: slapd refuses the cookie as
+    // unwillingToPerform ("consumer state is newer than provider").
+    env.rewrite_saved_state(|_| {
+        let c = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            b"rid=000,csn=20991231000000.000000Z#000000#000#000000",
+        );
+        format!("{{\"users\":\"{c}\",\"groups\":\"{c}\"}}")
+    });
+    slapd.modify(&person("gus", "Gus Person", ""));
+    let (code, out) = env.sync(&[]);
+    assert_eq!((code, out["mode"].as_str()), (0, Some("full")), "{out}");
+    assert_eq!(env.user("gus")["status"], "active");
+    assert_eq!(incremental(&env)["mode"], "incremental", "a usable cookie again");
+}

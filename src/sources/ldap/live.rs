@@ -231,6 +231,8 @@ async fn follow(
     let res = stream.finish().await;
     match res.rc {
         REFRESH_REQUIRED => WatchEnd::Stale(result_text(res.rc, &res.text)),
+        // slapd's answer to a cookie from its future (a restored backup).
+        53 if res.text.contains("newer than provider") => WatchEnd::Stale(result_text(res.rc, &res.text)),
         0 => WatchEnd::Lost(format!("the server ended the change channel under {base}")),
         rc => {
             let why = result_text(rc, &res.text);

@@ -177,6 +177,12 @@ pub async fn refresh(
         let holds = super::naming_contexts(ldap).await;
         return Err(RefreshError::Failed(super::missing_base(base, &holds)));
     }
+    // slapd refuses a cookie from its future (a directory restored from a
+    // backup) as unwillingToPerform, "consumer state is newer than
+    // provider": the cookie cannot be continued, only replaced.
+    if incremental && res.rc == 53 {
+        return Err(RefreshError::RefreshRequired(result_text(res.rc, &res.text)));
+    }
     let done = sync_done(res, base, out.entries)?;
     if done.cookie.is_some() {
         out.cookie = done.cookie;
