@@ -213,3 +213,33 @@ fn auth_binds_as_the_ad_user_and_logs_ads_reason_for_the_admin_only() {
     assert!(err.contains("AD: invalid credentials (data 52e)"), "the reason is logged: {err}");
     assert!(!out.contains("52e") && !err.contains("Wr0ng!Passw0rd") && !err.contains(AD_PASSWORD), "{out}{err}");
 }
+
+#[test]
+fn ad_change_notifications_bring_changes_without_a_scheduled_run() {
+    use crate::live::{runs, wait_state, wait_user, LIVE};
+    use crate::serve::{server_section, Service};
+    samba();
+    let ou = ad_ou("adlive", &[("lvann", "Ann Live", 544), ("lvben", "Ben Live", 544)], &[("lvG", &["Ann Live"])]);
+    let env = ad_env(&[&ou], LIVE, "[safety]\nmax_delete_percent = 100\n");
+    let server = server_section(&env, "");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    let svc = Service::start(&env);
+    let live = wait_state(&svc, "live", 60);
+    assert_eq!(live["channel"], "AD change notifications", "{live}");
+    wait_user(&svc, "lvben", "synced", |u| u["status"] == "active");
+    ad_modify(&format!(
+        "dn: CN=Cid Live,{ou}\nobjectClass: user\nsAMAccountName: lvcid\nuserPrincipalName: lvcid@example.com\nuserAccountControl: 544\n"
+    ));
+    wait_user(&svc, "lvcid", "created", |u| u["status"] == "active");
+    ad_modify(&format!(
+        "dn: CN=Ann Live,{ou}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 546\n"
+    ));
+    wait_user(&svc, "lvann", "disabled", |u| u["status"] == "disabled");
+    ad_modify(&format!("dn: CN=lvG,{ou}\nchangetype: modify\nadd: member\nmember: CN=Cid Live,{ou}\n"));
+    wait_user(&svc, "lvcid", "in lvG", |u| u["groups"] == serde_json::json!(["lvG"]));
+    ad_modify(&format!("dn: CN=Ben Live,{ou}\nchangetype: delete\n"));
+    wait_user(&svc, "lvben", "disabled (deleted in AD)", |u| u["status"] == "disabled");
+    let all = runs(&svc);
+    assert!(all.iter().all(|r| r["trigger"] == "live"), "{all:#?}");
+    assert!(all.iter().any(|r| r["mode"] == "live"), "the uSN read: {all:#?}");
+}

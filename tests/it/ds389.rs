@@ -129,3 +129,40 @@ fn ds389_full_reads_lock_flags_and_no_removal_from_untrusted_sync_answers() {
     assert_eq!(env.sync(&[]).0, 0);
     assert_eq!(env.user("p1")["status"], "active");
 }
+
+#[test]
+fn ds389_persistent_search_brings_changes_without_a_scheduled_run() {
+    use crate::live::{runs, wait_state, wait_user, LIVE};
+    use crate::serve::{server_section, Service};
+    let ds = Ds389::start();
+    let mut ldif = String::new();
+    for i in 0..3 {
+        ldif += &user(&format!("q{i}"), "");
+    }
+    ds.modify(&ldif);
+    let env = Env::ldap_at(&ds.url(), LIVE, "[safety]\nmax_delete_percent = 100\n");
+    env.edit_config(|c| {
+        c.replace("cn=admin,dc=example,dc=com", ROOT)
+            .replace("email = \"mail\"\n", "")
+            .replace("card_number = { attribute = \"employeeNumber\", on = [\"create\"] }\n", "")
+    });
+    let server = server_section(&env, "");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    let svc = Service::start(&env);
+    let live = wait_state(&svc, "live", 30);
+    assert_eq!(live["channel"], "persistent search", "{live}");
+    wait_user(&svc, "q2", "synced", |u| u["status"] == "active");
+    ds.modify(&user("q3", ""));
+    wait_user(&svc, "q3", "created", |u| u["status"] == "active");
+    ds.modify(&format!("dn: uid=q0,ou=people,{SUFFIX389}\nchangetype: modify\nreplace: cn\ncn: Renamed Zero\n"));
+    wait_user(&svc, "q0", "updated", |u| u["full_name"] == "Renamed Zero");
+    ds.modify(&format!(
+        "dn: uid=q1,ou=people,{SUFFIX389}\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: true\n"
+    ));
+    wait_user(&svc, "q1", "disabled (locked)", |u| u["status"] == "disabled");
+    ds.modify(&format!("dn: uid=q2,ou=people,{SUFFIX389}\nchangetype: delete\n"));
+    wait_user(&svc, "q2", "disabled (deleted)", |u| u["status"] == "disabled");
+    ds.modify(&format!("dn: cn=Crew,ou=groups,{SUFFIX389}\nobjectClass: groupOfNames\ncn: Crew\nmember: uid=q3,ou=people,{SUFFIX389}\n"));
+    wait_user(&svc, "q3", "in Crew", |u| u["groups"] == serde_json::json!(["Crew"]));
+    assert!(runs(&svc).iter().all(|r| r["trigger"] == "live"));
+}

@@ -15,7 +15,7 @@ use crate::harness::*;
 use crate::receiver::{signature_holds, Receiver, Reply, SECRET};
 use crate::serve::{school, server_section, Service, ADMIN_TOKEN, READER};
 
-const LIVE: &str = "[sources.live]\nenabled = true\ndebounce_ms = 200\n";
+pub const LIVE: &str = "[sources.live]\nenabled = true\ndebounce_ms = 200\n";
 
 /// A live LDAP source on `slapd` and one webhook to `url` (`hook_extra`:
 /// more keys of the webhook).
@@ -31,7 +31,7 @@ fn live_env(slapd: &Slapd, url: &str, hook_extra: &str, rest: &str) -> Env {
 }
 
 /// Waits until `GET /api/live` says `state` for the source, then returns it.
-fn wait_state(svc: &Service, state: &str, secs: u64) -> Value {
+pub fn wait_state(svc: &Service, state: &str, secs: u64) -> Value {
     let t0 = Instant::now();
     loop {
         let (s, v) = svc.get("/api/live", READER);
@@ -46,7 +46,7 @@ fn wait_state(svc: &Service, state: &str, secs: u64) -> Value {
 }
 
 /// Waits until the store's user `name` satisfies `ok`.
-fn wait_user(svc: &Service, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+pub fn wait_user(svc: &Service, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let t0 = Instant::now();
     loop {
         let (s, u) = svc.get(&format!("/api/users/{name}"), READER);
@@ -62,7 +62,7 @@ fn actions_of<'a>(changes: &'a [Value], name: &str) -> Vec<&'a str> {
     changes.iter().filter(|c| c["name"] == name).map(|c| c["action"].as_str().unwrap()).collect()
 }
 
-fn runs(svc: &Service) -> Vec<Value> {
+pub fn runs(svc: &Service) -> Vec<Value> {
     let (s, v) = svc.get("/api/runs?limit=1000", READER);
     assert_eq!(s, 200, "{v}");
     v["runs"].as_array().unwrap().clone()

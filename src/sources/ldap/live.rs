@@ -69,20 +69,20 @@ impl LdapSource {
                 let cookie = since.and_then(Cookies::parse).and_then(|c| c.users).and_then(|c| Cookies::decode(&c));
                 let ctrl: RawControl =
                     SyncRequest { mode: RefreshMode::RefreshAndPersist, cookie, reload_hint: false }.into();
-                searches.push((self.cfg.base_dn.clone(), self.scope_filter(), critical(ctrl)));
+                searches.push((self.cfg.base_dn.clone(), self.scope_filter(), vec![critical(ctrl)]));
                 "RFC 4533 refreshAndPersist (syncprov)"
             }
             Channel::Notification(ncs) => {
                 for nc in ncs {
                     let ctrl = RawControl { ctype: NOTIFICATION_OID.into(), crit: true, val: None };
-                    searches.push((nc.clone(), "(objectClass=*)".to_string(), ctrl));
+                    searches.push((nc.clone(), "(objectClass=*)".to_string(), vec![ctrl, show_deleted()]));
                 }
                 "AD change notifications"
             }
             Channel::Persistent => {
                 let ctrl = RawControl { ctype: PERSISTENT_SEARCH_OID.into(), crit: true, val: Some(psearch_value()) };
                 for base in &self.cfg.base_dns {
-                    searches.push((base.clone(), self.scope_filter(), ctrl.clone()));
+                    searches.push((base.clone(), self.scope_filter(), vec![ctrl.clone()]));
                 }
                 "persistent search"
             }
@@ -131,6 +131,12 @@ impl Drop for AbortOnDrop {
             t.abort();
         }
     }
+}
+
+/// AD's Show Deleted control: without it a deletion (the object moved to
+/// Deleted Objects) is not notified.
+fn show_deleted() -> RawControl {
+    RawControl { ctype: "1.2.840.113556.1.4.417".into(), crit: false, val: None }
 }
 
 fn critical(mut c: RawControl) -> RawControl {
@@ -205,10 +211,10 @@ async fn follow(
     mut ldap: Ldap,
     base: String,
     filter: String,
-    ctrl: RawControl,
+    ctrls: Vec<RawControl>,
     nudges: mpsc::Sender<Nudge>,
 ) -> WatchEnd {
-    ldap.with_controls(vec![ctrl]);
+    ldap.with_controls(ctrls);
     let mut stream = match ldap.streaming_search(&base, Scope::Subtree, &filter, vec!["1.1"]).await {
         Ok(s) => s,
         Err(e) => return WatchEnd::Lost(format!("the change channel under {base}: {}", describe(&e))),
