@@ -64,6 +64,19 @@ impl HookBoard {
         self.0.lock().expect("hook board").values().cloned().collect()
     }
 
+    /// One entry per configured webhook (what it knew of those it keeps).
+    pub fn prepare(&self, hooks: &[WebhookConfig]) {
+        let mut m = self.0.lock().expect("hook board");
+        let old = std::mem::take(&mut *m);
+        for w in hooks {
+            let kept = old.get(&w.name).cloned().unwrap_or_default();
+            m.insert(
+                w.name.clone(),
+                HookStatus { name: w.name.clone(), url: w.url.to_string(), state: "standby", ..kept },
+            );
+        }
+    }
+
     fn update(&self, name: &str, f: impl FnOnce(&mut HookStatus)) {
         if let Some(h) = self.0.lock().expect("hook board").get_mut(name) {
             f(h);
@@ -100,17 +113,7 @@ pub async fn drive(
         .expect("an HTTP client with the default TLS settings");
     loop {
         let hooks = cfg.read().expect("config lock").server.clone().unwrap_or_default().webhooks;
-        {
-            let mut m = board.0.lock().expect("hook board");
-            let old = std::mem::take(&mut *m);
-            for w in &hooks {
-                let kept = old.get(&w.name).cloned().unwrap_or_default();
-                m.insert(
-                    w.name.clone(),
-                    HookStatus { name: w.name.clone(), url: w.url.to_string(), state: "standby", ..kept },
-                );
-            }
-        }
+        board.prepare(&hooks);
         let (inner_tx, inner_rx) = watch::channel(false);
         let tasks: Vec<_> = hooks
             .iter()

@@ -92,7 +92,9 @@ impl LiveBoard {
         self.0.lock().expect("live board").values().cloned().collect()
     }
 
-    fn reset(&self, cfg: &Config) {
+    /// One entry per source that is not pushed to, all `off` until their
+    /// tasks say otherwise.
+    pub fn reset(&self, cfg: &Config) {
         let mut m = self.0.lock().expect("live board");
         m.clear();
         for s in cfg.sources.iter().filter(|s| !s.is_pushed()) {

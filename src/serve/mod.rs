@@ -222,6 +222,8 @@ pub async fn run(
         }
     };
     settle_left_runs(&*store).await;
+    state.live.reset(&state.config());
+    state.hooks.prepare(&server.webhooks);
     let tls = announce(&listener, &server)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (reload_tx, reload_rx) = watch::channel(0u64);

@@ -360,3 +360,33 @@ fn a_server_without_a_change_channel_is_polled() {
     let all = runs(&svc);
     assert!(all.len() <= n + 1, "quiet polls are not recorded: {all:#?}");
 }
+
+/// Each instance's view of the source's live state.
+fn state_of(svc: &Service) -> String {
+    svc.get("/api/live", READER).1["sources"][0]["state"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn instances_sharing_a_store_hold_one_live_connection_and_deliver_each_change_once() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let rx = Receiver::start();
+    let env = live_env(&slapd, &rx.url(), "start = \"beginning\"", "");
+    let a = Service::start(&env);
+    wait_state(&a, "live", 20);
+    let b = Service::start(&env);
+    wait_state(&b, "standby", 20);
+    let (_, hb) = b.get("/api/webhooks", READER);
+    assert_eq!(hb["webhooks"][0]["state"], "standby", "{hb}");
+    slapd.modify(&person("solo", "Solo Once", ""));
+    let got = rx.wait_for(20, "solo's create", |c| actions_of(c, "solo") == ["create"]);
+    let cursors: Vec<i64> = got.iter().map(|c| c["cursor"].as_i64().unwrap()).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "each change once: {cursors:?}");
+    // The holder stops: the other takes over the connection and the webhook.
+    assert_eq!(a.stop(10), 0);
+    wait_state(&b, "live", 30);
+    slapd.modify(&person("after", "After Failover", ""));
+    wait_user(&b, "after", "created by the other instance", |u| u["status"] == "active");
+    rx.wait_for(30, "after's create", |c| actions_of(c, "after") == ["create"]);
+    assert_eq!(state_of(&b), "live");
+}
