@@ -3,7 +3,8 @@
 //! why it ended ([`WatchEnd`]). A nudge carries no data: the run it
 //! triggers reads what changed with the source's own incremental read,
 //! which stays the source of truth (and saves its position with the data
-//! it covers).
+//! it covers); a channel that names its entries (a persistent search) lets
+//! the run read just those ([`Touched`]).
 
 use std::time::Duration;
 
@@ -36,6 +37,35 @@ pub enum Nudge {
     },
     /// Something in scope changed.
     Changed,
+    /// The entry `dn` changed (added, modified, moved), or was deleted
+    /// (`gone`: its identity): a run may read just the entries it was told of.
+    Touched { dn: String, gone: Option<String> },
+}
+
+/// What the nudges of one debounce window named: the entries to read again
+/// (and the groups that list them) and the identities deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub dns: Vec<String>,
+    pub gone: Vec<String>,
+}
+
+impl Touched {
+    /// Adds what one nudge named (each DN once).
+    pub fn add(&mut self, dn: String, gone: Option<String>) {
+        match gone {
+            Some(id) => {
+                if !self.gone.contains(&id) {
+                    self.gone.push(id);
+                }
+            }
+            None => {
+                if !self.dns.iter().any(|d| d.eq_ignore_ascii_case(&dn)) {
+                    self.dns.push(dn);
+                }
+            }
+        }
+    }
 }
 
 /// Why a change channel ended.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::live::{Nudge, WatchEnd};
+use super::live::{Nudge, Touched, WatchEnd};
 use super::settings::SourceConfig;
 use crate::model::{Delta, EntryKind, RawEntry};
 
@@ -181,6 +181,14 @@ pub trait Source: Send + Sync {
     /// [`WatchEnd::Unsupported`] at once (they are polled).
     async fn watch(&self, _nudges: mpsc::Sender<Nudge>, _since: Option<&str>) -> WatchEnd {
         WatchEnd::Unsupported("this kind of source has no change channel".into())
+    }
+
+    /// Reads again the entries a change channel named ([`Nudge::Touched`])
+    /// and the groups that list them, as a delta (the deleted identities in
+    /// it, and those of entries that left the scope). Only kinds whose
+    /// channel names entries are asked.
+    async fn fetch_touched(&self, _sink: EntrySink, _touched: &Touched) -> Result<Fetched, SourceError> {
+        Err(SourceError::new(self.name(), "this kind of source cannot read the single entries a change channel names"))
     }
 
     /// Asks the source whether it works, before a read (`dirsync check`,

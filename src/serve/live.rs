@@ -275,30 +275,61 @@ fn backoff(n: u32) -> Duration {
 /// Turns nudges into runs: the first of a window waits `debounce`, then one
 /// run covers all; until the channel closes.
 async fn follow(ctx: &Ctx, s: &SourceConfig, mut rx: mpsc::Receiver<Nudge>, attempts: &AtomicU32) {
-    let note = |n: Nudge| match n {
-        Nudge::Listening { how } => {
-            info!(source = %s.name, channel = %how, "live: listening");
-            attempts.store(0, Ordering::Relaxed);
-            ctx.board.listening(&s.name, &how);
-        }
-        Nudge::Changed => ctx.board.changed(&s.name),
-    };
     loop {
         let Some(first) = rx.recv().await else { return };
-        note(first);
+        let mut window = Window::default();
+        window.note(ctx, s, first, attempts);
         let deadline = tokio::time::Instant::now() + s.live.debounce;
         let mut closed = false;
         while let Ok(got) = tokio::time::timeout_at(deadline, rx.recv()).await {
             match got {
-                Some(n) => note(n),
+                Some(n) => window.note(ctx, s, n, attempts),
                 None => {
                     closed = true;
                     break;
                 }
             }
         }
-        if !run_until_done(ctx, s, RunRequest::live(&s.name)).await || closed {
+        let req = match window.touched.filter(|t| !window.whole && t.dns.len() <= MAX_TOUCHED) {
+            Some(t) => RunRequest { touched: Some(Arc::new(t)), ..RunRequest::live(&s.name) },
+            None => RunRequest::live(&s.name),
+        };
+        if !run_until_done(ctx, s, req).await || closed {
             return;
+        }
+    }
+}
+
+/// More entries than this in one window are read with the source's usual
+/// read instead, one by one being slower then.
+const MAX_TOUCHED: usize = 500;
+
+/// What the nudges of one debounce window asked for.
+#[derive(Default)]
+struct Window {
+    /// The source's usual read (a nudge that named nothing, a new channel).
+    whole: bool,
+    touched: Option<crate::kind::live::Touched>,
+}
+
+impl Window {
+    fn note(&mut self, ctx: &Ctx, s: &SourceConfig, n: Nudge, attempts: &AtomicU32) {
+        match n {
+            Nudge::Listening { how } => {
+                info!(source = %s.name, channel = %how, "live: listening");
+                attempts.store(0, Ordering::Relaxed);
+                ctx.board.listening(&s.name, &how);
+                // What changed while nobody listened is read the usual way.
+                self.whole = true;
+            }
+            Nudge::Changed => {
+                ctx.board.changed(&s.name);
+                self.whole = true;
+            }
+            Nudge::Touched { dn, gone } => {
+                ctx.board.changed(&s.name);
+                self.touched.get_or_insert_default().add(dn, gone);
+            }
         }
     }
 }

@@ -46,12 +46,15 @@ pub struct RunRequest {
     /// A live run (a source told of changes): joins only a live run still
     /// queued, never one running (it may have read before the change).
     pub live: bool,
+    /// A live run that reads only the entries its source's channel named
+    /// (never joined with another).
+    pub touched: Option<Arc<crate::kind::live::Touched>>,
 }
 
 impl RunRequest {
     /// A run asked for by `trigger`, for no particular slot.
     pub fn new(sources: Vec<String>, full: bool, trigger: Trigger) -> RunRequest {
-        RunRequest { sources, full, trigger, slot: None, approved: None, live: false }
+        RunRequest { sources, full, trigger, slot: None, approved: None, live: false, touched: None }
     }
 
     /// A live run of one source.
@@ -70,11 +73,16 @@ struct Job {
     slot: Option<Timestamp>,
     approved: Option<Arc<crate::engine::sync::Approval>>,
     live: bool,
+    touched: Option<Arc<crate::kind::live::Touched>>,
 }
 
 impl Job {
     fn same_as(&self, sources: &[String], full: bool, live: bool) -> bool {
-        self.approved.is_none() && self.sources == sources && self.full == full && self.live == live
+        self.approved.is_none()
+            && self.touched.is_none()
+            && self.sources == sources
+            && self.full == full
+            && self.live == live
     }
 }
 
@@ -211,7 +219,7 @@ impl Runner {
         sources.dedup();
         // One ask at a time from here: two equal asks must not both queue.
         let _one = self.submitting.lock().await;
-        if req.approved.is_none() {
+        if req.approved.is_none() && req.touched.is_none() {
             if let Some(id) = self.coalesce(&sources, req.full, req.live)? {
                 return Ok((id, false));
             }
@@ -244,6 +252,7 @@ impl Runner {
             slot: req.slot,
             approved: req.approved.clone(),
             live: req.live,
+            touched: req.touched.clone(),
         });
         info!(run = id, trigger = ?req.trigger, "sync queued");
         self.wake.notify_one();
@@ -270,6 +279,7 @@ impl Runner {
             slot: req.slot,
             approved: req.approved,
             live: req.live,
+            touched: req.touched,
         });
         Ok(id)
     }
@@ -351,6 +361,7 @@ impl Runner {
                 origin: self.origin(job.trigger, job.slot),
                 lease_wait: Some(LEASE_WAIT),
                 live: job.live,
+                touched: job.touched.clone(),
                 ..SyncOptions::default()
             };
             info!(run = job.run_id, sources = %job.sources.join(","), full = job.full, trigger = ?job.trigger, "sync started");
@@ -390,6 +401,7 @@ impl Runner {
                     slot: None,
                     approved: job.approved.clone(),
                     live: job.live,
+                    touched: job.touched.clone(),
                 };
                 match self.submit_front(req).await {
                     Ok(id) => info!(run = id, after = job.run_id, "the store changed during the run: running it again"),

@@ -164,5 +164,20 @@ fn ds389_persistent_search_brings_changes_without_a_scheduled_run() {
     wait_user(&svc, "q2", "disabled (deleted)", |u| u["status"] == "disabled");
     ds.modify(&format!("dn: cn=Crew,ou=groups,{SUFFIX389}\nobjectClass: groupOfNames\ncn: Crew\nmember: uid=q3,ou=people,{SUFFIX389}\n"));
     wait_user(&svc, "q3", "in Crew", |u| u["groups"] == serde_json::json!(["Crew"]));
-    assert!(runs(&svc).iter().all(|r| r["trigger"] == "live"));
+    ds.modify(&format!(
+        "dn: cn=Crew,ou=groups,{SUFFIX389}\nchangetype: modify\nadd: member\nmember: uid=q0,ou=people,{SUFFIX389}\n"
+    ));
+    wait_user(&svc, "q0", "in Crew", |u| u["groups"] == serde_json::json!(["Crew"]));
+    let all = runs(&svc);
+    assert!(all.iter().all(|r| r["trigger"] == "live"), "{all:#?}");
+    // After the first (full) read, each change is a partial run of the
+    // entries the persistent search named.
+    let partial = all.iter().filter(|r| r["mode"] == "live").count();
+    assert!(partial >= 5, "{partial} live runs: {all:#?}");
+    // The nightly full read finds nothing the live runs missed.
+    let (code, out) = env.sync(&["--full"]);
+    assert_eq!(code, 0, "{out}");
+    for k in ["created", "updated", "renamed", "disabled", "deleted", "memberships_added", "memberships_removed"] {
+        assert_eq!(count(&out, k), 0, "{k}: {out}");
+    }
 }

@@ -64,6 +64,9 @@ pub struct SyncOptions {
     /// every source resumes, and held to the hourly guard besides the
     /// run's own.
     pub live: bool,
+    /// A live run that reads only these entries (and the groups that list
+    /// them), as a delta; no position is saved.
+    pub touched: Option<Arc<crate::kind::live::Touched>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +152,8 @@ enum Read<'a> {
     Since(Option<&'a str>),
     /// One user by username, and the groups that list it.
     User(&'a str),
+    /// The entries a change channel named.
+    Touched(&'a crate::kind::live::Touched),
 }
 
 async fn read_source_as(
@@ -194,6 +199,7 @@ async fn read_source_as(
     let fetched = match read {
         Read::Since(since) => source.fetch(sink, since).await,
         Read::User(name) => source.fetch_user(sink, name).await,
+        Read::Touched(t) => source.fetch_touched(sink, t).await,
     };
     let mut batch = mapper.await.map_err(|e| SourceError::new(&cfg.name, format!("mapping failed: {e}")))?;
     let mut fetched = fetched?;
@@ -358,7 +364,7 @@ async fn pipeline(
     let t0 = std::time::Instant::now();
     let since = resume_points(store, selected, opts).await?;
     // One user's read is a delta: only what it touches is read from the store.
-    let all_resume = opts.user.is_some() || since.iter().all(Option::is_some);
+    let all_resume = opts.user.is_some() || opts.touched.is_some() || since.iter().all(Option::is_some);
     let fresh = fresh_sources(selected, &since, opts);
     let (feed, writer, fresh) = match early::maybe_start(store, outcome.run_id, fresh).await? {
         Some((f, w, names)) => (Some(f), Some(w), names),
@@ -499,7 +505,7 @@ async fn resume_points(
     let mut since = Vec::with_capacity(selected.len());
     for s in selected {
         let sc = (*s).clone();
-        let skip = opts.full || opts.user.is_some();
+        let skip = opts.full || opts.user.is_some() || opts.touched.is_some();
         since.push(if skip { None } else { on_store(store, move |st| resume_point(st, &sc)).await? });
     }
     Ok(since)
@@ -539,11 +545,13 @@ async fn read_all(
                 let p = progress.clone();
                 let open = open.clone();
                 let user = opts.user.clone();
+                let touched = opts.touched.clone();
                 let feed = feed.clone().filter(|_| fresh.contains(&s.name));
                 tokio::spawn(async move {
-                    match user {
-                        Some(u) => read_source_as(&open, &s, p, Read::User(&u), None).await,
-                        None => fetch_fed(&open, &s, p, since, feed).await,
+                    match (user, touched) {
+                        (Some(u), _) => read_source_as(&open, &s, p, Read::User(&u), None).await,
+                        (None, Some(t)) => read_source_as(&open, &s, p, Read::Touched(&t), None).await,
+                        (None, None) => fetch_fed(&open, &s, p, since, feed).await,
                     }
                 })
             })

@@ -142,7 +142,7 @@ pub(super) fn positions_of(
 ) -> Vec<(String, SavedState, bool)> {
     batches
         .iter()
-        .filter(|_| opts.user.is_none())
+        .filter(|_| opts.user.is_none() && opts.touched.is_none())
         .filter_map(|b| Some((b, *selected.iter().find(|s| s.name == b.source)?)))
         .map(|(b, s)| {
             let saved =

@@ -229,6 +229,7 @@ pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::P
         slot: None,
         approved: Some(std::sync::Arc::new(approved.approval)),
         live: false,
+        touched: None,
     };
     let (new_id, _) = st.runner.submit(req).await?;
     Ok((new_id, approved.removals))

@@ -64,6 +64,8 @@ impl LdapSource {
             }
         };
         let mut searches = Vec::new();
+        // A persistent search names its entries: the run reads just those.
+        let mut names: Option<Names> = None;
         let how = match &channel {
             Channel::Syncprov => {
                 let cookie = since.and_then(Cookies::parse).and_then(|c| c.users).and_then(|c| Cookies::decode(&c));
@@ -81,6 +83,14 @@ impl LdapSource {
             }
             Channel::Persistent => {
                 let ctrl = RawControl { ctype: PERSISTENT_SEARCH_OID.into(), crit: true, val: Some(psearch_value()) };
+                let (interpret, id) = (self.interpret.clone(), self.cfg.query.id_attribute.clone());
+                names = Some(Names {
+                    attrs: vec![id.clone()],
+                    identity: std::sync::Arc::new(move |mut e| {
+                        interpret(crate::model::EntryKind::User, &mut e);
+                        crate::engine::mapping::external_id(&e, &id).ok()
+                    }),
+                });
                 for base in &self.cfg.base_dns {
                     searches.push((base.clone(), self.scope_filter(), vec![ctrl.clone()]));
                 }
@@ -90,9 +100,9 @@ impl LdapSource {
         let (ends_tx, mut ends) = mpsc::channel::<WatchEnd>(searches.len().max(1));
         let mut tasks = AbortOnDrop(Vec::new());
         for (base, filter, ctrl) in searches {
-            let (l, n, e) = (ldap.clone(), nudges.clone(), ends_tx.clone());
+            let (l, n, e, names) = (ldap.clone(), nudges.clone(), ends_tx.clone(), names.clone());
             tasks.0.push(tokio::spawn(async move {
-                let _ = e.send(follow(l, base, filter, ctrl, n).await).await;
+                let _ = e.send(follow(l, Search { base, filter, ctrls: ctrl }, names, n).await).await;
             }));
         }
         if nudges.send(Nudge::Listening { how: how.to_string() }).await.is_err() {
@@ -131,6 +141,46 @@ impl Drop for AbortOnDrop {
             t.abort();
         }
     }
+}
+
+/// One long search.
+struct Search {
+    base: String,
+    filter: String,
+    ctrls: Vec<RawControl>,
+}
+
+/// How a channel that names its entries gets their identities.
+#[derive(Clone)]
+struct Names {
+    attrs: Vec<String>,
+    identity: std::sync::Arc<dyn Fn(crate::model::RawEntry) -> Option<String> + Send + Sync>,
+}
+
+const ENTRY_CHANGE_OID: &str = "2.16.840.1.113730.3.4.7";
+
+/// The change type of an Entry Change Notification control (1 add, 2
+/// delete, 4 modify, 8 modDN): `SEQUENCE { changeType ENUMERATED, ... }`.
+fn change_type(val: &[u8]) -> Option<u8> {
+    match val {
+        [0x30, len, 0x0a, 0x01, t, ..] if (*len as usize) + 2 == val.len() && *len < 0x80 => Some(*t),
+        _ => None,
+    }
+}
+
+/// What one entry of a persistent search says: the entry changed (its DN),
+/// or was deleted (its identity).
+fn touched(re: ldap3::ResultEntry, names: &Names) -> Option<Nudge> {
+    let deleted = re.1.iter().any(|ldap3::controls::Control(_, raw)| {
+        raw.ctype == ENTRY_CHANGE_OID && raw.val.as_deref().and_then(change_type) == Some(2)
+    });
+    let entry = super::proto::parse_entry(re).ok()?;
+    let dn = entry.dn.clone();
+    if deleted {
+        let id = (names.identity)(entry)?;
+        return Some(Nudge::Touched { dn, gone: Some(id) });
+    }
+    Some(Nudge::Touched { dn, gone: None })
 }
 
 /// AD's Show Deleted control: without it a deletion (the object moved to
@@ -207,15 +257,11 @@ async fn root_dse(ldap: &mut Ldap, timeout: Duration) -> Result<Dse, String> {
 }
 
 /// One long search: each entry it returns is a nudge; its end says why.
-async fn follow(
-    mut ldap: Ldap,
-    base: String,
-    filter: String,
-    ctrls: Vec<RawControl>,
-    nudges: mpsc::Sender<Nudge>,
-) -> WatchEnd {
+async fn follow(mut ldap: Ldap, s: Search, names: Option<Names>, nudges: mpsc::Sender<Nudge>) -> WatchEnd {
+    let Search { base, filter, ctrls } = s;
     ldap.with_controls(ctrls);
-    let mut stream = match ldap.streaming_search(&base, Scope::Subtree, &filter, vec!["1.1"]).await {
+    let attrs = names.as_ref().map(|n| n.attrs.clone()).unwrap_or_else(|| vec!["1.1".to_string()]);
+    let mut stream = match ldap.streaming_search(&base, Scope::Subtree, &filter, attrs).await {
         Ok(s) => s,
         Err(e) => return WatchEnd::Lost(format!("the change channel under {base}: {}", describe(&e))),
     };
@@ -225,8 +271,14 @@ async fn follow(
                 if re.is_intermediate() || re.is_ref() {
                     continue;
                 }
-                // A nudge already waiting covers this change too.
-                if let Err(mpsc::error::TrySendError::Closed(_)) = nudges.try_send(Nudge::Changed) {
+                let sent = match names.as_ref().map(|n| touched(re, n)) {
+                    // A named entry must arrive: waits for room.
+                    Some(Some(n)) => nudges.send(n).await.is_ok(),
+                    Some(None) => nudges.send(Nudge::Changed).await.is_ok(),
+                    // A nudge already waiting covers this change too.
+                    None => !matches!(nudges.try_send(Nudge::Changed), Err(mpsc::error::TrySendError::Closed(_))),
+                };
+                if !sent {
                     return WatchEnd::Stopped;
                 }
             }
@@ -280,6 +332,16 @@ mod tests {
         let ds389 = dse(&[SYNC_REQUEST_OID, PERSISTENT_SEARCH_OID], false, &[]);
         assert_eq!(choose(&ds389, false, &bases), Some(Channel::Persistent), "RFC 4533 is trusted from OpenLDAP only");
         assert_eq!(choose(&dse(&[], true, &[]), false, &bases), None);
+    }
+
+    #[test]
+    fn entry_change_notifications_say_their_change_type() {
+        assert_eq!(change_type(&[0x30, 0x03, 0x0a, 0x01, 0x02]), Some(2), "delete");
+        let moddn = [0x30, 0x0a, 0x0a, 0x01, 0x08, 0x04, 0x05, b'u', b'i', b'd', b'=', b'x'];
+        assert_eq!(change_type(&moddn), Some(8), "modDN with its previous DN");
+        assert_eq!(change_type(&[0x30, 0x05, 0x0a, 0x01]), None, "truncated");
+        assert_eq!(change_type(&[]), None);
+        assert_eq!(change_type(&[0x31, 0x03, 0x0a, 0x01, 0x02]), None);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! The folder, bottom up: [`config`] (the kind's settings), `proto` (result codes, entry parsing), `conn`
 //! (connect and bind), [`facts`] (AD's and 389 DS's attributes as neutral
 //! facts), then [`range`] (AD range retrieval), [`sync`] (RFC 4533), [`usn`]
-//! (AD uSNChanged), `live` (the change channel of live sync), [`writeback`]
+//! (AD uSNChanged), `live` and `touched` (live sync's change channel and
+//! its read of the entries it names), [`writeback`]
 //! (the write-back transport), and this
 //! module, the source itself.
 
@@ -27,6 +28,7 @@ mod live;
 mod proto;
 pub mod range;
 pub mod sync;
+mod touched;
 pub mod usn;
 pub mod writeback;
 
@@ -238,6 +240,14 @@ impl Source for LdapSource {
         since: Option<&str>,
     ) -> crate::kind::live::WatchEnd {
         self.watch_changes(nudges, since).await
+    }
+
+    async fn fetch_touched(
+        &self,
+        sink: EntrySink,
+        touched: &crate::kind::live::Touched,
+    ) -> Result<Fetched, SourceError> {
+        self.read_touched(sink, touched).await
     }
 
     async fn fetch(&self, sink: EntrySink, since: Option<&str>) -> Result<Fetched, SourceError> {
