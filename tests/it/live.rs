@@ -390,3 +390,54 @@ fn instances_sharing_a_store_hold_one_live_connection_and_deliver_each_change_on
     rx.wait_for(30, "after's create", |c| actions_of(c, "after") == ["create"]);
     assert_eq!(state_of(&b), "live");
 }
+
+#[test]
+fn the_dashboard_shows_each_sources_live_state_and_each_webhooks_deliveries() {
+    use crate::page::{page_env, Browser, ADMIN_PASSWORD};
+    let slapd = Slapd::start();
+    let env = page_env(&slapd);
+    std::fs::write(env.dir.path().join("print.whsec"), format!("{SECRET}\n")).unwrap();
+    // A receiver that is down: its failures are on the page.
+    let url = format!("http://127.0.0.1:{}/hook", free_port());
+    env.edit_config(|c| {
+        let hook = format!("[[server.webhooks]]\nname = \"print\"\nurl = \"{url}\"\nsecret_file = \"print.whsec\"\nstart = \"beginning\"\nmax_retry_secs = 1\n\n");
+        c.replacen("[sources.fields]", &format!("{LIVE}[sources.fields]"), 1).replacen("[[server.clients]]", &format!("{hook}[[server.clients]]"), 1)
+    });
+    let svc = Service::start(&env);
+    wait_state(&svc, "live", 20);
+    let t0 = Instant::now();
+    while svc.get("/api/webhooks", READER).1["webhooks"][0]["failures"].as_u64() < Some(1) {
+        assert!(t0.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut b = Browser::new(&svc.base);
+    b.sign_in("admin", ADMIN_PASSWORD);
+    let p = b.get("/");
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("RFC 4533 refreshAndPersist (syncprov)"), "the source's channel: {}", p.body);
+    assert!(p.body.contains(">live<"), "its state");
+    assert!(p.body.contains("Webhooks") && p.body.contains(&url), "the webhook");
+    assert!(p.body.contains("could not be reached"), "its last error");
+    assert!(!p.body.contains("MfKQ9r8"), "never the secret");
+}
+
+#[test]
+fn sighup_reloads_the_live_channels() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let env = Env::ldap(&slapd, LIVE, "");
+    let server = server_section(&env, "");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    let svc = Service::start(&env);
+    wait_state(&svc, "live", 20);
+    env.edit_config(|c| c.replace("[sources.live]\nenabled = true\n", "[sources.live]\nenabled = false\n"));
+    svc.signal("-HUP");
+    let off = wait_state(&svc, "off", 20);
+    assert!(off["reason"].as_str().unwrap().contains("not enabled"), "{off}");
+    env.edit_config(|c| c.replace("[sources.live]\nenabled = false\n", "[sources.live]\nenabled = true\n"));
+    svc.signal("-HUP");
+    wait_state(&svc, "live", 20);
+    slapd.modify(&person("hup", "Hup Reloaded", ""));
+    wait_user(&svc, "hup", "created after the reload", |u| u["status"] == "active");
+    assert_eq!(svc.stop(10), 0, "SIGTERM closes the live channel and stops");
+}

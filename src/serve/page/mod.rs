@@ -8,6 +8,7 @@
 //! [`views`].
 
 pub mod actions;
+pub mod live;
 pub mod session;
 pub mod settings;
 pub mod signin;

@@ -48,6 +48,8 @@ pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response 
     };
     let now = chrono::Local::now();
     let health = st.runner.health();
+    let live = st.live.list();
+    let hooks = st.hooks.list();
     let body = html! {
         section {
             h2 { "Sources" }
@@ -72,6 +74,7 @@ pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response 
                                 }
                             }
                             td {
+                                (super::live::live_cell(live.iter().find(|l| l.name == src.name)))
                                 @if let Some(t) = src.schedule.full.as_ref().and_then(|p| p.next_after(now)) { "full " (t.format("%Y-%m-%d %H:%M")) br; }
                                 @if let Some(t) = src.schedule.incremental.as_ref().and_then(|p| p.next_after(now)) { "incremental " (t.format("%H:%M")) }
                             }
@@ -90,6 +93,7 @@ pub async fn dashboard(State(st): State<AppState>, Admin(s): Admin) -> Response 
                 form method="post" action="/ui/backfill" { (csrf_field(&s.csrf)) button type="submit" { "Fill in missing values" } }
             }
         }
+        (super::live::webhooks_section(&hooks))
         section.cards {
             div.card { h3 { "Groups" } p.big { (groups) } }
             div.card { h3 { "Write-back" } p.big { (queue[0]) } p { "pending · " (queue[1]) " failed · " (queue[2]) " conflicts" } }
