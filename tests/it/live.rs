@@ -30,6 +30,14 @@ fn live_env(slapd: &Slapd, url: &str, hook_extra: &str, rest: &str) -> Env {
     env
 }
 
+/// An LDAP source on `slapd` (`source_extra` in its table), served.
+fn served(slapd: &Slapd, source_extra: &str, rest: &str) -> Env {
+    let env = Env::ldap(slapd, source_extra, rest);
+    let server = server_section(&env, "");
+    env.edit_config(|c| format!("{c}\n{server}"));
+    env
+}
+
 /// Waits until `GET /api/live` says `state` for the source, then returns it.
 pub fn wait_state(svc: &Service, state: &str, secs: u64) -> Value {
     let t0 = Instant::now();
@@ -131,9 +139,7 @@ fn directory_changes_reach_the_store_and_the_webhook_without_a_scheduled_run() {
 fn a_burst_of_a_thousand_changes_is_applied_in_a_few_runs() {
     let slapd = Slapd::start();
     school(&slapd);
-    let env = Env::ldap(&slapd, LIVE, "");
-    let server = server_section(&env, "");
-    env.edit_config(|c| format!("{c}\n{server}"));
+    let env = served(&slapd, LIVE, "");
     let svc = Service::start(&env);
     wait_state(&svc, "live", 20);
     wait_user(&svc, "carol", "synced", |u| u["status"] == "active");
@@ -158,9 +164,7 @@ fn a_burst_of_a_thousand_changes_is_applied_in_a_few_runs() {
 fn a_restarted_server_is_followed_again_and_what_changed_meanwhile_arrives() {
     let slapd = Slapd::start();
     school(&slapd);
-    let env = Env::ldap(&slapd, LIVE, "");
-    let server = server_section(&env, "");
-    env.edit_config(|c| format!("{c}\n{server}"));
+    let env = served(&slapd, LIVE, "");
     let svc = Service::start(&env);
     wait_state(&svc, "live", 20);
     wait_user(&svc, "carol", "synced", |u| u["status"] == "active");
@@ -192,9 +196,7 @@ fn a_restarted_server_is_followed_again_and_what_changed_meanwhile_arrives() {
 fn a_stale_cookie_falls_back_to_a_full_read() {
     let slapd = Slapd::start();
     school(&slapd);
-    let env = Env::ldap(&slapd, LIVE, "");
-    let server = server_section(&env, "");
-    env.edit_config(|c| format!("{c}\n{server}"));
+    let env = served(&slapd, LIVE, "");
     let (code, out) = env.sync(&[]);
     assert_eq!(code, 0, "{out}");
     // A cookie the server cannot continue (from its future: a restored
@@ -302,13 +304,8 @@ fn a_stream_of_deletions_past_the_hourly_threshold_holds_the_source_until_approv
     for i in 0..7 {
         slapd.modify(&person(&format!("pupil{i}"), &format!("Pupil {i}"), ""));
     }
-    let env = Env::ldap(
-        &slapd,
-        &format!("{LIVE}[sources.safety]\nmax_delete_count = 2\n"),
-        "[safety]\nmax_delete_percent = 100\n",
-    );
-    let server = server_section(&env, "");
-    env.edit_config(|c| format!("{c}\n{server}"));
+    let limits = format!("{LIVE}[sources.safety]\nmax_delete_count = 2\n");
+    let env = served(&slapd, &limits, "[safety]\nmax_delete_percent = 100\n");
     let svc = Service::start(&env);
     wait_state(&svc, "live", 20);
     wait_user(&svc, "pupil6", "synced", |u| u["status"] == "active");
@@ -341,9 +338,7 @@ fn a_stream_of_deletions_past_the_hourly_threshold_holds_the_source_until_approv
 fn a_server_without_a_change_channel_is_polled() {
     let slapd = Slapd::start_without_syncprov();
     school(&slapd);
-    let env = Env::ldap(&slapd, "[sources.live]\nenabled = true\npoll_secs = 1\n", "");
-    let server = server_section(&env, "");
-    env.edit_config(|c| format!("{c}\n{server}"));
+    let env = served(&slapd, "[sources.live]\nenabled = true\npoll_secs = 1\n", "");
     let svc = Service::start(&env);
     let polling = wait_state(&svc, "polling", 20);
     assert!(polling["reason"].as_str().unwrap().contains("no change channel"), "{polling}");
@@ -425,9 +420,7 @@ fn the_dashboard_shows_each_sources_live_state_and_each_webhooks_deliveries() {
 fn sighup_reloads_the_live_channels() {
     let slapd = Slapd::start();
     school(&slapd);
-    let env = Env::ldap(&slapd, LIVE, "");
-    let server = server_section(&env, "");
-    env.edit_config(|c| format!("{c}\n{server}"));
+    let env = served(&slapd, LIVE, "");
     let svc = Service::start(&env);
     wait_state(&svc, "live", 20);
     env.edit_config(|c| c.replace("[sources.live]\nenabled = true\n", "[sources.live]\nenabled = false\n"));
