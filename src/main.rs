@@ -115,13 +115,37 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
-    /// Run history, newest first.
+    /// Run history, newest first; `runs undo ID` puts back what a run changed.
+    #[command(args_conflicts_with_subcommands = true)]
     Runs {
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
         #[arg(long)]
         json: bool,
         /// How many runs.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Undo run ID: put back every user, field, membership and group it
+    /// changed, as a new run of mode "undo" (exit 0 applied, 1 cannot be
+    /// undone, 2 unknown run, 3 blocked by a guard).
+    Undo {
+        id: i64,
+        /// Show what the undo would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        /// Lift the removal thresholds (as for sync).
+        #[arg(long)]
+        force: bool,
+        /// Put the run's values back over later changes too (audited).
+        #[arg(long)]
+        force_over_later: bool,
     },
 }
 
@@ -610,7 +634,13 @@ fn run(args: Args) -> Result<u8, Failure> {
             }
             Ok(0)
         }
-        Command::Runs { json, limit } => {
+        Command::Runs { command: Some(RunsCommand::Undo { id, dry_run, json, force, force_over_later }), .. } => {
+            let cfg = load(&args.config)?;
+            let store = read_store(&cfg)?;
+            let opts = dirsync::engine::undo::UndoOptions { dry_run, force, force_over_later, origin: cli_origin() };
+            cli::undo::run(&cfg, &*store, id, &opts, json)
+        }
+        Command::Runs { command: None, json, limit } => {
             let cfg = load(&args.config)?;
             let runs = read_store(&cfg)?.runs(limit).map_err(|e| Failure::failed(e.to_string()))?;
             if json {

@@ -11,6 +11,7 @@ use serde::Serialize;
 pub mod claims;
 mod creation;
 mod fields;
+pub mod images;
 pub mod queue;
 pub mod records;
 mod seen;

@@ -63,6 +63,13 @@ impl serde::Serialize for Timestamp {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Timestamp::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +87,7 @@ mod tests {
         assert_eq!(t.since(t.plus(Duration::from_secs(1))), Duration::ZERO);
         assert!(Timestamp::parse("yesterday").is_none());
         assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-11-23T10:21:02.123Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>("\"2026-11-23T10:21:02.123Z\"").unwrap(), t);
+        assert!(serde_json::from_str::<Timestamp>("\"soon\"").is_err());
     }
 }

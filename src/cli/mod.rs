@@ -3,6 +3,7 @@
 
 mod render;
 pub mod store;
+pub mod undo;
 
 use std::io::IsTerminal;
 use std::path::Path;

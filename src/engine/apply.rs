@@ -250,6 +250,19 @@ impl Audit {
         old: Option<&str>,
         new: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.row_with(tx, user_id, name, action, (field, old, new), None)
+    }
+
+    /// A row with a before-image (or a group's id) for an undo to read.
+    fn row_with(
+        &self,
+        tx: &mut dyn StoreTx,
+        user_id: Option<i64>,
+        name: &str,
+        action: &str,
+        (field, old, new): (Option<&str>, Option<&str>, Option<&str>),
+        image: Option<String>,
+    ) -> Result<(), StoreError> {
         tx.audit(&AuditRecord {
             run_id: Some(self.run_id),
             at: self.at,
@@ -259,8 +272,18 @@ impl Audit {
             field: field.map(str::to_string),
             old: old.map(str::to_string),
             new: new.map(str::to_string),
+            image,
         })
     }
+}
+
+/// `{"group": id}`, and `"child"` for a nested group: which group a
+/// membership or group row is about, whatever its name later.
+fn group_ref(group: i64, child: Option<i64>) -> Option<String> {
+    Some(match child {
+        Some(c) => format!("{{\"group\":{group},\"child\":{c}}}"),
+        None => format!("{{\"group\":{group}}}"),
+    })
 }
 
 /// Users written early that the plan does not create (a source that failed
@@ -284,8 +307,9 @@ fn take_back_unplanned(tx: &mut dyn StoreTx, plan: &Plan, early: &EarlyWrites) -
 /// Groups deleted, users disabled or deleted.
 fn remove(tx: &mut dyn StoreTx, plan: &Plan, audit: &Audit, now: Timestamp) -> Result<(), StoreError> {
     for g in &plan.group_deletes {
+        let image = tx.group_image(g.id)?.and_then(|i| serde_json::to_string(&i).ok());
         tx.delete_group(g.id)?;
-        audit.row(tx, None, &g.name, "group_delete", None, None, None)?;
+        audit.row_with(tx, None, &g.name, "group_delete", (None, None, None), image)?;
     }
     for r in &plan.removals {
         match r.kind {
@@ -299,8 +323,9 @@ fn remove(tx: &mut dyn StoreTx, plan: &Plan, audit: &Audit, now: Timestamp) -> R
                 audit.row(tx, Some(r.id), &r.username, "disable", Some("status"), Some("active"), Some("disabled"))?;
             }
             RemovalKind::Delete => {
+                let image = tx.user_image(r.id)?.and_then(|i| serde_json::to_string(&i).ok());
                 tx.delete_user(r.id)?;
-                audit.row(tx, Some(r.id), &r.username, "delete", None, None, None)?;
+                audit.row_with(tx, Some(r.id), &r.username, "delete", (None, None, None), image)?;
             }
         }
     }
@@ -311,13 +336,21 @@ fn remove(tx: &mut dyn StoreTx, plan: &Plan, audit: &Audit, now: Timestamp) -> R
 fn write_groups(tx: &mut dyn StoreTx, plan: &Plan, audit: &Audit, now: Timestamp) -> Result<Vec<i64>, StoreError> {
     let mut group_ids = Vec::with_capacity(plan.group_creates.len());
     for g in &plan.group_creates {
-        group_ids.push(tx.insert_group(g, now)?);
-        audit.row(tx, None, &g.name, "group_create", Some("source"), None, Some(&g.source))?;
+        let id = tx.insert_group(g, now)?;
+        group_ids.push(id);
+        let what = (Some("source"), None, Some(g.source.as_str()));
+        audit.row_with(tx, None, &g.name, "group_create", what, group_ref(id, None))?;
     }
     for g in &plan.group_updates {
+        // A rename's before-image (its DN too), for an undo.
+        let image = match g.name != g.new_name {
+            true => tx.group_image(g.id)?.and_then(|i| serde_json::to_string(&i).ok()),
+            false => None,
+        };
         tx.update_group(g.id, &g.new_name, &g.new_dn, now)?;
         if g.name != g.new_name {
-            audit.row(tx, None, &g.new_name, "group_update", Some("name"), Some(&g.name), Some(&g.new_name))?;
+            let what = (Some("name"), Some(g.name.as_str()), Some(g.new_name.as_str()));
+            audit.row_with(tx, None, &g.new_name, "group_update", what, image)?;
         }
     }
     Ok(group_ids)
@@ -353,24 +386,37 @@ fn update_users(tx: &mut dyn StoreTx, plan: &Plan, audit: &Audit, now: Timestamp
                 f => patch.fields.push((f, c.new.as_deref())),
             }
         }
+        // A re-link's before-image: the identity it had.
+        let image = match u.relink_to.is_some() {
+            true => tx.user_image(u.id)?.and_then(|i| serde_json::to_string(&i).ok()),
+            false => None,
+        };
         tx.update_user(u.id, &patch, now)?;
-        audit_update(tx, audit, u)?;
+        audit_update(tx, audit, u, image)?;
     }
     Ok(())
 }
 
 /// The audit rows of one existing user's update.
-fn audit_update(tx: &mut dyn StoreTx, audit: &Audit, u: &crate::engine::plan::UserUpdate) -> Result<(), StoreError> {
+fn audit_update(
+    tx: &mut dyn StoreTx,
+    audit: &Audit,
+    u: &crate::engine::plan::UserUpdate,
+    image: Option<String>,
+) -> Result<(), StoreError> {
     let name = u.rename_to.as_deref().unwrap_or(&u.username);
     if let Some(to) = &u.rename_to {
         audit.row(tx, Some(u.id), name, "rename", Some("username"), Some(&u.username), Some(to))?;
     }
     if let Some(ext) = &u.relink_to {
         match &u.relink_from {
-            None => audit.row(tx, Some(u.id), name, "relink", Some("external_id"), None, Some(ext))?,
+            None => {
+                let what = (Some("external_id"), None, Some(ext.as_str()));
+                audit.row_with(tx, Some(u.id), name, "relink", what, image)?
+            }
             Some(from) => {
                 let to = format!("{}:{ext}", u.source);
-                audit.row(tx, Some(u.id), name, "relink", Some("source"), Some(from), Some(&to))?
+                audit.row_with(tx, Some(u.id), name, "relink", (Some("source"), Some(from), Some(&to)), image)?
             }
         }
     }
@@ -409,11 +455,14 @@ fn write_memberships(
             Member::User(u) => {
                 let uid = resolve_user(u);
                 tx.remove_user_member(uid, g)?;
-                audit.row(tx, Some(uid), member, "group_remove", Some("group"), Some(group), None)?;
+                let what = (Some("group"), Some(group), None);
+                audit.row_with(tx, Some(uid), member, "group_remove", what, group_ref(g, None))?;
             }
             Member::Group(c) => {
-                tx.remove_group_member(resolve_group(c), g)?;
-                audit.row(tx, None, member, "subgroup_remove", Some("group"), Some(group), None)?;
+                let child = resolve_group(c);
+                tx.remove_group_member(child, g)?;
+                let what = (Some("group"), Some(group), None);
+                audit.row_with(tx, None, member, "subgroup_remove", what, group_ref(g, Some(child)))?;
             }
         }
     }
@@ -430,9 +479,11 @@ fn write_memberships(
             Member::User(u @ Ref::Existing(_)) => user_adds.push((resolve_user(u), g, i)),
             Member::User(u) => user_adds.push((resolve_user(u), g, NONE)),
             Member::Group(c) => {
-                tx.add_group_member(resolve_group(c), g)?;
+                let child_id = resolve_group(c);
+                tx.add_group_member(child_id, g)?;
                 let (child, parent) = plan.names_of(m);
-                audit.row(tx, None, child, "subgroup_add", Some("group"), None, Some(parent))?;
+                let what = (Some("group"), None, Some(parent));
+                audit.row_with(tx, None, child, "subgroup_add", what, group_ref(g, Some(child_id)))?;
             }
         }
     }
@@ -441,7 +492,8 @@ fn write_memberships(
         tx.add_user_member(uid, gid)?;
         if i != NONE {
             let (member, group) = plan.names_of(&plan.member_adds[i]);
-            audit.row(tx, Some(uid), member, "group_add", Some("group"), None, Some(group))?;
+            let what = (Some("group"), None, Some(group));
+            audit.row_with(tx, Some(uid), member, "group_add", what, group_ref(gid, None))?;
         }
     }
     Ok(())
@@ -480,6 +532,7 @@ fn generate_codes(
                 field: Some(field.clone()),
                 old: None,
                 new: Some(value.clone()),
+                image: None,
             })?;
             if let Some(attribute) = prov.writeback_attribute(&u.source, field) {
                 tx.enqueue_writeback(

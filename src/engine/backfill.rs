@@ -196,6 +196,7 @@ fn apply(
                 field: Some(f.field.clone()),
                 old: None,
                 new: f.value.clone(),
+                image: None,
             })?;
             if let Some(attribute) = prov.writeback_attribute(&f.source, &f.field) {
                 let w = NewWriteback {

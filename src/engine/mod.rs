@@ -8,7 +8,7 @@
 //!
 //! [`sync`] runs them in order for a run; [`push`] runs them for one
 //! change an identity provider pushed (SCIM), with the push guard; [`codes`] generates the values
-//! provisioning sets; [`backfill`] fills, on existing users, what a create
+//! provisioning sets; [`undo`] puts back what a run changed; [`backfill`] fills, on existing users, what a create
 //! would have set and they lack; [`views`] shows users and groups as the
 //! CLI and API answer them, [`feed`] the change feed as applications and
 //! webhooks get it. The engine reaches a source only through the kind
@@ -25,5 +25,6 @@ pub mod mapping;
 pub mod plan;
 pub mod push;
 pub mod sync;
+pub mod undo;
 pub mod views;
 pub mod writeback;

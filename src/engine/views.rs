@@ -13,6 +13,9 @@ use crate::store::UserGroups;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UserView {
+    /// The store's id: stable for the user's life (an undo re-creates a
+    /// deleted user with it).
+    pub id: i64,
     pub username: String,
     pub external_id: String,
     pub source: String,
@@ -32,8 +35,6 @@ pub struct UserView {
     pub all_groups: Vec<String>,
     pub created_at: crate::time::Timestamp,
     pub updated_at: crate::time::Timestamp,
-    #[serde(skip)]
-    pub id: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -219,10 +219,12 @@ pub enum RunMode {
     /// Changes a live source told of, read from where it left off and
     /// grouped by debounce window.
     Live,
+    /// The changes of an earlier run put back.
+    Undo,
 }
 
 impl RunMode {
-    const ALL: [RunMode; 8] = [
+    const ALL: [RunMode; 9] = [
         RunMode::Full,
         RunMode::Incremental,
         RunMode::Mixed,
@@ -231,6 +233,7 @@ impl RunMode {
         RunMode::Backfill,
         RunMode::Push,
         RunMode::Live,
+        RunMode::Undo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -243,6 +246,7 @@ impl RunMode {
             RunMode::Backfill => "backfill",
             RunMode::Push => "push",
             RunMode::Live => "live",
+            RunMode::Undo => "undo",
         }
     }
 
@@ -307,11 +311,19 @@ pub struct AuditRecord {
     /// The user's (or group's) name at the time of the change.
     pub name: String,
     /// create, update, rename, relink, enable, disable, delete, group_add,
-    /// group_remove, group_create, group_update, group_delete.
+    /// group_remove, group_create, group_update, group_delete, subgroup_add,
+    /// subgroup_remove, set, generate.
     pub action: String,
     pub field: Option<String>,
     pub old: Option<String>,
     pub new: Option<String>,
+    /// What a deleted or re-linked user, or a deleted group, was just
+    /// before the change (JSON of a [`crate::model::images::UserImage`] or
+    /// [`crate::model::images::GroupImage`]); on membership rows of groups,
+    /// `{"group": id}` (and `"child"` for nested groups). Read back only to
+    /// undo the run.
+    #[serde(skip)]
+    pub image: Option<String>,
 }
 
 /// One removal a blocked run planned: a user disabled or deleted, or a

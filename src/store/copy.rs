@@ -147,6 +147,7 @@ pub const TABLES: &[Table] = &[
             ("field", Text),
             ("old", Text),
             ("new", Text),
+            ("image", Text),
         ],
         order: "id",
         serial_id: true,

@@ -402,6 +402,16 @@ pub trait StoreTx {
     fn scim_put(&mut self, row: &ScimRow) -> Result<(), StoreError>;
     /// Marks a SCIM resource deleted: gone from lookups, its id kept.
     fn scim_delete(&mut self, source: &str, id: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// What user `id` is now, whole, with its direct groups (`None`: none).
+    fn user_image(&mut self, id: i64) -> Result<Option<crate::model::images::UserImage>, StoreError>;
+    /// What group `id` is now, whole, with its direct relations.
+    fn group_image(&mut self, id: i64) -> Result<Option<crate::model::images::GroupImage>, StoreError>;
+    /// Puts a user back as its image says, with its id; memberships of
+    /// groups that are gone are left out.
+    fn restore_user(&mut self, u: &crate::model::images::UserImage, now: Timestamp) -> Result<(), StoreError>;
+    /// Puts a group back as its image says, with its id and the relations
+    /// whose other end still exists.
+    fn restore_group(&mut self, g: &crate::model::images::GroupImage, now: Timestamp) -> Result<(), StoreError>;
 }
 
 pub trait Store: Send + Sync {
@@ -542,6 +552,9 @@ pub trait Store: Send + Sync {
     fn audit_of(&self, user_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// What one run changed, in the order it was written, at most `limit`.
     fn run_changes(&self, run_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Every audit row of a run, in id order, with ids and before-images
+    /// (what an undo reads).
+    fn run_audit(&self, run_id: i64) -> Result<Vec<Change>, StoreError>;
     /// What a blocked run would have removed.
     fn removals_of(&self, run_id: i64) -> Result<Vec<PlannedRemoval>, StoreError>;
     /// A blocked run's plan summary (JSON), if it has one.

@@ -18,6 +18,7 @@
 mod bulk;
 mod connect;
 mod hooks;
+mod images;
 mod portable;
 mod queries;
 mod queue;
@@ -374,6 +375,10 @@ impl Store for PgStore {
     fn run_changes(&self, run_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         let tail = "WHERE run_id = $1 ORDER BY id LIMIT $2";
         self.block(async { queries::audit_rows(&*self.conn().await?, &self.inner.name, tail, run_id, limit).await })
+    }
+
+    fn run_audit(&self, run_id: i64) -> Result<Vec<Change>, StoreError> {
+        self.block(async { queries::run_audit(&*self.conn().await?, &self.inner.name, run_id).await })
     }
 
     fn removals_of(&self, run_id: i64) -> Result<Vec<super::PlannedRemoval>, StoreError> {

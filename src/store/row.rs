@@ -90,3 +90,39 @@ pub(crate) fn like_escape(p: &str) -> String {
     }
     out
 }
+
+/// A before-image's fields from a row's core columns and its JSON of others.
+pub(crate) fn image_fields(core: [Option<String>; 6], custom: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out: std::collections::BTreeMap<String, String> =
+        CORE_FIELDS.iter().zip(core).filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
+    out.extend(json_map(custom));
+    out
+}
+
+/// A JSON object of strings as a map.
+pub(crate) fn json_map(text: &str) -> std::collections::BTreeMap<String, String> {
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_str(text) else { return Default::default() };
+    m.into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A before-image's fields as a row stores them: the core columns' values,
+/// the other fields' JSON, the directory values' JSON.
+pub(crate) fn image_columns(u: &crate::model::images::UserImage) -> ([Option<&str>; 6], String, String) {
+    let mut core = [None; 6];
+    let mut custom = serde_json::Map::new();
+    for (k, v) in &u.fields {
+        match CORE_FIELDS.iter().position(|c| c == k) {
+            Some(i) => core[i] = Some(v.as_str()),
+            None => {
+                custom.insert(k.clone(), serde_json::Value::String(v.clone()));
+            }
+        }
+    }
+    let dir = serde_json::to_string(&u.dir_values).unwrap_or_else(|_| "{}".into());
+    (core, serde_json::Value::Object(custom).to_string(), dir)
+}

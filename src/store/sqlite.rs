@@ -414,6 +414,10 @@ impl Store for SqliteStore {
         self.read(|conn| queries::run_changes(conn, &self.inner.path, run_id, limit))
     }
 
+    fn run_audit(&self, run_id: i64) -> Result<Vec<Change>, StoreError> {
+        self.read(|conn| queries::run_audit(conn, &self.inner.path, run_id))
+    }
+
     fn user_by_name(&self, name: &str) -> Result<Option<StoredUser>, StoreError> {
         self.read(|conn| queries::user_by_name(conn, &self.inner.path, name))
     }

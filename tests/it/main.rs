@@ -44,5 +44,6 @@ mod serve_patch;
 mod store_pg;
 mod sync;
 mod tls;
+mod undo;
 mod unix;
 mod writeback;

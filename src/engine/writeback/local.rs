@@ -167,6 +167,7 @@ fn write_field(
         field: Some(field.to_string()),
         old: old.clone(),
         new: v.clone(),
+        image: None,
     })?;
     if let Some(attribute) = attribute {
         let item = NewWriteback {

@@ -317,8 +317,9 @@ fn user_schema() -> Value {
     let strings = json!({ "type": "array", "items": { "type": "string" } });
     json!({
         "type": "object",
-        "required": ["username", "external_id", "source", "dn", "status", "fields", "groups", "all_groups", "created_at", "updated_at"],
+        "required": ["id", "username", "external_id", "source", "dn", "status", "fields", "groups", "all_groups", "created_at", "updated_at"],
         "properties": {
+            "id": { "type": "integer", "description": "the store's id, stable for the user's life" },
             "username": { "type": "string" }, "external_id": { "type": "string" }, "source": { "type": "string" },
             "dn": { "type": "string" }, "status": { "enum": ["active", "disabled"] },
             "full_name": nullable("string"), "email": nullable("string"), "department": nullable("string"),

@@ -146,6 +146,7 @@ pub(super) struct Audits {
     field: Vec<Option<String>>,
     old: Vec<Option<String>>,
     new: Vec<Option<String>>,
+    image: Vec<Option<String>>,
 }
 
 /// Rows one gathered statement takes at most.
@@ -161,7 +162,7 @@ impl Queued {
                 vec![Box::new(m.users), Box::new(m.groups)],
             ),
             Queued::Audits(a) => (
-                "INSERT INTO audit (run_id, at, user_id, name, action, field, old, new) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])",
+                "INSERT INTO audit (run_id, at, user_id, name, action, field, old, new, image) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
                 vec![
                     Box::new(a.run_id),
                     Box::new(a.at),
@@ -171,6 +172,7 @@ impl Queued {
                     Box::new(a.field),
                     Box::new(a.old),
                     Box::new(a.new),
+                    Box::new(a.image),
                 ],
             ),
         }
@@ -219,4 +221,5 @@ pub(super) fn push_audit(queue: &mut Vec<Queued>, r: &crate::model::records::Aud
     a.field.push(r.field.clone());
     a.old.push(r.old.clone());
     a.new.push(r.new.clone());
+    a.image.push(r.image.clone());
 }

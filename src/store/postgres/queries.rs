@@ -210,6 +210,25 @@ pub(super) async fn audit_rows(
     Ok(rows.iter().map(|r| read_audit(r, 0)).collect())
 }
 
+/// A run's audit rows in id order, with their ids and before-images.
+pub(super) async fn run_audit(c: &Conn, name: &str, run_id: i64) -> Result<Vec<Change>, StoreError> {
+    let rows = query(
+        c,
+        name,
+        "SELECT id, run_id, at, user_id, name, action, field, old, new, image FROM audit WHERE run_id = $1 ORDER BY id",
+        &[&run_id],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut record = read_audit(r, 1);
+            record.image = r.get(9);
+            Change { cursor: r.get(0), record, status_now: None }
+        })
+        .collect())
+}
+
 fn read_audit(r: &Row, at: usize) -> AuditRecord {
     AuditRecord {
         run_id: r.get(at),
@@ -220,6 +239,7 @@ fn read_audit(r: &Row, at: usize) -> AuditRecord {
         field: r.get(at + 5),
         old: r.get(at + 6),
         new: r.get(at + 7),
+        image: None,
     }
 }
 

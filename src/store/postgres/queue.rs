@@ -53,6 +53,7 @@ pub(super) fn finish_one(
                 field: Some(item.field.clone()),
                 old: item.value.clone(),
                 new: value.clone(),
+                image: None,
             })?;
             tx.push(
                 "UPDATE writeback SET status = 'done', done_at = $2, updated_at = $2, \

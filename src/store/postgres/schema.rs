@@ -203,6 +203,9 @@ CREATE TABLE claims (
     until TEXT NOT NULL
 );
 "#,
+    // 11: before-images in the audit trail (a deleted or re-linked user, a
+    // deleted group; the group of a membership row), so a run can be undone
+    "ALTER TABLE audit ADD COLUMN image TEXT;",
 ];
 
 const _: () = assert!(MIGRATIONS.len() == crate::store::SCHEMA_VERSION);

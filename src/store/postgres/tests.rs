@@ -47,6 +47,7 @@ fn concurrent_writers_never_let_the_feed_skip_a_late_commit() {
         field: None,
         old: None,
         new: None,
+        image: None,
     };
     let mut long = store.write_session().unwrap();
     let a = audit("first");

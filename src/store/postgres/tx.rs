@@ -121,7 +121,7 @@ impl PgTx {
     }
 
     /// Sends what is queued, then runs `f` on the connection.
-    fn read<R>(
+    pub(super) fn read<R>(
         &mut self,
         f: impl for<'c> FnOnce(
             &'c deadpool_postgres::Object,
@@ -571,6 +571,22 @@ impl StoreTx for PgTx {
 
     fn scim_delete(&mut self, source: &str, id: &str, at: Timestamp) -> Result<(), StoreError> {
         self.delete_scim(source, id, at)
+    }
+
+    fn user_image(&mut self, id: i64) -> Result<Option<crate::model::images::UserImage>, StoreError> {
+        self.read_user_image(id)
+    }
+
+    fn group_image(&mut self, id: i64) -> Result<Option<crate::model::images::GroupImage>, StoreError> {
+        self.read_group_image(id)
+    }
+
+    fn restore_user(&mut self, u: &crate::model::images::UserImage, now: Timestamp) -> Result<(), StoreError> {
+        self.write_user_image(u, now)
+    }
+
+    fn restore_group(&mut self, g: &crate::model::images::GroupImage, now: Timestamp) -> Result<(), StoreError> {
+        self.write_group_image(g, now)
     }
 
     fn record_plan(&mut self, run_id: i64, summary: &str) -> Result<(), StoreError> {

@@ -215,6 +215,36 @@ pub(super) fn audit_of(
 }
 
 /// One run's audit rows, in the order they were written.
+/// A run's audit rows in id order, with their ids and before-images.
+pub(super) fn run_audit(conn: &Connection, path: &Path, run_id: i64) -> Result<Vec<Change>, StoreError> {
+    let err = backend(path);
+    let mut st = conn
+        .prepare_cached(
+            "SELECT id, run_id, at, user_id, name, action, field, old, new, image FROM audit WHERE run_id = ?1 ORDER BY id",
+        )
+        .map_err(&err)?;
+    let rows = st
+        .query_map([run_id], |r| {
+            Ok(Change {
+                cursor: r.get(0)?,
+                record: AuditRecord {
+                    run_id: r.get(1)?,
+                    at: r.get(2)?,
+                    user_id: r.get(3)?,
+                    name: r.get(4)?,
+                    action: r.get(5)?,
+                    field: r.get(6)?,
+                    old: r.get(7)?,
+                    new: r.get(8)?,
+                    image: r.get(9)?,
+                },
+                status_now: None,
+            })
+        })
+        .map_err(&err)?;
+    rows.collect::<Result<_, _>>().map_err(&err)
+}
+
 pub(super) fn run_changes(
     conn: &Connection,
     path: &Path,
@@ -246,6 +276,7 @@ fn audit_rows(
                 field: r.get(5)?,
                 old: r.get(6)?,
                 new: r.get(7)?,
+                image: None,
             })
         })
         .map_err(&err)?;
@@ -332,6 +363,7 @@ pub(super) fn changes(conn: &Connection, path: &Path, cursor: i64, limit: usize)
                     field: r.get(6)?,
                     old: r.get(7)?,
                     new: r.get(8)?,
+                    image: None,
                 },
                 status_now: r.get::<_, Option<String>>(9)?.as_deref().and_then(Status::parse),
             })

@@ -108,6 +108,7 @@ pub(super) fn finish_one(
                 field: Some(item.field.clone()),
                 old: item.value.clone(),
                 new: value.clone(),
+                image: None,
             })?;
             stx.exec(
                 "UPDATE writeback SET status = 'done', done_at = ?2, updated_at = ?2, \

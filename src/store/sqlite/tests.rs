@@ -103,7 +103,7 @@ fn an_older_store_is_rekeyed_once_by_migration_4() {
         store
             .write()
             .execute_batch(
-                "UPDATE users SET username_key = lower(username), dn_key = NULL; DROP TABLE run_removals; DROP TABLE run_plans; DROP INDEX audit_run; DROP TABLE schedule_slots; DROP TABLE scim_resources; DROP INDEX runs_source_mode; DROP TABLE webhooks; DROP TABLE claims; ALTER TABLE runs DROP COLUMN triggered_by; ALTER TABLE runs DROP COLUMN slot; ALTER TABLE runs DROP COLUMN instance; PRAGMA user_version = 3;",
+                "UPDATE users SET username_key = lower(username), dn_key = NULL; DROP TABLE run_removals; DROP TABLE run_plans; DROP INDEX audit_run; DROP TABLE schedule_slots; DROP TABLE scim_resources; DROP INDEX runs_source_mode; DROP TABLE webhooks; DROP TABLE claims; ALTER TABLE audit DROP COLUMN image; ALTER TABLE runs DROP COLUMN triggered_by; ALTER TABLE runs DROP COLUMN slot; ALTER TABLE runs DROP COLUMN instance; PRAGMA user_version = 3;",
             )
             .unwrap();
     }

@@ -8,10 +8,11 @@ use std::path::Path;
 use rusqlite::{params, Transaction};
 
 use super::backend;
+use crate::model::images::{GroupImage, UserImage};
 use crate::model::records::{AuditRecord, RunRecord};
 use crate::model::{name_key, normalize_dn, CORE_FIELDS};
 use crate::model::{NewGroup, NewUser};
-use crate::store::row::{created_summary, split_fields};
+use crate::store::row::{created_summary, image_columns, image_fields, json_map, split_fields};
 use crate::store::{NewWriteback, SavedState, StoreError, StoreTx, UserPatch};
 
 pub(super) struct SqliteTx<'c> {
@@ -145,8 +146,8 @@ impl StoreTx for SqliteTx<'_> {
 
     fn audit(&mut self, a: &AuditRecord) -> Result<(), StoreError> {
         self.exec(
-            "INSERT INTO audit (run_id, at, user_id, name, action, field, old, new) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![a.run_id, a.at, a.user_id, a.name, a.action, a.field, a.old, a.new],
+            "INSERT INTO audit (run_id, at, user_id, name, action, field, old, new, image) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![a.run_id, a.at, a.user_id, a.name, a.action, a.field, a.old, a.new, a.image],
         )
         .map(drop)
     }
@@ -259,6 +260,22 @@ impl StoreTx for SqliteTx<'_> {
         self.delete_scim(source, id, at)
     }
 
+    fn user_image(&mut self, id: i64) -> Result<Option<crate::model::images::UserImage>, StoreError> {
+        self.read_user_image(id)
+    }
+
+    fn group_image(&mut self, id: i64) -> Result<Option<crate::model::images::GroupImage>, StoreError> {
+        self.read_group_image(id)
+    }
+
+    fn restore_user(&mut self, u: &crate::model::images::UserImage, now: Timestamp) -> Result<(), StoreError> {
+        self.write_user_image(u, now)
+    }
+
+    fn restore_group(&mut self, g: &crate::model::images::GroupImage, now: Timestamp) -> Result<(), StoreError> {
+        self.write_group_image(g, now)
+    }
+
     fn record_plan(&mut self, run_id: i64, summary: &str) -> Result<(), StoreError> {
         self.exec("INSERT OR REPLACE INTO run_plans (run_id, summary) VALUES (?1, ?2)", params![run_id, summary])
             .map(drop)
@@ -304,6 +321,115 @@ impl StoreTx for SqliteTx<'_> {
                     params![source, slot, run.id],
                 )?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// Before-images of users and groups, and their restoration with the same
+/// ids (undoing a run).
+impl SqliteTx<'_> {
+    fn ids(&self, sql: &str, id: i64) -> Result<Vec<i64>, StoreError> {
+        let mut st = self.tx.prepare_cached(sql).map_err(backend(self.path))?;
+        let rows = st.query_map([id], |r| r.get(0)).map_err(backend(self.path))?;
+        rows.collect::<Result<_, _>>().map_err(backend(self.path))
+    }
+
+    pub(super) fn read_user_image(&mut self, id: i64) -> Result<Option<UserImage>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let row = self
+            .tx
+            .query_row(
+                "SELECT source, external_id, username, dn, status, missing_since, full_name, email, department, office, card_number, card_number2, fields, dir_values, created_at FROM users WHERE id = ?1",
+                [id],
+                |r| {
+                    let core: [Option<String>; 6] = [r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?];
+                    Ok(UserImage {
+                        id,
+                        source: r.get(0)?,
+                        external_id: r.get(1)?,
+                        username: r.get(2)?,
+                        dn: r.get(3)?,
+                        status: r.get(4)?,
+                        missing_since: r.get(5)?,
+                        fields: image_fields(core, &r.get::<_, String>(12)?),
+                        dir_values: json_map(&r.get::<_, String>(13)?),
+                        created_at: r.get(14)?,
+                        groups: Vec::new(),
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend(self.path))?;
+        let Some(mut u) = row else { return Ok(None) };
+        u.groups = self.ids("SELECT group_id FROM user_groups WHERE user_id = ?1 ORDER BY group_id", id)?;
+        Ok(Some(u))
+    }
+
+    pub(super) fn read_group_image(&mut self, id: i64) -> Result<Option<GroupImage>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let row = self
+            .tx
+            .query_row("SELECT source, external_id, name, dn, created_at FROM groups WHERE id = ?1", [id], |r| {
+                Ok(GroupImage {
+                    id,
+                    source: r.get(0)?,
+                    external_id: r.get(1)?,
+                    name: r.get(2)?,
+                    dn: r.get(3)?,
+                    created_at: r.get(4)?,
+                    members: Vec::new(),
+                    children: Vec::new(),
+                    parents: Vec::new(),
+                })
+            })
+            .optional()
+            .map_err(backend(self.path))?;
+        let Some(mut g) = row else { return Ok(None) };
+        g.members = self.ids("SELECT user_id FROM user_groups WHERE group_id = ?1 ORDER BY user_id", id)?;
+        g.children = self.ids("SELECT child_id FROM group_groups WHERE parent_id = ?1 ORDER BY child_id", id)?;
+        g.parents = self.ids("SELECT parent_id FROM group_groups WHERE child_id = ?1 ORDER BY parent_id", id)?;
+        Ok(Some(g))
+    }
+
+    pub(super) fn write_user_image(&mut self, u: &UserImage, now: Timestamp) -> Result<(), StoreError> {
+        let (core, custom, dir) = image_columns(u);
+        self.exec(
+            "INSERT INTO users (id, source, external_id, username, username_key, dn, dn_key, status, missing_since, full_name, email, department, office, card_number, card_number2, fields, dir_values, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            params![u.id, u.source, u.external_id, u.username, name_key(&u.username), u.dn, normalize_dn(&u.dn), u.status, u.missing_since, core[0], core[1], core[2], core[3], core[4], core[5], custom, dir, u.created_at, now],
+        )?;
+        for g in &u.groups {
+            // A group deleted since is left out.
+            self.exec(
+                "INSERT OR IGNORE INTO user_groups (user_id, group_id) SELECT ?1, id FROM groups WHERE id = ?2",
+                params![u.id, g],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_group_image(&mut self, g: &GroupImage, now: Timestamp) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO groups (id, source, external_id, name, name_key, dn, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![g.id, g.source, g.external_id, g.name, name_key(&g.name), g.dn, g.created_at, now],
+        )?;
+        for m in &g.members {
+            self.exec(
+                "INSERT OR IGNORE INTO user_groups (user_id, group_id) SELECT id, ?2 FROM users WHERE id = ?1",
+                params![m, g.id],
+            )?;
+        }
+        for c in &g.children {
+            self.exec(
+                "INSERT OR IGNORE INTO group_groups (child_id, parent_id) SELECT id, ?2 FROM groups WHERE id = ?1",
+                params![c, g.id],
+            )?;
+        }
+        for p in &g.parents {
+            self.exec(
+                "INSERT OR IGNORE INTO group_groups (child_id, parent_id) SELECT ?1, id FROM groups WHERE id = ?2",
+                params![g.id, p],
+            )?;
         }
         Ok(())
     }

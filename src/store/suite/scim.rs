@@ -74,6 +74,7 @@ pub(super) fn push_runs_gather_a_window_and_count_its_removals(store: &dyn Store
         field: None,
         old: None,
         new: None,
+        image: None,
     };
     store
         .transaction(&mut |tx| {

@@ -82,6 +82,7 @@ pub(super) fn audit_rows_are_read_per_user_newest_first(store: &dyn Store) {
         field: Some(field.into()),
         old: Some("old".into()),
         new: None,
+        image: None,
     };
     store.transaction(&mut |tx| tx.audit(&row("first")).and_then(|_| tx.audit(&row("second")))).unwrap();
     let got = store.audit_of(amy.id, 2).unwrap();
