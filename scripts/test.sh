@@ -70,8 +70,8 @@ export DIRSYNC_TEST_PG="postgres://postgres:secret@127.0.0.1:$PG_PORT/postgres"
 cargo test --all-targets
 # The PostgreSQL leg: the end-to-end scenarios (syncs full and incremental,
 # renames, guards, write-back, the API, the change feed, approval, JIT,
-# SCIM, live sync and webhooks)
+# SCIM, live sync and webhooks, undo)
 # again with the store on PostgreSQL; the store suite ran on it above.
 DIRSYNC_TEST_STORE=postgres cargo test --test it -- \
   sync:: incremental:: safety:: writeback:: serve:: serve_patch:: feed_mirror:: cloud_jit:: \
-  early:: behaviours:: multi:: quick_start:: page:: scim:: live::
+  early:: behaviours:: multi:: quick_start:: page:: scim:: live:: undo::
