@@ -637,7 +637,13 @@ fn run(args: Args) -> Result<u8, Failure> {
         Command::Runs { command: Some(RunsCommand::Undo { id, dry_run, json, force, force_over_later }), .. } => {
             let cfg = load(&args.config)?;
             let store = read_store(&cfg)?;
-            let opts = dirsync::engine::undo::UndoOptions { dry_run, force, force_over_later, origin: cli_origin() };
+            let opts = dirsync::engine::undo::UndoOptions {
+                dry_run,
+                force,
+                force_over_later,
+                origin: cli_origin(),
+                queued: None,
+            };
             cli::undo::run(&cfg, &*store, id, &opts, json)
         }
         Command::Runs { command: None, json, limit } => {

@@ -49,12 +49,22 @@ pub struct RunRequest {
     /// A live run that reads only the entries its source's channel named
     /// (never joined with another).
     pub touched: Option<Arc<crate::kind::live::Touched>>,
+    /// The undo of a run (never joined with another).
+    pub undo: Option<Undo>,
+}
+
+/// An undo to run through the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undo {
+    pub run: i64,
+    pub force: bool,
+    pub force_over_later: bool,
 }
 
 impl RunRequest {
     /// A run asked for by `trigger`, for no particular slot.
     pub fn new(sources: Vec<String>, full: bool, trigger: Trigger) -> RunRequest {
-        RunRequest { sources, full, trigger, slot: None, approved: None, live: false, touched: None }
+        RunRequest { sources, full, trigger, slot: None, approved: None, live: false, touched: None, undo: None }
     }
 
     /// A live run of one source.
@@ -74,12 +84,14 @@ struct Job {
     approved: Option<Arc<crate::engine::sync::Approval>>,
     live: bool,
     touched: Option<Arc<crate::kind::live::Touched>>,
+    undo: Option<Undo>,
 }
 
 impl Job {
     fn same_as(&self, sources: &[String], full: bool, live: bool) -> bool {
         self.approved.is_none()
             && self.touched.is_none()
+            && self.undo.is_none()
             && self.sources == sources
             && self.full == full
             && self.live == live
@@ -219,7 +231,7 @@ impl Runner {
         sources.dedup();
         // One ask at a time from here: two equal asks must not both queue.
         let _one = self.submitting.lock().await;
-        if req.approved.is_none() && req.touched.is_none() {
+        if req.approved.is_none() && req.touched.is_none() && req.undo.is_none() {
             if let Some(id) = self.coalesce(&sources, req.full, req.live)? {
                 return Ok((id, false));
             }
@@ -228,12 +240,13 @@ impl Runner {
         }
         let label = crate::engine::history::RunSources::new(sources.iter().map(String::as_str));
         // An approval lifts the thresholds: recorded as forced.
-        let forced = req.approved.is_some();
+        let forced = req.approved.is_some() || req.undo.as_ref().is_some_and(|u| u.force);
         let origin = self.origin(req.trigger, req.slot);
         // An API ask for a read as usual joins an equal run another instance
         // sharing the store has queued or running (a scheduled one has its
         // slot; a full read and an approval are asked for as such).
-        let joinable = req.trigger == Trigger::Api && !req.full && req.approved.is_none() && !req.live;
+        let joinable =
+            req.trigger == Trigger::Api && !req.full && req.approved.is_none() && !req.live && req.undo.is_none();
         let at = crate::engine::history::now();
         let (id, new) = on_store(&*self.store, move |s| match joinable {
             true => s.queue_or_join(&label, at, &origin),
@@ -253,6 +266,7 @@ impl Runner {
             approved: req.approved.clone(),
             live: req.live,
             touched: req.touched.clone(),
+            undo: req.undo.clone(),
         });
         info!(run = id, trigger = ?req.trigger, "sync queued");
         self.wake.notify_one();
@@ -263,7 +277,7 @@ impl Runner {
     async fn submit_front(&self, req: RunRequest) -> Result<i64, QueueError> {
         let _one = self.submitting.lock().await;
         let label = crate::engine::history::RunSources::new(req.sources.iter().map(String::as_str));
-        let forced = req.approved.is_some();
+        let forced = req.approved.is_some() || req.undo.as_ref().is_some_and(|u| u.force);
         let origin = self.origin(req.trigger, req.slot);
         let id = on_store(&*self.store, move |s| s.queue_run(&label, crate::engine::history::now(), forced, &origin))
             .await?;
@@ -280,6 +294,7 @@ impl Runner {
             approved: req.approved,
             live: req.live,
             touched: req.touched,
+            undo: req.undo,
         });
         Ok(id)
     }
@@ -365,7 +380,10 @@ impl Runner {
                 ..SyncOptions::default()
             };
             info!(run = job.run_id, sources = %job.sources.join(","), full = job.full, trigger = ?job.trigger, "sync started");
-            let result = crate::engine::sync::run(&cfg, &*self.store, &opts, self.progress.clone()).await;
+            let result = match &job.undo {
+                Some(u) => self.undo(&cfg, &job, u).await,
+                None => crate::engine::sync::run(&cfg, &*self.store, &opts, self.progress.clone()).await,
+            };
             if let Some(o) = result.as_ref().ok().filter(|o| o.slot_taken) {
                 info!(run = job.run_id, "{}", o.message.as_deref().unwrap_or_default());
                 self.state.lock().expect("queue lock").running = None;
@@ -402,6 +420,7 @@ impl Runner {
                     approved: job.approved.clone(),
                     live: job.live,
                     touched: job.touched.clone(),
+                    undo: job.undo.clone(),
                 };
                 match self.submit_front(req).await {
                     Ok(id) => info!(run = id, after = job.run_id, "the store changed during the run: running it again"),
@@ -411,6 +430,60 @@ impl Runner {
         }
         let (at, me) = (crate::engine::history::now(), self.instance());
         let _ = on_store(&*self.store, move |s| s.abandon_queued(at, Some(&me))).await;
+    }
+
+    /// Runs a queued undo; its outcome as a sync's, for the history's
+    /// bookkeeping.
+    async fn undo(
+        &self,
+        cfg: &Arc<Config>,
+        job: &Job,
+        u: &Undo,
+    ) -> Result<SyncOutcome, crate::engine::sync::SyncError> {
+        let opts = crate::engine::undo::UndoOptions {
+            dry_run: false,
+            force: u.force,
+            force_over_later: u.force_over_later,
+            origin: self.origin(job.trigger, None),
+            queued: Some(job.run_id),
+        };
+        let (cfg2, run, id) = (cfg.clone(), u.run, job.run_id);
+        let done = on_store(&*self.store, move |s| crate::engine::undo::undo(&cfg2, s, run, &opts)).await;
+        let label = crate::engine::history::RunSources::new(job.sources.iter().map(String::as_str));
+        let mut o = SyncOutcome::new(Some(id), false, &label);
+        o.mode = crate::model::records::RunMode::Undo;
+        match done {
+            Ok(u) => {
+                (o.status, o.counts, o.message) = (u.status, u.counts, u.message);
+                if o.status == RunStatus::Ok && cfg.sources.iter().any(|s| s.writeback.is_some()) {
+                    if let Err(e) = crate::engine::writeback::push(cfg, &*self.store, false).await {
+                        warn!(run = id, "the undo was applied; the write-back push failed: {e}");
+                    }
+                }
+            }
+            Err(e) => {
+                // Recorded as failed, if the undo had not recorded it.
+                o.status = RunStatus::Failed;
+                o.message = Some(e.to_string());
+                let at = crate::engine::history::now();
+                let record = crate::engine::history::RunRecord {
+                    id,
+                    started_at: at,
+                    finished_at: Some(at),
+                    sources: label,
+                    status: RunStatus::Failed,
+                    forced: u.force,
+                    counts: Default::default(),
+                    errors: Vec::new(),
+                    warnings: Vec::new(),
+                    message: o.message.clone(),
+                    mode: crate::model::records::RunMode::Undo,
+                    origin: self.origin(job.trigger, None),
+                };
+                let _ = on_store(&*self.store, move |s| s.transaction(&mut |tx| tx.finish_run(&record))).await;
+            }
+        }
+        Ok(o)
     }
 
     fn finish(&self, job: &Job, result: Result<SyncOutcome, crate::engine::sync::SyncError>, took: Duration) {

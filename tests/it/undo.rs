@@ -210,3 +210,66 @@ fn an_undo_that_would_remove_many_users_is_blocked_and_force_lifts_it() {
     }
     assert_eq!(before.1, state(&env).1, "the groups are as before");
 }
+
+#[test]
+fn the_api_previews_and_queues_an_undo_a_blocked_one_is_approved_and_the_page_asks_first() {
+    use crate::page::{page_env, Browser, ADMIN_PASSWORD};
+    use crate::serve::{Service, ADMIN_TOKEN, READER};
+    let slapd = Slapd::start();
+    // page_env: slapd's school (alice, bob, carol, mallory), a served config, the local admin.
+    let env = page_env(&slapd);
+    env.edit_config(|c| c.replacen("[server]", "[safety]\nmax_delete_percent = 30\n\n[server]", 1));
+    let svc = Service::start(&env);
+    svc.sync();
+    for u in ["dan", "eva"] {
+        slapd.modify(&person(u, &format!("{u} New"), ""));
+    }
+    let r = svc.sync()["id"].as_i64().unwrap();
+    let path = format!("/api/runs/{r}/undo");
+    let (s, _, v) = svc.call("POST", &path, Some(READER), Some(serde_json::json!({ "dry_run": true })));
+    assert_eq!(s, 403, "the admin scope: {v}");
+    let (s, _, preview) = svc.call("POST", &path, Some(ADMIN_TOKEN), Some(serde_json::json!({ "dry_run": true })));
+    assert_eq!(s, 200, "{preview}");
+    assert_eq!(
+        (preview["dry_run"].as_bool(), preview["status"].as_str()),
+        (Some(true), Some("blocked")),
+        "2 of 6 is above 30%: {preview}"
+    );
+    let (s, _, v) = svc.call("POST", "/api/runs/9999/undo", Some(ADMIN_TOKEN), Some(serde_json::json!({})));
+    assert_eq!(s, 404, "{v}");
+    // Queued like a sync; the guards block it; the admin approves it.
+    let (s, _, v) = svc.call("POST", &path, Some(ADMIN_TOKEN), Some(serde_json::json!({})));
+    assert_eq!(s, 202, "{v}");
+    let blocked = svc.wait_run(v["run_id"].as_i64().unwrap());
+    assert_eq!((blocked["status"].as_str(), blocked["mode"].as_str()), (Some("blocked"), Some("undo")), "{blocked}");
+    let (s, _, v) = svc.call("POST", &format!("/api/runs/{}/approve", blocked["id"]), Some(ADMIN_TOKEN), None);
+    assert_eq!(s, 202, "{v}");
+    let done = svc.wait_run(v["run_id"].as_i64().unwrap());
+    assert_eq!(
+        (done["status"].as_str(), done["mode"].as_str(), done["forced"].as_bool()),
+        (Some("ok"), Some("undo"), Some(true)),
+        "{done}"
+    );
+    assert_eq!(svc.get("/api/users/dan", READER).1["status"], "disabled");
+    // A run that cannot be undone: 409.
+    let (s, _, v) =
+        svc.call("POST", &format!("/api/runs/{}/undo", blocked["id"]), Some(ADMIN_TOKEN), Some(serde_json::json!({})));
+    assert_eq!(s, 409, "a blocked run applied nothing: {v}");
+
+    // The page: the run shows the button, the preview comes first, the confirmation queues.
+    let mut b = Browser::new(&svc.base);
+    b.sign_in("admin", ADMIN_PASSWORD);
+    let undo_id = done["id"].as_i64().unwrap();
+    let p = b.get(&format!("/ui/runs/{undo_id}"));
+    assert!(p.body.contains("Undo this run"), "{}", p.body);
+    let p = b.get(&format!("/ui/runs/{undo_id}/undo"));
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("Would put back") && p.body.contains("dan"), "{}", p.body);
+    assert_eq!(svc.get("/api/users/dan", READER).1["status"], "disabled", "the preview changed nothing");
+    let csrf = Browser::csrf(&p);
+    let p = b.send("POST", &format!("/ui/runs/{undo_id}/undo"), &[("csrf", &csrf)]);
+    assert_eq!(p.status, 303, "{}", p.body);
+    let redo = p.headers["location"].to_str().unwrap().rsplit('/').next().unwrap().parse::<i64>().unwrap();
+    assert_eq!(svc.wait_run(redo)["status"], "ok");
+    assert_eq!(svc.get("/api/users/dan", READER).1["status"], "active", "the undo of the undo redoes");
+}

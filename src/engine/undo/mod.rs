@@ -31,6 +31,15 @@ pub struct UndoOptions {
     /// Put the run's before-values back over later changes too (audited).
     pub force_over_later: bool,
     pub origin: RunOrigin,
+    /// The run's record, made when it was queued (`dirsync serve`).
+    pub queued: Option<i64>,
+}
+
+/// What a blocked undo keeps for its approval: the run it undoes and how.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct UndoAsk {
+    pub undo: i64,
+    pub force_over_later: bool,
 }
 
 /// Why a run cannot be undone.
@@ -100,9 +109,10 @@ pub fn undo(cfg: &Config, store: &dyn Store, id: i64, opts: &UndoOptions) -> Res
     let planned = steps::plan(&rows, &Later::of(&later), opts.force_over_later);
     let _lease = if opts.dry_run { None } else { Some(store.lease()?) };
     let started = now();
-    let run_id = match opts.dry_run {
-        true => None,
-        false => Some(store.start_run(&run.sources, started, opts.force, &opts.origin)?),
+    let run_id = match (opts.dry_run, opts.queued) {
+        (true, _) => None,
+        (false, Some(q)) => Some(store.begin_run(q, started).map(|_| q)?),
+        (false, None) => Some(store.start_run(&run.sources, started, opts.force, &opts.origin)?),
     };
     let active = store.counts()?.0;
     let mut outcome = UndoOutcome {
@@ -169,7 +179,13 @@ pub fn undo(cfg: &Config, store: &dyn Store, id: i64, opts: &UndoOptions) -> Res
         outcome.changes.clear();
         if let Some(rid) = run_id {
             let rec = record(&run, rid, started, opts, &Writer::new(cfg, None, started), &outcome);
-            store.transaction(&mut |tx| tx.finish_run(&rec))?;
+            // What an approval needs: the run to undo, and how.
+            let ask = UndoAsk { undo: id, force_over_later: opts.force_over_later };
+            let ask = serde_json::to_string(&ask).expect("serializable");
+            store.transaction(&mut |tx| {
+                tx.record_plan(rid, &ask)?;
+                tx.finish_run(&rec)
+            })?;
         }
     }
     Ok(outcome)

@@ -13,3 +13,4 @@ pub mod openapi;
 pub mod ops;
 pub mod people;
 pub mod runs;
+pub mod undo;

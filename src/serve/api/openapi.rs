@@ -8,7 +8,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::{live, ops, people, runs};
+use super::{live, ops, people, runs, undo};
 use crate::config::Scope;
 use crate::serve::AppState;
 
@@ -183,6 +183,16 @@ pub const ROUTES: &[RouteDoc] = &[
         params: &[ID],
         body: None,
         ok: (202, "Approval"),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/runs/{id}/undo",
+        handler: |m| on(m, undo::undo_run),
+        scope: Some(Scope::Admin),
+        summary: "Undo a run (dry_run: the preview); queued like a sync",
+        params: &[ID],
+        body: Some("UndoRequest"),
+        ok: (202, "UndoQueued"),
     },
     RouteDoc {
         method: "get",
@@ -466,6 +476,9 @@ fn schemas() -> Value {
         },
         "ChangeList": list_of("changes", "Change", "integer"),
         "LiveList": live_list(),
+        "UndoPreview": { "type": "object", "required": ["undoes", "dry_run", "status", "mode", "changes", "conflicts", "warnings"], "properties": { "run_id": { "type": ["integer", "null"] }, "undoes": { "type": "integer" }, "dry_run": { "type": "boolean" }, "status": { "type": "string" }, "mode": { "const": "undo" }, "changes": { "type": "array", "items": { "type": "object" } }, "conflicts": { "type": "array", "items": { "type": "object", "required": ["username", "field", "kept", "run_value"] } }, "warnings": { "type": "array", "items": { "type": "string" } } } },
+        "UndoRequest": { "type": "object", "additionalProperties": false, "properties": { "dry_run": { "type": "boolean" }, "force": { "type": "boolean" }, "force_over_later": { "type": "boolean" } } },
+        "UndoQueued": { "type": "object", "description": "202: the queued undo; a dry run answers 200 with the preview (sync --json's fields, changes, conflicts)", "properties": { "run_id": { "type": ["integer", "null"] }, "undoes": { "type": "integer" } } },
         "WebhookList": webhook_list(),
         "Resolve": { "type": "object", "required": ["keep"], "additionalProperties": false, "properties": { "keep": { "enum": ["app", "directory"] } } },
         "AuthRequest": {
@@ -544,6 +557,9 @@ pub fn document() -> Value {
         });
         if r.path == "/api/syncs" {
             op["responses"]["200"] = json!({ "description": "a dry run's outcome and plan (the fields of `sync --json`)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Object" } } } });
+        }
+        if r.path == "/api/runs/{id}/undo" {
+            op["responses"]["200"] = json!({ "description": "a dry run's preview: the fields of `sync --json` (mode `undo`), `changes`, `conflicts`, `warnings`", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/UndoPreview" } } } });
         }
         if r.path == "/readyz" {
             op["responses"]["503"] = json!({ "description": "not ready", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Ready" } } } });

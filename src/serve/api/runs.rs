@@ -212,7 +212,7 @@ pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::P
     // A blocked push run is approved in place: the removals it holds go
     // through when the identity provider sends them again.
     let run = crate::store::on_store(&*st.store, move |s| s.run_by_id(id)).await?;
-    if run.is_some_and(|r| r.mode == crate::model::records::RunMode::Push) {
+    if run.as_ref().is_some_and(|r| r.mode == crate::model::records::RunMode::Push) {
         let removals = crate::store::on_store(&*st.store, move |s| crate::engine::push::approve(s, id)).await.map_err(
             |e| match e {
                 crate::engine::push::ApprovePushError::NotHeld(_) => ApiError::conflict(e.to_string()),
@@ -220,6 +220,18 @@ pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::P
             },
         )?;
         return Ok((id, removals));
+    }
+    // A blocked undo is queued again with the thresholds lifted.
+    if let Some(r) = run.as_ref().filter(|r| r.mode == crate::model::records::RunMode::Undo) {
+        if r.status != crate::engine::history::RunStatus::Blocked {
+            return Err(ApiError::conflict(format!("run {id} is not blocked")));
+        }
+        let ask = crate::store::on_store(&*st.store, move |s| s.plan_of(id)).await?;
+        let ask: crate::engine::undo::UndoAsk = ask
+            .and_then(|a| serde_json::from_str(&a).ok())
+            .ok_or_else(|| ApiError::conflict(format!("run {id} does not say which run it undoes")))?;
+        let new_id = super::undo::queue(st, ask.undo, true, ask.force_over_later, Trigger::Approve).await?;
+        return Ok((new_id, Vec::new()));
     }
     let approved = crate::engine::sync::approval_of(&cfg, &*st.store, id).await?;
     let req = RunRequest {
@@ -230,6 +242,7 @@ pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::P
         approved: Some(std::sync::Arc::new(approved.approval)),
         live: false,
         touched: None,
+        undo: None,
     };
     let (new_id, _) = st.runner.submit(req).await?;
     Ok((new_id, approved.removals))

@@ -12,6 +12,7 @@ pub mod live;
 pub mod session;
 pub mod settings;
 pub mod signin;
+pub mod undo;
 pub mod views;
 
 use axum::extract::{Form, FromRequest, FromRequestParts, Request};
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/runs", get(views::runs))
         .route("/ui/runs/{id}", get(views::run))
         .route("/ui/runs/{id}/approve", post(views::approve))
+        .route("/ui/runs/{id}/undo", get(undo::preview).post(undo::confirm))
         .route("/ui/runs/{id}/progress", get(views::progress))
         .route("/ui/users", get(views::users))
         .route("/ui/users/{username}", get(views::user))

@@ -488,6 +488,9 @@ pub async fn run(
                 }
             }
         }
+        @if matches!(run.status, RunStatus::Ok | RunStatus::Partial) && !changes.is_empty() && run.mode != crate::model::records::RunMode::Push {
+            p { a.button href=(format!("/ui/runs/{id}/undo")) { "Undo this run…" } span.hint { " Shows what would come back first." } }
+        }
         (run_changes(id, &changes, all))
         (errors(&run.errors))
         @if !run.warnings.is_empty() {
