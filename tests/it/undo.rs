@@ -273,3 +273,30 @@ fn the_api_previews_and_queues_an_undo_a_blocked_one_is_approved_and_the_page_as
     assert_eq!(svc.wait_run(redo)["status"], "ok");
     assert_eq!(svc.get("/api/users/dan", READER).1["status"], "active", "the undo of the undo redoes");
 }
+
+#[test]
+fn rule_set_fields_and_generated_codes_go_with_their_user_and_come_back_as_they_were() {
+    let slapd = Slapd::start();
+    school(&slapd);
+    slapd.modify(&group("Students", &["uid=eve"]));
+    let rest = "[[rules]]\nwhen_member_of = \"Students\"\nset = { credit = \"10.00\" }\n\n[codes]\nprint_code = { length = 8, charset = \"digits\", unique = true }\n\n[safety]\non_missing = \"delete\"\nmax_delete_percent = 100\n";
+    let env = Env::ldap(&slapd, "", rest);
+    synced(&env);
+    let before = state(&env);
+    slapd.modify(&person("kim", "Kim Student", ""));
+    slapd.modify(&format!(
+        "dn: cn=Students,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\nmember: uid=kim,ou=people,{SUFFIX}\n"
+    ));
+    let r = synced(&env);
+    let after = state(&env);
+    let kim = env.user("kim");
+    assert_eq!(kim["fields"]["credit"], "10.00", "{kim}");
+    let code = kim["fields"]["print_code"].as_str().expect("a generated code").to_string();
+    let (code_u, out) = undo(&env, r, &[]);
+    assert_eq!(code_u, 0, "{out}");
+    same(&state(&env), &before, "kim, her credit and her code are gone");
+    let (code_u, out) = undo(&env, out["run_id"].as_i64().unwrap(), &[]);
+    assert_eq!(code_u, 0, "{out}");
+    same(&state(&env), &after, "kim is back");
+    assert_eq!(env.user("kim")["fields"]["print_code"], code.as_str(), "her own code, not a new one");
+}
