@@ -300,3 +300,25 @@ fn rule_set_fields_and_generated_codes_go_with_their_user_and_come_back_as_they_
     same(&state(&env), &after, "kim is back");
     assert_eq!(env.user("kim")["fields"]["print_code"], code.as_str(), "her own code, not a new one");
 }
+
+#[test]
+fn app_owned_values_an_undo_restores_are_written_back_to_the_directory() {
+    use crate::page::writeback_page_env;
+    let slapd = Slapd::start();
+    let env = writeback_page_env(&slapd);
+    // Disabled, not deleted: a deleted user's queued items go with it.
+    env.edit_config(|c| c + "\n[safety]\nmax_delete_percent = 100\n");
+    synced(&env);
+    slapd.modify(&person("dan", "Dan New", ""));
+    let r = synced(&env);
+    let dn = format!("uid=dan,ou=people,{SUFFIX}");
+    let code = env.user("dan")["fields"]["print_code"].as_str().expect("a generated code").to_string();
+    assert_eq!(slapd.values(&dn, "pager"), vec![code.clone()], "the sync wrote dan's code back");
+    let (c, out) = undo(&env, r, &[]);
+    assert_eq!(c, 0, "{out}");
+    assert!(slapd.values(&dn, "pager").is_empty(), "the undo cleared the code it had generated: {out}");
+    let (c, out) = undo(&env, out["run_id"].as_i64().unwrap(), &[]);
+    assert_eq!(c, 0, "{out}");
+    assert_eq!(env.user("dan")["fields"]["print_code"], code.as_str());
+    assert_eq!(slapd.values(&dn, "pager"), vec![code], "and the undo of the undo wrote it back again");
+}
