@@ -53,12 +53,14 @@ fn synced(env: &Env) -> i64 {
 
 fn school(slapd: &Slapd) {
     let mut ldif = String::new();
-    for u in ["ann", "ben", "cid", "dot", "eve"] {
+    for u in ["ann", "ben", "cid", "dot", "eve", "zed"] {
         ldif += &person(u, &format!("{u} Person"), "");
     }
     ldif += &group("Team", &["uid=ann", "uid=ben"]);
     ldif += &group("Club", &["uid=cid"]);
     ldif += &group("All", &["cn=Team", "uid=eve"]);
+    ldif += &group("Old", &["uid=zed"]);
+    ldif += &group("Extra", &["uid=zed"]);
     slapd.modify(&ldif);
 }
 
@@ -85,7 +87,17 @@ fn undoing_a_run_puts_back_every_user_field_membership_and_group_it_changed() {
         "dn: cn=All,ou=groups,{SUFFIX}\nchangetype: modify\ndelete: member\nmember: cn=Team,ou=groups,{SUFFIX}\n"
     ));
     slapd.modify(&group("Band", &["uid=eve"]));
+    // zed leaves and comes back as a new entry (a new entryUUID): re-linked.
+    slapd.modify(&format!("dn: uid=zed,ou=people,{SUFFIX}\nchangetype: delete\n"));
+    slapd.modify(&person("zed", "zed Person", ""));
+    slapd.modify(&format!("dn: cn=Old,ou=groups,{SUFFIX}\nchangetype: delete\n"));
+    slapd.modify(&format!(
+        "dn: cn=All,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\nmember: cn=Extra,ou=groups,{SUFFIX}\n"
+    ));
+    let zed = env.user("zed");
     let r = synced(&env);
+    assert_ne!(env.user("zed")["external_id"], zed["external_id"], "re-linked");
+    assert_eq!(env.user("zed")["id"], zed["id"]);
     let after = state(&env);
     assert_ne!(before, after);
 

@@ -403,7 +403,7 @@ async fn pipeline(
         "store snapshot read"
     );
     outcome.mode = run_mode(opts, &batches);
-    let hour = live_hour(store, opts, &batches).await?;
+    let hour = steps::live_hour(store, opts, &batches).await?;
     let (plan, snap, mut batches) = steps::plan_with_guards(cfg, opts, snap, batches, &mut outcome, &hour, t0).await;
     steps::settle_outcome(&mut outcome, &plan, &batches, selected, &failures);
     if opts.dry_run {
@@ -475,25 +475,6 @@ fn run_mode(opts: &SyncOptions, batches: &[SourceBatch]) -> RunMode {
         n if n == batches.len() => RunMode::Incremental,
         _ => RunMode::Mixed,
     }
-}
-
-/// For a live run, what each source's live runs removed within the hour.
-async fn live_hour(
-    store: &dyn Store,
-    opts: &SyncOptions,
-    batches: &[SourceBatch],
-) -> Result<std::collections::HashMap<String, crate::engine::guards::HourWindow>, StoreError> {
-    let mut out = std::collections::HashMap::new();
-    if !opts.live {
-        return Ok(out);
-    }
-    let since = now().minus(std::time::Duration::from_secs(3600));
-    for b in batches {
-        let name = b.source.clone();
-        let w = on_store(store, move |s| s.push_window(&name, since)).await?;
-        out.insert(b.source.clone(), crate::engine::guards::HourWindow { removed: w.removed, active: w.active });
-    }
-    Ok(out)
 }
 
 /// Where each source left off, unless a full read is asked for or due.

@@ -1,8 +1,8 @@
 //! The pipeline's later steps, each named: the plan made and held to the
 //! guards (a source they hold back is left out and the plan made again), the
 //! outcome settled from it, a blocked run recorded with what it would have
-//! removed, the sources' positions, and the apply (in the run's early
-//! session when there is one).
+//! removed, the sources' positions, the apply (in the run's early session
+//! when there is one), and what a live run's source removed within the hour.
 
 use std::sync::Arc;
 
@@ -200,4 +200,23 @@ pub(super) async fn apply_plan(
             Ok(Arc::try_unwrap(plan).unwrap_or_else(|p| (*p).clone()))
         }
     }
+}
+
+/// For a live run, what each source's live runs removed within the hour.
+pub(super) async fn live_hour(
+    store: &dyn Store,
+    opts: &SyncOptions,
+    batches: &[SourceBatch],
+) -> Result<std::collections::HashMap<String, crate::engine::guards::HourWindow>, crate::store::StoreError> {
+    let mut out = std::collections::HashMap::new();
+    if !opts.live {
+        return Ok(out);
+    }
+    let since = crate::engine::history::now().minus(std::time::Duration::from_secs(3600));
+    for b in batches {
+        let name = b.source.clone();
+        let w = on_store(store, move |s| s.push_window(&name, since)).await?;
+        out.insert(b.source.clone(), crate::engine::guards::HourWindow { removed: w.removed, active: w.active });
+    }
+    Ok(out)
 }

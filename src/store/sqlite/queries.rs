@@ -215,6 +215,22 @@ pub(super) fn audit_of(
 }
 
 /// One run's audit rows, in the order they were written.
+/// The eight columns of an audit row from `at` on (run_id, at, user_id,
+/// name, action, field, old, new).
+fn audit_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        run_id: r.get(at)?,
+        at: r.get(at + 1)?,
+        user_id: r.get(at + 2)?,
+        name: r.get(at + 3)?,
+        action: r.get(at + 4)?,
+        field: r.get(at + 5)?,
+        old: r.get(at + 6)?,
+        new: r.get(at + 7)?,
+        image: None,
+    })
+}
+
 /// A run's audit rows in id order, with their ids and before-images.
 pub(super) fn run_audit(conn: &Connection, path: &Path, run_id: i64) -> Result<Vec<Change>, StoreError> {
     let err = backend(path);
@@ -227,17 +243,7 @@ pub(super) fn run_audit(conn: &Connection, path: &Path, run_id: i64) -> Result<V
         .query_map([run_id], |r| {
             Ok(Change {
                 cursor: r.get(0)?,
-                record: AuditRecord {
-                    run_id: r.get(1)?,
-                    at: r.get(2)?,
-                    user_id: r.get(3)?,
-                    name: r.get(4)?,
-                    action: r.get(5)?,
-                    field: r.get(6)?,
-                    old: r.get(7)?,
-                    new: r.get(8)?,
-                    image: r.get(9)?,
-                },
+                record: AuditRecord { image: r.get(9)?, ..audit_at(r, 1)? },
                 status_now: None,
             })
         })
@@ -265,21 +271,7 @@ fn audit_rows(
     let err = backend(path);
     let sql = format!("SELECT run_id, at, user_id, name, action, field, old, new FROM audit {tail}");
     let mut st = conn.prepare_cached(&sql).map_err(&err)?;
-    let rows = st
-        .query_map(params![key, limit as i64], |r| {
-            Ok(AuditRecord {
-                run_id: r.get(0)?,
-                at: r.get(1)?,
-                user_id: r.get(2)?,
-                name: r.get(3)?,
-                action: r.get(4)?,
-                field: r.get(5)?,
-                old: r.get(6)?,
-                new: r.get(7)?,
-                image: None,
-            })
-        })
-        .map_err(&err)?;
+    let rows = st.query_map(params![key, limit as i64], |r| audit_at(r, 0)).map_err(&err)?;
     rows.collect::<Result<_, _>>().map_err(&err)
 }
 
@@ -354,17 +346,7 @@ pub(super) fn changes(conn: &Connection, path: &Path, cursor: i64, limit: usize)
         .query_map(params![cursor, limit.max(1) as i64], |r| {
             Ok(Change {
                 cursor: r.get(0)?,
-                record: AuditRecord {
-                    run_id: r.get(1)?,
-                    at: r.get(2)?,
-                    user_id: r.get(3)?,
-                    name: r.get(4)?,
-                    action: r.get(5)?,
-                    field: r.get(6)?,
-                    old: r.get(7)?,
-                    new: r.get(8)?,
-                    image: None,
-                },
+                record: audit_at(r, 1)?,
                 status_now: r.get::<_, Option<String>>(9)?.as_deref().and_then(Status::parse),
             })
         })
