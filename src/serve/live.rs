@@ -290,7 +290,7 @@ async fn follow(ctx: &Ctx, s: &SourceConfig, mut rx: mpsc::Receiver<Nudge>, atte
                 }
             }
         }
-        let req = match window.touched.filter(|t| !window.whole && t.dns.len() <= MAX_TOUCHED) {
+        let req = match window.touched.filter(|_| !window.whole) {
             Some(t) => RunRequest { touched: Some(Arc::new(t)), ..RunRequest::live(&s.name) },
             None => RunRequest::live(&s.name),
         };
@@ -328,7 +328,13 @@ impl Window {
             }
             Nudge::Touched { dn, gone } => {
                 ctx.board.changed(&s.name);
-                self.touched.get_or_insert_default().add(dn, gone);
+                // Past the cap the usual read follows: no need to keep more.
+                let t = self.touched.get_or_insert_default();
+                if t.dns.len() + t.gone.len() <= MAX_TOUCHED {
+                    t.add(dn, gone);
+                } else {
+                    self.whole = true;
+                }
             }
         }
     }
