@@ -87,7 +87,9 @@ pub struct UndoOutcome {
     pub message: Option<String>,
 }
 
-/// Undoes run `id` (see the module's words).
+/// Undoes run `id` (see the module's words). Under the store's lease no
+/// sync interleaves; a local change (`PATCH`, a SCIM push) between the read
+/// of later changes and the write is met by reading again.
 pub fn undo(cfg: &Config, store: &dyn Store, id: i64, opts: &UndoOptions) -> Result<UndoOutcome, UndoError> {
     let run = store.run_by_id(id)?.ok_or(UndoError::UnknownRun(id))?;
     let why = match run.status {
@@ -105,8 +107,6 @@ pub fn undo(cfg: &Config, store: &dyn Store, id: i64, opts: &UndoOptions) -> Res
     let Some(last) = rows.last().map(|c| c.cursor) else {
         return Err(UndoError::NotUndoable { id, reason: "it changed nothing".into() });
     };
-    let later = later_changes(store, last)?;
-    let planned = steps::plan(&rows, &Later::of(&later), opts.force_over_later);
     let _lease = if opts.dry_run { None } else { Some(store.lease()?) };
     let started = now();
     let run_id = match (opts.dry_run, opts.queued) {
@@ -114,25 +114,68 @@ pub fn undo(cfg: &Config, store: &dyn Store, id: i64, opts: &UndoOptions) -> Res
         (false, Some(q)) => Some(store.begin_run(q, started).map(|_| q)?),
         (false, None) => Some(store.start_run(&run.sources, started, opts.force, &opts.origin)?),
     };
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt(cfg, store, &run, (&rows, last), opts, (run_id, started)) {
+            Err(StoreError::Conflict { .. }) if tries < 16 => continue,
+            Err(e) => {
+                if let Some(rid) = run_id {
+                    let failed = UndoOutcome::failed(id, run_id, opts, format!("{e}; nothing was changed"));
+                    let rec = record(&run, rid, started, opts, &Counts::default(), &failed);
+                    let _ = store.transaction(&mut |tx| tx.finish_run(&rec));
+                }
+                return Err(e.into());
+            }
+            Ok(outcome) => return Ok(outcome),
+        }
+    }
+}
+
+impl UndoOutcome {
+    fn failed(undoes: i64, run_id: Option<i64>, opts: &UndoOptions, message: String) -> UndoOutcome {
+        UndoOutcome {
+            run_id,
+            undoes,
+            dry_run: opts.dry_run,
+            status: RunStatus::Failed,
+            mode: RunMode::Undo,
+            counts: Counts::default(),
+            changes: Vec::new(),
+            conflicts: Vec::new(),
+            warnings: Vec::new(),
+            errors: Vec::new(),
+            message: Some(message),
+        }
+    }
+}
+
+/// One try: the later changes read, the plan made, the transaction run
+/// (`Conflict` when the store changed since the read).
+fn attempt(
+    cfg: &Config,
+    store: &dyn Store,
+    run: &RunRecord,
+    (rows, last): (&[crate::store::Change], i64),
+    opts: &UndoOptions,
+    (run_id, started): (Option<i64>, crate::time::Timestamp),
+) -> Result<UndoOutcome, StoreError> {
+    let q = crate::store::SnapshotQuery { skip_active_counts: true, ..Default::default() };
+    let generation = store.partial_snapshot(&q)?.generation;
+    let later = later_changes(store, last)?;
+    let planned = steps::plan(rows, &Later::of(&later), opts.force_over_later);
     let active = store.counts()?.0;
-    let mut outcome = UndoOutcome {
-        run_id,
-        undoes: id,
-        dry_run: opts.dry_run,
-        status: RunStatus::Ok,
-        mode: RunMode::Undo,
-        counts: Counts::default(),
-        changes: Vec::new(),
-        conflicts: planned.conflicts.clone(),
-        warnings: planned.notes.clone(),
-        errors: Vec::new(),
-        message: None,
-    };
+    let mut outcome = UndoOutcome::failed(run.id, run_id, opts, String::new());
+    (outcome.status, outcome.message) = (RunStatus::Ok, None);
+    (outcome.conflicts, outcome.warnings) = (planned.conflicts.clone(), planned.notes.clone());
     let mut writer = Writer::new(cfg, run_id, started);
     let mut blocked: Vec<String> = Vec::new();
     let applied = store.transaction(&mut |tx| {
         writer = Writer::new(cfg, run_id, started);
-        let generation = tx.generation()?;
+        let found = tx.generation()?;
+        if found != generation {
+            return Err(StoreError::Conflict { expected: generation, found });
+        }
         tx.set_generation(generation + 1)?;
         for s in &planned.steps {
             writer.step(tx, s)?;
@@ -143,50 +186,52 @@ pub fn undo(cfg: &Config, store: &dyn Store, id: i64, opts: &UndoOptions) -> Res
             return Err(StoreError::Provisioning(ROLLED_BACK.into()));
         }
         if let Some(rid) = run_id {
-            let record = record(&run, rid, started, opts, &writer, &outcome);
-            tx.finish_run(&record)?;
+            tx.finish_run(&record(run, rid, started, opts, &writer.done.counts, &outcome))?;
         }
         Ok(())
     });
     match applied {
-        Ok(()) => {}
         Err(StoreError::Provisioning(m)) if m == ROLLED_BACK => {}
-        Err(e) => {
-            if let Some(rid) = run_id {
-                outcome.status = RunStatus::Failed;
-                outcome.message = Some(format!("{e}; nothing was changed"));
-                let _ = store.transaction(&mut |tx| {
-                    tx.finish_run(&record(&run, rid, started, opts, &Writer::new(cfg, None, started), &outcome))
-                });
-            }
-            return Err(e.into());
-        }
+        other => other?,
     }
-    let done = writer.done;
+    settle(store, run, opts, (run_id, started), writer.done, blocked, outcome)
+}
+
+/// The outcome from what the steps did; a blocked undo recorded with what
+/// its approval needs.
+fn settle(
+    store: &dyn Store,
+    run: &RunRecord,
+    opts: &UndoOptions,
+    (run_id, started): (Option<i64>, crate::time::Timestamp),
+    done: apply::Done,
+    blocked: Vec<String>,
+    mut outcome: UndoOutcome,
+) -> Result<UndoOutcome, StoreError> {
     outcome.counts = done.counts;
     outcome.changes = done.changes;
     outcome.warnings.extend(done.skipped.into_iter().map(|s| format!("{s}: nothing to put back")));
-    let overwritten: Vec<&UndoChange> = outcome.changes.iter().filter(|c| c.next_sync_overwrites).collect();
-    if !overwritten.is_empty() {
+    let overwritten = outcome.changes.iter().filter(|c| c.next_sync_overwrites).count();
+    if overwritten > 0 {
         outcome.warnings.push(format!(
-            "{} value(s) belong to the directory and come back now, but the next sync sets them again as the directory says: fix the source too",
-            overwritten.len()
+            "{overwritten} value(s) belong to the directory and come back now, but the next sync sets them again as the directory says: fix the source too"
         ));
     }
-    if !blocked.is_empty() {
-        outcome.status = RunStatus::Blocked;
-        outcome.message = Some(format!("{}; nothing was changed (--force lifts the thresholds)", blocked.join("; ")));
-        outcome.changes.clear();
-        if let Some(rid) = run_id {
-            let rec = record(&run, rid, started, opts, &Writer::new(cfg, None, started), &outcome);
-            // What an approval needs: the run to undo, and how.
-            let ask = UndoAsk { undo: id, force_over_later: opts.force_over_later };
-            let ask = serde_json::to_string(&ask).expect("serializable");
-            store.transaction(&mut |tx| {
-                tx.record_plan(rid, &ask)?;
-                tx.finish_run(&rec)
-            })?;
-        }
+    if blocked.is_empty() {
+        return Ok(outcome);
+    }
+    outcome.status = RunStatus::Blocked;
+    outcome.message = Some(format!("{}; nothing was changed (--force lifts the thresholds)", blocked.join("; ")));
+    outcome.changes.clear();
+    if let Some(rid) = run_id {
+        let rec = record(run, rid, started, opts, &Counts::default(), &outcome);
+        // What an approval needs: the run to undo, and how.
+        let ask = UndoAsk { undo: run.id, force_over_later: opts.force_over_later };
+        let ask = serde_json::to_string(&ask).expect("serializable");
+        store.transaction(&mut |tx| {
+            tx.record_plan(rid, &ask)?;
+            tx.finish_run(&rec)
+        })?;
     }
     Ok(outcome)
 }
@@ -248,7 +293,7 @@ fn record(
     id: i64,
     started: crate::time::Timestamp,
     opts: &UndoOptions,
-    w: &Writer,
+    counts: &Counts,
     o: &UndoOutcome,
 ) -> RunRecord {
     RunRecord {
@@ -258,7 +303,7 @@ fn record(
         sources: run.sources.clone(),
         status: o.status,
         forced: opts.force,
-        counts: w.done.counts,
+        counts: *counts,
         errors: Vec::new(),
         warnings: Vec::new(),
         message: Some(o.message.clone().unwrap_or_else(|| format!("undo of run {}", run.id))),
