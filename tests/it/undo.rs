@@ -334,3 +334,33 @@ fn app_owned_values_an_undo_restores_are_written_back_to_the_directory() {
     assert_eq!(env.user("dan")["fields"]["print_code"], code.as_str());
     assert_eq!(slapd.values(&dn, "pager"), vec![code], "and the undo of the undo wrote it back again");
 }
+
+#[test]
+fn an_undo_killed_at_any_moment_applies_all_or_nothing() {
+    let slapd = Slapd::start();
+    let ldif: String = (0..3000).map(|i| person(&format!("k{i:04}"), &format!("K {i}"), "")).collect();
+    slapd.modify(&ldif);
+    let env = Env::ldap(&slapd, "", "[safety]\nmax_delete_percent = 100\nmax_delete_count = 100000\n");
+    let r = synced(&env);
+    let after = state(&env);
+    for delay_ms in [2u64, 20, 60, 150, 400] {
+        let mut child = env
+            .command(&["runs", "undo", &r.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let finished = child.wait().unwrap().success();
+        let now = state(&env);
+        eprintln!("killed after {delay_ms} ms: {}", if now == after { "nothing applied" } else { "applied" });
+        if now == after {
+            assert!(!finished, "an undo that exited 0 applied (killed after {delay_ms} ms)");
+            continue;
+        }
+        // Applied whole: every one of the run's users disabled, none half-way.
+        assert!(now.0.iter().all(|u| u["status"] == "disabled"), "killed after {delay_ms} ms: partly applied");
+        return;
+    }
+}
