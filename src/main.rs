@@ -643,6 +643,7 @@ fn run(args: Args) -> Result<u8, Failure> {
                 force_over_later,
                 origin: cli_origin(),
                 queued: None,
+                approved: None,
             };
             cli::undo::run(&cfg, &*store, id, &opts, json)
         }

@@ -228,3 +228,39 @@ fn undoing_the_last_run_of_any_history_gives_back_the_state_before_it() {
         }
     }
 }
+
+#[test]
+fn an_approved_undo_that_would_remove_anybody_else_is_blocked_again() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = Config::parse(CONFIG, &tmp.path().join("dirsync.toml")).unwrap();
+    let store = SqliteStore::open(cfg.store.sqlite_path().unwrap()).unwrap();
+    let dir = Arc::new(Mutex::new(Dir::default()));
+    let d2 = dir.clone();
+    let open: Opener = Arc::new(move |_: &SourceConfig| Box::new(Fake { dir: d2.clone() }) as Box<dyn Source>);
+    let sync = || {
+        let opts = SyncOptions { sources: vec!["fake".into()], force: true, ..SyncOptions::default() };
+        rt.block_on(run_with(&cfg, &store, &opts, Arc::new(AtomicU64::new(0)), open.clone())).unwrap()
+    };
+    for id in 1..=3 {
+        dir.lock().unwrap().users.insert(id, (format!("user{id}"), format!("user{id}@t.example")));
+    }
+    sync();
+    for id in 4..=5 {
+        dir.lock().unwrap().users.insert(id, (format!("user{id}"), format!("user{id}@t.example")));
+    }
+    let run = sync().run_id.unwrap();
+    let after = state(&store);
+    let ids: Vec<i64> =
+        store.snapshot().unwrap().users.iter().filter(|u| u.username.starts_with("user4")).map(|u| u.id).collect();
+    // The approval covered user4 only; the undo would remove user5 too.
+    let opts = UndoOptions { force: true, approved: Some(ids), ..UndoOptions::default() };
+    let out = undo(&cfg, &store, run, &opts).unwrap();
+    assert_eq!(out.status, RunStatus::Blocked, "{out:?}");
+    assert!(out.message.as_deref().unwrap().contains("user5"), "it names who is new: {out:?}");
+    assert_eq!(state(&store), after, "nothing applied");
+    let all: Vec<i64> =
+        store.snapshot().unwrap().users.iter().filter(|u| u.username.as_ref() >= "user4").map(|u| u.id).collect();
+    let opts = UndoOptions { force: true, approved: Some(all), ..UndoOptions::default() };
+    assert_eq!(undo(&cfg, &store, run, &opts).unwrap().status, RunStatus::Ok);
+}

@@ -59,6 +59,8 @@ pub struct Undo {
     pub run: i64,
     pub force: bool,
     pub force_over_later: bool,
+    /// The approval of a blocked undo: the users it may remove.
+    pub approved: Option<Vec<i64>>,
 }
 
 impl RunRequest {
@@ -446,6 +448,7 @@ impl Runner {
             force_over_later: u.force_over_later,
             origin: self.origin(job.trigger, None),
             queued: Some(job.run_id),
+            approved: u.approved.clone(),
         };
         let (cfg2, run, id) = (cfg.clone(), u.run, job.run_id);
         let done = on_store(&*self.store, move |s| crate::engine::undo::undo(&cfg2, s, run, &opts)).await;

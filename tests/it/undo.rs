@@ -254,8 +254,14 @@ fn the_api_previews_and_queues_an_undo_a_blocked_one_is_approved_and_the_page_as
     assert_eq!(s, 202, "{v}");
     let blocked = svc.wait_run(v["run_id"].as_i64().unwrap());
     assert_eq!((blocked["status"].as_str(), blocked["mode"].as_str()), (Some("blocked"), Some("undo")), "{blocked}");
+    // It lists whom it would remove: what the approval approves.
+    let (_, shown) = svc.get(&format!("/api/runs/{}", blocked["id"]), READER);
+    let names: Vec<&str> = shown["removals"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{shown}");
+    assert!(names.contains(&"dan") && names.contains(&"eva"), "{shown}");
     let (s, _, v) = svc.call("POST", &format!("/api/runs/{}/approve", blocked["id"]), Some(ADMIN_TOKEN), None);
     assert_eq!(s, 202, "{v}");
+    assert_eq!(v["removals"].as_array().map(Vec::len), Some(2), "{v}");
     let done = svc.wait_run(v["run_id"].as_i64().unwrap());
     assert_eq!(
         (done["status"].as_str(), done["mode"].as_str(), done["forced"].as_bool()),

@@ -12,7 +12,7 @@ use super::steps::Step;
 use crate::config::{Config, OnMissing};
 use crate::engine::apply::Provisioning;
 use crate::model::images::UserImage;
-use crate::model::records::{AuditRecord, Counts};
+use crate::model::records::{AuditRecord, Counts, PlannedRemoval, RemovalAction, RemovalTarget};
 use crate::model::Status;
 use crate::store::{NewWriteback, StoreError, StoreTx, UserPatch};
 use crate::time::Timestamp;
@@ -38,6 +38,8 @@ pub struct Done {
     pub changes: Vec<UndoChange>,
     /// Users the undo removes, by source (for the guards).
     pub removals: HashMap<String, u64>,
+    /// The same users, one by one (what an approval approves).
+    pub removed: Vec<PlannedRemoval>,
     /// Steps with nothing to act on any more (a user deleted since).
     pub skipped: Vec<String>,
 }
@@ -106,6 +108,13 @@ impl<'a> Writer<'a> {
             .iter()
             .find(|s| s.name == source)
             .is_some_and(|s| s.fields.iter().any(|f| &*f.name == field && !f.app_owned && f.on_update))
+    }
+
+    /// Counts a user the undo removes, for the guards and an approval.
+    fn removal(&mut self, source: &str, id: i64, name: &str, action: RemovalAction) {
+        *self.done.removals.entry(source.to_string()).or_default() += 1;
+        let r = PlannedRemoval { kind: RemovalTarget::User, target_id: id, name: name.to_string(), action };
+        self.done.removed.push(r);
     }
 
     /// Records a step with nothing left to act on.
@@ -208,11 +217,12 @@ impl<'a> Writer<'a> {
     /// source: disabled and out of every group, or deleted.
     fn uncreate(&mut self, tx: &mut dyn StoreTx, user: i64, name: &str) -> Result<(), StoreError> {
         let Some(img) = tx.user_image(user)? else { return self.skip(format!("{name}: gone since")) };
-        *self.done.removals.entry(img.source.clone()).or_default() += 1;
         let on_missing = match self.cfg.sources.iter().find(|s| s.name == img.source) {
             Some(s) => self.cfg.safety.with(&s.safety).on_missing,
             None => self.cfg.safety.on_missing,
         };
+        let action = if on_missing == OnMissing::Delete { RemovalAction::Delete } else { RemovalAction::Disable };
+        self.removal(&img.source, user, &img.username, action);
         let image = serde_json::to_string(&img).ok();
         if on_missing == OnMissing::Delete {
             tx.delete_user(user)?;
@@ -358,7 +368,7 @@ impl<'a> Writer<'a> {
             }
             false => {
                 self.done.counts.disabled += 1;
-                *self.done.removals.entry(cur.source.clone()).or_default() += 1;
+                self.removal(&cur.source, user, &cur.username, RemovalAction::Disable);
                 self.audit(
                     tx,
                     Some(user),

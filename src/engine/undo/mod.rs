@@ -33,6 +33,9 @@ pub struct UndoOptions {
     pub origin: RunOrigin,
     /// The run's record, made when it was queued (`dirsync serve`).
     pub queued: Option<i64>,
+    /// An approval of a blocked undo: the users it may remove (store ids);
+    /// removing anybody else blocks it again.
+    pub approved: Option<Vec<i64>>,
 }
 
 /// What a blocked undo keeps for its approval: the run it undoes and how.
@@ -181,6 +184,17 @@ fn attempt(
             writer.step(tx, s)?;
         }
         blocked = guard(cfg, &active, &writer.done.removals, opts.force);
+        if let Some(ok) = &opts.approved {
+            let new: Vec<&str> =
+                writer.done.removed.iter().filter(|r| !ok.contains(&r.target_id)).map(|r| r.name.as_str()).collect();
+            if !new.is_empty() {
+                blocked.push(format!(
+                    "the approved undo would now also remove {} user(s) its approval did not cover: {}",
+                    new.len(),
+                    new.iter().take(20).copied().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
         if opts.dry_run || !blocked.is_empty() {
             // Rolled back: a preview, or held by the guards.
             return Err(StoreError::Provisioning(ROLLED_BACK.into()));
@@ -204,13 +218,13 @@ fn settle(
     run: &RunRecord,
     opts: &UndoOptions,
     (run_id, started): (Option<i64>, crate::time::Timestamp),
-    done: apply::Done,
+    mut done: apply::Done,
     blocked: Vec<String>,
     mut outcome: UndoOutcome,
 ) -> Result<UndoOutcome, StoreError> {
     outcome.counts = done.counts;
-    outcome.changes = done.changes;
-    outcome.warnings.extend(done.skipped.into_iter().map(|s| format!("{s}: nothing to put back")));
+    outcome.changes = std::mem::take(&mut done.changes);
+    outcome.warnings.extend(std::mem::take(&mut done.skipped).into_iter().map(|s| format!("{s}: nothing to put back")));
     let overwritten = outcome.changes.iter().filter(|c| c.next_sync_overwrites).count();
     if overwritten > 0 {
         outcome.warnings.push(format!(
@@ -230,6 +244,7 @@ fn settle(
         let ask = serde_json::to_string(&ask).expect("serializable");
         store.transaction(&mut |tx| {
             tx.record_plan(rid, &ask)?;
+            tx.record_removals(rid, &done.removed)?;
             tx.finish_run(&rec)
         })?;
     }

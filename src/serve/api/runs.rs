@@ -230,8 +230,11 @@ pub async fn approve(st: &AppState, id: i64) -> Result<(i64, Vec<crate::store::P
         let ask: crate::engine::undo::UndoAsk = ask
             .and_then(|a| serde_json::from_str(&a).ok())
             .ok_or_else(|| ApiError::conflict(format!("run {id} does not say which run it undoes")))?;
-        let new_id = super::undo::queue(st, ask.undo, true, ask.force_over_later, Trigger::Approve).await?;
-        return Ok((new_id, Vec::new()));
+        // Thresholds lifted, for the users the blocked undo listed only.
+        let removals = crate::store::on_store(&*st.store, move |s| s.removals_of(id)).await?;
+        let approved = Some(removals.iter().map(|r| r.target_id).collect());
+        let new_id = super::undo::queue(st, ask.undo, (true, ask.force_over_later), approved, Trigger::Approve).await?;
+        return Ok((new_id, removals));
     }
     let approved = crate::engine::sync::approval_of(&cfg, &*st.store, id).await?;
     let req = RunRequest {

@@ -61,18 +61,18 @@ pub async fn undo_run(
         let preview = on_store(&*st.store, move |s| crate::engine::undo::undo(&cfg, s, id, &opts)).await?;
         return Ok(Json(serde_json::to_value(preview).unwrap_or_default()).into_response());
     }
-    let run_id = queue(&st, id, b.force, b.force_over_later, Trigger::Api).await?;
+    let run_id = queue(&st, id, (b.force, b.force_over_later), None, Trigger::Api).await?;
     tracing::info!(client = %caller.name, undoes = id, run = run_id, "undo queued");
     Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run_id, "undoes": id }))).into_response())
 }
 
 /// Queues the undo of run `id` once it is known to be undoable (the API's,
-/// the page's and an approval's).
+/// the page's and an approval's, which names the users it may remove).
 pub async fn queue(
     st: &AppState,
     id: i64,
-    force: bool,
-    force_over_later: bool,
+    (force, force_over_later): (bool, bool),
+    approved: Option<Vec<i64>>,
     trigger: Trigger,
 ) -> Result<i64, ApiError> {
     let run = on_store(&*st.store, move |s| s.run_by_id(id)).await?.ok_or(UndoError::UnknownRun(id))?;
@@ -82,9 +82,7 @@ pub async fn queue(
         return Err(UndoError::NotUndoable { id, reason }.into());
     }
     let sources = run.sources.names().to_vec();
-    let req = RunRequest {
-        undo: Some(Undo { run: id, force, force_over_later }),
-        ..RunRequest::new(sources, false, trigger)
-    };
+    let undo = Undo { run: id, force, force_over_later, approved };
+    let req = RunRequest { undo: Some(undo), ..RunRequest::new(sources, false, trigger) };
     Ok(st.runner.submit(req).await?.0)
 }

@@ -66,7 +66,7 @@ pub async fn confirm(
     Checked(s, _): Checked<super::CsrfForm>,
 ) -> Response {
     let Ok(Path(id)) = path else { return page_error(StatusCode::NOT_FOUND, "No such run.") };
-    match crate::serve::api::undo::queue(&st, id, false, false, Trigger::Api).await {
+    match crate::serve::api::undo::queue(&st, id, (false, false), None, Trigger::Api).await {
         Ok(run) => {
             tracing::info!(user = %s.user, undoes = id, run, "admin page: undo queued");
             Redirect::to(&format!("/ui/runs/{run}")).into_response()
