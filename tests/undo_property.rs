@@ -186,62 +186,76 @@ fn state(store: &SqliteStore) -> String {
 
 const CONFIG: &str = "[store]\npath = \"s.db\"\n[[sources]]\nname = \"fake\"\ntype = \"ldif\"\npath = \"unused.ldif\"\n[sources.fields]\nusername = \"uid\"\nfull_name = \"cn\"\nemail = \"mail\"\n[safety]\non_missing = \"delete\"\nmax_delete_percent = 100\nmax_delete_count = 100000\n";
 
-#[test]
-fn undoing_the_last_run_of_any_history_gives_back_the_state_before_it() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    for seed in 1..=40u64 {
+/// A store, the fake source's directory, and a sync of it (forced: an
+/// emptied group list is allowed).
+struct World {
+    _tmp: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    cfg: Config,
+    store: SqliteStore,
+    dir: Arc<Mutex<Dir>>,
+    open: Opener,
+}
+
+impl World {
+    fn new() -> World {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let cfg = Config::parse(CONFIG, &tmp.path().join("dirsync.toml")).unwrap();
         let store = SqliteStore::open(cfg.store.sqlite_path().unwrap()).unwrap();
         let dir = Arc::new(Mutex::new(Dir::default()));
         let d2 = dir.clone();
         let open: Opener = Arc::new(move |_: &SourceConfig| Box::new(Fake { dir: d2.clone() }) as Box<dyn Source>);
+        World { _tmp: tmp, rt, cfg, store, dir, open }
+    }
+
+    fn sync(&self) -> dirsync::engine::sync::SyncOutcome {
+        let opts = SyncOptions { sources: vec!["fake".into()], force: true, ..SyncOptions::default() };
+        self.rt
+            .block_on(run_with(&self.cfg, &self.store, &opts, Arc::new(AtomicU64::new(0)), self.open.clone()))
+            .unwrap()
+    }
+}
+
+#[test]
+fn undoing_the_last_run_of_any_history_gives_back_the_state_before_it() {
+    for seed in 1..=40u64 {
+        let w = World::new();
+        let (cfg, store, dir) = (&w.cfg, &w.store, &w.dir);
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut next_id = 0;
-        let sync = |cfg: &Config| {
-            let opts = SyncOptions { sources: vec!["fake".into()], force: true, ..SyncOptions::default() };
-            rt.block_on(run_with(cfg, &store, &opts, Arc::new(AtomicU64::new(0)), open.clone())).unwrap()
-        };
         for step in 0..10 {
-            let before = state(&store);
+            let before = state(store);
             mutate(&mut dir.lock().unwrap(), &mut rng, &mut next_id);
-            let out = sync(&cfg);
+            let out = w.sync();
             // An emptied directory is refused by the guards: nothing to undo.
             if out.status == RunStatus::Blocked {
-                assert_eq!(state(&store), before, "seed {seed} step {step}: a blocked run changes nothing");
+                assert_eq!(state(store), before, "seed {seed} step {step}: a blocked run changes nothing");
                 continue;
             }
             assert_eq!(out.status, RunStatus::Ok, "seed {seed} step {step}: {out:?}");
             let Some(run) = out.run_id.filter(|_| out.counts.changes() > 0) else { continue };
-            let after = state(&store);
-            let u = undo(&cfg, &store, run, &UndoOptions::default()).unwrap();
+            let after = state(store);
+            let u = undo(cfg, store, run, &UndoOptions::default()).unwrap();
             assert_eq!(u.status, RunStatus::Ok, "seed {seed} step {step}: {u:?}");
             assert!(u.conflicts.is_empty(), "seed {seed} step {step}: {u:?}");
             assert_eq!(
-                state(&store),
+                state(store),
                 before,
                 "seed {seed} step {step}: undoing run {run} gives back the state before it"
             );
-            let again = undo(&cfg, &store, u.run_id.unwrap(), &UndoOptions::default()).unwrap();
+            let again = undo(cfg, store, u.run_id.unwrap(), &UndoOptions::default()).unwrap();
             assert_eq!(again.status, RunStatus::Ok, "seed {seed} step {step}: {again:?}");
-            assert_eq!(state(&store), after, "seed {seed} step {step}: undoing the undo gives back the state after it");
+            assert_eq!(state(store), after, "seed {seed} step {step}: undoing the undo gives back the state after it");
         }
     }
 }
 
 #[test]
 fn an_approved_undo_that_would_remove_anybody_else_is_blocked_again() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = Config::parse(CONFIG, &tmp.path().join("dirsync.toml")).unwrap();
-    let store = SqliteStore::open(cfg.store.sqlite_path().unwrap()).unwrap();
-    let dir = Arc::new(Mutex::new(Dir::default()));
-    let d2 = dir.clone();
-    let open: Opener = Arc::new(move |_: &SourceConfig| Box::new(Fake { dir: d2.clone() }) as Box<dyn Source>);
-    let sync = || {
-        let opts = SyncOptions { sources: vec!["fake".into()], force: true, ..SyncOptions::default() };
-        rt.block_on(run_with(&cfg, &store, &opts, Arc::new(AtomicU64::new(0)), open.clone())).unwrap()
-    };
+    let w = World::new();
+    let (cfg, store, dir) = (&w.cfg, &w.store, &w.dir);
+    let sync = || w.sync();
     for id in 1..=3 {
         dir.lock().unwrap().users.insert(id, (format!("user{id}"), format!("user{id}@t.example")));
     }
@@ -250,17 +264,17 @@ fn an_approved_undo_that_would_remove_anybody_else_is_blocked_again() {
         dir.lock().unwrap().users.insert(id, (format!("user{id}"), format!("user{id}@t.example")));
     }
     let run = sync().run_id.unwrap();
-    let after = state(&store);
+    let after = state(store);
     let ids: Vec<i64> =
         store.snapshot().unwrap().users.iter().filter(|u| u.username.starts_with("user4")).map(|u| u.id).collect();
     // The approval covered user4 only; the undo would remove user5 too.
     let opts = UndoOptions { force: true, approved: Some(ids), ..UndoOptions::default() };
-    let out = undo(&cfg, &store, run, &opts).unwrap();
+    let out = undo(cfg, store, run, &opts).unwrap();
     assert_eq!(out.status, RunStatus::Blocked, "{out:?}");
     assert!(out.message.as_deref().unwrap().contains("user5"), "it names who is new: {out:?}");
-    assert_eq!(state(&store), after, "nothing applied");
+    assert_eq!(state(store), after, "nothing applied");
     let all: Vec<i64> =
         store.snapshot().unwrap().users.iter().filter(|u| u.username.as_ref() >= "user4").map(|u| u.id).collect();
     let opts = UndoOptions { force: true, approved: Some(all), ..UndoOptions::default() };
-    assert_eq!(undo(&cfg, &store, run, &opts).unwrap().status, RunStatus::Ok);
+    assert_eq!(undo(cfg, store, run, &opts).unwrap().status, RunStatus::Ok);
 }
