@@ -287,3 +287,50 @@ fn in_the_browser_an_app_owned_field_is_edited_queued_pushed_and_a_conflict_reso
     assert_eq!(slapd.values(&alice, "pager"), ["1234"], "the application's value was written");
     assert_eq!(svc.stop(10), 0);
 }
+
+#[test]
+fn in_the_browser_live_states_and_webhooks_show_and_a_run_is_undone_after_its_preview() {
+    let slapd = Slapd::start();
+    let env = page_env(&slapd);
+    std::fs::write(env.dir.path().join("print.whsec"), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").unwrap();
+    let down = format!("http://127.0.0.1:{}/hook", free_port());
+    env.edit_config(|c| {
+        let hook = format!("[[server.webhooks]]\nname = \"print\"\nurl = \"{down}\"\nsecret_file = \"print.whsec\"\nmax_retry_secs = 1\n\n");
+        c.replacen("[sources.fields]", "[sources.live]\nenabled = true\ndebounce_ms = 200\n[sources.fields]", 1)
+            .replacen("[[server.clients]]", &format!("{hook}[[server.clients]]"), 1)
+    });
+    let svc = Service::start(&env);
+    crate::live::wait_state(&svc, "live", 20);
+    crate::live::wait_user(&svc, "alice", "read in full first", |u| u["status"] == "active");
+    slapd.modify(&person("nina", "Nina New", ""));
+    crate::live::wait_user(&svc, "nina", "created live", |u| u["status"] == "active");
+    let live_run =
+        crate::live::runs(&svc).into_iter().find(|r| r["mode"] == "live").expect("a live run")["id"].as_i64().unwrap();
+    let chrome = Chrome::start();
+    let base = &svc.base;
+    chrome.run(|c| async move {
+        let shot = |name: &'static str| {
+            let c = c.clone();
+            async move { std::fs::write(screenshots().join(name), c.screenshot().await.unwrap()).unwrap() }
+        };
+        as_admin(&c, base).await;
+        wait_text(&c, "main", "refreshAndPersist").await;
+        wait_text(&c, "main", "Webhooks").await;
+        shot("dashboard-live.png").await;
+        c.goto(&format!("{base}/ui/runs/{live_run}")).await.unwrap();
+        c.find(Locator::LinkText("Undo this run…")).await.unwrap().click().await.unwrap();
+        wait_text(&c, "main", "Would put back").await;
+        shot("undo-preview.png").await;
+        c.find(Locator::XPath("//button[starts-with(text(), 'Undo run')]")).await.unwrap().click().await.unwrap();
+        wait_text(&c, "main h1", "Run #").await;
+        shot("undo-run.png").await;
+    });
+    for name in ["dashboard-live.png", "undo-preview.png", "undo-run.png"] {
+        assert!(std::fs::metadata(screenshots().join(name)).unwrap().len() > 1000, "{name}");
+    }
+    let t0 = Instant::now();
+    while svc.get("/api/users/nina", READER).1["status"] != "disabled" {
+        assert!(t0.elapsed() < Duration::from_secs(15), "the undo disabled nina");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
