@@ -38,6 +38,18 @@ fn served(slapd: &Slapd, source_extra: &str, rest: &str) -> Env {
     env
 }
 
+/// slapd's school, served live, its first (full) read done. Dropped in
+/// this order: the service, its folder, the directory.
+fn live_school() -> (Service, Env, Slapd) {
+    let slapd = Slapd::start();
+    school(&slapd);
+    let env = served(&slapd, LIVE, "");
+    let svc = Service::start(&env);
+    wait_state(&svc, "live", 20);
+    wait_user(&svc, "carol", "synced", |u| u["status"] == "active");
+    (svc, env, slapd)
+}
+
 /// Waits until `GET /api/live` says `state` for the source, then returns it.
 pub fn wait_state(svc: &Service, state: &str, secs: u64) -> Value {
     let t0 = Instant::now();
@@ -137,12 +149,7 @@ fn directory_changes_reach_the_store_and_the_webhook_without_a_scheduled_run() {
 
 #[test]
 fn a_burst_of_a_thousand_changes_is_applied_in_a_few_runs() {
-    let slapd = Slapd::start();
-    school(&slapd);
-    let env = served(&slapd, LIVE, "");
-    let svc = Service::start(&env);
-    wait_state(&svc, "live", 20);
-    wait_user(&svc, "carol", "synced", |u| u["status"] == "active");
+    let (svc, _env, slapd) = live_school();
     let before = runs(&svc).len();
     let ldif: String = (0..1000).map(|i| person(&format!("burst{i:04}"), &format!("Burst {i}"), "")).collect();
     slapd.modify(&ldif);
@@ -162,12 +169,7 @@ fn a_burst_of_a_thousand_changes_is_applied_in_a_few_runs() {
 
 #[test]
 fn a_restarted_server_is_followed_again_and_what_changed_meanwhile_arrives() {
-    let slapd = Slapd::start();
-    school(&slapd);
-    let env = served(&slapd, LIVE, "");
-    let svc = Service::start(&env);
-    wait_state(&svc, "live", 20);
-    wait_user(&svc, "carol", "synced", |u| u["status"] == "active");
+    let (svc, _env, slapd) = live_school();
     slapd.stop();
     let down = wait_state(&svc, "reconnecting", 60);
     assert!(down["reason"].as_str().is_some_and(|r| !r.is_empty()), "{down}");
@@ -418,11 +420,7 @@ fn the_dashboard_shows_each_sources_live_state_and_each_webhooks_deliveries() {
 
 #[test]
 fn sighup_reloads_the_live_channels() {
-    let slapd = Slapd::start();
-    school(&slapd);
-    let env = served(&slapd, LIVE, "");
-    let svc = Service::start(&env);
-    wait_state(&svc, "live", 20);
+    let (svc, env, slapd) = live_school();
     env.edit_config(|c| c.replace("[sources.live]\nenabled = true\n", "[sources.live]\nenabled = false\n"));
     svc.signal("-HUP");
     let off = wait_state(&svc, "off", 20);
