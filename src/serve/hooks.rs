@@ -338,13 +338,10 @@ fn batch_id(hook: &str, after: i64, upto: i64) -> String {
     format!("msg_{hex}")
 }
 
-/// The wait after the `n`th failure (1-based): 1 s doubling, at most `max`,
-/// within ±20 %.
+/// The wait after the `n`th failure (1-based): 1 s doubling, jittered, at
+/// most `max`.
 fn retry_wait(n: u32, max: Duration) -> Duration {
-    let base = Duration::from_secs(1).saturating_mul(1u32 << (n.saturating_sub(1)).min(20)).min(max);
-    let mut b = [0u8; 2];
-    let r = getrandom::fill(&mut b).map(|_| u16::from_le_bytes(b) as f64 / u16::MAX as f64).unwrap_or(0.5);
-    base.mul_f64(0.8 + 0.4 * r).min(max)
+    crate::serve::backoff(n.saturating_sub(1), max).min(max)
 }
 
 #[cfg(test)]

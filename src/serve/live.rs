@@ -32,7 +32,6 @@ use crate::time::Timestamp;
 const CLAIM_TTL: Duration = Duration::from_secs(30);
 /// How often a held claim is renewed (and a standby instance tries).
 const CLAIM_EVERY: Duration = Duration::from_secs(10);
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Where a source's live sync is.
@@ -264,12 +263,9 @@ async fn source_loop(ctx: Ctx, s: SourceConfig) {
 }
 
 /// The wait before reconnection attempt `n` (0-based): 1 s doubling to 5
-/// minutes, within ±20 % so many sources do not reconnect in step.
+/// minutes, jittered.
 fn backoff(n: u32) -> Duration {
-    let base = BACKOFF_FIRST.saturating_mul(1u32 << n.min(16)).min(BACKOFF_MAX);
-    let mut b = [0u8; 2];
-    let r = getrandom::fill(&mut b).map(|_| u16::from_le_bytes(b) as f64 / u16::MAX as f64).unwrap_or(0.5);
-    base.mul_f64(0.8 + 0.4 * r)
+    crate::serve::backoff(n, BACKOFF_MAX)
 }
 
 /// Turns nudges into runs: the first of a window waits `debounce`, then one

@@ -37,6 +37,16 @@ use crate::serve::dirauth::Authenticator;
 use crate::serve::runner::{ConfigHandle, Runner};
 use crate::store::Store;
 
+/// The wait before try `attempt + 1` of something that keeps failing (a
+/// live connection, a webhook delivery): 1 s doubling up to `max`, within
+/// ±20 % so many waiters do not retry in step.
+pub(crate) fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = Duration::from_secs(1).saturating_mul(1u32 << attempt.min(20)).min(max);
+    let mut b = [0u8; 2];
+    let r = getrandom::fill(&mut b).map(|_| u16::from_le_bytes(b) as f64 / u16::MAX as f64).unwrap_or(0.5);
+    base.mul_f64(0.8 + 0.4 * r)
+}
+
 /// The largest request body accepted (bytes).
 pub const MAX_BODY: usize = 64 * 1024;
 

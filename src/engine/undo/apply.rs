@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::steps::Step;
 use crate::config::{Config, OnMissing};
 use crate::engine::apply::Provisioning;
+use crate::engine::writeback::local::directory_owned;
 use crate::model::images::UserImage;
 use crate::model::records::{AuditRecord, Counts, PlannedRemoval, RemovalAction, RemovalTarget};
 use crate::model::Status;
@@ -51,11 +52,13 @@ pub struct Writer<'a> {
     pub at: Timestamp,
     pub done: Done,
     groups: HashMap<i64, Option<String>>,
+    /// Which fields are written back, and to which attribute.
+    prov: Provisioning<'a>,
 }
 
 impl<'a> Writer<'a> {
     pub fn new(cfg: &'a Config, run_id: Option<i64>, at: Timestamp) -> Self {
-        Writer { cfg, run_id, at, done: Done::default(), groups: HashMap::new() }
+        Writer { cfg, run_id, at, done: Done::default(), groups: HashMap::new(), prov: Provisioning::from_config(cfg) }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -103,11 +106,7 @@ impl<'a> Writer<'a> {
 
     /// Whether `field` of a `source` user is the directory's (a sync sets it).
     fn directory_owned(&self, source: &str, field: &str) -> bool {
-        self.cfg
-            .sources
-            .iter()
-            .find(|s| s.name == source)
-            .is_some_and(|s| s.fields.iter().any(|f| &*f.name == field && !f.app_owned && f.on_update))
+        self.cfg.sources.iter().find(|s| s.name == source).is_some_and(|s| directory_owned(s, field))
     }
 
     /// Counts a user the undo removes, for the guards and an approval.
@@ -278,9 +277,8 @@ impl<'a> Writer<'a> {
         let fields = serde_json::to_string(&img.fields).unwrap_or_default();
         let r = "{\"restored\":true}".to_string();
         self.audit(tx, Some(img.id), &img.username, "create", (None, None, Some(&fields)), Some(r), false)?;
-        let prov = Provisioning::from_config(self.cfg);
         for (field, value) in &img.fields {
-            if let Some(attribute) = prov.writeback_attribute(&img.source, field) {
+            if let Some(attribute) = self.prov.writeback_attribute(&img.source, field) {
                 let base = img.dir_values.get(field).map(String::as_str);
                 let item = NewWriteback {
                     user_id: img.id,
@@ -324,8 +322,7 @@ impl<'a> Writer<'a> {
         self.done.counts.updated += 1;
         let next = self.directory_owned(&cur.source, field);
         self.audit(tx, Some(user), &cur.username, "update", (Some(field), now.as_deref(), to), None, next)?;
-        let prov = Provisioning::from_config(self.cfg);
-        if let Some(attribute) = prov.writeback_attribute(&cur.source, field) {
+        if let Some(attribute) = self.prov.writeback_attribute(&cur.source, field) {
             let base = cur.dir_values.get(field).map(String::as_str);
             let item = NewWriteback {
                 user_id: user,

@@ -28,7 +28,7 @@ pub fn settable(cfg: &Config, source: Option<&str>, field: &str) -> Result<(), S
     }
     let owner = source.and_then(|n| cfg.sources.iter().enumerate().find(|(_, s)| s.name == n));
     if let Some((si, s)) = owner {
-        if s.fields.iter().any(|f| &*f.name == field && !f.app_owned && f.on_update) {
+        if directory_owned(s, field) {
             return Err(format!(
                 "field {field} of source \"{}\" is owned by the directory (sources[{si}].fields.{field}): the next sync would overwrite a local value; set owner = \"app\" there to own it here",
                 s.name
@@ -36,6 +36,12 @@ pub fn settable(cfg: &Config, source: Option<&str>, field: &str) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// Whether a source's sync sets `field` on every update (a local value
+/// would be overwritten by the next sync).
+pub fn directory_owned(source: &crate::config::SourceConfig, field: &str) -> bool {
+    source.fields.iter().any(|f| &*f.name == field && !f.app_owned && f.on_update)
 }
 
 /// Changes one field of one user locally (see [`set_fields`]).
