@@ -38,9 +38,10 @@ pub(super) async fn heavy_store<R: Send + 'static>(
     heavy(move || f(&*h)).await
 }
 
-/// Source tasks that end when the sync does: dropping the sync's future (a
-/// service shutting down) aborts the reads still under way.
-pub(super) struct AbortOnDrop<T>(pub(super) Vec<tokio::task::JoinHandle<T>>);
+/// Tasks that end when their owner does: dropping a sync's future (a
+/// service shutting down) aborts the reads still under way; dropping a
+/// change channel stops its searches.
+pub(crate) struct AbortOnDrop<T>(pub(crate) Vec<tokio::task::JoinHandle<T>>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

@@ -9,7 +9,8 @@ mod exec;
 mod outcome;
 mod steps;
 pub use approval::{approval_of, Approval, ApproveError, Approved};
-use exec::{heavy_store, rss_mib, AbortOnDrop};
+pub(crate) use exec::AbortOnDrop;
+use exec::{heavy_store, rss_mib};
 pub use outcome::{SourceOutcome, SourceStatus, SyncOutcome};
 
 use crate::time::Timestamp;

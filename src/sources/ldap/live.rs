@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::proto::{describe, result_text};
 use super::sync::{Cookies, SYNC_REQUEST_OID};
 use super::LdapSource;
+use crate::engine::sync::AbortOnDrop;
 use crate::kind::live::{Nudge, WatchEnd};
 
 pub const NOTIFICATION_OID: &str = "1.2.840.113556.1.4.528";
@@ -128,17 +129,6 @@ impl LdapSource {
         match &self.group_filter {
             Some(g) => format!("(|{}{})", self.user_filter, g),
             None => self.user_filter.clone(),
-        }
-    }
-}
-
-/// The searches' tasks, stopped when the channel is dropped.
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
         }
     }
 }
