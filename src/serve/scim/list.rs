@@ -6,14 +6,14 @@
 //! evaluate each.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
 use super::resources::{kind_of, present, store_error};
-use super::{answer, authorize, base_url, Scim};
+use super::{answer, authorize, base_url, query, QueryOf, Scim};
 use crate::model::name_key;
 use crate::scim::discovery::{self, ScimError, MAX_RESULTS};
 use crate::scim::filter::Filter;
@@ -42,14 +42,6 @@ pub async fn users(State(st): State<AppState>, headers: HeaderMap, q: QueryOf<Li
 
 pub async fn groups(State(st): State<AppState>, headers: HeaderMap, q: QueryOf<ListParams>) -> Result<Response, Scim> {
     list(st, headers, query(q)?, Some(false)).await
-}
-
-/// A query string as axum parses it, or why it could not.
-pub type QueryOf<T> = Result<Query<T>, QueryRejection>;
-
-/// A query string that does not parse (a parameter given twice) as a SCIM error.
-pub fn query<T>(q: QueryOf<T>) -> Result<T, Scim> {
-    q.map(|Query(q)| q).map_err(|e| Scim(ScimError::new(400, Some("invalidValue"), e.body_text())))
 }
 
 /// `POST /Users/.search` and `POST /Groups/.search` (RFC 7644 §3.4.3): the

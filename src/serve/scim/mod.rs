@@ -220,5 +220,14 @@ async fn schema(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<S
         .ok_or_else(|| Scim(ScimError::new(404, None, format!("no schema \"{id}\""))))
 }
 
+/// A query string as axum parses it, or why it could not.
+pub type QueryOf<T> = Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>;
+
+/// A query string that does not parse (a parameter given twice) as a SCIM error.
+pub fn query<T>(q: QueryOf<T>) -> Result<T, Scim> {
+    q.map(|axum::extract::Query(q)| q)
+        .map_err(|e| Scim(crate::scim::discovery::ScimError::new(400, Some("invalidValue"), e.body_text())))
+}
+
 #[cfg(test)]
 mod tests;

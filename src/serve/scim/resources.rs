@@ -80,9 +80,9 @@ pub async fn read<const USER: bool>(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    p: super::list::QueryOf<Projection>,
+    p: super::QueryOf<Projection>,
 ) -> Result<Response, Scim> {
-    let p = super::list::query(p)?;
+    let p = super::query(p)?;
     let cfg = st.config();
     let source = authorize(&cfg, &headers)?;
     let row = on_store(&*st.store, move |s| find(s, &source, kind_of(USER), &id)).await?;
